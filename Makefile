@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Both install what is missing first.
+#
+# Builds go to a shared target folder outside the clone, so a second clone (or CI) builds warm.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/distributed-downloader/target
+export CARGO_TARGET_DIR
+BIN := $(CARGO_TARGET_DIR)/debug/distributed-downloader
+
+# OpenMPI refuses to run as root unless told; only set when we are root.
+ifeq ($(shell id -u),0)
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+endif
+
+.PHONY: setup build test demo bench-prep
+
+setup:
+	./scripts/setup.sh
+
+build: setup
+	cargo build --locked
+
+test: setup
+	cargo build --locked --tests --bins
+	cargo test --locked --no-fail-fast
+
+demo: build
+	./scripts/demo.sh "$(BIN)"
+
+# Generates a 10M-row GBIF-like multimedia.txt and prints prep's wall time and peak RSS.
+BENCH_ROWS ?= 10000000
+BENCH_DIR ?= /tmp/distributed-downloader-bench
+bench-prep: setup
+	cargo build --locked --release
+	$(CARGO_TARGET_DIR)/release/distributed-downloader bench-prep --rows $(BENCH_ROWS) --dir $(BENCH_DIR)

@@ -1,0 +1,85 @@
+//! What the user typed: clap structs only. Resolution against the config file happens in the
+//! subcommands' `run()` (see `commands.rs`), so this file never reads the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::prep::input::Format;
+use crate::prep::run::Schema;
+
+#[derive(Debug, Parser)]
+#[command(name = "distributed-downloader", version, about = "Polite, resumable image downloads for research datasets")]
+pub struct Cli {
+    /// The configuration file (`.env` style, see config/example.env). Flags override its values.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Split a URL list into per-server batches: urls/server_name=<key>/partition_id=<n>/.
+    Prep(PrepArgs),
+    /// Measure prep on a generated GBIF-like input and print wall time and peak memory.
+    #[command(hide = true)]
+    BenchPrep(BenchPrepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrepArgs {
+    /// The input list: GBIF multimedia.txt, GBIF parquet, or any CSV/TSV/parquet list of URLs.
+    #[arg(long, short, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The input's container format.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    pub format: Format,
+    /// What the rows mean: a GBIF multimedia table gets the GBIF filters.
+    #[arg(long, value_enum, default_value_t = Schema::Auto)]
+    pub schema: Schema,
+    /// Column holding the URL (generic lists; default `url`).
+    #[arg(long, value_name = "COLUMN")]
+    pub url_col: Option<String>,
+    /// Column holding the source id (rows without one are dropped when given).
+    #[arg(long, value_name = "COLUMN")]
+    pub id_col: Option<String>,
+    /// Column holding the license.
+    #[arg(long, value_name = "COLUMN")]
+    pub license_col: Option<String>,
+    /// Column holding the source (e.g. the record's web page).
+    #[arg(long, value_name = "COLUMN")]
+    pub source_col: Option<String>,
+    /// Column holding the title.
+    #[arg(long, value_name = "COLUMN")]
+    pub title_col: Option<String>,
+    /// URLs per batch of one server (overrides BATCH_SIZE).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// File of server keys to leave out (overrides IGNORED_SERVERS_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub ignored_servers: Option<PathBuf>,
+    /// Replace prep's outputs in a non-empty output folder (downloaded shards are kept).
+    #[arg(long)]
+    pub force: bool,
+    /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPrepArgs {
+    /// Rows of the generated GBIF-like multimedia.txt.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub rows: u64,
+    /// Scratch folder for the input and the output (removed afterwards unless --keep).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the generated files.
+    #[arg(long)]
+    pub keep: bool,
+}

@@ -1,0 +1,94 @@
+//! Pass 3: cuts each server's unique URLs into batches and writes the final layout.
+//!
+//! A server with n URLs gets exactly ceil(n / B) batches: every batch but the last holds B URLs.
+//! The server's per-bucket files are read in bucket order and cut as they stream past, so memory
+//! holds at most one bucket file plus one batch, however large the server is.
+//!
+//! Layout written under the output folder:
+//! `urls/server_name=<key>/partition_id=<n>/part-0.parquet` (hive style: the partition columns
+//! are in the path, not in the file) and `servers.parquet`.
+
+use std::fs;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use super::spill::{read_parquet, sorted_files, write_parquet};
+use super::PrepError;
+
+/// One server's line in the servers table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ServerRow {
+    pub server_name: String,
+    pub url_count: u64,
+    pub batch_count: u64,
+}
+
+/// Writes the batches of `server` from `by_server_dir/<server>/` into `urls_dir`. Returns the
+/// number of URLs and batches written.
+pub fn write_server_batches(
+    by_server_dir: &Path,
+    server: &str,
+    urls_dir: &Path,
+    batch_size: usize,
+) -> Result<ServerRow, PrepError> {
+    let server_dir = urls_dir.join(format!("server_name={server}"));
+    let mut buffer: Option<DataFrame> = None;
+    let mut batches = 0u64;
+    let mut urls = 0u64;
+    let emit = |df: DataFrame, batches: &mut u64| -> Result<(), PrepError> {
+        let dir = server_dir.join(format!("partition_id={batches}"));
+        fs::create_dir_all(&dir).map_err(|e| PrepError::Io { path: dir.clone(), source: e })?;
+        let mut df = df;
+        write_parquet(&dir.join("part-0.parquet"), &mut df)?;
+        *batches += 1;
+        Ok(())
+    };
+    for path in sorted_files(&by_server_dir.join(server))? {
+        let df = read_parquet(&path)?;
+        urls += df.height() as u64;
+        let mut joined = match buffer.take() {
+            None => df,
+            Some(mut b) => {
+                b.vstack_mut_owned(df).map_err(|e| PrepError::Parquet { path: path.clone(), source: e })?;
+                b
+            }
+        };
+        while joined.height() >= batch_size {
+            let head = joined.slice(0, batch_size);
+            joined = joined.slice(batch_size as i64, joined.height() - batch_size);
+            let mut head = head;
+            head.rechunk_mut();
+            emit(head, &mut batches)?;
+        }
+        buffer = Some(joined);
+    }
+    if let Some(rest) = buffer.filter(|b| b.height() > 0) {
+        let mut rest = rest;
+        rest.rechunk_mut();
+        emit(rest, &mut batches)?;
+    }
+    Ok(ServerRow { server_name: server.to_string(), url_count: urls, batch_count: batches })
+}
+
+/// Writes `servers.parquet`: one row per server, with the columns later runs fill in.
+pub fn write_servers_table(path: &Path, servers: &[ServerRow], initial_rate: f64) -> Result<(), PrepError> {
+    let n = servers.len();
+    let pe = |e: PolarsError| PrepError::Parquet { path: path.to_path_buf(), source: e };
+    let mut df = DataFrame::new(
+        n,
+        vec![
+            Column::new("server_name".into(), servers.iter().map(|s| s.server_name.as_str()).collect::<Vec<_>>()),
+            Column::new("url_count".into(), servers.iter().map(|s| s.url_count).collect::<Vec<_>>()),
+            Column::new("batch_count".into(), servers.iter().map(|s| s.batch_count).collect::<Vec<_>>()),
+            Column::new("initial_rate_limit".into(), vec![initial_rate; n]),
+            // Filled in by downloads: the rate the server was last served at without refusals,
+            // the in-flight cap that held, and when that was learned (RFC 3339).
+            Column::full_null("learned_rate_limit".into(), n, &DataType::Float64),
+            Column::full_null("learned_max_in_flight".into(), n, &DataType::UInt32),
+            Column::full_null("learned_at".into(), n, &DataType::String),
+        ],
+    )
+    .map_err(pe)?;
+    write_parquet(path, &mut df)
+}

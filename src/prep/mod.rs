@@ -1,0 +1,47 @@
+//! `prep`: from an input URL list to URL batches partitioned by server.
+//!
+//! The only place polars is used. Reading is streamed in chunks (`input`), each row is kept or
+//! dropped for one reason (`filter`, `server_key`), identical URLs are merged out of core
+//! (`spill`), and each server's URLs are cut into batches of exactly `BATCH_SIZE` but the last
+//! (`batches`). `run` drives the passes and `report` says what happened.
+
+pub mod batches;
+pub mod filter;
+pub mod input;
+pub mod report;
+pub mod run;
+pub mod server_key;
+pub mod spill;
+
+use std::path::PathBuf;
+
+/// Everything that can stop `prep`. Per-row problems are not errors: they are counted in the report.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {path} as CSV/TSV: {source}")]
+    Csv {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("parquet error on {path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: polars::prelude::PolarsError,
+    },
+    #[error("input {path} is empty: it has no header or no data rows; check that the file was fully downloaded")]
+    EmptyInput { path: PathBuf },
+    #[error("input {path} has no column `{column}`{hint}; columns found: {found}")]
+    MissingColumn { column: String, path: PathBuf, found: String, hint: String },
+    #[error(
+        "output folder {path} is not empty (it holds {entries}); choose another folder, or pass --force to replace prep's outputs there (downloaded shards are kept)"
+    )]
+    OutputNotEmpty { path: PathBuf, entries: String },
+}

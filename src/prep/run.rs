@@ -1,0 +1,254 @@
+//! Drives the three passes of `prep` and assembles the report.
+//!
+//! Outputs are built under `<out>/.prep-tmp/` and moved into place only when complete, so an
+//! interrupted prep never leaves a half `urls/` folder that a download could mistake for the truth.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::batches::{write_server_batches, write_servers_table, ServerRow};
+use super::filter::{self, DropReason, Rules};
+use super::input::{ColumnMap, Format, Input};
+use super::report::{peak_rss_mib, MalformedSample, PrepReport, MAX_SAMPLES, TOP_SERVERS};
+use super::server_key::{check_url, sanitize_key};
+use super::spill::{bucket_count, dedup_bucket, SpillWriter};
+use super::PrepError;
+use crate::progress::{human_count, Progress};
+
+/// Rough bytes per row of a text input, used only to size the spill buckets before the rows are
+/// counted. GBIF multimedia rows run 200–600 bytes; guessing low errs towards more, smaller buckets.
+const GUESS_BYTES_PER_ROW: u64 = 150;
+
+/// Prep's own outputs in the output folder; `--force` replaces only these.
+pub const OUTPUTS: [&str; 4] = ["urls", "servers.parquet", "prep_report.json", TMP_DIR];
+const TMP_DIR: &str = ".prep-tmp";
+
+/// What the input rows mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Schema {
+    /// GBIF when the input has `gbifID` and `identifier` columns and no `--url-col` is given.
+    Auto,
+    /// A GBIF multimedia table: the GBIF filters apply.
+    Gbif,
+    /// Any URL list: `--url-col` (default `url`) and optional id, license, source, title columns.
+    Generic,
+}
+
+/// Resolved options of one prep run.
+#[derive(Debug, Clone)]
+pub struct PrepOptions {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    pub format: Format,
+    pub schema: Schema,
+    pub url_col: Option<String>,
+    pub id_col: Option<String>,
+    pub license_col: Option<String>,
+    pub source_col: Option<String>,
+    pub title_col: Option<String>,
+    pub batch_size: usize,
+    pub initial_rate_limit: f64,
+    pub ignored_servers: Option<PathBuf>,
+    pub force: bool,
+}
+
+pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
+    let started = Instant::now();
+    prepare_output(&opts.output, opts.force)?;
+    let tmp = opts.output.join(TMP_DIR);
+    let (spill_dir, by_server_dir, staged) = (tmp.join("spill"), tmp.join("by_server"), tmp.join("out"));
+    for d in [&spill_dir, &by_server_dir, &staged] {
+        fs::create_dir_all(d).map_err(|e| PrepError::Io { path: d.clone(), source: e })?;
+    }
+
+    let ignored = match &opts.ignored_servers {
+        Some(p) => read_ignored(p)?,
+        None => HashSet::new(),
+    };
+    let mut input = Input::open(&opts.input, opts.format)?;
+    let (map, gbif) = resolve_columns(&input, opts)?;
+    let rules = Rules { gbif, require_id: gbif || opts.id_col.is_some(), ignored };
+
+    let mut report = PrepReport::new();
+    report.input = opts.input.display().to_string();
+    report.output = opts.output.display().to_string();
+    report.schema = if gbif { "gbif" } else { "generic" }.to_string();
+    report.batch_size = opts.batch_size;
+    report.ignored_servers_listed = rules.ignored.len() as u64;
+
+    // Pass 1: read, filter, spill by URL hash.
+    let estimated_rows = input.total_rows.unwrap_or(input.size_bytes() / GUESS_BYTES_PER_ROW);
+    let mut spill = SpillWriter::new(&spill_dir, bucket_count(estimated_rows));
+    let mut progress = Progress::new("prep");
+    progress.phase(&format!("reading {} ({} columns)", opts.input.display(), input.columns().len()));
+    loop {
+        let chunk = input.next_chunk(&map)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for row in chunk {
+            report.rows_read += 1;
+            let line = row.line;
+            let malformed = row.malformed.clone();
+            match filter::apply(&rules, row) {
+                Ok(kept) => {
+                    report.rows_kept += 1;
+                    spill.push(kept)?;
+                }
+                Err(reason) => {
+                    report.count_drop(reason);
+                    if reason == DropReason::MalformedLine && report.malformed_samples.len() < MAX_SAMPLES {
+                        let problem = malformed.unwrap_or_default();
+                        report.malformed_samples.push(MalformedSample { line, problem });
+                    }
+                }
+            }
+        }
+        let msg = format!("{} rows read, {} kept", human_count(report.rows_read), human_count(report.rows_kept));
+        progress.update(input.fraction_done(), &msg);
+    }
+    spill.flush()?;
+    if report.rows_read == 0 {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(PrepError::EmptyInput { path: opts.input.clone() });
+    }
+
+    // Pass 2: merge identical URLs, one bucket at a time.
+    progress.phase(&format!("merging identical URLs in {} buckets", spill.bucket_count()));
+    let mut urls_per_server: BTreeMap<String, u64> = BTreeMap::new();
+    for b in 0..spill.bucket_count() {
+        let stats = dedup_bucket(&spill_dir, b, &by_server_dir)?;
+        report.duplicate_url_rows += stats.duplicate_rows;
+        for (server, n) in stats.urls_per_server {
+            *urls_per_server.entry(server).or_default() += n;
+        }
+        progress.update((b + 1) as f64 / spill.bucket_count() as f64, &format!("bucket {}", b + 1));
+    }
+    let _ = fs::remove_dir_all(&spill_dir);
+
+    // Pass 3: cut batches per server.
+    progress.phase(&format!("writing batches for {} servers", urls_per_server.len()));
+    let urls_dir = staged.join("urls");
+    fs::create_dir_all(&urls_dir).map_err(|e| PrepError::Io { path: urls_dir.clone(), source: e })?;
+    let mut servers: Vec<ServerRow> = Vec::with_capacity(urls_per_server.len());
+    for (i, server) in urls_per_server.keys().enumerate() {
+        servers.push(write_server_batches(&by_server_dir, server, &urls_dir, opts.batch_size)?);
+        progress.update((i + 1) as f64 / urls_per_server.len() as f64, server);
+    }
+    write_servers_table(&staged.join("servers.parquet"), &servers, opts.initial_rate_limit)?;
+    progress.finish();
+
+    // Publish.
+    for name in ["urls", "servers.parquet"] {
+        let (from, to) = (staged.join(name), opts.output.join(name));
+        fs::rename(&from, &to).map_err(|e| PrepError::Io { path: to.clone(), source: e })?;
+    }
+    let _ = fs::remove_dir_all(&tmp);
+
+    report.unique_urls = servers.iter().map(|s| s.url_count).sum();
+    report.servers = servers.len() as u64;
+    report.batches = servers.iter().map(|s| s.batch_count).sum();
+    servers.sort_by(|a, b| b.url_count.cmp(&a.url_count).then(a.server_name.cmp(&b.server_name)));
+    servers.truncate(TOP_SERVERS);
+    report.largest_servers = servers;
+    report.wall_seconds = started.elapsed().as_secs_f64();
+    report.peak_rss_mib = peak_rss_mib();
+    let json_path = opts.output.join("prep_report.json");
+    let json = serde_json::to_string_pretty(&report).expect("report serialises");
+    fs::write(&json_path, json + "\n").map_err(|e| PrepError::Io { path: json_path, source: e })?;
+    Ok(report)
+}
+
+/// Creates the output folder, or checks it may be written to.
+fn prepare_output(out: &Path, force: bool) -> Result<(), PrepError> {
+    let io = |e| PrepError::Io { path: out.to_path_buf(), source: e };
+    fs::create_dir_all(out).map_err(io)?;
+    let entries: Vec<String> = fs::read_dir(out)
+        .map_err(io)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != TMP_DIR)
+        .collect();
+    if !entries.is_empty() && !force {
+        let mut shown: Vec<String> = entries.iter().take(5).cloned().collect();
+        if entries.len() > 5 {
+            shown.push(format!("and {} more", entries.len() - 5));
+        }
+        return Err(PrepError::OutputNotEmpty { path: out.to_path_buf(), entries: shown.join(", ") });
+    }
+    for name in OUTPUTS {
+        let p = out.join(name);
+        let removed = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+        if let Err(e) = removed {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(PrepError::Io { path: p, source: e });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the ignored-servers file: one server key or URL per line, `#` comments, blank lines skipped.
+fn read_ignored(path: &Path) -> Result<HashSet<String>, PrepError> {
+    let text = fs::read_to_string(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
+    Ok(text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| match check_url(l) {
+            Ok(c) => c.server,
+            Err(_) => sanitize_key(&l.replace(':', "_")),
+        })
+        .collect())
+}
+
+/// Decides the schema and maps input columns to fields; a missing column is an error naming it.
+fn resolve_columns(input: &Input, opts: &PrepOptions) -> Result<(ColumnMap, bool), PrepError> {
+    let found = || input.columns().join(", ");
+    let missing = |column: &str, hint: &str| PrepError::MissingColumn {
+        column: column.to_string(),
+        path: opts.input.clone(),
+        found: found(),
+        hint: hint.to_string(),
+    };
+    let looks_gbif = input.find_column("gbifID", true).is_some() && input.find_column("identifier", true).is_some();
+    let gbif = match opts.schema {
+        Schema::Gbif => true,
+        Schema::Generic => false,
+        Schema::Auto => looks_gbif && opts.url_col.is_none(),
+    };
+    // Explicit flags name exact columns; GBIF's fixed names are matched ignoring case, since the
+    // text export says `gbifID` and the parquet snapshot says `gbifid`.
+    let explicit = |flag: &Option<String>, what: &str| -> Result<Option<String>, PrepError> {
+        match flag {
+            None => Ok(None),
+            Some(c) => input.find_column(c, false).map(Some).ok_or_else(|| missing(c, &format!(" (given as {what})"))),
+        }
+    };
+    let mut map = ColumnMap::default();
+    if gbif {
+        let required = |name: &str| input.find_column(name, true).ok_or_else(|| missing(name, " (required for a GBIF multimedia table)"));
+        map.id = Some(match explicit(&opts.id_col, "--id-col")? { Some(c) => c, None => required("gbifID")? });
+        map.url = match explicit(&opts.url_col, "--url-col")? { Some(c) => c, None => required("identifier")? };
+        map.kind = Some(required("type")?);
+        map.format = Some(required("format")?);
+        map.basis_of_record = input.find_column("basisOfRecord", true);
+        map.license = explicit(&opts.license_col, "--license-col")?.or_else(|| input.find_column("license", true));
+        map.source = explicit(&opts.source_col, "--source-col")?.or_else(|| input.find_column("source", true));
+        map.title = explicit(&opts.title_col, "--title-col")?.or_else(|| input.find_column("title", true));
+    } else {
+        map.url = match explicit(&opts.url_col, "--url-col")? {
+            Some(c) => c,
+            None => input
+                .find_column("url", true)
+                .ok_or_else(|| missing("url", " (name the URL column with --url-col)"))?,
+        };
+        map.id = explicit(&opts.id_col, "--id-col")?;
+        map.license = explicit(&opts.license_col, "--license-col")?;
+        map.source = explicit(&opts.source_col, "--source-col")?;
+        map.title = explicit(&opts.title_col, "--title-col")?;
+    }
+    Ok((map, gbif))
+}

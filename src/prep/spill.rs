@@ -1,0 +1,258 @@
+//! Out-of-core grouping: how prep handles inputs far larger than memory.
+//!
+//! Pass 1 appends kept rows to spill files bucketed by a stable hash of the URL, so identical URLs
+//! always meet in one bucket. Pass 2 loads one bucket at a time, merges identical URLs (keeping
+//! every source id that referenced them) and writes the unique URLs per server. Memory is bounded by
+//! one bucket, whose size is chosen from the input's size, not by the input itself.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use uuid::Uuid;
+
+use super::filter::KeptRow;
+use super::server_key::fnv1a;
+use super::PrepError;
+
+/// Kept rows buffered in pass 1 before they are flushed to the bucket files. Bounds pass-1 memory
+/// at a few hundred MB for long GBIF rows, while keeping the number of spill files small.
+const FLUSH_ROWS: usize = 500_000;
+
+/// Target rows per bucket in pass 2: one bucket is held in memory with its hash map, about 1 KB
+/// per row all told, so 1M rows keeps pass 2 near 1 GB at most.
+pub const ROWS_PER_BUCKET: u64 = 1_000_000;
+
+/// Most buckets used; past this the spill files get too many for a scratch file system.
+const MAX_BUCKETS: u64 = 4096;
+
+/// The namespace of every UUID prep makes. Fixed forever: changing it would orphan every
+/// downloaded image of every existing dataset.
+pub const UUID_NAMESPACE: Uuid = Uuid::from_u128(0x8f1c_4a52_3d6e_5b07_9a41_c2e0_7d13_b6f5);
+
+/// The UUID of the image at `url`: the same URL always gets the same UUID, whatever the run.
+pub fn image_uuid(url: &str) -> Uuid {
+    Uuid::new_v5(&UUID_NAMESPACE, url.as_bytes())
+}
+
+/// The UUID of one input row, over its source id and URL.
+pub fn row_uuid(source_id: &str, url: &str) -> Uuid {
+    Uuid::new_v5(&UUID_NAMESPACE, format!("{source_id}\t{url}").as_bytes())
+}
+
+/// Chooses the bucket count for an input of about `estimated_rows` rows.
+pub fn bucket_count(estimated_rows: u64) -> usize {
+    estimated_rows.div_ceil(ROWS_PER_BUCKET).clamp(1, MAX_BUCKETS) as usize
+}
+
+/// Pass 1: buffers kept rows and flushes them to `dir/b<k>/f<n>.parquet`.
+pub struct SpillWriter {
+    dir: PathBuf,
+    buckets: Vec<Vec<KeptRow>>,
+    buffered: usize,
+    flushes: usize,
+}
+
+impl SpillWriter {
+    pub fn new(dir: &Path, buckets: usize) -> SpillWriter {
+        SpillWriter { dir: dir.to_path_buf(), buckets: vec![Vec::new(); buckets], buffered: 0, flushes: 0 }
+    }
+
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn push(&mut self, row: KeptRow) -> Result<(), PrepError> {
+        let b = (fnv1a(row.url.as_bytes()) % self.buckets.len() as u64) as usize;
+        self.buckets[b].push(row);
+        self.buffered += 1;
+        if self.buffered >= FLUSH_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<(), PrepError> {
+        for (b, rows) in self.buckets.iter_mut().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            let dir = self.dir.join(format!("b{b:05}"));
+            fs::create_dir_all(&dir).map_err(|e| PrepError::Io { path: dir.clone(), source: e })?;
+            let col = |name: &str, f: &dyn Fn(&KeptRow) -> Option<&str>| {
+                Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+            };
+            let mut df = DataFrame::new(
+                rows.len(),
+                vec![
+                    col("source_id", &|r| Some(r.source_id.as_str())),
+                    col("url", &|r| Some(r.url.as_str())),
+                    col("server", &|r| Some(r.server.as_str())),
+                    col("license", &|r| r.license.as_deref()),
+                    col("source", &|r| r.source.as_deref()),
+                    col("title", &|r| r.title.as_deref()),
+                ],
+            )
+            .map_err(|e| PrepError::Parquet { path: dir.clone(), source: e })?;
+            write_parquet(&dir.join(format!("f{:06}.parquet", self.flushes)), &mut df)?;
+            rows.clear();
+            rows.shrink_to_fit();
+        }
+        self.flushes += 1;
+        self.buffered = 0;
+        Ok(())
+    }
+}
+
+/// What pass 2 learned from one bucket.
+#[derive(Debug, Default)]
+pub struct BucketStats {
+    /// Kept rows that repeated a URL already seen.
+    pub duplicate_rows: u64,
+    /// Unique URLs per server in this bucket.
+    pub urls_per_server: HashMap<String, u64>,
+}
+
+struct UrlGroup {
+    server: String,
+    /// (source id, license, source, title) of every row that referenced the URL.
+    refs: Vec<(String, Option<String>, Option<String>, Option<String>)>,
+}
+
+/// Pass 2 for bucket `b`: merges identical URLs of `spill_dir/b<b>` and writes the unique URLs to
+/// `by_server_dir/<server>/b<b>.parquet`, sorted by URL so that the batch layout is deterministic.
+pub fn dedup_bucket(spill_dir: &Path, b: usize, by_server_dir: &Path) -> Result<BucketStats, PrepError> {
+    let dir = spill_dir.join(format!("b{b:05}"));
+    let mut stats = BucketStats::default();
+    if !dir.exists() {
+        return Ok(stats);
+    }
+    let mut groups: HashMap<String, UrlGroup> = HashMap::new();
+    for path in sorted_files(&dir)? {
+        let df = read_parquet(&path)?;
+        let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+        let get = |name: &str| -> Result<StringChunked, PrepError> {
+            Ok(df.column(name).map_err(pe)?.str().map_err(pe)?.clone())
+        };
+        let (ids, urls, servers) = (get("source_id")?, get("url")?, get("server")?);
+        let (licenses, sources, titles) = (get("license")?, get("source")?, get("title")?);
+        for i in 0..df.height() {
+            let url = urls.get(i).unwrap_or_default();
+            let own = |v: Option<&str>| v.map(str::to_string);
+            let reference =
+                (ids.get(i).unwrap_or_default().to_string(), own(licenses.get(i)), own(sources.get(i)), own(titles.get(i)));
+            match groups.get_mut(url) {
+                Some(g) => {
+                    stats.duplicate_rows += 1;
+                    g.refs.push(reference);
+                }
+                None => {
+                    let server = servers.get(i).unwrap_or_default().to_string();
+                    groups.insert(url.to_string(), UrlGroup { server, refs: vec![reference] });
+                }
+            }
+        }
+    }
+    let mut per_server: HashMap<String, Vec<(String, UrlGroup)>> = HashMap::new();
+    for (url, g) in groups {
+        per_server.entry(g.server.clone()).or_default().push((url, g));
+    }
+    for (server, mut entries) in per_server {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        stats.urls_per_server.insert(server.clone(), entries.len() as u64);
+        let out_dir = by_server_dir.join(&server);
+        fs::create_dir_all(&out_dir).map_err(|e| PrepError::Io { path: out_dir.clone(), source: e })?;
+        let mut df = url_frame(&mut entries).map_err(|e| PrepError::Parquet { path: out_dir.clone(), source: e })?;
+        write_parquet(&out_dir.join(format!("b{b:05}.parquet")), &mut df)?;
+    }
+    Ok(stats)
+}
+
+/// Builds the output table of unique URLs: one row per URL, with every source id that referenced it.
+fn url_frame(entries: &mut [(String, UrlGroup)]) -> PolarsResult<DataFrame> {
+    let n = entries.len();
+    let mut uuids = Vec::with_capacity(n);
+    let mut urls = Vec::with_capacity(n);
+    let mut licenses = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut titles = Vec::with_capacity(n);
+    let mut ids = ListStringChunkedBuilder::new("source_ids".into(), n, n);
+    let mut row_uuids = ListStringChunkedBuilder::new("row_uuids".into(), n, n);
+    for (url, g) in entries.iter_mut() {
+        // Sorted, de-duplicated source ids: the first one's metadata describes the image, so the
+        // choice does not depend on the input's row order.
+        g.refs.sort();
+        g.refs.dedup_by(|a, b| a.0 == b.0);
+        uuids.push(image_uuid(url).to_string());
+        urls.push(url.clone());
+        let first = &g.refs[0];
+        licenses.push(first.1.clone());
+        sources.push(first.2.clone());
+        titles.push(first.3.clone());
+        ids.append_values_iter(g.refs.iter().map(|r| r.0.as_str()));
+        let rows: Vec<String> = g.refs.iter().map(|r| row_uuid(&r.0, url).to_string()).collect();
+        row_uuids.append_values_iter(rows.iter().map(String::as_str));
+    }
+    DataFrame::new(
+        n,
+        vec![
+            Column::new("uuid".into(), uuids),
+            Column::new("url".into(), urls),
+            ids.finish().into_column(),
+            row_uuids.finish().into_column(),
+            Column::new("license".into(), licenses),
+            Column::new("source".into(), sources),
+            Column::new("title".into(), titles),
+        ],
+    )
+}
+
+/// The `.parquet` files of `dir`, in name order.
+pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, PrepError> {
+    let io = |e| PrepError::Io { path: dir.to_path_buf(), source: e };
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
+    let file = File::create(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
+    ParquetWriter::new(file)
+        .finish(df)
+        .map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })?;
+    Ok(())
+}
+
+pub fn read_parquet(path: &Path) -> Result<DataFrame, PrepError> {
+    let file = File::open(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
+    ParquetReader::new(file).finish().map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_stable_and_distinct() {
+        let u = "http://a.org/1.jpg";
+        assert_eq!(image_uuid(u), image_uuid(u));
+        assert_ne!(image_uuid(u), image_uuid("http://a.org/2.jpg"));
+        assert_ne!(row_uuid("1", u), row_uuid("2", u));
+        // Pinned: a change here orphans every image already downloaded.
+        assert_eq!(image_uuid(u).to_string(), image_uuid("http://a.org/1.jpg").to_string());
+        assert_eq!(image_uuid(u).get_version_num(), 5);
+    }
+
+    #[test]
+    fn bucket_count_grows_with_input_and_is_capped() {
+        assert_eq!(bucket_count(0), 1);
+        assert_eq!(bucket_count(999_999), 1);
+        assert_eq!(bucket_count(10_000_000), 10);
+        assert_eq!(bucket_count(u64::MAX / 2), MAX_BUCKETS as usize);
+    }
+}

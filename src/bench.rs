@@ -41,12 +41,13 @@ pub fn write_gbif_like(path: &Path, rows: u64) -> std::io::Result<()> {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
     for i in 0..rows {
         let r = rng.next();
-        // Zipf-like: server s gets weight 1/(s+1), by inverting a uniform draw on a log scale.
-        let u = (r % 1_000_000) as f64 / 1_000_000.0;
-        let server = ((SERVERS as f64 + 1.0).powf(u) - 1.0) as u64;
         let id = 1_000_000_000 + i;
         // 3% of rows point at an image another row already referenced.
         let img = if r % 100 < 3 { id.saturating_sub(r % 1000 + 1) } else { id };
+        // Zipf-like: server s gets weight 1/(s+1), by inverting a uniform draw on a log scale.
+        // Drawn from the image id, so a repeated image repeats its whole URL.
+        let u = (crate::prep::server_key::fnv1a(&img.to_le_bytes()) % 1_000_000) as f64 / 1_000_000.0;
+        let server = ((SERVERS as f64 + 1.0).powf(u) - 1.0) as u64;
         let (kind, format) = match (r >> 20) % 100 {
             0..=3 => ("Sound", "audio/mpeg"),
             4..=6 => ("", "image/jpeg"),
@@ -92,6 +93,7 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
         initial_rate_limit: crate::config::DEFAULT_INITIAL_RATE_LIMIT,
         ignored_servers: None,
         force: true,
+        rows_per_bucket: crate::prep::spill::ROWS_PER_BUCKET,
     };
     let report = prep_run::run(&opts)?;
     println!(

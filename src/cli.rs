@@ -66,6 +66,10 @@ pub struct PrepArgs {
     /// Replace prep's outputs in a non-empty output folder (downloaded shards are kept).
     #[arg(long)]
     pub force: bool,
+    /// Rows per spill bucket: bounds prep's memory (tests use tiny values to exercise the
+    /// out-of-core path on small inputs).
+    #[arg(long, hide = true, default_value_t = crate::prep::spill::ROWS_PER_BUCKET)]
+    pub rows_per_bucket: u64,
     /// Print the report as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,

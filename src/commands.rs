@@ -59,6 +59,7 @@ fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
         initial_rate_limit: settings.initial_rate_limit,
         ignored_servers: args.ignored_servers.or_else(|| settings.ignored_servers_file.clone()),
         force: args.force,
+        rows_per_bucket: args.rows_per_bucket,
     };
     let report = prep_run::run(&opts)
         .with_context(|| format!("prep of {} failed", opts.input.display()))

@@ -1,1 +1,6 @@
+//! Integration tests: one binary, one module per area (see STYLE.md §7).
 
+mod util;
+
+mod cli;
+mod prep;

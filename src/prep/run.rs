@@ -52,6 +52,8 @@ pub struct PrepOptions {
     pub initial_rate_limit: f64,
     pub ignored_servers: Option<PathBuf>,
     pub force: bool,
+    /// Rows per spill bucket (memory of pass 2); `spill::ROWS_PER_BUCKET` unless testing.
+    pub rows_per_bucket: u64,
 }
 
 pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
@@ -80,7 +82,7 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
 
     // Pass 1: read, filter, spill by URL hash.
     let estimated_rows = input.total_rows.unwrap_or(input.size_bytes() / GUESS_BYTES_PER_ROW);
-    let mut spill = SpillWriter::new(&spill_dir, bucket_count(estimated_rows));
+    let mut spill = SpillWriter::new(&spill_dir, bucket_count(estimated_rows, opts.rows_per_bucket));
     let mut progress = Progress::new("prep");
     progress.phase(&format!("reading {} ({} columns)", opts.input.display(), input.columns().len()));
     loop {

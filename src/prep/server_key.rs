@@ -114,7 +114,8 @@ mod tests {
         assert_eq!(check_url("file:///etc/passwd"), Err(UrlProblem::NotHttp));
         assert_eq!(check_url("not a url"), Err(UrlProblem::Unparseable));
         assert_eq!(check_url(""), Err(UrlProblem::Unparseable));
-        assert!(check_url("http:///x").is_err());
+        assert!(check_url("http://").is_err());
+        assert!(check_url("https://:80/x").is_err());
     }
 
     #[test]

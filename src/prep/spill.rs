@@ -20,7 +20,7 @@ use super::PrepError;
 /// at a few hundred MB for long GBIF rows, while keeping the number of spill files small.
 const FLUSH_ROWS: usize = 500_000;
 
-/// Target rows per bucket in pass 2: one bucket is held in memory with its hash map, about 1 KB
+/// Default target rows per bucket in pass 2: one bucket is held in memory with its hash map, about 1 KB
 /// per row all told, so 1M rows keeps pass 2 near 1 GB at most.
 pub const ROWS_PER_BUCKET: u64 = 1_000_000;
 
@@ -42,8 +42,8 @@ pub fn row_uuid(source_id: &str, url: &str) -> Uuid {
 }
 
 /// Chooses the bucket count for an input of about `estimated_rows` rows.
-pub fn bucket_count(estimated_rows: u64) -> usize {
-    estimated_rows.div_ceil(ROWS_PER_BUCKET).clamp(1, MAX_BUCKETS) as usize
+pub fn bucket_count(estimated_rows: u64, rows_per_bucket: u64) -> usize {
+    estimated_rows.div_ceil(rows_per_bucket.max(1)).clamp(1, MAX_BUCKETS) as usize
 }
 
 /// Pass 1: buffers kept rows and flushes them to `dir/b<k>/f<n>.parquet`.
@@ -244,15 +244,17 @@ mod tests {
         assert_ne!(image_uuid(u), image_uuid("http://a.org/2.jpg"));
         assert_ne!(row_uuid("1", u), row_uuid("2", u));
         // Pinned: a change here orphans every image already downloaded.
-        assert_eq!(image_uuid(u).to_string(), image_uuid("http://a.org/1.jpg").to_string());
-        assert_eq!(image_uuid(u).get_version_num(), 5);
+        // Pinned (computed independently with Python's uuid.uuid5): a change here would orphan
+        // every image already downloaded under the old UUIDs.
+        assert_eq!(image_uuid(u).to_string(), "4497a131-c145-5efc-8f19-c90e369a80c2");
+        assert_eq!(row_uuid("1", u).to_string(), "87478b27-715f-52f2-aa8e-1917273196fe");
     }
 
     #[test]
     fn bucket_count_grows_with_input_and_is_capped() {
-        assert_eq!(bucket_count(0), 1);
-        assert_eq!(bucket_count(999_999), 1);
-        assert_eq!(bucket_count(10_000_000), 10);
-        assert_eq!(bucket_count(u64::MAX / 2), MAX_BUCKETS as usize);
+        assert_eq!(bucket_count(0, ROWS_PER_BUCKET), 1);
+        assert_eq!(bucket_count(999_999, ROWS_PER_BUCKET), 1);
+        assert_eq!(bucket_count(10_000_000, ROWS_PER_BUCKET), 10);
+        assert_eq!(bucket_count(u64::MAX / 2, ROWS_PER_BUCKET), MAX_BUCKETS as usize);
     }
 }

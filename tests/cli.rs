@@ -1,0 +1,41 @@
+//! The command line and the config file: errors a user sees before anything runs.
+
+use crate::util::*;
+
+#[test]
+fn unknown_config_key_is_a_usage_error_naming_key_and_file() {
+    let dir = tempdir();
+    let cfg = dir.path().join("job.env");
+    std::fs::write(&cfg, "BATCH_SIZE=100\nBACH_SIZE=5\n").unwrap();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "url\nhttp://a.org/1.jpg\n").unwrap();
+    let out = run(&["--config", cfg.to_str().unwrap(), "prep", "-i", input.to_str().unwrap(), "-o", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("BACH_SIZE") && err.contains("job.env"), "{err}");
+}
+
+#[test]
+fn config_file_sets_batch_size_and_flags_override_it() {
+    let dir = tempdir();
+    let cfg = dir.path().join("job.env");
+    let out_dir = dir.path().join("out");
+    std::fs::write(&cfg, format!("BATCH_SIZE=2\nOUTPUT_DIR={}\n", out_dir.display())).unwrap();
+    let input = dir.path().join("in.csv");
+    let body: String = (0..5).map(|i| format!("http://a.org/{i}.jpg\n")).collect();
+    std::fs::write(&input, format!("url\n{body}")).unwrap();
+    run_ok(&["--config", cfg.to_str().unwrap(), "prep", "-i", input.to_str().unwrap()]);
+    assert_eq!(read_servers(&out_dir)["a.org"], (5, 3), "BATCH_SIZE=2 from the file: 5 URLs -> 3 batches");
+    run_ok(&["--config", cfg.to_str().unwrap(), "prep", "-i", input.to_str().unwrap(), "--batch-size", "5", "--force"]);
+    assert_eq!(read_servers(&out_dir)["a.org"], (5, 1), "--batch-size 5 overrides the file");
+}
+
+#[test]
+fn missing_output_folder_is_a_usage_error() {
+    let dir = tempdir();
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "url\nhttp://a.org/1.jpg\n").unwrap();
+    let out = run(&["prep", "-i", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--output"), "{}", stderr(&out));
+}

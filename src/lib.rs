@@ -7,6 +7,7 @@
 //! - `prep`: input lists to per-server URL batches (the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
 //! - `bench`: generated inputs for the benchmarks.
+//! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
 
 pub mod bench;
 pub mod cli;
@@ -14,3 +15,4 @@ pub mod commands;
 pub mod config;
 pub mod prep;
 pub mod progress;
+pub mod shards;

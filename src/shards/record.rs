@@ -1,0 +1,80 @@
+//! The records a shard holds: one per input URL, either a success or a failure.
+
+/// One stored image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuccessRecord {
+    /// The image's UUID from prep (UUIDv5 of the URL).
+    pub uuid: String,
+    pub url: String,
+    pub server: String,
+    /// Every source id that referenced the URL.
+    pub source_ids: Vec<String>,
+    pub original_width: u32,
+    pub original_height: u32,
+    pub stored_width: u32,
+    pub stored_height: u32,
+    /// `jpeg`, `png`, `webp`, `gif` or `rgb` (raw pixels, stored_height × stored_width × 3).
+    pub format: String,
+    /// The stored bytes.
+    pub data: Vec<u8>,
+    /// SHA-256 of the original bytes as served, lowercase hex.
+    pub sha256: String,
+    /// MD5 of the original bytes, lowercase hex (the old tool's `hashsum_original`).
+    pub md5: String,
+    /// When the fetch completed, seconds since the Unix epoch.
+    pub fetched_at: f64,
+}
+
+/// One row that ended without an image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureRecord {
+    pub uuid: String,
+    pub url: String,
+    pub server: String,
+    pub source_ids: Vec<String>,
+    /// The error class, `ErrorClass::as_str()` (`http_4xx`, `timeout`, `decode`, ...).
+    pub error_class: String,
+    /// What happened, for a person: the status line, the decoder's message, ...
+    pub detail: String,
+    /// Attempts made, the first included.
+    pub attempts: u32,
+    /// The last HTTP status seen, 0 when none (transport failures).
+    pub http_status: u16,
+    /// Whether a later run may try again (`--retry-failed`): the class was retriable and ran
+    /// out of attempts, rather than permanent.
+    pub retriable: bool,
+    pub failed_at: f64,
+}
+
+/// The contents of one shard.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShardContents {
+    pub successes: Vec<SuccessRecord>,
+    pub failures: Vec<FailureRecord>,
+}
+
+impl ShardContents {
+    pub fn len(&self) -> usize {
+        self.successes.len() + self.failures.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of image data held, for deciding when to commit.
+    pub fn data_bytes(&self) -> usize {
+        self.successes.iter().map(|s| s.data.len()).sum()
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}

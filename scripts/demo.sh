@@ -1,31 +1,59 @@
 #!/usr/bin/env bash
-# The demo: the whole pipeline that exists so far, on an embedded input that needs no internet.
+# The demo: the whole pipeline on an embedded input that needs no internet.
+#   1. a local origin serves generated images on loopback hosts with scripted behaviour,
+#   2. prep turns a GBIF-style multimedia.txt pointing at them into per-server batches,
+#   3. download fetches them politely into HDF5 shards, and prints its summary,
+#   4. the origin reports what each server saw.
 # Usage: scripts/demo.sh PATH_TO_BINARY
 set -euo pipefail
 BIN=${1:?usage: scripts/demo.sh PATH_TO_BINARY}
 cd "$(dirname "$0")/.."
 OUT=${DEMO_OUT:-demo-out}
+PORT=${DEMO_PORT:-8701}
 rm -rf "$OUT" && mkdir -p "$OUT"
 
-# A small GBIF multimedia table whose images live on loopback hosts, with the usual dirt:
-# a sound file, a row without identifier, a material citation-free duplicate URL, a bad URL,
-# and a truncated line.
-python3 - "$OUT/multimedia.txt" <<'PY'
+HOSTS=(
+  "127.0.0.2:$PORT=ok"
+  "127.0.0.3:$PORT=ratelimit:2:1"
+  "127.0.0.4:$PORT=flaky503:10"
+  "127.0.0.5:$PORT=slow:300"
+  "127.0.0.6:$PORT=notfound"
+  "127.0.0.7:$PORT=dead"
+)
+"$BIN" origin --max-seconds 900 "${HOSTS[@]}" > "$OUT/origin.txt" 2> "$OUT/origin.log" &
+ORIGIN=$!
+trap 'kill $ORIGIN 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+    [ "$(grep -c serving "$OUT/origin.log" 2>/dev/null || true)" -ge ${#HOSTS[@]} ] && break
+    if ! kill -0 $ORIGIN 2>/dev/null; then
+        cat "$OUT/origin.log" >&2
+        echo "demo: the local origin did not start (is port $PORT taken? set DEMO_PORT)" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
+
+# A GBIF multimedia table with the usual dirt: a sound file, a row without identifier, a URL
+# shared by two records, an ftp URL, and a truncated line.
+python3 - "$OUT/multimedia.txt" "$PORT" <<'PY'
 import sys
+out, port = sys.argv[1], sys.argv[2]
 cols = ["gbifID","type","format","identifier","references","title","description","source","audience",
         "created","creator","contributor","publisher","license","rightsHolder"]
-rows = []
-gid = 4000000000
-for host in range(2, 6):
-    for i in range(40 * host):
+sizes = ["w2400-h1600", "w1600-h1200", "w1200-h900", "w800-h600", "w640-h480"]
+counts = {2: 60, 3: 30, 4: 30, 5: 20, 6: 10, 7: 10}
+rows, gid = [], 4000000000
+for host, n in counts.items():
+    for i in range(n):
         gid += 1
-        url = f"http://127.0.0.{host}:8701/img/{host}-{i}.jpg"
+        ext = "png" if i % 10 == 9 else "jpg"
+        url = f"http://127.0.0.{host}:{port}/img/{sizes[i % len(sizes)]}-{host}-{i}.{ext}"
         rows.append([str(gid), "StillImage", "image/jpeg", url] + [""] * 9 + ["CC-BY 4.0", f"Museum {host}"])
-rows.append([str(gid + 1), "Sound", "audio/mpeg", "http://127.0.0.2:8701/a.mp3"] + [""] * 11)
+rows.append([str(gid + 1), "Sound", "audio/mpeg", f"http://127.0.0.2:{port}/a.mp3"] + [""] * 11)
 rows.append([str(gid + 2), "StillImage", "image/jpeg", ""] + [""] * 11)
-rows.append([str(gid + 3), "StillImage", "image/jpeg", "http://127.0.0.2:8701/img/2-0.jpg"] + [""] * 11)
+rows.append([str(gid + 3), "StillImage", "image/jpeg", f"http://127.0.0.2:{port}/img/w800-h600-2-3.jpg"] + [""] * 11)
 rows.append([str(gid + 4), "", "image/png", "ftp://127.0.0.3/x.png"] + [""] * 11)
-with open(sys.argv[1], "w") as f:
+with open(out, "w") as f:
     f.write("\t".join(cols) + "\n")
     for r in rows:
         f.write("\t".join(r) + "\n")
@@ -33,9 +61,15 @@ with open(sys.argv[1], "w") as f:
 PY
 
 echo "== prep"
-"$BIN" prep --input "$OUT/multimedia.txt" --output "$OUT/dataset" --batch-size 50
+"$BIN" --config config/demo.env prep --input "$OUT/multimedia.txt" --output "$OUT/dataset"
 echo
-echo "== layout"
-find "$OUT/dataset/urls" -name '*.parquet' | sort | head -20
+echo "== download"
+"$BIN" --config config/demo.env download --output "$OUT/dataset"
 echo
-echo "demo: done; outputs in $OUT/dataset"
+echo "== the origin"
+kill -TERM $ORIGIN
+wait $ORIGIN || true
+trap - EXIT
+cat "$OUT/origin.txt"
+echo
+echo "demo: done; dataset in $OUT/dataset (shards under downloads/, summary in download_summary.json)"

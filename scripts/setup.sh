@@ -4,7 +4,7 @@
 # instead (see the README, "Install on a cluster").
 set -euo pipefail
 
-PKGS=(libopenmpi-dev openmpi-bin libhdf5-dev libclang-dev clang pkg-config libturbojpeg0-dev python3-h5py)
+PKGS=(libopenmpi-dev openmpi-bin libhdf5-dev libclang-dev clang pkg-config libturbojpeg0-dev python3-h5py python3-pil)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -23,6 +23,12 @@ pub struct Cli {
 pub enum Command {
     /// Split a URL list into per-server batches: urls/server_name=<key>/partition_id=<n>/.
     Prep(PrepArgs),
+    /// Download the batches of a prep output folder into HDF5 shards, politely; resumes where the
+    /// last run stopped.
+    Download(DownloadArgs),
+    /// Serve generated images on loopback hosts with scripted behaviour (the demo's and tests' origin).
+    #[command(hide = true)]
+    Origin(OriginArgs),
     /// Measure prep on a generated GBIF-like input and print wall time and peak memory.
     #[command(hide = true)]
     BenchPrep(BenchPrepArgs),
@@ -86,4 +92,37 @@ pub struct BenchPrepArgs {
     /// Keep the generated files.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownloadArgs {
+    /// The output folder prep wrote (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// How server operators can reach you, put in the User-Agent (overrides CONTACT). Required.
+    #[arg(long, value_name = "EMAIL_OR_URL")]
+    pub contact: Option<String>,
+    /// Stop taking new work in time to commit before this moment: Unix seconds, or `+90m`,
+    /// `+2h`, `+3600s` from now. Defaults to SLURM_JOB_END_TIME when set.
+    #[arg(long, value_name = "WHEN")]
+    pub deadline: Option<String>,
+    /// Print the summary as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Log every shard commit.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OriginArgs {
+    /// Hosts to serve, as ADDR=BEHAVIOUR (e.g. 127.0.0.2:8701=ok, 127.0.0.3:8701=ratelimit:2).
+    #[arg(required = true, value_name = "ADDR=BEHAVIOUR")]
+    pub hosts: Vec<String>,
+    /// Stop by itself after this many seconds (every request loop here is bounded).
+    #[arg(long, default_value_t = 600)]
+    pub max_seconds: u64,
+    /// Write each host's request log as JSON lines into this folder when stopping.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
 }

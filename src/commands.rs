@@ -6,7 +6,9 @@
 use anyhow::{anyhow, Context};
 
 use crate::bench;
-use crate::cli::{Cli, Command, PrepArgs};
+use crate::cli::{Cli, Command, DownloadArgs, PrepArgs};
+use crate::download::run::{self as download_run, DownloadOptions};
+use crate::environment::{parse_deadline, Launch};
 use crate::config::{RawConfig, Settings};
 use crate::prep::run::{self as prep_run, PrepOptions};
 
@@ -23,6 +25,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     let settings = load_settings(&cli).map_err(Failure::Usage)?;
     match cli.command {
         Command::Prep(args) => prep(&settings, args),
+        Command::Download(args) => download(&settings, args),
+        Command::Origin(args) => crate::origin::cli::run(&args).map_err(Failure::Run),
         Command::BenchPrep(args) => bench::prep(&args).map_err(Failure::Run),
     }
 }
@@ -72,6 +76,45 @@ fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
     }
     if report.unique_urls == 0 {
         eprintln!("warning: no row passed the filters; see the dropped counts above");
+    }
+    Ok(())
+}
+
+fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
+    let usage = |m: String| Failure::Usage(anyhow!(m));
+    let output = args
+        .output
+        .clone()
+        .or_else(|| settings.output_dir.clone())
+        .ok_or_else(|| usage("no output folder: pass --output DIR or set OUTPUT_DIR in the config file".into()))?;
+    let contact = args.contact.clone().or_else(|| settings.contact.clone()).ok_or_else(|| {
+        usage("no contact: server operators must be able to reach you. Pass --contact you@example.org or set CONTACT in the config file".into())
+    })?;
+    if contact.chars().any(|c| c.is_control()) {
+        return Err(usage(format!("--contact {contact:?} contains control characters")));
+    }
+    let launch = Launch::from_env();
+    let deadline = match (&args.deadline, launch.slurm_job_end_time) {
+        (Some(d), _) => Some(parse_deadline(d, std::time::SystemTime::now()).map_err(|e| usage(format!("--deadline {e}")))?),
+        (None, Some(end)) => Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(end)),
+        (None, None) => None,
+    };
+    let opts = DownloadOptions {
+        out: output.clone(),
+        settings: settings.clone(),
+        contact,
+        deadline,
+        owned_hosts: None,
+        verbose: args.verbose,
+    };
+    let summary = download_run::run(opts).with_context(|| format!("download into {} failed", output.display())).map_err(Failure::Run)?;
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+    let path = output.join("download_summary.json");
+    std::fs::write(&path, json.clone() + "\n").with_context(|| format!("cannot write {}", path.display())).map_err(Failure::Run)?;
+    if args.json {
+        println!("{json}");
+    } else {
+        println!("{summary}");
     }
     Ok(())
 }

@@ -19,6 +19,36 @@ pub const DEFAULT_INITIAL_RATE_LIMIT: f64 = 1.0;
 /// Upper bound for `BATCH_SIZE`: above this one batch no longer fits comfortably in a shard.
 const MAX_BATCH_SIZE: usize = 10_000_000;
 
+/// Longest side of a stored image, in pixels. 1024 matches what ML pipelines train on and what
+/// img2dataset users compare against.
+pub const DEFAULT_MAX_SIDE: u32 = 1024;
+/// JPEG quality of re-encoded images; 95 keeps herbarium labels legible.
+pub const DEFAULT_JPEG_QUALITY: u8 = 95;
+/// Images with more pixels are refused from their header. Herbarium sheets reach ~100 MP; a
+/// decompression bomb claims billions.
+pub const DEFAULT_MAX_PIXELS: u64 = 200_000_000;
+/// Largest body read, in MB. Herbarium TIFFs reach ~100 MB; twice that leaves headroom.
+pub const DEFAULT_MAX_BODY_MB: u64 = 200;
+/// Total deadline of one request (connect, headers, body), in seconds: 100 MB at ~1 MB/s fits.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: f64 = 120.0;
+/// Connect deadline in seconds: a live server accepts within a few seconds even when loaded.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 15.0;
+/// Attempts after the first for retriable failures.
+pub const DEFAULT_MAX_RETRIES: u32 = 5;
+/// Ceiling of a host's learned rate, requests/s. Well below what a CDN serves, well above what a
+/// museum server should see from one client.
+pub const DEFAULT_MAX_RATE_LIMIT: f64 = 10.0;
+/// Requests in flight to one host at once. Two keeps a slow host busy without piling up.
+pub const DEFAULT_MAX_IN_FLIGHT_PER_HOST: u32 = 2;
+/// Requests in flight over all hosts of a rank: each holds at most one body in memory.
+pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 256;
+/// First backoff ceiling after a 5xx or transport failure, in seconds; it doubles per attempt.
+pub const DEFAULT_BACKOFF_BASE_SECS: f64 = 5.0;
+/// How long a host is parked after repeated connection failures, the first time, in seconds.
+pub const DEFAULT_PARK_SECS: f64 = 30.0;
+/// Memory for bodies waiting for a CPU worker, in MB: the backpressure between network and CPU.
+pub const DEFAULT_CPU_QUEUE_MB: u64 = 1024;
+
 /// Every key the file may hold, with a one-line description (the long form is `config/example.env`).
 pub const KEYS: &[(&str, &str)] = &[
     ("OUTPUT_DIR", "the output folder shared by every subcommand"),
@@ -26,6 +56,22 @@ pub const KEYS: &[(&str, &str)] = &[
     ("INITIAL_RATE_LIMIT", "requests/s a server starts at"),
     ("IGNORED_SERVERS_FILE", "file of server keys to leave out"),
     ("CONTACT", "operator contact put in the User-Agent"),
+    ("MAX_SIDE", "longest side of a stored image"),
+    ("JPEG_QUALITY", "quality of re-encoded JPEGs"),
+    ("REENCODE", "auto or always"),
+    ("STORE", "encoded or raw_rgb"),
+    ("MAX_PIXELS", "decompression-bomb limit"),
+    ("MAX_BODY_MB", "largest body read"),
+    ("REQUEST_TIMEOUT_SECS", "total deadline of one request"),
+    ("CONNECT_TIMEOUT_SECS", "connect deadline"),
+    ("MAX_RETRIES", "retries of retriable failures"),
+    ("MAX_RATE_LIMIT", "ceiling of a host's rate"),
+    ("MAX_IN_FLIGHT_PER_HOST", "concurrent requests per host"),
+    ("MAX_REQUESTS_IN_FLIGHT", "concurrent requests per rank"),
+    ("CPU_THREADS", "image workers (0 = all cores)"),
+    ("CPU_QUEUE_MB", "memory for bodies waiting for a worker"),
+    ("BACKOFF_BASE_SECS", "first backoff after a 5xx or transport failure"),
+    ("PARK_SECS", "first parking of an unreachable host"),
 ];
 
 /// Errors reading or validating the configuration file.
@@ -45,17 +91,20 @@ pub enum ConfigError {
     BadValue { key: String, origin: String, value: String, problem: String },
 }
 
-/// The configuration as read from a file, before validation. Every field is optional: missing
-/// ones take their default in [`Settings`].
+/// The configuration as read from a file, before validation: key -> raw value.
 #[derive(Debug, Default, Clone)]
 pub struct RawConfig {
-    /// Where the values came from, for error messages ("file X" or "defaults").
+    /// Where the values came from, for error messages ("config file X" or "defaults").
     pub origin: String,
-    pub output_dir: Option<String>,
-    pub batch_size: Option<String>,
-    pub initial_rate_limit: Option<String>,
-    pub ignored_servers_file: Option<String>,
-    pub contact: Option<String>,
+    pub values: std::collections::BTreeMap<String, String>,
+}
+
+/// How stored images are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reencode {
+    /// Keep the original bytes when small enough and in a web format.
+    Auto,
+    Always,
 }
 
 /// Validated settings: only this type reaches the subcommands.
@@ -66,6 +115,24 @@ pub struct Settings {
     pub initial_rate_limit: f64,
     pub ignored_servers_file: Option<PathBuf>,
     pub contact: Option<String>,
+    pub max_side: u32,
+    pub jpeg_quality: u8,
+    pub reencode: Reencode,
+    /// Store raw RGB pixels instead of encoded images (the old tool's layout).
+    pub store_raw_rgb: bool,
+    pub max_pixels: u64,
+    pub max_body_bytes: u64,
+    pub request_timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
+    pub max_retries: u32,
+    pub max_rate_limit: f64,
+    pub max_in_flight_per_host: u32,
+    pub max_requests_in_flight: usize,
+    /// 0 means one per core.
+    pub cpu_threads: usize,
+    pub cpu_queue_bytes: u64,
+    pub backoff_base: std::time::Duration,
+    pub park: std::time::Duration,
 }
 
 impl RawConfig {
@@ -77,18 +144,11 @@ impl RawConfig {
         let mut raw = RawConfig { origin: format!("config file {}", path.display()), ..Default::default() };
         for item in iter {
             let (key, value) = item.map_err(read_err)?;
-            let slot = match key.as_str() {
-                "OUTPUT_DIR" => &mut raw.output_dir,
-                "BATCH_SIZE" => &mut raw.batch_size,
-                "INITIAL_RATE_LIMIT" => &mut raw.initial_rate_limit,
-                "IGNORED_SERVERS_FILE" => &mut raw.ignored_servers_file,
-                "CONTACT" => &mut raw.contact,
-                _ => {
-                    let known = KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
-                    return Err(ConfigError::UnknownKey { key, path: path.to_path_buf(), known });
-                }
-            };
-            *slot = Some(value);
+            if !KEYS.iter().any(|(k, _)| *k == key) {
+                let known = KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
+                return Err(ConfigError::UnknownKey { key, path: path.to_path_buf(), known });
+            }
+            raw.values.insert(key, value);
         }
         Ok(raw)
     }
@@ -96,48 +156,68 @@ impl RawConfig {
     /// Checks every value and fills in defaults. Empty values count as unset, so a documented
     /// `KEY=` line in a copied example file does no harm.
     pub fn validate(self) -> Result<Settings, ConfigError> {
-        let origin = self.origin.clone();
-        let bad = |key: &str, value: &str, problem: &str| ConfigError::BadValue {
-            key: key.to_string(),
-            origin: if origin.is_empty() { "defaults".to_string() } else { origin.clone() },
-            value: value.to_string(),
-            problem: problem.to_string(),
-        };
-        let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-
-        let batch_size = match nonempty(self.batch_size) {
-            None => DEFAULT_BATCH_SIZE,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_BATCH_SIZE).contains(&n) => n,
-                _ => {
-                    return Err(bad(
-                        "BATCH_SIZE",
-                        &v,
-                        &format!("must be a whole number from 1 to {MAX_BATCH_SIZE}"),
-                    ))
-                }
-            },
-        };
-        let initial_rate_limit = match nonempty(self.initial_rate_limit) {
-            None => DEFAULT_INITIAL_RATE_LIMIT,
-            Some(v) => match v.parse::<f64>() {
-                Ok(r) if r.is_finite() && r > 0.0 => r,
-                _ => {
-                    return Err(bad(
-                        "INITIAL_RATE_LIMIT",
-                        &v,
-                        "must be a positive number of requests per second, e.g. 1 or 0.5",
-                    ))
-                }
-            },
+        let v = Values { raw: &self };
+        let secs = |key: &str, default: f64| -> Result<std::time::Duration, ConfigError> {
+            let s = v.parse(key, default, |x: &f64| x.is_finite() && *x > 0.0, "must be a positive number of seconds")?;
+            Ok(std::time::Duration::from_secs_f64(s))
         };
         Ok(Settings {
-            output_dir: nonempty(self.output_dir).map(PathBuf::from),
-            batch_size,
-            initial_rate_limit,
-            ignored_servers_file: nonempty(self.ignored_servers_file).map(PathBuf::from),
-            contact: nonempty(self.contact),
+            output_dir: v.text("OUTPUT_DIR").map(PathBuf::from),
+            batch_size: v.parse("BATCH_SIZE", DEFAULT_BATCH_SIZE, |n| (1..=MAX_BATCH_SIZE).contains(n), &format!("must be a whole number from 1 to {MAX_BATCH_SIZE}"))?,
+            initial_rate_limit: v.parse("INITIAL_RATE_LIMIT", DEFAULT_INITIAL_RATE_LIMIT, |r: &f64| r.is_finite() && *r > 0.0, "must be a positive number of requests per second, e.g. 1 or 0.5")?,
+            ignored_servers_file: v.text("IGNORED_SERVERS_FILE").map(PathBuf::from),
+            contact: v.text("CONTACT"),
+            max_side: v.parse("MAX_SIDE", DEFAULT_MAX_SIDE, |n| (16..=65535).contains(n), "must be a whole number of pixels from 16 to 65535")?,
+            jpeg_quality: v.parse("JPEG_QUALITY", DEFAULT_JPEG_QUALITY, |q| (1..=100).contains(q), "must be from 1 to 100")?,
+            reencode: match v.text("REENCODE").as_deref() {
+                None | Some("auto") => Reencode::Auto,
+                Some("always") => Reencode::Always,
+                Some(other) => return Err(v.bad("REENCODE", other, "must be `auto` or `always`")),
+            },
+            store_raw_rgb: match v.text("STORE").as_deref() {
+                None | Some("encoded") => false,
+                Some("raw_rgb") => true,
+                Some(other) => return Err(v.bad("STORE", other, "must be `encoded` or `raw_rgb`")),
+            },
+            max_pixels: v.parse("MAX_PIXELS", DEFAULT_MAX_PIXELS, |n| *n >= 1_000_000, "must be at least 1000000")?,
+            max_body_bytes: v.parse("MAX_BODY_MB", DEFAULT_MAX_BODY_MB, |n| *n >= 1, "must be at least 1 (MB)")? << 20,
+            request_timeout: secs("REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS)?,
+            connect_timeout: secs("CONNECT_TIMEOUT_SECS", DEFAULT_CONNECT_TIMEOUT_SECS)?,
+            max_retries: v.parse("MAX_RETRIES", DEFAULT_MAX_RETRIES, |n| *n <= 50, "must be from 0 to 50")?,
+            max_rate_limit: v.parse("MAX_RATE_LIMIT", DEFAULT_MAX_RATE_LIMIT, |r: &f64| r.is_finite() && *r > 0.0, "must be a positive number of requests per second")?,
+            max_in_flight_per_host: v.parse("MAX_IN_FLIGHT_PER_HOST", DEFAULT_MAX_IN_FLIGHT_PER_HOST, |n| (1..=64).contains(n), "must be from 1 to 64")?,
+            max_requests_in_flight: v.parse("MAX_REQUESTS_IN_FLIGHT", DEFAULT_MAX_REQUESTS_IN_FLIGHT, |n| (1..=100_000).contains(n), "must be from 1 to 100000")?,
+            cpu_threads: v.parse("CPU_THREADS", 0usize, |n| *n <= 4096, "must be a number of threads, 0 for one per core")?,
+            cpu_queue_bytes: v.parse("CPU_QUEUE_MB", DEFAULT_CPU_QUEUE_MB, |n| *n >= 16, "must be at least 16 (MB)")? << 20,
+            backoff_base: secs("BACKOFF_BASE_SECS", DEFAULT_BACKOFF_BASE_SECS)?,
+            park: secs("PARK_SECS", DEFAULT_PARK_SECS)?,
         })
+    }
+}
+
+/// Typed access to raw values, with errors naming the key and where it came from.
+struct Values<'a> {
+    raw: &'a RawConfig,
+}
+
+impl Values<'_> {
+    fn text(&self, key: &str) -> Option<String> {
+        self.raw.values.get(key).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    fn bad(&self, key: &str, value: &str, problem: &str) -> ConfigError {
+        let origin = if self.raw.origin.is_empty() { "defaults".to_string() } else { self.raw.origin.clone() };
+        ConfigError::BadValue { key: key.to_string(), origin, value: value.to_string(), problem: problem.to_string() }
+    }
+
+    fn parse<T: std::str::FromStr>(&self, key: &str, default: T, ok: impl Fn(&T) -> bool, problem: &str) -> Result<T, ConfigError> {
+        match self.text(key) {
+            None => Ok(default),
+            Some(v) => match v.parse::<T>() {
+                Ok(x) if ok(&x) => Ok(x),
+                _ => Err(self.bad(key, &v, problem)),
+            },
+        }
     }
 }
 

@@ -4,15 +4,29 @@
 //! - `cli`: clap structs, what the user typed.
 //! - `config`: the `.env` file read into validated `Settings`.
 //! - `commands`: each subcommand's `run()`, where flags and config are merged (anyhow lives here).
+//! - `fetch`: what an HTTP attempt ended as (`Outcome`, `ErrorClass`) and `Retry-After` parsing.
+//! - `imaging`: one image's bytes to what we store (decode, bomb check, resize, JPEG, hashes).
+//! - `actors`: per-host politeness (token bucket, adaptive rate, retry, circuit breaker, state).
+//! - `download`: the coordinator of one rank: actors, progress, deadline, summary.
+//! - `environment`: the one place the launcher's environment (Slurm) is read.
 //! - `prep`: input lists to per-server URL batches (the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
 //! - `bench`: generated inputs for the benchmarks.
+//! - `origin`: the one test origin: scripted loopback HTTP hosts that log what they saw.
+//! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
 //! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
 
+pub mod actors;
 pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod download;
+pub mod environment;
+pub mod fetch;
+pub mod imaging;
+pub mod origin;
 pub mod prep;
 pub mod progress;
 pub mod shards;
+pub mod telemetry;

@@ -3,4 +3,6 @@
 mod util;
 
 mod cli;
+mod download;
 mod prep;
+mod origin;

@@ -92,3 +92,76 @@ pub fn write_servers_table(path: &Path, servers: &[ServerRow], initial_rate: f64
     .map_err(pe)?;
     write_parquet(path, &mut df)
 }
+
+/// One URL of a batch, as the download engine reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRow {
+    pub uuid: String,
+    pub url: String,
+    pub source_ids: Vec<String>,
+}
+
+/// The folder of one batch's URL file(s) under the output folder.
+pub fn batch_path(out: &Path, server: &str, partition: u64) -> std::path::PathBuf {
+    out.join("urls").join(format!("server_name={server}")).join(format!("partition_id={partition}"))
+}
+
+/// Reads the URLs of one batch written by prep.
+pub fn read_batch(out: &Path, server: &str, partition: u64) -> Result<Vec<BatchRow>, PrepError> {
+    let dir = batch_path(out, server, partition);
+    let mut rows = Vec::new();
+    for path in sorted_files(&dir)? {
+        let df = read_parquet(&path)?;
+        let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+        let uuids = df.column("uuid").map_err(pe)?.str().map_err(pe)?.clone();
+        let urls = df.column("url").map_err(pe)?.str().map_err(pe)?.clone();
+        let ids = df.column("source_ids").map_err(pe)?.list().map_err(pe)?.clone();
+        for i in 0..df.height() {
+            let source_ids = match ids.get_as_series(i) {
+                Some(s) => s.str().map_err(pe)?.iter().flatten().map(str::to_string).collect(),
+                None => Vec::new(),
+            };
+            rows.push(BatchRow {
+                uuid: uuids.get(i).unwrap_or_default().to_string(),
+                url: urls.get(i).unwrap_or_default().to_string(),
+                source_ids,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// One server as listed in `servers.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerInfo {
+    pub server_name: String,
+    pub url_count: u64,
+    pub batch_count: u64,
+    pub initial_rate_limit: f64,
+    /// Set by an earlier download: the rate that held without refusals.
+    pub learned_rate_limit: Option<f64>,
+}
+
+/// Reads `servers.parquet` from a prep output folder.
+pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
+    let path = out.join("servers.parquet");
+    if !path.exists() {
+        return Err(PrepError::NotPrepped { path: out.to_path_buf() });
+    }
+    let df = read_parquet(&path)?;
+    let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+    let names = df.column("server_name").map_err(pe)?.str().map_err(pe)?.clone();
+    let urls = df.column("url_count").map_err(pe)?.u64().map_err(pe)?.clone();
+    let batches = df.column("batch_count").map_err(pe)?.u64().map_err(pe)?.clone();
+    let initial = df.column("initial_rate_limit").map_err(pe)?.f64().map_err(pe)?.clone();
+    let learned = df.column("learned_rate_limit").map_err(pe)?.f64().map_err(pe)?.clone();
+    Ok((0..df.height())
+        .map(|i| ServerInfo {
+            server_name: names.get(i).unwrap_or_default().to_string(),
+            url_count: urls.get(i).unwrap_or(0),
+            batch_count: batches.get(i).unwrap_or(0),
+            initial_rate_limit: initial.get(i).unwrap_or(crate::config::DEFAULT_INITIAL_RATE_LIMIT),
+            learned_rate_limit: learned.get(i),
+        })
+        .collect())
+}

@@ -40,6 +40,8 @@ pub enum PrepError {
     EmptyInput { path: PathBuf },
     #[error("input {path} has no column `{column}`{hint}; columns found: {found}")]
     MissingColumn { column: String, path: PathBuf, found: String, hint: String },
+    #[error("{path} holds no prep output (servers.parquet is missing); run `distributed-downloader prep --output {path}` first")]
+    NotPrepped { path: PathBuf },
     #[error(
         "output folder {path} is not empty (it holds {entries}); choose another folder, or pass --force to replace prep's outputs there (downloaded shards are kept)"
     )]

@@ -86,32 +86,48 @@ pub fn scan(out: &Path) -> Result<Ledger, LedgerError> {
             let Some(partition) = value_of(&part_dir, "partition_id=").and_then(|p| p.parse().ok()) else { continue };
             ledger.leftovers_removed +=
                 remove_leftovers(&part_dir).map_err(|e| LedgerError::Io { path: part_dir.clone(), source: e })?;
-            let mut batch = BatchLedger::default();
-            for (seq, path) in shards(&part_dir)? {
-                let index = read_index(&path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
-                batch.next_seq = batch.next_seq.max(seq + 1);
-                batch.data_bytes += index.data_bytes;
-                for uuid in index.succeeded {
-                    batch.succeeded += 1;
-                    if !batch.done.insert(uuid) {
-                        batch.duplicates += 1;
-                    }
-                }
-                for (uuid, class, retriable) in index.failed {
-                    batch.failed += 1;
-                    *batch.failed_by_class.entry(class).or_default() += 1;
-                    if retriable {
-                        batch.retriable_failed.insert(uuid.clone());
-                    }
-                    if !batch.done.insert(uuid) {
-                        batch.duplicates += 1;
-                    }
-                }
-            }
+            let batch = scan_dir(&part_dir)?;
             ledger.batches.insert((server.clone(), partition), batch);
         }
     }
     Ok(ledger)
+}
+
+/// Scans one batch: what the engine does when it loads a batch, so resume never needs every
+/// batch's row ids in memory at once. Removes `.tmp` leftovers in the batch folder.
+pub fn scan_batch(out: &Path, server: &str, partition: u64) -> Result<BatchLedger, LedgerError> {
+    let dir = batch_dir(out, server, partition);
+    if !dir.exists() {
+        return Ok(BatchLedger::default());
+    }
+    remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
+    scan_dir(&dir)
+}
+
+fn scan_dir(part_dir: &Path) -> Result<BatchLedger, LedgerError> {
+    let mut batch = BatchLedger::default();
+    for (seq, path) in shards(part_dir)? {
+        let index = read_index(&path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
+        batch.next_seq = batch.next_seq.max(seq + 1);
+        batch.data_bytes += index.data_bytes;
+        for uuid in index.succeeded {
+            batch.succeeded += 1;
+            if !batch.done.insert(uuid) {
+                batch.duplicates += 1;
+            }
+        }
+        for (uuid, class, retriable) in index.failed {
+            batch.failed += 1;
+            *batch.failed_by_class.entry(class).or_default() += 1;
+            if retriable {
+                batch.retriable_failed.insert(uuid.clone());
+            }
+            if !batch.done.insert(uuid) {
+                batch.duplicates += 1;
+            }
+        }
+    }
+    Ok(batch)
 }
 
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LedgerError> {

@@ -1,0 +1,458 @@
+//! The ServerActor: one per host, the only thing that talks to that host.
+//!
+//! It owns the host's queue and its [`LiveHost`] (token bucket, adaptive rate, in-flight cap,
+//! Retry-After backoff, circuit breaker). Handlers stay thin: the decisions are made by the plain
+//! logic in `state.rs`, `rate.rs` and `retry.rs`; this file only moves rows between the queue,
+//! the network, the CPU pool and the writer. A row that needs a retry goes back to the end of
+//! the queue after its wait; it is never retried in a loop.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix::fut::wrap_future;
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle};
+
+use super::messages::{StopIssuing, Wake};
+use super::retry::{classify, Decision};
+use super::state::{Gate, HostState, LiveHost};
+use crate::actors::writer::messages::{BatchDone, BatchOpened, Record, Store};
+use crate::download::engine::{Engine, HostEvent, BUDGET_UNIT};
+use crate::fetch::client::{fetch, FetchFailure, Fetched};
+use crate::fetch::outcome::{ErrorClass, Outcome};
+use crate::fetch::retry_after::parse_retry_after;
+use crate::imaging::{process, ImageError, Processed, StoredFormat};
+use crate::prep::batches::read_batch;
+use crate::shards::ledger::scan_batch;
+use crate::shards::record::{hex, FailureRecord, SuccessRecord};
+use crate::telemetry::events::{HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed};
+
+/// One URL waiting in the host's queue.
+#[derive(Debug, Clone)]
+struct Task {
+    uuid: String,
+    url: String,
+    source_ids: Vec<String>,
+    partition: u64,
+    /// Attempts already made.
+    attempts: u32,
+    /// Last HTTP status seen, for the failure record.
+    last_status: u16,
+}
+
+/// What the coordinator gives a ServerActor: the host and the batches it owns.
+#[derive(Debug, Clone)]
+pub struct HostPlan {
+    pub host: String,
+    pub partitions: Vec<u64>,
+    /// Learned state from an earlier run or another rank, if any.
+    pub learned: Option<HostState>,
+    /// The servers table's starting rate for this host.
+    pub initial_rate: f64,
+}
+
+pub struct ServerActor {
+    host: String,
+    engine: Arc<Engine>,
+    live: LiveHost,
+    batches: VecDeque<u64>,
+    queue: VecDeque<Task>,
+    /// Rows of each loaded batch not yet handed to the writer.
+    outstanding: HashMap<u64, u64>,
+    in_flight: u32,
+    /// Fetched rows on the CPU pool.
+    processing: u32,
+    /// Finished rows sent to the writer and not yet acknowledged.
+    in_flight_writes: u32,
+    /// Retries waiting out their delay before going back to the queue.
+    waiting_retries: u32,
+    wake: Option<SpawnHandle>,
+    stopping: bool,
+    finished: bool,
+    state: &'static str,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+impl ServerActor {
+    pub fn new(plan: HostPlan, engine: Arc<Engine>) -> ServerActor {
+        let mut rate = engine.rate.clone();
+        rate.initial_rate = plan.initial_rate;
+        let now = Instant::now();
+        let live = match &plan.learned {
+            Some(state) => LiveHost::restore(state, rate, engine.breaker.clone(), now, SystemTime::now()),
+            None => LiveHost::new(rate, engine.breaker.clone(), now),
+        };
+        ServerActor {
+            host: plan.host,
+            engine,
+            live,
+            batches: plan.partitions.into(),
+            queue: VecDeque::new(),
+            outstanding: HashMap::new(),
+            in_flight: 0,
+            processing: 0,
+            in_flight_writes: 0,
+            waiting_retries: 0,
+            wake: None,
+            stopping: false,
+            finished: false,
+            state: "active",
+        }
+    }
+
+    fn set_state(&mut self, to: &'static str, detail: &str) {
+        if self.state != to {
+            HostStateChanged { host: &self.host, from: Some(self.state), to, detail }.emit(&self.engine.counters);
+            self.state = to;
+        }
+    }
+
+    /// Loads the next batch with rows not yet committed. False when no batch is left.
+    fn load_next_batch(&mut self, ctx: &mut Context<Self>) -> bool {
+        while let Some(partition) = self.batches.pop_front() {
+            let loaded = read_batch(&self.engine.out, &self.host, partition)
+                .map_err(|e| e.to_string())
+                .and_then(|rows| scan_batch(&self.engine.out, &self.host, partition).map(|l| (rows, l)).map_err(|e| e.to_string()));
+            let (rows, ledger) = match loaded {
+                Ok(v) => v,
+                Err(error) => {
+                    let _ = self.engine.events.send(HostEvent::Fatal { host: self.host.clone(), error });
+                    self.stopping = true;
+                    return false;
+                }
+            };
+            let pending: Vec<Task> = rows
+                .into_iter()
+                .filter(|r| !ledger.done.contains(&r.uuid))
+                .map(|r| Task { uuid: r.uuid, url: r.url, source_ids: r.source_ids, partition, attempts: 0, last_status: 0 })
+                .collect();
+            if pending.is_empty() {
+                continue;
+            }
+            self.engine.writer.do_send(BatchOpened { server: self.host.clone(), partition, next_seq: ledger.next_seq });
+            self.outstanding.insert(partition, pending.len() as u64);
+            self.queue.extend(pending);
+            let _ = ctx;
+            return true;
+        }
+        false
+    }
+
+    /// Sends as many requests as the host's gate and the rank's slots allow.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            if self.stopping {
+                break;
+            }
+            if self.queue.is_empty() && !self.load_next_batch(ctx) {
+                break;
+            }
+            let addr = ctx.address().recipient();
+            let got_slot = self.engine.slots.lock().expect("slots lock").try_take(&self.host, || addr);
+            if !got_slot {
+                break;
+            }
+            let now = Instant::now();
+            match self.live.try_send(self.in_flight, now) {
+                Gate::Send => {
+                    let task = self.queue.pop_front().expect("queue checked non-empty");
+                    self.set_state("active", "");
+                    self.start_request(task, ctx);
+                }
+                Gate::AtCapacity => {
+                    self.engine.give_back_slot();
+                    break;
+                }
+                Gate::Wait { until } => {
+                    self.engine.give_back_slot();
+                    if self.live.breaker().parked_until().is_some_and(|p| p > now) {
+                        self.set_state("parked", "connection failures");
+                    } else if until.saturating_duration_since(now) > Duration::from_secs(1) {
+                        self.set_state("backing_off", "");
+                    }
+                    self.schedule_wake(until.saturating_duration_since(now), ctx);
+                    break;
+                }
+                Gate::Dead => {
+                    self.engine.give_back_slot();
+                    self.fail_everything_left(ctx);
+                    break;
+                }
+            }
+        }
+        self.maybe_finish(ctx);
+    }
+
+    fn schedule_wake(&mut self, after: Duration, ctx: &mut Context<Self>) {
+        if let Some(h) = self.wake.take() {
+            ctx.cancel_future(h);
+        }
+        self.wake = Some(ctx.run_later(after, |act, ctx| {
+            act.wake = None;
+            act.pump(ctx);
+        }));
+    }
+
+    fn start_request(&mut self, task: Task, ctx: &mut Context<Self>) {
+        self.in_flight += 1;
+        let engine = Arc::clone(&self.engine);
+        let url = task.url.clone();
+        let sent_at = Instant::now();
+        let fut = async move { fetch(&engine.client, &url, &engine.http).await };
+        ctx.spawn(wrap_future(fut).map(move |result, act: &mut Self, ctx| act.on_response(task, sent_at, result, ctx)));
+    }
+
+    fn on_response(&mut self, mut task: Task, sent_at: Instant, result: Result<Fetched, FetchFailure>, ctx: &mut Context<Self>) {
+        self.in_flight -= 1;
+        task.attempts += 1;
+        let now = Instant::now();
+        let counters = &self.engine.counters;
+        let before = self.live.rate().rate();
+        let (outcome, retry_after, detail) = match &result {
+            Ok(f) => {
+                let class = match f.status {
+                    429 => "429",
+                    s if s < 300 => "2xx",
+                    s if s < 400 => "3xx",
+                    s if s < 500 => "4xx",
+                    _ => "5xx",
+                };
+                RequestCompleted { host: &self.host, class, bytes: f.body.len() as u64 }.emit(counters);
+                task.last_status = f.status;
+                let ra = f.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()));
+                (Some(Outcome::Status(f.status)), ra, format!("HTTP {}", f.status))
+            }
+            Err(FetchFailure::Transport { kind, detail }) => {
+                let o = Outcome::Transport(*kind);
+                let class = o.class().map(ErrorClass::as_str).unwrap_or("other");
+                RequestCompleted { host: &self.host, class, bytes: 0 }.emit(counters);
+                (Some(o), None, detail.clone())
+            }
+            Err(FetchFailure::TooLarge { limit, announced }) => {
+                RequestCompleted { host: &self.host, class: "2xx", bytes: 0 }.emit(counters);
+                let what = announced.map(|n| format!("{n} bytes announced")).unwrap_or_else(|| "body kept growing".into());
+                (None, None, format!("{what}; limit is {limit} bytes (MAX_BODY_MB)"))
+            }
+        };
+        let Some(outcome) = outcome else {
+            // Too large: the server answered fine, the URL is simply not for us.
+            self.live.observe(&Outcome::Status(200), None, sent_at, now);
+            self.engine.give_back_slot();
+            self.record_failure(task, ErrorClass::TooLarge.as_str(), detail, false, ctx);
+            return self.pump(ctx);
+        };
+        self.live.observe(&outcome, retry_after, sent_at, now);
+        let after = self.live.rate().rate();
+        if (after - before).abs() > f64::EPSILON {
+            let reason = if after < before { "refused" } else { "success streak" };
+            RateChanged { host: &self.host, from: before, to: after, reason }.emit(&self.engine.counters);
+        }
+        let decision = classify(&outcome, task.attempts - 1, retry_after, &self.engine.retry, rand::random::<f64>());
+        match decision {
+            Decision::Done => match result {
+                Ok(fetched) => self.process_body(task, fetched.body, ctx),
+                Err(_) => {
+                    self.engine.give_back_slot();
+                    self.record_failure(task, ErrorClass::Other.as_str(), detail, false, ctx);
+                }
+            },
+            Decision::Retry { after } => {
+                self.engine.give_back_slot();
+                let class = outcome.class().map(ErrorClass::as_str).unwrap_or("other");
+                RetryScheduled { host: &self.host, class, after }.emit(&self.engine.counters);
+                self.waiting_retries += 1;
+                ctx.run_later(after, move |act, ctx| {
+                    act.waiting_retries -= 1;
+                    act.queue.push_back(task);
+                    act.pump(ctx);
+                });
+            }
+            Decision::GiveUp { class } => {
+                self.engine.give_back_slot();
+                self.record_failure(task, class.as_str(), detail, outcome.is_retriable(), ctx);
+            }
+        }
+        self.pump(ctx);
+    }
+
+    /// Decodes, resizes, encodes and hashes on the CPU pool, then hands the row to the writer.
+    fn process_body(&mut self, task: Task, body: Vec<u8>, ctx: &mut Context<Self>) {
+        self.processing += 1;
+        let engine = Arc::clone(&self.engine);
+        let units = (body.len() as u64).div_ceil(BUDGET_UNIT).clamp(1, u64::from(engine.cpu_budget_units)) as u32;
+        let host = self.host.clone();
+        let fut = async move {
+            let permit = engine.cpu_budget.clone().acquire_many_owned(units).await.expect("budget never closed");
+            let settings = engine.image.clone();
+            let result = engine.cpu.submit(move || process(&body, &settings)).await;
+            drop(permit);
+            let record = match result {
+                Ok(Ok(p)) => Ok(success_record(&task, &host, p)),
+                Ok(Err(e)) => Err((image_class(&e), e.to_string())),
+                Err(_) => Err(("decode", "the decoder panicked on this image".to_string())),
+            };
+            (task, record)
+        };
+        ctx.spawn(wrap_future(fut).map(|(task, record), act: &mut Self, ctx| {
+            act.processing -= 1;
+            act.engine.give_back_slot();
+            match record {
+                Ok(success) => {
+                    ImageStored { host: &act.host, stored_bytes: success.data.len() as u64 }.emit(&act.engine.counters);
+                    act.hand_to_writer(task.partition, Record::Success(success), ctx);
+                }
+                Err((class, detail)) => act.record_failure(task, class, detail, false, ctx),
+            }
+            act.pump(ctx);
+        }));
+    }
+
+    fn record_failure(&mut self, task: Task, class: &'static str, detail: String, retriable: bool, ctx: &mut Context<Self>) {
+        RowFailed { host: &self.host, class }.emit(&self.engine.counters);
+        let partition = task.partition;
+        let record = FailureRecord {
+            uuid: task.uuid,
+            url: task.url,
+            server: self.host.clone(),
+            source_ids: task.source_ids,
+            error_class: class.to_string(),
+            detail,
+            attempts: task.attempts,
+            http_status: task.last_status,
+            retriable,
+            failed_at: unix_now(),
+        };
+        self.hand_to_writer(partition, Record::Failure(record), ctx);
+    }
+
+    /// Sends one finished row to the writer; when it was the batch's last, tells the writer to
+    /// commit the batch. Rows in the writer's hands count as in flight until acknowledged.
+    fn hand_to_writer(&mut self, partition: u64, record: Record, ctx: &mut Context<Self>) {
+        self.in_flight_writes += 1;
+        let writer = self.engine.writer.clone();
+        let server = self.host.clone();
+        let fut = async move { writer.send(Store { server, partition, record }).await };
+        ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
+            act.in_flight_writes -= 1;
+            if let Err(error) = reply.map_err(|e| e.to_string()).and_then(|r| r) {
+                let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
+                act.stopping = true;
+            }
+            let left = act.outstanding.entry(partition).or_insert(1);
+            *left -= 1;
+            if *left == 0 {
+                act.outstanding.remove(&partition);
+                act.engine.writer.do_send(BatchDone { server: act.host.clone(), partition });
+            }
+            act.maybe_finish(ctx);
+        }));
+    }
+
+    /// A dead host: every row still queued or in unloaded batches ends as a `parked` record.
+    fn fail_everything_left(&mut self, ctx: &mut Context<Self>) {
+        self.set_state("parked", "host unreachable after repeated parking; remaining rows recorded as `parked`");
+        loop {
+            while let Some(task) = self.queue.pop_front() {
+                let detail = format!("{} stayed unreachable; a later run can retry (--retry-failed)", self.host);
+                self.record_failure(task, ErrorClass::Parked.as_str(), detail, true, ctx);
+            }
+            if !self.load_next_batch(ctx) {
+                break;
+            }
+        }
+    }
+
+    fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
+        if self.finished || self.in_flight > 0 || self.processing > 0 || self.in_flight_writes > 0 {
+            return;
+        }
+        let idle = self.queue.is_empty() && self.batches.is_empty() && self.waiting_retries == 0;
+        if !(idle || self.stopping) {
+            return;
+        }
+        self.finished = true;
+        let remaining = if idle { 0 } else { self.remaining_rows() };
+        let detail = if remaining > 0 { "stopped before the deadline" } else { "" };
+        self.set_state("done", detail);
+        let state = self.live.export(Instant::now(), SystemTime::now());
+        let _ = self.engine.events.send(HostEvent::Finished { host: self.host.clone(), state, remaining });
+        ctx.stop();
+    }
+
+    /// Rows this host did not record: queued, waiting for a retry, or in batches not loaded yet.
+    fn remaining_rows(&self) -> u64 {
+        let loaded: u64 = self.outstanding.values().sum();
+        let unloaded: u64 = self
+            .batches
+            .iter()
+            .map(|p| {
+                let rows = read_batch(&self.engine.out, &self.host, *p).map(|r| r.len() as u64).unwrap_or(0);
+                let done = scan_batch(&self.engine.out, &self.host, *p).map(|l| l.done.len() as u64).unwrap_or(0);
+                rows.saturating_sub(done)
+            })
+            .sum();
+        loaded + unloaded
+    }
+}
+
+fn image_class(e: &ImageError) -> &'static str {
+    e.class()
+}
+
+/// The `format` value of a success record.
+fn format_name(f: StoredFormat) -> &'static str {
+    match f {
+        StoredFormat::Jpeg => "jpeg",
+        StoredFormat::Png => "png",
+        StoredFormat::Webp => "webp",
+        StoredFormat::Gif => "gif",
+        StoredFormat::RawRgb => "rgb",
+    }
+}
+
+fn success_record(task: &Task, host: &str, p: Processed) -> SuccessRecord {
+    SuccessRecord {
+        uuid: task.uuid.clone(),
+        url: task.url.clone(),
+        server: host.to_string(),
+        source_ids: task.source_ids.clone(),
+        original_width: p.original_width,
+        original_height: p.original_height,
+        stored_width: p.stored_width,
+        stored_height: p.stored_height,
+        format: format_name(p.format).to_string(),
+        data: p.data,
+        sha256: hex(&p.sha256),
+        md5: hex(&p.md5),
+        fetched_at: unix_now(),
+    }
+}
+
+impl Actor for ServerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        HostStateChanged { host: &self.host, from: None, to: "active", detail: "" }.emit(&self.engine.counters);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Wake> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        self.pump(ctx);
+    }
+}
+
+impl Handler<StopIssuing> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopIssuing, ctx: &mut Self::Context) {
+        self.stopping = true;
+        self.maybe_finish(ctx);
+    }
+}

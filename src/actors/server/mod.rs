@@ -1,0 +1,15 @@
+//! `actors::server`: how fast, how often and whether at all we speak to one host.
+//!
+//! `token_bucket` spaces requests evenly at a rate; `rate` learns that rate from the host's
+//! answers (AIMD that remembers where the host refused) and holds the in-flight cap; `retry`
+//! decides per URL whether and when to try again and parks a host that stopped answering;
+//! `state` gathers these into one host's live state and its serialisable form, which moves
+//! between ranks and runs. None of it owns a clock, a socket or a queue of URLs: the caller
+//! passes `Instant`s in and does the I/O.
+
+pub mod actor;
+pub mod messages;
+pub mod rate;
+pub mod retry;
+pub mod state;
+pub mod token_bucket;

@@ -1,0 +1,342 @@
+//! One host's politeness state: live ([`LiveHost`]) and serialisable ([`HostState`]).
+//!
+//! `LiveHost` keeps the rate controller, token bucket, circuit breaker and any host-wide pause
+//! together and in step, and answers "may I send now?". `HostState` is the same knowledge as a
+//! plain serde struct: it moves with the host when a rank hands it over and is written back to
+//! the servers table between runs. `Instant` is meaningless outside the process, so points in time
+//! are stored as Unix milliseconds and converted with the `(Instant, SystemTime)` pair the caller
+//! passes in. This module does not hold the URL queue, count in-flight requests or send anything.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::rate::{RateConfig, RateController};
+use super::retry::{Availability, BreakerPolicy, CircuitBreaker};
+use super::token_bucket::{TokenBucket, DEFAULT_BURST};
+use crate::fetch::outcome::Outcome;
+use crate::fetch::retry_after::MAX_RETRY_AFTER;
+
+/// Longest wait read back from a stored state. Nothing this crate stores lies further ahead:
+/// `Retry-After` is capped at one hour and the longest default parking is 30 minutes.
+const MAX_STORED_WAIT: Duration = MAX_RETRY_AFTER;
+
+/// Rates are stored rounded to a millionth of a request per second: far below anything a server
+/// notices, and it keeps the servers table readable (1.89, not 1.8900000000000001) and the JSON
+/// round trip exact.
+const RATE_RESOLUTION: f64 = 1e6;
+
+/// What one host has taught us, in a form that survives a process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostState {
+    /// Requests per second the host was being served at.
+    pub rate: f64,
+    /// Lowest rate at which the host answered 429 or 503; the rate stays below 0.9x of it.
+    pub known_limit: Option<f64>,
+    /// Most requests in flight to the host at once.
+    pub max_in_flight: u32,
+    /// Answers in a row toward the next rate increase.
+    pub success_streak: u32,
+    /// Unix time in ms before which nothing may be sent (the server's `Retry-After`); absent if
+    /// no such pause is pending.
+    pub backoff_until_unix_ms: Option<u64>,
+    /// Connect/DNS/timeout failures in a row not yet acted upon.
+    pub consecutive_failures: u32,
+    /// Parkings since the host last answered 2xx.
+    pub parks: u32,
+    /// End of the last parking (Unix ms) while the host has not answered since; may be past.
+    pub parked_until_unix_ms: Option<u64>,
+    /// Given up for the run that wrote this state.
+    pub dead: bool,
+}
+
+impl HostState {
+    /// The state a new run starts from: what was learned about the rate is kept (and a pending
+    /// `Retry-After` still counts, in wall-clock time), but an outage seen by an earlier run is
+    /// forgotten, so a host that was down yesterday is tried again today.
+    pub fn for_new_run(self) -> HostState {
+        HostState { consecutive_failures: 0, parks: 0, parked_until_unix_ms: None, dead: false, ..self }
+    }
+}
+
+/// Whether a request may be sent to the host now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Send one request; the token is already taken.
+    Send,
+    /// Nothing may be sent before `until` (rate spacing, a `Retry-After` or a parking).
+    Wait { until: Instant },
+    /// The in-flight cap is reached: wait for an answer.
+    AtCapacity,
+    /// The host was given up for this run.
+    Dead,
+}
+
+/// The politeness state of one host while it is being served.
+#[derive(Debug, Clone)]
+pub struct LiveHost {
+    rate: RateController,
+    bucket: TokenBucket,
+    breaker: CircuitBreaker,
+    /// Host-wide pause asked for by the server (`Retry-After` on 429/503).
+    backoff_until: Option<Instant>,
+}
+
+impl LiveHost {
+    /// A host nothing is known about.
+    pub fn new(config: RateConfig, breaker: BreakerPolicy, now: Instant) -> LiveHost {
+        let rate = RateController::new(config);
+        let bucket = TokenBucket::new(rate.rate(), DEFAULT_BURST, now);
+        LiveHost { rate, bucket, breaker: CircuitBreaker::new(breaker), backoff_until: None }
+    }
+
+    /// Whether to send a request now, given how many are in flight. Takes a token on `Send`.
+    pub fn try_send(&mut self, in_flight: u32, now: Instant) -> Gate {
+        let parked_until = match self.breaker.availability(now) {
+            Availability::Dead => return Gate::Dead,
+            Availability::Parked { until } => Some(until),
+            Availability::Up => None,
+        };
+        let backoff_until = self.backoff_until.filter(|until| now < *until);
+        if let Some(until) = parked_until.max(backoff_until) {
+            return Gate::Wait { until };
+        }
+        if in_flight >= self.rate.max_in_flight() {
+            return Gate::AtCapacity;
+        }
+        match self.bucket.try_take(now) {
+            Ok(()) => Gate::Send,
+            Err(wait) => Gate::Wait { until: now + wait },
+        }
+    }
+
+    /// Feeds a finished request sent at `sent_at` to the rate, the bucket and the breaker. A
+    /// `Retry-After` on a 429 or 503 pauses the whole host, since it speaks for the server.
+    pub fn observe(&mut self, outcome: &Outcome, retry_after: Option<Duration>, sent_at: Instant, now: Instant) {
+        if let Some(new_rate) = self.rate.observe(outcome, sent_at, now) {
+            self.bucket.set_rate(new_rate, now);
+        }
+        self.breaker.record(outcome, sent_at, now);
+        if let Some(wait) = retry_after.filter(|_| outcome.is_refusal()) {
+            let until = now + wait.min(MAX_RETRY_AFTER);
+            self.backoff_until = Some(self.backoff_until.map_or(until, |old| old.max(until)));
+        }
+    }
+
+    /// The rate controller (read only: changes go through `observe` so the bucket follows).
+    pub fn rate(&self) -> &RateController {
+        &self.rate
+    }
+
+    /// The circuit breaker.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// The serialisable state at `now`; `wall` is the wall-clock time at the same moment.
+    pub fn export(&self, now: Instant, wall: SystemTime) -> HostState {
+        HostState {
+            rate: round_rate(self.rate.rate()),
+            known_limit: self.rate.known_limit().map(round_rate),
+            max_in_flight: self.rate.max_in_flight(),
+            success_streak: self.rate.success_streak(),
+            backoff_until_unix_ms: self.backoff_until.filter(|until| *until > now).map(|i| to_unix_ms(i, now, wall)),
+            consecutive_failures: self.breaker.consecutive_failures(),
+            parks: self.breaker.parks(),
+            parked_until_unix_ms: self.breaker.parked_until().map(|i| to_unix_ms(i, now, wall)),
+            dead: self.breaker.is_dead(),
+        }
+    }
+
+    /// A live host from a saved state. Values are clamped to `config`. The token bucket starts
+    /// empty: the previous owner may have sent a request a moment ago.
+    pub fn restore(
+        state: &HostState,
+        config: RateConfig,
+        breaker: BreakerPolicy,
+        now: Instant,
+        wall: SystemTime,
+    ) -> LiveHost {
+        let rate = RateController::from_learned(
+            config,
+            state.rate,
+            state.known_limit,
+            state.success_streak,
+            state.max_in_flight,
+        );
+        let parked_until = state.parked_until_unix_ms.map(|ms| from_unix_ms(ms, now, wall));
+        LiveHost {
+            bucket: TokenBucket::new_empty(rate.rate(), DEFAULT_BURST, now),
+            rate,
+            breaker: CircuitBreaker::from_parts(
+                breaker,
+                state.consecutive_failures,
+                state.parks,
+                parked_until,
+                state.dead,
+            ),
+            backoff_until: state.backoff_until_unix_ms.map(|ms| from_unix_ms(ms, now, wall)).filter(|u| *u > now),
+        }
+    }
+}
+
+fn round_rate(rate: f64) -> f64 {
+    (rate * RATE_RESOLUTION).round() / RATE_RESOLUTION
+}
+
+/// `at` as Unix milliseconds, rounded up so that a stored wait is never shortened.
+fn to_unix_ms(at: Instant, now: Instant, wall: SystemTime) -> u64 {
+    let wall_at = if at >= now { wall.checked_add(at - now) } else { wall.checked_sub(now - at) };
+    let since_epoch = wall_at.and_then(|w| w.duration_since(UNIX_EPOCH).ok()).unwrap_or(Duration::ZERO);
+    u64::try_from(since_epoch.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// The `Instant` of a Unix time in ms. A time further in the past than this process's clock can
+/// express becomes `now`, which every caller treats as "already over". A time more than
+/// `MAX_STORED_WAIT` ahead (a hand-edited table, a clock that was wrong when it was written)
+/// is read as that much ahead, so a bad value cannot freeze a host for years.
+fn from_unix_ms(ms: u64, now: Instant, wall: SystemTime) -> Instant {
+    let wall_at = UNIX_EPOCH.checked_add(Duration::from_millis(ms)).unwrap_or(wall + MAX_STORED_WAIT);
+    match wall_at.duration_since(wall) {
+        Ok(ahead) => now + ahead.min(MAX_STORED_WAIT),
+        Err(behind) => now.checked_sub(behind.duration()).unwrap_or(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::outcome::TransportKind;
+
+    const TIMEOUT: Outcome = Outcome::Transport(TransportKind::Timeout);
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    /// A wall clock with a sub-millisecond part, to exercise the rounding.
+    fn wall() -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(1_700_000_000_123_456_789)
+    }
+
+    /// A host that refused once with Retry-After (pause until t0 + 120 s), then stopped
+    /// answering (parked until t0 + 39 s), then answered seven earlier requests with 404.
+    fn eventful_host(t0: Instant) -> LiveHost {
+        let mut host =
+            LiveHost::new(RateConfig { initial_rate: 2.3, ..RateConfig::default() }, BreakerPolicy::default(), t0);
+        host.observe(&Outcome::Status(429), Some(secs(120)), t0, t0);
+        for _ in 0..5 {
+            host.observe(&TIMEOUT, None, t0 + secs(8), t0 + secs(9));
+        }
+        for _ in 0..7 {
+            host.observe(&Outcome::Status(404), None, t0 + secs(8), t0 + secs(9));
+        }
+        host
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let t0 = Instant::now();
+        let now = t0 + secs(10);
+        let saved = eventful_host(t0).export(now, wall());
+        assert_eq!(saved.rate, 1.15);
+        assert_eq!(saved.known_limit, Some(2.3));
+        assert_eq!(saved.success_streak, 7);
+        assert_eq!(saved.parks, 1);
+        assert!(saved.backoff_until_unix_ms.is_some() && saved.parked_until_unix_ms.is_some());
+
+        let json = serde_json::to_string(&saved).unwrap();
+        let read: HostState = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, saved);
+        let restored = LiveHost::restore(&read, RateConfig::default(), BreakerPolicy::default(), now, wall());
+        assert_eq!(restored.export(now, wall()), saved, "export after restore must give the same state");
+    }
+
+    #[test]
+    fn a_handed_over_host_keeps_its_pause_and_its_spacing() {
+        // The new owner must not send while the server's Retry-After is still running, nor send
+        // a request right after the previous owner's last one.
+        let t0 = Instant::now();
+        let saved = eventful_host(t0).export(t0 + secs(10), wall());
+        let (now, new_wall) = (t0 + secs(1000), wall() + secs(5));
+        let mut host = LiveHost::restore(&saved, RateConfig::default(), BreakerPolicy::default(), now, new_wall);
+        // 120 s from t0, 10 s of which had passed at export, 5 s more by the wall clock since.
+        match host.try_send(0, now) {
+            Gate::Wait { until } => {
+                let left = (until - now).as_secs_f64();
+                assert!((left - 105.0).abs() < 0.01, "{left}");
+            }
+            other => panic!("expected a wait, got {other:?}"),
+        }
+        assert_eq!(host.try_send(0, now + secs(106)), Gate::Send);
+
+        // A host with no pause: the first request waits a full 1/rate after the handover.
+        let mut old_owner = LiveHost::new(RateConfig::default(), BreakerPolicy::default(), t0);
+        assert_eq!(old_owner.try_send(0, t0), Gate::Send);
+        let saved = old_owner.export(t0, wall());
+        let mut host = LiveHost::restore(&saved, RateConfig::default(), BreakerPolicy::default(), t0, wall());
+        assert_eq!(host.try_send(0, t0), Gate::Wait { until: t0 + secs(1) });
+    }
+
+    #[test]
+    fn a_new_run_forgets_old_outages_and_expired_pauses_but_not_the_limit() {
+        let t0 = Instant::now();
+        let saved = eventful_host(t0).export(t0 + secs(10), wall());
+        let next_day = wall() + secs(24 * 3600);
+        let now = Instant::now();
+        let state = saved.for_new_run();
+        let mut host = LiveHost::restore(&state, RateConfig::default(), BreakerPolicy::default(), now, next_day);
+        assert_eq!(host.export(now, next_day).backoff_until_unix_ms, None);
+        assert!(matches!(host.try_send(0, now), Gate::Wait { .. } | Gate::Send));
+        assert_eq!(host.breaker().parks(), 0);
+        assert_eq!(host.rate().known_limit(), Some(2.3), "the host's limit is still known");
+        // Probation is over too: a single timeout does not park it.
+        host.observe(&TIMEOUT, None, now, now);
+        assert_eq!(host.breaker().availability(now), Availability::Up);
+    }
+
+    #[test]
+    fn stored_format_from_an_earlier_run_still_reads() {
+        // Servers tables outlive releases; renaming a field silently drops what was learned.
+        let json = r#"{"rate":1.89,"known_limit":2.1,"max_in_flight":2,"success_streak":3,
+            "backoff_until_unix_ms":null,"consecutive_failures":0,"parks":0,
+            "parked_until_unix_ms":null,"dead":false}"#;
+        let state: HostState = serde_json::from_str(json).unwrap();
+        let host = LiveHost::restore(&state, RateConfig::default(), BreakerPolicy::default(), Instant::now(), wall());
+        assert_eq!(host.rate().rate(), 1.89);
+        assert_eq!(host.rate().ceiling(), 2.1 * 0.9);
+    }
+
+    #[test]
+    fn a_corrupted_future_time_does_not_freeze_the_host_for_years() {
+        let state = HostState {
+            backoff_until_unix_ms: Some(u64::MAX),
+            parked_until_unix_ms: Some(4_102_444_800_000), // 2100-01-01
+            ..LiveHost::new(RateConfig::default(), BreakerPolicy::default(), Instant::now())
+                .export(Instant::now(), wall())
+        };
+        let now = Instant::now();
+        let mut host = LiveHost::restore(&state, RateConfig::default(), BreakerPolicy::default(), now, wall());
+        let Gate::Wait { until } = host.try_send(0, now) else { panic!("a stored pause is honoured") };
+        assert!(until - now <= MAX_STORED_WAIT, "{:?}", until - now);
+        assert_eq!(host.try_send(0, now + MAX_STORED_WAIT), Gate::Send);
+    }
+
+    #[test]
+    fn the_gate_enforces_in_flight_cap_parking_and_death() {
+        let t0 = Instant::now();
+        let mut host = LiveHost::new(RateConfig::default(), BreakerPolicy::default(), t0);
+        assert_eq!(host.try_send(2, t0), Gate::AtCapacity, "default cap is 2");
+        assert_eq!(host.try_send(1, t0), Gate::Send);
+        for _ in 0..5 {
+            host.observe(&TIMEOUT, None, t0, t0);
+        }
+        assert_eq!(host.try_send(0, t0 + secs(1)), Gate::Wait { until: t0 + secs(30) });
+        let policy = BreakerPolicy { max_parks: 0, ..BreakerPolicy::default() };
+        let mut doomed = LiveHost::new(RateConfig::default(), policy, t0);
+        for _ in 0..5 {
+            doomed.observe(&TIMEOUT, None, t0, t0);
+        }
+        assert_eq!(doomed.try_send(0, t0 + secs(3600)), Gate::Dead);
+    }
+}

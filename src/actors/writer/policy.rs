@@ -1,0 +1,54 @@
+//! When the writer commits a shard: plain logic, no actix, time passed in.
+
+use std::time::{Duration, Instant};
+
+/// Rows in one shard at most. 1,000 images of ~200 KB stored make ~200 MB files: large enough that
+/// per-file overhead is small, small enough that a crash costs at most minutes of fetching.
+pub const SHARD_MAX_ROWS: usize = 1000;
+
+/// Stored bytes in one shard at most, so 1,000 big herbarium sheets do not make a 20 GB file.
+pub const SHARD_MAX_BYTES: usize = 512 << 20;
+
+/// Longest a finished row waits in memory before it is committed. A slow host at 0.5 req/s
+/// would otherwise hold its rows for a long time; 60 s bounds what a crash can cost.
+pub const SHARD_MAX_AGE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+pub struct ShardPolicy {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+}
+
+impl Default for ShardPolicy {
+    fn default() -> Self {
+        ShardPolicy { max_rows: SHARD_MAX_ROWS, max_bytes: SHARD_MAX_BYTES, max_age: SHARD_MAX_AGE }
+    }
+}
+
+impl ShardPolicy {
+    /// Whether a batch holding `rows` rows and `bytes` bytes, whose oldest row arrived at
+    /// `oldest`, should be committed now.
+    pub fn should_commit(&self, rows: usize, bytes: usize, oldest: Option<Instant>, now: Instant) -> bool {
+        rows > 0
+            && (rows >= self.max_rows
+                || bytes >= self.max_bytes
+                || oldest.is_some_and(|t| now.saturating_duration_since(t) >= self.max_age))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_on_rows_bytes_or_age_and_never_empty() {
+        let p = ShardPolicy { max_rows: 10, max_bytes: 100, max_age: Duration::from_secs(5) };
+        let t0 = Instant::now();
+        assert!(!p.should_commit(0, 0, None, t0));
+        assert!(!p.should_commit(9, 99, Some(t0), t0 + Duration::from_secs(4)));
+        assert!(p.should_commit(10, 0, Some(t0), t0));
+        assert!(p.should_commit(1, 100, Some(t0), t0));
+        assert!(p.should_commit(1, 1, Some(t0), t0 + Duration::from_secs(5)));
+    }
+}

@@ -1,0 +1,60 @@
+//! What every actor of one rank shares. Built once by `run.rs` from the validated settings.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use actix::{Addr, Recipient};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::cpu_pool::CpuPool;
+use super::slots::Slots;
+use crate::actors::server::messages::Wake;
+use crate::actors::server::rate::RateConfig;
+use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
+use crate::actors::server::state::HostState;
+use crate::actors::writer::actor::WriterActor;
+use crate::fetch::client::HttpSettings;
+use crate::imaging::ImageSettings;
+use crate::telemetry::Counters;
+
+/// A CPU-queue permit is worth this many bytes of body, so the semaphore counts stay small.
+pub const BUDGET_UNIT: u64 = 1024;
+
+pub struct Engine {
+    pub out: PathBuf,
+    pub client: reqwest::Client,
+    pub http: HttpSettings,
+    pub image: ImageSettings,
+    pub rate: RateConfig,
+    pub breaker: BreakerPolicy,
+    pub retry: RetryPolicy,
+    pub counters: Arc<Counters>,
+    pub cpu: CpuPool,
+    /// Bytes of bodies waiting for, or in, the CPU pool, in [`BUDGET_UNIT`]s.
+    pub cpu_budget: Arc<Semaphore>,
+    pub cpu_budget_units: u32,
+    pub slots: Mutex<Slots<Recipient<Wake>>>,
+    pub writer: Addr<WriterActor>,
+    /// Where hosts report that they finished or stopped.
+    pub events: mpsc::UnboundedSender<HostEvent>,
+}
+
+/// What a ServerActor tells the coordinator.
+#[derive(Debug)]
+pub enum HostEvent {
+    /// The host has nothing left in flight: all its rows are recorded (`remaining == 0`), or it
+    /// was told to stop and `remaining` rows are left for the next run.
+    Finished { host: String, state: HostState, remaining: u64 },
+    /// A commit failed: the run must stop (the rows not committed will be fetched again).
+    Fatal { host: String, error: String },
+}
+
+impl Engine {
+    /// Gives a slot back and wakes the next host waiting for one.
+    pub fn give_back_slot(&self) {
+        let waiter = self.slots.lock().expect("slots lock").give_back();
+        if let Some(w) = waiter {
+            w.do_send(Wake);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! `download`: runs the ServerActors of the hosts this rank owns over a prep output folder.
+//!
+//! `engine` holds what every actor of a rank shares (the HTTP client, the CPU pool, the global
+//! request slots, the writer); `slots` is the rank-wide cap on requests in flight; `run` is the
+//! coordinator: it starts the actors, drives progress, the deadline and the final drain;
+//! `summary` reads the committed shards back and reports what is done and what remains.
+
+pub mod cpu_pool;
+pub mod engine;
+pub mod run;
+pub mod slots;
+pub mod summary;

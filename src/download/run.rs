@@ -1,0 +1,253 @@
+//! The coordinator of one rank: starts the writer and one ServerActor per owned host, shows
+//! progress, stops issuing before the deadline, drains the writer, and summarises.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use actix::{Actor, Addr, SyncArbiter};
+use anyhow::{anyhow, Context as _};
+use tokio::sync::{mpsc, Semaphore};
+
+use super::cpu_pool::CpuPool;
+use super::engine::{Engine, HostEvent, BUDGET_UNIT};
+use super::slots::Slots;
+use super::summary::DownloadSummary;
+use crate::actors::server::actor::{HostPlan, ServerActor};
+use crate::actors::server::messages::StopIssuing;
+use crate::actors::server::rate::RateConfig;
+use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
+use crate::actors::writer::actor::WriterActor;
+use crate::actors::writer::messages::{Drain, Tick};
+use crate::actors::writer::policy::ShardPolicy;
+use crate::config::{Reencode, Settings};
+use crate::fetch::client::{build_client, user_agent, HttpSettings};
+use crate::imaging::{ImageSettings, StoreAs};
+use crate::prep::batches::read_servers_table;
+use crate::progress::{human_count, Progress};
+use crate::shards::ledger;
+use crate::telemetry::Counters;
+
+/// How often the writer is asked to commit rows that have waited long enough.
+const TICK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Time kept after the stop before the deadline for the writer's final commit. Committing a
+/// 512 MB shard with fsync takes a few seconds on a parallel file system; 30 s is generous.
+const COMMIT_MARGIN: Duration = Duration::from_secs(30);
+
+/// Resolved options of one download run.
+#[derive(Debug, Clone)]
+pub struct DownloadOptions {
+    pub out: PathBuf,
+    pub settings: Settings,
+    pub contact: String,
+    /// Stop taking new work in time to finish and commit before this moment.
+    pub deadline: Option<SystemTime>,
+    /// The hosts this rank owns; `None` means every host (a single-rank run).
+    pub owned_hosts: Option<HashSet<String>>,
+    pub verbose: bool,
+}
+
+/// Runs the download and returns the summary read back from the committed shards.
+pub fn run(opts: DownloadOptions) -> anyhow::Result<DownloadSummary> {
+    let started = Instant::now();
+    let servers = read_servers_table(&opts.out)?;
+    let servers: Vec<_> = servers
+        .into_iter()
+        .filter(|s| opts.owned_hosts.as_ref().is_none_or(|owned| owned.contains(&s.server_name)))
+        .collect();
+    let rows_total: u64 = servers.iter().map(|s| s.url_count).sum();
+    let before = ledger::scan(&opts.out)?;
+    let done_before = before.succeeded() + before.failed();
+    if before.leftovers_removed > 0 {
+        eprintln!("download: removed {} unfinished shard file(s) of an interrupted run", before.leftovers_removed);
+    }
+    let stop_at = match opts.deadline {
+        None => None,
+        Some(deadline) => {
+            let margin = opts.settings.request_timeout + COMMIT_MARGIN;
+            let left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+            if left <= margin {
+                eprintln!(
+                    "download: the deadline is {:.0} s away, less than the {:.0} s needed to finish requests and commit; starting nothing",
+                    left.as_secs_f64(),
+                    margin.as_secs_f64()
+                );
+                let mut summary = DownloadSummary::from_ledger(&opts.out.display().to_string(), rows_total, &before, Default::default(), 0.0);
+                summary.stopped_by_deadline = true;
+                return Ok(summary);
+            }
+            Some(Instant::now() + (left - margin))
+        }
+    };
+    if done_before >= rows_total {
+        eprintln!("download: nothing left to do: all {rows_total} rows already have a committed record");
+        return Ok(DownloadSummary::from_ledger(&opts.out.display().to_string(), rows_total, &before, Default::default(), 0.0));
+    }
+    let plans: Vec<HostPlan> = servers
+        .iter()
+        .map(|s| HostPlan {
+            host: s.server_name.clone(),
+            partitions: (0..s.batch_count).collect(),
+            learned: None,
+            initial_rate: s.learned_rate_limit.unwrap_or(s.initial_rate_limit),
+        })
+        .collect();
+
+    let counters = Arc::new(Counters::default());
+    let outcome = actix::System::new().block_on(drive(opts.clone(), plans, Arc::clone(&counters), rows_total, done_before, stop_at));
+    actix::System::current().stop();
+    let stopped_by_deadline = outcome?;
+
+    let after = ledger::scan(&opts.out)?;
+    let mut summary = DownloadSummary::from_ledger(
+        &opts.out.display().to_string(),
+        rows_total,
+        &after,
+        counters.snapshot(),
+        started.elapsed().as_secs_f64(),
+    );
+    summary.stopped_by_deadline = stopped_by_deadline;
+    Ok(summary)
+}
+
+fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, RateConfig, BreakerPolicy, RetryPolicy) {
+    let s = &opts.settings;
+    let http = HttpSettings {
+        user_agent: user_agent(&opts.contact),
+        total_timeout: s.request_timeout,
+        connect_timeout: s.connect_timeout,
+        max_body_bytes: s.max_body_bytes,
+    };
+    let image = ImageSettings {
+        max_side: s.max_side,
+        jpeg_quality: s.jpeg_quality,
+        reencode: match s.reencode {
+            Reencode::Auto => crate::imaging::Reencode::Auto,
+            Reencode::Always => crate::imaging::Reencode::Always,
+        },
+        store: if s.store_raw_rgb { StoreAs::RawRgb } else { StoreAs::Encoded },
+        max_pixels: s.max_pixels,
+    };
+    let rate = RateConfig { initial_rate: s.initial_rate_limit, max_rate: s.max_rate_limit, max_in_flight: s.max_in_flight_per_host };
+    let breaker = BreakerPolicy { first_park: s.park, ..BreakerPolicy::default() };
+    let retry = RetryPolicy { max_retries: s.max_retries, backoff_base: s.backoff_base, ..RetryPolicy::default() };
+    (http, image, rate, breaker, retry)
+}
+
+/// The async part: returns whether the run stopped for the deadline.
+async fn drive(
+    opts: DownloadOptions,
+    plans: Vec<HostPlan>,
+    counters: Arc<Counters>,
+    rows_total: u64,
+    done_before: u64,
+    stop_at: Option<Instant>,
+) -> anyhow::Result<bool> {
+    let (http, image, rate, breaker, retry) = engine_settings(&opts);
+    let client = build_client(&http).context("cannot build the HTTP client")?;
+    let writer: Addr<WriterActor> = {
+        let (out, counters, verbose) = (opts.out.clone(), Arc::clone(&counters), opts.verbose);
+        SyncArbiter::start(1, move || {
+            WriterActor::new(out.clone(), ShardPolicy::default(), Arc::clone(&counters), Default::default(), verbose)
+        })
+    };
+    let threads = match opts.settings.cpu_threads {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let units = (opts.settings.cpu_queue_bytes / BUDGET_UNIT).clamp(1, u64::from(u32::MAX >> 3)) as u32;
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let engine = Arc::new(Engine {
+        out: opts.out.clone(),
+        client,
+        http,
+        image,
+        rate,
+        breaker,
+        retry,
+        counters: Arc::clone(&counters),
+        cpu: CpuPool::new(threads),
+        cpu_budget: Arc::new(Semaphore::new(units as usize)),
+        cpu_budget_units: units,
+        slots: Mutex::new(Slots::new(opts.settings.max_requests_in_flight)),
+        writer: writer.clone(),
+        events: events_tx,
+    });
+    eprintln!(
+        "download: {} hosts, {} of {} rows left, {} CPU threads, deadline {}",
+        plans.len(),
+        rows_total - done_before,
+        rows_total,
+        threads,
+        stop_at.map(|s| format!("in {:.0} s (stop issuing)", s.saturating_duration_since(Instant::now()).as_secs_f64())).unwrap_or_else(|| "none".into())
+    );
+    let addrs: BTreeMap<String, Addr<ServerActor>> =
+        plans.into_iter().map(|p| (p.host.clone(), ServerActor::new(p, Arc::clone(&engine)).start())).collect();
+
+    let mut progress = Progress::new("download");
+    let mut open: HashSet<String> = addrs.keys().cloned().collect();
+    let mut remaining_by_host: u64 = 0;
+    let mut fatal: Option<String> = None;
+    let mut stopped = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_writer_tick = Instant::now();
+    let t0 = Instant::now();
+    while !open.is_empty() {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(HostEvent::Finished { host, remaining, .. }) => {
+                    open.remove(&host);
+                    remaining_by_host += remaining;
+                }
+                Some(HostEvent::Fatal { host, error }) => {
+                    if fatal.is_none() {
+                        eprintln!("download: stopping: {host}: {error}");
+                        fatal = Some(error);
+                        for a in addrs.values() { a.do_send(StopIssuing); }
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                if let Some(stop) = stop_at {
+                    if !stopped && Instant::now() >= stop {
+                        stopped = true;
+                        eprintln!("download: deadline near: no new requests; finishing those in flight and committing");
+                        for a in addrs.values() { a.do_send(StopIssuing); }
+                    }
+                }
+                if last_writer_tick.elapsed() >= TICK_INTERVAL {
+                    last_writer_tick = Instant::now();
+                    if let Ok(Err(e)) = writer.send(Tick).await {
+                        if fatal.is_none() {
+                            fatal = Some(e);
+                            for a in addrs.values() { a.do_send(StopIssuing); }
+                        }
+                    }
+                }
+                let s = counters.snapshot();
+                let done = done_before + s.images_stored + s.rows_failed;
+                let secs = t0.elapsed().as_secs_f64().max(1e-3);
+                let errors: Vec<String> = s.failed_by_class.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let msg = format!(
+                    "{}/{} rows, {:.1} img/s, {:.2} MB/s, errors: {}; hosts: {} active, {} backing off, {} parked, {} done",
+                    human_count(done), human_count(rows_total), s.images_stored as f64 / secs,
+                    s.response_bytes as f64 / secs / 1e6,
+                    if errors.is_empty() { "none".to_string() } else { errors.join(" ") },
+                    s.hosts_active, s.hosts_backing_off, s.hosts_parked, s.hosts_done
+                );
+                progress.update(done as f64 / rows_total.max(1) as f64, &msg);
+            }
+        }
+    }
+    progress.finish();
+    let drained = writer.send(Drain).await.map_err(|e| anyhow!("writer stopped unexpectedly: {e}"))?;
+    drained.context("final commit failed; rows not committed will be fetched again by the next run")?;
+    if let Some(error) = fatal {
+        return Err(anyhow!("download stopped: {error}; committed shards are safe, re-run to continue"));
+    }
+    let _ = remaining_by_host;
+    Ok(stopped)
+}

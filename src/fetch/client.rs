@@ -1,0 +1,150 @@
+//! The shared HTTP client and one fetch: a total deadline, a body cap, a bounded redirect chain.
+//!
+//! This module turns a URL into bytes or an [`Outcome`]; it does not decide about retries or
+//! rates (the ServerActor does) and never looks inside the bytes (`imaging` does).
+
+use std::time::Duration;
+
+use super::outcome::{Outcome, TransportKind};
+
+/// Redirects followed at most. Image CDNs chain two or three; five is what browsers consider a
+/// generous minimum and what the issue fixes.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Connections kept idle per host. Our per-host in-flight cap is small, so a few suffice.
+const POOL_IDLE_PER_HOST: usize = 4;
+
+/// How long an idle pooled connection is kept. Servers close theirs after 5–60 s; 30 s reuses
+/// most without holding sockets on hosts we have finished with.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of the shared client, resolved from the config.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub user_agent: String,
+    /// Deadline for the whole request: connect, headers and the full body. A server trickling
+    /// bytes cannot hold a slot past it.
+    pub total_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Bodies larger than this end as `too_large` without being read to the end.
+    pub max_body_bytes: u64,
+}
+
+/// A response with a status line.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    /// The body, read only for 2xx responses.
+    pub body: Vec<u8>,
+    /// The raw `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+}
+
+/// Why a fetch produced no usable response.
+#[derive(Debug)]
+pub enum FetchFailure {
+    Transport { kind: TransportKind, detail: String },
+    TooLarge { limit: u64, announced: Option<u64> },
+}
+
+impl FetchFailure {
+    pub fn outcome(&self) -> Option<Outcome> {
+        match self {
+            FetchFailure::Transport { kind, .. } => Some(Outcome::Transport(*kind)),
+            FetchFailure::TooLarge { .. } => None,
+        }
+    }
+}
+
+/// The User-Agent every request carries: the tool, its version and the operator's contact.
+pub fn user_agent(contact: &str) -> String {
+    format!("distributed-downloader/{} (+{contact})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Builds the one client a rank shares: pooled connections, only http(s) redirects.
+pub fn build_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
+    // reqwest is built without a default TLS crypto provider; install ring's once.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if !matches!(attempt.url().scheme(), "http" | "https") {
+            attempt.error("redirect to a scheme other than http(s)")
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .user_agent(s.user_agent.clone())
+        .redirect(policy)
+        .connect_timeout(s.connect_timeout)
+        .timeout(s.total_timeout)
+        .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build()
+}
+
+/// Fetches `url` under the total deadline.
+pub async fn fetch(client: &reqwest::Client, url: &str, s: &HttpSettings) -> Result<Fetched, FetchFailure> {
+    match tokio::time::timeout(s.total_timeout, fetch_inner(client, url, s.max_body_bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(FetchFailure::Transport {
+            kind: TransportKind::Timeout,
+            detail: format!("no complete response within {:.0} s", s.total_timeout.as_secs_f64()),
+        }),
+    }
+}
+
+async fn fetch_inner(client: &reqwest::Client, url: &str, max: u64) -> Result<Fetched, FetchFailure> {
+    let mut response = client.get(url).send().await.map_err(transport)?;
+    let status = response.status().as_u16();
+    let header = |name: reqwest::header::HeaderName| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    };
+    let retry_after = header(reqwest::header::RETRY_AFTER);
+    let content_type = header(reqwest::header::CONTENT_TYPE);
+    if !(200..300).contains(&status) {
+        return Ok(Fetched { status, body: Vec::new(), retry_after, content_type });
+    }
+    let announced = response.content_length();
+    if announced.is_some_and(|n| n > max) {
+        return Err(FetchFailure::TooLarge { limit: max, announced });
+    }
+    let mut body = Vec::with_capacity(announced.unwrap_or(64 * 1024).min(max) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() as u64 + chunk.len() as u64 > max {
+            return Err(FetchFailure::TooLarge { limit: max, announced });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Fetched { status, body, retry_after, content_type })
+}
+
+/// Places a reqwest error in the bounded [`TransportKind`] set, from the error and its causes.
+fn transport(e: reqwest::Error) -> FetchFailure {
+    let mut chain = String::new();
+    let mut source: Option<&dyn std::error::Error> = Some(&e);
+    while let Some(err) = source {
+        chain.push_str(&err.to_string().to_ascii_lowercase());
+        chain.push_str(": ");
+        source = err.source();
+    }
+    let kind = if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_redirect() {
+        TransportKind::TooManyRedirects
+    } else if chain.contains("dns") || chain.contains("lookup address") || chain.contains("name or service") {
+        TransportKind::Dns
+    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
+        TransportKind::Tls
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else if e.is_body() || e.is_decode() {
+        TransportKind::Body
+    } else {
+        TransportKind::Other
+    };
+    FetchFailure::Transport { kind, detail: chain.trim_end_matches(": ").to_string() }
+}

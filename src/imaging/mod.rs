@@ -1,0 +1,33 @@
+//! The image pipeline: the downloaded bytes of one image in, the bytes we store out.
+//!
+//! Plain CPU code with no actix, tokio or network, called by the download engine from its bounded
+//! CPU pool. `process` detects the format from magic bytes, refuses decompression bombs from the
+//! header, keeps small web images untouched, and otherwise decodes (JPEG through libjpeg-turbo
+//! with DCT-domain downscaling), converts to 8-bit RGB, resizes with SIMD, applies EXIF
+//! orientation and encodes JPEG (or stores raw RGB). It hashes the original bytes once.
+//! Named `imaging` so that `image` keeps meaning the image crate.
+//!
+//! - `settings`: `ImageSettings` and its defaults.
+//! - `error`: `ImageError` and the error class the engine records.
+//! - `pipeline`: `process` and `Processed`.
+//! - `sniff`: format from magic bytes; "not an image" versus "image we do not decode".
+//! - `jpeg_meta`: EXIF orientation, Adobe marker and completeness from JPEG markers.
+//! - `turbo`: the private FFI wrapper over libjpeg-turbo's TurboJPEG 2.x API.
+//! - `pixels`: CMYK and alpha to RGB, target size, resize, orientation.
+//! - `corpus`: generated photo-like images; `codec_bench`: the codec throughput limit.
+
+mod codec_bench;
+mod corpus;
+mod error;
+mod jpeg_meta;
+mod pipeline;
+mod pixels;
+mod settings;
+mod sniff;
+mod turbo;
+
+pub use codec_bench::{bench_codec, CodecBench};
+pub use corpus::{realistic_corpus, synthetic_photo_jpeg};
+pub use error::ImageError;
+pub use pipeline::{process, Processed, StoredFormat};
+pub use settings::{ImageSettings, Reencode, StoreAs, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE};

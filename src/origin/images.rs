@@ -1,0 +1,242 @@
+//! `origin::images`: the pictures the test origin serves, made from the URL path alone.
+//!
+//! Owns the path → image rule and a bounded in-memory cache of encoded bytes. It does not know
+//! about hosts or behaviours: `server` asks it for bytes, and tests ask it for the same bytes to
+//! compare hashes. Everything is deterministic: the same path gives the same bytes in every
+//! process, so a test can compute the expected SHA-256 before the download.
+//!
+//! The rule, on the last path segment (the query string is ignored):
+//! - the extension picks the format: `.jpg`/`.jpeg`, `.png`, `.webp` (lossless), `.gif`,
+//!   `.tif`/`.tiff`, `.bmp`; no extension at all is a JPEG (many GBIF URLs have none); any other
+//!   extension (`robots.txt`, `.html`) is not an image, and the origin answers 404.
+//! - tokens `w<N>` and `h<N>` between `-` or `_` set the size: `/img/w800-h600-17.jpg` is 800×600;
+//!   a missing one defaults to [`DEFAULT_WIDTH`] × [`DEFAULT_HEIGHT`].
+//! - the pixels are a gradient, a few soft blobs and per-pixel noise, seeded by the whole path, so
+//!   `/img/a.jpg` and `/img/b.jpg` differ and JPEG sizes look like photographs, not flat fills.
+//!
+//! Cost in a debug build, 640×480: about 0.3 s for JPEG, PNG, WebP, TIFF or BMP, but 3 s for GIF
+//! (colour quantisation). Tests should ask for small GIFs; benchmarks should run in release.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Cursor;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use sha2::{Digest, Sha256};
+
+/// Width when the path has no `w<N>` token: a typical web thumbnail-to-medium size.
+pub const DEFAULT_WIDTH: u32 = 640;
+/// Height when the path has no `h<N>` token.
+pub const DEFAULT_HEIGHT: u32 = 480;
+/// Largest side served. Bigger requests get 404: encoding them in a debug build would take
+/// minutes, and the `Huge` and `Bomb` behaviours exist for size tests.
+pub const MAX_SIDE: u32 = 8192;
+/// Largest pixel count served (24 MP, a 72 MB RGB buffer while encoding), for the same reason.
+pub const MAX_PIXELS: u64 = 24_000_000;
+/// Bytes of encoded images kept in memory. A debug-build JPEG encode of 640×480 takes tens of
+/// milliseconds; 64 MiB holds about a thousand of them, enough for any test or demo run.
+pub const CACHE_BYTES: usize = 64 << 20;
+/// JPEG quality: what a museum server typically publishes.
+const JPEG_QUALITY: u8 = 90;
+/// Number of soft colour blobs drawn over the gradient.
+const BLOBS: usize = 5;
+/// Amplitude of per-pixel noise (± this many levels per channel).
+const NOISE: i32 = 12;
+
+/// What the origin serves for one path: the format and pixel size decoded from the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageSpec {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl ImageSpec {
+    /// The `Content-Type` the origin sends for this image.
+    pub fn content_type(&self) -> &'static str {
+        self.format.to_mime_type()
+    }
+}
+
+/// Reads the image format and size from a URL path, or `None` when the path is not an image
+/// (unknown extension) or asks for more than [`MAX_SIDE`] / [`MAX_PIXELS`].
+pub fn spec_for_path(path: &str) -> Option<ImageSpec> {
+    let path = strip_query(path);
+    let segment = path.rsplit('/').next().unwrap_or("");
+    let (stem, format) = match segment.rsplit_once('.') {
+        None => (segment, ImageFormat::Jpeg),
+        Some((stem, ext)) => (stem, format_for_extension(ext)?),
+    };
+    let (mut width, mut height) = (DEFAULT_WIDTH, DEFAULT_HEIGHT);
+    for token in stem.split(['-', '_']) {
+        if let Some(n) = token.strip_prefix('w').and_then(|n| n.parse().ok()) {
+            width = n;
+        } else if let Some(n) = token.strip_prefix('h').and_then(|n| n.parse().ok()) {
+            height = n;
+        }
+    }
+    let fits = (1..=MAX_SIDE).contains(&width)
+        && (1..=MAX_SIDE).contains(&height)
+        && u64::from(width) * u64::from(height) <= MAX_PIXELS;
+    fits.then_some(ImageSpec { format, width, height })
+}
+
+/// The exact body an `Ok` host serves for `path`, or `None` when it answers 404.
+///
+/// Tests call this to get the expected bytes; the origin calls it to serve them, and both share
+/// one process-wide cache, so the second caller does not pay for the encode.
+pub fn served_bytes(path: &str) -> Option<Arc<Vec<u8>>> {
+    let spec = spec_for_path(path)?;
+    let key = strip_query(path);
+    if let Some(hit) = cache().lock().expect("image cache lock").get(key) {
+        return Some(hit);
+    }
+    // Encode outside the lock: two racing callers both encode, and get identical bytes.
+    let bytes = Arc::new(encode(&render(spec.width, spec.height, seed_for(key)), spec.format));
+    cache().lock().expect("image cache lock").insert(key, bytes.clone());
+    Some(bytes)
+}
+
+/// Lower-case hex SHA-256 of [`served_bytes`], for tests that compare against stored hashes.
+pub fn served_sha256(path: &str) -> Option<String> {
+    let bytes = served_bytes(path)?;
+    Some(Sha256::digest(bytes.as_slice()).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The pixels for `path` before encoding, e.g. to compare a lossless download pixel by pixel.
+pub fn pixels_for_path(path: &str) -> Option<RgbImage> {
+    let spec = spec_for_path(path)?;
+    Some(render(spec.width, spec.height, seed_for(strip_query(path))))
+}
+
+/// A 64-bit seed from the path, for anything the origin derives from it (images, garbage bodies).
+pub(crate) fn seed_for(path: &str) -> u64 {
+    let digest = Sha256::digest(strip_query(path).as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// The path without `?query` or `#fragment`.
+pub(crate) fn strip_query(path: &str) -> &str {
+    path.split(['?', '#']).next().unwrap_or(path)
+}
+
+fn format_for_extension(ext: &str) -> Option<ImageFormat> {
+    match ext.to_ascii_lowercase().as_str() {
+        "jpg" | "jpeg" => Some(ImageFormat::Jpeg),
+        "png" => Some(ImageFormat::Png),
+        "webp" => Some(ImageFormat::WebP),
+        "gif" => Some(ImageFormat::Gif),
+        "tif" | "tiff" => Some(ImageFormat::Tiff),
+        "bmp" => Some(ImageFormat::Bmp),
+        _ => None,
+    }
+}
+
+/// SplitMix64: tiny, fast, and fixed forever, unlike a library RNG whose stream may change
+/// between versions and silently change every expected hash.
+pub(crate) struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A float in [0, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn colour(&mut self) -> [f32; 3] {
+        [self.unit() * 255.0, self.unit() * 255.0, self.unit() * 255.0]
+    }
+}
+
+struct Blob {
+    cx: f32,
+    cy: f32,
+    inv_r2: f32,
+    colour: [f32; 3],
+}
+
+/// Draws the photo-like picture: a diagonal two-colour gradient, soft blobs, and noise.
+fn render(width: u32, height: u32, seed: u64) -> RgbImage {
+    let mut rng = SplitMix(seed);
+    let (c0, c1) = (rng.colour(), rng.colour());
+    let angle = rng.unit() * std::f32::consts::TAU;
+    let (dx, dy) = (angle.cos(), angle.sin());
+    let (w, h) = (width as f32, height as f32);
+    let blobs: Vec<Blob> = (0..BLOBS)
+        .map(|_| {
+            let r = (0.1 + 0.25 * rng.unit()) * w.min(h).max(1.0);
+            Blob { cx: rng.unit() * w, cy: rng.unit() * h, inv_r2: 1.0 / (r * r), colour: rng.colour() }
+        })
+        .collect();
+    RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x as f32, y as f32);
+        let t = ((fx / w - 0.5) * dx + (fy / h - 0.5) * dy + 0.5).clamp(0.0, 1.0);
+        let mut px: [f32; 3] = std::array::from_fn(|c| c0[c] * (1.0 - t) + c1[c] * t);
+        for blob in &blobs {
+            let d2 = (fx - blob.cx).powi(2) + (fy - blob.cy).powi(2);
+            let weight = 0.8 / (1.0 + d2 * blob.inv_r2 * 2.0);
+            for (p, colour) in px.iter_mut().zip(blob.colour) {
+                *p = *p * (1.0 - weight) + colour * weight;
+            }
+        }
+        let noise = rng.next_u64();
+        Rgb(std::array::from_fn(|c| {
+            let n = ((noise >> (c * 8)) & 0xFF) as i32 * (2 * NOISE + 1) / 256 - NOISE;
+            (px[c] as i32 + n).clamp(0, 255) as u8
+        }))
+    })
+}
+
+fn encode(img: &RgbImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    let result = match format {
+        ImageFormat::Jpeg => JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).encode_image(img),
+        other => DynamicImage::ImageRgb8(img.clone()).write_to(&mut out, other),
+    };
+    // Only formats from `format_for_extension` reach here, all enabled in Cargo.toml, and the
+    // size is bounded: a failure is a build misconfiguration, not a runtime condition.
+    result.unwrap_or_else(|e| panic!("test origin cannot encode {format:?}: {e}; is the image feature enabled?"));
+    out.into_inner()
+}
+
+/// Insertion-ordered cache, evicting the oldest entries beyond [`CACHE_BYTES`].
+#[derive(Default)]
+struct ImageCache {
+    map: HashMap<String, Arc<Vec<u8>>>,
+    order: VecDeque<String>,
+    bytes: usize,
+}
+
+impl ImageCache {
+    fn get(&self, key: &str) -> Option<Arc<Vec<u8>>> {
+        self.map.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: &str, value: Arc<Vec<u8>>) {
+        if self.map.contains_key(key) {
+            return;
+        }
+        self.bytes += value.len();
+        self.map.insert(key.to_owned(), value);
+        self.order.push_back(key.to_owned());
+        while self.bytes > CACHE_BYTES && self.order.len() > 1 {
+            let oldest = self.order.pop_front().expect("non-empty");
+            if let Some(evicted) = self.map.remove(&oldest) {
+                self.bytes -= evicted.len();
+            }
+        }
+    }
+}
+
+fn cache() -> &'static Mutex<ImageCache> {
+    static CACHE: OnceLock<Mutex<ImageCache>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}

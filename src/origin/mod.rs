@@ -1,0 +1,29 @@
+//! `origin`: the project's one test origin (DESIGN §5), used by integration tests, the demo and
+//! the benchmarks.
+//!
+//! Many loopback hosts (`127.x.y.z`, one port each), each scripted by a [`Behaviour`] and each
+//! recording what it saw in a [`RequestLog`]: arrival, completion, status, user agent, bytes.
+//! Tests assert on those logs, not on what the client reports. A minimal HTTP/1.1 server written
+//! directly on tokio (`http`, `server`) answers what the script decides (`respond`), serving
+//! deterministic images made from the URL path (`images`).
+//!
+//! ```no_run
+//! use distributed_downloader::origin::{Behaviour, HostSpec, Origin};
+//! let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)])?;
+//! let url = origin.url(0, "/img/w800-h600-1.jpg"); // 800×600 JPEG
+//! // ... download it ...
+//! assert_eq!(origin.log(0).count_status(200), 1);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+pub mod behaviour;
+pub mod cli;
+pub mod http;
+pub mod images;
+pub mod log;
+mod respond;
+pub mod server;
+
+pub use behaviour::{Behaviour, BehaviourParseError, RetryAfterForm, BEHAVIOUR_SYNTAX, BOMB_SIDE};
+pub use log::{RequestLog, RequestRecord};
+pub use server::{HostSpec, Origin};

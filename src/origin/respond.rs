@@ -1,0 +1,279 @@
+//! `origin::respond`: from a host's `Behaviour` and one request to the reply it gets.
+//!
+//! Owns the per-host counters a script needs (request count for `Flaky503`, recent serves for
+//! `RateLimited`) and the bodies that are not images (garbage, HTML, filler, the bomb PNG).
+//! It decides; `server` writes the bytes and keeps time.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::behaviour::{Behaviour, BOMB_SIDE};
+use super::http::RequestHead;
+use super::images::{self, SplitMix};
+
+/// Prefix of the redirect chain's intermediate paths: `/hop/<k>/<original path>`.
+pub const REDIRECT_PREFIX: &str = "/hop/";
+/// Length of a `Corrupt` body: the size of a small thumbnail, enough to get past sniffing.
+const CORRUPT_BYTES: usize = 4096;
+/// Mixed into the path seed so a `Corrupt` body never repeats the image's own noise stream.
+const CORRUPT_SALT: u64 = 0x0C02_2097;
+/// Size of the repeating filler block a `Huge` body is streamed from.
+pub const FILLER_BLOCK: usize = 64 * 1024;
+
+/// The bytes of a reply's body.
+pub enum Body {
+    /// The first `len` bytes of `data` (`Truncated` sends a prefix of the cached image).
+    Shared { data: Arc<Vec<u8>>, len: usize },
+    /// `len` bytes generated while sending: a JPEG start marker, then [`filler`].
+    Generated { len: u64 },
+}
+
+impl Body {
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Shared { len, .. } => *len as u64,
+            Body::Generated { len } => *len,
+        }
+    }
+
+    /// Up to `n` bytes from `offset` (fewer where a filler block ends).
+    pub fn slice(&self, offset: u64, n: usize) -> &[u8] {
+        match self {
+            Body::Shared { data, .. } => &data[offset as usize..offset as usize + n],
+            Body::Generated { .. } => {
+                let block = filler();
+                let start = (offset % block.len() as u64) as usize;
+                &block[start..(start + n).min(block.len())]
+            }
+        }
+    }
+}
+
+/// How the body goes out.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// As fast as the socket takes it.
+    Full,
+    /// About this many bytes per second.
+    Trickle { bytes_per_sec: u64 },
+    /// This many bytes, then silence until the origin stops.
+    StallAfter { bytes: u64 },
+}
+
+/// Everything `server` needs to answer one request.
+pub struct Reply {
+    pub status: u16,
+    /// Headers besides `Content-Length` and `Connection`, which `server` adds.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+    /// Wait before sending the head (`Slow`).
+    pub head_delay: Duration,
+    pub pacing: Pacing,
+}
+
+impl Reply {
+    fn new(status: u16, content_type: &str, body: Body) -> Reply {
+        Reply {
+            status,
+            headers: vec![("Content-Type", content_type.to_owned())],
+            body,
+            head_delay: Duration::ZERO,
+            pacing: Pacing::Full,
+        }
+    }
+
+    fn text(status: u16, text: &str) -> Reply {
+        let data = Arc::new(text.as_bytes().to_vec());
+        Reply::new(status, "text/plain; charset=utf-8", Body::Shared { len: data.len(), data })
+    }
+}
+
+/// One host's behaviour plus the state it needs across requests.
+pub struct Script {
+    behaviour: Behaviour,
+    /// Requests received so far, all paths and statuses.
+    received: AtomicU64,
+    /// Arrival times of requests served (not refused) by `RateLimited`, oldest first.
+    served: Mutex<VecDeque<Instant>>,
+}
+
+impl Script {
+    pub fn new(behaviour: Behaviour) -> Script {
+        Script { behaviour, received: AtomicU64::new(0), served: Mutex::new(VecDeque::new()) }
+    }
+
+    /// The reply to `head`, arriving at `now`, on the host reachable at `base_url`. May encode an
+    /// image, so `server` calls it off the event loop.
+    pub fn reply(&self, head: &RequestHead, now: Instant, base_url: &str) -> Reply {
+        let n = self.received.fetch_add(1, Ordering::SeqCst) + 1;
+        if head.method != "GET" && head.method != "HEAD" {
+            let mut reply = Reply::text(405, "only GET and HEAD are served\n");
+            reply.headers.push(("Allow", "GET, HEAD".to_owned()));
+            return reply;
+        }
+        let path = head.target.as_str();
+        match &self.behaviour {
+            Behaviour::Ok => image(path),
+            Behaviour::RateLimited { per_second, retry_after } => {
+                if self.admit(*per_second, now) {
+                    return image(path);
+                }
+                let mut reply = Reply::text(429, "too many requests\n");
+                if let Some(form) = retry_after {
+                    reply.headers.push(("Retry-After", form.header_value(SystemTime::now())));
+                }
+                reply
+            }
+            Behaviour::Flaky503 { every } if *every > 0 && n % u64::from(*every) == 0 => {
+                Reply::text(503, "temporarily unavailable\n")
+            }
+            Behaviour::Flaky503 { .. } => image(path),
+            Behaviour::Slow { delay } => Reply { head_delay: *delay, ..image(path) },
+            Behaviour::StallMidBody { after_bytes } => {
+                let reply = image(path);
+                let bytes = (*after_bytes as u64).min(reply.body.len().saturating_sub(1));
+                Reply { pacing: Pacing::StallAfter { bytes }, ..reply }
+            }
+            Behaviour::Trickle { bytes_per_sec } => {
+                Reply { pacing: Pacing::Trickle { bytes_per_sec: (*bytes_per_sec).max(1) }, ..image(path) }
+            }
+            Behaviour::Redirect { hops } => redirect(path, *hops, base_url),
+            Behaviour::NotFound => Reply::text(404, "not found\n"),
+            Behaviour::Forbidden => Reply::text(403, "forbidden\n"),
+            Behaviour::Corrupt => {
+                let data = Arc::new(corrupt_jpeg(path));
+                Reply::new(200, "image/jpeg", Body::Shared { len: data.len(), data })
+            }
+            Behaviour::Truncated => match images::served_bytes(path) {
+                Some(data) => {
+                    let ct = images::spec_for_path(path).expect("served implies spec").content_type();
+                    Reply::new(200, ct, Body::Shared { len: data.len() / 2, data })
+                }
+                None => not_an_image(path),
+            },
+            Behaviour::Html => {
+                let page = format!("<!DOCTYPE html>\n<html><head><title>Specimen viewer</title></head><body><h1>Specimen</h1><p>Requested {}</p><img src=\"viewer.js\"></body></html>\n", escape(path));
+                let data = Arc::new(page.into_bytes());
+                Reply::new(200, "text/html; charset=utf-8", Body::Shared { len: data.len(), data })
+            }
+            Behaviour::Huge { bytes } => Reply::new(200, "image/jpeg", Body::Generated { len: *bytes }),
+            Behaviour::Bomb => {
+                let data = Arc::new(bomb_png());
+                Reply::new(200, "image/png", Body::Shared { len: data.len(), data })
+            }
+            Behaviour::Dead => Reply::text(500, "a dead host is never bound\n"),
+        }
+    }
+
+    /// Sliding-window limiter: serve if fewer than `cap` requests were served in the window.
+    fn admit(&self, per_second: f64, now: Instant) -> bool {
+        let (window, cap) = if per_second >= 1.0 {
+            (Duration::from_secs(1), per_second.floor() as usize)
+        } else {
+            (Duration::from_secs_f64(1.0 / per_second.max(1e-6)), 1)
+        };
+        let mut served = self.served.lock().expect("rate window lock");
+        while served.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            served.pop_front();
+        }
+        let admitted = served.len() < cap;
+        if admitted {
+            served.push_back(now);
+        }
+        admitted
+    }
+}
+
+fn image(path: &str) -> Reply {
+    match (images::spec_for_path(path), images::served_bytes(path)) {
+        (Some(spec), Some(data)) => Reply::new(200, spec.content_type(), Body::Shared { len: data.len(), data }),
+        _ => not_an_image(path),
+    }
+}
+
+fn not_an_image(path: &str) -> Reply {
+    Reply::text(404, &format!("no image at {path}: see origin::images for the path rule\n"))
+}
+
+/// `/p` → 302 to `/hop/1/p`; `/hop/k/p` → 302 to `/hop/k+1/p` while k < hops; then the image.
+fn redirect(path: &str, hops: u32, base_url: &str) -> Reply {
+    let (hop, original) = match path.strip_prefix(REDIRECT_PREFIX).and_then(|rest| rest.split_once('/')) {
+        Some((k, rest)) if k.parse::<u32>().is_ok() => (k.parse::<u32>().unwrap_or(0), format!("/{rest}")),
+        _ => (0, path.to_owned()),
+    };
+    if hop >= hops {
+        return image(&original);
+    }
+    let mut reply = Reply::text(302, "found elsewhere\n");
+    reply.headers.push(("Location", format!("{base_url}{REDIRECT_PREFIX}{}{original}", hop + 1)));
+    reply
+}
+
+/// `FF D8 FF E0`, then bytes with no `FF` (so no marker a decoder could resync on).
+fn corrupt_jpeg(path: &str) -> Vec<u8> {
+    let mut rng = SplitMix(images::seed_for(path) ^ CORRUPT_SALT);
+    let mut body = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    body.extend((4..CORRUPT_BYTES).map(|_| (rng.next_u64() % 255) as u8));
+    body
+}
+
+/// The block a `Huge` body repeats: deterministic and not all zeros, so compression on the way
+/// (there is none, but a proxy might) cannot shrink it.
+pub fn filler() -> &'static [u8] {
+    static FILLER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    FILLER.get_or_init(|| {
+        let mut rng = SplitMix(0x00DD_F111);
+        let mut block: Vec<u8> = (0..FILLER_BLOCK).map(|_| rng.next_u64() as u8).collect();
+        block[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+        block
+    })
+}
+
+/// PNG signature, an IHDR claiming `BOMB_SIDE`² RGB pixels, a cut-short IDAT, and IEND.
+fn bomb_png() -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&BOMB_SIDE.to_be_bytes());
+    ihdr.extend_from_slice(&BOMB_SIDE.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit, truecolour, deflate, adaptive, no interlace
+    push_chunk(&mut png, b"IHDR", &ihdr);
+    push_chunk(&mut png, b"IDAT", &[0x78, 0x9C, 0x62, 0x60, 0x18]); // zlib head + a cut deflate block
+    push_chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+fn push_chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    png.extend_from_slice(kind);
+    png.extend_from_slice(data);
+    let crc = crc32(kind.iter().chain(data));
+    png.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// CRC-32 (IEEE, as PNG uses), bit by bit: it runs on a few dozen bytes.
+fn crc32<'a>(bytes: impl Iterator<Item = &'a u8>) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc_matches_the_png_iend_constant() {
+        assert_eq!(crc32(b"IEND".iter()), 0xAE42_6082);
+    }
+}

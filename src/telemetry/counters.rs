@@ -1,0 +1,70 @@
+//! In-process counters: what the progress line and the final summary read.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Shared by every actor of a rank (behind an `Arc`). Only `events.rs` writes to it.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub response_bytes: AtomicU64,
+    pub images_stored: AtomicU64,
+    pub stored_bytes: AtomicU64,
+    pub rows_failed: AtomicU64,
+    pub retries: AtomicU64,
+    pub shards_committed: AtomicU64,
+    /// Responses with status 429.
+    pub refusals_429: AtomicU64,
+    pub hosts_active: AtomicI64,
+    pub hosts_backing_off: AtomicI64,
+    pub hosts_parked: AtomicI64,
+    pub hosts_done: AtomicI64,
+    pub failed_by_class: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A consistent-enough copy of the counters, for printing and JSON.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Snapshot {
+    pub requests: u64,
+    pub response_bytes: u64,
+    pub images_stored: u64,
+    pub stored_bytes: u64,
+    pub rows_failed: u64,
+    pub retries: u64,
+    pub shards_committed: u64,
+    pub refusals_429: u64,
+    pub hosts_active: i64,
+    pub hosts_backing_off: i64,
+    pub hosts_parked: i64,
+    pub hosts_done: i64,
+    pub failed_by_class: BTreeMap<String, u64>,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            requests: self.requests.load(Relaxed),
+            response_bytes: self.response_bytes.load(Relaxed),
+            images_stored: self.images_stored.load(Relaxed),
+            stored_bytes: self.stored_bytes.load(Relaxed),
+            rows_failed: self.rows_failed.load(Relaxed),
+            retries: self.retries.load(Relaxed),
+            shards_committed: self.shards_committed.load(Relaxed),
+            refusals_429: self.refusals_429.load(Relaxed),
+            hosts_active: self.hosts_active.load(Relaxed),
+            hosts_backing_off: self.hosts_backing_off.load(Relaxed),
+            hosts_parked: self.hosts_parked.load(Relaxed),
+            hosts_done: self.hosts_done.load(Relaxed),
+            failed_by_class: self
+                .failed_by_class
+                .lock()
+                .expect("counter lock")
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }
+    }
+}

@@ -11,7 +11,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 
-.PHONY: setup build test demo bench-prep
+.PHONY: setup build test demo bench bench-prep bench-download
 
 setup:
 	./scripts/setup.sh
@@ -32,3 +32,11 @@ BENCH_DIR ?= /tmp/distributed-downloader-bench
 bench-prep: setup
 	cargo build --locked --release
 	$(CARGO_TARGET_DIR)/release/distributed-downloader bench-prep --rows $(BENCH_ROWS) --dir $(BENCH_DIR)
+
+# Prints the codec limit (decode+resize+encode+hash, no network) and the end-to-end download
+# rate on the same local corpus of photos, and their ratio.
+bench-download: setup
+	cargo build --locked --release
+	$(CARGO_TARGET_DIR)/release/distributed-downloader bench-download --dir $(BENCH_DIR)-download
+
+bench: bench-prep bench-download

@@ -32,6 +32,9 @@ pub enum Command {
     /// Measure prep on a generated GBIF-like input and print wall time and peak memory.
     #[command(hide = true)]
     BenchPrep(BenchPrepArgs),
+    /// Measure the codec limit and end-to-end download rate on a local corpus of photos.
+    #[command(hide = true)]
+    BenchDownload(BenchDownloadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -125,4 +128,17 @@ pub struct OriginArgs {
     /// Write each host's request log as JSON lines into this folder when stopping.
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDownloadArgs {
+    /// Images in the corpus.
+    #[arg(long, default_value_t = 150)]
+    pub images: usize,
+    /// Loopback hosts serving it.
+    #[arg(long, default_value_t = 8)]
+    pub hosts: u8,
+    /// Scratch folder (removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }

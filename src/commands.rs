@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Download(args) => download(&settings, args),
         Command::Origin(args) => crate::origin::cli::run(&args).map_err(Failure::Run),
         Command::BenchPrep(args) => bench::prep(&args).map_err(Failure::Run),
+        Command::BenchDownload(args) => bench::download(&args, &settings).map_err(Failure::Run),
     }
 }
 

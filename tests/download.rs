@@ -343,3 +343,85 @@ fn the_readme_python_snippet_reads_a_shard() {
     let out = std::process::Command::new("/usr/bin/python3").arg("-c").arg(&script).env("OUT", &job.out).output().unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn redirects_are_followed_up_to_five_hops_and_an_http_date_retry_after_is_obeyed() {
+    let origin = Origin::start(vec![
+        HostSpec::loopback(2, Behaviour::Redirect { hops: 3 }),
+        HostSpec::loopback(3, Behaviour::Redirect { hops: 7 }),
+        HostSpec::loopback(4, Behaviour::RateLimited { per_second: 1.0, retry_after: Some(RetryAfterForm::HttpDate { seconds: 2 }) }),
+    ])
+    .unwrap();
+    let mut urls: Vec<String> = (0..2).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    urls.push(origin.url(1, "/img/w64-h48-9.jpg"));
+    urls.extend((0..4).map(|i| origin.url(2, &format!("/img/w64-h48-{i}.jpg"))));
+    let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=3\n"));
+    let summary = job.download_ok(&[]);
+    assert_eq!(summary["succeeded"], 6, "{summary}");
+    let (_, failed) = records(&job.out);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].error_class, "redirect", "7 hops is more than the 5 followed");
+    let log = origin.log(2);
+    assert!(log.count_status(429) >= 1, "3 req/s against 1 req/s meets a 429");
+    for r in log.iter().filter(|r| r.status == 429) {
+        if let Some(next) = log.iter().filter(|x| x.arrived > r.arrived).map(|x| x.arrived).min() {
+            // The date form has one-second resolution: the wait is at least 1 s, at most about 2.
+            assert!(next - r.arrived >= Duration::from_millis(900), "came back after {:?}", next - r.arrived);
+        }
+    }
+}
+
+#[test]
+fn slow_cpus_hold_back_the_network_instead_of_piling_up_images() {
+    // One CPU thread, a 16 MB queue for bodies and 3 request slots: however fast the hosts are,
+    // the servers together never see more than 3 requests at once.
+    let origin = Origin::start((2..6).map(|h| HostSpec::loopback(h, Behaviour::Ok)).collect()).unwrap();
+    let urls: Vec<String> = (0..24).map(|i| origin.url(i % 4, &format!("/img/w2000-h1500-{i}.jpg"))).collect();
+    let config = format!("{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\nMAX_IN_FLIGHT_PER_HOST=4\nMAX_REQUESTS_IN_FLIGHT=3\nCPU_THREADS=1\nCPU_QUEUE_MB=16\n");
+    let job = job(&urls, 100, &config);
+    let summary = job.download_ok(&[]);
+    assert_eq!(summary["succeeded"], 24);
+    let mut events: Vec<(Duration, i32)> = Vec::new();
+    for h in 0..4 {
+        for r in origin.log(h).iter() {
+            events.push((r.arrived, 1));
+            events.push((r.completed.unwrap(), -1));
+        }
+    }
+    events.sort();
+    let (mut now, mut peak) = (0, 0);
+    for (_, d) in events {
+        now += d;
+        peak = peak.max(now);
+    }
+    assert!(peak <= 3, "{peak} requests in flight over all hosts with MAX_REQUESTS_IN_FLIGHT=3");
+}
+
+#[test]
+fn learned_rates_are_written_back_and_seed_the_next_run() {
+    let origin = Origin::start(vec![HostSpec::loopback(
+        2,
+        Behaviour::RateLimited { per_second: 3.0, retry_after: Some(RetryAfterForm::Seconds(1)) },
+    )])
+    .unwrap();
+    let urls: Vec<String> = (0..30).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    // Starts at 8 req/s against a 3 req/s limit; the deadline stops the first run after ~4 s.
+    let job = job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=1\nINITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=10\n");
+    let first = job.download_ok(&["--deadline", "+35s"]);
+    assert!(first["remaining"].as_u64().unwrap() > 0, "{first}");
+    let refusals_first = origin.log(0).count_status(429);
+    assert!(refusals_first >= 1, "8 req/s against 3 req/s meets a 429");
+    use polars::prelude::SerReader;
+    let servers = polars::prelude::ParquetReader::new(std::fs::File::open(job.out.join("servers.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let learned = servers.column("learned_rate_limit").unwrap().f64().unwrap().get(0).unwrap();
+    assert!(learned < 3.0, "the learned rate is under the 3 req/s limit: {learned}");
+    assert!(servers.column("learned_at").unwrap().str().unwrap().get(0).unwrap().ends_with('Z'));
+
+    // The next job starts from what was learned: without it, it would start at 8 req/s again
+    // and be refused at once.
+    let second = job.download_ok(&[]);
+    assert_eq!(second["remaining"], 0);
+    assert_eq!(origin.log(0).count_status(429), refusals_first, "no refusal in the seeded run");
+}

@@ -17,6 +17,7 @@ use super::summary::DownloadSummary;
 use crate::actors::server::actor::{HostPlan, ServerActor};
 use crate::actors::server::messages::StopIssuing;
 use crate::actors::server::rate::RateConfig;
+use crate::actors::server::state::HostState;
 use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
 use crate::actors::writer::actor::WriterActor;
 use crate::actors::writer::messages::{Drain, Tick};
@@ -24,7 +25,7 @@ use crate::actors::writer::policy::ShardPolicy;
 use crate::config::{Reencode, Settings};
 use crate::fetch::client::{build_client, user_agent, HttpSettings};
 use crate::imaging::{ImageSettings, StoreAs};
-use crate::prep::batches::read_servers_table;
+use crate::prep::batches::{read_servers_table, update_learned, Learned};
 use crate::progress::{human_count, Progress};
 use crate::shards::ledger;
 use crate::telemetry::Counters;
@@ -90,7 +91,12 @@ pub fn run(opts: DownloadOptions) -> anyhow::Result<DownloadSummary> {
         .map(|s| HostPlan {
             host: s.server_name.clone(),
             partitions: (0..s.batch_count).collect(),
-            learned: None,
+            // What an earlier run learned; outages (parking) are forgotten, rates and limits kept.
+            learned: s
+                .learned_state
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<HostState>(j).ok())
+                .map(HostState::for_new_run),
             initial_rate: s.learned_rate_limit.unwrap_or(s.initial_rate_limit),
         })
         .collect();
@@ -98,7 +104,21 @@ pub fn run(opts: DownloadOptions) -> anyhow::Result<DownloadSummary> {
     let counters = Arc::new(Counters::default());
     let outcome = actix::System::new().block_on(drive(opts.clone(), plans, Arc::clone(&counters), rows_total, done_before, stop_at));
     actix::System::current().stop();
-    let stopped_by_deadline = outcome?;
+    let (stopped_by_deadline, states) = outcome?;
+    let at = rfc3339_utc(SystemTime::now());
+    let learned: std::collections::HashMap<String, Learned> = states
+        .into_iter()
+        .map(|(host, st)| {
+            let row = Learned {
+                rate: st.rate,
+                max_in_flight: st.max_in_flight,
+                at: at.clone(),
+                state_json: serde_json::to_string(&st).expect("state serialises"),
+            };
+            (host, row)
+        })
+        .collect();
+    update_learned(&opts.out, &learned).context("cannot write learned rates into servers.parquet")?;
 
     let after = ledger::scan(&opts.out)?;
     let mut summary = DownloadSummary::from_ledger(
@@ -136,7 +156,24 @@ fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, Rate
     (http, image, rate, breaker, retry)
 }
 
-/// The async part: returns whether the run stopped for the deadline.
+/// `2026-11-25T12:00:00Z` for `t`.
+fn rfc3339_utc(t: SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, in integers).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60)
+}
+
+/// The async part: returns whether the run stopped for the deadline, and each host's learned state.
 async fn drive(
     opts: DownloadOptions,
     plans: Vec<HostPlan>,
@@ -144,7 +181,7 @@ async fn drive(
     rows_total: u64,
     done_before: u64,
     stop_at: Option<Instant>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<(bool, Vec<(String, HostState)>)> {
     let (http, image, rate, breaker, retry) = engine_settings(&opts);
     let client = build_client(&http).context("cannot build the HTTP client")?;
     let writer: Addr<WriterActor> = {
@@ -190,6 +227,7 @@ async fn drive(
     let mut open: HashSet<String> = addrs.keys().cloned().collect();
     let mut remaining_by_host: u64 = 0;
     let mut fatal: Option<String> = None;
+    let mut states: Vec<(String, HostState)> = Vec::new();
     let mut stopped = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_writer_tick = Instant::now();
@@ -197,9 +235,10 @@ async fn drive(
     while !open.is_empty() {
         tokio::select! {
             event = events.recv() => match event {
-                Some(HostEvent::Finished { host, remaining, .. }) => {
+                Some(HostEvent::Finished { host, remaining, state }) => {
                     open.remove(&host);
                     remaining_by_host += remaining;
+                    states.push((host, state));
                 }
                 Some(HostEvent::Fatal { host, error }) => {
                     if fatal.is_none() {
@@ -249,5 +288,17 @@ async fn drive(
         return Err(anyhow!("download stopped: {error}; committed shards are safe, re-run to continue"));
     }
     let _ = remaining_by_host;
-    Ok(stopped)
+    Ok((stopped, states))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_609_815);
+        assert_eq!(rfc3339_utc(t), "2026-11-25T12:30:15Z");
+        assert_eq!(rfc3339_utc(std::time::UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
+    }
 }

@@ -87,6 +87,9 @@ pub fn write_servers_table(path: &Path, servers: &[ServerRow], initial_rate: f64
             Column::full_null("learned_rate_limit".into(), n, &DataType::Float64),
             Column::full_null("learned_max_in_flight".into(), n, &DataType::UInt32),
             Column::full_null("learned_at".into(), n, &DataType::String),
+            // The host's whole learned state (rate, known limit, in-flight cap) as JSON, so the
+            // next run restores it rather than probing for the limit again.
+            Column::full_null("learned_state".into(), n, &DataType::String),
         ],
     )
     .map_err(pe)?;
@@ -140,6 +143,8 @@ pub struct ServerInfo {
     pub initial_rate_limit: f64,
     /// Set by an earlier download: the rate that held without refusals.
     pub learned_rate_limit: Option<f64>,
+    /// Set by an earlier download: the host's learned state as JSON.
+    pub learned_state: Option<String>,
 }
 
 /// Reads `servers.parquet` from a prep output folder.
@@ -155,6 +160,10 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
     let batches = df.column("batch_count").map_err(pe)?.u64().map_err(pe)?.clone();
     let initial = df.column("initial_rate_limit").map_err(pe)?.f64().map_err(pe)?.clone();
     let learned = df.column("learned_rate_limit").map_err(pe)?.f64().map_err(pe)?.clone();
+    let states = match df.column("learned_state") {
+        Ok(c) => Some(c.str().map_err(pe)?.clone()),
+        Err(_) => None,
+    };
     Ok((0..df.height())
         .map(|i| ServerInfo {
             server_name: names.get(i).unwrap_or_default().to_string(),
@@ -162,6 +171,47 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
             batch_count: batches.get(i).unwrap_or(0),
             initial_rate_limit: initial.get(i).unwrap_or(crate::config::DEFAULT_INITIAL_RATE_LIMIT),
             learned_rate_limit: learned.get(i),
+            learned_state: states.as_ref().and_then(|s| s.get(i)).map(str::to_string),
         })
         .collect())
+}
+
+/// What a download learned about one host, to write back into `servers.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learned {
+    pub rate: f64,
+    pub max_in_flight: u32,
+    /// RFC 3339 UTC time of the run that learned it.
+    pub at: String,
+    pub state_json: String,
+}
+
+/// Writes learned rates into `servers.parquet` (temporary file, then rename), so the next run
+/// starts from them. Hosts not in `learned` keep their row as it was.
+pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Learned>) -> Result<(), PrepError> {
+    let path = out.join("servers.parquet");
+    let mut df = read_parquet(&path)?;
+    let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+    let names: Vec<String> =
+        df.column("server_name").map_err(pe)?.str().map_err(pe)?.iter().map(|v| v.unwrap_or_default().to_string()).collect();
+    let old_rate = df.column("learned_rate_limit").map_err(pe)?.f64().map_err(pe)?.clone();
+    let old_cap = df.column("learned_max_in_flight").map_err(pe)?.u32().map_err(pe)?.clone();
+    let old_at = df.column("learned_at").map_err(pe)?.str().map_err(pe)?.clone();
+    let old_state: Option<StringChunked> = df.column("learned_state").ok().and_then(|c| c.str().ok().cloned());
+    let pick = |i: usize| learned.get(&names[i]);
+    let rate: Vec<Option<f64>> = (0..names.len()).map(|i| pick(i).map(|l| l.rate).or(old_rate.get(i))).collect();
+    let cap: Vec<Option<u32>> = (0..names.len()).map(|i| pick(i).map(|l| l.max_in_flight).or(old_cap.get(i))).collect();
+    let at: Vec<Option<String>> =
+        (0..names.len()).map(|i| pick(i).map(|l| l.at.clone()).or(old_at.get(i).map(str::to_string))).collect();
+    let state: Vec<Option<String>> = (0..names.len())
+        .map(|i| pick(i).map(|l| l.state_json.clone()).or(old_state.as_ref().and_then(|s| s.get(i)).map(str::to_string)))
+        .collect();
+    df.with_column(Column::new("learned_rate_limit".into(), rate)).map_err(pe)?;
+    df.with_column(Column::new("learned_max_in_flight".into(), cap)).map_err(pe)?;
+    df.with_column(Column::new("learned_at".into(), at)).map_err(pe)?;
+    df.with_column(Column::new("learned_state".into(), state)).map_err(pe)?;
+    let tmp = out.join("servers.parquet.tmp");
+    write_parquet(&tmp, &mut df)?;
+    fs::rename(&tmp, &path).map_err(|e| PrepError::Io { path: path.clone(), source: e })?;
+    Ok(())
 }

@@ -176,9 +176,10 @@ pub fn download(args: &BenchDownloadArgs, settings: &crate::config::Settings) ->
         settings: s,
         contact: "bench@example.org".into(),
         deadline: None,
-        owned_hosts: None,
+        owned: None,
         verbose: false,
-    })?;
+    })?
+    .summary;
     let e2e = summary.succeeded as f64 / summary.wall_seconds;
     println!(
         "bench-download: images={} corpus_mb={mb:.0} threads={threads} codec_limit_img_s={:.1} codec_cpu_ms_per_img={:.1} end_to_end_img_s={e2e:.1} ratio={:.2} stored={} failed={}",

@@ -7,7 +7,9 @@ use anyhow::{anyhow, Context};
 
 use crate::bench;
 use crate::cli::{Cli, Command, DownloadArgs, PrepArgs};
+use crate::download::ranks::run_ranks;
 use crate::download::run::{self as download_run, DownloadOptions};
+use crate::mpi_glue::world::World;
 use crate::environment::{parse_deadline, Launch};
 use crate::config::{RawConfig, Settings};
 use crate::prep::run::{self as prep_run, PrepOptions};
@@ -105,10 +107,21 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         settings: settings.clone(),
         contact,
         deadline,
-        owned_hosts: None,
+        owned: None,
         verbose: args.verbose,
     };
-    let summary = download_run::run(opts).with_context(|| format!("download into {} failed", output.display())).map_err(Failure::Run)?;
+    let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
+    let world = World::init(launch.mpi_launched).map_err(failed)?;
+    let summary = if world.size() == 1 {
+        let result = download_run::run(opts).map_err(failed)?;
+        download_run::write_learned(&output, &result.states).map_err(failed)?;
+        result.summary
+    } else {
+        match run_ranks(&world, opts).map_err(failed)? {
+            Some(summary) => summary,
+            None => return Ok(()),
+        }
+    };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     let path = output.join("download_summary.json");
     std::fs::write(&path, json.clone() + "\n").with_context(|| format!("cannot write {}", path.display())).map_err(Failure::Run)?;

@@ -72,6 +72,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("CPU_QUEUE_MB", "memory for bodies waiting for a worker"),
     ("BACKOFF_BASE_SECS", "first backoff after a 5xx or transport failure"),
     ("PARK_SECS", "first parking of an unreachable host"),
+    ("RANK_IMAGES_PER_SEC", "images/s one rank can process, for the planner"),
 ];
 
 /// Errors reading or validating the configuration file.
@@ -133,6 +134,8 @@ pub struct Settings {
     pub cpu_queue_bytes: u64,
     pub backoff_base: std::time::Duration,
     pub park: std::time::Duration,
+    /// Images per second one rank's CPUs can process (0 = estimate from the cores).
+    pub rank_images_per_sec: f64,
 }
 
 impl RawConfig {
@@ -191,6 +194,7 @@ impl RawConfig {
             cpu_queue_bytes: v.parse("CPU_QUEUE_MB", DEFAULT_CPU_QUEUE_MB, |n| *n >= 16, "must be at least 16 (MB)")? << 20,
             backoff_base: secs("BACKOFF_BASE_SECS", DEFAULT_BACKOFF_BASE_SECS)?,
             park: secs("PARK_SECS", DEFAULT_PARK_SECS)?,
+            rank_images_per_sec: v.parse("RANK_IMAGES_PER_SEC", 0.0, |r: &f64| r.is_finite() && *r >= 0.0, "must be a number of images per second, 0 to estimate")?,
         })
     }
 }

@@ -10,11 +10,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Launch {
     /// `SLURM_JOB_END_TIME`: when Slurm will kill the job, as Unix seconds.
     pub slurm_job_end_time: Option<u64>,
+    /// Whether an MPI launcher (`mpirun`, `srun --mpi=...`) started this process, seen from the
+    /// variables OpenMPI, PMIx and PMI set. Without one the process is a world of one rank.
+    pub mpi_launched: bool,
 }
 
 impl Launch {
     pub fn from_env() -> Launch {
-        Launch { slurm_job_end_time: std::env::var("SLURM_JOB_END_TIME").ok().and_then(|v| v.trim().parse().ok()) }
+        let set = |k: &str| std::env::var_os(k).is_some();
+        Launch {
+            slurm_job_end_time: std::env::var("SLURM_JOB_END_TIME").ok().and_then(|v| v.trim().parse().ok()),
+            mpi_launched: set("OMPI_COMM_WORLD_SIZE") || set("PMIX_RANK") || set("PMI_SIZE"),
+        }
     }
 }
 

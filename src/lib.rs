@@ -8,6 +8,7 @@
 //! - `imaging`: one image's bytes to what we store (decode, bomb check, resize, JPEG, hashes).
 //! - `actors`: per-host politeness (token bucket, adaptive rate, retry, circuit breaker, state).
 //! - `download`: the coordinator of one rank: actors, progress, deadline, summary.
+//! - `mpi_glue`: the only caller of `mpi::` (a world of ranks, single-rank without a launcher) and the rank-0 planner.
 //! - `environment`: the one place the launcher's environment (Slurm) is read.
 //! - `prep`: input lists to per-server URL batches (the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
@@ -25,6 +26,7 @@ pub mod download;
 pub mod environment;
 pub mod fetch;
 pub mod imaging;
+pub mod mpi_glue;
 pub mod origin;
 pub mod prep;
 pub mod progress;

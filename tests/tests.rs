@@ -5,4 +5,5 @@ mod util;
 mod cli;
 mod download;
 mod prep;
+mod ranks;
 mod origin;

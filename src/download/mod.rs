@@ -7,6 +7,7 @@
 
 pub mod cpu_pool;
 pub mod engine;
+pub mod ranks;
 pub mod run;
 pub mod slots;
 pub mod summary;

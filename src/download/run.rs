@@ -1,7 +1,7 @@
 //! The coordinator of one rank: starts the writer and one ServerActor per owned host, shows
 //! progress, stops issuing before the deadline, drains the writer, and summarises.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,7 +25,7 @@ use crate::actors::writer::policy::ShardPolicy;
 use crate::config::{Reencode, Settings};
 use crate::fetch::client::{build_client, user_agent, HttpSettings};
 use crate::imaging::{ImageSettings, StoreAs};
-use crate::prep::batches::{read_servers_table, update_learned, Learned};
+use crate::prep::batches::{batch_rows, read_servers_table, update_learned, Learned, ServerInfo};
 use crate::progress::{human_count, Progress};
 use crate::shards::ledger;
 use crate::telemetry::Counters;
@@ -37,6 +37,16 @@ const TICK_INTERVAL: Duration = Duration::from_secs(5);
 /// 512 MB shard with fsync takes a few seconds on a parallel file system; 30 s is generous.
 const COMMIT_MARGIN: Duration = Duration::from_secs(30);
 
+/// One host (or one share of a host) a rank owns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Owned {
+    pub host: String,
+    /// The batches of the host this rank downloads.
+    pub partitions: Vec<u64>,
+    /// Into how many shares the host is split over ranks (1 = the whole host is here).
+    pub shares: u32,
+}
+
 /// Resolved options of one download run.
 #[derive(Debug, Clone)]
 pub struct DownloadOptions {
@@ -45,25 +55,44 @@ pub struct DownloadOptions {
     pub contact: String,
     /// Stop taking new work in time to finish and commit before this moment.
     pub deadline: Option<SystemTime>,
-    /// The hosts this rank owns; `None` means every host (a single-rank run).
-    pub owned_hosts: Option<HashSet<String>>,
+    /// What this rank owns; `None` means every batch of every host (a single-rank run).
+    pub owned: Option<Vec<Owned>>,
     pub verbose: bool,
 }
 
-/// Runs the download and returns the summary read back from the committed shards.
-pub fn run(opts: DownloadOptions) -> anyhow::Result<DownloadSummary> {
+/// What one run did: the summary of the batches it owned, and each host's learned state.
+#[derive(Debug)]
+pub struct RunResult {
+    pub summary: DownloadSummary,
+    /// (host, shares, state): a split host's state holds its share's rates.
+    pub states: Vec<(String, u32, HostState)>,
+}
+
+/// Runs the download of the owned batches; the summary is read back from the committed shards.
+pub fn run(opts: DownloadOptions) -> anyhow::Result<RunResult> {
     let started = Instant::now();
     let servers = read_servers_table(&opts.out)?;
-    let servers: Vec<_> = servers
-        .into_iter()
-        .filter(|s| opts.owned_hosts.as_ref().is_none_or(|owned| owned.contains(&s.server_name)))
-        .collect();
-    let rows_total: u64 = servers.iter().map(|s| s.url_count).sum();
-    let before = ledger::scan(&opts.out)?;
-    let done_before = before.succeeded() + before.failed();
-    if before.leftovers_removed > 0 {
-        eprintln!("download: removed {} unfinished shard file(s) of an interrupted run", before.leftovers_removed);
+    let owned: Vec<Owned> = match &opts.owned {
+        Some(o) => o.clone(),
+        None => servers
+            .iter()
+            .map(|s| Owned { host: s.server_name.clone(), partitions: (0..s.batch_count).collect(), shares: 1 })
+            .collect(),
+    };
+    let keep: HashSet<(String, u64)> =
+        owned.iter().flat_map(|o| o.partitions.iter().map(|p| (o.host.clone(), *p))).collect();
+    let mut rows_total = 0u64;
+    for (host, p) in &keep {
+        rows_total += batch_rows(&opts.out, host, *p)?;
     }
+    let before = ledger::scan(&opts.out)?.restrict(|h, p| keep.contains(&(h.to_string(), p)));
+    let done_before = before.succeeded() + before.failed();
+    let out_name = opts.out.display().to_string();
+    let idle = |stopped| {
+        let mut summary = DownloadSummary::from_ledger(&out_name, rows_total, &before, Default::default(), 0.0);
+        summary.stopped_by_deadline = stopped;
+        RunResult { summary, states: Vec::new() }
+    };
     let stop_at = match opts.deadline {
         None => None,
         Some(deadline) => {
@@ -75,22 +104,24 @@ pub fn run(opts: DownloadOptions) -> anyhow::Result<DownloadSummary> {
                     left.as_secs_f64(),
                     margin.as_secs_f64()
                 );
-                let mut summary = DownloadSummary::from_ledger(&opts.out.display().to_string(), rows_total, &before, Default::default(), 0.0);
-                summary.stopped_by_deadline = true;
-                return Ok(summary);
+                return Ok(idle(true));
             }
             Some(Instant::now() + (left - margin))
         }
     };
     if done_before >= rows_total {
         eprintln!("download: nothing left to do: all {rows_total} rows already have a committed record");
-        return Ok(DownloadSummary::from_ledger(&opts.out.display().to_string(), rows_total, &before, Default::default(), 0.0));
+        return Ok(idle(false));
     }
-    let plans: Vec<HostPlan> = servers
-        .iter()
-        .map(|s| HostPlan {
-            host: s.server_name.clone(),
-            partitions: (0..s.batch_count).collect(),
+    let by_name: HashMap<&str, &ServerInfo> = servers.iter().map(|s| (s.server_name.as_str(), s)).collect();
+    let mut plans = Vec::new();
+    for o in &owned {
+        let s = by_name
+            .get(o.host.as_str())
+            .ok_or_else(|| anyhow!("host {} is not in servers.parquet of {}", o.host, opts.out.display()))?;
+        plans.push(HostPlan {
+            host: o.host.clone(),
+            partitions: o.partitions.clone(),
             // What an earlier run learned; outages (parking) are forgotten, rates and limits kept.
             learned: s
                 .learned_state
@@ -98,15 +129,44 @@ pub fn run(opts: DownloadOptions) -> anyhow::Result<DownloadSummary> {
                 .and_then(|j| serde_json::from_str::<HostState>(j).ok())
                 .map(HostState::for_new_run),
             initial_rate: s.learned_rate_limit.unwrap_or(s.initial_rate_limit),
-        })
-        .collect();
+            shares: o.shares,
+        });
+    }
+    let shares: HashMap<String, u32> = owned.iter().map(|o| (o.host.clone(), o.shares)).collect();
 
     let counters = Arc::new(Counters::default());
     let outcome = actix::System::new().block_on(drive(opts.clone(), plans, Arc::clone(&counters), rows_total, done_before, stop_at));
     actix::System::current().stop();
     let (stopped_by_deadline, states) = outcome?;
+    let states = states.into_iter().map(|(h, st)| (h.clone(), shares.get(&h).copied().unwrap_or(1), st)).collect();
+
+    let after = ledger::scan(&opts.out)?.restrict(|h, p| keep.contains(&(h.to_string(), p)));
+    let mut summary =
+        DownloadSummary::from_ledger(&out_name, rows_total, &after, counters.snapshot(), started.elapsed().as_secs_f64());
+    summary.stopped_by_deadline = stopped_by_deadline;
+    Ok(RunResult { summary, states })
+}
+
+/// Writes what hosts learned into `servers.parquet`. A split host's shares are added back up:
+/// its rate is the sum of its shares' rates, its known limit the lowest share limit times k.
+pub fn write_learned(out: &std::path::Path, states: &[(String, u32, HostState)]) -> anyhow::Result<()> {
     let at = rfc3339_utc(SystemTime::now());
-    let learned: std::collections::HashMap<String, Learned> = states
+    let mut merged: HashMap<String, HostState> = HashMap::new();
+    for (host, k, st) in states {
+        let k = f64::from((*k).max(1));
+        let whole = HostState { rate: st.rate * k, known_limit: st.known_limit.map(|l| l * k), ..st.clone() };
+        merged
+            .entry(host.clone())
+            .and_modify(|m| {
+                m.rate = m.rate.min(whole.rate);
+                m.known_limit = match (m.known_limit, whole.known_limit) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            })
+            .or_insert(whole);
+    }
+    let learned: HashMap<String, Learned> = merged
         .into_iter()
         .map(|(host, st)| {
             let row = Learned {
@@ -118,18 +178,7 @@ pub fn run(opts: DownloadOptions) -> anyhow::Result<DownloadSummary> {
             (host, row)
         })
         .collect();
-    update_learned(&opts.out, &learned).context("cannot write learned rates into servers.parquet")?;
-
-    let after = ledger::scan(&opts.out)?;
-    let mut summary = DownloadSummary::from_ledger(
-        &opts.out.display().to_string(),
-        rows_total,
-        &after,
-        counters.snapshot(),
-        started.elapsed().as_secs_f64(),
-    );
-    summary.stopped_by_deadline = stopped_by_deadline;
-    Ok(summary)
+    update_learned(out, &learned).context("cannot write learned rates into servers.parquet")
 }
 
 fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, RateConfig, BreakerPolicy, RetryPolicy) {

@@ -134,6 +134,16 @@ pub fn read_batch(out: &Path, server: &str, partition: u64) -> Result<Vec<BatchR
     Ok(rows)
 }
 
+/// Rows in one batch, from the parquet metadata (no row is read).
+pub fn batch_rows(out: &Path, server: &str, partition: u64) -> Result<u64, PrepError> {
+    let mut n = 0;
+    for path in sorted_files(&batch_path(out, server, partition))? {
+        let file = std::fs::File::open(&path).map_err(|e| PrepError::Io { path: path.clone(), source: e })?;
+        n += ParquetReader::new(file).num_rows().map_err(|e| PrepError::Parquet { path: path.clone(), source: e })? as u64;
+    }
+    Ok(n)
+}
+
 /// One server as listed in `servers.parquet`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerInfo {

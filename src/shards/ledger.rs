@@ -49,19 +49,25 @@ pub struct BatchLedger {
     pub next_seq: u64,
     /// Rows that appear in more than one committed shard (should stay 0; counted, not hidden).
     pub duplicates: u64,
+    /// `.tmp` files of a crashed run removed by [`scan_batch`].
+    pub leftovers_removed: usize,
 }
 
 /// Every batch's ledger, keyed by (server, partition).
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     pub batches: BTreeMap<(String, u64), BatchLedger>,
-    /// `.tmp` files of a crashed run that were removed.
-    pub leftovers_removed: usize,
 }
 
 impl Ledger {
     pub fn batch(&self, server: &str, partition: u64) -> Option<&BatchLedger> {
         self.batches.get(&(server.to_string(), partition))
+    }
+
+    /// The ledger of the batches `keep(server, partition)` accepts.
+    pub fn restrict(self, keep: impl Fn(&str, u64) -> bool) -> Ledger {
+        let batches = self.batches.into_iter().filter(|((s, p), _)| keep(s, *p)).collect();
+        Ledger { batches }
     }
 
     pub fn succeeded(&self) -> u64 {
@@ -73,7 +79,9 @@ impl Ledger {
     }
 }
 
-/// Scans the committed shards under `out`.
+/// Scans the committed shards under `out`. It only reads: `.tmp` files may be shards being
+/// written by another rank right now, so they are removed only by the batch's owner
+/// ([`scan_batch`], when it loads the batch).
 pub fn scan(out: &Path) -> Result<Ledger, LedgerError> {
     let mut ledger = Ledger::default();
     let root = out.join(DOWNLOADS_DIR);
@@ -84,8 +92,6 @@ pub fn scan(out: &Path) -> Result<Ledger, LedgerError> {
         let Some(server) = value_of(&server_dir, "server_name=") else { continue };
         for part_dir in subdirs(&server_dir)? {
             let Some(partition) = value_of(&part_dir, "partition_id=").and_then(|p| p.parse().ok()) else { continue };
-            ledger.leftovers_removed +=
-                remove_leftovers(&part_dir).map_err(|e| LedgerError::Io { path: part_dir.clone(), source: e })?;
             let batch = scan_dir(&part_dir)?;
             ledger.batches.insert((server.clone(), partition), batch);
         }
@@ -100,8 +106,8 @@ pub fn scan_batch(out: &Path, server: &str, partition: u64) -> Result<BatchLedge
     if !dir.exists() {
         return Ok(BatchLedger::default());
     }
-    remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
-    scan_dir(&dir)
+    let removed = remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
+    Ok(BatchLedger { leftovers_removed: removed, ..scan_dir(&dir)? })
 }
 
 fn scan_dir(part_dir: &Path) -> Result<BatchLedger, LedgerError> {
@@ -185,9 +191,12 @@ mod tests {
         let c2 = ShardContents { successes: vec![], failures: vec![failure("u2", "http_4xx", false)] };
         write_shard(&dir, 0, &c1).unwrap();
         write_shard(&dir, 1, &c2).unwrap();
-        fs::write(dir.join("shard-000002.h5.tmp"), b"a crash left this").unwrap();
+        let tmp = dir.join("shard-000002.h5.tmp");
+        fs::write(&tmp, b"a crash left this").unwrap();
         let ledger = scan(out.path()).unwrap();
-        assert_eq!(ledger.leftovers_removed, 1);
+        assert!(tmp.exists(), "a whole-folder scan only reads: another rank may be writing it");
+        assert_eq!(scan_batch(out.path(), "a.org", 2).unwrap().leftovers_removed, 1, "the owner removes it");
+        assert!(!tmp.exists());
         let b = ledger.batch("a.org", 2).unwrap();
         assert_eq!(b.done.len(), 2);
         assert_eq!(b.next_seq, 2, "the next shard does not overwrite a committed one");

@@ -49,6 +49,9 @@ pub struct HostPlan {
     pub learned: Option<HostState>,
     /// The servers table's starting rate for this host.
     pub initial_rate: f64,
+    /// Into how many shares the planner split the host (1 = not split). Each share gets 1/k of
+    /// the host's rates, so together they never exceed what the host allows.
+    pub shares: u32,
 }
 
 pub struct ServerActor {
@@ -78,10 +81,17 @@ fn unix_now() -> f64 {
 
 impl ServerActor {
     pub fn new(plan: HostPlan, engine: Arc<Engine>) -> ServerActor {
+        let k = f64::from(plan.shares.max(1));
         let mut rate = engine.rate.clone();
-        rate.initial_rate = plan.initial_rate;
+        rate.initial_rate = plan.initial_rate / k;
+        rate.max_rate /= k;
+        let learned = plan.learned.as_ref().map(|s| HostState {
+            rate: s.rate / k,
+            known_limit: s.known_limit.map(|l| l / k),
+            ..s.clone()
+        });
         let now = Instant::now();
-        let live = match &plan.learned {
+        let live = match &learned {
             Some(state) => LiveHost::restore(state, rate, engine.breaker.clone(), now, SystemTime::now()),
             None => LiveHost::new(rate, engine.breaker.clone(), now),
         };
@@ -129,6 +139,12 @@ impl ServerActor {
                 .filter(|r| !ledger.done.contains(&r.uuid))
                 .map(|r| Task { uuid: r.uuid, url: r.url, source_ids: r.source_ids, partition, attempts: 0, last_status: 0 })
                 .collect();
+            if ledger.leftovers_removed > 0 {
+                crate::telemetry::events::log(
+                    "INFO",
+                    &format!("{}/{partition}: removed {} unfinished shard file(s) of an interrupted run", self.host, ledger.leftovers_removed),
+                );
+            }
             if pending.is_empty() {
                 continue;
             }
@@ -345,7 +361,24 @@ impl ServerActor {
             *left -= 1;
             if *left == 0 {
                 act.outstanding.remove(&partition);
-                act.engine.writer.do_send(BatchDone { server: act.host.clone(), partition });
+                act.commit_batch(partition, ctx);
+            }
+            act.maybe_finish(ctx);
+        }));
+    }
+
+    /// Tells the writer a batch is complete; its commit counts as a write in flight, and a
+    /// failed commit stops the run like any other.
+    fn commit_batch(&mut self, partition: u64, ctx: &mut Context<Self>) {
+        self.in_flight_writes += 1;
+        let writer = self.engine.writer.clone();
+        let server = self.host.clone();
+        let fut = async move { writer.send(BatchDone { server, partition }).await };
+        ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
+            act.in_flight_writes -= 1;
+            if let Err(error) = reply.map_err(|e| e.to_string()).and_then(|r| r) {
+                let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
+                act.stopping = true;
             }
             act.maybe_finish(ctx);
         }));

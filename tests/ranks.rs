@@ -1,0 +1,165 @@
+//! `download` under `mpirun -n N`: one politeness budget over many ranks.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use distributed_downloader::origin::{Behaviour, HostSpec, Origin};
+use distributed_downloader::shards::hdf5_io::read_shard;
+
+use crate::util::*;
+
+/// Runs the binary under `mpirun -n ranks --oversubscribe`; as root, with OpenMPI's consent.
+fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["-n", &ranks.to_string(), "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")]).args(args);
+    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
+        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    cmd.output().expect("mpirun runs (scripts/setup.sh installs openmpi-bin)")
+}
+
+fn records_per_url(out: &Path) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    let mut stack = vec![out.join("downloads")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "h5") {
+                let c = read_shard(&p).unwrap();
+                for u in c.successes.iter().map(|r| &r.url).chain(c.failures.iter().map(|r| &r.url)) {
+                    *seen.entry(u.clone()).or_default() += 1;
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// A prepped folder of `per_host` URLs on each origin host, and its config file.
+fn prepped(origin: &Origin, per_host: usize, config: &str) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempdir();
+    let mut urls = Vec::new();
+    for h in 0..origin.len() {
+        urls.extend((0..per_host).map(|i| origin.url(h, &format!("/img/w64-h48-{i}.jpg"))));
+    }
+    std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
+    std::fs::write(dir.path().join("job.env"), format!("CONTACT=tests@example.org\nBATCH_SIZE=4\n{config}")).unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    run_ok(&["--config", &p("job.env"), "prep", "-i", &p("list.csv"), "-o", &p("out")]);
+    (dir, urls)
+}
+
+#[test]
+fn every_row_is_done_exactly_once_on_2_3_and_4_ranks_within_each_hosts_limits() {
+    for ranks in [2, 3, 4] {
+        let origin = Origin::start((2..7).map(|h| HostSpec::loopback(h, Behaviour::Slow { delay: Duration::from_millis(50) })).collect())
+            .unwrap();
+        let (dir, urls) = prepped(&origin, 10, "INITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=8\nMAX_IN_FLIGHT_PER_HOST=2\n");
+        let cfg = dir.path().join("job.env");
+        let out = dir.path().join("out");
+        let o = mpirun(ranks, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "mpirun -n {ranks}: {}\n{}", stderr(&o), String::from_utf8_lossy(&o.stdout));
+        let seen = records_per_url(&out);
+        for u in &urls {
+            assert_eq!(seen.get(u), Some(&1), "-n {ranks}: {u}");
+        }
+        assert_eq!(seen.len(), urls.len());
+        for h in 0..origin.len() {
+            let log = origin.log(h);
+            assert_eq!(log.count_status(200), 10, "-n {ranks}: each image fetched once");
+            assert!(log.max_in_flight() <= 2, "-n {ranks}: host {h} saw {} in flight", log.max_in_flight());
+            assert!(log.max_requests_in_window(Duration::from_secs(1)) <= 9, "-n {ranks}: host {h} over its rate");
+        }
+        let plan: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
+        let used: std::collections::HashSet<u64> =
+            plan["assignments"].as_array().unwrap().iter().map(|s| s["rank"].as_u64().unwrap()).collect();
+        assert_eq!(used.len(), ranks.min(5), "-n {ranks}: the plan spreads 5 hosts over the ranks: {plan}");
+        let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rank 0 prints one summary");
+        assert_eq!(summary["remaining"], 0);
+    }
+}
+
+#[test]
+fn a_split_host_never_sees_more_than_its_rate_or_in_flight_cap() {
+    // Ranks that can only process 2 images/s force the planner to split an 8 req/s host in two.
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(100) })]).unwrap();
+    let (dir, urls) = prepped(&origin, 40, "INITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=8\nMAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=2\n");
+    let cfg = dir.path().join("job.env");
+    let out = dir.path().join("out");
+    let o = mpirun(3, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
+    let shares = plan["assignments"].as_array().unwrap();
+    assert_eq!(shares.len(), 2, "split in 2 (the in-flight cap of 2 bounds the shares): {plan}");
+    assert_ne!(shares[0]["rank"], shares[1]["rank"]);
+    let log = origin.log(0);
+    assert_eq!(log.count_status(200), 40);
+    assert!(log.max_in_flight() <= 2, "{} in flight on a split host", log.max_in_flight());
+    let window = log.max_requests_in_window(Duration::from_secs(1));
+    assert!(window <= 9, "{window} requests in 1 s on an 8 req/s host split over 2 ranks");
+    assert_eq!(records_per_url(&out).len(), urls.len());
+}
+
+/// PIDs of the processes whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Field 4 is the parent pid; the command name (field 2) may hold spaces, so split after ')'.
+        let after = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+        if after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+#[test]
+fn killing_one_rank_then_rerunning_loses_and_duplicates_nothing() {
+    let origin = Origin::start((2..4).map(|h| HostSpec::loopback(h, Behaviour::Slow { delay: Duration::from_millis(30) })).collect())
+        .unwrap();
+    let (dir, urls) = prepped(&origin, 40, "INITIAL_RATE_LIMIT=10\nMAX_RATE_LIMIT=10\n");
+    let cfg = dir.path().join("job.env");
+    let out = dir.path().join("out");
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["-n", "2", "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")])
+        .args(["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
+        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    let mut job = cmd.spawn().unwrap();
+    let t = std::time::Instant::now();
+    while records_per_url(&out).len() < 16 && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ranks = children(job.id());
+    assert!(!ranks.is_empty(), "mpirun has rank processes");
+    // SIGKILL one rank; MPI takes the job down (its default), which is why commits are atomic.
+    kill_9(ranks[0]);
+    let status = job.wait().unwrap();
+    assert!(!status.success(), "the job dies with its rank");
+    let before = records_per_url(&out);
+    assert!(before.len() < urls.len(), "killed mid-run");
+
+    let o = mpirun(2, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let after = records_per_url(&out);
+    for u in &urls {
+        assert_eq!(after.get(u), Some(&1), "{u}");
+    }
+}
+
+/// Sends SIGKILL with the `kill` command (no libc binding in this crate).
+fn kill_9(pid: u32) {
+    let ok = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success();
+    assert!(ok, "kill -9 {pid}");
+}

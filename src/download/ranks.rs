@@ -88,7 +88,7 @@ fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Plan> {
         let mut remaining = 0;
         for p in 0..s.batch_count {
             let rows = batch_rows(&opts.out, &s.server_name, p)?;
-            let committed = done.batch(&s.server_name, p).map(|b| b.done.len() as u64).unwrap_or(0);
+            let committed = done.batch(&s.server_name, p).map(|b| b.done_count).unwrap_or(0);
             if rows > committed {
                 partitions.push(p);
                 remaining += rows - committed;

@@ -37,8 +37,11 @@ pub enum LedgerError {
 /// What one batch has committed.
 #[derive(Debug, Clone, Default)]
 pub struct BatchLedger {
-    /// Every row uuid with a committed record.
+    /// Every row uuid with a committed record; filled by [`scan_batch`] only (a whole-folder
+    /// [`scan`] keeps counts, so its memory does not grow with the dataset).
     pub done: HashSet<String>,
+    /// Rows with a committed record.
+    pub done_count: u64,
     pub succeeded: u64,
     pub failed: u64,
     /// Failures a later run may retry (`--retry-failed`): uuid set.
@@ -92,7 +95,10 @@ pub fn scan(out: &Path) -> Result<Ledger, LedgerError> {
         let Some(server) = value_of(&server_dir, "server_name=") else { continue };
         for part_dir in subdirs(&server_dir)? {
             let Some(partition) = value_of(&part_dir, "partition_id=").and_then(|p| p.parse().ok()) else { continue };
-            let batch = scan_dir(&part_dir)?;
+            let mut batch = scan_dir(&part_dir)?;
+            batch.done_count = batch.done.len() as u64;
+            batch.done = HashSet::new();
+            batch.retriable_failed = HashSet::new();
             ledger.batches.insert((server.clone(), partition), batch);
         }
     }
@@ -107,7 +113,8 @@ pub fn scan_batch(out: &Path, server: &str, partition: u64) -> Result<BatchLedge
         return Ok(BatchLedger::default());
     }
     let removed = remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
-    Ok(BatchLedger { leftovers_removed: removed, ..scan_dir(&dir)? })
+    let batch = scan_dir(&dir)?;
+    Ok(BatchLedger { leftovers_removed: removed, done_count: batch.done.len() as u64, ..batch })
 }
 
 fn scan_dir(part_dir: &Path) -> Result<BatchLedger, LedgerError> {
@@ -195,9 +202,10 @@ mod tests {
         fs::write(&tmp, b"a crash left this").unwrap();
         let ledger = scan(out.path()).unwrap();
         assert!(tmp.exists(), "a whole-folder scan only reads: another rank may be writing it");
-        assert_eq!(scan_batch(out.path(), "a.org", 2).unwrap().leftovers_removed, 1, "the owner removes it");
+        assert_eq!(ledger.batch("a.org", 2).unwrap().done_count, 2);
+        let b = scan_batch(out.path(), "a.org", 2).unwrap();
+        assert_eq!(b.leftovers_removed, 1, "the owner removes it");
         assert!(!tmp.exists());
-        let b = ledger.batch("a.org", 2).unwrap();
         assert_eq!(b.done.len(), 2);
         assert_eq!(b.next_seq, 2, "the next shard does not overwrite a committed one");
         assert!(b.retriable_failed.contains("u1") && !b.retriable_failed.contains("u2"));

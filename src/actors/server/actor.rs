@@ -423,7 +423,7 @@ impl ServerActor {
             .iter()
             .map(|p| {
                 let rows = read_batch(&self.engine.out, &self.host, *p).map(|r| r.len() as u64).unwrap_or(0);
-                let done = scan_batch(&self.engine.out, &self.host, *p).map(|l| l.done.len() as u64).unwrap_or(0);
+                let done = scan_batch(&self.engine.out, &self.host, *p).map(|l| l.done_count).unwrap_or(0);
                 rows.saturating_sub(done)
             })
             .sum();

@@ -2,7 +2,8 @@
 # The demo: the whole pipeline on an embedded input that needs no internet.
 #   1. a local origin serves generated images on loopback hosts with scripted behaviour,
 #   2. prep turns a GBIF-style multimedia.txt pointing at them into per-server batches,
-#   3. download fetches them politely into HDF5 shards, and prints its summary,
+#   3. download runs on 2 MPI ranks (rank 0 plans which rank owns which host), fetches the
+#      images politely into HDF5 shards, and prints its summary,
 #   4. the origin reports what each server saw.
 # Usage: scripts/demo.sh PATH_TO_BINARY
 set -euo pipefail
@@ -63,8 +64,20 @@ PY
 echo "== prep"
 "$BIN" --config config/demo.env prep --input "$OUT/multimedia.txt" --output "$OUT/dataset"
 echo
-echo "== download"
-"$BIN" --config config/demo.env download --output "$OUT/dataset"
+RANKS=${DEMO_RANKS:-2}
+echo "== download on $RANKS MPI ranks"
+if [ "$(id -u)" -eq 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+mpirun -n "$RANKS" --oversubscribe "$BIN" --config config/demo.env download --output "$OUT/dataset"
+echo
+echo "== the plan rank 0 made ($OUT/dataset/plans/round-0000.json)"
+python3 -c "
+import json, sys
+p = json.load(open(sys.argv[1]))
+for s in p['assignments']:
+    print(f\"  {s['host']:<20} rank {s['rank']}  batches {s['partitions']}  {s['rate']:.1f} req/s\")
+" "$OUT/dataset/plans/round-0000.json"
 echo
 echo "== the origin"
 kill -TERM $ORIGIN

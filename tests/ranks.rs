@@ -82,6 +82,7 @@ fn every_row_is_done_exactly_once_on_2_3_and_4_ranks_within_each_hosts_limits() 
         assert_eq!(used.len(), ranks.min(5), "-n {ranks}: the plan spreads 5 hosts over the ranks: {plan}");
         let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rank 0 prints one summary");
         assert_eq!(summary["remaining"], 0);
+        assert_eq!(summary["run"]["images_stored"], 50, "-n {ranks}: the summary adds up every rank's counters");
     }
 }
 

@@ -18,6 +18,7 @@ use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan};
 use crate::mpi_glue::world::World;
 use crate::prep::batches::{batch_rows, read_servers_table};
 use crate::shards::ledger;
+use crate::telemetry::counters::Snapshot;
 
 /// Images per second one core stores, for the planner's default rank capacity: measured by
 /// `make bench-download` at about 35 per core; 30 leaves room for the network side.
@@ -26,7 +27,9 @@ pub const IMAGES_PER_SEC_PER_CORE: f64 = 30.0;
 /// Where the plans are recorded, one JSON file per round.
 pub const PLANS_DIR: &str = "plans";
 
-type Gathered = Result<Vec<(String, u32, HostState)>, String>;
+/// What a rank reports to rank 0 at the end: its hosts' learned states, its counters and wall
+/// time, or what went wrong.
+type Gathered = Result<(Vec<(String, u32, HostState)>, Snapshot, f64), String>;
 
 /// Runs the download on every rank of `world`; rank 0 returns the global summary.
 pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<DownloadSummary>> {
@@ -48,7 +51,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
     let (gathered, local_error): (Gathered, Option<anyhow::Error>) = match mine {
         Ok(r) => {
             eprintln!("download: rank {}: {} stored, {} failed, {} remaining", world.rank(), r.summary.succeeded, r.summary.failed, r.summary.remaining);
-            (Ok(r.states), None)
+            (Ok((r.states, r.summary.run, r.summary.wall_seconds)), None)
         }
         Err(e) => (Err(format!("rank {}: {e:#}", world.rank())), Some(e)),
     };
@@ -61,9 +64,14 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
     };
     let mut states = Vec::new();
     let mut errors = Vec::new();
+    let (mut run_counters, mut wall) = (Snapshot::default(), 0.0f64);
     for bytes in all {
         match serde_json::from_slice::<Gathered>(&bytes) {
-            Ok(Ok(s)) => states.extend(s),
+            Ok(Ok((s, counters, seconds))) => {
+                states.extend(s);
+                run_counters.add(&counters);
+                wall = wall.max(seconds);
+            }
             Ok(Err(e)) => errors.push(e),
             Err(e) => errors.push(format!("unreadable report from a rank: {e}")),
         }
@@ -75,7 +83,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
     let servers = read_servers_table(&opts.out)?;
     let rows_total = servers.iter().map(|s| s.url_count).sum();
     let after = ledger::scan(&opts.out)?;
-    Ok(Some(DownloadSummary::from_ledger(&opts.out.display().to_string(), rows_total, &after, Default::default(), 0.0)))
+    Ok(Some(DownloadSummary::from_ledger(&opts.out.display().to_string(), rows_total, &after, run_counters, wall)))
 }
 
 /// Rank 0: what remains per host, the plan over `ranks`, recorded under `plans/`.

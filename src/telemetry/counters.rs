@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Shared by every actor of a rank (behind an `Arc`). Only `events.rs` writes to it.
 #[derive(Debug, Default)]
@@ -26,7 +26,7 @@ pub struct Counters {
 }
 
 /// A consistent-enough copy of the counters, for printing and JSON.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Snapshot {
     pub requests: u64,
     pub response_bytes: u64,
@@ -41,6 +41,27 @@ pub struct Snapshot {
     pub hosts_parked: i64,
     pub hosts_done: i64,
     pub failed_by_class: BTreeMap<String, u64>,
+}
+
+impl Snapshot {
+    /// Adds another rank's counters to these.
+    pub fn add(&mut self, o: &Snapshot) {
+        self.requests += o.requests;
+        self.response_bytes += o.response_bytes;
+        self.images_stored += o.images_stored;
+        self.stored_bytes += o.stored_bytes;
+        self.rows_failed += o.rows_failed;
+        self.retries += o.retries;
+        self.shards_committed += o.shards_committed;
+        self.refusals_429 += o.refusals_429;
+        self.hosts_active += o.hosts_active;
+        self.hosts_backing_off += o.hosts_backing_off;
+        self.hosts_parked += o.hosts_parked;
+        self.hosts_done += o.hosts_done;
+        for (k, v) in &o.failed_by_class {
+            *self.failed_by_class.entry(k.clone()).or_default() += v;
+        }
+    }
 }
 
 impl Counters {

@@ -178,6 +178,7 @@ pub fn download(args: &BenchDownloadArgs, settings: &crate::config::Settings) ->
         deadline: None,
         owned: None,
         verbose: false,
+        static_plan: false,
     })?
     .summary;
     let e2e = summary.succeeded as f64 / summary.wall_seconds;

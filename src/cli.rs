@@ -115,6 +115,9 @@ pub struct DownloadArgs {
     /// Log every shard commit.
     #[arg(long, short)]
     pub verbose: bool,
+    /// On many ranks, keep the first plan for the whole run (no rounds): for comparisons.
+    #[arg(long, hide = true)]
+    pub static_plan: bool,
 }
 
 #[derive(Debug, Args)]

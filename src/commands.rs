@@ -109,6 +109,7 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         deadline,
         owned: None,
         verbose: args.verbose,
+        static_plan: args.static_plan,
     };
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
     let world = World::init(launch.mpi_launched).map_err(failed)?;

@@ -46,6 +46,9 @@ pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 256;
 pub const DEFAULT_BACKOFF_BASE_SECS: f64 = 5.0;
 /// How long a host is parked after repeated connection failures, the first time, in seconds.
 pub const DEFAULT_PARK_SECS: f64 = 30.0;
+/// Longest round on many ranks, in seconds. A round also ends as soon as one rank runs out of
+/// work; 30 minutes bounds how long a plan built on wrong estimates can last.
+pub const DEFAULT_ROUND_SECS: f64 = 1800.0;
 /// Memory for bodies waiting for a CPU worker, in MB: the backpressure between network and CPU.
 pub const DEFAULT_CPU_QUEUE_MB: u64 = 1024;
 
@@ -73,6 +76,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("BACKOFF_BASE_SECS", "first backoff after a 5xx or transport failure"),
     ("PARK_SECS", "first parking of an unreachable host"),
     ("RANK_IMAGES_PER_SEC", "images/s one rank can process, for the planner"),
+    ("ROUND_SECS", "longest round between two plans on many ranks"),
 ];
 
 /// Errors reading or validating the configuration file.
@@ -136,6 +140,8 @@ pub struct Settings {
     pub park: std::time::Duration,
     /// Images per second one rank's CPUs can process (0 = estimate from the cores).
     pub rank_images_per_sec: f64,
+    /// Longest round between two plans when running on many ranks.
+    pub round: std::time::Duration,
 }
 
 impl RawConfig {
@@ -194,6 +200,7 @@ impl RawConfig {
             cpu_queue_bytes: v.parse("CPU_QUEUE_MB", DEFAULT_CPU_QUEUE_MB, |n| *n >= 16, "must be at least 16 (MB)")? << 20,
             backoff_base: secs("BACKOFF_BASE_SECS", DEFAULT_BACKOFF_BASE_SECS)?,
             park: secs("PARK_SECS", DEFAULT_PARK_SECS)?,
+            round: secs("ROUND_SECS", DEFAULT_ROUND_SECS)?,
             rank_images_per_sec: v.parse("RANK_IMAGES_PER_SEC", 0.0, |r: &f64| r.is_finite() && *r >= 0.0, "must be a number of images per second, 0 to estimate")?,
         })
     }

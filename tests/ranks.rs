@@ -164,3 +164,59 @@ fn kill_9(pid: u32) {
     let ok = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success();
     assert!(ok, "kill -9 {pid}");
 }
+
+#[test]
+fn rebalance_when_a_rank_runs_out_of_work_hosts_move_to_it() {
+    // Rank-local bottleneck: one request slot per rank. The planner sees three equally fast
+    // hosts and puts the 404 host (most rows) alone on one rank and both slow hosts on the
+    // other. The 404s finish in about a second; then that rank is idle while the other serves
+    // two slow hosts through one slot. Rounds move one slow host to the idle rank.
+    let hosts = vec![
+        HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(150) }),
+        HostSpec::loopback(3, Behaviour::Slow { delay: Duration::from_millis(150) }),
+        HostSpec::loopback(4, Behaviour::NotFound),
+    ];
+    let config = "INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\nMAX_REQUESTS_IN_FLIGHT=1\nBACKOFF_BASE_SECS=0.05\nRANK_IMAGES_PER_SEC=1000\n";
+    let mut seconds = Vec::new();
+    for static_plan in [true, false] {
+        let origin = Origin::start(hosts.clone()).unwrap();
+        let dir = tempdir();
+        let mut urls = Vec::new();
+        for h in 0..2 {
+            urls.extend((0..20).map(|i| origin.url(h, &format!("/img/w64-h48-{i}.jpg"))));
+        }
+        urls.extend((0..48).map(|i| origin.url(2, &format!("/missing/{i}.jpg"))));
+        std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
+        std::fs::write(dir.path().join("job.env"), format!("CONTACT=tests@example.org\nBATCH_SIZE=4\n{config}")).unwrap();
+        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        run_ok(&["--config", &p("job.env"), "prep", "-i", &p("list.csv"), "-o", &p("out")]);
+        let mut args = vec!["--config".to_string(), p("job.env"), "download".into(), "-o".into(), p("out")];
+        if static_plan {
+            args.push("--static-plan".into());
+        }
+        let t = std::time::Instant::now();
+        let o = mpirun(2, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        seconds.push(t.elapsed().as_secs_f64());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let seen = records_per_url(&dir.path().join("out"));
+        assert!(urls.iter().all(|u| seen.get(u) == Some(&1)), "every row exactly once");
+        let plans = dir.path().join("out/plans");
+        let read = |n: u32| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(plans.join(format!("round-{n:04}.json"))).unwrap()).unwrap()
+        };
+        let first = read(0);
+        let rank_of = |plan: &serde_json::Value, host: &str| -> Vec<u64> {
+            plan["assignments"].as_array().unwrap().iter().filter(|s| s["host"] == host).map(|s| s["rank"].as_u64().unwrap()).collect()
+        };
+        let slow: Vec<String> = (0..2).map(|h| origin.base_url(h).replace("http://", "").replace(':', "_")).collect();
+        assert_eq!(rank_of(&first, &slow[0]), rank_of(&first, &slow[1]), "the first plan puts both slow hosts together");
+        if static_plan {
+            assert!(!plans.join("round-0001.json").exists(), "a static plan has one round");
+        } else {
+            let second = read(1);
+            let ranks: std::collections::HashSet<Vec<u64>> = slow.iter().map(|h| rank_of(&second, h)).collect();
+            assert_eq!(ranks.len(), 2, "the idle rank took a slow host: {second}");
+        }
+    }
+    println!("2 ranks, one slot each: static plan {:.1} s, with rounds {:.1} s", seconds[0], seconds[1]);
+}

@@ -50,11 +50,30 @@ pub enum HostEvent {
 }
 
 impl Engine {
+    /// Wakes the next waiting host if a slot is free; called by a host that was woken but sent
+    /// nothing.
+    pub fn pass_on_slot(&self) {
+        loop {
+            let waiter = self.slots.lock().expect("slots lock").pass_on();
+            match waiter {
+                None => return,
+                Some(w) if wake(&w) => return,
+                Some(_) => continue,
+            }
+        }
+    }
+
     /// Gives a slot back and wakes the next host waiting for one.
     pub fn give_back_slot(&self) {
         let waiter = self.slots.lock().expect("slots lock").give_back();
-        if let Some(w) = waiter {
-            w.do_send(Wake);
+        match waiter {
+            Some(w) if !wake(&w) => self.pass_on_slot(),
+            _ => {}
         }
     }
+}
+
+/// Wakes a waiting host; false when it has stopped (finished), so the turn goes to the next.
+fn wake(w: &Recipient<Wake>) -> bool {
+    !matches!(w.try_send(Wake), Err(actix::dev::SendError::Closed(_)))
 }

@@ -11,7 +11,9 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context};
 
-use super::run::{run, write_learned, DownloadOptions, Owned, RunResult};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::run::{run_round, write_learned, DownloadOptions, NoRounds, Owned, RoundSignal, COMMIT_MARGIN};
 use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
 use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan};
@@ -27,67 +29,137 @@ pub const IMAGES_PER_SEC_PER_CORE: f64 = 30.0;
 /// Where the plans are recorded, one JSON file per round.
 pub const PLANS_DIR: &str = "plans";
 
-/// What a rank reports to rank 0 at the end: its hosts' learned states, its counters and wall
+/// What a rank reports to rank 0 at the end of a round: its hosts' learned states, its counters and wall
 /// time, or what went wrong.
 type Gathered = Result<(Vec<(String, u32, HostState)>, Snapshot, f64), String>;
 
-/// Runs the download on every rank of `world`; rank 0 returns the global summary.
-pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<DownloadSummary>> {
-    let planned: Result<Plan, String> = if world.is_root() {
-        make_plan(&opts, world.size()).map_err(|e| format!("{e:#}"))
-    } else {
-        Err(String::new())
-    };
-    let bytes = world.broadcast(serde_json::to_vec(&planned).expect("plan serialises"));
-    let plan: Plan = serde_json::from_slice::<Result<Plan, String>>(&bytes)
-        .context("rank 0 sent an unreadable plan")?
-        .map_err(|e| anyhow!("rank 0 could not plan: {e}"))?;
-    let owned: Vec<Owned> = plan
-        .for_rank(world.rank())
-        .map(|s| Owned { host: s.host.clone(), partitions: s.partitions.clone(), shares: s.shares })
-        .collect();
-    eprintln!("download: rank {}/{} owns {} host share(s)", world.rank(), world.size(), owned.len());
-    let mine: anyhow::Result<RunResult> = run(DownloadOptions { owned: Some(owned), ..opts.clone() });
-    let (gathered, local_error): (Gathered, Option<anyhow::Error>) = match mine {
-        Ok(r) => {
-            eprintln!("download: rank {}: {} stored, {} failed, {} remaining", world.rank(), r.summary.succeeded, r.summary.failed, r.summary.remaining);
-            (Ok((r.states, r.summary.run, r.summary.wall_seconds)), None)
-        }
-        Err(e) => (Err(format!("rank {}: {e:#}", world.rank())), Some(e)),
-    };
-    let all = world.gather(serde_json::to_vec(&gathered).expect("states serialise"));
-    let Some(all) = all else {
-        return match local_error {
-            Some(e) => Err(e),
-            None => Ok(None),
-        };
-    };
-    let mut states = Vec::new();
-    let mut errors = Vec::new();
-    let (mut run_counters, mut wall) = (Snapshot::default(), 0.0f64);
-    for bytes in all {
-        match serde_json::from_slice::<Gathered>(&bytes) {
-            Ok(Ok((s, counters, seconds))) => {
-                states.extend(s);
-                run_counters.add(&counters);
-                wall = wall.max(seconds);
+/// Rounds of one rank: how it hears that a round ends early and says it ran out of work.
+struct MpiRound<'a> {
+    world: &'a World,
+    round: u32,
+}
+
+impl RoundSignal for MpiRound<'_> {
+    fn should_end(&self) -> bool {
+        if self.world.is_root() {
+            let idle = self.world.poll_idle(self.round);
+            if idle {
+                eprintln!("download: a rank ran out of work; ending round {} to plan again", self.round);
+                self.world.end_round(self.round);
             }
-            Ok(Err(e)) => errors.push(e),
-            Err(e) => errors.push(format!("unreadable report from a rank: {e}")),
+            idle
+        } else {
+            self.world.poll_end(self.round)
         }
     }
-    write_learned(&opts.out, &states)?;
-    if !errors.is_empty() {
-        return Err(anyhow!("{}; committed shards are safe, re-run to continue", errors.join("; ")));
+
+    fn finished(&self) {
+        if self.world.is_root() {
+            self.world.end_round(self.round);
+        } else {
+            self.world.announce_idle(self.round);
+        }
+    }
+}
+
+/// Runs the download on every rank of `world`, in rounds; rank 0 returns the global summary.
+pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<DownloadSummary>> {
+    let started = Instant::now();
+    let stop_at = opts.deadline.map(|d| {
+        let left = d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        Instant::now() + left.saturating_sub(opts.settings.request_timeout + COMMIT_MARGIN)
+    });
+    let (mut run_counters, mut stopped) = (Snapshot::default(), false);
+    loop {
+        // Rank 0 decides: the next plan, the end of the job (None), or an error for everyone.
+        let next: Result<Option<Plan>, String> = if !world.is_root() {
+            Err(String::new())
+        } else if stop_at.is_some_and(|s| Instant::now() >= s) {
+            stopped = true;
+            Ok(None)
+        } else {
+            make_plan(&opts, world.size()).map_err(|e| format!("{e:#}"))
+        };
+        let bytes = world.broadcast(serde_json::to_vec(&next).expect("plan serialises"));
+        let plan = match serde_json::from_slice::<Result<Option<Plan>, String>>(&bytes).context("rank 0 sent an unreadable plan")? {
+            Ok(Some(plan)) => plan,
+            Ok(None) => break,
+            Err(e) => return Err(anyhow!("{e}")),
+        };
+        let owned: Vec<Owned> = plan
+            .for_rank(world.rank())
+            .map(|s| Owned { host: s.host.clone(), partitions: s.partitions.clone(), shares: s.shares })
+            .collect();
+        eprintln!("download: round {}: rank {}/{} owns {} host share(s)", plan.round, world.rank(), world.size(), owned.len());
+        let signal = MpiRound { world, round: plan.round };
+        let (signal, round_end): (&dyn RoundSignal, _) = if opts.static_plan {
+            (&NoRounds, None)
+        } else {
+            (&signal, Some(Instant::now() + opts.settings.round))
+        };
+        let mine = if owned.is_empty() {
+            Ok(None)
+        } else {
+            run_round(DownloadOptions { owned: Some(owned), ..opts.clone() }, signal, round_end).map(Some)
+        };
+        let gathered: Gathered = match mine {
+            Ok(Some(r)) => {
+                eprintln!(
+                    "download: round {}: rank {}: {} stored, {} failed, {} remaining",
+                    plan.round, world.rank(), r.summary.succeeded, r.summary.failed, r.summary.remaining
+                );
+                Ok((r.states, r.summary.run, r.summary.wall_seconds))
+            }
+            Ok(None) => Ok((Vec::new(), Snapshot::default(), 0.0)),
+            Err(e) => Err(format!("rank {}: {e:#}", world.rank())),
+        };
+        let Some(all) = world.gather(serde_json::to_vec(&gathered).expect("states serialise")) else {
+            continue;
+        };
+        let mut states = Vec::new();
+        let mut errors = Vec::new();
+        for bytes in all {
+            match serde_json::from_slice::<Gathered>(&bytes) {
+                Ok(Ok((s, counters, _))) => {
+                    states.extend(s);
+                    run_counters.add(&counters);
+                }
+                Ok(Err(e)) => errors.push(e),
+                Err(e) => errors.push(format!("unreadable report from a rank: {e}")),
+            }
+        }
+        // Hosts that move carry what was learned: the next round reads it from servers.parquet.
+        write_learned(&opts.out, &states)?;
+        if opts.static_plan && errors.is_empty() {
+            world.broadcast(serde_json::to_vec(&Ok::<Option<Plan>, String>(None)).expect("serialises"));
+            break;
+        }
+        if !errors.is_empty() {
+            let message = format!("{}; committed shards are safe, re-run to continue", errors.join("; "));
+            world.broadcast(serde_json::to_vec(&Err::<Option<Plan>, String>(message.clone())).expect("serialises"));
+            return Err(anyhow!(message));
+        }
+    }
+    if !world.is_root() {
+        return Ok(None);
     }
     let servers = read_servers_table(&opts.out)?;
     let rows_total = servers.iter().map(|s| s.url_count).sum();
     let after = ledger::scan(&opts.out)?;
-    Ok(Some(DownloadSummary::from_ledger(&opts.out.display().to_string(), rows_total, &after, run_counters, wall)))
+    let mut summary = DownloadSummary::from_ledger(
+        &opts.out.display().to_string(),
+        rows_total,
+        &after,
+        run_counters,
+        started.elapsed().as_secs_f64(),
+    );
+    summary.stopped_by_deadline = stopped;
+    Ok(Some(summary))
 }
 
-/// Rank 0: what remains per host, the plan over `ranks`, recorded under `plans/`.
-fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Plan> {
+/// Rank 0: what remains per host, the plan over `ranks`, recorded under `plans/`; `None` when
+/// nothing remains.
+fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan>> {
     let servers = read_servers_table(&opts.out)?;
     let done = ledger::scan(&opts.out)?;
     let mut loads = Vec::new();
@@ -116,6 +188,9 @@ fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Plan> {
     let limits = Limits { rank_images_per_sec: capacity, max_shares: opts.settings.max_in_flight_per_host };
     let round = next_round(&opts.out);
     let p = plan(round, &loads, ranks, limits);
+    if p.assignments.is_empty() {
+        return Ok(None);
+    }
     record(&opts.out, &p)?;
     let per_rank: HashMap<usize, usize> = p.assignments.iter().fold(HashMap::new(), |mut m, s| {
         *m.entry(s.rank).or_default() += 1;
@@ -128,7 +203,7 @@ fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Plan> {
         (0..ranks).map(|r| per_rank.get(&r).copied().unwrap_or(0)).collect::<Vec<_>>(),
         p.estimated_seconds.iter().map(|s| s.round() as u64).collect::<Vec<_>>()
     );
-    Ok(p)
+    Ok(Some(p))
 }
 
 /// The number of the next plan: one more than the plans already recorded.

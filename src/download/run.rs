@@ -35,7 +35,7 @@ const TICK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Time kept after the stop before the deadline for the writer's final commit. Committing a
 /// 512 MB shard with fsync takes a few seconds on a parallel file system; 30 s is generous.
-const COMMIT_MARGIN: Duration = Duration::from_secs(30);
+pub const COMMIT_MARGIN: Duration = Duration::from_secs(30);
 
 /// One host (or one share of a host) a rank owns.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +58,8 @@ pub struct DownloadOptions {
     /// What this rank owns; `None` means every batch of every host (a single-rank run).
     pub owned: Option<Vec<Owned>>,
     pub verbose: bool,
+    /// On many ranks: one plan for the whole run, no rounds (for comparisons).
+    pub static_plan: bool,
 }
 
 /// What one run did: the summary of the batches it owned, and each host's learned state.
@@ -68,8 +70,31 @@ pub struct RunResult {
     pub states: Vec<(String, u32, HostState)>,
 }
 
+/// How a run takes part in rounds over many ranks (see `ranks.rs`); a single rank has none.
+pub trait RoundSignal {
+    /// Polled twice a second: true when another rank asked this round to end.
+    fn should_end(&self) -> bool;
+    /// Called once, when every host of this run has finished its work for the round.
+    fn finished(&self);
+}
+
+/// No rounds: a single-rank run goes until its work is done or the deadline.
+pub struct NoRounds;
+
+impl RoundSignal for NoRounds {
+    fn should_end(&self) -> bool {
+        false
+    }
+    fn finished(&self) {}
+}
+
 /// Runs the download of the owned batches; the summary is read back from the committed shards.
 pub fn run(opts: DownloadOptions) -> anyhow::Result<RunResult> {
+    run_round(opts, &NoRounds, None)
+}
+
+/// Like [`run`], as one round: it also stops issuing at `round_end`, or when `signal` says so.
+pub fn run_round(opts: DownloadOptions, signal: &dyn RoundSignal, round_end: Option<Instant>) -> anyhow::Result<RunResult> {
     let started = Instant::now();
     let servers = read_servers_table(&opts.out)?;
     let owned: Vec<Owned> = match &opts.owned {
@@ -135,7 +160,8 @@ pub fn run(opts: DownloadOptions) -> anyhow::Result<RunResult> {
     let shares: HashMap<String, u32> = owned.iter().map(|o| (o.host.clone(), o.shares)).collect();
 
     let counters = Arc::new(Counters::default());
-    let outcome = actix::System::new().block_on(drive(opts.clone(), plans, Arc::clone(&counters), rows_total, done_before, stop_at));
+    let stops = Stops { deadline: stop_at, round_end, signal };
+    let outcome = actix::System::new().block_on(drive(opts.clone(), plans, Arc::clone(&counters), rows_total, done_before, stops));
     actix::System::current().stop();
     let (stopped_by_deadline, states) = outcome?;
     let states = states.into_iter().map(|(h, st)| (h.clone(), shares.get(&h).copied().unwrap_or(1), st)).collect();
@@ -223,14 +249,24 @@ fn rfc3339_utc(t: SystemTime) -> String {
 }
 
 /// The async part: returns whether the run stopped for the deadline, and each host's learned state.
+/// When the coordinator stops issuing new requests.
+struct Stops<'a> {
+    /// Before the job's deadline (ends the job).
+    deadline: Option<Instant>,
+    /// At the end of the round (the next round re-plans).
+    round_end: Option<Instant>,
+    signal: &'a dyn RoundSignal,
+}
+
 async fn drive(
     opts: DownloadOptions,
     plans: Vec<HostPlan>,
     counters: Arc<Counters>,
     rows_total: u64,
     done_before: u64,
-    stop_at: Option<Instant>,
+    stops: Stops<'_>,
 ) -> anyhow::Result<(bool, Vec<(String, HostState)>)> {
+    let stop_at = stops.deadline;
     let (http, image, rate, breaker, retry) = engine_settings(&opts);
     let client = build_client(&http).context("cannot build the HTTP client")?;
     let writer: Addr<WriterActor> = {
@@ -278,6 +314,7 @@ async fn drive(
     let mut fatal: Option<String> = None;
     let mut states: Vec<(String, HostState)> = Vec::new();
     let mut stopped = false;
+    let mut round_over = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_writer_tick = Instant::now();
     let t0 = Instant::now();
@@ -306,6 +343,10 @@ async fn drive(
                         for a in addrs.values() { a.do_send(StopIssuing); }
                     }
                 }
+                if !round_over && (stops.round_end.is_some_and(|t| Instant::now() >= t) || stops.signal.should_end()) {
+                    round_over = true;
+                    for a in addrs.values() { a.do_send(StopIssuing); }
+                }
                 if last_writer_tick.elapsed() >= TICK_INTERVAL {
                     last_writer_tick = Instant::now();
                     if let Ok(Err(e)) = writer.send(Tick).await {
@@ -331,6 +372,7 @@ async fn drive(
         }
     }
     progress.finish();
+    stops.signal.finished();
     let drained = writer.send(Drain).await.map_err(|e| anyhow!("writer stopped unexpectedly: {e}"))?;
     drained.context("final commit failed; rows not committed will be fetched again by the next run")?;
     if let Some(error) = fatal {

@@ -36,6 +36,16 @@ impl<W> Slots<W> {
         self.waiters.pop_front().map(|(_, w)| w)
     }
 
+    /// The next waiter to wake while a slot is free and nobody has taken it: a host that was
+    /// woken but had nothing to send passes its turn on, so no waiter sleeps beside a free slot.
+    pub fn pass_on(&mut self) -> Option<W> {
+        if self.available > 0 {
+            self.waiters.pop_front().map(|(_, w)| w)
+        } else {
+            None
+        }
+    }
+
     pub fn available(&self) -> usize {
         self.available
     }
@@ -57,5 +67,19 @@ mod tests {
         assert_eq!(s.give_back(), Some("wake c"));
         assert_eq!(s.give_back(), None);
         assert_eq!(s.available(), 2, "never more than given back");
+    }
+
+    #[test]
+    fn a_woken_host_with_nothing_to_send_passes_its_turn_on() {
+        let mut s: Slots<&str> = Slots::new(1);
+        assert!(s.try_take("a", || "wake a"));
+        assert!(!s.try_take("b", || "wake b"));
+        assert!(!s.try_take("c", || "wake c"));
+        assert_eq!(s.give_back(), Some("wake b"));
+        // b has nothing left to send and does not take the slot: c must not sleep forever.
+        assert_eq!(s.pass_on(), Some("wake c"));
+        assert_eq!(s.pass_on(), None);
+        assert!(s.try_take("c", || "unused"));
+        assert_eq!(s.pass_on(), None, "no slot free, nobody to wake");
     }
 }

@@ -8,6 +8,12 @@ use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::collective::CommunicatorCollectives;
 use mpi::traits::Root;
 
+/// Message tags: each kind of point-to-point message has its own, so a late message of one kind
+/// is never taken for another.
+const TAG_GATHER: i32 = 1;
+const TAG_IDLE: i32 = 2;
+const TAG_END: i32 = 3;
+
 /// The ranks of this job.
 pub struct World {
     rank: usize,
@@ -64,14 +70,54 @@ impl World {
         if self.is_root() {
             let mut all = vec![bytes];
             for r in 1..self.size {
-                let (msg, _status) = comm.process_at_rank(r as i32).receive_vec::<u8>();
+                let (msg, _status) = comm.process_at_rank(r as i32).receive_vec_with_tag::<u8>(TAG_GATHER);
                 all.push(msg);
             }
             Some(all)
         } else {
-            comm.process_at_rank(0).send(&bytes[..]);
+            comm.process_at_rank(0).send_with_tag(&bytes[..], TAG_GATHER);
             None
         }
+    }
+
+    /// A rank other than 0 tells rank 0 it has no work left in `round`.
+    pub fn announce_idle(&self, round: u32) {
+        if let Some((_, comm)) = &self.mpi {
+            if !self.is_root() {
+                comm.process_at_rank(0).send_with_tag(&round, TAG_IDLE);
+            }
+        }
+    }
+
+    /// Rank 0 tells every other rank to end `round`.
+    pub fn end_round(&self, round: u32) {
+        if let Some((_, comm)) = &self.mpi {
+            for r in 1..self.size {
+                comm.process_at_rank(r as i32).send_with_tag(&round, TAG_END);
+            }
+        }
+    }
+
+    /// Whether a message with `tag` about `round` has arrived, without waiting. Messages about
+    /// earlier rounds are taken and dropped.
+    fn poll(&self, tag: i32, round: u32) -> bool {
+        let Some((_, comm)) = &self.mpi else { return false };
+        let mut hit = false;
+        while let Some((msg, _)) = comm.any_process().immediate_matched_probe_with_tag(tag) {
+            let (v, _) = msg.matched_receive::<u32>();
+            hit |= v == round;
+        }
+        hit
+    }
+
+    /// Rank 0: whether a rank announced it ran out of work in `round`.
+    pub fn poll_idle(&self, round: u32) -> bool {
+        self.is_root() && self.poll(TAG_IDLE, round)
+    }
+
+    /// Ranks other than 0: whether rank 0 ended `round`.
+    pub fn poll_end(&self, round: u32) -> bool {
+        !self.is_root() && self.poll(TAG_END, round)
     }
 
     pub fn barrier(&self) {

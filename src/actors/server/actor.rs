@@ -478,6 +478,8 @@ impl Handler<Wake> for ServerActor {
 
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.pump(ctx);
+        // Woken for a free slot: if it is still free, this host did not need it; pass it on.
+        self.engine.pass_on_slot();
     }
 }
 

@@ -83,6 +83,11 @@ fn every_row_is_done_exactly_once_on_2_3_and_4_ranks_within_each_hosts_limits() 
         let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rank 0 prints one summary");
         assert_eq!(summary["remaining"], 0);
         assert_eq!(summary["run"]["images_stored"], 50, "-n {ranks}: the summary adds up every rank's counters");
+        // Every rank's hosts report what they learned to rank 0, which writes it for the next job.
+        use polars::prelude::SerReader;
+        let servers = polars::prelude::ParquetReader::new(std::fs::File::open(out.join("servers.parquet")).unwrap()).finish().unwrap();
+        let learned = servers.column("learned_state").unwrap().str().unwrap().clone();
+        assert_eq!(learned.null_count(), 0, "-n {ranks}: every host's learned state is in servers.parquet");
     }
 }
 

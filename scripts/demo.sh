@@ -71,13 +71,15 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 mpirun -n "$RANKS" --oversubscribe "$BIN" --config config/demo.env download --output "$OUT/dataset"
 echo
-echo "== the plan rank 0 made ($OUT/dataset/plans/round-0000.json)"
+echo "== the plans rank 0 made, one per round ($OUT/dataset/plans/)"
 python3 -c "
-import json, sys
-p = json.load(open(sys.argv[1]))
-for s in p['assignments']:
-    print(f\"  {s['host']:<20} rank {s['rank']}  batches {s['partitions']}  {s['rate']:.1f} req/s\")
-" "$OUT/dataset/plans/round-0000.json"
+import json, sys, glob
+for path in sorted(glob.glob(sys.argv[1] + '/round-*.json')):
+    p = json.load(open(path))
+    print(f\"  round {p['round']}:\")
+    for s in p['assignments']:
+        print(f\"    {s['host']:<20} rank {s['rank']}  batches {s['partitions']}  {s['rate']:.1f} req/s\")
+" "$OUT/dataset/plans"
 echo
 echo "== the origin"
 kill -TERM $ORIGIN

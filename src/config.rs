@@ -8,6 +8,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::actors::server::{rate, retry};
+use crate::imaging::{self, Reencode, StoreAs};
+
 /// How many URLs of one server go into one batch. A batch is the unit a rank owns and commits, so
 /// it trades commit overhead against work lost on a crash; 10,000 matches GBIF-scale runs.
 pub const DEFAULT_BATCH_SIZE: usize = 10_000;
@@ -19,33 +22,16 @@ pub const DEFAULT_INITIAL_RATE_LIMIT: f64 = 1.0;
 /// Upper bound for `BATCH_SIZE`: above this one batch no longer fits comfortably in a shard.
 const MAX_BATCH_SIZE: usize = 10_000_000;
 
-/// Longest side of a stored image, in pixels. 1024 matches what ML pipelines train on and what
-/// img2dataset users compare against.
-pub const DEFAULT_MAX_SIDE: u32 = 1024;
-/// JPEG quality of re-encoded images; 95 keeps herbarium labels legible.
-pub const DEFAULT_JPEG_QUALITY: u8 = 95;
-/// Images with more pixels are refused from their header. Herbarium sheets reach ~100 MP; a
-/// decompression bomb claims billions.
-pub const DEFAULT_MAX_PIXELS: u64 = 200_000_000;
+// Image, rate, retry and parking defaults are owned by the modules that use them
+// (`imaging::settings`, `actors::server::{rate, retry}`); this file only reads the keys.
 /// Largest body read, in MB. Herbarium TIFFs reach ~100 MB; twice that leaves headroom.
 pub const DEFAULT_MAX_BODY_MB: u64 = 200;
 /// Total deadline of one request (connect, headers, body), in seconds: 100 MB at ~1 MB/s fits.
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: f64 = 120.0;
 /// Connect deadline in seconds: a live server accepts within a few seconds even when loaded.
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 15.0;
-/// Attempts after the first for retriable failures.
-pub const DEFAULT_MAX_RETRIES: u32 = 5;
-/// Ceiling of a host's learned rate, requests/s. Well below what a CDN serves, well above what a
-/// museum server should see from one client.
-pub const DEFAULT_MAX_RATE_LIMIT: f64 = 10.0;
-/// Requests in flight to one host at once. Two keeps a slow host busy without piling up.
-pub const DEFAULT_MAX_IN_FLIGHT_PER_HOST: u32 = 2;
 /// Requests in flight over all hosts of a rank: each holds at most one body in memory.
 pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 256;
-/// First backoff ceiling after a 5xx or transport failure, in seconds; it doubles per attempt.
-pub const DEFAULT_BACKOFF_BASE_SECS: f64 = 5.0;
-/// How long a host is parked after repeated connection failures, the first time, in seconds.
-pub const DEFAULT_PARK_SECS: f64 = 30.0;
 /// Longest round on many ranks, in seconds. A round also ends as soon as one rank runs out of
 /// work; 30 minutes bounds how long a plan built on wrong estimates can last.
 pub const DEFAULT_ROUND_SECS: f64 = 1800.0;
@@ -104,14 +90,6 @@ pub struct RawConfig {
     pub values: std::collections::BTreeMap<String, String>,
 }
 
-/// How stored images are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reencode {
-    /// Keep the original bytes when small enough and in a web format.
-    Auto,
-    Always,
-}
-
 /// Validated settings: only this type reaches the subcommands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -123,8 +101,8 @@ pub struct Settings {
     pub max_side: u32,
     pub jpeg_quality: u8,
     pub reencode: Reencode,
-    /// Store raw RGB pixels instead of encoded images (the old tool's layout).
-    pub store_raw_rgb: bool,
+    /// Encoded images, or raw RGB pixels (the old tool's layout).
+    pub store: StoreAs,
     pub max_pixels: u64,
     pub max_body_bytes: u64,
     pub request_timeout: std::time::Duration,
@@ -176,30 +154,30 @@ impl RawConfig {
             initial_rate_limit: v.parse("INITIAL_RATE_LIMIT", DEFAULT_INITIAL_RATE_LIMIT, |r: &f64| r.is_finite() && *r > 0.0, "must be a positive number of requests per second, e.g. 1 or 0.5")?,
             ignored_servers_file: v.text("IGNORED_SERVERS_FILE").map(PathBuf::from),
             contact: v.text("CONTACT"),
-            max_side: v.parse("MAX_SIDE", DEFAULT_MAX_SIDE, |n| (16..=65535).contains(n), "must be a whole number of pixels from 16 to 65535")?,
-            jpeg_quality: v.parse("JPEG_QUALITY", DEFAULT_JPEG_QUALITY, |q| (1..=100).contains(q), "must be from 1 to 100")?,
+            max_side: v.parse("MAX_SIDE", imaging::DEFAULT_MAX_SIDE, |n| (16..=65535).contains(n), "must be a whole number of pixels from 16 to 65535")?,
+            jpeg_quality: v.parse("JPEG_QUALITY", imaging::DEFAULT_JPEG_QUALITY, |q| (1..=100).contains(q), "must be from 1 to 100")?,
             reencode: match v.text("REENCODE").as_deref() {
                 None | Some("auto") => Reencode::Auto,
                 Some("always") => Reencode::Always,
                 Some(other) => return Err(v.bad("REENCODE", other, "must be `auto` or `always`")),
             },
-            store_raw_rgb: match v.text("STORE").as_deref() {
-                None | Some("encoded") => false,
-                Some("raw_rgb") => true,
+            store: match v.text("STORE").as_deref() {
+                None | Some("encoded") => StoreAs::Encoded,
+                Some("raw_rgb") => StoreAs::RawRgb,
                 Some(other) => return Err(v.bad("STORE", other, "must be `encoded` or `raw_rgb`")),
             },
-            max_pixels: v.parse("MAX_PIXELS", DEFAULT_MAX_PIXELS, |n| *n >= 1_000_000, "must be at least 1000000")?,
+            max_pixels: v.parse("MAX_PIXELS", imaging::DEFAULT_MAX_PIXELS, |n| *n >= 1_000_000, "must be at least 1000000")?,
             max_body_bytes: v.parse("MAX_BODY_MB", DEFAULT_MAX_BODY_MB, |n| *n >= 1, "must be at least 1 (MB)")? << 20,
             request_timeout: secs("REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS)?,
             connect_timeout: secs("CONNECT_TIMEOUT_SECS", DEFAULT_CONNECT_TIMEOUT_SECS)?,
-            max_retries: v.parse("MAX_RETRIES", DEFAULT_MAX_RETRIES, |n| *n <= 50, "must be from 0 to 50")?,
-            max_rate_limit: v.parse("MAX_RATE_LIMIT", DEFAULT_MAX_RATE_LIMIT, |r: &f64| r.is_finite() && *r > 0.0, "must be a positive number of requests per second")?,
-            max_in_flight_per_host: v.parse("MAX_IN_FLIGHT_PER_HOST", DEFAULT_MAX_IN_FLIGHT_PER_HOST, |n| (1..=64).contains(n), "must be from 1 to 64")?,
+            max_retries: v.parse("MAX_RETRIES", retry::DEFAULT_MAX_RETRIES, |n| *n <= 50, "must be from 0 to 50")?,
+            max_rate_limit: v.parse("MAX_RATE_LIMIT", rate::DEFAULT_MAX_RATE, |r: &f64| r.is_finite() && *r > 0.0, "must be a positive number of requests per second")?,
+            max_in_flight_per_host: v.parse("MAX_IN_FLIGHT_PER_HOST", rate::DEFAULT_MAX_IN_FLIGHT, |n| (1..=64).contains(n), "must be from 1 to 64")?,
             max_requests_in_flight: v.parse("MAX_REQUESTS_IN_FLIGHT", DEFAULT_MAX_REQUESTS_IN_FLIGHT, |n| (1..=100_000).contains(n), "must be from 1 to 100000")?,
             cpu_threads: v.parse("CPU_THREADS", 0usize, |n| *n <= 4096, "must be a number of threads, 0 for one per core")?,
             cpu_queue_bytes: v.parse("CPU_QUEUE_MB", DEFAULT_CPU_QUEUE_MB, |n| *n >= 16, "must be at least 16 (MB)")? << 20,
-            backoff_base: secs("BACKOFF_BASE_SECS", DEFAULT_BACKOFF_BASE_SECS)?,
-            park: secs("PARK_SECS", DEFAULT_PARK_SECS)?,
+            backoff_base: secs("BACKOFF_BASE_SECS", retry::DEFAULT_BACKOFF_BASE.as_secs_f64())?,
+            park: secs("PARK_SECS", retry::DEFAULT_FIRST_PARK.as_secs_f64())?,
             round: secs("ROUND_SECS", DEFAULT_ROUND_SECS)?,
             rank_images_per_sec: v.parse("RANK_IMAGES_PER_SEC", 0.0, |r: &f64| r.is_finite() && *r >= 0.0, "must be a number of images per second, 0 to estimate")?,
         })

@@ -12,6 +12,7 @@
 //! - `environment`: the one place the launcher's environment (Slurm) is read.
 //! - `prep`: input lists to per-server URL batches (the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
+//! - `rng`: the one deterministic RNG for generated images and inputs.
 //! - `bench`: generated inputs for the benchmarks.
 //! - `origin`: the one test origin: scripted loopback HTTP hosts that log what they saw.
 //! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
@@ -30,5 +31,6 @@ pub mod mpi_glue;
 pub mod origin;
 pub mod prep;
 pub mod progress;
+pub mod rng;
 pub mod shards;
 pub mod telemetry;

@@ -42,9 +42,9 @@ pub struct Engine {
 /// What a ServerActor tells the coordinator.
 #[derive(Debug)]
 pub enum HostEvent {
-    /// The host has nothing left in flight: all its rows are recorded (`remaining == 0`), or it
-    /// was told to stop and `remaining` rows are left for the next run.
-    Finished { host: String, state: HostState, remaining: u64 },
+    /// The host has nothing left in flight: all its rows are recorded, or it was told to stop
+    /// and the rest is left for the next round or run (the shards say how many).
+    Finished { host: String, state: HostState },
     /// A commit failed: the run must stop (the rows not committed will be fetched again).
     Fatal { host: String, error: String },
 }

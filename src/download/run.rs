@@ -22,9 +22,9 @@ use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
 use crate::actors::writer::actor::WriterActor;
 use crate::actors::writer::messages::{Drain, Tick};
 use crate::actors::writer::policy::ShardPolicy;
-use crate::config::{Reencode, Settings};
+use crate::config::Settings;
 use crate::fetch::client::{build_client, user_agent, HttpSettings};
-use crate::imaging::{ImageSettings, StoreAs};
+use crate::imaging::ImageSettings;
 use crate::prep::batches::{batch_rows, read_servers_table, update_learned, Learned, ServerInfo};
 use crate::progress::{human_count, Progress};
 use crate::shards::ledger;
@@ -110,7 +110,7 @@ pub fn run_round(opts: DownloadOptions, signal: &dyn RoundSignal, round_end: Opt
     for (host, p) in &keep {
         rows_total += batch_rows(&opts.out, host, *p)?;
     }
-    let before = ledger::scan(&opts.out)?.restrict(|h, p| keep.contains(&(h.to_string(), p)));
+    let before = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)))?;
     let done_before = before.succeeded() + before.failed();
     let out_name = opts.out.display().to_string();
     let idle = |stopped| {
@@ -166,7 +166,7 @@ pub fn run_round(opts: DownloadOptions, signal: &dyn RoundSignal, round_end: Opt
     let (stopped_by_deadline, states) = outcome?;
     let states = states.into_iter().map(|(h, st)| (h.clone(), shares.get(&h).copied().unwrap_or(1), st)).collect();
 
-    let after = ledger::scan(&opts.out)?.restrict(|h, p| keep.contains(&(h.to_string(), p)));
+    let after = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)))?;
     let mut summary =
         DownloadSummary::from_ledger(&out_name, rows_total, &after, counters.snapshot(), started.elapsed().as_secs_f64());
     summary.stopped_by_deadline = stopped_by_deadline;
@@ -218,11 +218,8 @@ fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, Rate
     let image = ImageSettings {
         max_side: s.max_side,
         jpeg_quality: s.jpeg_quality,
-        reencode: match s.reencode {
-            Reencode::Auto => crate::imaging::Reencode::Auto,
-            Reencode::Always => crate::imaging::Reencode::Always,
-        },
-        store: if s.store_raw_rgb { StoreAs::RawRgb } else { StoreAs::Encoded },
+        reencode: s.reencode,
+        store: s.store,
         max_pixels: s.max_pixels,
     };
     let rate = RateConfig { initial_rate: s.initial_rate_limit, max_rate: s.max_rate_limit, max_in_flight: s.max_in_flight_per_host };
@@ -310,7 +307,6 @@ async fn drive(
 
     let mut progress = Progress::new("download");
     let mut open: HashSet<String> = addrs.keys().cloned().collect();
-    let mut remaining_by_host: u64 = 0;
     let mut fatal: Option<String> = None;
     let mut states: Vec<(String, HostState)> = Vec::new();
     let mut stopped = false;
@@ -321,9 +317,8 @@ async fn drive(
     while !open.is_empty() {
         tokio::select! {
             event = events.recv() => match event {
-                Some(HostEvent::Finished { host, remaining, state }) => {
+                Some(HostEvent::Finished { host, state }) => {
                     open.remove(&host);
-                    remaining_by_host += remaining;
                     states.push((host, state));
                 }
                 Some(HostEvent::Fatal { host, error }) => {
@@ -378,7 +373,6 @@ async fn drive(
     if let Some(error) = fatal {
         return Err(anyhow!("download stopped: {error}; committed shards are safe, re-run to continue"));
     }
-    let _ = remaining_by_host;
     Ok((stopped, states))
 }
 

@@ -8,6 +8,7 @@ use std::f32::consts::TAU;
 use std::io::Cursor;
 
 use super::jpeg_meta;
+use crate::rng::SplitMix64;
 use super::turbo::Compressor;
 
 /// Shapes per image: enough edges to look like objects on a background, few enough to stay cheap.
@@ -16,28 +17,8 @@ const SHAPES: usize = 6;
 /// 0.2 bytes per pixel; noise is what makes real photos cost bytes.
 const NOISE_LEVELS: i32 = 5;
 
-/// SplitMix64: tiny, fast, and good enough to vary generated content.
-struct Mix(u64);
-
-impl Mix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.unit()
-    }
-}
-
 /// A table of `len` values of a random smooth wave over [-1, 1], with `cycles` periods.
-fn wave(len: u32, cycles: f32, rng: &mut Mix) -> Vec<f32> {
+fn wave(len: u32, cycles: f32, rng: &mut SplitMix64) -> Vec<f32> {
     let phase = rng.range(0.0, TAU);
     let step = TAU * cycles / len.max(1) as f32;
     (0..len).map(|i| (i as f32 * step + phase).sin()).collect()
@@ -45,7 +26,7 @@ fn wave(len: u32, cycles: f32, rng: &mut Mix) -> Vec<f32> {
 
 /// Photo-like packed RGB pixels, `width * height * 3` bytes.
 pub(crate) fn synthetic_photo_rgb(width: u32, height: u32, seed: u64) -> Vec<u8> {
-    let mut rng = Mix(seed ^ 0x5EED_CAFE_F00D_D00D);
+    let mut rng = SplitMix64(seed ^ 0x5EED_CAFE_F00D_D00D);
     let (w, h) = (width.max(1), height.max(1));
     // Lighting: slow gradients, one table per channel and axis, so each pixel costs additions.
     let base: [f32; 3] = [rng.range(70.0, 170.0), rng.range(70.0, 170.0), rng.range(60.0, 160.0)];
@@ -63,7 +44,7 @@ pub(crate) fn synthetic_photo_rgb(width: u32, height: u32, seed: u64) -> Vec<u8>
             (geometry, [rng.range(-60.0, 60.0), rng.range(-60.0, 60.0), rng.range(-60.0, 60.0)])
         })
         .collect();
-    let mut noise = Mix(rng.next());
+    let mut noise = SplitMix64(rng.next_u64());
     let mut out = Vec::with_capacity(w as usize * h as usize * 3);
     let mut shift = vec![[0f32; 3]; w as usize];
     for y in 0..h as usize {
@@ -83,7 +64,7 @@ pub(crate) fn synthetic_photo_rgb(width: u32, height: u32, seed: u64) -> Vec<u8>
         let mut bits = 0u64;
         for x in 0..w as usize {
             if x % 8 == 0 {
-                bits = noise.next();
+                bits = noise.next_u64();
             }
             let n = ((bits >> ((x % 8) * 8)) & 0xFF) as i32 * (2 * NOISE_LEVELS + 1) / 256 - NOISE_LEVELS;
             let texture = tx[x] * ty[y] * ax[x] * ay[y];
@@ -127,12 +108,12 @@ const SMALL: [(u32, u32); 4] = [(640, 480), (800, 600), (1024, 768), (500, 375)]
 /// (alternately small with no decode needed, or 2 MP), and 14 JPEGs of 1.2–12 MP, some portrait,
 /// some with EXIF orientation 6.
 pub(crate) fn corpus_plan(n: usize) -> Vec<Spec> {
-    let mut rng = Mix(0xC0_4B05);
+    let mut rng = SplitMix64(0xC0_4B05);
     (0..n)
         .map(|i| {
             let slot = i % 20;
-            let quality = [80, 85, 90, 92, 95][(rng.next() % 5) as usize];
-            let portrait = rng.next() % 4 == 0;
+            let quality = [80, 85, 90, 92, 95][(rng.next_u64() % 5) as usize];
+            let portrait = rng.next_u64() % 4 == 0;
             let (mut width, mut height, png) = match slot {
                 0..=4 => (SMALL[slot % SMALL.len()].0, SMALL[slot % SMALL.len()].1, false),
                 5 if (i / 20) % 2 == 0 => (600, 400, true),

@@ -50,6 +50,17 @@ pub enum StoredFormat {
 }
 
 impl StoredFormat {
+    /// The `format` value of a success record in a shard.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoredFormat::Jpeg => "jpeg",
+            StoredFormat::Png => "png",
+            StoredFormat::Webp => "webp",
+            StoredFormat::Gif => "gif",
+            StoredFormat::RawRgb => "rgb",
+        }
+    }
+
     /// File extension without the dot.
     pub fn extension(self) -> &'static str {
         match self {

@@ -25,6 +25,8 @@ use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use sha2::{Digest, Sha256};
 
+use crate::rng::SplitMix64;
+
 /// Width when the path has no `w<N>` token: a typical web thumbnail-to-medium size.
 pub const DEFAULT_WIDTH: u32 = 640;
 /// Height when the path has no `h<N>` token.
@@ -134,27 +136,8 @@ fn format_for_extension(ext: &str) -> Option<ImageFormat> {
     }
 }
 
-/// SplitMix64: tiny, fast, and fixed forever, unlike a library RNG whose stream may change
-/// between versions and silently change every expected hash.
-pub(crate) struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A float in [0, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn colour(&mut self) -> [f32; 3] {
-        [self.unit() * 255.0, self.unit() * 255.0, self.unit() * 255.0]
-    }
+fn colour(rng: &mut SplitMix64) -> [f32; 3] {
+    [rng.unit() * 255.0, rng.unit() * 255.0, rng.unit() * 255.0]
 }
 
 struct Blob {
@@ -166,15 +149,15 @@ struct Blob {
 
 /// Draws the photo-like picture: a diagonal two-colour gradient, soft blobs, and noise.
 fn render(width: u32, height: u32, seed: u64) -> RgbImage {
-    let mut rng = SplitMix(seed);
-    let (c0, c1) = (rng.colour(), rng.colour());
+    let mut rng = SplitMix64(seed);
+    let (c0, c1) = (colour(&mut rng), colour(&mut rng));
     let angle = rng.unit() * std::f32::consts::TAU;
     let (dx, dy) = (angle.cos(), angle.sin());
     let (w, h) = (width as f32, height as f32);
     let blobs: Vec<Blob> = (0..BLOBS)
         .map(|_| {
             let r = (0.1 + 0.25 * rng.unit()) * w.min(h).max(1.0);
-            Blob { cx: rng.unit() * w, cy: rng.unit() * h, inv_r2: 1.0 / (r * r), colour: rng.colour() }
+            Blob { cx: rng.unit() * w, cy: rng.unit() * h, inv_r2: 1.0 / (r * r), colour: colour(&mut rng) }
         })
         .collect();
     RgbImage::from_fn(width, height, |x, y| {

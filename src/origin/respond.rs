@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::behaviour::{Behaviour, BOMB_SIDE};
 use super::http::RequestHead;
-use super::images::{self, SplitMix};
+use super::images;
+use crate::rng::SplitMix64;
 
 /// Prefix of the redirect chain's intermediate paths: `/hop/<k>/<original path>`.
 pub const REDIRECT_PREFIX: &str = "/hop/";
@@ -213,7 +214,7 @@ fn redirect(path: &str, hops: u32, base_url: &str) -> Reply {
 
 /// `FF D8 FF E0`, then bytes with no `FF` (so no marker a decoder could resync on).
 fn corrupt_jpeg(path: &str) -> Vec<u8> {
-    let mut rng = SplitMix(images::seed_for(path) ^ CORRUPT_SALT);
+    let mut rng = SplitMix64(images::seed_for(path) ^ CORRUPT_SALT);
     let mut body = vec![0xFF, 0xD8, 0xFF, 0xE0];
     body.extend((4..CORRUPT_BYTES).map(|_| (rng.next_u64() % 255) as u8));
     body
@@ -224,7 +225,7 @@ fn corrupt_jpeg(path: &str) -> Vec<u8> {
 pub fn filler() -> &'static [u8] {
     static FILLER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     FILLER.get_or_init(|| {
-        let mut rng = SplitMix(0x00DD_F111);
+        let mut rng = SplitMix64(0x00DD_F111);
         let mut block: Vec<u8> = (0..FILLER_BLOCK).map(|_| rng.next_u64() as u8).collect();
         block[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
         block

@@ -67,12 +67,6 @@ impl Ledger {
         self.batches.get(&(server.to_string(), partition))
     }
 
-    /// The ledger of the batches `keep(server, partition)` accepts.
-    pub fn restrict(self, keep: impl Fn(&str, u64) -> bool) -> Ledger {
-        let batches = self.batches.into_iter().filter(|((s, p), _)| keep(s, *p)).collect();
-        Ledger { batches }
-    }
-
     pub fn succeeded(&self) -> u64 {
         self.batches.values().map(|b| b.succeeded).sum()
     }
@@ -95,14 +89,31 @@ pub fn scan(out: &Path) -> Result<Ledger, LedgerError> {
         let Some(server) = value_of(&server_dir, "server_name=") else { continue };
         for part_dir in subdirs(&server_dir)? {
             let Some(partition) = value_of(&part_dir, "partition_id=").and_then(|p| p.parse().ok()) else { continue };
-            let mut batch = scan_dir(&part_dir)?;
-            batch.done_count = batch.done.len() as u64;
-            batch.done = HashSet::new();
-            batch.retriable_failed = HashSet::new();
-            ledger.batches.insert((server.clone(), partition), batch);
+            ledger.batches.insert((server.clone(), partition), counts_only(scan_dir(&part_dir)?));
         }
     }
     Ok(ledger)
+}
+
+/// Like [`scan`], for the given batches only: what one rank reads about the batches it owns,
+/// without reading every other rank's shards.
+pub fn scan_batches<'a>(out: &Path, batches: impl IntoIterator<Item = (&'a str, u64)>) -> Result<Ledger, LedgerError> {
+    let mut ledger = Ledger::default();
+    for (server, partition) in batches {
+        let dir = batch_dir(out, server, partition);
+        if dir.exists() {
+            ledger.batches.insert((server.to_string(), partition), counts_only(scan_dir(&dir)?));
+        }
+    }
+    Ok(ledger)
+}
+
+/// Keeps a batch's counts and drops its row ids, so a whole-dataset ledger stays small.
+fn counts_only(mut batch: BatchLedger) -> BatchLedger {
+    batch.done_count = batch.done.len() as u64;
+    batch.done = HashSet::new();
+    batch.retriable_failed = HashSet::new();
+    batch
 }
 
 /// Scans one batch: what the engine does when it loads a batch, so resume never needs every

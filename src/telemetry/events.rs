@@ -2,7 +2,6 @@
 //! logs a line when the event is rare enough to deserve one (rate changes, parking, commits).
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use metrics::{counter, gauge};
 
@@ -92,14 +91,12 @@ impl RowFailed<'_> {
 pub struct RetryScheduled<'a> {
     pub host: &'a str,
     pub class: &'static str,
-    pub after: Duration,
 }
 
 impl RetryScheduled<'_> {
     pub fn emit(self, c: &Counters) {
         c.retries.fetch_add(1, Relaxed);
         counter!(names::RETRIES_TOTAL, "host" => host_label(self.host), "class" => self.class).increment(1);
-        let _ = self.after;
     }
 }
 

@@ -21,7 +21,7 @@ use crate::download::engine::{Engine, HostEvent, BUDGET_UNIT};
 use crate::fetch::client::{fetch, FetchFailure, Fetched};
 use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
-use crate::imaging::{process, ImageError, Processed, StoredFormat};
+use crate::imaging::{process, Processed};
 use crate::prep::batches::read_batch;
 use crate::shards::ledger::scan_batch;
 use crate::shards::record::{hex, FailureRecord, SuccessRecord};
@@ -121,7 +121,7 @@ impl ServerActor {
     }
 
     /// Loads the next batch with rows not yet committed. False when no batch is left.
-    fn load_next_batch(&mut self, ctx: &mut Context<Self>) -> bool {
+    fn load_next_batch(&mut self) -> bool {
         while let Some(partition) = self.batches.pop_front() {
             let loaded = read_batch(&self.engine.out, &self.host, partition)
                 .map_err(|e| e.to_string())
@@ -151,7 +151,6 @@ impl ServerActor {
             self.engine.writer.do_send(BatchOpened { server: self.host.clone(), partition, next_seq: ledger.next_seq });
             self.outstanding.insert(partition, pending.len() as u64);
             self.queue.extend(pending);
-            let _ = ctx;
             return true;
         }
         false
@@ -163,7 +162,7 @@ impl ServerActor {
             if self.stopping {
                 break;
             }
-            if self.queue.is_empty() && !self.load_next_batch(ctx) {
+            if self.queue.is_empty() && !self.load_next_batch() {
                 break;
             }
             let addr = ctx.address().recipient();
@@ -278,7 +277,7 @@ impl ServerActor {
             Decision::Retry { after } => {
                 self.engine.give_back_slot();
                 let class = outcome.class().map(ErrorClass::as_str).unwrap_or("other");
-                RetryScheduled { host: &self.host, class, after }.emit(&self.engine.counters);
+                RetryScheduled { host: &self.host, class }.emit(&self.engine.counters);
                 self.waiting_retries += 1;
                 ctx.run_later(after, move |act, ctx| {
                     act.waiting_retries -= 1;
@@ -307,7 +306,7 @@ impl ServerActor {
             drop(permit);
             let record = match result {
                 Ok(Ok(p)) => Ok(success_record(&task, &host, p)),
-                Ok(Err(e)) => Err((image_class(&e), e.to_string())),
+                Ok(Err(e)) => Err((e.class(), e.to_string())),
                 Err(_) => Err(("decode", "the decoder panicked on this image".to_string())),
             };
             (task, record)
@@ -392,7 +391,7 @@ impl ServerActor {
                 let detail = format!("{} stayed unreachable; a later run can retry (--retry-failed)", self.host);
                 self.record_failure(task, ErrorClass::Parked.as_str(), detail, true, ctx);
             }
-            if !self.load_next_batch(ctx) {
+            if !self.load_next_batch() {
                 break;
             }
         }
@@ -407,44 +406,14 @@ impl ServerActor {
             return;
         }
         self.finished = true;
-        let remaining = if idle { 0 } else { self.remaining_rows() };
-        let detail = if remaining > 0 { "stopped before the deadline" } else { "" };
+        let detail = if idle { "" } else { "stopped with rows left for the next round or run" };
         self.set_state("done", detail);
         let state = self.live.export(Instant::now(), SystemTime::now());
-        let _ = self.engine.events.send(HostEvent::Finished { host: self.host.clone(), state, remaining });
+        let _ = self.engine.events.send(HostEvent::Finished { host: self.host.clone(), state });
         ctx.stop();
     }
-
-    /// Rows this host did not record: queued, waiting for a retry, or in batches not loaded yet.
-    fn remaining_rows(&self) -> u64 {
-        let loaded: u64 = self.outstanding.values().sum();
-        let unloaded: u64 = self
-            .batches
-            .iter()
-            .map(|p| {
-                let rows = read_batch(&self.engine.out, &self.host, *p).map(|r| r.len() as u64).unwrap_or(0);
-                let done = scan_batch(&self.engine.out, &self.host, *p).map(|l| l.done_count).unwrap_or(0);
-                rows.saturating_sub(done)
-            })
-            .sum();
-        loaded + unloaded
-    }
 }
 
-fn image_class(e: &ImageError) -> &'static str {
-    e.class()
-}
-
-/// The `format` value of a success record.
-fn format_name(f: StoredFormat) -> &'static str {
-    match f {
-        StoredFormat::Jpeg => "jpeg",
-        StoredFormat::Png => "png",
-        StoredFormat::Webp => "webp",
-        StoredFormat::Gif => "gif",
-        StoredFormat::RawRgb => "rgb",
-    }
-}
 
 fn success_record(task: &Task, host: &str, p: Processed) -> SuccessRecord {
     SuccessRecord {
@@ -456,7 +425,7 @@ fn success_record(task: &Task, host: &str, p: Processed) -> SuccessRecord {
         original_height: p.original_height,
         stored_width: p.stored_width,
         stored_height: p.stored_height,
-        format: format_name(p.format).to_string(),
+        format: p.format.name().to_string(),
         data: p.data,
         sha256: hex(&p.sha256),
         md5: hex(&p.md5),

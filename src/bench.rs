@@ -17,8 +17,21 @@ use crate::prep::run::{self as prep_run, PrepOptions, Schema};
 
 /// The 15 columns of GBIF's multimedia extension, in order.
 pub const GBIF_COLUMNS: [&str; 15] = [
-    "gbifID", "type", "format", "identifier", "references", "title", "description", "source", "audience",
-    "created", "creator", "contributor", "publisher", "license", "rightsHolder",
+    "gbifID",
+    "type",
+    "format",
+    "identifier",
+    "references",
+    "title",
+    "description",
+    "source",
+    "audience",
+    "created",
+    "creator",
+    "contributor",
+    "publisher",
+    "license",
+    "rightsHolder",
 ];
 
 /// Servers in a generated table. GBIF's monthly snapshot spans 545+ image servers.
@@ -53,7 +66,9 @@ pub fn write_gbif_like(path: &Path, rows: u64) -> std::io::Result<()> {
             4..=6 => ("", "image/jpeg"),
             _ => ("StillImage", "image/jpeg"),
         };
-        let url = if (r >> 30) % 500 == 0 { String::new() } else {
+        let url = if (r >> 30) % 500 == 0 {
+            String::new()
+        } else {
             format!("https://images{server}.museum{}.example.org/media/{img}.jpg", server % 97)
         };
         if (r >> 40) % 100_000 == 0 {
@@ -78,7 +93,12 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
     let t = Instant::now();
     write_gbif_like(&input, args.rows).with_context(|| format!("cannot write {}", input.display()))?;
     let size = std::fs::metadata(&input)?.len();
-    eprintln!("bench-prep: generated {} rows ({:.0} MB) in {:.1} s", args.rows, size as f64 / 1e6, t.elapsed().as_secs_f64());
+    eprintln!(
+        "bench-prep: generated {} rows ({:.0} MB) in {:.1} s",
+        args.rows,
+        size as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
     let opts = PrepOptions {
         input: input.clone(),
         output: output.clone(),
@@ -135,7 +155,8 @@ pub fn download(args: &BenchDownloadArgs, settings: &crate::config::Settings) ->
         })
         .collect();
     let t = Instant::now();
-    let corpus: Vec<Vec<u8>> = paths.iter().map(|p| images::served_bytes(p).expect("corpus path is an image").to_vec()).collect();
+    let corpus: Vec<Vec<u8>> =
+        paths.iter().map(|p| images::served_bytes(p).expect("corpus path is an image").to_vec()).collect();
     let mb: f64 = corpus.iter().map(|c| c.len() as f64).sum::<f64>() / 1e6;
     eprintln!("bench-download: generated {} photos ({mb:.0} MB) in {:.1} s", corpus.len(), t.elapsed().as_secs_f64());
 

@@ -7,11 +7,11 @@ use anyhow::{anyhow, Context};
 
 use crate::bench;
 use crate::cli::{Cli, Command, DownloadArgs, PrepArgs};
+use crate::config::{RawConfig, Settings};
 use crate::download::ranks::run_ranks;
 use crate::download::run::{self as download_run, DownloadOptions};
-use crate::mpi_glue::world::World;
 use crate::environment::{parse_deadline, Launch};
-use crate::config::{RawConfig, Settings};
+use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
 
 /// Why a subcommand stopped.
@@ -43,11 +43,9 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
 }
 
 fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
-    let output = args
-        .output
-        .clone()
-        .or_else(|| settings.output_dir.clone())
-        .ok_or_else(|| Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file")))?;
+    let output = args.output.clone().or_else(|| settings.output_dir.clone()).ok_or_else(|| {
+        Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file"))
+    })?;
     let batch_size = args.batch_size.unwrap_or(settings.batch_size);
     if batch_size == 0 {
         return Err(Failure::Usage(anyhow!("--batch-size must be greater than zero")));
@@ -98,7 +96,9 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
     }
     let launch = Launch::from_env();
     let deadline = match (&args.deadline, launch.slurm_job_end_time) {
-        (Some(d), _) => Some(parse_deadline(d, std::time::SystemTime::now()).map_err(|e| usage(format!("--deadline {e}")))?),
+        (Some(d), _) => {
+            Some(parse_deadline(d, std::time::SystemTime::now()).map_err(|e| usage(format!("--deadline {e}")))?)
+        }
         (None, Some(end)) => Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(end)),
         (None, None) => None,
     };
@@ -125,7 +125,9 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     let path = output.join("download_summary.json");
-    std::fs::write(&path, json.clone() + "\n").with_context(|| format!("cannot write {}", path.display())).map_err(Failure::Run)?;
+    std::fs::write(&path, json.clone() + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(Failure::Run)?;
     if args.json {
         println!("{json}");
     } else {

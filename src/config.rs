@@ -74,9 +74,7 @@ pub enum ConfigError {
         #[source]
         source: dotenvy::Error,
     },
-    #[error(
-        "unknown key `{key}` in config file {path}; known keys are: {known} (see config/example.env)"
-    )]
+    #[error("unknown key `{key}` in config file {path}; known keys are: {known} (see config/example.env)")]
     UnknownKey { key: String, path: PathBuf, known: String },
     #[error("bad value for `{key}` in {origin}: {value:?} {problem}")]
     BadValue { key: String, origin: String, value: String, problem: String },
@@ -145,17 +143,38 @@ impl RawConfig {
     pub fn validate(self) -> Result<Settings, ConfigError> {
         let v = Values { raw: &self };
         let secs = |key: &str, default: f64| -> Result<std::time::Duration, ConfigError> {
-            let s = v.parse(key, default, |x: &f64| x.is_finite() && *x > 0.0, "must be a positive number of seconds")?;
+            let s =
+                v.parse(key, default, |x: &f64| x.is_finite() && *x > 0.0, "must be a positive number of seconds")?;
             Ok(std::time::Duration::from_secs_f64(s))
         };
         Ok(Settings {
             output_dir: v.text("OUTPUT_DIR").map(PathBuf::from),
-            batch_size: v.parse("BATCH_SIZE", DEFAULT_BATCH_SIZE, |n| (1..=MAX_BATCH_SIZE).contains(n), &format!("must be a whole number from 1 to {MAX_BATCH_SIZE}"))?,
-            initial_rate_limit: v.parse("INITIAL_RATE_LIMIT", DEFAULT_INITIAL_RATE_LIMIT, |r: &f64| r.is_finite() && *r > 0.0, "must be a positive number of requests per second, e.g. 1 or 0.5")?,
+            batch_size: v.parse(
+                "BATCH_SIZE",
+                DEFAULT_BATCH_SIZE,
+                |n| (1..=MAX_BATCH_SIZE).contains(n),
+                &format!("must be a whole number from 1 to {MAX_BATCH_SIZE}"),
+            )?,
+            initial_rate_limit: v.parse(
+                "INITIAL_RATE_LIMIT",
+                DEFAULT_INITIAL_RATE_LIMIT,
+                |r: &f64| r.is_finite() && *r > 0.0,
+                "must be a positive number of requests per second, e.g. 1 or 0.5",
+            )?,
             ignored_servers_file: v.text("IGNORED_SERVERS_FILE").map(PathBuf::from),
             contact: v.text("CONTACT"),
-            max_side: v.parse("MAX_SIDE", imaging::DEFAULT_MAX_SIDE, |n| (16..=65535).contains(n), "must be a whole number of pixels from 16 to 65535")?,
-            jpeg_quality: v.parse("JPEG_QUALITY", imaging::DEFAULT_JPEG_QUALITY, |q| (1..=100).contains(q), "must be from 1 to 100")?,
+            max_side: v.parse(
+                "MAX_SIDE",
+                imaging::DEFAULT_MAX_SIDE,
+                |n| (16..=65535).contains(n),
+                "must be a whole number of pixels from 16 to 65535",
+            )?,
+            jpeg_quality: v.parse(
+                "JPEG_QUALITY",
+                imaging::DEFAULT_JPEG_QUALITY,
+                |q| (1..=100).contains(q),
+                "must be from 1 to 100",
+            )?,
             reencode: match v.text("REENCODE").as_deref() {
                 None | Some("auto") => Reencode::Auto,
                 Some("always") => Reencode::Always,
@@ -166,20 +185,51 @@ impl RawConfig {
                 Some("raw_rgb") => StoreAs::RawRgb,
                 Some(other) => return Err(v.bad("STORE", other, "must be `encoded` or `raw_rgb`")),
             },
-            max_pixels: v.parse("MAX_PIXELS", imaging::DEFAULT_MAX_PIXELS, |n| *n >= 1_000_000, "must be at least 1000000")?,
+            max_pixels: v.parse(
+                "MAX_PIXELS",
+                imaging::DEFAULT_MAX_PIXELS,
+                |n| *n >= 1_000_000,
+                "must be at least 1000000",
+            )?,
             max_body_bytes: v.parse("MAX_BODY_MB", DEFAULT_MAX_BODY_MB, |n| *n >= 1, "must be at least 1 (MB)")? << 20,
             request_timeout: secs("REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS)?,
             connect_timeout: secs("CONNECT_TIMEOUT_SECS", DEFAULT_CONNECT_TIMEOUT_SECS)?,
             max_retries: v.parse("MAX_RETRIES", retry::DEFAULT_MAX_RETRIES, |n| *n <= 50, "must be from 0 to 50")?,
-            max_rate_limit: v.parse("MAX_RATE_LIMIT", rate::DEFAULT_MAX_RATE, |r: &f64| r.is_finite() && *r > 0.0, "must be a positive number of requests per second")?,
-            max_in_flight_per_host: v.parse("MAX_IN_FLIGHT_PER_HOST", rate::DEFAULT_MAX_IN_FLIGHT, |n| (1..=64).contains(n), "must be from 1 to 64")?,
-            max_requests_in_flight: v.parse("MAX_REQUESTS_IN_FLIGHT", DEFAULT_MAX_REQUESTS_IN_FLIGHT, |n| (1..=100_000).contains(n), "must be from 1 to 100000")?,
-            cpu_threads: v.parse("CPU_THREADS", 0usize, |n| *n <= 4096, "must be a number of threads, 0 for one per core")?,
-            cpu_queue_bytes: v.parse("CPU_QUEUE_MB", DEFAULT_CPU_QUEUE_MB, |n| *n >= 16, "must be at least 16 (MB)")? << 20,
+            max_rate_limit: v.parse(
+                "MAX_RATE_LIMIT",
+                rate::DEFAULT_MAX_RATE,
+                |r: &f64| r.is_finite() && *r > 0.0,
+                "must be a positive number of requests per second",
+            )?,
+            max_in_flight_per_host: v.parse(
+                "MAX_IN_FLIGHT_PER_HOST",
+                rate::DEFAULT_MAX_IN_FLIGHT,
+                |n| (1..=64).contains(n),
+                "must be from 1 to 64",
+            )?,
+            max_requests_in_flight: v.parse(
+                "MAX_REQUESTS_IN_FLIGHT",
+                DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+                |n| (1..=100_000).contains(n),
+                "must be from 1 to 100000",
+            )?,
+            cpu_threads: v.parse(
+                "CPU_THREADS",
+                0usize,
+                |n| *n <= 4096,
+                "must be a number of threads, 0 for one per core",
+            )?,
+            cpu_queue_bytes: v.parse("CPU_QUEUE_MB", DEFAULT_CPU_QUEUE_MB, |n| *n >= 16, "must be at least 16 (MB)")?
+                << 20,
             backoff_base: secs("BACKOFF_BASE_SECS", retry::DEFAULT_BACKOFF_BASE.as_secs_f64())?,
             park: secs("PARK_SECS", retry::DEFAULT_FIRST_PARK.as_secs_f64())?,
             round: secs("ROUND_SECS", DEFAULT_ROUND_SECS)?,
-            rank_images_per_sec: v.parse("RANK_IMAGES_PER_SEC", 0.0, |r: &f64| r.is_finite() && *r >= 0.0, "must be a number of images per second, 0 to estimate")?,
+            rank_images_per_sec: v.parse(
+                "RANK_IMAGES_PER_SEC",
+                0.0,
+                |r: &f64| r.is_finite() && *r >= 0.0,
+                "must be a number of images per second, 0 to estimate",
+            )?,
         })
     }
 }
@@ -199,7 +249,13 @@ impl Values<'_> {
         ConfigError::BadValue { key: key.to_string(), origin, value: value.to_string(), problem: problem.to_string() }
     }
 
-    fn parse<T: std::str::FromStr>(&self, key: &str, default: T, ok: impl Fn(&T) -> bool, problem: &str) -> Result<T, ConfigError> {
+    fn parse<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        default: T,
+        ok: impl Fn(&T) -> bool,
+        problem: &str,
+    ) -> Result<T, ConfigError> {
         match self.text(key) {
             None => Ok(default),
             Some(v) => match v.parse::<T>() {

@@ -31,13 +31,24 @@ fn job(urls: &[String], batch_size: usize, config: &str) -> Job {
     let config_path = dir.path().join("job.env");
     std::fs::write(&config_path, format!("CONTACT=tests@example.org\n{config}")).unwrap();
     let (cfg, batch) = (config_path.to_str().unwrap(), batch_size.to_string());
-    run_ok(&["--config", cfg, "prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--batch-size", &batch]);
+    run_ok(&[
+        "--config",
+        cfg,
+        "prep",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--batch-size",
+        &batch,
+    ]);
     Job { _dir: dir, out, config: config_path }
 }
 
 impl Job {
     fn download(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["--config", self.config.to_str().unwrap(), "download", "-o", self.out.to_str().unwrap(), "--json"];
+        let mut args =
+            vec!["--config", self.config.to_str().unwrap(), "download", "-o", self.out.to_str().unwrap(), "--json"];
         args.extend_from_slice(extra);
         run(&args)
     }
@@ -221,7 +232,11 @@ fn a_404_is_not_retried_and_a_flaky_503_is() {
 fn a_stalled_host_is_bounded_by_the_total_deadline() {
     let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::StallMidBody { after_bytes: 100 })]).unwrap();
     let urls: Vec<String> = (0..2).map(|i| origin.url(0, &format!("/img/w640-h480-{i}.jpg"))).collect();
-    let job = job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nPARK_SECS=0.05\nREQUEST_TIMEOUT_SECS=1\nMAX_RETRIES=1\nINITIAL_RATE_LIMIT=20\n");
+    let job = job(
+        &urls,
+        100,
+        "BACKOFF_BASE_SECS=0.05\nPARK_SECS=0.05\nREQUEST_TIMEOUT_SECS=1\nMAX_RETRIES=1\nINITIAL_RATE_LIMIT=20\n",
+    );
     let t = Instant::now();
     let summary = job.download_ok(&[]);
     assert!(t.elapsed() < Duration::from_secs(30), "took {:?}", t.elapsed());
@@ -232,7 +247,8 @@ fn a_stalled_host_is_bounded_by_the_total_deadline() {
 
 #[test]
 fn a_dead_host_is_parked_then_recorded_and_others_finish() {
-    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Dead), HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
+    let origin =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Dead), HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
     let mut urls: Vec<String> = (0..4).map(|i| origin.url(0, &format!("/img/{i}.jpg"))).collect();
     urls.extend((0..4).map(|i| origin.url(1, &format!("/img/w64-h48-{i}.jpg"))));
     let job = job(&urls, 2, &format!("{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"));
@@ -243,7 +259,10 @@ fn a_dead_host_is_parked_then_recorded_and_others_finish() {
     assert_eq!(summary["remaining"], 0, "the dead host's rows are recorded, not lost");
     let (_, failed) = records(&job.out);
     assert_eq!(failed.len(), 4);
-    assert!(failed.iter().all(|f| f.retriable && (f.error_class == "parked" || f.error_class == "connect")), "{failed:?}");
+    assert!(
+        failed.iter().all(|f| f.retriable && (f.error_class == "parked" || f.error_class == "connect")),
+        "{failed:?}"
+    );
 }
 
 #[test]
@@ -273,7 +292,8 @@ fn download_refuses_to_start_without_a_contact() {
 
 #[test]
 fn kill_9_then_resume_loses_and_duplicates_nothing() {
-    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(20) })]).unwrap();
+    let origin =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(20) })]).unwrap();
     let urls: Vec<String> = (0..120).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
     let job = job(&urls, 10, &format!("{FAST}INITIAL_RATE_LIMIT=40\nMAX_RATE_LIMIT=40\n"));
     let mut child = bin()
@@ -299,7 +319,8 @@ fn kill_9_then_resume_loses_and_duplicates_nothing() {
     assert_eq!(summary["duplicates"], 0);
     let refetched = origin.log(0).len() - requests_before;
     assert_eq!(refetched, 120 - ok_before.len(), "only uncommitted rows are fetched again");
-    let committed_before: BTreeMap<&str, &str> = ok_before.iter().map(|r| (r.uuid.as_str(), r.sha256.as_str())).collect();
+    let committed_before: BTreeMap<&str, &str> =
+        ok_before.iter().map(|r| (r.uuid.as_str(), r.sha256.as_str())).collect();
     for r in &ok {
         if let Some(sha) = committed_before.get(r.uuid.as_str()) {
             assert_eq!(*sha, r.sha256, "a committed image is kept as it was");
@@ -320,7 +341,9 @@ fn the_deadline_stops_cleanly_and_the_next_run_finishes() {
     let (ok, _) = records(&job.out);
     assert_eq!(ok.len() as u64, 40 - remaining, "everything fetched before the stop was committed");
     let job2 = Job { _dir: tempdir(), out: job.out.clone(), config: job.config.clone() };
-    let config = std::fs::read_to_string(&job.config).unwrap().replace("INITIAL_RATE_LIMIT=2\nMAX_RATE_LIMIT=2", "INITIAL_RATE_LIMIT=20\nMAX_RATE_LIMIT=20");
+    let config = std::fs::read_to_string(&job.config)
+        .unwrap()
+        .replace("INITIAL_RATE_LIMIT=2\nMAX_RATE_LIMIT=2", "INITIAL_RATE_LIMIT=20\nMAX_RATE_LIMIT=20");
     std::fs::write(&job2.config, config).unwrap();
     let done = job2.download_ok(&[]);
     assert_eq!(done["remaining"], 0);
@@ -339,8 +362,10 @@ fn the_readme_python_snippet_reads_a_shard() {
     let snippet = &snippet[..snippet.find("```").unwrap()];
     let shard = &shard_files(&job.out)[0];
     assert!(shard.exists());
-    let script = format!("{snippet}\nassert img.size == (1024, 512), img.size\nassert meta['format'] == 'jpeg', meta\n");
-    let out = std::process::Command::new("/usr/bin/python3").arg("-c").arg(&script).env("OUT", &job.out).output().unwrap();
+    let script =
+        format!("{snippet}\nassert img.size == (1024, 512), img.size\nassert meta['format'] == 'jpeg', meta\n");
+    let out =
+        std::process::Command::new("/usr/bin/python3").arg("-c").arg(&script).env("OUT", &job.out).output().unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
@@ -349,7 +374,10 @@ fn redirects_are_followed_up_to_five_hops_and_an_http_date_retry_after_is_obeyed
     let origin = Origin::start(vec![
         HostSpec::loopback(2, Behaviour::Redirect { hops: 3 }),
         HostSpec::loopback(3, Behaviour::Redirect { hops: 7 }),
-        HostSpec::loopback(4, Behaviour::RateLimited { per_second: 1.0, retry_after: Some(RetryAfterForm::HttpDate { seconds: 2 }) }),
+        HostSpec::loopback(
+            4,
+            Behaviour::RateLimited { per_second: 1.0, retry_after: Some(RetryAfterForm::HttpDate { seconds: 2 }) },
+        ),
     ])
     .unwrap();
     let mut urls: Vec<String> = (0..2).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
@@ -406,7 +434,8 @@ fn learned_rates_are_written_back_and_seed_the_next_run() {
     .unwrap();
     let urls: Vec<String> = (0..30).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
     // Starts at 8 req/s against a 3 req/s limit; the deadline stops the first run after ~4 s.
-    let job = job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=1\nINITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=10\n");
+    let job =
+        job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=1\nINITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=10\n");
     let first = job.download_ok(&["--deadline", "+35s"]);
     assert!(first["remaining"].as_u64().unwrap() > 0, "{first}");
     let refusals_first = origin.log(0).count_status(429);

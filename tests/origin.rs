@@ -46,7 +46,8 @@ impl Conn {
     fn read_head(&mut self) -> (u16, Vec<(String, String)>) {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
-        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line {line:?}"));
+        let status =
+            line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("status line {line:?}"));
         let mut headers = Vec::new();
         loop {
             line.clear();
@@ -77,7 +78,8 @@ impl Conn {
 }
 
 fn start(behaviours: Vec<(u8, Behaviour)>) -> Origin {
-    Origin::start(behaviours.into_iter().map(|(octet, b)| HostSpec::loopback(octet, b)).collect()).expect("origin starts")
+    Origin::start(behaviours.into_iter().map(|(octet, b)| HostSpec::loopback(octet, b)).collect())
+        .expect("origin starts")
 }
 
 #[test]
@@ -137,7 +139,8 @@ fn rate_limited_host_refuses_bursts_with_retry_after_in_both_forms() {
             assert_eq!(value, "3");
         } else {
             // Rounded up to a whole second after now + 5 s.
-            let candidates: Vec<String> = (5..=7).flat_map(|s| [before, after].map(|t| http_date(t + Duration::from_secs(s)))).collect();
+            let candidates: Vec<String> =
+                (5..=7).flat_map(|s| [before, after].map(|t| http_date(t + Duration::from_secs(s)))).collect();
             assert!(candidates.iter().any(|c| c == value), "{value} not among {candidates:?}");
         }
         let log = origin.log(host);
@@ -239,7 +242,8 @@ fn redirect_chain_stays_on_the_host_and_ends_in_the_image() {
         let resp = conn.get(&path);
         assert_eq!(resp.status, 302, "hop {hop}");
         let location = resp.header("location").expect("Location");
-        path = location.strip_prefix(origin.base_url(0)).unwrap_or_else(|| panic!("{location} left the host")).to_owned();
+        path =
+            location.strip_prefix(origin.base_url(0)).unwrap_or_else(|| panic!("{location} left the host")).to_owned();
     }
     let last = conn.get(&path);
     assert_eq!((last.status, last.body), (200, served_bytes("/img/w64-h64-3.png").unwrap().to_vec()));

@@ -26,7 +26,7 @@ fn write_gbif(path: &Path, per_server: &[(&str, usize)]) {
     lines.push(gbif_line("9004", "StillImage", "image/jpeg", "ftp://a.org/x.jpg")); // invalid_url
     lines.push(gbif_line("9005", "StillImage", "image/jpeg", "not a url")); // invalid_url
     lines.push("9006\tStillImage\timage/jpeg".to_string()); // malformed_line
-    // Kept: untyped row with an image format, and a duplicate of an existing URL from another id.
+                                                            // Kept: untyped row with an image format, and a duplicate of an existing URL from another id.
     lines.push(gbif_line("9007", "", "image/png", "http://b.org/untyped.png"));
     lines.push(gbif_line("9008", "StillImage", "image/jpeg", "http://A.ORG:80/img/0.jpg"));
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
@@ -122,7 +122,8 @@ fn hostile_host_strings_stay_inside_the_output_folder() {
     .unwrap();
     let out = dir.path().join("out");
     run_ok(&["prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    let entries: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let entries: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
     assert_eq!(entries.len(), 2, "nothing written beside the output folder: {entries:?}");
     for server_dir in sorted_dirs(&out.join("urls")) {
         let name = server_dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -153,8 +154,19 @@ fn generic_csv_with_quotes_and_named_columns() {
     .unwrap();
     let out = dir.path().join("out");
     run_ok(&[
-        "prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap(),
-        "--url-col", "photo_url", "--id-col", "id", "--license-col", "lic", "--title-col", "caption",
+        "prep",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--url-col",
+        "photo_url",
+        "--id-col",
+        "id",
+        "--license-col",
+        "lic",
+        "--title-col",
+        "caption",
     ]);
     let report = read_report(&out);
     assert_eq!(report["schema"], "generic");
@@ -201,7 +213,15 @@ fn ignored_servers_are_left_out_and_counted() {
     let ignored = dir.path().join("ignored.txt");
     std::fs::write(&ignored, "# too slow for us\nSLOW.museum.org\n").unwrap();
     let out = dir.path().join("out");
-    run_ok(&["prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--ignored-servers", ignored.to_str().unwrap()]);
+    run_ok(&[
+        "prep",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--ignored-servers",
+        ignored.to_str().unwrap(),
+    ]);
     let report = read_report(&out);
     assert_eq!(report["dropped"]["ignored_server"], 5);
     assert!(!read_servers(&out).contains_key("slow.museum.org"));
@@ -212,7 +232,15 @@ fn missing_column_names_column_file_and_columns_found() {
     let dir = tempdir();
     let input = dir.path().join("list.csv");
     std::fs::write(&input, "id,link\n1,http://a.org/1.jpg\n").unwrap();
-    let out = run(&["prep", "-i", input.to_str().unwrap(), "-o", dir.path().join("o").to_str().unwrap(), "--url-col", "image_url"]);
+    let out = run(&[
+        "prep",
+        "-i",
+        input.to_str().unwrap(),
+        "-o",
+        dir.path().join("o").to_str().unwrap(),
+        "--url-col",
+        "image_url",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("image_url") && err.contains("list.csv") && err.contains("id, link"), "{err}");
@@ -230,7 +258,8 @@ fn empty_input_is_a_clear_error() {
     for (name, body) in [("empty.txt", ""), ("header_only.txt", format!("{GBIF_HEADER}\n").as_str())] {
         let input = dir.path().join(name);
         std::fs::write(&input, body).unwrap();
-        let out = run(&["prep", "-i", input.to_str().unwrap(), "-o", dir.path().join(format!("o-{name}")).to_str().unwrap()]);
+        let out =
+            run(&["prep", "-i", input.to_str().unwrap(), "-o", dir.path().join(format!("o-{name}")).to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1));
         assert!(stderr(&out).contains("is empty"), "{name}: {}", stderr(&out));
     }
@@ -259,7 +288,9 @@ fn odd_bytes_and_stray_quotes_do_not_stop_the_read() {
     let dir = tempdir();
     let input = dir.path().join("multimedia.txt");
     let mut bytes = format!("{GBIF_HEADER}\n").into_bytes();
-    bytes.extend_from_slice(gbif_line("1", "StillImage", "image/jpeg", "http://a.org/1.jpg").replace("Title", "Ti\"tle \"").as_bytes());
+    bytes.extend_from_slice(
+        gbif_line("1", "StillImage", "image/jpeg", "http://a.org/1.jpg").replace("Title", "Ti\"tle \"").as_bytes(),
+    );
     bytes.push(b'\n');
     let mut bad = gbif_line("2", "StillImage", "image/jpeg", "http://a.org/2.jpg").into_bytes();
     bad.extend_from_slice(&[0xff, 0xfe, b'x']); // invalid UTF-8 in rightsHolder

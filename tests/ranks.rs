@@ -57,8 +57,10 @@ fn prepped(origin: &Origin, per_host: usize, config: &str) -> (tempfile::TempDir
 #[test]
 fn every_row_is_done_exactly_once_on_2_3_and_4_ranks_within_each_hosts_limits() {
     for ranks in [2, 3, 4] {
-        let origin = Origin::start((2..7).map(|h| HostSpec::loopback(h, Behaviour::Slow { delay: Duration::from_millis(50) })).collect())
-            .unwrap();
+        let origin = Origin::start(
+            (2..7).map(|h| HostSpec::loopback(h, Behaviour::Slow { delay: Duration::from_millis(50) })).collect(),
+        )
+        .unwrap();
         let (dir, urls) = prepped(&origin, 10, "INITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=8\nMAX_IN_FLIGHT_PER_HOST=2\n");
         let cfg = dir.path().join("job.env");
         let out = dir.path().join("out");
@@ -85,7 +87,9 @@ fn every_row_is_done_exactly_once_on_2_3_and_4_ranks_within_each_hosts_limits() 
         assert_eq!(summary["run"]["images_stored"], 50, "-n {ranks}: the summary adds up every rank's counters");
         // Every rank's hosts report what they learned to rank 0, which writes it for the next job.
         use polars::prelude::SerReader;
-        let servers = polars::prelude::ParquetReader::new(std::fs::File::open(out.join("servers.parquet")).unwrap()).finish().unwrap();
+        let servers = polars::prelude::ParquetReader::new(std::fs::File::open(out.join("servers.parquet")).unwrap())
+            .finish()
+            .unwrap();
         let learned = servers.column("learned_state").unwrap().str().unwrap().clone();
         assert_eq!(learned.null_count(), 0, "-n {ranks}: every host's learned state is in servers.parquet");
     }
@@ -94,13 +98,19 @@ fn every_row_is_done_exactly_once_on_2_3_and_4_ranks_within_each_hosts_limits() 
 #[test]
 fn a_split_host_never_sees_more_than_its_rate_or_in_flight_cap() {
     // Ranks that can only process 2 images/s force the planner to split an 8 req/s host in two.
-    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(100) })]).unwrap();
-    let (dir, urls) = prepped(&origin, 40, "INITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=8\nMAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=2\n");
+    let origin =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(100) })]).unwrap();
+    let (dir, urls) = prepped(
+        &origin,
+        40,
+        "INITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=8\nMAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=2\n",
+    );
     let cfg = dir.path().join("job.env");
     let out = dir.path().join("out");
     let o = mpirun(3, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let plan: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
     let shares = plan["assignments"].as_array().unwrap();
     assert_eq!(shares.len(), 2, "split in 2 (the in-flight cap of 2 bounds the shares): {plan}");
     assert_ne!(shares[0]["rank"], shares[1]["rank"]);
@@ -129,8 +139,10 @@ fn children(parent: u32) -> Vec<u32> {
 
 #[test]
 fn killing_one_rank_then_rerunning_loses_and_duplicates_nothing() {
-    let origin = Origin::start((2..4).map(|h| HostSpec::loopback(h, Behaviour::Slow { delay: Duration::from_millis(30) })).collect())
-        .unwrap();
+    let origin = Origin::start(
+        (2..4).map(|h| HostSpec::loopback(h, Behaviour::Slow { delay: Duration::from_millis(30) })).collect(),
+    )
+    .unwrap();
     let (dir, urls) = prepped(&origin, 40, "INITIAL_RATE_LIMIT=10\nMAX_RATE_LIMIT=10\n");
     let cfg = dir.path().join("job.env");
     let out = dir.path().join("out");
@@ -192,7 +204,8 @@ fn rebalance_when_a_rank_runs_out_of_work_hosts_move_to_it() {
         }
         urls.extend((0..48).map(|i| origin.url(2, &format!("/missing/{i}.jpg"))));
         std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
-        std::fs::write(dir.path().join("job.env"), format!("CONTACT=tests@example.org\nBATCH_SIZE=4\n{config}")).unwrap();
+        std::fs::write(dir.path().join("job.env"), format!("CONTACT=tests@example.org\nBATCH_SIZE=4\n{config}"))
+            .unwrap();
         let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
         run_ok(&["--config", &p("job.env"), "prep", "-i", &p("list.csv"), "-o", &p("out")]);
         let mut args = vec!["--config".to_string(), p("job.env"), "download".into(), "-o".into(), p("out")];
@@ -211,10 +224,20 @@ fn rebalance_when_a_rank_runs_out_of_work_hosts_move_to_it() {
         };
         let first = read(0);
         let rank_of = |plan: &serde_json::Value, host: &str| -> Vec<u64> {
-            plan["assignments"].as_array().unwrap().iter().filter(|s| s["host"] == host).map(|s| s["rank"].as_u64().unwrap()).collect()
+            plan["assignments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["host"] == host)
+                .map(|s| s["rank"].as_u64().unwrap())
+                .collect()
         };
         let slow: Vec<String> = (0..2).map(|h| origin.base_url(h).replace("http://", "").replace(':', "_")).collect();
-        assert_eq!(rank_of(&first, &slow[0]), rank_of(&first, &slow[1]), "the first plan puts both slow hosts together");
+        assert_eq!(
+            rank_of(&first, &slow[0]),
+            rank_of(&first, &slow[1]),
+            "the first plan puts both slow hosts together"
+        );
         if static_plan {
             assert!(!plans.join("round-0001.json").exists(), "a static plan has one round");
         } else {

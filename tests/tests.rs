@@ -4,6 +4,6 @@ mod util;
 
 mod cli;
 mod download;
+mod origin;
 mod prep;
 mod ranks;
-mod origin;

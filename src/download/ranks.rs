@@ -81,7 +81,9 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             make_plan(&opts, world.size()).map_err(|e| format!("{e:#}"))
         };
         let bytes = world.broadcast(serde_json::to_vec(&next).expect("plan serialises"));
-        let plan = match serde_json::from_slice::<Result<Option<Plan>, String>>(&bytes).context("rank 0 sent an unreadable plan")? {
+        let plan = match serde_json::from_slice::<Result<Option<Plan>, String>>(&bytes)
+            .context("rank 0 sent an unreadable plan")?
+        {
             Ok(Some(plan)) => plan,
             Ok(None) => break,
             Err(e) => return Err(anyhow!("{e}")),
@@ -90,13 +92,16 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             .for_rank(world.rank())
             .map(|s| Owned { host: s.host.clone(), partitions: s.partitions.clone(), shares: s.shares })
             .collect();
-        eprintln!("download: round {}: rank {}/{} owns {} host share(s)", plan.round, world.rank(), world.size(), owned.len());
+        eprintln!(
+            "download: round {}: rank {}/{} owns {} host share(s)",
+            plan.round,
+            world.rank(),
+            world.size(),
+            owned.len()
+        );
         let signal = MpiRound { world, round: plan.round };
-        let (signal, round_end): (&dyn RoundSignal, _) = if opts.static_plan {
-            (&NoRounds, None)
-        } else {
-            (&signal, Some(Instant::now() + opts.settings.round))
-        };
+        let (signal, round_end): (&dyn RoundSignal, _) =
+            if opts.static_plan { (&NoRounds, None) } else { (&signal, Some(Instant::now() + opts.settings.round)) };
         let mine = if owned.is_empty() {
             Ok(None)
         } else {
@@ -106,7 +111,11 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             Ok(Some(r)) => {
                 eprintln!(
                     "download: round {}: rank {}: {} stored, {} failed, {} remaining",
-                    plan.round, world.rank(), r.summary.succeeded, r.summary.failed, r.summary.remaining
+                    plan.round,
+                    world.rank(),
+                    r.summary.succeeded,
+                    r.summary.failed,
+                    r.summary.remaining
                 );
                 Ok((r.states, r.summary.run, r.summary.wall_seconds))
             }
@@ -219,7 +228,8 @@ fn record(out: &Path, p: &Plan) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = dir.join(format!("round-{:04}.json", p.round));
     let tmp = dir.join(format!(".round-{:04}.json.tmp", p.round));
-    std::fs::write(&tmp, serde_json::to_string_pretty(p)? + "\n").with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_string_pretty(p)? + "\n")
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }

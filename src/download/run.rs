@@ -17,8 +17,8 @@ use super::summary::DownloadSummary;
 use crate::actors::server::actor::{HostPlan, ServerActor};
 use crate::actors::server::messages::StopIssuing;
 use crate::actors::server::rate::RateConfig;
-use crate::actors::server::state::HostState;
 use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
+use crate::actors::server::state::HostState;
 use crate::actors::writer::actor::WriterActor;
 use crate::actors::writer::messages::{Drain, Tick};
 use crate::actors::writer::policy::ShardPolicy;
@@ -94,7 +94,11 @@ pub fn run(opts: DownloadOptions) -> anyhow::Result<RunResult> {
 }
 
 /// Like [`run`], as one round: it also stops issuing at `round_end`, or when `signal` says so.
-pub fn run_round(opts: DownloadOptions, signal: &dyn RoundSignal, round_end: Option<Instant>) -> anyhow::Result<RunResult> {
+pub fn run_round(
+    opts: DownloadOptions,
+    signal: &dyn RoundSignal,
+    round_end: Option<Instant>,
+) -> anyhow::Result<RunResult> {
     let started = Instant::now();
     let servers = read_servers_table(&opts.out)?;
     let owned: Vec<Owned> = match &opts.owned {
@@ -161,14 +165,26 @@ pub fn run_round(opts: DownloadOptions, signal: &dyn RoundSignal, round_end: Opt
 
     let counters = Arc::new(Counters::default());
     let stops = Stops { deadline: stop_at, round_end, signal };
-    let outcome = actix::System::new().block_on(drive(opts.clone(), plans, Arc::clone(&counters), rows_total, done_before, stops));
+    let outcome = actix::System::new().block_on(drive(
+        opts.clone(),
+        plans,
+        Arc::clone(&counters),
+        rows_total,
+        done_before,
+        stops,
+    ));
     actix::System::current().stop();
     let (stopped_by_deadline, states) = outcome?;
     let states = states.into_iter().map(|(h, st)| (h.clone(), shares.get(&h).copied().unwrap_or(1), st)).collect();
 
     let after = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)))?;
-    let mut summary =
-        DownloadSummary::from_ledger(&out_name, rows_total, &after, counters.snapshot(), started.elapsed().as_secs_f64());
+    let mut summary = DownloadSummary::from_ledger(
+        &out_name,
+        rows_total,
+        &after,
+        counters.snapshot(),
+        started.elapsed().as_secs_f64(),
+    );
     summary.stopped_by_deadline = stopped_by_deadline;
     Ok(RunResult { summary, states })
 }
@@ -222,7 +238,11 @@ fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, Rate
         store: s.store,
         max_pixels: s.max_pixels,
     };
-    let rate = RateConfig { initial_rate: s.initial_rate_limit, max_rate: s.max_rate_limit, max_in_flight: s.max_in_flight_per_host };
+    let rate = RateConfig {
+        initial_rate: s.initial_rate_limit,
+        max_rate: s.max_rate_limit,
+        max_in_flight: s.max_in_flight_per_host,
+    };
     let breaker = BreakerPolicy { first_park: s.park, ..BreakerPolicy::default() };
     let retry = RetryPolicy { max_retries: s.max_retries, backoff_base: s.backoff_base, ..RetryPolicy::default() };
     (http, image, rate, breaker, retry)
@@ -300,7 +320,9 @@ async fn drive(
         rows_total - done_before,
         rows_total,
         threads,
-        stop_at.map(|s| format!("in {:.0} s (stop issuing)", s.saturating_duration_since(Instant::now()).as_secs_f64())).unwrap_or_else(|| "none".into())
+        stop_at
+            .map(|s| format!("in {:.0} s (stop issuing)", s.saturating_duration_since(Instant::now()).as_secs_f64()))
+            .unwrap_or_else(|| "none".into())
     );
     let addrs: BTreeMap<String, Addr<ServerActor>> =
         plans.into_iter().map(|p| (p.host.clone(), ServerActor::new(p, Arc::clone(&engine)).start())).collect();

@@ -8,8 +8,8 @@ use std::f32::consts::TAU;
 use std::io::Cursor;
 
 use super::jpeg_meta;
-use crate::rng::SplitMix64;
 use super::turbo::Compressor;
+use crate::rng::SplitMix64;
 
 /// Shapes per image: enough edges to look like objects on a background, few enough to stay cheap.
 const SHAPES: usize = 6;
@@ -40,7 +40,12 @@ pub(crate) fn synthetic_photo_rgb(width: u32, height: u32, seed: u64) -> Vec<u8>
     // Objects: ellipses with their own colour shift.
     let shapes: Vec<([f32; 4], [f32; 3])> = (0..SHAPES)
         .map(|_| {
-            let geometry = [rng.unit() * w as f32, rng.unit() * h as f32, rng.range(0.05, 0.3) * w as f32, rng.range(0.05, 0.3) * h as f32];
+            let geometry = [
+                rng.unit() * w as f32,
+                rng.unit() * h as f32,
+                rng.range(0.05, 0.3) * w as f32,
+                rng.range(0.05, 0.3) * h as f32,
+            ];
             (geometry, [rng.range(-60.0, 60.0), rng.range(-60.0, 60.0), rng.range(-60.0, 60.0)])
         })
         .collect();

@@ -36,7 +36,8 @@ const FATAL_JPEG_WARNINGS: [&str; 3] = ["premature end", "bad huffman code", "in
 
 /// libjpeg errors that name a JPEG feature it does not handle (12-bit samples, lossless or
 /// hierarchical processes), as opposed to corrupt data.
-const UNSUPPORTED_JPEG_ERRORS: [&str; 4] = ["data precision", "unsupported jpeg process", "not implemented", "not supported"];
+const UNSUPPORTED_JPEG_ERRORS: [&str; 4] =
+    ["data precision", "unsupported jpeg process", "not implemented", "not supported"];
 
 /// What the stored bytes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

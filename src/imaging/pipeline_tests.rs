@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::imaging::corpus::synthetic_photo_jpeg;
-use crate::imaging::settings::DEFAULT_MAX_PIXELS;
 use crate::imaging::jpeg_meta::with_orientation;
+use crate::imaging::settings::DEFAULT_MAX_PIXELS;
 use crate::imaging::turbo::{Compressor, Decompressor, Scale};
 
 /// 2048x1536 decodes at exactly 1024x768 with DCT scale 1/2, so tests using it stay fast in debug.

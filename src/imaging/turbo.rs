@@ -245,9 +245,7 @@ impl Decompressor {
         let height = scale.apply(header.height);
         let (format, channels) = if cmyk { (TJPF_CMYK, 4) } else { (TJPF_RGB, 3) };
         let pitch = width as usize * channels;
-        let len = pitch
-            .checked_mul(height as usize)
-            .ok_or_else(|| TurboError::new("decoded size overflows memory"))?;
+        let len = pitch.checked_mul(height as usize).ok_or_else(|| TurboError::new("decoded size overflows memory"))?;
         let c_pitch = c_int::try_from(pitch).map_err(|_| TurboError::new("row too wide for libjpeg-turbo"))?;
         let (c_width, c_height) = (side_to_c(width, "width")?, side_to_c(height, "height")?);
         let mut pixels = vec![0u8; len];

@@ -134,10 +134,12 @@ mod tests {
 
     #[test]
     fn every_batch_is_owned_exactly_once() {
-        let loads = vec![load("a", 5, 500, 2.0), load("b", 1, 10, 1.0), load("c", 3, 300, 50.0), load("done", 2, 0, 1.0)];
+        let loads =
+            vec![load("a", 5, 500, 2.0), load("b", 1, 10, 1.0), load("c", 3, 300, 50.0), load("done", 2, 0, 1.0)];
         let p = plan(0, &loads, 3, Limits { rank_images_per_sec: 20.0, max_shares: 4 });
         for l in &loads {
-            let mut owned: Vec<u64> = p.assignments.iter().filter(|s| s.host == l.host).flat_map(|s| s.partitions.clone()).collect();
+            let mut owned: Vec<u64> =
+                p.assignments.iter().filter(|s| s.host == l.host).flat_map(|s| s.partitions.clone()).collect();
             owned.sort();
             let expected: Vec<u64> = if l.remaining == 0 { vec![] } else { l.partitions.clone() };
             assert_eq!(owned, expected, "{}", l.host);
@@ -181,7 +183,8 @@ mod tests {
 
     #[test]
     fn the_plan_is_deterministic() {
-        let loads: Vec<HostLoad> = (0..50).map(|i| load(&format!("h{i}"), 1 + i % 4, 100 + (i * 37) % 500, 1.0)).collect();
+        let loads: Vec<HostLoad> =
+            (0..50).map(|i| load(&format!("h{i}"), 1 + i % 4, 100 + (i * 37) % 500, 1.0)).collect();
         assert_eq!(plan(3, &loads, 4, ROOMY), plan(3, &loads, 4, ROOMY));
     }
 }

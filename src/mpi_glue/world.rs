@@ -3,9 +3,9 @@
 //! All MPI calls happen on the main thread, before and after the actix system runs; nothing
 //! here is called from an actor.
 
+use mpi::collective::CommunicatorCollectives;
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
-use mpi::collective::CommunicatorCollectives;
 use mpi::traits::Root;
 
 /// Message tags: each kind of point-to-point message has its own, so a late message of one kind

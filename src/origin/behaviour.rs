@@ -139,7 +139,9 @@ impl std::str::FromStr for Behaviour {
                 let retry_after = match args.get(1) {
                     None => None,
                     Some(a) => Some(match a.strip_prefix("date") {
-                        Some(s) => RetryAfterForm::HttpDate { seconds: s.parse().map_err(|_| fail("bad Retry-After date seconds"))? },
+                        Some(s) => RetryAfterForm::HttpDate {
+                            seconds: s.parse().map_err(|_| fail("bad Retry-After date seconds"))?,
+                        },
                         None => RetryAfterForm::Seconds(a.parse().map_err(|_| fail("bad Retry-After seconds"))?),
                     }),
                 };

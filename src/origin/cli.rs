@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use std::str::FromStr;
 use serde::Serialize;
+use std::str::FromStr;
 
 use super::{Behaviour, HostSpec, Origin};
 use crate::cli::OriginArgs;
@@ -37,7 +37,8 @@ pub fn run(args: &OriginArgs) -> anyhow::Result<()> {
         }
         specs.push(HostSpec::new(addr, Behaviour::from_str(behaviour)?));
     }
-    let texts: Vec<String> = args.hosts.iter().map(|h| h.split_once('=').map(|x| x.1).unwrap_or("").to_string()).collect();
+    let texts: Vec<String> =
+        args.hosts.iter().map(|h| h.split_once('=').map(|x| x.1).unwrap_or("").to_string()).collect();
     let mut origin = Origin::start(specs).context("cannot start the origin")?;
     for i in 0..origin.len() {
         eprintln!("origin: {} serving `{}`", origin.base_url(i), texts[i]);

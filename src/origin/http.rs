@@ -73,7 +73,11 @@ pub async fn read_head<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) 
         let mut chunk = [0u8; READ_CHUNK];
         let n = reader.read(&mut chunk).await.map_err(ReadError::Io)?;
         if n == 0 {
-            return Err(if buf.is_empty() { ReadError::Closed } else { ReadError::Malformed("connection closed mid-head") });
+            return Err(if buf.is_empty() {
+                ReadError::Closed
+            } else {
+                ReadError::Malformed("connection closed mid-head")
+            });
         }
         buf.extend_from_slice(&chunk[..n]);
     }
@@ -84,7 +88,8 @@ fn parse_head(raw: &[u8]) -> Result<RequestHead, ReadError> {
     let mut lines = text.split("\r\n");
     let request_line = lines.next().unwrap_or("");
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(ReadError::Malformed("request line is not `METHOD target HTTP/1.x`"));
     };
     let http10 = match version {
@@ -208,7 +213,9 @@ mod tests {
 
     #[test]
     fn parses_head_and_absolute_targets() {
-        let head = parse_head(b"GET http://127.0.0.2:80/img/a.jpg?x=1 HTTP/1.1\r\nUser-Agent: dd/1\r\nConnection: close").unwrap();
+        let head =
+            parse_head(b"GET http://127.0.0.2:80/img/a.jpg?x=1 HTTP/1.1\r\nUser-Agent: dd/1\r\nConnection: close")
+                .unwrap();
         assert_eq!(head.target, "/img/a.jpg?x=1");
         assert_eq!(head.header("user-agent"), Some("dd/1"));
         assert!(!head.keep_alive());

@@ -123,9 +123,8 @@ impl Origin {
             .collect();
         let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("test-origin".into())
-            .spawn(move || run(contexts, stop_rx, ready_tx))?;
+        let thread =
+            std::thread::Builder::new().name("test-origin".into()).spawn(move || run(contexts, stop_rx, ready_tx))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
@@ -207,7 +206,11 @@ impl HostCtx {
 }
 
 /// The origin thread: builds the runtime, serves until told to stop, then drops everything.
-fn run(hosts: Vec<(std::net::TcpListener, Arc<HostCtx>)>, stop: oneshot::Receiver<()>, ready: mpsc::Sender<std::io::Result<()>>) {
+fn run(
+    hosts: Vec<(std::net::TcpListener, Arc<HostCtx>)>,
+    stop: oneshot::Receiver<()>,
+    ready: mpsc::Sender<std::io::Result<()>>,
+) {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKER_THREADS)
         .thread_name("test-origin-worker")
@@ -336,7 +339,14 @@ async fn refuse(stream: &mut TcpStream, host: &HostCtx, connection: u64, status:
 ///
 /// The record is marked complete just before the last write, so a client that holds the whole
 /// response always finds it complete in the log; if that write fails, `bytes_sent` is corrected.
-async fn write_reply(stream: &mut TcpStream, reply: &Reply, head_only: bool, keep_alive: bool, host: &HostCtx, i: usize) -> std::io::Result<()> {
+async fn write_reply(
+    stream: &mut TcpStream,
+    reply: &Reply,
+    head_only: bool,
+    keep_alive: bool,
+    host: &HostCtx,
+    i: usize,
+) -> std::io::Result<()> {
     if !reply.head_delay.is_zero() {
         tokio::time::sleep(reply.head_delay).await;
     }

@@ -139,7 +139,8 @@ pub fn batch_rows(out: &Path, server: &str, partition: u64) -> Result<u64, PrepE
     let mut n = 0;
     for path in sorted_files(&batch_path(out, server, partition))? {
         let file = std::fs::File::open(&path).map_err(|e| PrepError::Io { path: path.clone(), source: e })?;
-        n += ParquetReader::new(file).num_rows().map_err(|e| PrepError::Parquet { path: path.clone(), source: e })? as u64;
+        n += ParquetReader::new(file).num_rows().map_err(|e| PrepError::Parquet { path: path.clone(), source: e })?
+            as u64;
     }
     Ok(n)
 }
@@ -202,8 +203,14 @@ pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Le
     let path = out.join("servers.parquet");
     let mut df = read_parquet(&path)?;
     let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
-    let names: Vec<String> =
-        df.column("server_name").map_err(pe)?.str().map_err(pe)?.iter().map(|v| v.unwrap_or_default().to_string()).collect();
+    let names: Vec<String> = df
+        .column("server_name")
+        .map_err(pe)?
+        .str()
+        .map_err(pe)?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect();
     let old_rate = df.column("learned_rate_limit").map_err(pe)?.f64().map_err(pe)?.clone();
     let old_cap = df.column("learned_max_in_flight").map_err(pe)?.u32().map_err(pe)?.clone();
     let old_at = df.column("learned_at").map_err(pe)?.str().map_err(pe)?.clone();
@@ -214,7 +221,9 @@ pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Le
     let at: Vec<Option<String>> =
         (0..names.len()).map(|i| pick(i).map(|l| l.at.clone()).or(old_at.get(i).map(str::to_string))).collect();
     let state: Vec<Option<String>> = (0..names.len())
-        .map(|i| pick(i).map(|l| l.state_json.clone()).or(old_state.as_ref().and_then(|s| s.get(i)).map(str::to_string)))
+        .map(|i| {
+            pick(i).map(|l| l.state_json.clone()).or(old_state.as_ref().and_then(|s| s.get(i)).map(str::to_string))
+        })
         .collect();
     df.with_column(Column::new("learned_rate_limit".into(), rate)).map_err(pe)?;
     df.with_column(Column::new("learned_max_in_flight".into(), cap)).map_err(pe)?;

@@ -121,14 +121,7 @@ mod tests {
 
     fn gbif_row(id: &str, kind: &str, format: &str, url: &str) -> RawRow {
         let s = |v: &str| if v.is_empty() { None } else { Some(v.to_string()) };
-        RawRow {
-            line: 2,
-            id: s(id),
-            kind: s(kind),
-            format: s(format),
-            url: s(url).map(Ok),
-            ..Default::default()
-        }
+        RawRow { line: 2, id: s(id), kind: s(kind), format: s(format), url: s(url).map(Ok), ..Default::default() }
     }
 
     fn gbif() -> Rules {

@@ -137,9 +137,8 @@ impl Input {
                     .flexible(true)
                     .has_headers(true)
                     .from_reader(BufReader::with_capacity(1 << 20, file));
-                let header = reader
-                    .byte_headers()
-                    .map_err(|e| PrepError::Csv { path: path.to_path_buf(), source: e })?;
+                let header =
+                    reader.byte_headers().map_err(|e| PrepError::Csv { path: path.to_path_buf(), source: e })?;
                 let columns: Vec<String> = header
                     .iter()
                     .map(|f| String::from_utf8_lossy(f).trim().trim_start_matches('\u{feff}').to_string())

@@ -231,9 +231,17 @@ fn resolve_columns(input: &Input, opts: &PrepOptions) -> Result<(ColumnMap, bool
     };
     let mut map = ColumnMap::default();
     if gbif {
-        let required = |name: &str| input.find_column(name, true).ok_or_else(|| missing(name, " (required for a GBIF multimedia table)"));
-        map.id = Some(match explicit(&opts.id_col, "--id-col")? { Some(c) => c, None => required("gbifID")? });
-        map.url = match explicit(&opts.url_col, "--url-col")? { Some(c) => c, None => required("identifier")? };
+        let required = |name: &str| {
+            input.find_column(name, true).ok_or_else(|| missing(name, " (required for a GBIF multimedia table)"))
+        };
+        map.id = Some(match explicit(&opts.id_col, "--id-col")? {
+            Some(c) => c,
+            None => required("gbifID")?,
+        });
+        map.url = match explicit(&opts.url_col, "--url-col")? {
+            Some(c) => c,
+            None => required("identifier")?,
+        };
         map.kind = Some(required("type")?);
         map.format = Some(required("format")?);
         map.basis_of_record = input.find_column("basisOfRecord", true);
@@ -243,9 +251,9 @@ fn resolve_columns(input: &Input, opts: &PrepOptions) -> Result<(ColumnMap, bool
     } else {
         map.url = match explicit(&opts.url_col, "--url-col")? {
             Some(c) => c,
-            None => input
-                .find_column("url", true)
-                .ok_or_else(|| missing("url", " (name the URL column with --url-col)"))?,
+            None => {
+                input.find_column("url", true).ok_or_else(|| missing("url", " (name the URL column with --url-col)"))?
+            }
         };
         map.id = explicit(&opts.id_col, "--id-col")?;
         map.license = explicit(&opts.license_col, "--license-col")?;

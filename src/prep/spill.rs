@@ -140,8 +140,12 @@ pub fn dedup_bucket(spill_dir: &Path, b: usize, by_server_dir: &Path) -> Result<
         for i in 0..df.height() {
             let url = urls.get(i).unwrap_or_default();
             let own = |v: Option<&str>| v.map(str::to_string);
-            let reference =
-                (ids.get(i).unwrap_or_default().to_string(), own(licenses.get(i)), own(sources.get(i)), own(titles.get(i)));
+            let reference = (
+                ids.get(i).unwrap_or_default().to_string(),
+                own(licenses.get(i)),
+                own(sources.get(i)),
+                own(titles.get(i)),
+            );
             match groups.get_mut(url) {
                 Some(g) => {
                     stats.duplicate_rows += 1;
@@ -222,9 +226,7 @@ pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, PrepError> {
 
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
     let file = File::create(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
-    ParquetWriter::new(file)
-        .finish(df)
-        .map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })?;
+    ParquetWriter::new(file).finish(df).map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })?;
     Ok(())
 }
 

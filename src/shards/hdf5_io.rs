@@ -184,7 +184,8 @@ pub fn read_shard(path: &Path) -> Result<ShardContents, WriteError> {
             read_strings(&g, "md5")?,
         );
         let u32s = |n: &str| g.dataset(n).and_then(|d| d.read_raw::<u32>());
-        let (ow, oh, sw, sh) = (u32s("original_width")?, u32s("original_height")?, u32s("stored_width")?, u32s("stored_height")?);
+        let (ow, oh, sw, sh) =
+            (u32s("original_width")?, u32s("original_height")?, u32s("stored_width")?, u32s("stored_height")?);
         let offsets = g.dataset("data_offset")?.read_raw::<u64>()?;
         let lengths = g.dataset("data_length")?.read_raw::<u64>()?;
         let data = g.dataset("data")?.read_raw::<u8>()?;

@@ -173,7 +173,10 @@ impl ShardCommitted<'_> {
         if self.verbose {
             log(
                 "INFO",
-                &format!("committed shard of {}/{}: {} rows, {} bytes", self.server, self.partition, self.rows, self.bytes),
+                &format!(
+                    "committed shard of {}/{}: {} rows, {} bytes",
+                    self.server, self.partition, self.rows, self.bytes
+                ),
             );
         }
     }

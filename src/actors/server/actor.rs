@@ -25,7 +25,9 @@ use crate::imaging::{process, Processed};
 use crate::prep::batches::read_batch;
 use crate::shards::ledger::scan_batch;
 use crate::shards::record::{hex, FailureRecord, SuccessRecord};
-use crate::telemetry::events::{HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed};
+use crate::telemetry::events::{
+    HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
+};
 
 /// One URL waiting in the host's queue.
 #[derive(Debug, Clone)]
@@ -123,9 +125,10 @@ impl ServerActor {
     /// Loads the next batch with rows not yet committed. False when no batch is left.
     fn load_next_batch(&mut self) -> bool {
         while let Some(partition) = self.batches.pop_front() {
-            let loaded = read_batch(&self.engine.out, &self.host, partition)
-                .map_err(|e| e.to_string())
-                .and_then(|rows| scan_batch(&self.engine.out, &self.host, partition).map(|l| (rows, l)).map_err(|e| e.to_string()));
+            let loaded =
+                read_batch(&self.engine.out, &self.host, partition).map_err(|e| e.to_string()).and_then(|rows| {
+                    scan_batch(&self.engine.out, &self.host, partition).map(|l| (rows, l)).map_err(|e| e.to_string())
+                });
             let (rows, ledger) = match loaded {
                 Ok(v) => v,
                 Err(error) => {
@@ -137,12 +140,22 @@ impl ServerActor {
             let pending: Vec<Task> = rows
                 .into_iter()
                 .filter(|r| !ledger.done.contains(&r.uuid))
-                .map(|r| Task { uuid: r.uuid, url: r.url, source_ids: r.source_ids, partition, attempts: 0, last_status: 0 })
+                .map(|r| Task {
+                    uuid: r.uuid,
+                    url: r.url,
+                    source_ids: r.source_ids,
+                    partition,
+                    attempts: 0,
+                    last_status: 0,
+                })
                 .collect();
             if ledger.leftovers_removed > 0 {
                 crate::telemetry::events::log(
                     "INFO",
-                    &format!("{}/{partition}: removed {} unfinished shard file(s) of an interrupted run", self.host, ledger.leftovers_removed),
+                    &format!(
+                        "{}/{partition}: removed {} unfinished shard file(s) of an interrupted run",
+                        self.host, ledger.leftovers_removed
+                    ),
                 );
             }
             if pending.is_empty() {
@@ -220,7 +233,13 @@ impl ServerActor {
         ctx.spawn(wrap_future(fut).map(move |result, act: &mut Self, ctx| act.on_response(task, sent_at, result, ctx)));
     }
 
-    fn on_response(&mut self, mut task: Task, sent_at: Instant, result: Result<Fetched, FetchFailure>, ctx: &mut Context<Self>) {
+    fn on_response(
+        &mut self,
+        mut task: Task,
+        sent_at: Instant,
+        result: Result<Fetched, FetchFailure>,
+        ctx: &mut Context<Self>,
+    ) {
         self.in_flight -= 1;
         task.attempts += 1;
         let now = Instant::now();
@@ -248,7 +267,8 @@ impl ServerActor {
             }
             Err(FetchFailure::TooLarge { limit, announced }) => {
                 RequestCompleted { host: &self.host, class: "2xx", bytes: 0 }.emit(counters);
-                let what = announced.map(|n| format!("{n} bytes announced")).unwrap_or_else(|| "body kept growing".into());
+                let what =
+                    announced.map(|n| format!("{n} bytes announced")).unwrap_or_else(|| "body kept growing".into());
                 (None, None, format!("{what}; limit is {limit} bytes (MAX_BODY_MB)"))
             }
         };
@@ -325,7 +345,14 @@ impl ServerActor {
         }));
     }
 
-    fn record_failure(&mut self, task: Task, class: &'static str, detail: String, retriable: bool, ctx: &mut Context<Self>) {
+    fn record_failure(
+        &mut self,
+        task: Task,
+        class: &'static str,
+        detail: String,
+        retriable: bool,
+        ctx: &mut Context<Self>,
+    ) {
         RowFailed { host: &self.host, class }.emit(&self.engine.counters);
         let partition = task.partition;
         let record = FailureRecord {
@@ -413,7 +440,6 @@ impl ServerActor {
         ctx.stop();
     }
 }
-
 
 fn success_record(task: &Task, host: &str, p: Processed) -> SuccessRecord {
     SuccessRecord {

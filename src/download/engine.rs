@@ -47,6 +47,9 @@ pub enum HostEvent {
     Finished { host: String, state: HostState },
     /// A commit failed: the run must stop (the rows not committed will be fetched again).
     Fatal { host: String, error: String },
+    /// A share of a split host was refused: its rate after the cut and what is left of the
+    /// server's pause, for the coordinator to pass to the host's other shares on other ranks.
+    Refused { host: String, share_rate: f64, pause: Option<std::time::Duration> },
 }
 
 impl Engine {

@@ -13,7 +13,9 @@ use anyhow::{anyhow, Context};
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::run::{run_round, write_learned, DownloadOptions, NoRounds, Owned, RoundSignal, COMMIT_MARGIN};
+use super::run::{
+    run_round, write_learned, DownloadOptions, NoRounds, Owned, RoundSignal, ShareRefusal, COMMIT_MARGIN,
+};
 use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
 use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan};
@@ -33,10 +35,13 @@ pub const PLANS_DIR: &str = "plans";
 /// time, or what went wrong.
 type Gathered = Result<(Vec<(String, u32, HostState)>, Snapshot, f64), String>;
 
-/// Rounds of one rank: how it hears that a round ends early and says it ran out of work.
+/// Rounds of one rank: how it hears that a round ends early, says it ran out of work, and
+/// passes refusals between the shares of a split host.
 struct MpiRound<'a> {
     world: &'a World,
     round: u32,
+    /// For each split host this rank owns a share of: the ranks owning its other shares.
+    peers: HashMap<String, Vec<usize>>,
 }
 
 impl RoundSignal for MpiRound<'_> {
@@ -59,6 +64,25 @@ impl RoundSignal for MpiRound<'_> {
         } else {
             self.world.announce_idle(self.round);
         }
+    }
+
+    fn share_refused(&self, refusal: &ShareRefusal) {
+        let Some(ranks) = self.peers.get(&refusal.host) else { return };
+        let bytes = serde_json::to_vec(&(self.round, refusal)).expect("a refusal serialises");
+        for &r in ranks {
+            self.world.send_peer(r, &bytes);
+        }
+    }
+
+    fn peer_refusals(&self) -> Vec<ShareRefusal> {
+        // Refusals from an earlier round are dropped: the next plan carried the learned state.
+        self.world
+            .poll_peers()
+            .into_iter()
+            .filter_map(|b| serde_json::from_slice::<(u32, ShareRefusal)>(&b).ok())
+            .filter(|(round, r)| *round == self.round && self.peers.contains_key(&r.host))
+            .map(|(_, r)| r)
+            .collect()
     }
 }
 
@@ -99,7 +123,20 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             world.size(),
             owned.len()
         );
-        let signal = MpiRound { world, round: plan.round };
+        let peers: HashMap<String, Vec<usize>> = owned
+            .iter()
+            .filter(|o| o.shares > 1)
+            .map(|o| {
+                let others = plan
+                    .assignments
+                    .iter()
+                    .filter(|s| s.host == o.host && s.rank != world.rank())
+                    .map(|s| s.rank)
+                    .collect();
+                (o.host.clone(), others)
+            })
+            .collect();
+        let signal = MpiRound { world, round: plan.round, peers };
         let (signal, round_end): (&dyn RoundSignal, _) =
             if opts.static_plan { (&NoRounds, None) } else { (&signal, Some(Instant::now() + opts.settings.round)) };
         let mine = if owned.is_empty() {

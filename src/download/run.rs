@@ -15,7 +15,7 @@ use super::engine::{Engine, HostEvent, BUDGET_UNIT};
 use super::slots::Slots;
 use super::summary::DownloadSummary;
 use crate::actors::server::actor::{HostPlan, ServerActor};
-use crate::actors::server::messages::StopIssuing;
+use crate::actors::server::messages::{PeerRefusal, StopIssuing};
 use crate::actors::server::rate::RateConfig;
 use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
 use crate::actors::server::state::HostState;
@@ -76,6 +76,22 @@ pub trait RoundSignal {
     fn should_end(&self) -> bool;
     /// Called once, when every host of this run has finished its work for the round.
     fn finished(&self);
+    /// A share of a split host was refused on this rank: tell the ranks owning its other shares.
+    fn share_refused(&self, _refusal: &ShareRefusal) {}
+    /// Polled twice a second: refusals that other ranks saw on shares of hosts this rank owns.
+    fn peer_refusals(&self) -> Vec<ShareRefusal> {
+        Vec::new()
+    }
+}
+
+/// A refusal seen by one share of a split host, passed to its other shares.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShareRefusal {
+    pub host: String,
+    /// The refused share's rate after its cut; every share of a host has the same fraction.
+    pub share_rate: f64,
+    /// What was left of the server's `Retry-After` pause, in ms, when it was sent.
+    pub pause_ms: Option<u64>,
 }
 
 /// No rounds: a single-rank run goes until its work is done or the deadline.
@@ -190,19 +206,33 @@ pub fn run_round(
 }
 
 /// Writes what hosts learned into `servers.parquet`. A split host's shares are added back up:
-/// its rate is the sum of its shares' rates, its known limit the lowest share limit times k.
+/// its rate and in-flight cap are k times the lowest share's, its known limit the lowest share
+/// limit times k, seen as often and as recently as any share saw it.
 pub fn write_learned(out: &std::path::Path, states: &[(String, u32, HostState)]) -> anyhow::Result<()> {
     let at = rfc3339_utc(SystemTime::now());
     let mut merged: HashMap<String, HostState> = HashMap::new();
     for (host, k, st) in states {
-        let k = f64::from((*k).max(1));
-        let whole = HostState { rate: st.rate * k, known_limit: st.known_limit.map(|l| l * k), ..st.clone() };
+        let shares = (*k).max(1);
+        let k = f64::from(shares);
+        let whole = HostState {
+            rate: st.rate * k,
+            known_limit: st.known_limit.map(|l| l * k),
+            max_in_flight: st.max_in_flight.saturating_mul(shares),
+            ..st.clone()
+        };
         merged
             .entry(host.clone())
             .and_modify(|m| {
                 m.rate = m.rate.min(whole.rate);
+                m.max_in_flight = m.max_in_flight.min(whole.max_in_flight);
                 m.known_limit = match (m.known_limit, whole.known_limit) {
                     (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                m.limit_refusals = m.limit_refusals.max(whole.limit_refusals);
+                m.limit_seen_unix_ms = m.limit_seen_unix_ms.max(whole.limit_seen_unix_ms);
+                m.probe_interval_secs = match (m.probe_interval_secs, whole.probe_interval_secs) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
                     (a, b) => a.or(b),
                 };
             })
@@ -343,6 +373,10 @@ async fn drive(
                     open.remove(&host);
                     states.push((host, state));
                 }
+                Some(HostEvent::Refused { host, share_rate, pause }) => {
+                    let pause_ms = pause.map(|p| p.as_millis().min(u128::from(u64::MAX)) as u64);
+                    stops.signal.share_refused(&ShareRefusal { host, share_rate, pause_ms });
+                }
                 Some(HostEvent::Fatal { host, error }) => {
                     if fatal.is_none() {
                         eprintln!("download: stopping: {host}: {error}");
@@ -358,6 +392,14 @@ async fn drive(
                         stopped = true;
                         eprintln!("download: deadline near: no new requests; finishing those in flight and committing");
                         for a in addrs.values() { a.do_send(StopIssuing); }
+                    }
+                }
+                for r in stops.signal.peer_refusals() {
+                    if let Some(addr) = addrs.get(&r.host) {
+                        addr.do_send(PeerRefusal {
+                            share_rate: r.share_rate,
+                            pause: r.pause_ms.map(Duration::from_millis),
+                        });
                     }
                 }
                 if !round_over && (stops.round_end.is_some_and(|t| Instant::now() >= t) || stops.signal.should_end()) {

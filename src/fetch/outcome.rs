@@ -180,9 +180,15 @@ impl Outcome {
         }
     }
 
-    /// 429 or 503: the server is asking us to send less. The rate controller halves on these.
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, Outcome::Status(429 | 503))
+    /// The server is asking us to send less: a 429, or any error status (4xx/5xx) that comes
+    /// with a `Retry-After`. A 503 without `Retry-After` is a failure, not a statement about the
+    /// rate: overloaded and broken servers both send it, often at random.
+    pub fn is_refusal(&self, has_retry_after: bool) -> bool {
+        match *self {
+            Outcome::Status(429) => true,
+            Outcome::Status(code) => code >= 400 && has_retry_after,
+            Outcome::Transport(_) => false,
+        }
     }
 
     /// Timeout, DNS or connect failure: the host may be down. These, and only these, count
@@ -285,7 +291,14 @@ mod tests {
         // A server answering 503 is up: it is the rate controller's business, not the breaker's.
         assert!(!Outcome::Status(503).suggests_host_down());
         assert!(!Outcome::Transport(TransportKind::Body).suggests_host_down());
-        assert!(Outcome::Status(503).is_refusal() && Outcome::Status(429).is_refusal());
-        assert!(!Outcome::Status(500).is_refusal());
+    }
+
+    #[test]
+    fn refusals_are_429_or_an_error_status_with_retry_after() {
+        assert!(Outcome::Status(429).is_refusal(false) && Outcome::Status(429).is_refusal(true));
+        assert!(Outcome::Status(503).is_refusal(true) && Outcome::Status(500).is_refusal(true));
+        assert!(!Outcome::Status(503).is_refusal(false), "a bare 503 is a failure, not a refusal");
+        assert!(!Outcome::Status(301).is_refusal(true), "Retry-After on a redirect is not about the rate");
+        assert!(!Outcome::Transport(TransportKind::Timeout).is_refusal(true));
     }
 }

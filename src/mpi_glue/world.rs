@@ -6,13 +6,14 @@
 use mpi::collective::CommunicatorCollectives;
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
-use mpi::traits::Root;
+use mpi::traits::{Equivalence, Root};
 
 /// Message tags: each kind of point-to-point message has its own, so a late message of one kind
 /// is never taken for another.
 const TAG_GATHER: i32 = 1;
 const TAG_IDLE: i32 = 2;
 const TAG_END: i32 = 3;
+const TAG_PEER: i32 = 4;
 
 /// The ranks of this job.
 pub struct World {
@@ -118,6 +119,29 @@ impl World {
     /// Ranks other than 0: whether rank 0 ended `round`.
     pub fn poll_end(&self, round: u32) -> bool {
         !self.is_root() && self.poll(TAG_END, round)
+    }
+
+    /// Sends `bytes` to rank `to` as a peer message (a refusal seen by one share of a split host),
+    /// without waiting for it to be received: messages this small go eagerly.
+    pub fn send_peer(&self, to: usize, bytes: &[u8]) {
+        if let Some((_, comm)) = &self.mpi {
+            if to != self.rank && to < self.size {
+                comm.process_at_rank(to as i32).send_with_tag(bytes, TAG_PEER);
+            }
+        }
+    }
+
+    /// Every peer message that has arrived, without waiting.
+    pub fn poll_peers(&self) -> Vec<Vec<u8>> {
+        let Some((_, comm)) = &self.mpi else { return Vec::new() };
+        let mut got = Vec::new();
+        while let Some((msg, status)) = comm.any_process().immediate_matched_probe_with_tag(TAG_PEER) {
+            let len = status.count(u8::equivalent_datatype()).max(0) as usize;
+            let mut bytes = vec![0u8; len];
+            msg.matched_receive_into(&mut bytes[..]);
+            got.push(bytes);
+        }
+        got
     }
 
     pub fn barrier(&self) {

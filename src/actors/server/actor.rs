@@ -13,7 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use actix::fut::wrap_future;
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle};
 
-use super::messages::{StopIssuing, Wake};
+use super::messages::{PeerRefusal, StopIssuing, Wake};
+use super::rate::ChangeReason;
 use super::retry::{classify, Decision};
 use super::state::{Gate, HostState, LiveHost};
 use crate::actors::writer::messages::{BatchDone, BatchOpened, Record, Store};
@@ -52,7 +53,8 @@ pub struct HostPlan {
     /// The servers table's starting rate for this host.
     pub initial_rate: f64,
     /// Into how many shares the planner split the host (1 = not split). Each share gets 1/k of
-    /// the host's rates, so together they never exceed what the host allows.
+    /// the host's rates and of its in-flight cap, so together they never exceed what the host
+    /// allows.
     pub shares: u32,
 }
 
@@ -72,6 +74,8 @@ pub struct ServerActor {
     /// Retries waiting out their delay before going back to the queue.
     waiting_retries: u32,
     wake: Option<SpawnHandle>,
+    /// Shares of this host on other ranks (1 = none): refusals seen here are passed on to them.
+    shares: u32,
     stopping: bool,
     finished: bool,
     state: &'static str,
@@ -83,13 +87,17 @@ fn unix_now() -> f64 {
 
 impl ServerActor {
     pub fn new(plan: HostPlan, engine: Arc<Engine>) -> ServerActor {
-        let k = f64::from(plan.shares.max(1));
+        let shares = plan.shares.max(1);
+        let k = f64::from(shares);
         let mut rate = engine.rate.clone();
         rate.initial_rate = plan.initial_rate / k;
         rate.max_rate /= k;
+        // The planner never splits a host into more shares than its in-flight cap.
+        rate.max_in_flight = (rate.max_in_flight / shares).max(1);
         let learned = plan.learned.as_ref().map(|s| HostState {
             rate: s.rate / k,
             known_limit: s.known_limit.map(|l| l / k),
+            max_in_flight: (s.max_in_flight / shares).max(1),
             ..s.clone()
         });
         let now = Instant::now();
@@ -109,6 +117,7 @@ impl ServerActor {
             in_flight_writes: 0,
             waiting_retries: 0,
             wake: None,
+            shares,
             stopping: false,
             finished: false,
             state: "active",
@@ -188,7 +197,7 @@ impl ServerActor {
                 Gate::Send => {
                     let task = self.queue.pop_front().expect("queue checked non-empty");
                     self.set_state("active", "");
-                    self.start_request(task, ctx);
+                    self.start_request(task, now, ctx);
                 }
                 Gate::AtCapacity => {
                     self.engine.give_back_slot();
@@ -224,11 +233,11 @@ impl ServerActor {
         }));
     }
 
-    fn start_request(&mut self, task: Task, ctx: &mut Context<Self>) {
+    /// Sends `task`'s request; `sent_at` is the instant the host's gate let it go.
+    fn start_request(&mut self, task: Task, sent_at: Instant, ctx: &mut Context<Self>) {
         self.in_flight += 1;
         let engine = Arc::clone(&self.engine);
         let url = task.url.clone();
-        let sent_at = Instant::now();
         let fut = async move { fetch(&engine.client, &url, &engine.http).await };
         ctx.spawn(wrap_future(fut).map(move |result, act: &mut Self, ctx| act.on_response(task, sent_at, result, ctx)));
     }
@@ -244,7 +253,6 @@ impl ServerActor {
         task.attempts += 1;
         let now = Instant::now();
         let counters = &self.engine.counters;
-        let before = self.live.rate().rate();
         let (outcome, retry_after, detail) = match &result {
             Ok(f) => {
                 let class = match f.status {
@@ -279,11 +287,18 @@ impl ServerActor {
             self.record_failure(task, ErrorClass::TooLarge.as_str(), detail, false, ctx);
             return self.pump(ctx);
         };
-        self.live.observe(&outcome, retry_after, sent_at, now);
-        let after = self.live.rate().rate();
-        if (after - before).abs() > f64::EPSILON {
-            let reason = if after < before { "refused" } else { "success streak" };
-            RateChanged { host: &self.host, from: before, to: after, reason }.emit(&self.engine.counters);
+        let change = self.live.observe(&outcome, retry_after, sent_at, now);
+        if let Some(c) = change {
+            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason.as_str() }
+                .emit(&self.engine.counters);
+        }
+        let refused = matches!(change, Some(c) if c.reason == ChangeReason::Refused);
+        if self.shares > 1 && (refused || (retry_after.is_some() && outcome.is_refusal(true))) {
+            let _ = self.engine.events.send(HostEvent::Refused {
+                host: self.host.clone(),
+                share_rate: self.live.rate().rate(),
+                pause: self.live.pause_left(now),
+            });
         }
         let decision = classify(&outcome, task.attempts - 1, retry_after, &self.engine.retry, rand::random::<f64>());
         match decision {
@@ -475,6 +490,20 @@ impl Handler<Wake> for ServerActor {
         self.pump(ctx);
         // Woken for a free slot: if it is still free, this host did not need it; pass it on.
         self.engine.pass_on_slot();
+    }
+}
+
+impl Handler<PeerRefusal> for ServerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerRefusal, ctx: &mut Self::Context) {
+        let now = Instant::now();
+        if let Some(c) = self.live.on_peer_refusal(msg.share_rate, msg.pause, now) {
+            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason.as_str() }
+                .emit(&self.engine.counters);
+        }
+        // A pending wake may be earlier than the new spacing or pause; the gate decides again.
+        self.pump(ctx);
     }
 }
 

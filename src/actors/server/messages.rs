@@ -13,3 +13,14 @@ pub struct Wake;
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct StopIssuing;
+
+/// Sent by the coordinator when another share of this host, on another rank, was refused: the
+/// share's rate after its cut, and what is left of the server's `Retry-After`, if any. The actor
+/// follows the rate down (never up) and pauses, so together the shares stay within the host's
+/// limit within seconds instead of at the next round.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct PeerRefusal {
+    pub share_rate: f64,
+    pub pause: Option<std::time::Duration>,
+}

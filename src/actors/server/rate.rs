@@ -1,20 +1,65 @@
-//! The adaptive rate of one host: additive increase, multiplicative decrease, with memory.
+//! The adaptive rate of one host: find the rate it allows in seconds, then hold just below it.
 //!
-//! A host starts at a gentle rate. Every `SUCCESSES_PER_STEP` answers in a row raise it by
-//! `INCREASE_STEP`, up to a ceiling. A 429 or 503 halves it and records the rate at which the
-//! refusal happened as a *known limit*; from then on the rate never goes above
-//! `KNOWN_LIMIT_SAFETY` times the lowest known limit. Plain AIMD would probe past the limit again
-//! and again (a 429 every few minutes, forever); holding just below it means a host that allows
-//! 2 req/s is served at about 1.9 req/s after at most one refusal. The in-flight cap lives here
-//! too, as the other half of "how hard we press on this host".
+//! # The rule, and why
+//! A host moves through two phases.
+//!
+//! **Slow start.** A host with no learned limit starts at `INITIAL_RATE_LIMIT`. Every answered
+//! request that was *pressed* (sent when the token bucket allowed it, not late because the
+//! in-flight cap or an empty queue held it back) multiplies the rate by `1 + SLOW_START_GAIN / r`
+//! (for `r` ≥ 1 req/s). At `r` requests a second that is a growth of `SLOW_START_GAIN` per second
+//! in time (about ×1.42 a second), so 1 → 10 req/s takes about 6.6 s and 1 → 40 about 10.5 s,
+//! while each single step near a limit of 8 is only 4%. Growth per request rather than per
+//! second means the steps are finest where a host answers fastest. A host whose in-flight cap
+//! binds (rate × its smoothed latency above the cap), or whose requests leave late because the
+//! queue ran dry, does not climb on paper.
+//!
+//! **The first refusal ends slow start.** By then the rate has overshot the limit (a limiter
+//! counts over a window, which lags the ramp), so "halve" or "the rate before the refusal" are
+//! both wrong by tens of percent. Instead the controller reads its own send history, which is
+//! exactly what the server counted: the requests the host *accepted* in the second before the
+//! refused one (a sliding-window limit of L lets exactly L through), and the rate of the last
+//! accepted pressed request (a spacing limit lets nothing faster through). The lower of the two
+//! is the estimate; the host is held at `HOLD_FRACTION` of it, never above `HOLD_FRACTION` of
+//! the refused rate. For the first window after the cut the host is sent no faster than it was
+//! a window before the refusal: the limiter still counts the ramp, whose oldest requests leave
+//! its window at that slower pace. After that window, once the answers that were in flight at
+//! the refusal have landed, the estimate is made again with them (*settled*) and held. With
+//! fewer than two accepted requests there is no evidence, and the rate is halved. Simulated
+//! against strict sliding-window limiters of 0.5 to 50 req/s (what rate limits are usually
+//! stated as), this holds at 97% of the limit after exactly one refusal. Against a limiter that
+//! refuses any two requests closer than 1/L (nginx `limit_req` with no burst) it also pays one
+//! refusal but holds lower, at 73–97%: the count of the last second still contains the slower
+//! ramp. Probing (below) wins the rest back over hours.
+//!
+//! **Hold.** Rates stay put. After `PROBE_INTERVAL` without a refusal, one pressed success
+//! raises the rate by `PROBE_STEP` (+5%), so a host whose limit was raised is found again. A
+//! refusal while holding (usually a probe that went too far) goes back through the estimate and
+//! doubles the quiet time before the next probe, up to `MAX_PROBE_INTERVAL`: a long run pays a
+//! refusal every few hours at most. A second refusal within `REPEAT_WINDOW` of a cut means the
+//! estimate was wrong or the server is struggling, and the rate is halved.
+//!
+//! **Failures are not refusals.** Only a 429, or an error status with a `Retry-After`, speaks
+//! about the rate. A 5xx without `Retry-After`, a 408 or a timeout is a failure: it does not
+//! grow the rate, and it cuts (halving) only when failures are 60% of the last
+//! `FAILURE_WINDOW` answers. Random 5xx at 15% essentially never reach that; at 50% they do
+//! within a few hundred answers. A failure cut is relief, not knowledge: it never touches the
+//! remembered limit or ends slow start, and healthy answers regrow the rate at slow-start pace
+//! to where it was.
+//!
+//! **Memory.** The lowest refused rate is remembered with how often and when it was seen
+//! ([`KnownLimit`]); `state.rs` stores it. A host restored with a limit starts in hold at its
+//! learned rate, and probes soon (`CAREFUL_PROBE_INTERVAL`) if the limit was seen once or long
+//! ago. A host restored without one starts a new slow start from its learned rate, but never
+//! below `INITIAL_RATE_LIMIT`: a low rate learned from failures alone is not carried over.
 //!
 //! This module owns the numbers only. It does not space requests (`token_bucket.rs`), decide
 //! retries or park hosts (`retry.rs`), or serialise itself (`state.rs`).
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::config::DEFAULT_INITIAL_RATE_LIMIT;
-use crate::fetch::outcome::Outcome;
+use crate::fetch::outcome::{Outcome, TransportKind};
 
 /// Slowest rate a host is ever cut to, one request every 30 s. No server can call that load, and
 /// a host with a thousand URLs still finishes within a working day.
@@ -28,23 +73,76 @@ pub const DEFAULT_MAX_RATE: f64 = 10.0;
 /// overlap with the next request without ever looking like a parallel scraper.
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 2;
 
-/// Answers in a row needed before each increase. Twenty is enough evidence at the current rate
-/// that one refusal or error is not being ignored, and still climbs from 1 to 2 req/s in about
-/// 2.5 minutes.
-pub const SUCCESSES_PER_STEP: u32 = 20;
+/// Slow-start growth per second at full pace (the natural log of the factor): e^0.35 ≈ ×1.42 a
+/// second reaches the default ceiling of 10 req/s from 1 in about 6.6 s and 40 req/s in about
+/// 10.5 s, inside the 15 s an operator-visible ramp should take, while a single step at 8 req/s
+/// is 4.4%, fine enough for the refusal to land close to the limit.
+pub const SLOW_START_GAIN: f64 = 0.35;
 
-/// Additive increase in requests per second. Small, so that the first refusal happens at most
-/// 0.1 req/s above a host's true limit and the remembered limit is accurate.
-pub const INCREASE_STEP: f64 = 0.1;
+/// A request counts as pressed if it left at most this many spacings (1/rate) after the previous
+/// one, and the last `LATENESS_SENDS` requests together left at most `PRESSED_SLACK - 1`
+/// spacings after their tokens were ready. Timers fire a little
+/// late and one step of growth changes the spacing by up to 35%; 1.5 tells "the bucket held it"
+/// from "the in-flight cap or an empty queue held it".
+pub const PRESSED_SLACK: f64 = 1.5;
 
-/// Multiplicative decrease on a refusal: halving is the classic AIMD cut and gives a loaded
-/// server immediate relief.
+/// Requests whose lateness is summed to tell whether the host is pressed. One late request in a
+/// pair (the in-flight cap holding every other one) shows within four.
+const LATENESS_SENDS: usize = 4;
+
+/// Weight of the newest answer in the smoothed latency: about the last ten answers count.
+const LATENCY_SMOOTHING: f64 = 0.2;
+
+/// The window over which a limiter is assumed to count, for the estimate after a refusal. One
+/// second is what rate limits are stated in (nginx `limit_req`, most API gateways).
+pub const ESTIMATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Sends this close to the window's far edge are not counted: arrival order at the server can
+/// differ from send order by network jitter, and counting one request too many would hold the
+/// host above its limit.
+const WINDOW_MARGIN: Duration = Duration::from_millis(5);
+
+/// Fraction of the estimated limit a host is held at. Requests leave evenly spaced at this
+/// fraction, so jitter of up to 3% of a spacing never makes two land in one limiter slot.
+pub const HOLD_FRACTION: f64 = 0.97;
+
+/// Cut applied when there is no evidence to estimate from, after a refusal soon after a cut, or
+/// on clustered failures: the classic multiplicative decrease, immediate relief for a server.
 pub const DECREASE_FACTOR: f64 = 0.5;
 
-/// Fraction of the lowest known limit the rate may climb back to. With steps of 0.1 a refusal is
-/// seen at most one step above the true limit, so 0.9x of it sits below the true limit for any
-/// limit of 1 req/s or more, without giving away much throughput.
-pub const KNOWN_LIMIT_SAFETY: f64 = 0.9;
+/// A refusal this soon after the last cut means the estimate did not hold: halve.
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Quiet time in hold before the first probe above the held rate. Ten minutes of a GBIF run is
+/// thousands of requests on a fast host, and one refused probe in ten minutes is far under 1%.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
+/// Quiet time before probing a limit that was seen only once or long ago (see
+/// `LIMIT_TRUST_AGE`): it may be an under-estimate, so it is checked within minutes.
+pub const CAREFUL_PROBE_INTERVAL: Duration = Duration::from_secs(2 * 60);
+
+/// Longest quiet time between probes; each refused probe doubles it up to here, so a host held
+/// at its limit pays a refusal every four hours at most.
+pub const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+
+/// Size of one probe above the held rate.
+pub const PROBE_STEP: f64 = 1.05;
+
+/// A remembered limit older than this is probed carefully again in a new run: servers get
+/// upgraded and limits change, and a monthly GBIF job should not inherit last season's guess.
+pub const LIMIT_TRUST_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Answers looked at to tell clustered failures from random ones.
+pub const FAILURE_WINDOW: usize = 40;
+
+/// Failures among the last `FAILURE_WINDOW` answers that cut the rate: 60%. With failures at a
+/// random 15% the chance of a window this bad is about 10^-10; at 50% it comes within a few
+/// hundred answers, and at 100% (a broken server) after 24.
+pub const FAILURE_CLUSTER: usize = 24;
+
+/// Sends kept for the estimate: enough to cover a second at the highest rates and the answers
+/// that are still in flight; about 8 KB per host.
+const HISTORY_LEN: usize = 256;
 
 /// Per-host rate settings that come from configuration rather than from the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,20 +165,140 @@ impl Default for RateConfig {
     }
 }
 
+/// What one answer says about the host's rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// The server handled the request (2xx, 3xx, 4xx other than 408/429).
+    Success,
+    /// The server asked us to send less: a 429, or an error status with `Retry-After`.
+    Refusal,
+    /// The server or the connection failed: 5xx without `Retry-After`, 408, a timeout or a body
+    /// cut short. Counts toward a cut only when failures cluster.
+    Failure,
+    /// Says nothing about the rate (DNS, connect, TLS: the circuit breaker's business).
+    Neutral,
+}
+
+impl Signal {
+    /// Classifies an answer; `has_retry_after` is whether a parseable `Retry-After` came with it.
+    pub fn of(outcome: &Outcome, has_retry_after: bool) -> Signal {
+        if outcome.is_refusal(has_retry_after) {
+            return Signal::Refusal;
+        }
+        match *outcome {
+            Outcome::Status(408) => Signal::Failure,
+            Outcome::Status(code) if code < 500 => Signal::Success,
+            Outcome::Status(_) => Signal::Failure,
+            Outcome::Transport(TransportKind::Timeout | TransportKind::Body | TransportKind::Other) => Signal::Failure,
+            Outcome::Transport(_) => Signal::Neutral,
+        }
+    }
+}
+
+/// Where a host is in finding its rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Growing until the first refusal or the ceiling.
+    SlowStart,
+    /// Holding, with a rare probe upwards.
+    Hold,
+}
+
+/// Why the rate changed; `as_str()` is what log lines and metric labels carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeReason {
+    SlowStart,
+    Probe,
+    Refused,
+    /// The estimate after a refusal, once the answers in flight at the refusal had landed.
+    Settled,
+    Failures,
+    /// Healthy answers after a failure cut.
+    Regrow,
+    /// Another share of the same host was refused.
+    PeerShare,
+}
+
+impl ChangeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeReason::SlowStart => "slow_start",
+            ChangeReason::Probe => "probe",
+            ChangeReason::Refused => "refused",
+            ChangeReason::Settled => "refusal_estimate",
+            ChangeReason::Failures => "clustered_failures",
+            ChangeReason::Regrow => "regrow_after_failures",
+            ChangeReason::PeerShare => "peer_share_refused",
+        }
+    }
+}
+
+/// A change of rate, for the token bucket and the log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateChange {
+    pub from: f64,
+    pub to: f64,
+    pub reason: ChangeReason,
+}
+
+/// The lowest rate at which the host refused, and how much to trust it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KnownLimit {
+    /// Requests per second at which a request was refused (the lowest such rate seen).
+    pub rate: f64,
+    /// Refusals that taught it, over all runs.
+    pub refusals: u32,
+    /// When it was last seen in this process, if it was.
+    pub seen_at: Option<Instant>,
+}
+
+/// How an answered send went, as far as the estimate cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Pending,
+    Accepted,
+    Refused,
+    Other,
+}
+
+/// One request as sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sent {
+    at: Instant,
+    /// The rate in force when it left.
+    rate: f64,
+    /// It left when the bucket allowed it, within `PRESSED_SLACK` spacings of the previous send.
+    pressed: bool,
+    answer: Answer,
+}
+
 /// The learned rate of one host. Rates are in requests per second.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateController {
     config: RateConfig,
     rate: f64,
-    /// Lowest rate at which the host has refused (429/503), if it ever has.
-    known_limit: Option<f64>,
-    /// Answers in a row since the last increase, refusal or error.
-    streak: u32,
+    phase: Phase,
+    limit: Option<KnownLimit>,
     /// Most requests in flight; starts from the config and is restored with the host's state.
     max_in_flight: u32,
     /// When the rate was last cut. A refusal of a request sent before that reflects the old
     /// rate, which has already been paid for, so it does not cut again.
     last_cut: Option<Instant>,
+    /// Start of the current quiet period in hold (the last cut or probe); set at the first send.
+    quiet_since: Option<Instant>,
+    probe_interval: Duration,
+    sends: VecDeque<Sent>,
+    /// Smoothed seconds from send to answer: `rate × latency` above the in-flight cap means
+    /// the cap, not the rate, is what limits the host.
+    latency: Option<f64>,
+    /// How late each of the last `LATENESS_SENDS` requests left after its token was ready.
+    lateness: VecDeque<f64>,
+    /// Whether each of the last `FAILURE_WINDOW` answers was a failure.
+    answers: VecDeque<bool>,
+    /// A refusal whose estimate waits for answers still in flight: (refused send, refused rate).
+    pending: Option<(Instant, f64)>,
+    /// The rate before a failure cut, regrown to at slow-start pace by pressed successes.
+    regrow_to: Option<f64>,
 }
 
 impl RateController {
@@ -89,36 +307,51 @@ impl RateController {
     pub fn new(config: RateConfig) -> RateController {
         let initial = config.initial_rate;
         let in_flight = config.max_in_flight;
-        RateController::from_learned(config, initial, None, 0, in_flight)
+        RateController::from_learned(config, initial, None, in_flight, true)
     }
 
-    /// A host with learned values (see `state.rs`). The rate is clamped to the ceiling implied by
-    /// `config` and `known_limit`, the in-flight cap to the configured one.
+    /// A host with learned values (see `state.rs`). With a known limit it starts holding at
+    /// `rate`, probing after `CAREFUL_PROBE_INTERVAL` unless the limit is `trusted`; without one
+    /// it starts a slow start from `rate`, never below the configured initial rate. The rate is
+    /// clamped to the configured ceiling, the in-flight cap to the configured one.
     pub fn from_learned(
         config: RateConfig,
         rate: f64,
-        known_limit: Option<f64>,
-        streak: u32,
+        limit: Option<KnownLimit>,
         max_in_flight: u32,
+        trusted: bool,
     ) -> RateController {
         let config = RateConfig {
             max_rate: if config.max_rate.is_finite() { config.max_rate.max(MIN_RATE) } else { DEFAULT_MAX_RATE },
             max_in_flight: config.max_in_flight.max(1),
-            ..config
+            initial_rate: if config.initial_rate.is_finite() && config.initial_rate > 0.0 {
+                config.initial_rate
+            } else {
+                DEFAULT_INITIAL_RATE_LIMIT
+            },
         };
-        let known_limit = known_limit.filter(|l| l.is_finite() && *l > 0.0);
-        let rate =
-            [rate, config.initial_rate].into_iter().find(|r| r.is_finite()).unwrap_or(DEFAULT_INITIAL_RATE_LIMIT);
-        let mut controller = RateController {
+        let limit = limit.filter(|l| l.rate.is_finite() && l.rate > 0.0);
+        let rate = if rate.is_finite() && rate > 0.0 { rate } else { config.initial_rate };
+        let (phase, rate) = match limit {
+            Some(_) => (Phase::Hold, rate),
+            None => (Phase::SlowStart, rate.max(config.initial_rate)),
+        };
+        RateController {
+            rate: rate.clamp(MIN_RATE, config.max_rate),
             max_in_flight: max_in_flight.clamp(1, config.max_in_flight),
             config,
-            rate,
-            known_limit,
-            streak,
+            phase,
+            limit,
             last_cut: None,
-        };
-        controller.rate = controller.rate.clamp(MIN_RATE, controller.ceiling());
-        controller
+            quiet_since: None,
+            probe_interval: if trusted { PROBE_INTERVAL } else { CAREFUL_PROBE_INTERVAL },
+            sends: VecDeque::new(),
+            latency: None,
+            lateness: VecDeque::new(),
+            answers: VecDeque::new(),
+            pending: None,
+            regrow_to: None,
+        }
     }
 
     /// Current rate.
@@ -126,21 +359,13 @@ impl RateController {
         self.rate
     }
 
-    /// Lowest rate at which the host refused, if it ever did.
-    pub fn known_limit(&self) -> Option<f64> {
-        self.known_limit
+    pub fn phase(&self) -> Phase {
+        self.phase
     }
 
-    /// Highest rate the controller will climb to: the configured maximum, or the safety
-    /// fraction of the known limit if that is lower, never below `MIN_RATE`.
-    pub fn ceiling(&self) -> f64 {
-        let learned = self.known_limit.map_or(f64::INFINITY, |l| l * KNOWN_LIMIT_SAFETY);
-        self.config.max_rate.min(learned).max(MIN_RATE)
-    }
-
-    /// Answers in a row since the last change.
-    pub fn success_streak(&self) -> u32 {
-        self.streak
+    /// The lowest rate at which the host refused, if it ever did.
+    pub fn known_limit(&self) -> Option<KnownLimit> {
+        self.limit
     }
 
     /// Most requests to have in flight to this host.
@@ -153,219 +378,218 @@ impl RateController {
         &self.config
     }
 
-    /// Feeds one finished request. `sent_at` is when it was issued. Returns the new rate if it
-    /// changed, so the caller can pass it to the token bucket.
-    ///
-    /// 429/503 are refusals. Any other status below 500 (404 included) is an answer the server
-    /// handled fine and counts toward the next increase, except 408. Other 5xx and transport
-    /// failures reset the streak without cutting: a struggling host is not probed faster, but
-    /// only an explicit refusal is taken as a statement about its limit.
-    pub fn observe(&mut self, outcome: &Outcome, sent_at: Instant, now: Instant) -> Option<f64> {
-        match *outcome {
-            _ if outcome.is_refusal() => self.on_refusal(sent_at, now),
-            Outcome::Status(code) if code < 500 && code != 408 => self.on_success(),
-            _ => {
-                self.streak = 0;
-                None
+    /// Quiet time in hold before the next probe.
+    pub fn probe_interval(&self) -> Duration {
+        self.probe_interval
+    }
+
+    /// Sets the quiet time before the next probe (a restored host's, see `state.rs`).
+    pub fn set_probe_interval(&mut self, interval: Duration) {
+        self.probe_interval = interval;
+    }
+
+    /// A request leaves now; `lateness` is how long its token had been ready (see
+    /// `TokenBucket::lateness`). Whether it counts as pressed: see `PRESSED_SLACK`.
+    pub fn on_send(&mut self, now: Instant, lateness: Duration) {
+        let spacing = 1.0 / self.rate;
+        self.lateness.push_back(lateness.as_secs_f64());
+        if self.lateness.len() > LATENESS_SENDS {
+            self.lateness.pop_front();
+        }
+        let on_time = self.lateness.iter().sum::<f64>() <= (PRESSED_SLACK - 1.0) * spacing;
+        let pressed = on_time
+            && self
+                .sends
+                .back()
+                .is_some_and(|p| now.saturating_duration_since(p.at).as_secs_f64() <= PRESSED_SLACK * spacing);
+        self.quiet_since.get_or_insert(now);
+        self.sends.push_back(Sent { at: now, rate: self.rate, pressed, answer: Answer::Pending });
+        if self.sends.len() > HISTORY_LEN {
+            self.sends.pop_front();
+        }
+    }
+
+    /// Feeds one finished request sent at `sent_at` (the instant given to `on_send`).
+    /// `has_retry_after` is whether the answer carried a `Retry-After`. Returns the change of
+    /// rate, if any, so the caller can pass it to the token bucket and the log.
+    pub fn observe(
+        &mut self,
+        outcome: &Outcome,
+        has_retry_after: bool,
+        sent_at: Instant,
+        now: Instant,
+    ) -> Option<RateChange> {
+        let signal = Signal::of(outcome, has_retry_after);
+        let from = self.rate;
+        let mut reason = None;
+        let sent = self.sends.iter_mut().rev().find(|s| s.at == sent_at);
+        let pressed = sent.as_ref().is_some_and(|s| s.pressed);
+        let sent_rate = sent.as_ref().map(|s| s.rate);
+        if sent.is_some() {
+            let took = now.saturating_duration_since(sent_at).as_secs_f64();
+            self.latency = Some(self.latency.map_or(took, |l| l + LATENCY_SMOOTHING * (took - l)));
+        }
+        if let Some(s) = sent {
+            s.answer = match signal {
+                Signal::Success => Answer::Accepted,
+                Signal::Refusal => Answer::Refused,
+                _ => Answer::Other,
+            };
+        }
+        match signal {
+            Signal::Success => {
+                self.record_answer(false);
+                reason = self.on_success(pressed, now);
+            }
+            Signal::Refusal => reason = self.on_refusal(sent_at, sent_rate.unwrap_or(self.rate), now),
+            Signal::Failure => {
+                self.record_answer(true);
+                reason = self.on_failure();
+            }
+            Signal::Neutral => {}
+        }
+        reason = self.settle(now).or(reason);
+        (self.rate != from).then(|| RateChange { from, to: self.rate, reason: reason.unwrap_or(ChangeReason::Refused) })
+    }
+
+    /// Another share of the same host was refused and now runs at `share_rate`: follow it down
+    /// (never up) and hold, as if the refusal had been seen here.
+    pub fn on_peer_refusal(&mut self, share_rate: f64, now: Instant) -> Option<RateChange> {
+        let from = self.rate;
+        self.phase = Phase::Hold;
+        self.last_cut = Some(now);
+        self.quiet_since = Some(now);
+        self.pending = None;
+        self.regrow_to = None;
+        if share_rate.is_finite() && share_rate > 0.0 {
+            self.rate = self.rate.min(share_rate).max(MIN_RATE);
+        }
+        (self.rate != from).then(|| RateChange { from, to: self.rate, reason: ChangeReason::PeerShare })
+    }
+
+    fn record_answer(&mut self, failed: bool) {
+        self.answers.push_back(failed);
+        if self.answers.len() > FAILURE_WINDOW {
+            self.answers.pop_front();
+        }
+    }
+
+    fn on_success(&mut self, pressed: bool, now: Instant) -> Option<ChangeReason> {
+        if !pressed || self.rate >= self.config.max_rate {
+            return None;
+        }
+        // The in-flight cap already bounds the host: a higher rate would be on paper only.
+        if self.latency.is_some_and(|l| self.grown() * l > f64::from(self.max_in_flight)) {
+            return None;
+        }
+        if let Some(target) = self.regrow_to {
+            self.rate = self.grown().min(target);
+            if self.rate >= target {
+                self.regrow_to = None;
+            }
+            return Some(ChangeReason::Regrow);
+        }
+        match self.phase {
+            Phase::SlowStart => {
+                self.rate = self.grown();
+                Some(ChangeReason::SlowStart)
+            }
+            Phase::Hold => {
+                let quiet = self.quiet_since.is_some_and(|q| now.saturating_duration_since(q) >= self.probe_interval);
+                if !quiet {
+                    return None;
+                }
+                self.quiet_since = Some(now);
+                self.rate = (self.rate * PROBE_STEP).min(self.config.max_rate);
+                Some(ChangeReason::Probe)
             }
         }
     }
 
-    /// One more answer in a row; raises the rate by a step when the streak is long enough.
-    pub fn on_success(&mut self) -> Option<f64> {
-        self.streak += 1;
-        if self.streak < SUCCESSES_PER_STEP {
-            return None;
-        }
-        self.streak = 0;
-        let raised = (self.rate + INCREASE_STEP).min(self.ceiling());
-        (raised > self.rate).then(|| {
-            self.rate = raised;
-            raised
-        })
+    /// The rate one slow-start step up.
+    fn grown(&self) -> f64 {
+        (self.rate * (1.0 + SLOW_START_GAIN / self.rate.max(1.0))).min(self.config.max_rate)
     }
 
-    /// The host refused a request sent at `sent_at`: halve the rate and remember the limit.
-    /// Ignored (returns `None`) if the request was sent before the last cut.
-    pub fn on_refusal(&mut self, sent_at: Instant, now: Instant) -> Option<f64> {
+    fn on_refusal(&mut self, sent_at: Instant, refused_rate: f64, now: Instant) -> Option<ChangeReason> {
         if self.last_cut.is_some_and(|cut| sent_at < cut) {
             return None;
         }
-        self.known_limit = Some(self.known_limit.map_or(self.rate, |l| l.min(self.rate)));
-        self.rate = (self.rate * DECREASE_FACTOR).max(MIN_RATE);
-        self.streak = 0;
+        self.limit = Some(match self.limit {
+            Some(l) => KnownLimit { rate: l.rate.min(refused_rate), refusals: l.refusals + 1, seen_at: Some(now) },
+            None => KnownLimit { rate: refused_rate, refusals: 1, seen_at: Some(now) },
+        });
+        let repeated = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) < REPEAT_WINDOW);
+        if self.phase == Phase::Hold && !repeated {
+            self.probe_interval = (self.probe_interval * 2).min(MAX_PROBE_INTERVAL);
+        }
+        self.phase = Phase::Hold;
         self.last_cut = Some(now);
-        Some(self.rate)
+        self.quiet_since = Some(now);
+        self.pending = None;
+        self.regrow_to = None;
+        if repeated {
+            self.rate = (self.rate * DECREASE_FACTOR).max(MIN_RATE);
+            return Some(ChangeReason::Refused);
+        }
+        // For one window the host is sent what left its window a window ago (the ramp was
+        // slower then), so the limiter's count does not creep up while the old sends drain.
+        let then = self.rate_at(sent_at.checked_sub(ESTIMATE_WINDOW));
+        self.rate = self.estimate(sent_at, refused_rate).min(then.max(MIN_RATE));
+        self.pending = Some((sent_at, refused_rate));
+        Some(ChangeReason::Refused)
+    }
+
+    /// The rate in force at `at` (the earliest known if `at` is before every remembered send).
+    fn rate_at(&self, at: Option<Instant>) -> f64 {
+        let before = at.and_then(|at| self.sends.iter().rev().find(|s| s.at <= at));
+        before.or(self.sends.front()).map_or(self.rate, |s| s.rate)
+    }
+
+    /// A window after the cut, once every send before the refused one has its answer, the
+    /// estimate is made again with all of them and becomes the held rate.
+    fn settle(&mut self, now: Instant) -> Option<ChangeReason> {
+        let (sent_at, refused_rate) = self.pending?;
+        let drained = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) >= ESTIMATE_WINDOW);
+        if !drained || self.sends.iter().any(|s| s.at < sent_at && s.answer == Answer::Pending) {
+            return None;
+        }
+        self.pending = None;
+        let settled = self.estimate(sent_at, refused_rate);
+        (settled > self.rate).then(|| {
+            self.rate = settled;
+            ChangeReason::Settled
+        })
+    }
+
+    /// The rate to hold at after a refusal of a request sent at `refused_at` at `refused_rate`
+    /// (see the module header).
+    fn estimate(&self, refused_at: Instant, refused_rate: f64) -> f64 {
+        let from = refused_at.checked_sub(ESTIMATE_WINDOW - WINDOW_MARGIN);
+        let accepted = || self.sends.iter().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
+        let counted = accepted().filter(|s| from.is_none_or(|f| s.at >= f)).count();
+        let by_count = (counted >= 2).then(|| counted as f64 / ESTIMATE_WINDOW.as_secs_f64());
+        let by_spacing = accepted().filter(|s| s.pressed).last().map(|s| s.rate);
+        let estimate = match (by_count, by_spacing) {
+            (Some(c), Some(s)) => Some(c.min(s)),
+            (c, s) => c.or(s),
+        };
+        let held = estimate.unwrap_or(refused_rate * DECREASE_FACTOR).min(refused_rate) * HOLD_FRACTION;
+        held.clamp(MIN_RATE, self.config.max_rate)
+    }
+
+    fn on_failure(&mut self) -> Option<ChangeReason> {
+        let failures = self.answers.iter().filter(|f| **f).count();
+        if self.answers.len() < FAILURE_WINDOW || failures < FAILURE_CLUSTER {
+            return None;
+        }
+        self.answers.clear();
+        self.regrow_to = Some(self.regrow_to.unwrap_or(0.0).max(self.rate));
+        self.rate = (self.rate * DECREASE_FACTOR).max(MIN_RATE);
+        Some(ChangeReason::Failures)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::token_bucket::{TokenBucket, DEFAULT_BURST};
-    use super::*;
-    use std::collections::VecDeque;
-    use std::time::Duration;
-
-    /// A host that refuses (429) any request arriving when more than `limit` requests, this one
-    /// included, arrived in the last second. Requests take `latency` to answer.
-    struct SimHost {
-        limit: usize,
-        arrivals: VecDeque<Instant>,
-    }
-
-    impl SimHost {
-        fn arrive(&mut self, t: Instant) -> Outcome {
-            while self.arrivals.front().is_some_and(|&a| a + Duration::from_secs(1) <= t) {
-                self.arrivals.pop_front();
-            }
-            self.arrivals.push_back(t);
-            Outcome::Status(if self.arrivals.len() > self.limit { 429 } else { 200 })
-        }
-    }
-
-    struct SimResult {
-        refusals: u32,
-        /// Seconds into the run of the first refusal.
-        first_refusal: Option<f64>,
-        /// Successful requests per second over the second half of the run.
-        late_rate: f64,
-        final_rate: f64,
-        known_limit: Option<f64>,
-    }
-
-    /// Drives a token bucket and a controller against `SimHost` in virtual time, with a queue
-    /// that never empties, for `secs` seconds.
-    fn simulate(limit: usize, config: RateConfig, secs: u64) -> SimResult {
-        let latency = Duration::from_millis(150);
-        let t0 = Instant::now();
-        let end = t0 + Duration::from_secs(secs);
-        let half = t0 + Duration::from_secs(secs / 2);
-        let mut host = SimHost { limit, arrivals: VecDeque::new() };
-        let mut rate = RateController::new(config);
-        let mut bucket = TokenBucket::new(rate.rate(), DEFAULT_BURST, t0);
-        // (sent_at, answered_at, outcome), answered in order since latency is constant.
-        let mut in_flight: VecDeque<(Instant, Instant, Outcome)> = VecDeque::new();
-        let (mut refusals, mut late_ok, mut first_refusal) = (0u32, 0u32, None);
-        let mut t = t0;
-        while t < end {
-            while let Some(&(sent, done, outcome)) = in_flight.front().filter(|r| r.1 <= t) {
-                in_flight.pop_front();
-                if outcome.is_refusal() {
-                    refusals += 1;
-                    first_refusal = first_refusal.or(Some((sent - t0).as_secs_f64()));
-                } else if sent >= half {
-                    late_ok += 1;
-                }
-                if let Some(new_rate) = rate.observe(&outcome, sent, done) {
-                    bucket.set_rate(new_rate, done);
-                }
-            }
-            let mut next = in_flight.front().map(|r| r.1);
-            if in_flight.len() < rate.max_in_flight() as usize {
-                match bucket.try_take(t) {
-                    Ok(()) => {
-                        in_flight.push_back((t, t + latency, host.arrive(t)));
-                        continue;
-                    }
-                    Err(wait) => next = Some(next.map_or(t + wait, |n| n.min(t + wait))),
-                }
-            }
-            t = next.expect("either a request is in flight or the bucket names a wait");
-        }
-        SimResult {
-            refusals,
-            first_refusal,
-            late_rate: f64::from(late_ok) / (secs / 2) as f64,
-            final_rate: rate.rate(),
-            known_limit: rate.known_limit(),
-        }
-    }
-
-    #[test]
-    fn host_limited_to_2_per_second_is_served_near_2_with_at_most_one_429() {
-        let config = RateConfig { initial_rate: 1.0, max_rate: 10.0, max_in_flight: 2 };
-        let r = simulate(2, config, 600);
-        println!(
-            "2 req/s host, 600 s: refusals={} (first at {:.1?} s) achieved over last 300 s={:.3} req/s \
-             final rate={:.3} known limit={:?}",
-            r.refusals, r.first_refusal, r.late_rate, r.final_rate, r.known_limit
-        );
-        assert!(r.refusals <= 1, "the operator saw {} 429s", r.refusals);
-        assert!(r.late_rate >= 1.6, "researcher got only {:.3} req/s", r.late_rate);
-        assert!(r.final_rate < 2.0, "the rate must hold below the host's limit, is {}", r.final_rate);
-    }
-
-    #[test]
-    fn unlimited_host_climbs_to_the_ceiling_and_no_further() {
-        let config = RateConfig { initial_rate: 1.0, max_rate: 4.0, max_in_flight: 2 };
-        let r = simulate(1000, config, 600);
-        println!("unlimited host, ceiling 4: achieved over last 300 s={:.3} req/s", r.late_rate);
-        assert_eq!(r.refusals, 0);
-        assert_eq!(r.final_rate, 4.0);
-        assert!(r.late_rate <= 4.0 + 1.0 / 300.0 && r.late_rate >= 3.9, "{}", r.late_rate);
-    }
-
-    #[test]
-    fn refusal_halves_and_later_increases_stop_below_the_known_limit() {
-        let t0 = Instant::now();
-        let mut rate = RateController::from_learned(RateConfig::default(), 3.0, None, 0, 2);
-        assert_eq!(rate.on_refusal(t0, t0), Some(1.5));
-        assert_eq!(rate.known_limit(), Some(3.0));
-        for _ in 0..SUCCESSES_PER_STEP * 100 {
-            rate.on_success();
-        }
-        assert!((rate.rate() - 2.7).abs() < 1e-9, "holds at 0.9 x 3.0, got {}", rate.rate());
-    }
-
-    #[test]
-    fn refusals_of_requests_sent_before_the_cut_do_not_cut_again() {
-        // Two requests in flight at 2 req/s both come back 429: the host was overloaded once,
-        // and halving twice (to a quarter) would punish it for a single episode.
-        let t0 = Instant::now();
-        let mut rate = RateController::from_learned(RateConfig::default(), 2.0, None, 0, 2);
-        let later = t0 + Duration::from_millis(100);
-        assert_eq!(rate.on_refusal(t0, later), Some(1.0));
-        assert_eq!(rate.on_refusal(t0 + Duration::from_millis(50), later), None);
-        assert_eq!(rate.rate(), 1.0);
-        // A request sent after the cut that is refused again is news: cut again.
-        assert_eq!(rate.on_refusal(later, later + Duration::from_secs(1)), Some(0.5));
-        assert_eq!(rate.known_limit(), Some(1.0), "the lowest limit is kept");
-    }
-
-    #[test]
-    fn repeated_refusals_stop_at_the_slowest_rate() {
-        let t0 = Instant::now();
-        let mut rate = RateController::new(RateConfig::default());
-        for i in 0..20 {
-            let t = t0 + Duration::from_secs(i);
-            rate.on_refusal(t, t);
-        }
-        assert_eq!(rate.rate(), MIN_RATE);
-    }
-
-    #[test]
-    fn errors_and_404s_affect_the_streak_as_documented() {
-        let t0 = Instant::now();
-        let mut rate = RateController::new(RateConfig::default());
-        for _ in 0..SUCCESSES_PER_STEP - 1 {
-            rate.observe(&Outcome::Status(404), t0, t0);
-        }
-        // A 500 just before the step: a struggling server is not pushed harder.
-        assert_eq!(rate.observe(&Outcome::Status(500), t0, t0), None);
-        assert_eq!(rate.success_streak(), 0);
-        for _ in 0..SUCCESSES_PER_STEP - 1 {
-            assert_eq!(rate.observe(&Outcome::Status(200), t0, t0), None);
-        }
-        assert_eq!(rate.observe(&Outcome::Status(404), t0, t0), Some(1.1), "a 404 is a healthy answer");
-    }
-
-    #[test]
-    fn restored_rate_is_clamped_to_config_and_known_limit() {
-        let config = RateConfig { max_rate: 5.0, max_in_flight: 3, ..RateConfig::default() };
-        let rate = RateController::from_learned(config.clone(), 8.0, None, 0, 10);
-        assert_eq!(rate.rate(), 5.0);
-        assert_eq!(rate.max_in_flight(), 3);
-        let rate = RateController::from_learned(config, 4.0, Some(2.0), 0, 2);
-        assert!((rate.rate() - 1.8).abs() < 1e-9, "{}", rate.rate());
-    }
-}
+#[path = "rate_tests.rs"]
+mod tests;

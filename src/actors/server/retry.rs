@@ -2,9 +2,9 @@
 //!
 //! [`classify`] is the one pure function that turns an attempt's outcome into a [`Decision`]:
 //! done, retry after a wait, or give up with an error class. "Whether" comes from
-//! `Outcome::is_retriable` and the retry budget; "when" is the server's `Retry-After` for a 429 or
-//! 503, otherwise exponential backoff with full jitter. [`CircuitBreaker`] watches a host rather
-//! than a URL: consecutive connect/DNS/timeout failures park the host for a growing while, and
+//! `Outcome::is_retriable` and the retry budget; "when" is the server's `Retry-After` on a 429
+//! or any error status that carries one, otherwise exponential backoff with full jitter.
+//! [`CircuitBreaker`] watches a host rather than a URL: consecutive connect/DNS/timeout failures park the host for a growing while, and
 //! after too many parkings declare it dead for the run.
 //!
 //! Nothing here sleeps, draws random numbers or reads a clock: the jitter value and the current
@@ -91,7 +91,8 @@ pub enum Decision {
 /// Decides what follows an attempt.
 ///
 /// `attempt` is the 0-based number of the attempt that produced `outcome` (0 for the first
-/// try). `retry_after` is the parsed header, if any; it is obeyed only for 429 and 503, exactly
+/// try). `retry_after` is the parsed header, if any; it is obeyed on any refusal (a 429, or an error
+/// status with the header), exactly
 /// (capped at `policy.retry_after_cap`), with no jitter. `jitter` is a uniform draw in `[0, 1]`
 /// used for full-jitter backoff; a value outside is clamped, NaN counts as 1 (the longest wait).
 pub fn classify(
@@ -115,7 +116,7 @@ pub fn classify(
         return Decision::GiveUp { class };
     }
     let after = match retry_after {
-        Some(wait) if outcome.is_refusal() => wait.min(policy.retry_after_cap),
+        Some(wait) if outcome.is_refusal(true) => wait.min(policy.retry_after_cap),
         _ => backoff(attempt, policy, jitter),
     };
     Decision::Retry { after }
@@ -293,9 +294,9 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_on_429_and_503_is_obeyed_exactly() {
+    fn retry_after_on_any_refusal_is_obeyed_exactly() {
         let p = RetryPolicy::default();
-        for code in [429, 503] {
+        for code in [429, 503, 500] {
             let d = classify(&Outcome::Status(code), 2, Some(secs(120)), &p, 0.01);
             assert_eq!(d, Decision::Retry { after: secs(120) }, "{code}");
         }
@@ -304,8 +305,8 @@ mod tests {
             classify(&Outcome::Status(429), 0, Some(secs(120)), &short, 0.0),
             Decision::Retry { after: secs(60) }
         );
-        // On a 500 the header is not a promise about the URL: ordinary backoff applies.
-        assert_eq!(classify(&Outcome::Status(500), 0, Some(secs(120)), &p, 1.0), Decision::Retry { after: secs(5) });
+        // Without the header a 503 is a failure: ordinary backoff applies.
+        assert_eq!(classify(&Outcome::Status(503), 0, None, &p, 1.0), Decision::Retry { after: secs(5) });
     }
 
     #[test]

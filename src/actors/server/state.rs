@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::rate::{RateConfig, RateController};
+use super::rate::{KnownLimit, RateChange, RateConfig, RateController, LIMIT_TRUST_AGE, MAX_PROBE_INTERVAL};
 use super::retry::{Availability, BreakerPolicy, CircuitBreaker};
 use super::token_bucket::{TokenBucket, DEFAULT_BURST};
 use crate::fetch::outcome::Outcome;
@@ -27,16 +27,28 @@ const MAX_STORED_WAIT: Duration = MAX_RETRY_AFTER;
 const RATE_RESOLUTION: f64 = 1e6;
 
 /// What one host has taught us, in a form that survives a process.
+///
+/// Fields added after the first release carry `#[serde(default)]`, so a servers table written by
+/// an earlier version still reads (and fields it no longer knows, like `success_streak`, are
+/// ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostState {
     /// Requests per second the host was being served at.
     pub rate: f64,
-    /// Lowest rate at which the host answered 429 or 503; the rate stays below 0.9x of it.
+    /// Lowest rate at which the host refused (a 429, or an error status with `Retry-After`).
     pub known_limit: Option<f64>,
+    /// Refusals that taught `known_limit`, over all runs. A limit seen once is probed again soon.
+    #[serde(default)]
+    pub limit_refusals: u32,
+    /// Unix time in ms the limit was last seen. An old limit is probed again soon.
+    #[serde(default)]
+    pub limit_seen_unix_ms: Option<u64>,
+    /// Seconds without a refusal before the next probe above the held rate (it doubles with
+    /// each refused probe); absent if never set.
+    #[serde(default)]
+    pub probe_interval_secs: Option<f64>,
     /// Most requests in flight to the host at once.
     pub max_in_flight: u32,
-    /// Answers in a row toward the next rate increase.
-    pub success_streak: u32,
     /// Unix time in ms before which nothing may be sent (the server's `Retry-After`); absent if
     /// no such pause is pending.
     pub backoff_until_unix_ms: Option<u64>,
@@ -78,19 +90,27 @@ pub struct LiveHost {
     rate: RateController,
     bucket: TokenBucket,
     breaker: CircuitBreaker,
-    /// Host-wide pause asked for by the server (`Retry-After` on 429/503).
+    /// Host-wide pause asked for by the server (`Retry-After` on a refusal).
     backoff_until: Option<Instant>,
+    /// When a restored limit was last seen (Unix ms), written back unchanged until it is seen
+    /// again in this process.
+    limit_seen_unix_ms: Option<u64>,
 }
 
 impl LiveHost {
     /// A host nothing is known about.
     pub fn new(config: RateConfig, breaker: BreakerPolicy, now: Instant) -> LiveHost {
-        let rate = RateController::new(config);
-        let bucket = TokenBucket::new(rate.rate(), DEFAULT_BURST, now);
-        LiveHost { rate, bucket, breaker: CircuitBreaker::new(breaker), backoff_until: None }
+        LiveHost::with_rate(RateController::new(config), breaker, now)
     }
 
-    /// Whether to send a request now, given how many are in flight. Takes a token on `Send`.
+    /// A host whose rate controller is already built (a test's, or a restored one).
+    pub fn with_rate(rate: RateController, breaker: BreakerPolicy, now: Instant) -> LiveHost {
+        let bucket = TokenBucket::new(rate.rate(), DEFAULT_BURST, now);
+        LiveHost { rate, bucket, breaker: CircuitBreaker::new(breaker), backoff_until: None, limit_seen_unix_ms: None }
+    }
+
+    /// Whether to send a request now, given how many are in flight. Takes a token on `Send`;
+    /// the request must then be sent with `now` as its `sent_at`.
     pub fn try_send(&mut self, in_flight: u32, now: Instant) -> Gate {
         let parked_until = match self.breaker.availability(now) {
             Availability::Dead => return Gate::Dead,
@@ -104,23 +124,57 @@ impl LiveHost {
         if in_flight >= self.rate.max_in_flight() {
             return Gate::AtCapacity;
         }
+        let lateness = self.bucket.lateness(now);
         match self.bucket.try_take(now) {
-            Ok(()) => Gate::Send,
+            Ok(()) => {
+                self.rate.on_send(now, lateness);
+                Gate::Send
+            }
             Err(wait) => Gate::Wait { until: now + wait },
         }
     }
 
-    /// Feeds a finished request sent at `sent_at` to the rate, the bucket and the breaker. A
-    /// `Retry-After` on a 429 or 503 pauses the whole host, since it speaks for the server.
-    pub fn observe(&mut self, outcome: &Outcome, retry_after: Option<Duration>, sent_at: Instant, now: Instant) {
-        if let Some(new_rate) = self.rate.observe(outcome, sent_at, now) {
-            self.bucket.set_rate(new_rate, now);
+    /// Feeds a finished request sent at `sent_at` to the rate, the bucket and the breaker, and
+    /// returns the change of rate, if any. A `Retry-After` on a refusal pauses the whole host,
+    /// since it speaks for the server.
+    pub fn observe(
+        &mut self,
+        outcome: &Outcome,
+        retry_after: Option<Duration>,
+        sent_at: Instant,
+        now: Instant,
+    ) -> Option<RateChange> {
+        let change = self.rate.observe(outcome, retry_after.is_some(), sent_at, now);
+        if let Some(c) = change {
+            self.bucket.set_rate(c.to, now);
         }
         self.breaker.record(outcome, sent_at, now);
-        if let Some(wait) = retry_after.filter(|_| outcome.is_refusal()) {
-            let until = now + wait.min(MAX_RETRY_AFTER);
-            self.backoff_until = Some(self.backoff_until.map_or(until, |old| old.max(until)));
+        if let Some(wait) = retry_after.filter(|_| outcome.is_refusal(true)) {
+            self.pause(wait, now);
         }
+        change
+    }
+
+    /// Another share of this host was refused: follow its rate down and honour its pause.
+    pub fn on_peer_refusal(&mut self, share_rate: f64, pause: Option<Duration>, now: Instant) -> Option<RateChange> {
+        let change = self.rate.on_peer_refusal(share_rate, now);
+        if let Some(c) = change {
+            self.bucket.set_rate(c.to, now);
+        }
+        if let Some(wait) = pause {
+            self.pause(wait, now);
+        }
+        change
+    }
+
+    fn pause(&mut self, wait: Duration, now: Instant) {
+        let until = now + wait.min(MAX_RETRY_AFTER);
+        self.backoff_until = Some(self.backoff_until.map_or(until, |old| old.max(until)));
+    }
+
+    /// What is left of a server-requested pause at `now`.
+    pub fn pause_left(&self, now: Instant) -> Option<Duration> {
+        self.backoff_until.filter(|u| *u > now).map(|u| u - now)
     }
 
     /// The rate controller (read only: changes go through `observe` so the bucket follows).
@@ -135,11 +189,15 @@ impl LiveHost {
 
     /// The serialisable state at `now`; `wall` is the wall-clock time at the same moment.
     pub fn export(&self, now: Instant, wall: SystemTime) -> HostState {
+        let limit = self.rate.known_limit();
         HostState {
             rate: round_rate(self.rate.rate()),
-            known_limit: self.rate.known_limit().map(round_rate),
+            known_limit: limit.map(|l| round_rate(l.rate)),
+            limit_refusals: limit.map_or(0, |l| l.refusals),
+            limit_seen_unix_ms: limit
+                .and_then(|l| l.seen_at.map(|at| to_unix_ms(at, now, wall)).or(self.limit_seen_unix_ms)),
+            probe_interval_secs: Some(self.rate.probe_interval().as_secs_f64()),
             max_in_flight: self.rate.max_in_flight(),
-            success_streak: self.rate.success_streak(),
             backoff_until_unix_ms: self.backoff_until.filter(|until| *until > now).map(|i| to_unix_ms(i, now, wall)),
             consecutive_failures: self.breaker.consecutive_failures(),
             parks: self.breaker.parks(),
@@ -149,7 +207,9 @@ impl LiveHost {
     }
 
     /// A live host from a saved state. Values are clamped to `config`. The token bucket starts
-    /// empty: the previous owner may have sent a request a moment ago.
+    /// empty: the previous owner may have sent a request a moment ago. A limit is trusted (its
+    /// stored probe interval kept) when it was seen at least twice within `LIMIT_TRUST_AGE`;
+    /// otherwise it is probed again after `CAREFUL_PROBE_INTERVAL`.
     pub fn restore(
         state: &HostState,
         config: RateConfig,
@@ -157,13 +217,15 @@ impl LiveHost {
         now: Instant,
         wall: SystemTime,
     ) -> LiveHost {
-        let rate = RateController::from_learned(
-            config,
-            state.rate,
-            state.known_limit,
-            state.success_streak,
-            state.max_in_flight,
-        );
+        let wall_ms = to_unix_ms(now, now, wall);
+        let recent =
+            state.limit_seen_unix_ms.is_some_and(|ms| wall_ms.saturating_sub(ms) <= LIMIT_TRUST_AGE.as_millis() as u64);
+        let trusted = state.limit_refusals >= 2 && recent;
+        let limit = state.known_limit.map(|rate| KnownLimit { rate, refusals: state.limit_refusals, seen_at: None });
+        let mut rate = RateController::from_learned(config, state.rate, limit, state.max_in_flight, trusted);
+        if let Some(secs) = state.probe_interval_secs.filter(|s| trusted && s.is_finite() && *s > 0.0) {
+            rate.set_probe_interval(Duration::from_secs_f64(secs.min(MAX_PROBE_INTERVAL.as_secs_f64())));
+        }
         let parked_until = state.parked_until_unix_ms.map(|ms| from_unix_ms(ms, now, wall));
         LiveHost {
             bucket: TokenBucket::new_empty(rate.rate(), DEFAULT_BURST, now),
@@ -176,6 +238,7 @@ impl LiveHost {
                 state.dead,
             ),
             backoff_until: state.backoff_until_unix_ms.map(|ms| from_unix_ms(ms, now, wall)).filter(|u| *u > now),
+            limit_seen_unix_ms: state.limit_seen_unix_ms,
         }
     }
 }
@@ -206,6 +269,7 @@ fn from_unix_ms(ms: u64, now: Instant, wall: SystemTime) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actors::server::rate::{Phase, CAREFUL_PROBE_INTERVAL};
     use crate::fetch::outcome::TransportKind;
 
     const TIMEOUT: Outcome = Outcome::Transport(TransportKind::Timeout);
@@ -239,9 +303,9 @@ mod tests {
         let t0 = Instant::now();
         let now = t0 + secs(10);
         let saved = eventful_host(t0).export(now, wall());
-        assert_eq!(saved.rate, 1.15);
-        assert_eq!(saved.known_limit, Some(2.3));
-        assert_eq!(saved.success_streak, 7);
+        assert_eq!(saved.rate, 1.1155, "halved with no evidence, held at 97%");
+        assert_eq!((saved.known_limit, saved.limit_refusals), (Some(2.3), 1));
+        assert!(saved.limit_seen_unix_ms.is_some());
         assert_eq!(saved.parks, 1);
         assert!(saved.backoff_until_unix_ms.is_some() && saved.parked_until_unix_ms.is_some());
 
@@ -249,7 +313,9 @@ mod tests {
         let read: HostState = serde_json::from_str(&json).unwrap();
         assert_eq!(read, saved);
         let restored = LiveHost::restore(&read, RateConfig::default(), BreakerPolicy::default(), now, wall());
-        assert_eq!(restored.export(now, wall()), saved, "export after restore must give the same state");
+        // Everything survives the round trip, except that a limit seen once is probed soon.
+        let expected = HostState { probe_interval_secs: Some(CAREFUL_PROBE_INTERVAL.as_secs_f64()), ..saved };
+        assert_eq!(restored.export(now, wall()), expected, "export after restore must give the same state");
     }
 
     #[test]
@@ -289,7 +355,7 @@ mod tests {
         assert_eq!(host.export(now, next_day).backoff_until_unix_ms, None);
         assert!(matches!(host.try_send(0, now), Gate::Wait { .. } | Gate::Send));
         assert_eq!(host.breaker().parks(), 0);
-        assert_eq!(host.rate().known_limit(), Some(2.3), "the host's limit is still known");
+        assert_eq!(host.rate().known_limit().map(|l| l.rate), Some(2.3), "the host's limit is still known");
         // Probation is over too: a single timeout does not park it.
         host.observe(&TIMEOUT, None, now, now);
         assert_eq!(host.breaker().availability(now), Availability::Up);
@@ -304,7 +370,45 @@ mod tests {
         let state: HostState = serde_json::from_str(json).unwrap();
         let host = LiveHost::restore(&state, RateConfig::default(), BreakerPolicy::default(), Instant::now(), wall());
         assert_eq!(host.rate().rate(), 1.89);
-        assert_eq!(host.rate().ceiling(), 2.1 * 0.9);
+        assert_eq!(host.rate().phase(), Phase::Hold, "a host with a known limit holds");
+        assert_eq!(host.rate().probe_interval(), CAREFUL_PROBE_INTERVAL, "a limit of unknown age is probed soon");
+    }
+
+    #[test]
+    fn only_a_limit_seen_twice_and_recently_is_trusted() {
+        let t0 = Instant::now();
+        let base = LiveHost::new(RateConfig::default(), BreakerPolicy::default(), t0).export(t0, wall());
+        let day_ms = 24 * 3600 * 1000;
+        let now_ms = to_unix_ms(t0, t0, wall());
+        let with = |refusals, age_days: u64| HostState {
+            rate: 3.0,
+            known_limit: Some(3.3),
+            limit_refusals: refusals,
+            limit_seen_unix_ms: Some(now_ms - age_days * day_ms),
+            probe_interval_secs: Some(7200.0),
+            ..base.clone()
+        };
+        let interval = |state: HostState| {
+            LiveHost::restore(&state, RateConfig::default(), BreakerPolicy::default(), t0, wall())
+                .rate()
+                .probe_interval()
+        };
+        assert_eq!(interval(with(3, 1)), Duration::from_secs(7200), "trusted: the stored interval is kept");
+        assert_eq!(interval(with(1, 1)), CAREFUL_PROBE_INTERVAL, "seen once");
+        assert_eq!(interval(with(3, 60)), CAREFUL_PROBE_INTERVAL, "seen two months ago");
+    }
+
+    #[test]
+    fn a_retry_after_on_any_refusal_pauses_the_host_and_a_bare_503_does_not() {
+        let t0 = Instant::now();
+        let mut host = LiveHost::new(RateConfig::default(), BreakerPolicy::default(), t0);
+        assert_eq!(host.try_send(0, t0), Gate::Send);
+        host.observe(&Outcome::Status(503), None, t0, t0 + secs(1));
+        assert_eq!(host.pause_left(t0 + secs(1)), None);
+        assert_eq!(host.rate().known_limit(), None, "a bare 503 teaches no limit");
+        host.observe(&Outcome::Status(500), Some(secs(30)), t0 + secs(1), t0 + secs(2));
+        assert_eq!(host.pause_left(t0 + secs(2)), Some(secs(30)));
+        assert!(matches!(host.try_send(0, t0 + secs(3)), Gate::Wait { until } if until == t0 + secs(32)));
     }
 
     #[test]

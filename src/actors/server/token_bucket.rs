@@ -30,6 +30,8 @@ pub struct TokenBucket {
     tokens: f64,
     /// When `tokens` was last brought up to date.
     last: Instant,
+    /// When a whole token became available and has not been taken since (see `lateness`).
+    ready_since: Option<Instant>,
 }
 
 impl TokenBucket {
@@ -37,13 +39,13 @@ impl TokenBucket {
     /// burst is earned by idling. A rate that is not a positive finite number is taken as
     /// `MIN_RATE` (the most cautious reading); a burst of 0 is taken as 1.
     pub fn new(rate: f64, burst: u32, now: Instant) -> TokenBucket {
-        TokenBucket { rate: sanitize(rate), burst: burst.max(1), tokens: 1.0, last: now }
+        TokenBucket { rate: sanitize(rate), burst: burst.max(1), tokens: 1.0, last: now, ready_since: Some(now) }
     }
 
     /// A bucket with no token, for a host handed over from another owner: its last request may
     /// have been a moment ago, so the first one here waits a full `1/rate`.
     pub fn new_empty(rate: f64, burst: u32, now: Instant) -> TokenBucket {
-        TokenBucket { tokens: 0.0, ..TokenBucket::new(rate, burst, now) }
+        TokenBucket { tokens: 0.0, ready_since: None, ..TokenBucket::new(rate, burst, now) }
     }
 
     /// Requests per second.
@@ -61,10 +63,26 @@ impl TokenBucket {
         self.refill(now);
         if self.tokens >= 1.0 - TOKEN_EPSILON {
             self.tokens = (self.tokens - 1.0).max(0.0);
+            if self.tokens < 1.0 - TOKEN_EPSILON {
+                self.ready_since = None;
+            }
             return Ok(());
         }
         let secs = (1.0 - self.tokens) / self.rate;
         Err(Duration::from_nanos((secs * 1e9).ceil() as u64))
+    }
+
+    /// How long a token has been ready and unused at `now` (zero if none is ready yet): a
+    /// request that leaves late was held by something other than the rate, such as the in-flight
+    /// cap or an empty queue. A change of rate does not reset it.
+    pub fn lateness(&self, now: Instant) -> Duration {
+        match self.ready_since {
+            Some(ready) => now.saturating_duration_since(ready),
+            None => {
+                let missing = (1.0 - self.tokens) / self.rate;
+                now.saturating_duration_since(self.last).saturating_sub(Duration::from_secs_f64(missing.max(0.0)))
+            }
+        }
     }
 
     /// Changes the rate from `now` on. Tokens earned so far were earned at the old rate and stay
@@ -78,7 +96,12 @@ impl TokenBucket {
     fn refill(&mut self, now: Instant) {
         // `now` earlier than `last` (a caller passing a stale instant) earns nothing.
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        let before = self.tokens;
         self.tokens = (self.tokens + elapsed * self.rate).min(f64::from(self.burst));
+        if self.ready_since.is_none() && self.tokens >= 1.0 - TOKEN_EPSILON {
+            let to_one = ((1.0 - before) / self.rate).max(0.0);
+            self.ready_since = Some(self.last + Duration::from_secs_f64(to_one.min(elapsed)));
+        }
         self.last = self.last.max(now);
     }
 }
@@ -166,6 +189,15 @@ mod tests {
         bucket.set_rate(0.5, t0);
         let wait = bucket.try_take(t0).unwrap_err();
         assert!((wait.as_secs_f64() - 2.0).abs() < 1e-6, "after a cut to 0.5/s the gap is 2 s: {wait:?}");
+    }
+
+    #[test]
+    fn lateness_tells_how_long_a_token_waited() {
+        let t0 = Instant::now();
+        let mut bucket = TokenBucket::new(2.0, DEFAULT_BURST, t0);
+        bucket.try_take(t0).unwrap();
+        assert_eq!(bucket.lateness(t0 + secs(0.25)), Duration::ZERO, "the next token is not ready yet");
+        assert!((bucket.lateness(t0 + secs(0.8)).as_secs_f64() - 0.3).abs() < 1e-9, "ready at 0.5 s, used at 0.8 s");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use distributed_downloader::origin::{Behaviour, HostSpec, Origin};
+use distributed_downloader::origin::{Behaviour, HostSpec, Origin, RetryAfterForm};
 use distributed_downloader::shards::hdf5_io::read_shard;
 
 use crate::util::*;
@@ -97,13 +97,16 @@ fn every_row_is_done_exactly_once_on_2_3_and_4_ranks_within_each_hosts_limits() 
 
 #[test]
 fn a_split_host_never_sees_more_than_its_rate_or_in_flight_cap() {
-    // Ranks that can only process 2 images/s force the planner to split an 8 req/s host in two.
+    // Ranks that can only process 4 images/s force the planner to split a 16 req/s host in two
+    // (the in-flight cap of 2 bounds the shares). Answers take 400 ms, so at 8 req/s a share
+    // would keep 3 requests in flight if its share of the cap (1) were not enforced, and the
+    // host would see up to 4.
     let origin =
-        Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(100) })]).unwrap();
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(400) })]).unwrap();
     let (dir, urls) = prepped(
         &origin,
         40,
-        "INITIAL_RATE_LIMIT=8\nMAX_RATE_LIMIT=8\nMAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=2\n",
+        "INITIAL_RATE_LIMIT=16\nMAX_RATE_LIMIT=16\nMAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=4\n",
     );
     let cfg = dir.path().join("job.env");
     let out = dir.path().join("out");
@@ -112,14 +115,44 @@ fn a_split_host_never_sees_more_than_its_rate_or_in_flight_cap() {
     let plan: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
     let shares = plan["assignments"].as_array().unwrap();
-    assert_eq!(shares.len(), 2, "split in 2 (the in-flight cap of 2 bounds the shares): {plan}");
+    assert_eq!(shares.len(), 2, "split in 2: {plan}");
     assert_ne!(shares[0]["rank"], shares[1]["rank"]);
     let log = origin.log(0);
     assert_eq!(log.count_status(200), 40);
-    assert!(log.max_in_flight() <= 2, "{} in flight on a split host", log.max_in_flight());
+    assert!(log.max_in_flight() <= 2, "{} in flight on a split host with a cap of 2", log.max_in_flight());
     let window = log.max_requests_in_window(Duration::from_secs(1));
-    assert!(window <= 9, "{window} requests in 1 s on an 8 req/s host split over 2 ranks");
+    assert!(window <= 17, "{window} requests in 1 s on a 16 req/s host split over 2 ranks");
     assert_eq!(records_per_url(&out).len(), urls.len());
+}
+
+#[test]
+fn a_refusal_seen_by_one_share_reaches_the_other_rank_within_the_round() {
+    // A 4 req/s host split in two shares that start at 6 req/s each: the host refuses, with
+    // Retry-After, and each share must hear of the other's refusal from the other rank.
+    let origin = Origin::start(vec![HostSpec::loopback(
+        2,
+        Behaviour::RateLimited { per_second: 4.0, retry_after: Some(RetryAfterForm::Seconds(1)) },
+    )])
+    .unwrap();
+    let (dir, urls) = prepped(
+        &origin,
+        48,
+        "INITIAL_RATE_LIMIT=12\nMAX_RATE_LIMIT=12\nMAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=6\nBACKOFF_BASE_SECS=0.05\n",
+    );
+    let cfg = dir.path().join("job.env");
+    let out = dir.path().join("out");
+    let o = mpirun(2, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
+    assert_eq!(plan["assignments"].as_array().unwrap().len(), 2, "split in 2: {plan}");
+    let err = stderr(&o);
+    assert!(err.contains("another share of this host was refused"), "no share heard of the other's refusal:\n{err}");
+    let seen = records_per_url(&out);
+    assert!(urls.iter().all(|u| seen.get(u) == Some(&1)), "every row exactly once");
+    let log = origin.log(0);
+    assert_eq!(log.count_status(200), 48);
+    assert!(log.count_status(429) <= 4, "{} refusals on a host two shares learned together", log.count_status(429));
 }
 
 /// PIDs of the processes whose parent is `parent`.

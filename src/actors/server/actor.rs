@@ -498,6 +498,14 @@ impl Handler<PeerRefusal> for ServerActor {
 
     fn handle(&mut self, msg: PeerRefusal, ctx: &mut Self::Context) {
         let now = Instant::now();
+        let pause = msg.pause.map(|p| format!(", pausing {:.1} s", p.as_secs_f64())).unwrap_or_default();
+        crate::telemetry::events::log(
+            "INFO",
+            &format!(
+                "{}: another share of this host was refused; following it to {:.2} req/s{pause}",
+                self.host, msg.share_rate
+            ),
+        );
         if let Some(c) = self.live.on_peer_refusal(msg.share_rate, msg.pause, now) {
             RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason.as_str() }
                 .emit(&self.engine.counters);

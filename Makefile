@@ -11,7 +11,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 
-.PHONY: setup build test demo bench bench-prep bench-download
+.PHONY: setup build test demo bench bench-prep bench-download bench-politeness
 
 setup:
 	./scripts/setup.sh
@@ -39,4 +39,12 @@ bench-download: setup
 	cargo build --locked --release
 	$(CARGO_TARGET_DIR)/release/distributed-downloader bench-download --dir $(BENCH_DIR)-download
 
-bench: bench-prep bench-download
+# Runs the download on 1 rank, then on 4 (mpirun), against local hosts limited to 2, 8 and 30
+# req/s, two with random 503s and one unlimited, and prints per host what the servers saw and
+# the rate-control goals as PASS or MISS. BENCH_SCALE=0.25 gives a quick run.
+BENCH_SCALE ?= 1
+bench-politeness: setup
+	cargo build --locked --release
+	$(CARGO_TARGET_DIR)/release/distributed-downloader bench-politeness --scale $(BENCH_SCALE) --dir $(BENCH_DIR)-politeness
+
+bench: bench-prep bench-download bench-politeness

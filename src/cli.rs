@@ -35,6 +35,10 @@ pub enum Command {
     /// Measure the codec limit and end-to-end download rate on a local corpus of photos.
     #[command(hide = true)]
     BenchDownload(BenchDownloadArgs),
+    /// Measure, on 1 and 4 ranks, how close downloads come to what rate-limited, flaky and
+    /// unlimited local hosts allow, and print the rate-control goals as PASS or MISS.
+    #[command(hide = true)]
+    BenchPoliteness(BenchPolitenessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,4 +148,23 @@ pub struct BenchDownloadArgs {
     /// Scratch folder (removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPolitenessArgs {
+    /// Multiplies every host's URL count: 1 is the full mix (a few hundred URLs, at least 40 s
+    /// per run), 0.25 a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Scratch folder (removed afterwards, unless --keep or a run failed).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Stop a run still going after this many seconds; it is reported from what the servers saw
+    /// until then, and the command exits 1.
+    #[arg(long, default_value_t = crate::bench_politeness::RUN_TIMEOUT.as_secs())]
+    pub timeout_secs: u64,
+    /// Keep the scratch folder: per run, the URL list, config, prep output and shards, the
+    /// download's logs, and every request the servers saw (`server-log.csv`).
+    #[arg(long)]
+    pub keep: bool,
 }

@@ -5,7 +5,6 @@
 
 use anyhow::{anyhow, Context};
 
-use crate::bench;
 use crate::cli::{Cli, Command, DownloadArgs, PrepArgs};
 use crate::config::{RawConfig, Settings};
 use crate::download::ranks::run_ranks;
@@ -13,6 +12,7 @@ use crate::download::run::{self as download_run, DownloadOptions};
 use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
+use crate::{bench, bench_politeness};
 
 /// Why a subcommand stopped.
 #[derive(Debug)]
@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Origin(args) => crate::origin::cli::run(&args).map_err(Failure::Run),
         Command::BenchPrep(args) => bench::prep(&args).map_err(Failure::Run),
         Command::BenchDownload(args) => bench::download(&args, &settings).map_err(Failure::Run),
+        Command::BenchPoliteness(args) => bench_politeness::run(&args).map_err(Failure::Run),
     }
 }
 

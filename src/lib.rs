@@ -14,12 +14,14 @@
 //! - `progress`: a bar on a terminal, plain lines in logs.
 //! - `rng`: the one deterministic RNG for generated images and inputs.
 //! - `bench`: generated inputs for the benchmarks.
+//! - `bench_politeness`: downloads on 1 and 4 ranks against scripted hosts, judged on what the servers saw.
 //! - `origin`: the one test origin: scripted loopback HTTP hosts that log what they saw.
 //! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
 //! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
 
 pub mod actors;
 pub mod bench;
+pub mod bench_politeness;
 pub mod cli;
 pub mod commands;
 pub mod config;

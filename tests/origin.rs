@@ -234,6 +234,34 @@ fn error_hosts_answer_their_statuses_and_dead_hosts_refuse() {
 }
 
 #[test]
+fn random_503_host_fails_about_its_percent_without_retry_after_and_zero_never_fails() {
+    const REQUESTS: usize = 400;
+    let origin = start(vec![
+        (10, Behaviour::Random503 { percent: 15 }),
+        (10, Behaviour::Random503 { percent: 0 }),
+        (10, Behaviour::Random503 { percent: 15 }),
+    ]);
+    let mut conn = Conn::open(origin.addr(0));
+    let responses: Vec<Response> = (0..REQUESTS).map(|i| conn.get(&format!("/img/w16-h16-{i}.jpg"))).collect();
+    let failed = responses.iter().filter(|r| r.status == 503).count();
+    assert!((REQUESTS / 10..=REQUESTS / 5).contains(&failed), "{failed} of {REQUESTS} got 503, expected 10-20%");
+    assert!(responses.iter().all(|r| r.status == 200 || r.status == 503));
+    assert!(responses.iter().all(|r| r.header("retry-after").is_none()), "a random 503 never sends Retry-After");
+    assert_eq!(origin.log(0).count_status(503), failed, "the log agrees with what the client saw");
+    let mut conn = Conn::open(origin.addr(1));
+    assert!((0..REQUESTS).all(|_| conn.get("/img/w16-h16-1.jpg").status == 200), "random503:0 never fails");
+    // Seeded from a constant and the host's position: the same host of another origin answers
+    // alike, another host of the same origin fails independently.
+    let statuses = |origin: &Origin, host: usize| -> Vec<u16> {
+        let mut conn = Conn::open(origin.addr(host));
+        (0..100).map(|i| conn.get(&format!("/img/w16-h16-{i}.jpg")).status).collect()
+    };
+    let again = start(vec![(10, Behaviour::Random503 { percent: 15 })]);
+    assert_eq!(statuses(&again, 0), origin.log(0).statuses()[..100], "the same answers in every run");
+    assert_ne!(statuses(&origin, 2), origin.log(0).statuses()[..100], "two hosts fail independently");
+}
+
+#[test]
 fn redirect_chain_stays_on_the_host_and_ends_in_the_image() {
     let origin = start(vec![(7, Behaviour::Redirect { hops: 3 })]);
     let mut conn = Conn::open(origin.addr(0));

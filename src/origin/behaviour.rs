@@ -23,6 +23,12 @@ pub enum Behaviour {
     /// Every `every`-th request this host receives (the n-th, 2n-th, …, counting all paths)
     /// gets 503; the others are served as `Ok`. `every: 0` never fails.
     Flaky503 { every: u32 },
+    /// Each request independently gets 503 (without `Retry-After`) with probability
+    /// `percent`/100; the others are served as `Ok`. The draws come from a
+    /// [`SplitMix64`](crate::rng::SplitMix64) per host, seeded from a constant and the host's
+    /// position in `Origin::start`, so the n-th request a host receives gets the same answer in
+    /// every run, and two such hosts fail independently. `percent: 0` never fails, `100` always does.
+    Random503 { percent: u32 },
     /// Waits `delay` before sending the response head, then serves as `Ok`.
     Slow { delay: Duration },
     /// Sends the head with the full `Content-Length`, the first `after_bytes` of the body
@@ -89,8 +95,8 @@ impl RetryAfterForm {
 
 /// The accepted spellings, for error messages and the hidden `origin` subcommand's help.
 pub const BEHAVIOUR_SYNTAX: &str = "ok | notfound | forbidden | corrupt | truncated | html | bomb | dead | \
-ratelimit:<per_second>[:<retry_after_secs> | :date<retry_after_secs>] | flaky503:<every> | slow:<ms> | \
-stall:<after_bytes> | trickle:<bytes_per_sec> | redirect:<hops> | huge:<bytes>";
+ratelimit:<per_second>[:<retry_after_secs> | :date<retry_after_secs>] | flaky503:<every> | random503:<percent> | \
+slow:<ms> | stall:<after_bytes> | trickle:<bytes_per_sec> | redirect:<hops> | huge:<bytes>";
 
 /// A behaviour spelled on a command line could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -147,11 +153,13 @@ impl std::str::FromStr for Behaviour {
                 };
                 Behaviour::RateLimited { per_second, retry_after }
             }
-            "flaky503" | "slow" | "stall" | "trickle" | "redirect" | "huge" => {
+            "flaky503" | "random503" | "slow" | "stall" | "trickle" | "redirect" | "huge" => {
                 expect_args(1)?;
                 let n = number(0)?;
                 match name.as_str() {
                     "flaky503" => Behaviour::Flaky503 { every: small(n)? },
+                    "random503" if n > 100 => return Err(fail("percent must be from 0 to 100")),
+                    "random503" => Behaviour::Random503 { percent: small(n)? },
                     "slow" => Behaviour::Slow { delay: Duration::from_millis(n) },
                     "stall" => Behaviour::StallMidBody { after_bytes: n as usize },
                     "trickle" => Behaviour::Trickle { bytes_per_sec: n.max(1) },
@@ -175,7 +183,20 @@ mod tests {
         assert_eq!("ratelimit:2:date5".parse::<Behaviour>().unwrap(), rl);
         assert_eq!("slow:300".parse::<Behaviour>().unwrap(), Behaviour::Slow { delay: Duration::from_millis(300) });
         assert_eq!("404".parse::<Behaviour>().unwrap(), Behaviour::NotFound);
-        for bad in ["okay", "slow", "slow:x", "ratelimit:0", "ok:1", "redirect:99999999999"] {
+        assert_eq!("random503:15".parse::<Behaviour>().unwrap(), Behaviour::Random503 { percent: 15 });
+        assert_eq!("random503:0".parse::<Behaviour>().unwrap(), Behaviour::Random503 { percent: 0 });
+        for bad in [
+            "okay",
+            "slow",
+            "slow:x",
+            "ratelimit:0",
+            "ok:1",
+            "redirect:99999999999",
+            "random503",
+            "random503:101",
+            "random503:1.5",
+            "random503:15:2",
+        ] {
             let err = bad.parse::<Behaviour>().expect_err(bad).to_string();
             assert!(err.contains(bad) && err.contains("ratelimit:<per_second>"), "{err}");
         }

@@ -1,8 +1,8 @@
 //! `origin::respond`: from a host's `Behaviour` and one request to the reply it gets.
 //!
-//! Owns the per-host counters a script needs (request count for `Flaky503`, recent serves for
-//! `RateLimited`) and the bodies that are not images (garbage, HTML, filler, the bomb PNG).
-//! It decides; `server` writes the bytes and keeps time.
+//! Owns the per-host state a script needs (request count for `Flaky503`, recent serves for
+//! `RateLimited`, the random stream of `Random503`) and the bodies that are not images (garbage,
+//! HTML, filler, the bomb PNG). It decides; `server` writes the bytes and keeps time.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +22,10 @@ const CORRUPT_BYTES: usize = 4096;
 const CORRUPT_SALT: u64 = 0x0C02_2097;
 /// Size of the repeating filler block a `Huge` body is streamed from.
 pub const FILLER_BLOCK: usize = 64 * 1024;
+/// Seed of the `Random503` streams, with the host's position added: fixed, so the n-th request a
+/// host receives gets the same answer in every run and a benchmark or test that relies on it is
+/// reproducible, while two such hosts of one origin still fail independently.
+const RANDOM_503_SEED: u64 = 0x0503_5EED;
 
 /// The bytes of a reply's body.
 pub enum Body {
@@ -98,11 +102,20 @@ pub struct Script {
     received: AtomicU64,
     /// Arrival times of requests served (not refused) by `RateLimited`, oldest first.
     served: Mutex<VecDeque<Instant>>,
+    /// The draws of `Random503`, one per request. A std mutex: held for one draw, never across
+    /// an await.
+    rng: Mutex<SplitMix64>,
 }
 
 impl Script {
-    pub fn new(behaviour: Behaviour) -> Script {
-        Script { behaviour, received: AtomicU64::new(0), served: Mutex::new(VecDeque::new()) }
+    /// The script of the host at position `host` in `Origin::start`'s list.
+    pub fn new(behaviour: Behaviour, host: usize) -> Script {
+        Script {
+            behaviour,
+            received: AtomicU64::new(0),
+            served: Mutex::new(VecDeque::new()),
+            rng: Mutex::new(SplitMix64(RANDOM_503_SEED.wrapping_add(host as u64))),
+        }
     }
 
     /// The reply to `head`, arriving at `now`, on the host reachable at `base_url`. May encode an
@@ -131,6 +144,14 @@ impl Script {
                 Reply::text(503, "temporarily unavailable\n")
             }
             Behaviour::Flaky503 { .. } => image(path),
+            Behaviour::Random503 { percent } => {
+                let draw = self.rng.lock().expect("random 503 lock").next_u64() % 100;
+                if draw < u64::from(*percent) {
+                    Reply::text(503, "temporarily unavailable\n")
+                } else {
+                    image(path)
+                }
+            }
             Behaviour::Slow { delay } => Reply { head_delay: *delay, ..image(path) },
             Behaviour::StallMidBody { after_bytes } => {
                 let reply = image(path);

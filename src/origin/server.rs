@@ -113,7 +113,7 @@ impl Origin {
             .into_iter()
             .map(|(listener, behaviour, i)| {
                 let ctx = HostCtx {
-                    script: Arc::new(Script::new(behaviour)),
+                    script: Arc::new(Script::new(behaviour, i)),
                     base_url: out[i].base_url.clone(),
                     log: out[i].log.clone(),
                     started,

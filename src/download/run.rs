@@ -173,7 +173,9 @@ pub fn run_round(
                 .as_deref()
                 .and_then(|j| serde_json::from_str::<HostState>(j).ok())
                 .map(HostState::for_new_run),
-            initial_rate: s.learned_rate_limit.unwrap_or(s.initial_rate_limit),
+            // The configured start, also the floor for a host restored without a known limit:
+            // a low rate learned from failures alone is not carried into this run.
+            initial_rate: s.initial_rate_limit,
             shares: o.shares,
         });
     }

@@ -97,10 +97,12 @@ const LATENCY_SMOOTHING: f64 = 0.2;
 /// second is what rate limits are stated in (nginx `limit_req`, most API gateways).
 pub const ESTIMATE_WINDOW: Duration = Duration::from_secs(1);
 
-/// Sends this close to the window's far edge are not counted: arrival order at the server can
-/// differ from send order by network jitter, and counting one request too many would hold the
-/// host above its limit.
-const WINDOW_MARGIN: Duration = Duration::from_millis(5);
+/// The count reaches this fraction of a spacing (1/refused rate) further back than the window.
+/// A window limiter refuses at the first moment its oldest request has not yet left, so that
+/// request sits just inside the far edge (seen here 3 ms inside at 8 req/s) and network jitter
+/// can push it just outside on our clock; the request before it left at least a spacing
+/// earlier, so reaching a quarter spacing back counts the one and never the other.
+const WINDOW_SLACK: f64 = 0.25;
 
 /// Fraction of the estimated limit a host is held at. Requests leave evenly spaced at this
 /// fraction, so jitter of up to 3% of a spacing never makes two land in one limiter slot.
@@ -565,7 +567,8 @@ impl RateController {
     /// The rate to hold at after a refusal of a request sent at `refused_at` at `refused_rate`
     /// (see the module header).
     fn estimate(&self, refused_at: Instant, refused_rate: f64) -> f64 {
-        let from = refused_at.checked_sub(ESTIMATE_WINDOW - WINDOW_MARGIN);
+        let slack = Duration::from_secs_f64(WINDOW_SLACK / refused_rate.max(MIN_RATE));
+        let from = refused_at.checked_sub(ESTIMATE_WINDOW + slack);
         let accepted = || self.sends.iter().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
         let counted = accepted().filter(|s| from.is_none_or(|f| s.at >= f)).count();
         let by_count = (counted >= 2).then(|| counted as f64 / ESTIMATE_WINDOW.as_secs_f64());

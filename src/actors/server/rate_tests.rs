@@ -291,8 +291,10 @@ fn a_carefully_probed_single_refusal_limit_recovers_from_an_under_estimate() {
     let once = KnownLimit { rate: 2.0, refusals: 1, seen_at: None };
     let start = RateController::from_learned(RateConfig::default(), 1.0, Some(once), 2, false);
     let r = simulate(Limiter::Window(3.0), start, LAN, 3600.0);
-    assert!(r.controller.rate() >= 1.5, "after an hour the rate is {}", r.controller.rate());
-    assert!(r.refusals <= 2);
+    assert!(r.controller.rate() >= 2.5, "after an hour the rate is {}", r.controller.rate());
+    // +5% every 2 minutes reaches 3 req/s after about 45 minutes; each refused probe then
+    // doubles the wait (4, 8 minutes).
+    assert!(r.refusals <= 3, "{} refusals", r.refusals);
 }
 
 #[test]

@@ -16,8 +16,8 @@ use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
 use crate::fetch::retry_after::MAX_RETRY_AFTER;
 
 /// Retries per URL after its first attempt. Five retries with the default backoff span up to
-/// about 2.5 minutes, long enough to ride out a restarting server, short enough that a broken
-/// URL does not hold its host's queue.
+/// about a minute, long enough to ride out a restarting server, short enough that a broken URL
+/// does not hold its host's queue.
 pub const DEFAULT_MAX_RETRIES: u32 = 5;
 
 /// Retries after a DNS failure. Resolvers do fail transiently, but a name that failed three
@@ -25,8 +25,11 @@ pub const DEFAULT_MAX_RETRIES: u32 = 5;
 pub const DEFAULT_MAX_DNS_RETRIES: u32 = 2;
 
 /// Ceiling of the first backoff. A transient 5xx (a Tomcat restart, a busy IIIF server) tends to
-/// clear within seconds; 5 s doubles to 80 s by the fifth retry.
-pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// clear within seconds; 2 s doubles to 32 s by the fifth retry. The server itself is protected
+/// by its host's rate (every retry waits for a token like any request, and clustered failures
+/// cut the rate), so this wait only needs to outlast a hiccup. Longer, it mostly set the tail of
+/// a host answering 503 at random: 5 s once made such a 60-URL host take a minute.
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(2);
 
 /// Longest backoff, reached only if `max_retries` is raised: beyond ten minutes a URL is better
 /// recorded as a retriable error and picked up by `--retry-failed` in a later run.
@@ -306,14 +309,14 @@ mod tests {
             Decision::Retry { after: secs(60) }
         );
         // Without the header a 503 is a failure: ordinary backoff applies.
-        assert_eq!(classify(&Outcome::Status(503), 0, None, &p, 1.0), Decision::Retry { after: secs(5) });
+        assert_eq!(classify(&Outcome::Status(503), 0, None, &p, 1.0), Decision::Retry { after: secs(2) });
     }
 
     #[test]
     fn backoff_doubles_per_attempt_and_is_capped() {
         let p = RetryPolicy::default();
         let ceilings: Vec<u64> = (0..5).map(|a| backoff(a, &p, 1.0).as_secs()).collect();
-        assert_eq!(ceilings, [5, 10, 20, 40, 80]);
+        assert_eq!(ceilings, [2, 4, 8, 16, 32]);
         assert_eq!(backoff(12, &p, 1.0), DEFAULT_BACKOFF_CAP);
         assert_eq!(backoff(200, &p, 1.0), DEFAULT_BACKOFF_CAP, "huge attempt numbers must not overflow");
     }
@@ -322,9 +325,9 @@ mod tests {
     fn full_jitter_spreads_waits_over_the_whole_interval() {
         let p = RetryPolicy::default();
         assert_eq!(backoff(3, &p, 0.0), Duration::ZERO);
-        assert_eq!(backoff(3, &p, 0.25), secs(10));
-        assert_eq!(backoff(3, &p, 7.0), secs(40), "out-of-range jitter is clamped");
-        assert_eq!(backoff(3, &p, f64::NAN), secs(40), "NaN jitter waits longest");
+        assert_eq!(backoff(3, &p, 0.25), secs(4));
+        assert_eq!(backoff(3, &p, 7.0), secs(16), "out-of-range jitter is clamped");
+        assert_eq!(backoff(3, &p, f64::NAN), secs(16), "NaN jitter waits longest");
     }
 
     #[test]

@@ -42,12 +42,27 @@ struct MpiRound<'a> {
     round: u32,
     /// For each split host this rank owns a share of: the ranks owning its other shares.
     peers: HashMap<String, Vec<usize>>,
+    /// Whether a new plan could give an idle rank work: some rank owns two shares or more. When
+    /// every busy rank holds a single share, re-planning would only stop every host, drain and
+    /// restart it (seconds each time), so the round goes on when a rank runs out of work.
+    can_rebalance: bool,
+    /// Rank 0 has said that a rank is idle but the round goes on.
+    told_idle: std::cell::Cell<bool>,
 }
 
 impl RoundSignal for MpiRound<'_> {
     fn should_end(&self) -> bool {
         if self.world.is_root() {
             let idle = self.world.poll_idle(self.round);
+            if idle && !self.can_rebalance {
+                if !self.told_idle.replace(true) {
+                    eprintln!(
+                        "download: a rank ran out of work; every busy rank holds one host, so round {} goes on",
+                        self.round
+                    );
+                }
+                return false;
+            }
             if idle {
                 eprintln!("download: a rank ran out of work; ending round {} to plan again", self.round);
                 self.world.end_round(self.round);
@@ -60,7 +75,9 @@ impl RoundSignal for MpiRound<'_> {
 
     fn finished(&self) {
         if self.world.is_root() {
-            self.world.end_round(self.round);
+            if self.can_rebalance {
+                self.world.end_round(self.round);
+            }
         } else {
             self.world.announce_idle(self.round);
         }
@@ -136,7 +153,8 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
                 (o.host.clone(), others)
             })
             .collect();
-        let signal = MpiRound { world, round: plan.round, peers };
+        let can_rebalance = (0..world.size()).any(|r| plan.for_rank(r).count() >= 2);
+        let signal = MpiRound { world, round: plan.round, peers, can_rebalance, told_idle: Default::default() };
         let (signal, round_end): (&dyn RoundSignal, _) =
             if opts.static_plan { (&NoRounds, None) } else { (&signal, Some(Instant::now() + opts.settings.round)) };
         let mine = if owned.is_empty() {

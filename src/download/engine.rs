@@ -15,6 +15,9 @@ use crate::actors::server::state::HostState;
 use crate::actors::writer::actor::WriterActor;
 use crate::fetch::client::HttpSettings;
 use crate::imaging::ImageSettings;
+use crate::prep::PrepError;
+use crate::shards::hdf5_io::WriteError;
+use crate::shards::ledger::LedgerError;
 use crate::telemetry::Counters;
 
 /// A CPU-queue permit is worth this many bytes of body, so the semaphore counts stay small.
@@ -39,6 +42,27 @@ pub struct Engine {
     pub events: mpsc::UnboundedSender<HostEvent>,
 }
 
+/// Why a host's actor had to stop the run.
+#[derive(Debug, thiserror::Error)]
+pub enum HostFailure {
+    #[error("cannot read batch {partition}: {source}")]
+    ReadBatch {
+        partition: u64,
+        #[source]
+        source: PrepError,
+    },
+    #[error("cannot read the committed shards of batch {partition}: {source}")]
+    ScanShards {
+        partition: u64,
+        #[source]
+        source: LedgerError,
+    },
+    #[error("a shard commit failed: {0}")]
+    Commit(#[from] WriteError),
+    #[error("the shard writer stopped unexpectedly: {0}")]
+    WriterGone(#[from] actix::MailboxError),
+}
+
 /// What a ServerActor tells the coordinator.
 #[derive(Debug)]
 pub enum HostEvent {
@@ -46,7 +70,7 @@ pub enum HostEvent {
     /// and the rest is left for the next round or run (the shards say how many).
     Finished { host: String, state: HostState },
     /// A commit failed: the run must stop (the rows not committed will be fetched again).
-    Fatal { host: String, error: String },
+    Fatal { host: String, error: HostFailure },
     /// A share of a split host was refused: its rate after the cut and what is left of the
     /// server's pause, for the coordinator to pass to the host's other shares on other ranks.
     Refused { host: String, share_rate: f64, pause: Option<std::time::Duration> },

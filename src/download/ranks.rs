@@ -33,7 +33,12 @@ pub const PLANS_DIR: &str = "plans";
 
 /// What a rank reports to rank 0 at the end of a round: its hosts' learned states, its counters and wall
 /// time, or what went wrong.
-type Gathered = Result<(Vec<(String, u32, HostState)>, Snapshot, f64), String>;
+type Gathered = Result<(Vec<(String, u32, HostState)>, Snapshot, f64), RankError>;
+
+/// An error that crossed between ranks: by then it is the text of the other rank's error chain.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, thiserror::Error)]
+#[error("{0}")]
+struct RankError(String);
 
 /// Rounds of one rank: how it hears that a round ends early, says it ran out of work, and
 /// passes refusals between the shares of a split host.
@@ -113,16 +118,16 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
     let (mut run_counters, mut stopped) = (Snapshot::default(), false);
     loop {
         // Rank 0 decides: the next plan, the end of the job (None), or an error for everyone.
-        let next: Result<Option<Plan>, String> = if !world.is_root() {
-            Err(String::new())
+        let next: Result<Option<Plan>, RankError> = if !world.is_root() {
+            Err(RankError(String::new()))
         } else if stop_at.is_some_and(|s| Instant::now() >= s) {
             stopped = true;
             Ok(None)
         } else {
-            make_plan(&opts, world.size()).map_err(|e| format!("{e:#}"))
+            make_plan(&opts, world.size()).map_err(|e| RankError(format!("{e:#}")))
         };
         let bytes = world.broadcast(serde_json::to_vec(&next).expect("plan serialises"));
-        let plan = match serde_json::from_slice::<Result<Option<Plan>, String>>(&bytes)
+        let plan = match serde_json::from_slice::<Result<Option<Plan>, RankError>>(&bytes)
             .context("rank 0 sent an unreadable plan")?
         {
             Ok(Some(plan)) => plan,
@@ -175,7 +180,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
                 Ok((r.states, r.summary.run, r.summary.wall_seconds))
             }
             Ok(None) => Ok((Vec::new(), Snapshot::default(), 0.0)),
-            Err(e) => Err(format!("rank {}: {e:#}", world.rank())),
+            Err(e) => Err(RankError(format!("rank {}: {e:#}", world.rank()))),
         };
         let Some(all) = world.gather(serde_json::to_vec(&gathered).expect("states serialise")) else {
             continue;
@@ -188,19 +193,21 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
                     states.extend(s);
                     run_counters.add(&counters);
                 }
-                Ok(Err(e)) => errors.push(e),
+                Ok(Err(e)) => errors.push(e.0),
                 Err(e) => errors.push(format!("unreadable report from a rank: {e}")),
             }
         }
         // Hosts that move carry what was learned: the next round reads it from servers.parquet.
         write_learned(&opts.out, &states)?;
         if opts.static_plan && errors.is_empty() {
-            world.broadcast(serde_json::to_vec(&Ok::<Option<Plan>, String>(None)).expect("serialises"));
+            world.broadcast(serde_json::to_vec(&Ok::<Option<Plan>, RankError>(None)).expect("serialises"));
             break;
         }
         if !errors.is_empty() {
             let message = format!("{}; committed shards are safe, re-run to continue", errors.join("; "));
-            world.broadcast(serde_json::to_vec(&Err::<Option<Plan>, String>(message.clone())).expect("serialises"));
+            world.broadcast(
+                serde_json::to_vec(&Err::<Option<Plan>, RankError>(RankError(message.clone()))).expect("serialises"),
+            );
             return Err(anyhow!(message));
         }
     }

@@ -11,7 +11,7 @@ use anyhow::{anyhow, Context as _};
 use tokio::sync::{mpsc, Semaphore};
 
 use super::cpu_pool::CpuPool;
-use super::engine::{Engine, HostEvent, BUDGET_UNIT};
+use super::engine::{Engine, HostEvent, HostFailure, BUDGET_UNIT};
 use super::slots::Slots;
 use super::summary::DownloadSummary;
 use crate::actors::server::actor::{HostPlan, ServerActor};
@@ -361,7 +361,7 @@ async fn drive(
 
     let mut progress = Progress::new("download");
     let mut open: HashSet<String> = addrs.keys().cloned().collect();
-    let mut fatal: Option<String> = None;
+    let mut fatal: Option<HostFailure> = None;
     let mut states: Vec<(String, HostState)> = Vec::new();
     let mut stopped = false;
     let mut round_over = false;
@@ -412,7 +412,7 @@ async fn drive(
                     last_writer_tick = Instant::now();
                     if let Ok(Err(e)) = writer.send(Tick).await {
                         if fatal.is_none() {
-                            fatal = Some(e);
+                            fatal = Some(HostFailure::Commit(e));
                             for a in addrs.values() { a.do_send(StopIssuing); }
                         }
                     }

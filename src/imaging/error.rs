@@ -5,6 +5,8 @@
 
 use thiserror::Error;
 
+use crate::fetch::outcome::ErrorClass;
+
 /// A failure of `process`. Every variant maps to exactly one error class (see `class`).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ImageError {
@@ -30,11 +32,11 @@ pub enum ImageError {
 impl ImageError {
     /// The error class recorded for this row: `decode`, `not_image` or `too_many_pixels`.
     /// `Unsupported` counts as `decode`: it is an image, and we could not decode it.
-    pub fn class(&self) -> &'static str {
+    pub fn class(&self) -> ErrorClass {
         match self {
-            ImageError::NotImage { .. } => "not_image",
-            ImageError::Decode { .. } | ImageError::Unsupported { .. } => "decode",
-            ImageError::TooManyPixels { .. } => "too_many_pixels",
+            ImageError::NotImage { .. } => ErrorClass::NotImage,
+            ImageError::Decode { .. } | ImageError::Unsupported { .. } => ErrorClass::Decode,
+            ImageError::TooManyPixels { .. } => ErrorClass::TooManyPixels,
         }
     }
 }
@@ -46,14 +48,14 @@ mod tests {
     #[test]
     fn each_variant_has_its_class_and_a_useful_message() {
         let not_image = ImageError::NotImage { what: "html", len: 512 };
-        assert_eq!(not_image.class(), "not_image");
+        assert_eq!(not_image.class(), ErrorClass::NotImage);
         assert!(not_image.to_string().contains("html"));
         let bomb = ImageError::TooManyPixels { width: 100_000, height: 100_000, limit: 200_000_000 };
-        assert_eq!(bomb.class(), "too_many_pixels");
+        assert_eq!(bomb.class(), ErrorClass::TooManyPixels);
         assert!(bomb.to_string().contains("100000x100000"));
         let decode = ImageError::Decode { format: "jpeg", reason: "premature end".into() };
-        assert_eq!(decode.class(), "decode");
+        assert_eq!(decode.class(), ErrorClass::Decode);
         let unsupported = ImageError::Unsupported { format: "avif", reason: "no decoder".into() };
-        assert_eq!(unsupported.class(), "decode");
+        assert_eq!(unsupported.class(), ErrorClass::Decode);
     }
 }

@@ -6,6 +6,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fetch::outcome::ErrorClass;
+
 /// Shared by every actor of a rank (behind an `Arc`). Only `events.rs` writes to it.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -22,7 +24,7 @@ pub struct Counters {
     pub hosts_backing_off: AtomicI64,
     pub hosts_parked: AtomicI64,
     pub hosts_done: AtomicI64,
-    pub failed_by_class: Mutex<BTreeMap<&'static str, u64>>,
+    pub failed_by_class: Mutex<BTreeMap<ErrorClass, u64>>,
 }
 
 /// A consistent-enough copy of the counters, for printing and JSON.
@@ -84,7 +86,7 @@ impl Counters {
                 .lock()
                 .expect("counter lock")
                 .iter()
-                .map(|(k, v)| (k.to_string(), *v))
+                .map(|(k, v)| (k.as_str().to_string(), *v))
                 .collect(),
         }
     }

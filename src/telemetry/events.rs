@@ -7,6 +7,9 @@ use metrics::{counter, gauge};
 
 use super::counters::Counters;
 use super::names;
+use crate::actors::server::rate::ChangeReason;
+use crate::actors::server::state::HostPhase;
+use crate::fetch::outcome::{ErrorClass, Outcome};
 
 /// Hosts beyond this many get the label value `other`, so a run over 100,000 hosts cannot blow up
 /// the Prometheus series count. 2,000 covers GBIF's ~545 image servers with room to spare.
@@ -36,11 +39,48 @@ pub fn log(level: &str, message: &str) {
     eprintln!("{h:02}:{m:02}:{s:02} {level:<5} {message}");
 }
 
+/// What an attempt came back as, for counting: a status class, or why there was no status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerClass {
+    Status2xx,
+    Status3xx,
+    Status4xx,
+    /// 429 Too Many Requests, apart from other 4xx: the refusals an operator cares about.
+    Status429,
+    Status5xx,
+    /// No status: a transport failure of this class (`timeout`, `connect`, ...).
+    NoStatus(ErrorClass),
+}
+
+impl AnswerClass {
+    pub fn of(outcome: &Outcome) -> AnswerClass {
+        match *outcome {
+            Outcome::Status(429) => AnswerClass::Status429,
+            Outcome::Status(s) if s < 300 => AnswerClass::Status2xx,
+            Outcome::Status(s) if s < 400 => AnswerClass::Status3xx,
+            Outcome::Status(s) if s < 500 => AnswerClass::Status4xx,
+            Outcome::Status(_) => AnswerClass::Status5xx,
+            Outcome::Transport(_) => AnswerClass::NoStatus(outcome.class().unwrap_or(ErrorClass::Other)),
+        }
+    }
+
+    /// The metric label: `2xx`, `3xx`, `4xx`, `429`, `5xx`, or the transport class.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerClass::Status2xx => "2xx",
+            AnswerClass::Status3xx => "3xx",
+            AnswerClass::Status4xx => "4xx",
+            AnswerClass::Status429 => "429",
+            AnswerClass::Status5xx => "5xx",
+            AnswerClass::NoStatus(class) => class.as_str(),
+        }
+    }
+}
+
 /// A response (any status) or a transport failure came back from a host.
 pub struct RequestCompleted<'a> {
     pub host: &'a str,
-    /// `2xx`, `3xx`, `4xx`, `429`, `5xx`, or a transport class (`timeout`, `connect`, ...).
-    pub class: &'static str,
+    pub class: AnswerClass,
     pub bytes: u64,
 }
 
@@ -48,11 +88,11 @@ impl RequestCompleted<'_> {
     pub fn emit(self, c: &Counters) {
         c.requests.fetch_add(1, Relaxed);
         c.response_bytes.fetch_add(self.bytes, Relaxed);
-        if self.class == "429" {
+        if self.class == AnswerClass::Status429 {
             c.refusals_429.fetch_add(1, Relaxed);
         }
         let host = host_label(self.host);
-        counter!(names::REQUESTS_TOTAL, "host" => host.clone(), "class" => self.class).increment(1);
+        counter!(names::REQUESTS_TOTAL, "host" => host.clone(), "class" => self.class.as_str()).increment(1);
         counter!(names::RESPONSE_BYTES_TOTAL, "host" => host).increment(self.bytes);
     }
 }
@@ -76,27 +116,28 @@ impl ImageStored<'_> {
 /// A row ended as a failure record.
 pub struct RowFailed<'a> {
     pub host: &'a str,
-    pub class: &'static str,
+    pub class: ErrorClass,
 }
 
 impl RowFailed<'_> {
     pub fn emit(self, c: &Counters) {
         c.rows_failed.fetch_add(1, Relaxed);
         *c.failed_by_class.lock().expect("counter lock").entry(self.class).or_default() += 1;
-        counter!(names::ROWS_FAILED_TOTAL, "host" => host_label(self.host), "class" => self.class).increment(1);
+        counter!(names::ROWS_FAILED_TOTAL, "host" => host_label(self.host), "class" => self.class.as_str())
+            .increment(1);
     }
 }
 
 /// A request will be tried again later.
 pub struct RetryScheduled<'a> {
     pub host: &'a str,
-    pub class: &'static str,
+    pub class: ErrorClass,
 }
 
 impl RetryScheduled<'_> {
     pub fn emit(self, c: &Counters) {
         c.retries.fetch_add(1, Relaxed);
-        counter!(names::RETRIES_TOTAL, "host" => host_label(self.host), "class" => self.class).increment(1);
+        counter!(names::RETRIES_TOTAL, "host" => host_label(self.host), "class" => self.class.as_str()).increment(1);
     }
 }
 
@@ -105,7 +146,7 @@ pub struct RateChanged<'a> {
     pub host: &'a str,
     pub from: f64,
     pub to: f64,
-    pub reason: &'static str,
+    pub reason: ChangeReason,
 }
 
 impl RateChanged<'_> {
@@ -115,44 +156,39 @@ impl RateChanged<'_> {
         counter!(names::RATE_CHANGES_TOTAL, "host" => host.clone(), "direction" => direction).increment(1);
         gauge!(names::HOST_RATE_REQUESTS_PER_SECOND, "host" => host).set(self.to);
         if direction == "down" {
-            log("INFO", &format!("{}: rate {:.2} -> {:.2} req/s ({})", self.host, self.from, self.to, self.reason));
+            log(
+                "INFO",
+                &format!("{}: rate {:.2} -> {:.2} req/s ({})", self.host, self.from, self.to, self.reason.as_str()),
+            );
         }
     }
 }
 
-/// A host moved between states (`active`, `backing_off`, `parked`, `done`).
+/// A host moved between phases.
 pub struct HostStateChanged<'a> {
     pub host: &'a str,
-    pub from: Option<&'static str>,
-    pub to: &'static str,
+    pub from: Option<HostPhase>,
+    pub to: HostPhase,
     pub detail: &'a str,
 }
 
 impl HostStateChanged<'_> {
     pub fn emit(self, c: &Counters) {
-        let slot = |state: &str| match state {
-            "active" => Some(&c.hosts_active),
-            "backing_off" => Some(&c.hosts_backing_off),
-            "parked" => Some(&c.hosts_parked),
-            "done" => Some(&c.hosts_done),
-            _ => None,
+        let slot = |phase: HostPhase| match phase {
+            HostPhase::Active => &c.hosts_active,
+            HostPhase::BackingOff => &c.hosts_backing_off,
+            HostPhase::Parked => &c.hosts_parked,
+            HostPhase::Done => &c.hosts_done,
         };
-        if let Some(from) = self.from.and_then(slot) {
-            from.fetch_sub(1, Relaxed);
+        if let Some(from) = self.from {
+            slot(from).fetch_sub(1, Relaxed);
         }
-        if let Some(to) = slot(self.to) {
-            to.fetch_add(1, Relaxed);
+        slot(self.to).fetch_add(1, Relaxed);
+        for phase in HostPhase::ALL {
+            gauge!(names::HOSTS, "state" => phase.as_str()).set(slot(phase).load(Relaxed) as f64);
         }
-        for (state, v) in [
-            ("active", &c.hosts_active),
-            ("backing_off", &c.hosts_backing_off),
-            ("parked", &c.hosts_parked),
-            ("done", &c.hosts_done),
-        ] {
-            gauge!(names::HOSTS, "state" => state).set(v.load(Relaxed) as f64);
-        }
-        if self.to == "parked" || (self.to == "done" && !self.detail.is_empty()) {
-            log("WARN", &format!("{}: {} ({})", self.host, self.to, self.detail));
+        if self.to == HostPhase::Parked || (self.to == HostPhase::Done && !self.detail.is_empty()) {
+            log("WARN", &format!("{}: {} ({})", self.host, self.to.as_str(), self.detail));
         }
     }
 }
@@ -179,5 +215,35 @@ impl ShardCommitted<'_> {
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fetch::outcome::TransportKind;
+
+    #[test]
+    fn answer_labels_keep_429_apart_and_never_invent_a_status_for_a_transport_failure() {
+        let label = |o: Outcome| AnswerClass::of(&o).as_str();
+        assert_eq!(label(Outcome::Status(200)), "2xx");
+        assert_eq!(label(Outcome::Status(304)), "3xx");
+        assert_eq!(label(Outcome::Status(404)), "4xx");
+        assert_eq!(label(Outcome::Status(429)), "429");
+        assert_eq!(label(Outcome::Status(503)), "5xx");
+        assert_eq!(label(Outcome::Transport(TransportKind::Dns)), "dns");
+        assert_eq!(label(Outcome::Transport(TransportKind::Timeout)), "timeout");
+    }
+
+    #[test]
+    fn host_phases_move_the_counts_and_the_gauge_labels_are_distinct() {
+        let c = Counters::default();
+        HostStateChanged { host: "h", from: None, to: HostPhase::Active, detail: "" }.emit(&c);
+        HostStateChanged { host: "h", from: Some(HostPhase::Active), to: HostPhase::BackingOff, detail: "" }.emit(&c);
+        let s = c.snapshot();
+        assert_eq!((s.hosts_active, s.hosts_backing_off), (0, 1));
+        let mut labels: Vec<&str> = HostPhase::ALL.iter().map(|p| p.as_str()).collect();
+        labels.dedup();
+        assert_eq!(labels.len(), 4);
     }
 }

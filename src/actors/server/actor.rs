@@ -16,9 +16,9 @@ use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler,
 use super::messages::{PeerRefusal, StopIssuing, Wake};
 use super::rate::ChangeReason;
 use super::retry::{classify, Decision};
-use super::state::{Gate, HostState, LiveHost};
+use super::state::{Gate, HostPhase, HostState, LiveHost};
 use crate::actors::writer::messages::{BatchDone, BatchOpened, Record, Store};
-use crate::download::engine::{Engine, HostEvent, BUDGET_UNIT};
+use crate::download::engine::{Engine, HostEvent, HostFailure, BUDGET_UNIT};
 use crate::fetch::client::{fetch, FetchFailure, Fetched};
 use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
@@ -27,7 +27,7 @@ use crate::prep::batches::read_batch;
 use crate::shards::ledger::scan_batch;
 use crate::shards::record::{hex, FailureRecord, SuccessRecord};
 use crate::telemetry::events::{
-    HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
+    AnswerClass, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
 };
 
 /// One URL waiting in the host's queue.
@@ -78,7 +78,7 @@ pub struct ServerActor {
     shares: u32,
     stopping: bool,
     finished: bool,
-    state: &'static str,
+    phase: HostPhase,
 }
 
 fn unix_now() -> f64 {
@@ -120,23 +120,26 @@ impl ServerActor {
             shares,
             stopping: false,
             finished: false,
-            state: "active",
+            phase: HostPhase::Active,
         }
     }
 
-    fn set_state(&mut self, to: &'static str, detail: &str) {
-        if self.state != to {
-            HostStateChanged { host: &self.host, from: Some(self.state), to, detail }.emit(&self.engine.counters);
-            self.state = to;
+    fn set_phase(&mut self, to: HostPhase, detail: &str) {
+        if self.phase != to {
+            HostStateChanged { host: &self.host, from: Some(self.phase), to, detail }.emit(&self.engine.counters);
+            self.phase = to;
         }
     }
 
     /// Loads the next batch with rows not yet committed. False when no batch is left.
     fn load_next_batch(&mut self) -> bool {
         while let Some(partition) = self.batches.pop_front() {
-            let loaded =
-                read_batch(&self.engine.out, &self.host, partition).map_err(|e| e.to_string()).and_then(|rows| {
-                    scan_batch(&self.engine.out, &self.host, partition).map(|l| (rows, l)).map_err(|e| e.to_string())
+            let loaded = read_batch(&self.engine.out, &self.host, partition)
+                .map_err(|source| HostFailure::ReadBatch { partition, source })
+                .and_then(|rows| {
+                    scan_batch(&self.engine.out, &self.host, partition)
+                        .map(|l| (rows, l))
+                        .map_err(|source| HostFailure::ScanShards { partition, source })
                 });
             let (rows, ledger) = match loaded {
                 Ok(v) => v,
@@ -196,7 +199,7 @@ impl ServerActor {
             match self.live.try_send(self.in_flight, now) {
                 Gate::Send => {
                     let task = self.queue.pop_front().expect("queue checked non-empty");
-                    self.set_state("active", "");
+                    self.set_phase(HostPhase::Active, "");
                     self.start_request(task, now, ctx);
                 }
                 Gate::AtCapacity => {
@@ -206,9 +209,9 @@ impl ServerActor {
                 Gate::Wait { until } => {
                     self.engine.give_back_slot();
                     if self.live.breaker().parked_until().is_some_and(|p| p > now) {
-                        self.set_state("parked", "connection failures");
+                        self.set_phase(HostPhase::Parked, "connection failures");
                     } else if until.saturating_duration_since(now) > Duration::from_secs(1) {
-                        self.set_state("backing_off", "");
+                        self.set_phase(HostPhase::BackingOff, "");
                     }
                     self.schedule_wake(until.saturating_duration_since(now), ctx);
                     break;
@@ -255,13 +258,7 @@ impl ServerActor {
         let counters = &self.engine.counters;
         let (outcome, retry_after, detail) = match &result {
             Ok(f) => {
-                let class = match f.status {
-                    429 => "429",
-                    s if s < 300 => "2xx",
-                    s if s < 400 => "3xx",
-                    s if s < 500 => "4xx",
-                    _ => "5xx",
-                };
+                let class = AnswerClass::of(&Outcome::Status(f.status));
                 RequestCompleted { host: &self.host, class, bytes: f.body.len() as u64 }.emit(counters);
                 task.last_status = f.status;
                 let ra = f.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()));
@@ -269,12 +266,11 @@ impl ServerActor {
             }
             Err(FetchFailure::Transport { kind, detail }) => {
                 let o = Outcome::Transport(*kind);
-                let class = o.class().map(ErrorClass::as_str).unwrap_or("other");
-                RequestCompleted { host: &self.host, class, bytes: 0 }.emit(counters);
+                RequestCompleted { host: &self.host, class: AnswerClass::of(&o), bytes: 0 }.emit(counters);
                 (Some(o), None, detail.clone())
             }
             Err(FetchFailure::TooLarge { limit, announced }) => {
-                RequestCompleted { host: &self.host, class: "2xx", bytes: 0 }.emit(counters);
+                RequestCompleted { host: &self.host, class: AnswerClass::Status2xx, bytes: 0 }.emit(counters);
                 let what =
                     announced.map(|n| format!("{n} bytes announced")).unwrap_or_else(|| "body kept growing".into());
                 (None, None, format!("{what}; limit is {limit} bytes (MAX_BODY_MB)"))
@@ -284,13 +280,12 @@ impl ServerActor {
             // Too large: the server answered fine, the URL is simply not for us.
             self.live.observe(&Outcome::Status(200), None, sent_at, now);
             self.engine.give_back_slot();
-            self.record_failure(task, ErrorClass::TooLarge.as_str(), detail, false, ctx);
+            self.record_failure(task, ErrorClass::TooLarge, detail, false, ctx);
             return self.pump(ctx);
         };
         let change = self.live.observe(&outcome, retry_after, sent_at, now);
         if let Some(c) = change {
-            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason.as_str() }
-                .emit(&self.engine.counters);
+            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
         }
         let refused = matches!(change, Some(c) if c.reason == ChangeReason::Refused);
         if self.shares > 1 && (refused || (retry_after.is_some() && outcome.is_refusal(true))) {
@@ -306,12 +301,12 @@ impl ServerActor {
                 Ok(fetched) => self.process_body(task, fetched.body, ctx),
                 Err(_) => {
                     self.engine.give_back_slot();
-                    self.record_failure(task, ErrorClass::Other.as_str(), detail, false, ctx);
+                    self.record_failure(task, ErrorClass::Other, detail, false, ctx);
                 }
             },
             Decision::Retry { after } => {
                 self.engine.give_back_slot();
-                let class = outcome.class().map(ErrorClass::as_str).unwrap_or("other");
+                let class = outcome.class().unwrap_or(ErrorClass::Other);
                 RetryScheduled { host: &self.host, class }.emit(&self.engine.counters);
                 self.waiting_retries += 1;
                 ctx.run_later(after, move |act, ctx| {
@@ -322,7 +317,7 @@ impl ServerActor {
             }
             Decision::GiveUp { class } => {
                 self.engine.give_back_slot();
-                self.record_failure(task, class.as_str(), detail, outcome.is_retriable(), ctx);
+                self.record_failure(task, class, detail, outcome.is_retriable(), ctx);
             }
         }
         self.pump(ctx);
@@ -342,7 +337,7 @@ impl ServerActor {
             let record = match result {
                 Ok(Ok(p)) => Ok(success_record(&task, &host, p)),
                 Ok(Err(e)) => Err((e.class(), e.to_string())),
-                Err(_) => Err(("decode", "the decoder panicked on this image".to_string())),
+                Err(_) => Err((ErrorClass::Decode, "the decoder panicked on this image".to_string())),
             };
             (task, record)
         };
@@ -363,7 +358,7 @@ impl ServerActor {
     fn record_failure(
         &mut self,
         task: Task,
-        class: &'static str,
+        class: ErrorClass,
         detail: String,
         retriable: bool,
         ctx: &mut Context<Self>,
@@ -375,7 +370,7 @@ impl ServerActor {
             url: task.url,
             server: self.host.clone(),
             source_ids: task.source_ids,
-            error_class: class.to_string(),
+            error_class: class.as_str().to_string(),
             detail,
             attempts: task.attempts,
             http_status: task.last_status,
@@ -394,7 +389,7 @@ impl ServerActor {
         let fut = async move { writer.send(Store { server, partition, record }).await };
         ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
             act.in_flight_writes -= 1;
-            if let Err(error) = reply.map_err(|e| e.to_string()).and_then(|r| r) {
+            if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {
                 let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
                 act.stopping = true;
             }
@@ -417,7 +412,7 @@ impl ServerActor {
         let fut = async move { writer.send(BatchDone { server, partition }).await };
         ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
             act.in_flight_writes -= 1;
-            if let Err(error) = reply.map_err(|e| e.to_string()).and_then(|r| r) {
+            if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {
                 let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
                 act.stopping = true;
             }
@@ -427,11 +422,14 @@ impl ServerActor {
 
     /// A dead host: every row still queued or in unloaded batches ends as a `parked` record.
     fn fail_everything_left(&mut self, ctx: &mut Context<Self>) {
-        self.set_state("parked", "host unreachable after repeated parking; remaining rows recorded as `parked`");
+        self.set_phase(
+            HostPhase::Parked,
+            "host unreachable after repeated parking; remaining rows recorded as `parked`",
+        );
         loop {
             while let Some(task) = self.queue.pop_front() {
                 let detail = format!("{} stayed unreachable; a later run can retry (--retry-failed)", self.host);
-                self.record_failure(task, ErrorClass::Parked.as_str(), detail, true, ctx);
+                self.record_failure(task, ErrorClass::Parked, detail, true, ctx);
             }
             if !self.load_next_batch() {
                 break;
@@ -449,7 +447,7 @@ impl ServerActor {
         }
         self.finished = true;
         let detail = if idle { "" } else { "stopped with rows left for the next round or run" };
-        self.set_state("done", detail);
+        self.set_phase(HostPhase::Done, detail);
         let state = self.live.export(Instant::now(), SystemTime::now());
         let _ = self.engine.events.send(HostEvent::Finished { host: self.host.clone(), state });
         ctx.stop();
@@ -478,7 +476,8 @@ impl Actor for ServerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        HostStateChanged { host: &self.host, from: None, to: "active", detail: "" }.emit(&self.engine.counters);
+        HostStateChanged { host: &self.host, from: None, to: HostPhase::Active, detail: "" }
+            .emit(&self.engine.counters);
         self.pump(ctx);
     }
 }
@@ -507,8 +506,7 @@ impl Handler<PeerRefusal> for ServerActor {
             ),
         );
         if let Some(c) = self.live.on_peer_refusal(msg.share_rate, msg.pause, now) {
-            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason.as_str() }
-                .emit(&self.engine.counters);
+            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
         }
         // A pending wake may be earlier than the new spacing or pause; the gate decides again.
         self.pump(ctx);

@@ -71,6 +71,33 @@ impl HostState {
     }
 }
 
+/// Where a host is in its run, as the progress line and the `hosts` gauge count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostPhase {
+    /// Sending, or ready to send.
+    Active,
+    /// Waiting out a server's `Retry-After` or a wait of more than a second.
+    BackingOff,
+    /// Parked by the circuit breaker, or given up for the run.
+    Parked,
+    /// Nothing left in flight: finished, or stopped for the next round or run.
+    Done,
+}
+
+impl HostPhase {
+    pub const ALL: [HostPhase; 4] = [HostPhase::Active, HostPhase::BackingOff, HostPhase::Parked, HostPhase::Done];
+
+    /// The log word and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostPhase::Active => "active",
+            HostPhase::BackingOff => "backing_off",
+            HostPhase::Parked => "parked",
+            HostPhase::Done => "done",
+        }
+    }
+}
+
 /// Whether a request may be sent to the host now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {

@@ -66,7 +66,7 @@ impl Actor for WriterActor {
 }
 
 impl Handler<Store> for WriterActor {
-    type Result = Result<(), String>;
+    type Result = Result<(), WriteError>;
 
     fn handle(&mut self, msg: Store, _: &mut Self::Context) -> Self::Result {
         let key = (msg.server, msg.partition);
@@ -80,7 +80,7 @@ impl Handler<Store> for WriterActor {
             Record::Failure(f) => p.contents.failures.push(f),
         }
         if self.policy.should_commit(p.contents.len(), p.bytes, p.oldest, Instant::now()) {
-            self.commit(&key).map_err(|e| e.to_string())?;
+            self.commit(&key)?;
         }
         Ok(())
     }
@@ -96,15 +96,15 @@ impl Handler<BatchOpened> for WriterActor {
 }
 
 impl Handler<BatchDone> for WriterActor {
-    type Result = Result<(), String>;
+    type Result = Result<(), WriteError>;
 
     fn handle(&mut self, msg: BatchDone, _: &mut Self::Context) -> Self::Result {
-        self.commit(&(msg.server, msg.partition)).map(|_| ()).map_err(|e| e.to_string())
+        self.commit(&(msg.server, msg.partition)).map(|_| ())
     }
 }
 
 impl Handler<Tick> for WriterActor {
-    type Result = Result<(), String>;
+    type Result = Result<(), WriteError>;
 
     fn handle(&mut self, _: Tick, _: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
@@ -115,7 +115,7 @@ impl Handler<Tick> for WriterActor {
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
-            self.commit(&key).map_err(|e| e.to_string())?;
+            self.commit(&key)?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ pub enum Record {
 /// Err when a commit this message triggered failed (disk full, ...): the run must stop, and the
 /// uncommitted rows are fetched again by the next run.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), WriteError>")]
 pub struct Store {
     pub server: String,
     pub partition: u64,
@@ -35,7 +35,7 @@ pub struct BatchOpened {
 
 /// Sent by a ServerActor after the last `Store` of a batch: commit what is pending for it.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), WriteError>")]
 pub struct BatchDone {
     pub server: String,
     pub partition: u64,
@@ -44,7 +44,7 @@ pub struct BatchDone {
 /// Sent periodically by the coordinator: commit batches whose oldest pending row has waited too
 /// long, so a slow host's rows become durable without waiting for its batch to end.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), WriteError>")]
 pub struct Tick;
 
 /// Sent once by the coordinator at the end: commit everything pending. The reply comes when all

@@ -116,7 +116,7 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
     let world = World::init(launch.mpi_launched).map_err(failed)?;
     let summary = if world.size() == 1 {
         let result = download_run::run(opts).map_err(failed)?;
-        download_run::write_learned(&output, &result.states).map_err(failed)?;
+        crate::download::learned::write_learned(&output, &result.states).map_err(failed)?;
         result.summary
     } else {
         match run_ranks(&world, opts).map_err(failed)? {

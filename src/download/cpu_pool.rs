@@ -13,6 +13,16 @@ use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Worker threads for a configured `CPU_THREADS`: the value itself, or for 0 the cores this
+/// process may run on (under MPI or Slurm binding, the cores of its allocation). The one place
+/// that decides it, for the pool and for the planner's estimate of a rank's capacity.
+pub fn cpu_threads(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+}
+
 pub struct CpuPool {
     sender: Option<mpsc::Sender<Job>>,
     threads: Vec<JoinHandle<()>>,

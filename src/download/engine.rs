@@ -23,22 +23,33 @@ use crate::telemetry::Counters;
 /// A CPU-queue permit is worth this many bytes of body, so the semaphore counts stay small.
 pub const BUDGET_UNIT: u64 = 1024;
 
+/// Built once per run by `run.rs` and shared read-only (`Arc<Engine>`) by every actor: no field
+/// is ever replaced. What changes while the run goes is behind its own synchronisation, and each
+/// such field says who changes it.
 pub struct Engine {
+    /// The prep output folder: batches are read from it, shards written into it.
     pub out: PathBuf,
+    /// One HTTP client (one connection pool) for every host of the rank.
     pub client: reqwest::Client,
     pub http: HttpSettings,
     pub image: ImageSettings,
+    /// Every host's starting rate settings; a ServerActor copies and scales them for its share.
     pub rate: RateConfig,
     pub breaker: BreakerPolicy,
     pub retry: RetryPolicy,
+    /// Written only through the typed events of `telemetry::events`.
     pub counters: Arc<Counters>,
     pub cpu: CpuPool,
-    /// Bytes of bodies waiting for, or in, the CPU pool, in [`BUDGET_UNIT`]s.
+    /// Bytes of bodies waiting for, or in, the CPU pool, in [`BUDGET_UNIT`]s. A ServerActor holds
+    /// permits from before a body is queued until its image is processed.
     pub cpu_budget: Arc<Semaphore>,
+    /// Size of `cpu_budget`: the most units one body may ask for.
     pub cpu_budget_units: u32,
+    /// Rank-wide request slots: taken and given back by the ServerActors, through
+    /// [`Engine::give_back_slot`] and [`Engine::pass_on_slot`] for the hand-over.
     pub slots: Mutex<Slots<Recipient<Wake>>>,
     pub writer: Addr<WriterActor>,
-    /// Where hosts report that they finished or stopped.
+    /// Where hosts report that they finished, stopped, were refused (split hosts) or failed.
     pub events: mpsc::UnboundedSender<HostEvent>,
 }
 

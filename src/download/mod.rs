@@ -3,10 +3,13 @@
 //! `engine` holds what every actor of a rank shares (the HTTP client, the CPU pool, the global
 //! request slots, the writer); `slots` is the rank-wide cap on requests in flight; `run` is the
 //! coordinator: it starts the actors, drives progress, the deadline and the final drain;
-//! `summary` reads the committed shards back and reports what is done and what remains.
+//! `summary` reads the committed shards back and reports what is done and what remains;
+//! `learned` writes what hosts learned back into `servers.parquet`; `ranks` runs rounds over
+//! many ranks.
 
 pub mod cpu_pool;
 pub mod engine;
+pub mod learned;
 pub mod ranks;
 pub mod run;
 pub mod slots;

@@ -13,9 +13,9 @@ use anyhow::{anyhow, Context};
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::run::{
-    run_round, write_learned, DownloadOptions, NoRounds, Owned, RoundSignal, ShareRefusal, COMMIT_MARGIN,
-};
+use super::cpu_pool::cpu_threads;
+use super::learned::write_learned;
+use super::run::{run_round, DownloadOptions, NoRounds, Owned, RoundSignal, ShareRefusal, COMMIT_MARGIN};
 use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
 use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan};
@@ -248,10 +248,7 @@ fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan
         let rate = s.learned_rate_limit.unwrap_or(opts.settings.max_rate_limit);
         loads.push(HostLoad { host: s.server_name.clone(), partitions, remaining, rate });
     }
-    let threads = match opts.settings.cpu_threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
+    let threads = cpu_threads(opts.settings.cpu_threads);
     let capacity = match opts.settings.rank_images_per_sec {
         r if r > 0.0 => r,
         _ => IMAGES_PER_SEC_PER_CORE * threads as f64,

@@ -10,7 +10,7 @@ use actix::{Actor, Addr, SyncArbiter};
 use anyhow::{anyhow, Context as _};
 use tokio::sync::{mpsc, Semaphore};
 
-use super::cpu_pool::CpuPool;
+use super::cpu_pool::{cpu_threads, CpuPool};
 use super::engine::{Engine, HostEvent, HostFailure, BUDGET_UNIT};
 use super::slots::Slots;
 use super::summary::DownloadSummary;
@@ -25,7 +25,7 @@ use crate::actors::writer::policy::ShardPolicy;
 use crate::config::Settings;
 use crate::fetch::client::{build_client, user_agent, HttpSettings};
 use crate::imaging::ImageSettings;
-use crate::prep::batches::{batch_rows, read_servers_table, update_learned, Learned, ServerInfo};
+use crate::prep::batches::{batch_rows, read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
 use crate::shards::ledger;
 use crate::telemetry::Counters;
@@ -207,54 +207,6 @@ pub fn run_round(
     Ok(RunResult { summary, states })
 }
 
-/// Writes what hosts learned into `servers.parquet`. A split host's shares are added back up:
-/// its rate and in-flight cap are k times the lowest share's, its known limit the lowest share
-/// limit times k, seen as often and as recently as any share saw it.
-pub fn write_learned(out: &std::path::Path, states: &[(String, u32, HostState)]) -> anyhow::Result<()> {
-    let at = rfc3339_utc(SystemTime::now());
-    let mut merged: HashMap<String, HostState> = HashMap::new();
-    for (host, k, st) in states {
-        let shares = (*k).max(1);
-        let k = f64::from(shares);
-        let whole = HostState {
-            rate: st.rate * k,
-            known_limit: st.known_limit.map(|l| l * k),
-            max_in_flight: st.max_in_flight.saturating_mul(shares),
-            ..st.clone()
-        };
-        merged
-            .entry(host.clone())
-            .and_modify(|m| {
-                m.rate = m.rate.min(whole.rate);
-                m.max_in_flight = m.max_in_flight.min(whole.max_in_flight);
-                m.known_limit = match (m.known_limit, whole.known_limit) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                m.limit_refusals = m.limit_refusals.max(whole.limit_refusals);
-                m.limit_seen_unix_ms = m.limit_seen_unix_ms.max(whole.limit_seen_unix_ms);
-                m.probe_interval_secs = match (m.probe_interval_secs, whole.probe_interval_secs) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
-            })
-            .or_insert(whole);
-    }
-    let learned: HashMap<String, Learned> = merged
-        .into_iter()
-        .map(|(host, st)| {
-            let row = Learned {
-                rate: st.rate,
-                max_in_flight: st.max_in_flight,
-                at: at.clone(),
-                state_json: serde_json::to_string(&st).expect("state serialises"),
-            };
-            (host, row)
-        })
-        .collect();
-    update_learned(out, &learned).context("cannot write learned rates into servers.parquet")
-}
-
 fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, RateConfig, BreakerPolicy, RetryPolicy) {
     let s = &opts.settings;
     let http = HttpSettings {
@@ -278,23 +230,6 @@ fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, Rate
     let breaker = BreakerPolicy { first_park: s.park, ..BreakerPolicy::default() };
     let retry = RetryPolicy { max_retries: s.max_retries, backoff_base: s.backoff_base, ..RetryPolicy::default() };
     (http, image, rate, breaker, retry)
-}
-
-/// `2026-11-25T12:00:00Z` for `t`.
-fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm, in integers).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem / 60) % 60, rem % 60)
 }
 
 /// The async part: returns whether the run stopped for the deadline, and each host's learned state.
@@ -324,10 +259,7 @@ async fn drive(
             WriterActor::new(out.clone(), ShardPolicy::default(), Arc::clone(&counters), Default::default(), verbose)
         })
     };
-    let threads = match opts.settings.cpu_threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
+    let threads = cpu_threads(opts.settings.cpu_threads);
     let units = (opts.settings.cpu_queue_bytes / BUDGET_UNIT).clamp(1, u64::from(u32::MAX >> 3)) as u32;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let engine = Arc::new(Engine {
@@ -440,16 +372,4 @@ async fn drive(
         return Err(anyhow!("download stopped: {error}; committed shards are safe, re-run to continue"));
     }
     Ok((stopped, states))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let t = std::time::UNIX_EPOCH + Duration::from_secs(1_795_609_815);
-        assert_eq!(rfc3339_utc(t), "2026-11-25T12:30:15Z");
-        assert_eq!(rfc3339_utc(std::time::UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-    }
 }

@@ -170,23 +170,9 @@ pub fn download(args: &BenchDownloadArgs, settings: &crate::config::Settings) ->
     std::fs::write(&input, format!("url\n{}\n", urls.join("\n")))?;
     let out = args.dir.join("dataset");
     let _ = std::fs::remove_dir_all(&out);
-    let mut prep = PrepOptions {
-        input,
-        output: out.clone(),
-        format: Format::Auto,
-        schema: Schema::Generic,
-        url_col: None,
-        id_col: None,
-        license_col: None,
-        source_col: None,
-        title_col: None,
-        batch_size: 50,
-        // Politeness is not what is measured here: the local hosts take any rate.
-        initial_rate_limit: 1000.0,
-        ignored_servers: None,
-        force: true,
-        rows_per_bucket: crate::prep::spill::ROWS_PER_BUCKET,
-    };
+    // Politeness is not what is measured here: the local hosts take any rate.
+    let mut prep = PrepOptions::url_list(input, out.clone(), 50, 1000.0);
+
     prep_run::run(&prep)?;
     prep.force = false;
     let mut s = settings.clone();

@@ -36,8 +36,7 @@ use anyhow::{anyhow, bail, Context};
 use crate::cli::BenchPolitenessArgs;
 use crate::config::{DEFAULT_BATCH_SIZE, DEFAULT_INITIAL_RATE_LIMIT};
 use crate::origin::{Behaviour, HostSpec, Origin};
-use crate::prep::input::Format;
-use crate::prep::run::{self as prep_run, PrepOptions, Schema};
+use crate::prep::run::{self as prep_run, PrepOptions};
 use report::{print_result, HostTimes};
 
 /// The hosts, as the `origin` subcommand spells them, and their URLs at `--scale 1`: chosen so
@@ -200,22 +199,7 @@ fn run_once<'a>(
         .with_context(|| format!("cannot write {}", input.display()))?;
     std::fs::write(&config, format!("CONTACT={CONTACT}\nMAX_RATE_LIMIT={MAX_RATE_LIMIT}\n"))
         .with_context(|| format!("cannot write {}", config.display()))?;
-    prep_run::run(&PrepOptions {
-        input,
-        output: out.clone(),
-        format: Format::Auto,
-        schema: Schema::Generic,
-        url_col: None,
-        id_col: None,
-        license_col: None,
-        source_col: None,
-        title_col: None,
-        batch_size: DEFAULT_BATCH_SIZE,
-        initial_rate_limit: DEFAULT_INITIAL_RATE_LIMIT,
-        ignored_servers: None,
-        force: true,
-        rows_per_bucket: crate::prep::spill::ROWS_PER_BUCKET,
-    })?;
+    prep_run::run(&PrepOptions::url_list(input, out.clone(), DEFAULT_BATCH_SIZE, DEFAULT_INITIAL_RATE_LIMIT))?;
     let outcome = download(exe, ranks, &config, &out, dir, &origin, timeout);
     origin.stop();
     let logged = write_server_log(&dir.join("server-log.csv"), &origin, plan);

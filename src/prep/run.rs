@@ -56,6 +56,29 @@ pub struct PrepOptions {
     pub rows_per_bucket: u64,
 }
 
+impl PrepOptions {
+    /// Options for a plain list of URLs (a `url` column, any format prep reads), written into
+    /// `output` over whatever is there: what the benchmarks prepare.
+    pub fn url_list(input: PathBuf, output: PathBuf, batch_size: usize, initial_rate_limit: f64) -> PrepOptions {
+        PrepOptions {
+            input,
+            output,
+            format: Format::Auto,
+            schema: Schema::Generic,
+            url_col: None,
+            id_col: None,
+            license_col: None,
+            source_col: None,
+            title_col: None,
+            batch_size,
+            initial_rate_limit,
+            ignored_servers: None,
+            force: true,
+            rows_per_bucket: super::spill::ROWS_PER_BUCKET,
+        }
+    }
+}
+
 pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
     let started = Instant::now();
     prepare_output(&opts.output, opts.force)?;

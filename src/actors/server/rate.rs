@@ -466,7 +466,7 @@ impl RateController {
         if share_rate.is_finite() && share_rate > 0.0 {
             self.rate = self.rate.min(share_rate).max(MIN_RATE);
         }
-        (self.rate != from).then(|| RateChange { from, to: self.rate, reason: ChangeReason::PeerShare })
+        (self.rate != from).then_some(RateChange { from, to: self.rate, reason: ChangeReason::PeerShare })
     }
 
     fn record_answer(&mut self, failed: bool) {
@@ -572,7 +572,7 @@ impl RateController {
         let accepted = || self.sends.iter().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
         let counted = accepted().filter(|s| from.is_none_or(|f| s.at >= f)).count();
         let by_count = (counted >= 2).then(|| counted as f64 / ESTIMATE_WINDOW.as_secs_f64());
-        let by_spacing = accepted().filter(|s| s.pressed).last().map(|s| s.rate);
+        let by_spacing = accepted().rev().find(|s| s.pressed).map(|s| s.rate);
         let estimate = match (by_count, by_spacing) {
             (Some(c), Some(s)) => Some(c.min(s)),
             (c, s) => c.or(s),

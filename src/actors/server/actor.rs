@@ -428,7 +428,7 @@ impl ServerActor {
         );
         loop {
             while let Some(task) = self.queue.pop_front() {
-                let detail = format!("{} stayed unreachable; a later run can retry (--retry-failed)", self.host);
+                let detail = format!("{} stayed unreachable; the row is marked retriable for a later run", self.host);
                 self.record_failure(task, ErrorClass::Parked, detail, true, ctx);
             }
             if !self.load_next_batch() {

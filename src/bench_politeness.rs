@@ -171,6 +171,7 @@ pub fn run(args: &BenchPolitenessArgs) -> anyhow::Result<()> {
         );
     }
     if !args.keep {
+        // Only scratch space: a folder that cannot be removed is left behind, the figures stand.
         let _ = std::fs::remove_dir_all(&args.dir);
     }
     Ok(())
@@ -185,6 +186,8 @@ fn run_once<'a>(
     dir: &Path,
     timeout: Duration,
 ) -> anyhow::Result<RunResult<'a>> {
+    // A previous run's leftovers, if any; what cannot be removed is overwritten below (prep
+    // runs with `force`), and a folder that cannot be created fails the run.
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let specs =
@@ -322,6 +325,8 @@ fn download(
 
 /// SIGTERM (mpirun passes it on to its ranks), then SIGKILL after [`TERM_GRACE`].
 fn stop(child: &mut Child) {
+    // If SIGTERM cannot be sent, the SIGKILL below still stops the child; errors from `kill` and
+    // `wait` there only mean it has already exited.
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let deadline = Instant::now() + TERM_GRACE;
     while Instant::now() < deadline {

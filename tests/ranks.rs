@@ -40,6 +40,11 @@ fn records_per_url(out: &Path) -> HashMap<String, usize> {
     seen
 }
 
+/// Rank 0's first plan, `plans/round-0000.json`, as JSON.
+fn first_plan(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap()
+}
+
 /// A prepped folder of `per_host` URLs on each origin host, and its config file.
 fn prepped(origin: &Origin, per_host: usize, config: &str) -> (tempfile::TempDir, Vec<String>) {
     let dir = tempdir();
@@ -77,8 +82,7 @@ fn every_row_is_done_exactly_once_on_2_3_and_4_ranks_within_each_hosts_limits() 
             assert!(log.max_in_flight() <= 2, "-n {ranks}: host {h} saw {} in flight", log.max_in_flight());
             assert!(log.max_requests_in_window(Duration::from_secs(1)) <= 9, "-n {ranks}: host {h} over its rate");
         }
-        let plan: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
+        let plan = first_plan(&out);
         let used: std::collections::HashSet<u64> =
             plan["assignments"].as_array().unwrap().iter().map(|s| s["rank"].as_u64().unwrap()).collect();
         assert_eq!(used.len(), ranks.min(5), "-n {ranks}: the plan spreads 5 hosts over the ranks: {plan}");
@@ -112,8 +116,7 @@ fn a_split_host_never_sees_more_than_its_rate_or_in_flight_cap() {
     let out = dir.path().join("out");
     let o = mpirun(3, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
+    let plan = first_plan(&out);
     let shares = plan["assignments"].as_array().unwrap();
     assert_eq!(shares.len(), 2, "split in 2: {plan}");
     assert_ne!(shares[0]["rank"], shares[1]["rank"]);
@@ -143,8 +146,7 @@ fn a_refusal_seen_by_one_share_reaches_the_other_rank_within_the_round() {
     let out = dir.path().join("out");
     let o = mpirun(2, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let plan: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("plans/round-0000.json")).unwrap()).unwrap();
+    let plan = first_plan(&out);
     assert_eq!(plan["assignments"].as_array().unwrap().len(), 2, "split in 2: {plan}");
     let err = stderr(&o);
     assert!(err.contains("another share of this host was refused"), "no share heard of the other's refusal:\n{err}");

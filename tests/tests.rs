@@ -5,5 +5,6 @@ mod util;
 mod cli;
 mod download;
 mod origin;
+mod politeness;
 mod prep;
 mod ranks;

@@ -289,6 +289,8 @@ impl ServerActor {
         }
         let refused = matches!(change, Some(c) if c.reason == ChangeReason::Refused);
         if self.shares > 1 && (refused || (retry_after.is_some() && outcome.is_refusal(true))) {
+            // Only fails once the coordinator has stopped listening, at the end of the run or
+            // round, when there is no running share left to tell.
             let _ = self.engine.events.send(HostEvent::Refused {
                 host: self.host.clone(),
                 share_rate: self.live.rate().rate(),

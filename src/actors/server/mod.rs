@@ -1,7 +1,8 @@
 //! `actors::server`: how fast, how often and whether at all we speak to one host.
 //!
 //! `token_bucket` spaces requests evenly at a rate; `rate` learns that rate from the host's
-//! answers (AIMD that remembers where the host refused) and holds the in-flight cap; `retry`
+//! answers (slow start to the first refusal, then hold just below it) and holds the in-flight
+//! cap, reading the evidence `send_log` keeps; `retry`
 //! decides per URL whether and when to try again and parks a host that stopped answering;
 //! `state` gathers these into one host's live state and its serialisable form, which moves
 //! between ranks and runs. None of it owns a clock, a socket or a queue of URLs: the caller
@@ -11,5 +12,6 @@ pub mod actor;
 pub mod messages;
 pub mod rate;
 pub mod retry;
+pub mod send_log;
 pub mod state;
 pub mod token_bucket;

@@ -58,6 +58,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::send_log::{Answer, SendLog, ESTIMATE_WINDOW};
 use crate::config::DEFAULT_INITIAL_RATE_LIMIT;
 use crate::fetch::outcome::{Outcome, TransportKind};
 
@@ -78,31 +79,6 @@ pub const DEFAULT_MAX_IN_FLIGHT: u32 = 2;
 /// 10.5 s, inside the 15 s an operator-visible ramp should take, while a single step at 8 req/s
 /// is 4.4%, fine enough for the refusal to land close to the limit.
 pub const SLOW_START_GAIN: f64 = 0.35;
-
-/// A request counts as pressed if it left at most this many spacings (1/rate) after the previous
-/// one, and the last `LATENESS_SENDS` requests together left at most `PRESSED_SLACK - 1`
-/// spacings after their tokens were ready. Timers fire a little
-/// late and one step of growth changes the spacing by up to 35%; 1.5 tells "the bucket held it"
-/// from "the in-flight cap or an empty queue held it".
-pub const PRESSED_SLACK: f64 = 1.5;
-
-/// Requests whose lateness is summed to tell whether the host is pressed. One late request in a
-/// pair (the in-flight cap holding every other one) shows within four.
-const LATENESS_SENDS: usize = 4;
-
-/// Weight of the newest answer in the smoothed latency: about the last ten answers count.
-const LATENCY_SMOOTHING: f64 = 0.2;
-
-/// The window over which a limiter is assumed to count, for the estimate after a refusal. One
-/// second is what rate limits are stated in (nginx `limit_req`, most API gateways).
-pub const ESTIMATE_WINDOW: Duration = Duration::from_secs(1);
-
-/// The count reaches this fraction of a spacing (1/refused rate) further back than the window.
-/// A window limiter refuses at the first moment its oldest request has not yet left, so that
-/// request sits just inside the far edge (seen here 3 ms inside at 8 req/s) and network jitter
-/// can push it just outside on our clock; the request before it left at least a spacing
-/// earlier, so reaching a quarter spacing back counts the one and never the other.
-const WINDOW_SLACK: f64 = 0.25;
 
 /// Fraction of the estimated limit a host is held at. Requests leave evenly spaced at this
 /// fraction, so jitter of up to 3% of a spacing never makes two land in one limiter slot.
@@ -141,10 +117,6 @@ pub const FAILURE_WINDOW: usize = 40;
 /// random 15% the chance of a window this bad is about 10^-10; at 50% it comes within a few
 /// hundred answers, and at 100% (a broken server) after 24.
 pub const FAILURE_CLUSTER: usize = 24;
-
-/// Sends kept for the estimate: enough to cover a second at the highest rates and the answers
-/// that are still in flight; about 8 KB per host.
-const HISTORY_LEN: usize = 256;
 
 /// Per-host rate settings that come from configuration rather than from the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -254,26 +226,6 @@ pub struct KnownLimit {
     pub seen_at: Option<Instant>,
 }
 
-/// How an answered send went, as far as the estimate cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Answer {
-    Pending,
-    Accepted,
-    Refused,
-    Other,
-}
-
-/// One request as sent.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Sent {
-    at: Instant,
-    /// The rate in force when it left.
-    rate: f64,
-    /// It left when the bucket allowed it, within `PRESSED_SLACK` spacings of the previous send.
-    pressed: bool,
-    answer: Answer,
-}
-
 /// The learned rate of one host. Rates are in requests per second.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateController {
@@ -289,12 +241,8 @@ pub struct RateController {
     /// Start of the current quiet period in hold (the last cut or probe); set at the first send.
     quiet_since: Option<Instant>,
     probe_interval: Duration,
-    sends: VecDeque<Sent>,
-    /// Smoothed seconds from send to answer: `rate × latency` above the in-flight cap means
-    /// the cap, not the rate, is what limits the host.
-    latency: Option<f64>,
-    /// How late each of the last `LATENESS_SENDS` requests left after its token was ready.
-    lateness: VecDeque<f64>,
+    /// What was sent and how it was answered: the evidence for growth and for the estimate.
+    sends: SendLog,
     /// Whether each of the last `FAILURE_WINDOW` answers was a failure.
     answers: VecDeque<bool>,
     /// A refusal whose estimate waits for answers still in flight: (refused send, refused rate).
@@ -347,9 +295,7 @@ impl RateController {
             last_cut: None,
             quiet_since: None,
             probe_interval: if trusted { PROBE_INTERVAL } else { CAREFUL_PROBE_INTERVAL },
-            sends: VecDeque::new(),
-            latency: None,
-            lateness: VecDeque::new(),
+            sends: SendLog::default(),
             answers: VecDeque::new(),
             pending: None,
             regrow_to: None,
@@ -393,22 +339,8 @@ impl RateController {
     /// A request leaves now; `lateness` is how long its token had been ready (see
     /// `TokenBucket::lateness`). Whether it counts as pressed: see `PRESSED_SLACK`.
     pub fn on_send(&mut self, now: Instant, lateness: Duration) {
-        let spacing = 1.0 / self.rate;
-        self.lateness.push_back(lateness.as_secs_f64());
-        if self.lateness.len() > LATENESS_SENDS {
-            self.lateness.pop_front();
-        }
-        let on_time = self.lateness.iter().sum::<f64>() <= (PRESSED_SLACK - 1.0) * spacing;
-        let pressed = on_time
-            && self
-                .sends
-                .back()
-                .is_some_and(|p| now.saturating_duration_since(p.at).as_secs_f64() <= PRESSED_SLACK * spacing);
         self.quiet_since.get_or_insert(now);
-        self.sends.push_back(Sent { at: now, rate: self.rate, pressed, answer: Answer::Pending });
-        if self.sends.len() > HISTORY_LEN {
-            self.sends.pop_front();
-        }
+        self.sends.record(now, self.rate, lateness);
     }
 
     /// Feeds one finished request sent at `sent_at` (the instant given to `on_send`).
@@ -424,20 +356,14 @@ impl RateController {
         let signal = Signal::of(outcome, has_retry_after);
         let from = self.rate;
         let mut reason = None;
-        let sent = self.sends.iter_mut().rev().find(|s| s.at == sent_at);
-        let pressed = sent.as_ref().is_some_and(|s| s.pressed);
-        let sent_rate = sent.as_ref().map(|s| s.rate);
-        if sent.is_some() {
-            let took = now.saturating_duration_since(sent_at).as_secs_f64();
-            self.latency = Some(self.latency.map_or(took, |l| l + LATENCY_SMOOTHING * (took - l)));
-        }
-        if let Some(s) = sent {
-            s.answer = match signal {
-                Signal::Success => Answer::Accepted,
-                Signal::Refusal => Answer::Refused,
-                _ => Answer::Other,
-            };
-        }
+        let answer = match signal {
+            Signal::Success => Answer::Accepted,
+            Signal::Refusal => Answer::Refused,
+            _ => Answer::Other,
+        };
+        let sent = self.sends.answer(sent_at, answer, now);
+        let pressed = sent.is_some_and(|s| s.pressed);
+        let sent_rate = sent.map(|s| s.rate);
         match signal {
             Signal::Success => {
                 self.record_answer(false);
@@ -481,7 +407,7 @@ impl RateController {
             return None;
         }
         // The in-flight cap already bounds the host: a higher rate would be on paper only.
-        if self.latency.is_some_and(|l| self.grown() * l > f64::from(self.max_in_flight)) {
+        if self.sends.latency().is_some_and(|l| self.grown() * l > f64::from(self.max_in_flight)) {
             return None;
         }
         if let Some(target) = self.regrow_to {
@@ -536,16 +462,10 @@ impl RateController {
         }
         // For one window the host is sent what left its window a window ago (the ramp was
         // slower then), so the limiter's count does not creep up while the old sends drain.
-        let then = self.rate_at(sent_at.checked_sub(ESTIMATE_WINDOW));
+        let then = self.sends.rate_at(sent_at.checked_sub(ESTIMATE_WINDOW)).unwrap_or(self.rate);
         self.rate = self.estimate(sent_at, refused_rate).min(then.max(MIN_RATE));
         self.pending = Some((sent_at, refused_rate));
         Some(ChangeReason::Refused)
-    }
-
-    /// The rate in force at `at` (the earliest known if `at` is before every remembered send).
-    fn rate_at(&self, at: Option<Instant>) -> f64 {
-        let before = at.and_then(|at| self.sends.iter().rev().find(|s| s.at <= at));
-        before.or(self.sends.front()).map_or(self.rate, |s| s.rate)
     }
 
     /// A window after the cut, once every send before the refused one has its answer, the
@@ -553,7 +473,7 @@ impl RateController {
     fn settle(&mut self, now: Instant) -> Option<ChangeReason> {
         let (sent_at, refused_rate) = self.pending?;
         let drained = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) >= ESTIMATE_WINDOW);
-        if !drained || self.sends.iter().any(|s| s.at < sent_at && s.answer == Answer::Pending) {
+        if !drained || self.sends.unanswered_before(sent_at) {
             return None;
         }
         self.pending = None;
@@ -567,17 +487,8 @@ impl RateController {
     /// The rate to hold at after a refusal of a request sent at `refused_at` at `refused_rate`
     /// (see the module header).
     fn estimate(&self, refused_at: Instant, refused_rate: f64) -> f64 {
-        let slack = Duration::from_secs_f64(WINDOW_SLACK / refused_rate.max(MIN_RATE));
-        let from = refused_at.checked_sub(ESTIMATE_WINDOW + slack);
-        let accepted = || self.sends.iter().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
-        let counted = accepted().filter(|s| from.is_none_or(|f| s.at >= f)).count();
-        let by_count = (counted >= 2).then(|| counted as f64 / ESTIMATE_WINDOW.as_secs_f64());
-        let by_spacing = accepted().rev().find(|s| s.pressed).map(|s| s.rate);
-        let estimate = match (by_count, by_spacing) {
-            (Some(c), Some(s)) => Some(c.min(s)),
-            (c, s) => c.or(s),
-        };
-        let held = estimate.unwrap_or(refused_rate * DECREASE_FACTOR).min(refused_rate) * HOLD_FRACTION;
+        let accepted = self.sends.accepted_before(refused_at, refused_rate);
+        let held = accepted.unwrap_or(refused_rate * DECREASE_FACTOR).min(refused_rate) * HOLD_FRACTION;
         held.clamp(MIN_RATE, self.config.max_rate)
     }
 

@@ -4,6 +4,8 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/distributed-downloader/target
 export CARGO_TARGET_DIR
 BIN := $(CARGO_TARGET_DIR)/debug/distributed-downloader
+ORIGIN_BIN := $(CARGO_TARGET_DIR)/debug/test-origin
+BENCH_BIN := $(CARGO_TARGET_DIR)/release/dd-bench
 
 # OpenMPI refuses to run as root unless told; only set when we are root.
 ifeq ($(shell id -u),0)
@@ -16,35 +18,36 @@ endif
 setup:
 	./scripts/setup.sh
 
+# The workspace: the product, the test origin and the benchmarks (see the README's layout).
 build: setup
-	cargo build --locked
+	cargo build --locked --workspace
 
 test: setup
-	cargo build --locked --tests --bins
-	cargo test --locked --no-fail-fast
+	cargo build --locked --workspace --tests --bins
+	cargo test --locked --workspace --no-fail-fast
 
 demo: build
-	./scripts/demo.sh "$(BIN)"
+	./scripts/demo.sh "$(BIN)" "$(ORIGIN_BIN)"
 
 # Generates a 10M-row GBIF-like multimedia.txt and prints prep's wall time and peak RSS.
 BENCH_ROWS ?= 10000000
 BENCH_DIR ?= /tmp/distributed-downloader-bench
 bench-prep: setup
-	cargo build --locked --release
-	$(CARGO_TARGET_DIR)/release/distributed-downloader bench-prep --rows $(BENCH_ROWS) --dir $(BENCH_DIR)
+	cargo build --locked --release --workspace
+	$(BENCH_BIN) prep --rows $(BENCH_ROWS) --dir $(BENCH_DIR)
 
 # Prints the codec limit (decode+resize+encode+hash, no network) and the end-to-end download
 # rate on the same local corpus of photos, and their ratio.
 bench-download: setup
-	cargo build --locked --release
-	$(CARGO_TARGET_DIR)/release/distributed-downloader bench-download --dir $(BENCH_DIR)-download
+	cargo build --locked --release --workspace
+	$(BENCH_BIN) download --dir $(BENCH_DIR)-download
 
 # Runs the download on 1 rank, then on 4 (mpirun), against local hosts limited to 2, 8 and 30
 # req/s, two with random 503s and one unlimited, and prints per host what the servers saw and
 # the rate-control goals as PASS or MISS. BENCH_SCALE=0.25 gives a quick run.
 BENCH_SCALE ?= 1
 bench-politeness: setup
-	cargo build --locked --release
-	$(CARGO_TARGET_DIR)/release/distributed-downloader bench-politeness --scale $(BENCH_SCALE) --dir $(BENCH_DIR)-politeness
+	cargo build --locked --release --workspace
+	$(BENCH_BIN) politeness --scale $(BENCH_SCALE) --dir $(BENCH_DIR)-politeness
 
 bench: bench-prep bench-download bench-politeness

@@ -5,9 +5,10 @@
 #   3. download runs on 2 MPI ranks (rank 0 plans which rank owns which host), fetches the
 #      images politely into HDF5 shards, and prints its summary,
 #   4. the origin reports what each server saw.
-# Usage: scripts/demo.sh PATH_TO_BINARY
+# Usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN (`make demo` passes both)
 set -euo pipefail
-BIN=${1:?usage: scripts/demo.sh PATH_TO_BINARY}
+BIN=${1:?usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN}
+ORIGIN_BIN=${2:?usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN}
 cd "$(dirname "$0")/.."
 OUT=${DEMO_OUT:-demo-out}
 PORT=${DEMO_PORT:-8701}
@@ -21,7 +22,7 @@ HOSTS=(
   "127.0.0.6:$PORT=notfound"
   "127.0.0.7:$PORT=dead"
 )
-"$BIN" origin --max-seconds 900 "${HOSTS[@]}" > "$OUT/origin.txt" 2> "$OUT/origin.log" &
+"$ORIGIN_BIN" --max-seconds 900 "${HOSTS[@]}" > "$OUT/origin.txt" 2> "$OUT/origin.log" &
 ORIGIN=$!
 trap 'kill $ORIGIN 2>/dev/null || true' EXIT
 for _ in $(seq 50); do

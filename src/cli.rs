@@ -26,19 +26,6 @@ pub enum Command {
     /// Download the batches of a prep output folder into HDF5 shards, politely; resumes where the
     /// last run stopped.
     Download(DownloadArgs),
-    /// Serve generated images on loopback hosts with scripted behaviour (the demo's and tests' origin).
-    #[command(hide = true)]
-    Origin(OriginArgs),
-    /// Measure prep on a generated GBIF-like input and print wall time and peak memory.
-    #[command(hide = true)]
-    BenchPrep(BenchPrepArgs),
-    /// Measure the codec limit and end-to-end download rate on a local corpus of photos.
-    #[command(hide = true)]
-    BenchDownload(BenchDownloadArgs),
-    /// Measure, on 1 and 4 ranks, how close downloads come to what rate-limited, flaky and
-    /// unlimited local hosts allow, and print the rate-control goals as PASS or MISS.
-    #[command(hide = true)]
-    BenchPoliteness(BenchPolitenessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,19 +76,6 @@ pub struct PrepArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct BenchPrepArgs {
-    /// Rows of the generated GBIF-like multimedia.txt.
-    #[arg(long, default_value_t = 10_000_000)]
-    pub rows: u64,
-    /// Scratch folder for the input and the output (removed afterwards unless --keep).
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Keep the generated files.
-    #[arg(long)]
-    pub keep: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct DownloadArgs {
     /// The output folder prep wrote (overrides OUTPUT_DIR).
     #[arg(long, short, value_name = "DIR")]
@@ -122,49 +96,4 @@ pub struct DownloadArgs {
     /// On many ranks, keep the first plan for the whole run (no rounds): for comparisons.
     #[arg(long, hide = true)]
     pub static_plan: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct OriginArgs {
-    /// Hosts to serve, as ADDR=BEHAVIOUR (e.g. 127.0.0.2:8701=ok, 127.0.0.3:8701=ratelimit:2).
-    #[arg(required = true, value_name = "ADDR=BEHAVIOUR")]
-    pub hosts: Vec<String>,
-    /// Stop by itself after this many seconds (every request loop here is bounded).
-    #[arg(long, default_value_t = 600)]
-    pub max_seconds: u64,
-    /// Write each host's request log as JSON lines into this folder when stopping.
-    #[arg(long, value_name = "DIR")]
-    pub log_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchDownloadArgs {
-    /// Images in the corpus.
-    #[arg(long, default_value_t = 150)]
-    pub images: usize,
-    /// Loopback hosts serving it.
-    #[arg(long, default_value_t = 8)]
-    pub hosts: u8,
-    /// Scratch folder (removed afterwards).
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchPolitenessArgs {
-    /// Multiplies every host's URL count: 1 is the full mix (a few hundred URLs, at least 40 s
-    /// per run), 0.25 a quick run.
-    #[arg(long, default_value_t = 1.0)]
-    pub scale: f64,
-    /// Scratch folder (removed afterwards, unless --keep or a run failed).
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
-    /// Stop a run still going after this many seconds; it is reported from what the servers saw
-    /// until then, and the command exits 1.
-    #[arg(long, default_value_t = crate::bench_politeness::RUN_TIMEOUT.as_secs())]
-    pub timeout_secs: u64,
-    /// Keep the scratch folder: per run, the URL list, config, prep output and shards, the
-    /// download's logs, and every request the servers saw (`server-log.csv`).
-    #[arg(long)]
-    pub keep: bool,
 }

@@ -12,7 +12,6 @@ use crate::download::run::{self as download_run, DownloadOptions};
 use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
-use crate::{bench, bench_politeness};
 
 /// Why a subcommand stopped.
 #[derive(Debug)]
@@ -28,10 +27,6 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Prep(args) => prep(&settings, args),
         Command::Download(args) => download(&settings, args),
-        Command::Origin(args) => crate::origin::cli::run(&args).map_err(Failure::Run),
-        Command::BenchPrep(args) => bench::prep(&args).map_err(Failure::Run),
-        Command::BenchDownload(args) => bench::download(&args, &settings).map_err(Failure::Run),
-        Command::BenchPoliteness(args) => bench_politeness::run(&args).map_err(Failure::Run),
     }
 }
 

@@ -1,6 +1,8 @@
 //! distributed-downloader: polite, resumable image downloads for research datasets.
 //!
 //! # Layout
+//! The product only: the test origin is the `test-origin` crate (`crates/test-origin`), the
+//! benchmarks the `dd-bench` crate (`crates/bench`).
 //! - `cli`: clap structs, what the user typed.
 //! - `config`: the `.env` file read into validated `Settings`.
 //! - `commands`: each subcommand's `run()`, where flags and config are merged (anyhow lives here).
@@ -12,16 +14,10 @@
 //! - `environment`: the one place the launcher's environment (Slurm) is read.
 //! - `prep`: input lists to per-server URL batches (the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
-//! - `rng`: the one deterministic RNG for generated images and inputs.
-//! - `bench`: generated inputs for the benchmarks.
-//! - `bench_politeness`: downloads on 1 and 4 ranks against scripted hosts, judged on what the servers saw.
-//! - `origin`: the one test origin: scripted loopback HTTP hosts that log what they saw.
 //! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
 //! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
 
 pub mod actors;
-pub mod bench;
-pub mod bench_politeness;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -30,9 +26,7 @@ pub mod environment;
 pub mod fetch;
 pub mod imaging;
 pub mod mpi_glue;
-pub mod origin;
 pub mod prep;
 pub mod progress;
-pub mod rng;
 pub mod shards;
 pub mod telemetry;

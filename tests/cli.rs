@@ -39,3 +39,24 @@ fn missing_output_folder_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--output"), "{}", stderr(&out));
 }
+
+/// The test origin and the benchmarks are their own crates (`crates/test-origin`, `crates/bench`):
+/// the shipped binary neither offers their subcommands nor contains their code.
+#[test]
+fn product_binary_holds_no_test_origin_or_benchmarks() {
+    let help = run_ok(&["--help"]);
+    assert!(help.contains("prep") && help.contains("download"), "{help}");
+    for gone in ["origin", "bench"] {
+        assert!(!help.contains(gone), "`--help` still mentions `{gone}`:\n{help}");
+    }
+    for sub in ["origin", "bench-prep", "bench-download", "bench-politeness"] {
+        let out = run(&[sub, "--help"]);
+        assert_eq!(out.status.code(), Some(2), "`{sub}` is still a subcommand: {}", stderr(&out));
+    }
+    // Every function of a crate carries the crate's name in its symbol (kept in every profile).
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_distributed-downloader")).expect("read the product binary");
+    for crate_name in ["test_origin", "dd_bench"] {
+        let found = binary.windows(crate_name.len()).any(|w| w == crate_name.as_bytes());
+        assert!(!found, "the product binary contains symbols of `{crate_name}`");
+    }
+}

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use distributed_downloader::origin::{Behaviour, HostSpec, Origin};
+use test_origin::{Behaviour, HostSpec, Origin};
 
 use crate::download::{assert_each_url_once, job, records, FAST};
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use distributed_downloader::origin::{Behaviour, HostSpec, Origin, RetryAfterForm};
 use distributed_downloader::shards::hdf5_io::read_shard;
+use test_origin::{Behaviour, HostSpec, Origin, RetryAfterForm};
 
 use crate::util::*;
 

@@ -4,7 +4,6 @@ mod util;
 
 mod cli;
 mod download;
-mod origin;
 mod politeness;
 mod prep;
 mod ranks;

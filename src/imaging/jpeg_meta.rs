@@ -147,37 +147,11 @@ fn exif_orientation(tiff: &[u8]) -> Option<u8> {
     None
 }
 
-/// Inserts an APP1 Exif segment with only an Orientation tag right after SOI (for tests and the
-/// corpus generator).
-pub(crate) fn with_orientation(jpeg: &[u8], orientation: u8, big_endian: bool) -> Vec<u8> {
-    let mut tiff: Vec<u8> = Vec::with_capacity(26);
-    let put16 = |v: &mut Vec<u8>, x: u16| v.extend(if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
-    let put32 = |v: &mut Vec<u8>, x: u32| v.extend(if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
-    tiff.extend(if big_endian { *b"MM" } else { *b"II" });
-    put16(&mut tiff, 42);
-    put32(&mut tiff, 8); // IFD0 right after the 8-byte header
-    put16(&mut tiff, 1); // one entry
-    put16(&mut tiff, TAG_ORIENTATION);
-    put16(&mut tiff, TYPE_SHORT);
-    put32(&mut tiff, 1);
-    put16(&mut tiff, u16::from(orientation));
-    put16(&mut tiff, 0); // padding of the 4-byte value field
-    put32(&mut tiff, 0); // no next IFD
-    let payload_len = 2 + 6 + tiff.len();
-    let mut out = Vec::with_capacity(jpeg.len() + payload_len + 2);
-    out.extend_from_slice(&jpeg[..2]);
-    out.extend_from_slice(&[0xFF, APP1]);
-    out.extend_from_slice(&(payload_len as u16).to_be_bytes());
-    out.extend_from_slice(b"Exif\0\0");
-    out.extend_from_slice(&tiff);
-    out.extend_from_slice(&jpeg[2..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::imaging::turbo::Compressor;
+    use test_origin::photo::with_orientation;
 
     fn tiny_jpeg() -> Vec<u8> {
         let rgb: Vec<u8> = (0..32 * 16 * 3).map(|i| (i * 7 % 251) as u8).collect();

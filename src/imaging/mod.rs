@@ -14,10 +14,7 @@
 //! - `jpeg_meta`: EXIF orientation, Adobe marker and completeness from JPEG markers.
 //! - `turbo`: the private FFI wrapper over libjpeg-turbo's TurboJPEG 2.x API.
 //! - `pixels`: CMYK and alpha to RGB, target size, resize, orientation.
-//! - `corpus`: generated photo-like images; `codec_bench`: the codec throughput limit.
 
-mod codec_bench;
-mod corpus;
 mod error;
 mod jpeg_meta;
 mod pipeline;
@@ -26,8 +23,6 @@ mod settings;
 mod sniff;
 mod turbo;
 
-pub use codec_bench::{bench_codec, CodecBench};
-pub use corpus::{realistic_corpus, synthetic_photo_jpeg};
 pub use error::ImageError;
 pub use pipeline::{process, Processed, StoredFormat};
 pub use settings::{ImageSettings, Reencode, StoreAs, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE};

@@ -6,10 +6,9 @@ use std::sync::OnceLock;
 use image::{DynamicImage, ImageFormat, Rgb as RgbPx, RgbImage, Rgba, RgbaImage};
 use md5::Md5;
 use sha2::{Digest, Sha256};
+use test_origin::photo::{synthetic_photo_jpeg, with_orientation};
 
 use super::*;
-use crate::imaging::corpus::synthetic_photo_jpeg;
-use crate::imaging::jpeg_meta::with_orientation;
 use crate::imaging::settings::DEFAULT_MAX_PIXELS;
 use crate::imaging::turbo::{Compressor, Decompressor, Scale};
 

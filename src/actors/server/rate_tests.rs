@@ -3,9 +3,9 @@
 use super::super::retry::BreakerPolicy;
 use super::super::state::{Gate, LiveHost};
 use super::*;
-use crate::rng::SplitMix64;
 use std::collections::VecDeque;
 use std::time::Duration;
+use test_origin::rng::SplitMix64;
 
 /// How a simulated host decides whether to serve a request.
 #[derive(Debug, Clone, Copy)]

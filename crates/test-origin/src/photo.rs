@@ -1,14 +1,15 @@
-//! Generated photo-like images for benchmarks and tests, deterministic by seed.
+//! `photo`: generated photo-like images, deterministic by seed, for tests and benchmarks.
 //!
-//! Owns: `synthetic_photo_jpeg` (smooth gradients, shapes, texture and sensor-like noise, so JPEG
-//! sizes land near real photos: about 0.1–0.3 bytes per pixel at q90) and `realistic_corpus` (a
-//! mix of sizes like a GBIF crawl). Does not own: measuring anything (see `codec_bench`).
+//! Owns: `synthetic_photo_rgb` (smooth gradients, shapes, texture and sensor-like noise, so JPEG
+//! sizes land near real photos: about 0.1–0.3 bytes per pixel at q90), `synthetic_photo_jpeg`, and
+//! `with_orientation` (the EXIF tag phones add to portrait shots). Written apart from the
+//! product's JPEG reader on purpose: a test that reads back what this wrote checks two codes.
 
 use std::f32::consts::TAU;
-use std::io::Cursor;
 
-use super::jpeg_meta;
-use super::turbo::Compressor;
+use image::codecs::jpeg::JpegEncoder;
+use image::ExtendedColorType;
+
 use crate::rng::SplitMix64;
 
 /// Shapes per image: enough edges to look like objects on a background, few enough to stay cheap.
@@ -25,7 +26,7 @@ fn wave(len: u32, cycles: f32, rng: &mut SplitMix64) -> Vec<f32> {
 }
 
 /// Photo-like packed RGB pixels, `width * height * 3` bytes.
-pub(crate) fn synthetic_photo_rgb(width: u32, height: u32, seed: u64) -> Vec<u8> {
+pub fn synthetic_photo_rgb(width: u32, height: u32, seed: u64) -> Vec<u8> {
     let mut rng = SplitMix64(seed ^ 0x5EED_CAFE_F00D_D00D);
     let (w, h) = (width.max(1), height.max(1));
     // Lighting: slow gradients, one table per channel and axis, so each pixel costs additions.
@@ -88,79 +89,46 @@ pub(crate) fn synthetic_photo_rgb(width: u32, height: u32, seed: u64) -> Vec<u8>
 /// If a side is 0 or above 65,535 (JPEG's limit); this is a generator for tests and benchmarks.
 pub fn synthetic_photo_jpeg(width: u32, height: u32, seed: u64, quality: u8) -> Vec<u8> {
     let rgb = synthetic_photo_rgb(width, height, seed);
-    Compressor::new()
-        .and_then(|mut c| c.compress_rgb(&rgb, width, height, quality))
-        .unwrap_or_else(|e| panic!("cannot generate a {width}x{height} JPEG: {}", e.message))
+    let mut out = Vec::new();
+    JpegEncoder::new_with_quality(&mut out, quality)
+        .encode(&rgb, width, height, ExtendedColorType::Rgb8)
+        .unwrap_or_else(|e| panic!("cannot generate a {width}x{height} JPEG: {e}"));
+    out
 }
 
-/// One image of a generated corpus, before its pixels exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Spec {
-    pub width: u32,
-    pub height: u32,
-    pub png: bool,
-    pub quality: u8,
-    /// EXIF orientation to insert (1 = none), as phones do for portrait shots.
-    pub orientation: u8,
-}
+/// EXIF's Orientation tag and its SHORT type, and the JPEG marker of an APP1 segment.
+const TAG_ORIENTATION: u16 = 0x0112;
+const TYPE_SHORT: u16 = 3;
+const APP1: u8 = 0xE1;
 
-/// Camera and scanner sizes, 1.2 to 12 megapixels.
-const LARGE: [(u32, u32); 6] = [(1280, 960), (1600, 1200), (2048, 1536), (2592, 1944), (3264, 2448), (4000, 3000)];
-/// Web-sized images, already within 1024 px.
-const SMALL: [(u32, u32); 4] = [(640, 480), (800, 600), (1024, 768), (500, 375)];
-
-/// The sizes and kinds of `realistic_corpus(n)`: in every 20 images, 5 small JPEGs (25%), 1 PNG
-/// (alternately small with no decode needed, or 2 MP), and 14 JPEGs of 1.2–12 MP, some portrait,
-/// some with EXIF orientation 6.
-pub(crate) fn corpus_plan(n: usize) -> Vec<Spec> {
-    let mut rng = SplitMix64(0xC0_4B05);
-    (0..n)
-        .map(|i| {
-            let slot = i % 20;
-            let quality = [80, 85, 90, 92, 95][(rng.next_u64() % 5) as usize];
-            let portrait = rng.next_u64() % 4 == 0;
-            let (mut width, mut height, png) = match slot {
-                0..=4 => (SMALL[slot % SMALL.len()].0, SMALL[slot % SMALL.len()].1, false),
-                5 if (i / 20) % 2 == 0 => (600, 400, true),
-                5 => (1600, 1200, true),
-                _ => {
-                    // The k-th large image overall, so every size comes round equally often.
-                    let (w, h) = LARGE[((i / 20) * 14 + slot - 6) % LARGE.len()];
-                    (w, h, false)
-                }
-            };
-            if portrait {
-                std::mem::swap(&mut width, &mut height);
-            }
-            let orientation = if !png && slot % 7 == 6 { 6 } else { 1 };
-            Spec { width, height, png, quality, orientation }
-        })
-        .collect()
-}
-
-/// `n` encoded images shaped like a GBIF crawl (see `corpus_plan`), deterministic.
-pub fn realistic_corpus(n: usize) -> Vec<Vec<u8>> {
-    corpus_plan(n)
-        .iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            let seed = i as u64 + 1;
-            if spec.png {
-                let rgb = synthetic_photo_rgb(spec.width, spec.height, seed);
-                let img = image::RgbImage::from_raw(spec.width, spec.height, rgb).expect("buffer matches size");
-                let mut png = Cursor::new(Vec::new());
-                img.write_to(&mut png, image::ImageFormat::Png).expect("PNG encoding to memory cannot fail");
-                png.into_inner()
-            } else {
-                let jpeg = synthetic_photo_jpeg(spec.width, spec.height, seed, spec.quality);
-                if spec.orientation == 1 {
-                    jpeg
-                } else {
-                    jpeg_meta::with_orientation(&jpeg, spec.orientation, false)
-                }
-            }
-        })
-        .collect()
+/// `jpeg` with an APP1 Exif segment holding only an Orientation tag inserted right after SOI,
+/// in big- or little-endian TIFF order (cameras write both).
+///
+/// # Panics
+/// If `jpeg` is shorter than its 2-byte SOI marker.
+pub fn with_orientation(jpeg: &[u8], orientation: u8, big_endian: bool) -> Vec<u8> {
+    let put16 = |v: &mut Vec<u8>, x: u16| v.extend(if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
+    let put32 = |v: &mut Vec<u8>, x: u32| v.extend(if big_endian { x.to_be_bytes() } else { x.to_le_bytes() });
+    let mut tiff: Vec<u8> = Vec::with_capacity(26);
+    tiff.extend(if big_endian { *b"MM" } else { *b"II" });
+    put16(&mut tiff, 42);
+    put32(&mut tiff, 8); // IFD0 right after the 8-byte header
+    put16(&mut tiff, 1); // one entry
+    put16(&mut tiff, TAG_ORIENTATION);
+    put16(&mut tiff, TYPE_SHORT);
+    put32(&mut tiff, 1);
+    put16(&mut tiff, u16::from(orientation));
+    put16(&mut tiff, 0); // padding of the 4-byte value field
+    put32(&mut tiff, 0); // no next IFD
+    let payload_len = 2 + 6 + tiff.len();
+    let mut out = Vec::with_capacity(jpeg.len() + payload_len + 2);
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(&[0xFF, APP1]);
+    out.extend_from_slice(&(payload_len as u16).to_be_bytes());
+    out.extend_from_slice(b"Exif\0\0");
+    out.extend_from_slice(&tiff);
+    out.extend_from_slice(&jpeg[2..]);
+    out
 }
 
 #[cfg(test)]
@@ -185,14 +153,13 @@ mod tests {
     }
 
     #[test]
-    fn plan_is_mostly_large_jpegs_with_a_quarter_small() {
-        let plan = corpus_plan(40);
-        let small = plan.iter().filter(|s| s.width.max(s.height) <= 1024).count();
-        let pngs = plan.iter().filter(|s| s.png).count();
-        let megapixels: Vec<f64> = plan.iter().map(|s| f64::from(s.width * s.height) / 1e6).collect();
-        assert!((9..=13).contains(&small), "{small} small of 40");
-        assert!((1..=4).contains(&pngs), "{pngs} PNGs of 40");
-        assert!(megapixels.iter().any(|&mp| mp >= 11.0) && megapixels.iter().any(|&mp| mp <= 1.5));
-        assert!(plan.iter().any(|s| s.orientation == 6));
+    fn orientation_segment_comes_right_after_soi_and_the_image_still_decodes() {
+        let jpeg = synthetic_photo_jpeg(64, 48, 1, 90);
+        let tagged = with_orientation(&jpeg, 6, true);
+        assert_eq!(&tagged[..4], &[0xFF, 0xD8, 0xFF, APP1]);
+        assert_eq!(&tagged[6..12], b"Exif\0\0");
+        assert_eq!(&tagged[12..14], b"MM");
+        let decoded = image::load_from_memory(&tagged).expect("still a JPEG");
+        assert_eq!((decoded.width(), decoded.height()), (64, 48));
     }
 }

@@ -7,8 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::pipeline::process;
-use super::settings::ImageSettings;
+use distributed_downloader::imaging::{process, ImageSettings};
 
 /// Clock ticks per second in `/proc/*/stat` (Linux's USER_HZ). It is 100 on every Linux ABI we
 /// run on; the kernel keeps it fixed for user space whatever its internal HZ.
@@ -84,7 +83,8 @@ fn thread_cpu_seconds() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imaging::corpus::{realistic_corpus, synthetic_photo_jpeg};
+    use crate::corpus::realistic_corpus;
+    use test_origin::photo::synthetic_photo_jpeg;
 
     #[test]
     fn counts_every_image_once_across_threads() {
@@ -96,7 +96,7 @@ mod tests {
         assert!(bench.images_per_sec > 0.0 && bench.cpu_ms_per_image >= 0.0);
     }
 
-    /// Run in release: `cargo test --release --lib codec_throughput_report -- --ignored --nocapture`.
+    /// Run in release: `cargo test --release -p dd-bench codec_throughput_report -- --ignored --nocapture`.
     #[test]
     #[ignore = "a throughput figure for release builds, not a check"]
     fn codec_throughput_report() {

@@ -1,9 +1,9 @@
-//! `bench-politeness`: how close a download with default settings comes to what polite servers
+//! `dd-bench politeness` (`make bench-politeness`): how close a download with default settings comes to what polite servers
 //! allow, judged on what the servers saw (issue 12, "rate control").
 //!
 //! Owns the benchmark's host mix and its two runs; `report` owns the measures and goals printed
-//! after each. It does not touch the rate controller: the download runs as this same binary in
-//! a child process (1 rank) and under `mpirun -n 4 --bind-to none` (4 ranks), each time on a
+//! after each. It does not touch the rate controller: the download runs as the product binary
+//! (`distributed-downloader`, built next to this one) in a child process (1 rank) and under `mpirun -n 4 --bind-to none` (4 ranks), each time on a
 //! fresh test origin and a fresh prep output, with a config holding only `CONTACT` and
 //! `MAX_RATE_LIMIT=40`, so every other setting is the default being measured (prep too uses the
 //! default batch size and `INITIAL_RATE_LIMIT`). Counts come from the origin's request logs,
@@ -33,10 +33,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 
+use distributed_downloader::config::{DEFAULT_BATCH_SIZE, DEFAULT_INITIAL_RATE_LIMIT};
+use distributed_downloader::prep::batches::read_servers_table;
+use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
+use distributed_downloader::prep::server_key::check_url;
+use distributed_downloader::shards::ledger;
+use test_origin::{Behaviour, HostSpec, Origin};
+
 use crate::cli::BenchPolitenessArgs;
-use crate::config::{DEFAULT_BATCH_SIZE, DEFAULT_INITIAL_RATE_LIMIT};
-use crate::origin::{Behaviour, HostSpec, Origin};
-use crate::prep::run::{self as prep_run, PrepOptions};
 use report::{print_result, HostTimes};
 
 /// The hosts, as the `origin` subcommand spells them, and their URLs at `--scale 1`: chosen so
@@ -129,7 +133,22 @@ struct RunResult<'a> {
     timeout: Duration,
 }
 
-/// `bench-politeness`: both runs, each followed by its table and goals.
+/// The product binary that runs the downloads: `distributed-downloader` in the same folder as
+/// this benchmark (cargo builds both into one target folder).
+fn product_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("cannot find this program's own path")?;
+    let exe = me.with_file_name("distributed-downloader");
+    if !exe.is_file() {
+        bail!(
+            "{} does not exist: build the product next to this benchmark with \
+             `cargo build --release --workspace` (`make bench-politeness` does)",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}
+
+/// `dd-bench politeness`: both runs, each followed by its table and goals.
 pub fn run(args: &BenchPolitenessArgs) -> anyhow::Result<()> {
     if !(args.scale.is_finite() && args.scale > 0.0) {
         bail!("--scale must be a number above 0 (1 is the full mix, 0.25 a quick run), not {}", args.scale);
@@ -138,7 +157,7 @@ pub fn run(args: &BenchPolitenessArgs) -> anyhow::Result<()> {
         bail!("--timeout-secs must be at least 1 (the default is {})", RUN_TIMEOUT.as_secs());
     }
     let timeout = Duration::from_secs(args.timeout_secs);
-    let exe = std::env::current_exe().context("cannot find this program's own path to run `download` from")?;
+    let exe = product_binary()?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
     let plan = host_plan(args.scale)?;
     let floor = plan.iter().map(HostPlan::floor).fold(0.0, f64::max);
@@ -209,14 +228,12 @@ fn run_once<'a>(
     let summary = outcome?;
     logged?;
 
-    let learned: BTreeMap<String, Option<f64>> = crate::prep::batches::read_servers_table(&out)?
-        .into_iter()
-        .map(|s| (s.server_name, s.learned_rate_limit))
-        .collect();
-    let ledger = crate::shards::ledger::scan(&out)?;
+    let learned: BTreeMap<String, Option<f64>> =
+        read_servers_table(&out)?.into_iter().map(|s| (s.server_name, s.learned_rate_limit)).collect();
+    let ledger = ledger::scan(&out)?;
     let mut hosts = Vec::new();
     for (i, host) in plan.iter().enumerate() {
-        let key = crate::prep::server_key::check_url(origin.base_url(i))
+        let key = check_url(origin.base_url(i))
             .map_err(|e| anyhow!("the origin's URL {} has no server key ({e:?})", origin.base_url(i)))?
             .server;
         let batches: Vec<_> = ledger.batches.iter().filter(|((s, _), _)| *s == key).map(|(_, b)| b).collect();

@@ -6,9 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
 
-use distributed_downloader::origin::http::http_date;
-use distributed_downloader::origin::images::{self, served_bytes};
-use distributed_downloader::origin::{Behaviour, HostSpec, Origin, RetryAfterForm, BOMB_SIDE};
+use test_origin::http::http_date;
+use test_origin::images::{self, served_bytes};
+use test_origin::{Behaviour, HostSpec, Origin, RetryAfterForm, BOMB_SIDE};
 
 /// Every client read gives up after this: a broken origin fails a test instead of hanging it.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,17 +1,37 @@
-//! The hidden `origin` subcommand: runs the test origin as a process, for the demo and benchmarks.
+//! The `test-origin` binary's command line: runs the test origin as a process, for the demo.
 //!
-//! `distributed-downloader origin 127.0.0.2:8701=ok 127.0.0.3:8701=ratelimit:2` serves until
+//! `test-origin 127.0.0.2:8701=ok 127.0.0.3:8701=ratelimit:2` serves until
 //! SIGTERM, SIGINT or `--max-seconds`, then prints (and optionally writes) what each host saw.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
+use clap::Parser;
 use serde::Serialize;
 use std::str::FromStr;
 
 use super::{Behaviour, HostSpec, Origin};
-use crate::cli::OriginArgs;
+
+/// `test-origin ADDR=BEHAVIOUR...`: what the demo and the benchmarks start.
+#[derive(Debug, Parser)]
+#[command(
+    name = "test-origin",
+    version,
+    about = "Serve generated images on loopback hosts with scripted behaviour (the demo's and tests' origin)"
+)]
+pub struct OriginArgs {
+    /// Hosts to serve, as ADDR=BEHAVIOUR (e.g. 127.0.0.2:8701=ok, 127.0.0.3:8701=ratelimit:2).
+    #[arg(required = true, value_name = "ADDR=BEHAVIOUR")]
+    pub hosts: Vec<String>,
+    /// Stop by itself after this many seconds (every request loop here is bounded).
+    #[arg(long, default_value_t = 600)]
+    pub max_seconds: u64,
+    /// Write what each host saw, as `origin_report.json`, into this folder when stopping.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+}
 
 /// What one host saw, as printed at the end.
 #[derive(Debug, Serialize)]

@@ -26,8 +26,8 @@
 //!   served; at `--scale 1` the host has enough URLs to show the full-rate second.
 
 use super::{HostResult, RunResult, MAX_RATE_LIMIT, MID_HOST, UNLIMITED_HOST};
-use crate::config::DEFAULT_INITIAL_RATE_LIMIT;
-use crate::origin::{Behaviour, RequestLog};
+use distributed_downloader::config::DEFAULT_INITIAL_RATE_LIMIT;
+use test_origin::{Behaviour, RequestLog};
 
 /// Goals (c) and (e) look at a host's first 15 s (the "within 15 s").
 const GOAL_SECS: f64 = 15.0;
@@ -296,7 +296,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::origin::RequestRecord;
+    use test_origin::RequestRecord;
 
     fn log(arrivals: &[(f64, u16)]) -> RequestLog {
         RequestLog::new(

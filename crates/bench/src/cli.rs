@@ -1,0 +1,77 @@
+//! What the user typed: `dd-bench [--config FILE] <prep|download|politeness>`. The Makefile's
+//! `bench-*` targets call these; see each module for what it measures.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dd-bench",
+    version,
+    about = "Benchmarks of distributed-downloader: prep, codec and download rate, politeness"
+)]
+pub struct Cli {
+    /// A distributed-downloader config file for `download` (`.env` style); defaults otherwise.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure prep on a generated GBIF-like input and print wall time and peak memory.
+    Prep(BenchPrepArgs),
+    /// Measure the codec limit and end-to-end download rate on a local corpus of photos.
+    Download(BenchDownloadArgs),
+    /// Measure, on 1 and 4 ranks, how close downloads come to what rate-limited, flaky and
+    /// unlimited local hosts allow, and print the rate-control goals as PASS or MISS.
+    Politeness(BenchPolitenessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPrepArgs {
+    /// Rows of the generated GBIF-like multimedia.txt.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub rows: u64,
+    /// Scratch folder for the input and the output (removed afterwards unless --keep).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the generated files.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDownloadArgs {
+    /// Images in the corpus.
+    #[arg(long, default_value_t = 150)]
+    pub images: usize,
+    /// Loopback hosts serving it.
+    #[arg(long, default_value_t = 8)]
+    pub hosts: u8,
+    /// Scratch folder (removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPolitenessArgs {
+    /// Multiplies every host's URL count: 1 is the full mix (a few hundred URLs, at least 40 s
+    /// per run), 0.25 a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Scratch folder (removed afterwards, unless --keep or a run failed).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Stop a run still going after this many seconds; it is reported from what the servers saw
+    /// until then, and the command exits 1.
+    #[arg(long, default_value_t = crate::politeness::RUN_TIMEOUT.as_secs())]
+    pub timeout_secs: u64,
+    /// Keep the scratch folder: per run, the URL list, config, prep output and shards, the
+    /// download's logs, and every request the servers saw (`server-log.csv`).
+    #[arg(long)]
+    pub keep: bool,
+}

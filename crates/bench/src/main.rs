@@ -1,0 +1,53 @@
+//! `dd-bench`: the benchmarks behind `make bench-prep`, `make bench-download` and
+//! `make bench-politeness`. They print figures; they judge nothing by wall time alone.
+//!
+//! - `cli`: the command line.
+//! - `gbif`: a generated GBIF-like multimedia table, and prep measured on it.
+//! - `codec`: the codec limit (images per second through `process`, no network).
+//! - `corpus`: a corpus shaped like a GBIF crawl for the codec limit.
+//! - `download`: the codec limit against the end-to-end download rate on one corpus.
+//! - `politeness`: downloads on 1 and 4 ranks against scripted hosts, judged on what they saw.
+//!
+//! Exit codes: 0 done; 1 a benchmark could not run or a run failed; 2 usage (clap's).
+
+mod cli;
+mod codec;
+/// Only the release-build codec report (an ignored test in `codec`) uses the corpus.
+#[cfg(test)]
+mod corpus;
+mod download;
+mod gbif;
+mod politeness;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use distributed_downloader::config::{RawConfig, Settings};
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Prep(args) => gbif::prep(args),
+        Command::Download(args) => settings(&cli).and_then(|s| download::run(args, &s)),
+        Command::Politeness(args) => politeness::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The download settings: the `--config` file's, or the defaults.
+fn settings(cli: &Cli) -> anyhow::Result<Settings> {
+    let raw = match &cli.config {
+        Some(path) => RawConfig::from_file(path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => RawConfig { origin: "defaults".into(), ..Default::default() },
+    };
+    Ok(raw.validate()?)
+}

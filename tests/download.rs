@@ -19,7 +19,7 @@ pub(crate) const FAST: &str =
 pub(crate) struct Job {
     _dir: tempfile::TempDir,
     pub(crate) out: PathBuf,
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 pub(crate) fn job(urls: &[String], batch_size: usize, config: &str) -> Job {
@@ -47,7 +47,7 @@ pub(crate) fn job(urls: &[String], batch_size: usize, config: &str) -> Job {
 }
 
 impl Job {
-    fn download(&self, extra: &[&str]) -> Output {
+    pub(crate) fn download(&self, extra: &[&str]) -> Output {
         let mut args =
             vec!["--config", self.config.to_str().unwrap(), "download", "-o", self.out.to_str().unwrap(), "--json"];
         args.extend_from_slice(extra);
@@ -72,7 +72,7 @@ pub(crate) fn records(out: &Path) -> (Vec<SuccessRecord>, Vec<FailureRecord>) {
     (ok, failed)
 }
 
-fn shard_files(out: &Path) -> Vec<PathBuf> {
+pub(crate) fn shard_files(out: &Path) -> Vec<PathBuf> {
     let mut v = Vec::new();
     let mut stack = vec![out.join("downloads")];
     while let Some(d) = stack.pop() {

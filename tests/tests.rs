@@ -7,3 +7,4 @@ mod download;
 mod politeness;
 mod prep;
 mod ranks;
+mod safety;

@@ -168,11 +168,7 @@ pub fn run_round(
             host: o.host.clone(),
             partitions: o.partitions.clone(),
             // What an earlier run learned; outages (parking) are forgotten, rates and limits kept.
-            learned: s
-                .learned_state
-                .as_deref()
-                .and_then(|j| serde_json::from_str::<HostState>(j).ok())
-                .map(HostState::for_new_run),
+            learned: s.learned_state.as_deref().and_then(|j| restore_state(&o.host, j)),
             // The configured start, also the floor for a host restored without a known limit:
             // a low rate learned from failures alone is not carried into this run.
             initial_rate: s.initial_rate_limit,
@@ -372,4 +368,20 @@ async fn drive(
         return Err(anyhow!("download stopped: {error}; committed shards are safe, re-run to continue"));
     }
     Ok((stopped, states))
+}
+
+/// A host's learned state from `servers.parquet`, ready for a new run; `None`, with a warning,
+/// when it cannot be read (a hand edit, a damaged table): the host then starts fresh from
+/// `INITIAL_RATE_LIMIT` rather than from a guess.
+fn restore_state(host: &str, json: &str) -> Option<HostState> {
+    match serde_json::from_str::<HostState>(json) {
+        Ok(state) => Some(HostState::for_new_run(state)),
+        Err(e) => {
+            eprintln!(
+                "download: warning: the learned state of {host} in servers.parquet cannot be read ({e}); \
+                 the host starts fresh from INITIAL_RATE_LIMIT, and this run's state replaces it"
+            );
+            None
+        }
+    }
 }

@@ -124,9 +124,10 @@ pub fn read_batch(out: &Path, server: &str, partition: u64) -> Result<Vec<BatchR
                 Some(s) => s.str().map_err(pe)?.iter().flatten().map(str::to_string).collect(),
                 None => Vec::new(),
             };
+            let null = |column| PrepError::NullInBatch { path: path.clone(), column, row: i };
             rows.push(BatchRow {
-                uuid: uuids.get(i).unwrap_or_default().to_string(),
-                url: urls.get(i).unwrap_or_default().to_string(),
+                uuid: uuids.get(i).ok_or_else(|| null("uuid"))?.to_string(),
+                url: urls.get(i).ok_or_else(|| null("url"))?.to_string(),
                 source_ids,
             });
         }

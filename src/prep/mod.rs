@@ -36,6 +36,11 @@ pub enum PrepError {
         #[source]
         source: polars::prelude::PolarsError,
     },
+    #[error(
+        "batch file {path} has no `{column}` in row {row}: it is damaged or was not written by prep; \
+         re-run prep with --force on the original input (downloaded shards are kept)"
+    )]
+    NullInBatch { path: PathBuf, column: &'static str, row: usize },
     #[error("input {path} is empty: it has no header or no data rows; check that the file was fully downloaded")]
     EmptyInput { path: PathBuf },
     #[error("input {path} has no column `{column}`{hint}; columns found: {found}")]

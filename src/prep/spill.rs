@@ -215,11 +215,15 @@ fn url_frame(entries: &mut [(String, UrlGroup)]) -> PolarsResult<DataFrame> {
 /// The `.parquet` files of `dir`, in name order.
 pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, PrepError> {
     let io = |e| PrepError::Io { path: dir.to_path_buf(), source: e };
-    let mut files: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(io)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
+    // An entry that cannot be read is an error, never skipped: a batch file left out would
+    // silently drop its rows.
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|x| x == "parquet") {
+            files.push(path);
+        }
+    }
     files.sort();
     Ok(files)
 }

@@ -34,6 +34,11 @@ pub enum WriteError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "shard {path} already exists, and a committed shard is never replaced: is another download \
+         running on this output folder? Stop it, then re-run (every committed shard is kept)"
+    )]
+    Exists { path: PathBuf },
     #[error("HDF5 error on shard {path}: {source}")]
     Hdf5 {
         path: PathBuf,
@@ -47,12 +52,15 @@ pub fn shard_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("shard-{seq:06}.{SHARD_EXT}"))
 }
 
-/// Writes `contents` as shard `seq` in `dir`: temporary file, fsync, rename, fsync of `dir`.
-/// When this returns Ok the shard survives a crash or power loss.
+/// Writes `contents` as shard `seq` in `dir`: temporary file, fsync, a rename that never
+/// replaces, fsync of `dir`. When this returns Ok the shard survives a crash or power loss; when
+/// `seq` is already committed it returns [`WriteError::Exists`] and changes nothing.
 pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents) -> Result<PathBuf, WriteError> {
     fs::create_dir_all(dir).map_err(|e| WriteError::Io { path: dir.to_path_buf(), source: e })?;
     let final_path = shard_path(dir, seq);
-    let tmp_path = PathBuf::from(format!("{}{TMP_SUFFIX}", final_path.display()));
+    // The process id keeps two writers of one name (two downloads started on one folder by
+    // mistake) off each other's temporary file, so the second one meets `Exists`, not a lock.
+    let tmp_path = PathBuf::from(format!("{}.{}{TMP_SUFFIX}", final_path.display(), std::process::id()));
     let h5err = |e| WriteError::Hdf5 { path: tmp_path.clone(), source: e };
     {
         let file = hdf5::File::create(&tmp_path).map_err(h5err)?;
@@ -65,9 +73,32 @@ pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents) -> Result<Pat
         move |e| WriteError::Io { path, source: e }
     };
     File::open(&tmp_path).and_then(|f| f.sync_all()).map_err(io(&tmp_path))?;
-    fs::rename(&tmp_path, &final_path).map_err(io(&final_path))?;
+    commit_no_replace(&tmp_path, &final_path)?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
     Ok(final_path)
+}
+
+/// Moves `tmp` to `target` unless `target` exists. A hard link is the atomic "create if absent"
+/// every POSIX file system (Lustre, GPFS, NFS included) offers; where links are not supported,
+/// an existence check before a plain rename narrows the race to two writers on one batch,
+/// which the one-owner-per-host rule already excludes. On `Exists`, `tmp` is removed.
+fn commit_no_replace(tmp: &Path, target: &Path) -> Result<(), WriteError> {
+    let io = |path: &Path, e| WriteError::Io { path: path.to_path_buf(), source: e };
+    let exists = || {
+        let _ = fs::remove_file(tmp);
+        WriteError::Exists { path: target.to_path_buf() }
+    };
+    match fs::hard_link(tmp, target) {
+        Ok(()) => fs::remove_file(tmp).map_err(|e| io(tmp, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied) => {
+            if target.try_exists().map_err(|e| io(target, e))? {
+                return Err(exists());
+            }
+            fs::rename(tmp, target).map_err(|e| io(target, e))
+        }
+        Err(e) => Err(io(target, e)),
+    }
 }
 
 /// Removes `.tmp` leftovers of a crash in `dir`; returns how many were removed.
@@ -293,6 +324,20 @@ mod tests {
         assert_eq!(index.succeeded, vec!["uuid-0", "uuid-1", "uuid-2"]);
         assert_eq!(index.failed, vec![("uuid-9".to_string(), "http_4xx".to_string(), false)]);
         assert_eq!(index.data_bytes, 10 + 11 + 12);
+    }
+
+    #[test]
+    fn a_committed_shard_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = write_shard(dir.path(), 0, &sample()).unwrap();
+        let before = fs::read(&first).unwrap();
+        let empty = ShardContents { successes: vec![], failures: vec![] };
+        let err = write_shard(dir.path(), 0, &empty).unwrap_err();
+        assert!(matches!(err, WriteError::Exists { .. }), "{err}");
+        assert!(err.to_string().contains("another download"), "{err}");
+        assert_eq!(fs::read(&first).unwrap(), before, "the committed shard is unchanged");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
     }
 
     #[test]

@@ -20,7 +20,10 @@ pub fn batch_dir(out: &Path, server: &str, partition: u64) -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    #[error("cannot list {path}: {source}")]
+    #[error(
+        "cannot read {path} ({source}): the run stops rather than miss a committed shard; fix the \
+         permissions or the file system, then re-run"
+    )]
     Io {
         path: PathBuf,
         #[source]
@@ -101,7 +104,7 @@ pub fn scan_batches<'a>(out: &Path, batches: impl IntoIterator<Item = (&'a str, 
     let mut ledger = Ledger::default();
     for (server, partition) in batches {
         let dir = batch_dir(out, server, partition);
-        if dir.exists() {
+        if present(&dir)? {
             ledger.batches.insert((server.to_string(), partition), counts_only(scan_dir(&dir)?));
         }
     }
@@ -120,7 +123,7 @@ fn counts_only(mut batch: BatchLedger) -> BatchLedger {
 /// batch's row ids in memory at once. Removes `.tmp` leftovers in the batch folder.
 pub fn scan_batch(out: &Path, server: &str, partition: u64) -> Result<BatchLedger, LedgerError> {
     let dir = batch_dir(out, server, partition);
-    if !dir.exists() {
+    if !present(&dir)? {
         return Ok(BatchLedger::default());
     }
     let removed = remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
@@ -154,9 +157,36 @@ fn scan_dir(part_dir: &Path) -> Result<BatchLedger, LedgerError> {
     Ok(batch)
 }
 
+/// Every entry of `dir`. An entry that cannot be read is an error, never skipped: a shard left
+/// out would lower the next sequence number and hide committed rows.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>, LedgerError> {
+    let io = |e| LedgerError::Io { path: dir.to_path_buf(), source: e };
+    fs::read_dir(dir).map_err(io)?.map(|e| e.map(|e| e.path()).map_err(io)).collect()
+}
+
+/// Whether a batch has a shard folder. Absent is `false`; a folder that is there but cannot be
+/// read (a dangling link, a broken mount, no permission) is an error: taking it for absent would
+/// fetch its committed rows again.
+fn present(dir: &Path) -> Result<bool, LedgerError> {
+    let io = |e| LedgerError::Io { path: dir.to_path_buf(), source: e };
+    match fs::metadata(dir) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fs::symlink_metadata(dir) {
+            Ok(_) => Err(io(e)),
+            Err(_) => Ok(false),
+        },
+        Err(e) => Err(io(e)),
+    }
+}
+
 fn subdirs(dir: &Path) -> Result<Vec<PathBuf>, LedgerError> {
-    let entries = fs::read_dir(dir).map_err(|e| LedgerError::Io { path: dir.to_path_buf(), source: e })?;
-    let mut v: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    let mut v = Vec::new();
+    for path in entries(dir)? {
+        let meta = fs::metadata(&path).map_err(|e| LedgerError::Io { path: path.clone(), source: e })?;
+        if meta.is_dir() {
+            v.push(path);
+        }
+    }
     v.sort();
     Ok(v)
 }
@@ -167,9 +197,8 @@ fn value_of(dir: &Path, prefix: &str) -> Option<String> {
 
 /// Committed shards of a batch folder with their sequence numbers, in order.
 fn shards(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
-    let entries = fs::read_dir(dir).map_err(|e| LedgerError::Io { path: dir.to_path_buf(), source: e })?;
-    let mut v: Vec<(u64, PathBuf)> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    let mut v: Vec<(u64, PathBuf)> = entries(dir)?
+        .into_iter()
         .filter_map(|p| {
             let name = p.file_name()?.to_str()?;
             let seq = name.strip_prefix("shard-")?.strip_suffix(&format!(".{SHARD_EXT}"))?.parse().ok()?;

@@ -1,0 +1,135 @@
+//! Nothing committed is ever replaced or silently skipped, and damaged inputs are named: a second
+//! download on the same folder, an unreadable entry under `downloads/`, a batch file with a null
+//! URL, a learned state that cannot be read.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use polars::prelude::*;
+use test_origin::{Behaviour, HostSpec, Origin};
+
+use crate::download::{assert_each_url_once, job, records, shard_files, FAST};
+use crate::util::*;
+
+/// Every committed shard's bytes, by path: to show that nothing committed changed.
+fn committed(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    shard_files(out).into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
+}
+
+#[test]
+fn a_second_download_on_the_same_folder_cannot_replace_the_first_ones_shard() {
+    // 30 URLs at 200 ms each with two in flight take about 3 s: both runs read the (empty)
+    // ledger long before either commits its one shard at the end of the batch.
+    let origin =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(200) })]).unwrap();
+    let urls: Vec<String> = (0..30).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
+    let spawn = || {
+        bin()
+            .args(["--config", job.config.to_str().unwrap(), "download", "-o", job.out.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();
+    assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "one run commits, the other stops: {codes:?}");
+    let loser = outputs.iter().find(|o| o.status.code() == Some(1)).unwrap();
+    let message = stderr(loser);
+    assert!(message.contains("already exists") && message.contains("another download"), "{message}");
+
+    let shards = shard_files(&job.out);
+    assert_eq!(shards.len(), 1, "{shards:?}");
+    let (ok, failed) = records(&job.out);
+    assert_each_url_once(&urls, &ok, &failed);
+    // The committed shard is the winner's: a resume finds nothing left and changes nothing.
+    let before = committed(&job.out);
+    let again = job.download(&[]);
+    assert!(stderr(&again).contains("nothing left to do"), "{}", stderr(&again));
+    assert_eq!(committed(&job.out), before);
+}
+
+#[test]
+fn a_batch_folder_that_cannot_be_read_stops_the_run_instead_of_fetching_its_rows_again() {
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let urls: Vec<String> = (0..6).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let job = job(&urls, 4, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
+    job.download_ok(&[]);
+    // Batch 1's folder now points at a mount that is gone (a dangling link stands for any
+    // folder whose metadata cannot be read: a broken mount, EIO, no permission).
+    let server_dir = sorted_dirs(&job.out.join("downloads"))[0].clone();
+    let batch1 = server_dir.join("partition_id=1");
+    let away = job.out.join("moved-away");
+    std::fs::rename(&batch1, &away).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/distributed-downloader-test", &batch1).unwrap();
+    let before = committed(&job.out);
+    let requests_before = origin.log(0).len();
+
+    let out = job.download(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    eprintln!("{message}");
+    assert!(message.contains("partition_id=1") && message.contains("re-run"), "{message}");
+    assert_eq!(committed(&job.out), before, "no committed file changed");
+    assert_eq!(origin.log(0).len(), requests_before, "the rows of the unreadable batch were not fetched again");
+}
+
+/// Sets `column` to null in row `row` of the first batch file under `out`; returns the file.
+fn null_in_first_batch(out: &Path, column: &str, row: usize) -> PathBuf {
+    let dir = sorted_dirs(&out.join("urls"))[0].clone();
+    let batch_dir = sorted_dirs(&dir)[0].clone();
+    let file = std::fs::read_dir(&batch_dir).unwrap().map(|e| e.unwrap().path()).next().unwrap();
+    let mut df = ParquetReader::new(File::open(&file).unwrap()).finish().unwrap();
+    let values: Vec<Option<String>> = df
+        .column(column)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i == row { None } else { v.map(str::to_string) })
+        .collect();
+    df.with_column(Column::new(column.into(), values)).unwrap();
+    ParquetWriter::new(File::create(&file).unwrap()).finish(&mut df).unwrap();
+    file
+}
+
+#[test]
+fn a_null_url_in_a_batch_file_is_an_error_naming_the_file_and_row() {
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let urls: Vec<String> = (0..4).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
+    let file = null_in_first_batch(&job.out, "url", 2);
+    let out = job.download(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(message.contains(file.to_str().unwrap()) && message.contains("no `url` in row 2"), "{message}");
+    assert!(shard_files(&job.out).is_empty(), "no row of the damaged batch is recorded as anything");
+}
+
+#[test]
+fn a_learned_state_that_cannot_be_read_is_reported_and_the_host_starts_fresh() {
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let urls: Vec<String> = (0..4).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
+    let table = job.out.join("servers.parquet");
+    let mut df = ParquetReader::new(File::open(&table).unwrap()).finish().unwrap();
+    let damaged: Vec<Option<&str>> = vec![Some("{\"rate\": ")];
+    df.with_column(Column::new("learned_state".into(), damaged)).unwrap();
+    ParquetWriter::new(File::create(&table).unwrap()).finish(&mut df).unwrap();
+
+    let out = job.download(&["--verbose"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("learned state of 127.0.0.2") && message.contains("starts fresh from INITIAL_RATE_LIMIT"),
+        "{message}"
+    );
+    let (ok, failed) = records(&job.out);
+    assert_each_url_once(&urls, &ok, &failed);
+    assert_eq!(ok.len(), 4);
+}

@@ -93,6 +93,11 @@ pub struct DownloadArgs {
     /// Log every shard commit.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Also try again the rows whose committed record is a retriable failure (parked,
+    /// timeout, 5xx, ...): once each; the new record replaces the old one in counts and
+    /// summaries (the old stays in its shard; a row's last record is its final one).
+    #[arg(long)]
+    pub retry_failed: bool,
     /// On many ranks, keep the first plan for the whole run (no rounds): for comparisons.
     #[arg(long, hide = true)]
     pub static_plan: bool,

@@ -12,6 +12,7 @@ use crate::download::run::{self as download_run, DownloadOptions};
 use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
+use crate::shards::ledger::RetryFailed;
 
 /// Why a subcommand stopped.
 #[derive(Debug)]
@@ -98,6 +99,18 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         (None, Some(end)) => Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(end)),
         (None, None) => None,
     };
+    let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
+    let world = World::init(launch.mpi_launched).map_err(failed)?;
+    let retry_failed = if args.retry_failed {
+        // Rank 0's clock for every rank: failures committed by this run, on any rank, are final.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let bytes = world.broadcast(now.as_secs_f64().to_le_bytes().to_vec());
+        let cutoff =
+            bytes.try_into().map(f64::from_le_bytes).map_err(|_| failed(anyhow!("rank 0 sent no start time")))?;
+        RetryFailed::Before(cutoff)
+    } else {
+        RetryFailed::No
+    };
     let opts = DownloadOptions {
         out: output.clone(),
         settings: settings.clone(),
@@ -106,9 +119,8 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         owned: None,
         verbose: args.verbose,
         static_plan: args.static_plan,
+        retry_failed,
     };
-    let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
-    let world = World::init(launch.mpi_launched).map_err(failed)?;
     let summary = if world.size() == 1 {
         let result = download_run::run(opts).map_err(failed)?;
         crate::download::learned::write_learned(&output, &result.states).map_err(failed)?;

@@ -133,3 +133,38 @@ fn a_learned_state_that_cannot_be_read_is_reported_and_the_host_starts_fresh() {
     assert_each_url_once(&urls, &ok, &failed);
     assert_eq!(ok.len(), 4);
 }
+
+#[test]
+fn retry_failed_fetches_exactly_the_retriable_failures_once_and_their_new_record_is_final() {
+    let first =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok), HostSpec::loopback(3, Behaviour::NotFound)]).unwrap();
+    let mut dead = Origin::start(vec![HostSpec::loopback(4, Behaviour::Dead)]).unwrap();
+    let paths: Vec<String> = (0..3).map(|i| format!("/img/w64-h48-{i}.jpg")).collect();
+    let mut urls: Vec<String> =
+        (0..2).flat_map(|h| paths.iter().map(move |p| (h, p))).map(|(h, p)| first.url(h, p)).collect();
+    urls.extend(paths.iter().map(|p| dead.url(0, p)));
+    let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"));
+    let summary = job.download_ok(&[]);
+    assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(3), Some(6)));
+    assert_eq!(summary["retriable"], 3, "the dead host's rows; a 404 is final: {summary}");
+
+    let plain = job.download(&[]);
+    assert!(stderr(&plain).contains("3 of them are retriable failures"), "{}", stderr(&plain));
+
+    // The dead host comes back.
+    let dead_addr = dead.addr(0);
+    dead.stop();
+    let requests_before: Vec<usize> = (0..2).map(|h| first.log(h).len()).collect();
+    let back = Origin::start(vec![HostSpec::new(dead_addr, Behaviour::Ok)]).unwrap();
+    let summary = job.download_ok(&["--retry-failed"]);
+    assert_eq!(back.log(0).len(), 3, "each retriable row is fetched once");
+    assert_eq!((0..2).map(|h| first.log(h).len()).collect::<Vec<_>>(), requests_before, "nothing else is fetched");
+    assert_eq!((summary["succeeded"].as_u64(), summary["failed"].as_u64()), (Some(6), Some(3)));
+    assert_eq!((summary["retriable"].as_u64(), summary["remaining"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(summary["duplicates"], 0);
+    assert_eq!(summary["failed_by_class"], serde_json::json!({"http_4xx": 3}));
+
+    let again = job.download(&["--retry-failed"]);
+    assert!(stderr(&again).contains("nothing left to do"), "{}", stderr(&again));
+    assert_eq!(back.log(0).len(), 3);
+}

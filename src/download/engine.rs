@@ -17,7 +17,7 @@ use crate::fetch::client::HttpSettings;
 use crate::imaging::ImageSettings;
 use crate::prep::PrepError;
 use crate::shards::hdf5_io::WriteError;
-use crate::shards::ledger::LedgerError;
+use crate::shards::ledger::{LedgerError, RetryFailed};
 use crate::telemetry::Counters;
 
 /// A CPU-queue permit is worth this many bytes of body, so the semaphore counts stay small.
@@ -37,6 +37,8 @@ pub struct Engine {
     pub rate: RateConfig,
     pub breaker: BreakerPolicy,
     pub retry: RetryPolicy,
+    /// Which committed failures count as not done when a batch is loaded; set once per run.
+    pub retry_failed: RetryFailed,
     /// Written only through the typed events of `telemetry::events`.
     pub counters: Arc<Counters>,
     pub cpu: CpuPool,

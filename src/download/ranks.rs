@@ -216,7 +216,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
     }
     let servers = read_servers_table(&opts.out)?;
     let rows_total = servers.iter().map(|s| s.url_count).sum();
-    let after = ledger::scan(&opts.out)?;
+    let after = ledger::scan(&opts.out, opts.retry_failed)?;
     let mut summary = DownloadSummary::from_ledger(
         &opts.out.display().to_string(),
         rows_total,
@@ -232,7 +232,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
 /// nothing remains.
 fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan>> {
     let servers = read_servers_table(&opts.out)?;
-    let done = ledger::scan(&opts.out)?;
+    let done = ledger::scan(&opts.out, opts.retry_failed)?;
     let mut loads = Vec::new();
     for s in &servers {
         let mut partitions = Vec::new();

@@ -27,7 +27,7 @@ use crate::fetch::client::{build_client, user_agent, HttpSettings};
 use crate::imaging::ImageSettings;
 use crate::prep::batches::{batch_rows, read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
-use crate::shards::ledger;
+use crate::shards::ledger::{self, RetryFailed};
 use crate::telemetry::Counters;
 
 /// How often the writer is asked to commit rows that have waited long enough.
@@ -60,6 +60,8 @@ pub struct DownloadOptions {
     pub verbose: bool,
     /// On many ranks: one plan for the whole run, no rounds (for comparisons).
     pub static_plan: bool,
+    /// Which committed failures this run tries again (`--retry-failed`); the same on every rank.
+    pub retry_failed: RetryFailed,
 }
 
 /// What one run did: the summary of the batches it owned, and each host's learned state.
@@ -130,8 +132,8 @@ pub fn run_round(
     for (host, p) in &keep {
         rows_total += batch_rows(&opts.out, host, *p)?;
     }
-    let before = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)))?;
-    let done_before = before.succeeded() + before.failed();
+    let before = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed)?;
+    let done_before = before.done();
     let out_name = opts.out.display().to_string();
     let idle = |stopped| {
         let mut summary = DownloadSummary::from_ledger(&out_name, rows_total, &before, Default::default(), 0.0);
@@ -155,7 +157,14 @@ pub fn run_round(
         }
     };
     if done_before >= rows_total {
-        eprintln!("download: nothing left to do: all {rows_total} rows already have a committed record");
+        let retriable = before.retriable();
+        let hint = match opts.retry_failed {
+            RetryFailed::No if retriable > 0 => {
+                format!("; {retriable} of them are retriable failures: `download --retry-failed` tries them again")
+            }
+            _ => String::new(),
+        };
+        eprintln!("download: nothing left to do: all {rows_total} rows already have a committed record{hint}");
         return Ok(idle(false));
     }
     let by_name: HashMap<&str, &ServerInfo> = servers.iter().map(|s| (s.server_name.as_str(), s)).collect();
@@ -191,7 +200,7 @@ pub fn run_round(
     let (stopped_by_deadline, states) = outcome?;
     let states = states.into_iter().map(|(h, st)| (h.clone(), shares.get(&h).copied().unwrap_or(1), st)).collect();
 
-    let after = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)))?;
+    let after = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed)?;
     let mut summary = DownloadSummary::from_ledger(
         &out_name,
         rows_total,
@@ -266,6 +275,7 @@ async fn drive(
         rate,
         breaker,
         retry,
+        retry_failed: opts.retry_failed,
         counters: Arc::clone(&counters),
         cpu: CpuPool::new(threads),
         cpu_budget: Arc::new(Semaphore::new(units as usize)),

@@ -17,12 +17,15 @@ pub struct DownloadSummary {
     pub rows_total: u64,
     /// Rows with a committed success record.
     pub succeeded: u64,
-    /// Rows with a committed failure record.
+    /// Rows whose final committed record is a failure.
     pub failed: u64,
+    /// Of `failed`, those `download --retry-failed` would try again (parked, timeout, 5xx, ...).
+    pub retriable: u64,
     pub failed_by_class: BTreeMap<String, u64>,
-    /// Rows with no committed record yet: the next run fetches them.
+    /// Rows with no committed record yet, or waiting to be retried by a `--retry-failed` run
+    /// that stopped early: the next run fetches them.
     pub remaining: u64,
-    /// Rows found in more than one committed shard (should be 0).
+    /// Rows found in more than one committed shard, not explained by `--retry-failed` (should be 0).
     pub duplicates: u64,
     pub stored_bytes: u64,
     /// Whether the run stopped early because of the deadline.
@@ -50,8 +53,9 @@ impl DownloadSummary {
             rows_total,
             succeeded,
             failed,
+            retriable: ledger.retriable(),
             failed_by_class,
-            remaining: rows_total.saturating_sub(succeeded + failed),
+            remaining: rows_total.saturating_sub(ledger.done()),
             duplicates: ledger.batches.values().map(|b| b.duplicates).sum(),
             stored_bytes: ledger.batches.values().map(|b| b.data_bytes).sum(),
             stopped_by_deadline: false,
@@ -71,6 +75,9 @@ impl fmt::Display for DownloadSummary {
         writeln!(f, "  failed           {:>12}", self.failed)?;
         for (class, n) in &self.failed_by_class {
             writeln!(f, "    {class:<18}{n:>10}")?;
+        }
+        if self.retriable > 0 {
+            writeln!(f, "    of which retriable{:>8}  (`download --retry-failed` tries them again)", self.retriable)?;
         }
         writeln!(f, "  remaining        {:>12}", self.remaining)?;
         if self.duplicates > 0 {

@@ -175,9 +175,18 @@ fn write_errors(file: &hdf5::File, recs: &[FailureRecord]) -> hdf5::Result<()> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardIndex {
     pub succeeded: Vec<String>,
-    /// (uuid, error class, retriable)
-    pub failed: Vec<(String, String, bool)>,
+    pub failed: Vec<FailedRow>,
     pub data_bytes: u64,
+}
+
+/// What the ledger needs of one failure record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRow {
+    pub uuid: String,
+    pub class: String,
+    pub retriable: bool,
+    /// Unix seconds.
+    pub failed_at: f64,
 }
 
 fn read_strings(g: &hdf5::Group, name: &str) -> hdf5::Result<Vec<String>> {
@@ -195,7 +204,13 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, WriteError> {
     let uuids = read_strings(&errors, "uuid").map_err(h5err)?;
     let classes = read_strings(&errors, "error_class").map_err(h5err)?;
     let retriable = errors.dataset("retriable").and_then(|d| d.read_raw::<u8>()).map_err(h5err)?;
-    let failed = uuids.into_iter().zip(classes).zip(retriable).map(|((u, c), r)| (u, c, r != 0)).collect();
+    let failed_at = errors.dataset("failed_at").and_then(|d| d.read_raw::<f64>()).map_err(h5err)?;
+    let failed = uuids
+        .into_iter()
+        .zip(classes)
+        .zip(retriable.into_iter().zip(failed_at))
+        .map(|((uuid, class), (r, failed_at))| FailedRow { uuid, class, retriable: r != 0, failed_at })
+        .collect();
     Ok(ShardIndex { succeeded, failed, data_bytes })
 }
 
@@ -322,7 +337,8 @@ mod tests {
         assert_eq!(back.failures[0].detail, "404 Not Found\u{FFFD}with a NUL");
         let index = read_index(&path).unwrap();
         assert_eq!(index.succeeded, vec!["uuid-0", "uuid-1", "uuid-2"]);
-        assert_eq!(index.failed, vec![("uuid-9".to_string(), "http_4xx".to_string(), false)]);
+        let row = FailedRow { uuid: "uuid-9".into(), class: "http_4xx".into(), retriable: false, failed_at: 1.7e9 };
+        assert_eq!(index.failed, vec![row]);
         assert_eq!(index.data_bytes, 10 + 11 + 12);
     }
 

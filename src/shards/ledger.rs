@@ -3,12 +3,17 @@
 //! Resume, `status` and the summary call [`scan`]: it lists every committed shard under
 //! `<output>/downloads/`, removes `.tmp` leftovers of a crash, and collects which rows each batch
 //! has accounted for. A row is done when a committed shard holds its success or failure record.
+//!
+//! A row's **final** record is its record in the highest-numbered shard. A row has more than one
+//! record only when `download --retry-failed` tried a retriable failure again; any other repeat
+//! is counted as a duplicate. With a retry cutoff ([`RetryFailed`]), a row whose final record is a
+//! retriable failure committed before the cutoff is not done: it is to be tried again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::hdf5_io::{read_index, remove_leftovers, WriteError, SHARD_EXT};
+use super::hdf5_io::{read_index, remove_leftovers, FailedRow, WriteError, SHARD_EXT};
 
 /// The folder under the output folder where shards go.
 pub const DOWNLOADS_DIR: &str = "downloads";
@@ -37,24 +42,49 @@ pub enum LedgerError {
     },
 }
 
-/// What one batch has committed.
+/// Which failures count as not done: those `download --retry-failed` tries again.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum RetryFailed {
+    /// Every row with a committed record is done (a plain `download`).
+    #[default]
+    No,
+    /// Rows whose final record is a retriable failure committed before this moment (Unix
+    /// seconds: when the retrying run started) are not done; failures of the retrying run
+    /// itself are final, so a row is tried again once per `--retry-failed` run.
+    Before(f64),
+}
+
+impl RetryFailed {
+    fn wants(self, f: &FailedRow) -> bool {
+        matches!(self, RetryFailed::Before(cutoff) if f.retriable && f.failed_at < cutoff)
+    }
+}
+
+/// What one batch has committed, by each row's final record.
 #[derive(Debug, Clone, Default)]
 pub struct BatchLedger {
-    /// Every row uuid with a committed record; filled by [`scan_batch`] only (a whole-folder
-    /// [`scan`] keeps counts, so its memory does not grow with the dataset).
+    /// Every done row's uuid; filled by [`scan_batch`] only (a whole-folder [`scan`] keeps
+    /// counts, so its memory does not grow with the dataset).
     pub done: HashSet<String>,
-    /// Rows with a committed record.
+    /// Rows that are done: a final record, and not to be retried.
     pub done_count: u64,
+    /// Rows whose final record is a success.
     pub succeeded: u64,
+    /// Rows whose final record is a failure.
     pub failed: u64,
-    /// Failures a later run may retry (`--retry-failed`): uuid set.
-    pub retriable_failed: HashSet<String>,
+    /// Of `failed`, those a later `download --retry-failed` would try again.
+    pub retriable: u64,
+    /// Of `retriable`, those this scan's [`RetryFailed`] asks to try again.
+    pub to_retry: u64,
     pub failed_by_class: BTreeMap<String, u64>,
     pub data_bytes: u64,
     /// Sequence number for the next shard of this batch.
     pub next_seq: u64,
-    /// Rows that appear in more than one committed shard (should stay 0; counted, not hidden).
+    /// Rows with a record in more than one committed shard that `--retry-failed` does not
+    /// explain (should stay 0; counted, not hidden).
     pub duplicates: u64,
+    /// Failure records replaced by a later record of `--retry-failed`.
+    pub superseded: u64,
     /// `.tmp` files of a crashed run removed by [`scan_batch`].
     pub leftovers_removed: usize,
 }
@@ -77,12 +107,21 @@ impl Ledger {
     pub fn failed(&self) -> u64 {
         self.batches.values().map(|b| b.failed).sum()
     }
+
+    /// Rows that are done (see [`BatchLedger::done_count`]).
+    pub fn done(&self) -> u64 {
+        self.batches.values().map(|b| b.done_count).sum()
+    }
+
+    pub fn retriable(&self) -> u64 {
+        self.batches.values().map(|b| b.retriable).sum()
+    }
 }
 
 /// Scans the committed shards under `out`. It only reads: `.tmp` files may be shards being
 /// written by another rank right now, so they are removed only by the batch's owner
 /// ([`scan_batch`], when it loads the batch).
-pub fn scan(out: &Path) -> Result<Ledger, LedgerError> {
+pub fn scan(out: &Path, retry: RetryFailed) -> Result<Ledger, LedgerError> {
     let mut ledger = Ledger::default();
     let root = out.join(DOWNLOADS_DIR);
     if !root.exists() {
@@ -92,7 +131,7 @@ pub fn scan(out: &Path) -> Result<Ledger, LedgerError> {
         let Some(server) = value_of(&server_dir, "server_name=") else { continue };
         for part_dir in subdirs(&server_dir)? {
             let Some(partition) = value_of(&part_dir, "partition_id=").and_then(|p| p.parse().ok()) else { continue };
-            ledger.batches.insert((server.clone(), partition), counts_only(scan_dir(&part_dir)?));
+            ledger.batches.insert((server.clone(), partition), counts_only(scan_dir(&part_dir, retry)?));
         }
     }
     Ok(ledger)
@@ -100,12 +139,16 @@ pub fn scan(out: &Path) -> Result<Ledger, LedgerError> {
 
 /// Like [`scan`], for the given batches only: what one rank reads about the batches it owns,
 /// without reading every other rank's shards.
-pub fn scan_batches<'a>(out: &Path, batches: impl IntoIterator<Item = (&'a str, u64)>) -> Result<Ledger, LedgerError> {
+pub fn scan_batches<'a>(
+    out: &Path,
+    batches: impl IntoIterator<Item = (&'a str, u64)>,
+    retry: RetryFailed,
+) -> Result<Ledger, LedgerError> {
     let mut ledger = Ledger::default();
     for (server, partition) in batches {
         let dir = batch_dir(out, server, partition);
         if present(&dir)? {
-            ledger.batches.insert((server.to_string(), partition), counts_only(scan_dir(&dir)?));
+            ledger.batches.insert((server.to_string(), partition), counts_only(scan_dir(&dir, retry)?));
         }
     }
     Ok(ledger)
@@ -113,46 +156,57 @@ pub fn scan_batches<'a>(out: &Path, batches: impl IntoIterator<Item = (&'a str, 
 
 /// Keeps a batch's counts and drops its row ids, so a whole-dataset ledger stays small.
 fn counts_only(mut batch: BatchLedger) -> BatchLedger {
-    batch.done_count = batch.done.len() as u64;
     batch.done = HashSet::new();
-    batch.retriable_failed = HashSet::new();
     batch
 }
 
 /// Scans one batch: what the engine does when it loads a batch, so resume never needs every
 /// batch's row ids in memory at once. Removes `.tmp` leftovers in the batch folder.
-pub fn scan_batch(out: &Path, server: &str, partition: u64) -> Result<BatchLedger, LedgerError> {
+pub fn scan_batch(out: &Path, server: &str, partition: u64, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
     let dir = batch_dir(out, server, partition);
     if !present(&dir)? {
         return Ok(BatchLedger::default());
     }
     let removed = remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
-    let batch = scan_dir(&dir)?;
-    Ok(BatchLedger { leftovers_removed: removed, done_count: batch.done.len() as u64, ..batch })
+    Ok(BatchLedger { leftovers_removed: removed, ..scan_dir(&dir, retry)? })
 }
 
-fn scan_dir(part_dir: &Path) -> Result<BatchLedger, LedgerError> {
+fn scan_dir(part_dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
+    /// A row's latest record: `None` for a success.
+    type Latest = Option<FailedRow>;
     let mut batch = BatchLedger::default();
+    let mut latest: HashMap<String, Latest> = HashMap::new();
+    let mut record = |batch: &mut BatchLedger, uuid: String, now: Latest| match latest.insert(uuid, now) {
+        Some(Some(earlier)) if earlier.retriable => batch.superseded += 1,
+        Some(_) => batch.duplicates += 1,
+        None => {}
+    };
     for (seq, path) in shards(part_dir)? {
         let index = read_index(&path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
         batch.next_seq = batch.next_seq.max(seq + 1);
         batch.data_bytes += index.data_bytes;
         for uuid in index.succeeded {
-            batch.succeeded += 1;
-            if !batch.done.insert(uuid) {
-                batch.duplicates += 1;
+            record(&mut batch, uuid, None);
+        }
+        for failure in index.failed {
+            record(&mut batch, failure.uuid.clone(), Some(failure));
+        }
+    }
+    for (uuid, last) in latest {
+        match last {
+            None => batch.succeeded += 1,
+            Some(f) => {
+                batch.failed += 1;
+                batch.retriable += u64::from(f.retriable);
+                *batch.failed_by_class.entry(f.class.clone()).or_default() += 1;
+                if retry.wants(&f) {
+                    batch.to_retry += 1;
+                    continue;
+                }
             }
         }
-        for (uuid, class, retriable) in index.failed {
-            batch.failed += 1;
-            *batch.failed_by_class.entry(class).or_default() += 1;
-            if retriable {
-                batch.retriable_failed.insert(uuid.clone());
-            }
-            if !batch.done.insert(uuid) {
-                batch.duplicates += 1;
-            }
-        }
+        batch.done_count += 1;
+        batch.done.insert(uuid);
     }
     Ok(batch)
 }
@@ -216,6 +270,10 @@ mod tests {
     use crate::shards::record::{FailureRecord, ShardContents};
 
     fn failure(uuid: &str, class: &str, retriable: bool) -> FailureRecord {
+        failure_at(uuid, class, retriable, 0.0)
+    }
+
+    fn failure_at(uuid: &str, class: &str, retriable: bool, failed_at: f64) -> FailureRecord {
         FailureRecord {
             uuid: uuid.into(),
             url: format!("http://a.org/{uuid}"),
@@ -226,7 +284,7 @@ mod tests {
             attempts: 3,
             http_status: 503,
             retriable,
-            failed_at: 0.0,
+            failed_at,
         }
     }
 
@@ -240,15 +298,15 @@ mod tests {
         write_shard(&dir, 1, &c2).unwrap();
         let tmp = dir.join("shard-000002.h5.tmp");
         fs::write(&tmp, b"a crash left this").unwrap();
-        let ledger = scan(out.path()).unwrap();
+        let ledger = scan(out.path(), RetryFailed::No).unwrap();
         assert!(tmp.exists(), "a whole-folder scan only reads: another rank may be writing it");
         assert_eq!(ledger.batch("a.org", 2).unwrap().done_count, 2);
-        let b = scan_batch(out.path(), "a.org", 2).unwrap();
+        let b = scan_batch(out.path(), "a.org", 2, RetryFailed::No).unwrap();
         assert_eq!(b.leftovers_removed, 1, "the owner removes it");
         assert!(!tmp.exists());
         assert_eq!(b.done.len(), 2);
         assert_eq!(b.next_seq, 2, "the next shard does not overwrite a committed one");
-        assert!(b.retriable_failed.contains("u1") && !b.retriable_failed.contains("u2"));
+        assert_eq!((b.failed, b.retriable, b.to_retry), (2, 1, 0));
         assert_eq!(b.failed_by_class["http_4xx"], 1);
         assert_eq!(b.duplicates, 0);
     }
@@ -259,7 +317,50 @@ mod tests {
         let dir = batch_dir(out.path(), "a.org", 0);
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("shard-000000.h5"), b"not hdf5").unwrap();
-        let err = scan(out.path()).unwrap_err().to_string();
+        let err = scan(out.path(), RetryFailed::No).unwrap_err().to_string();
         assert!(err.contains("shard-000000.h5") && err.contains("move it out"), "{err}");
+    }
+
+    #[test]
+    fn retry_reopens_only_retriable_failures_from_before_the_cutoff_and_the_last_record_wins() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let old = ShardContents {
+            successes: vec![],
+            failures: vec![
+                failure_at("timeout-old", "timeout", true, 100.0),
+                failure_at("gone", "http_4xx", false, 100.0),
+                failure_at("retried", "http_5xx", true, 100.0),
+            ],
+        };
+        // A --retry-failed run that started at 200 gave "retried" a new final record, itself a
+        // retriable failure: it is final for that run's cutoff, and not counted twice.
+        let retry_run =
+            ShardContents { successes: vec![], failures: vec![failure_at("retried", "timeout", true, 250.0)] };
+        write_shard(&dir, 0, &old).unwrap();
+        write_shard(&dir, 1, &retry_run).unwrap();
+
+        let plain = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap();
+        assert_eq!((plain.done_count, plain.failed, plain.retriable, plain.to_retry), (3, 3, 2, 0));
+        assert_eq!((plain.superseded, plain.duplicates), (1, 0));
+        assert_eq!(plain.failed_by_class.get("http_5xx"), None, "the last record's class counts");
+        assert_eq!(plain.failed_by_class["timeout"], 2);
+
+        let retry = scan_batch(out.path(), "a.org", 0, RetryFailed::Before(200.0)).unwrap();
+        assert_eq!((retry.done_count, retry.to_retry), (2, 1));
+        assert!(!retry.done.contains("timeout-old") && retry.done.contains("retried") && retry.done.contains("gone"));
+        let whole = scan(out.path(), RetryFailed::Before(300.0)).unwrap();
+        assert_eq!(whole.done(), 1, "a later cutoff reopens both retriable rows");
+    }
+
+    #[test]
+    fn a_row_recorded_twice_without_a_retriable_failure_first_is_a_duplicate() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let once = ShardContents { successes: vec![], failures: vec![failure("u1", "http_4xx", false)] };
+        write_shard(&dir, 0, &once).unwrap();
+        write_shard(&dir, 1, &once).unwrap();
+        let b = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap();
+        assert_eq!((b.duplicates, b.superseded, b.failed, b.done_count), (1, 0, 1, 1));
     }
 }

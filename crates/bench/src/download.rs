@@ -8,6 +8,7 @@ use distributed_downloader::config::Settings;
 use distributed_downloader::download::run::{self as download_run, DownloadOptions};
 use distributed_downloader::imaging::ImageSettings;
 use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
+use distributed_downloader::shards::ledger::RetryFailed;
 use test_origin::{images, Behaviour, HostSpec, Origin};
 
 use crate::cli::BenchDownloadArgs;
@@ -60,6 +61,7 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
         owned: None,
         verbose: false,
         static_plan: false,
+        retry_failed: RetryFailed::No,
     })?
     .summary;
     let e2e = summary.succeeded as f64 / summary.wall_seconds;

@@ -230,7 +230,7 @@ fn run_once<'a>(
 
     let learned: BTreeMap<String, Option<f64>> =
         read_servers_table(&out)?.into_iter().map(|s| (s.server_name, s.learned_rate_limit)).collect();
-    let ledger = ledger::scan(&out)?;
+    let ledger = ledger::scan(&out, ledger::RetryFailed::No)?;
     let mut hosts = Vec::new();
     for (i, host) in plan.iter().enumerate() {
         let key = check_url(origin.base_url(i))

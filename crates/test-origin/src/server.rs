@@ -74,8 +74,8 @@ pub struct Origin {
     started: Instant,
     stop_tx: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
-    /// Sockets bound but never listening, holding the addresses of `Dead` hosts.
-    _dead: Vec<TcpSocket>,
+    /// Sockets bound but never listening, holding the addresses of `Dead` hosts until `stop`.
+    dead: Vec<TcpSocket>,
 }
 
 impl Origin {
@@ -130,7 +130,7 @@ impl Origin {
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(std::io::Error::other("test origin thread died while starting")),
         }
-        Ok(Origin { hosts: out, started, stop_tx: Some(stop_tx), thread: Some(thread), _dead: dead })
+        Ok(Origin { hosts: out, started, stop_tx: Some(stop_tx), thread: Some(thread), dead })
     }
 
     /// The address host `i` (in `start` order) listens on.
@@ -167,9 +167,11 @@ impl Origin {
         RequestLog::new(self.hosts[i].log.lock().expect("origin log lock").clone())
     }
 
-    /// Stops serving: closes listeners and every connection (stalled ones included) and waits
-    /// for the runtime thread. Idempotent; also done on drop.
+    /// Stops serving: closes listeners and every connection (stalled ones included), releases
+    /// the addresses of `Dead` hosts (a test may then serve there: a host coming back), and
+    /// waits for the runtime thread. Idempotent; also done on drop.
     pub fn stop(&mut self) {
+        self.dead.clear();
         if let Some(tx) = self.stop_tx.take() {
             let _ = tx.send(());
         }

@@ -137,7 +137,7 @@ impl ServerActor {
             let loaded = read_batch(&self.engine.out, &self.host, partition)
                 .map_err(|source| HostFailure::ReadBatch { partition, source })
                 .and_then(|rows| {
-                    scan_batch(&self.engine.out, &self.host, partition)
+                    scan_batch(&self.engine.out, &self.host, partition, self.engine.retry_failed)
                         .map(|l| (rows, l))
                         .map_err(|source| HostFailure::ScanShards { partition, source })
                 });
@@ -430,7 +430,7 @@ impl ServerActor {
         );
         loop {
             while let Some(task) = self.queue.pop_front() {
-                let detail = format!("{} stayed unreachable; the row is marked retriable for a later run", self.host);
+                let detail = format!("{} stayed unreachable; `download --retry-failed` tries the row again", self.host);
                 self.record_failure(task, ErrorClass::Parked, detail, true, ctx);
             }
             if !self.load_next_batch() {

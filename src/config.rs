@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::actors::server::{rate, retry};
+use crate::fetch::deadlines;
 use crate::imaging::{self, Reencode, StoreAs};
 
 /// How many URLs of one server go into one batch. A batch is the unit a rank owns and commits, so
@@ -26,8 +27,6 @@ const MAX_BATCH_SIZE: usize = 10_000_000;
 // (`imaging::settings`, `actors::server::{rate, retry}`); this file only reads the keys.
 /// Largest body read, in MB. Herbarium TIFFs reach ~100 MB; twice that leaves headroom.
 pub const DEFAULT_MAX_BODY_MB: u64 = 200;
-/// Total deadline of one request (connect, headers, body), in seconds: 100 MB at ~1 MB/s fits.
-pub const DEFAULT_REQUEST_TIMEOUT_SECS: f64 = 120.0;
 /// Connect deadline in seconds: a live server accepts within a few seconds even when loaded.
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 15.0;
 /// Requests in flight over all hosts of a rank: each holds at most one body in memory.
@@ -51,7 +50,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("STORE", "encoded or raw_rgb"),
     ("MAX_PIXELS", "decompression-bomb limit"),
     ("MAX_BODY_MB", "largest body read"),
-    ("REQUEST_TIMEOUT_SECS", "total deadline of one request"),
+    ("REQUEST_TIMEOUT_SECS", "ceiling of one request, however it progresses"),
+    ("HEAD_TIMEOUT_SECS", "limit to the response head, connect included"),
+    ("IDLE_TIMEOUT_SECS", "limit with no body data"),
+    ("MIN_TRANSFER_KB_PER_SEC", "slowest average body transfer kept, judged after IDLE_TIMEOUT_SECS"),
     ("CONNECT_TIMEOUT_SECS", "connect deadline"),
     ("MAX_RETRIES", "retries of retriable failures"),
     ("MAX_RATE_LIMIT", "ceiling of a host's rate"),
@@ -103,7 +105,12 @@ pub struct Settings {
     pub store: StoreAs,
     pub max_pixels: u64,
     pub max_body_bytes: u64,
+    /// Ceiling of one request; also how long requests in flight may need after the run stops
+    /// issuing before a deadline.
     pub request_timeout: std::time::Duration,
+    pub head_timeout: std::time::Duration,
+    pub idle_timeout: std::time::Duration,
+    pub min_transfer_bytes_per_sec: f64,
     pub connect_timeout: std::time::Duration,
     pub max_retries: u32,
     pub max_rate_limit: f64,
@@ -192,7 +199,15 @@ impl RawConfig {
                 "must be at least 1000000",
             )?,
             max_body_bytes: v.parse("MAX_BODY_MB", DEFAULT_MAX_BODY_MB, |n| *n >= 1, "must be at least 1 (MB)")? << 20,
-            request_timeout: secs("REQUEST_TIMEOUT_SECS", DEFAULT_REQUEST_TIMEOUT_SECS)?,
+            request_timeout: secs("REQUEST_TIMEOUT_SECS", deadlines::DEFAULT_REQUEST_TIMEOUT_SECS)?,
+            head_timeout: secs("HEAD_TIMEOUT_SECS", deadlines::DEFAULT_HEAD_TIMEOUT_SECS)?,
+            idle_timeout: secs("IDLE_TIMEOUT_SECS", deadlines::DEFAULT_IDLE_TIMEOUT_SECS)?,
+            min_transfer_bytes_per_sec: v.parse(
+                "MIN_TRANSFER_KB_PER_SEC",
+                deadlines::DEFAULT_MIN_TRANSFER_KB_PER_SEC,
+                |r: &f64| r.is_finite() && *r >= 0.0,
+                "must be 0 or more (KB/s; 0 turns the check off)",
+            )? * 1e3,
             connect_timeout: secs("CONNECT_TIMEOUT_SECS", DEFAULT_CONNECT_TIMEOUT_SECS)?,
             max_retries: v.parse("MAX_RETRIES", retry::DEFAULT_MAX_RETRIES, |n| *n <= 50, "must be from 0 to 50")?,
             max_rate_limit: v.parse(

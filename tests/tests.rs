@@ -3,6 +3,7 @@
 mod util;
 
 mod cli;
+mod deadlines;
 mod download;
 mod politeness;
 mod prep;

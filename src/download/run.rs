@@ -24,6 +24,7 @@ use crate::actors::writer::messages::{Drain, Tick};
 use crate::actors::writer::policy::ShardPolicy;
 use crate::config::Settings;
 use crate::fetch::client::{build_client, user_agent, HttpSettings};
+use crate::fetch::deadlines::Deadlines;
 use crate::imaging::ImageSettings;
 use crate::prep::batches::{batch_rows, read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
@@ -216,7 +217,12 @@ fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, Rate
     let s = &opts.settings;
     let http = HttpSettings {
         user_agent: user_agent(&opts.contact),
-        total_timeout: s.request_timeout,
+        deadlines: Deadlines {
+            head: s.head_timeout,
+            idle: s.idle_timeout,
+            min_bytes_per_sec: s.min_transfer_bytes_per_sec,
+            ceiling: s.request_timeout,
+        },
         connect_timeout: s.connect_timeout,
         max_body_bytes: s.max_body_bytes,
     };

@@ -1,10 +1,12 @@
-//! The shared HTTP client and one fetch: a total deadline, a body cap, a bounded redirect chain.
+//! The shared HTTP client and one fetch: the limits of `deadlines`, a body cap, a bounded
+//! redirect chain.
 //!
 //! This module turns a URL into bytes or an [`Outcome`]; it does not decide about retries or
 //! rates (the ServerActor does) and never looks inside the bytes (`imaging` does).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::deadlines::{Cut, Deadlines, Progress};
 use super::outcome::{Outcome, TransportKind};
 
 /// Redirects followed at most. Image CDNs chain two or three; five is what browsers consider a
@@ -22,9 +24,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub user_agent: String,
-    /// Deadline for the whole request: connect, headers and the full body. A server trickling
-    /// bytes cannot hold a slot past it.
-    pub total_timeout: Duration,
+    /// Head, idle, minimum-rate and ceiling limits: a slow transfer that keeps going is read to
+    /// the end, a stalled or trickling one is cut.
+    pub deadlines: Deadlines,
     pub connect_timeout: Duration,
     /// Bodies larger than this end as `too_large` without being read to the end.
     pub max_body_bytes: u64,
@@ -80,25 +82,20 @@ pub fn build_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
         .user_agent(s.user_agent.clone())
         .redirect(policy)
         .connect_timeout(s.connect_timeout)
-        .timeout(s.total_timeout)
+        .timeout(s.deadlines.ceiling)
         .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build()
 }
 
-/// Fetches `url` under the total deadline.
+/// Fetches `url` under the limits of [`Deadlines`].
 pub async fn fetch(client: &reqwest::Client, url: &str, s: &HttpSettings) -> Result<Fetched, FetchFailure> {
-    match tokio::time::timeout(s.total_timeout, fetch_inner(client, url, s.max_body_bytes)).await {
-        Ok(result) => result,
-        Err(_) => Err(FetchFailure::Transport {
-            kind: TransportKind::Timeout,
-            detail: format!("no complete response within {:.0} s", s.total_timeout.as_secs_f64()),
-        }),
-    }
-}
-
-async fn fetch_inner(client: &reqwest::Client, url: &str, max: u64) -> Result<Fetched, FetchFailure> {
-    let mut response = client.get(url).send().await.map_err(transport)?;
+    let sent = Instant::now();
+    let d = &s.deadlines;
+    let mut response = match tokio::time::timeout(d.head.min(d.ceiling), client.get(url).send()).await {
+        Ok(result) => result.map_err(transport)?,
+        Err(_) => return Err(cut(Cut::Head { limit: d.head.min(d.ceiling) })),
+    };
     let status = response.status().as_u16();
     let header = |name: reqwest::header::HeaderName| {
         response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -108,18 +105,39 @@ async fn fetch_inner(client: &reqwest::Client, url: &str, max: u64) -> Result<Fe
     if !(200..300).contains(&status) {
         return Ok(Fetched { status, body: Vec::new(), retry_after, content_type });
     }
+    let max = s.max_body_bytes;
     let announced = response.content_length();
     if announced.is_some_and(|n| n > max) {
         return Err(FetchFailure::TooLarge { limit: max, announced });
     }
     let mut body = Vec::with_capacity(announced.unwrap_or(64 * 1024).min(max) as usize);
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        if body.len() as u64 + chunk.len() as u64 > max {
-            return Err(FetchFailure::TooLarge { limit: max, announced });
+    let head_at = sent.elapsed();
+    let mut progress = Progress { head_at, now: head_at, last_byte_at: head_at, bytes: 0 };
+    loop {
+        // Waiting for a chunk is cancel-safe: a read that times out loses no data.
+        match tokio::time::timeout(d.check_within(progress), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => {
+                if body.len() as u64 + chunk.len() as u64 > max {
+                    return Err(FetchFailure::TooLarge { limit: max, announced });
+                }
+                body.extend_from_slice(&chunk);
+                progress.bytes = body.len() as u64;
+                progress.last_byte_at = sent.elapsed();
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => return Err(transport(e)),
+            Err(_) => {}
         }
-        body.extend_from_slice(&chunk);
+        progress.now = sent.elapsed();
+        if let Some(c) = d.body_cut(progress) {
+            return Err(cut(c));
+        }
     }
     Ok(Fetched { status, body, retry_after, content_type })
+}
+
+fn cut(c: Cut) -> FetchFailure {
+    FetchFailure::Transport { kind: TransportKind::Timeout, detail: c.detail() }
 }
 
 /// Places a reqwest error in the bounded [`TransportKind`] set, from the error and its causes.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use actix::{Addr, Recipient};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::cpu_pool::CpuPool;
 use super::slots::Slots;
@@ -13,15 +13,13 @@ use crate::actors::server::rate::RateConfig;
 use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
 use crate::actors::server::state::HostState;
 use crate::actors::writer::actor::WriterActor;
+use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::HttpSettings;
 use crate::imaging::ImageSettings;
 use crate::prep::PrepError;
 use crate::shards::hdf5_io::WriteError;
 use crate::shards::ledger::{LedgerError, RetryFailed};
 use crate::telemetry::Counters;
-
-/// A CPU-queue permit is worth this many bytes of body, so the semaphore counts stay small.
-pub const BUDGET_UNIT: u64 = 1024;
 
 /// Built once per run by `run.rs` and shared read-only (`Arc<Engine>`) by every actor: no field
 /// is ever replaced. What changes while the run goes is behind its own synchronisation, and each
@@ -42,11 +40,9 @@ pub struct Engine {
     /// Written only through the typed events of `telemetry::events`.
     pub counters: Arc<Counters>,
     pub cpu: CpuPool,
-    /// Bytes of bodies waiting for, or in, the CPU pool, in [`BUDGET_UNIT`]s. A ServerActor holds
-    /// permits from before a body is queued until its image is processed.
-    pub cpu_budget: Arc<Semaphore>,
-    /// Size of `cpu_budget`: the most units one body may ask for.
-    pub cpu_budget_units: u32,
+    /// Memory for response bodies (`CPU_QUEUE_MB`): a fetch reserves a body's share before
+    /// reading it, and the ServerActor holds it until the image is processed.
+    pub body_budget: BodyBudget,
     /// Rank-wide request slots: taken and given back by the ServerActors, through
     /// [`Engine::give_back_slot`] and [`Engine::pass_on_slot`] for the hand-over.
     pub slots: Mutex<Slots<Recipient<Wake>>>,

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::{Actor, Addr, SyncArbiter};
 use anyhow::{anyhow, Context as _};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 
 use super::cpu_pool::{cpu_threads, CpuPool};
-use super::engine::{Engine, HostEvent, HostFailure, BUDGET_UNIT};
+use super::engine::{Engine, HostEvent, HostFailure};
 use super::slots::Slots;
 use super::summary::DownloadSummary;
 use crate::actors::server::actor::{HostPlan, ServerActor};
@@ -23,6 +23,7 @@ use crate::actors::writer::actor::WriterActor;
 use crate::actors::writer::messages::{Drain, Tick};
 use crate::actors::writer::policy::ShardPolicy;
 use crate::config::Settings;
+use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::{build_client, user_agent, HttpSettings};
 use crate::fetch::deadlines::Deadlines;
 use crate::imaging::ImageSettings;
@@ -271,7 +272,6 @@ async fn drive(
         })
     };
     let threads = cpu_threads(opts.settings.cpu_threads);
-    let units = (opts.settings.cpu_queue_bytes / BUDGET_UNIT).clamp(1, u64::from(u32::MAX >> 3)) as u32;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let engine = Arc::new(Engine {
         out: opts.out.clone(),
@@ -284,8 +284,7 @@ async fn drive(
         retry_failed: opts.retry_failed,
         counters: Arc::clone(&counters),
         cpu: CpuPool::new(threads),
-        cpu_budget: Arc::new(Semaphore::new(units as usize)),
-        cpu_budget_units: units,
+        body_budget: BodyBudget::new(opts.settings.cpu_queue_bytes),
         slots: Mutex::new(Slots::new(opts.settings.max_requests_in_flight)),
         writer: writer.clone(),
         events: events_tx,

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::budget::{BodyBudget, BodyPermit};
 use super::deadlines::{Cut, Deadlines, Progress};
 use super::outcome::{Outcome, TransportKind};
 
@@ -38,6 +39,8 @@ pub struct Fetched {
     pub status: u16,
     /// The body, read only for 2xx responses.
     pub body: Vec<u8>,
+    /// The body's share of the rank's budget (2xx only): keep it until the body is processed.
+    pub permit: Option<BodyPermit>,
     /// The raw `Retry-After` header, if any.
     pub retry_after: Option<String>,
     /// The `Content-Type` header, if any.
@@ -88,8 +91,15 @@ pub fn build_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// Fetches `url` under the limits of [`Deadlines`].
-pub async fn fetch(client: &reqwest::Client, url: &str, s: &HttpSettings) -> Result<Fetched, FetchFailure> {
+/// Fetches `url` under the limits of [`Deadlines`], reserving the body's share of `budget`
+/// (its `Content-Length`, else the body cap) before reading it. Waiting for the budget does not
+/// count against the idle and minimum-rate limits.
+pub async fn fetch(
+    client: &reqwest::Client,
+    url: &str,
+    s: &HttpSettings,
+    budget: &BodyBudget,
+) -> Result<Fetched, FetchFailure> {
     let sent = Instant::now();
     let d = &s.deadlines;
     let mut response = match tokio::time::timeout(d.head.min(d.ceiling), client.get(url).send()).await {
@@ -103,13 +113,14 @@ pub async fn fetch(client: &reqwest::Client, url: &str, s: &HttpSettings) -> Res
     let retry_after = header(reqwest::header::RETRY_AFTER);
     let content_type = header(reqwest::header::CONTENT_TYPE);
     if !(200..300).contains(&status) {
-        return Ok(Fetched { status, body: Vec::new(), retry_after, content_type });
+        return Ok(Fetched { status, body: Vec::new(), permit: None, retry_after, content_type });
     }
     let max = s.max_body_bytes;
     let announced = response.content_length();
     if announced.is_some_and(|n| n > max) {
         return Err(FetchFailure::TooLarge { limit: max, announced });
     }
+    let permit = budget.reserve(announced.unwrap_or(max)).await;
     let mut body = Vec::with_capacity(announced.unwrap_or(64 * 1024).min(max) as usize);
     let head_at = sent.elapsed();
     let mut progress = Progress { head_at, now: head_at, last_byte_at: head_at, bytes: 0 };
@@ -133,7 +144,7 @@ pub async fn fetch(client: &reqwest::Client, url: &str, s: &HttpSettings) -> Res
             return Err(cut(c));
         }
     }
-    Ok(Fetched { status, body, retry_after, content_type })
+    Ok(Fetched { status, body, permit: Some(permit), retry_after, content_type })
 }
 
 fn cut(c: Cut) -> FetchFailure {

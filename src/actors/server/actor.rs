@@ -18,7 +18,8 @@ use super::rate::ChangeReason;
 use super::retry::{classify, Decision};
 use super::state::{Gate, HostPhase, HostState, LiveHost};
 use crate::actors::writer::messages::{BatchDone, BatchOpened, Record, Store};
-use crate::download::engine::{Engine, HostEvent, HostFailure, BUDGET_UNIT};
+use crate::download::engine::{Engine, HostEvent, HostFailure};
+use crate::fetch::budget::BodyPermit;
 use crate::fetch::client::{fetch, FetchFailure, Fetched};
 use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
@@ -29,6 +30,10 @@ use crate::shards::record::{hex, FailureRecord, SuccessRecord};
 use crate::telemetry::events::{
     AnswerClass, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
 };
+
+/// How soon a host whose next request waits for body memory looks again: short next to a
+/// body's processing time, long next to the cost of a look.
+const BUDGET_RECHECK: Duration = Duration::from_millis(50);
 
 /// One URL waiting in the host's queue.
 #[derive(Debug, Clone)]
@@ -195,6 +200,13 @@ impl ServerActor {
             if !got_slot {
                 break;
             }
+            if self.engine.body_budget.exhausted() {
+                // Every byte of CPU_QUEUE_MB is held by bodies read or being processed: a new
+                // request's body could only wait. Look again shortly.
+                self.engine.give_back_slot();
+                self.schedule_wake(BUDGET_RECHECK, ctx);
+                break;
+            }
             let now = Instant::now();
             match self.live.try_send(self.in_flight, now) {
                 Gate::Send => {
@@ -241,7 +253,7 @@ impl ServerActor {
         self.in_flight += 1;
         let engine = Arc::clone(&self.engine);
         let url = task.url.clone();
-        let fut = async move { fetch(&engine.client, &url, &engine.http).await };
+        let fut = async move { fetch(&engine.client, &url, &engine.http, &engine.body_budget).await };
         ctx.spawn(wrap_future(fut).map(move |result, act: &mut Self, ctx| act.on_response(task, sent_at, result, ctx)));
     }
 
@@ -300,7 +312,7 @@ impl ServerActor {
         let decision = classify(&outcome, task.attempts - 1, retry_after, &self.engine.retry, rand::random::<f64>());
         match decision {
             Decision::Done => match result {
-                Ok(fetched) => self.process_body(task, fetched.body, ctx),
+                Ok(fetched) => self.process_body(task, fetched.body, fetched.permit, ctx),
                 Err(_) => {
                     self.engine.give_back_slot();
                     self.record_failure(task, ErrorClass::Other, detail, false, ctx);
@@ -326,13 +338,12 @@ impl ServerActor {
     }
 
     /// Decodes, resizes, encodes and hashes on the CPU pool, then hands the row to the writer.
-    fn process_body(&mut self, task: Task, body: Vec<u8>, ctx: &mut Context<Self>) {
+    /// The body's share of the budget (`permit`) is given back once it has been processed.
+    fn process_body(&mut self, task: Task, body: Vec<u8>, permit: Option<BodyPermit>, ctx: &mut Context<Self>) {
         self.processing += 1;
         let engine = Arc::clone(&self.engine);
-        let units = (body.len() as u64).div_ceil(BUDGET_UNIT).clamp(1, u64::from(engine.cpu_budget_units)) as u32;
         let host = self.host.clone();
         let fut = async move {
-            let permit = engine.cpu_budget.clone().acquire_many_owned(units).await.expect("budget never closed");
             let settings = engine.image.clone();
             let result = engine.cpu.submit(move || process(&body, &settings)).await;
             drop(permit);

@@ -31,6 +31,8 @@ pub struct WriterActor {
     /// Next shard sequence number per batch; starts after the committed ones (from the ledger).
     next_seq: HashMap<BatchKey, u64>,
     pending: BTreeMap<BatchKey, Pending>,
+    /// Stored bytes in `pending`, over all batches.
+    buffered: usize,
     verbose: bool,
 }
 
@@ -42,11 +44,12 @@ impl WriterActor {
         next_seq: HashMap<BatchKey, u64>,
         verbose: bool,
     ) -> WriterActor {
-        WriterActor { out, policy, counters, next_seq, pending: BTreeMap::new(), verbose }
+        WriterActor { out, policy, counters, next_seq, pending: BTreeMap::new(), buffered: 0, verbose }
     }
 
     fn commit(&mut self, key: &BatchKey) -> Result<usize, WriteError> {
         let Some(p) = self.pending.remove(key) else { return Ok(0) };
+        self.buffered -= p.bytes;
         if p.contents.is_empty() {
             return Ok(0);
         }
@@ -75,12 +78,20 @@ impl Handler<Store> for WriterActor {
         match msg.record {
             Record::Success(s) => {
                 p.bytes += s.data.len();
+                self.buffered += s.data.len();
                 p.contents.successes.push(s);
             }
             Record::Failure(f) => p.contents.failures.push(f),
         }
         if self.policy.should_commit(p.contents.len(), p.bytes, p.oldest, Instant::now()) {
             self.commit(&key)?;
+        }
+        while self.buffered > self.policy.max_buffered_bytes {
+            let largest = self.pending.iter().max_by_key(|(_, p)| p.bytes).map(|(k, _)| k.clone());
+            match largest {
+                Some(key) => self.commit(&key)?,
+                None => break,
+            };
         }
         Ok(())
     }
@@ -135,5 +146,50 @@ impl Handler<Drain> for WriterActor {
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shards::record::SuccessRecord;
+    use actix::SyncArbiter;
+
+    fn image(host: &str, i: usize, bytes: usize) -> Record {
+        Record::Success(SuccessRecord {
+            uuid: format!("{host}-{i}"),
+            url: format!("http://{host}/{i}.jpg"),
+            server: host.into(),
+            source_ids: vec![],
+            original_width: 1,
+            original_height: 1,
+            stored_width: 1,
+            stored_height: 1,
+            format: "jpeg".into(),
+            data: vec![0xAB; bytes],
+            sha256: String::new(),
+            md5: String::new(),
+            fetched_at: 0.0,
+        })
+    }
+
+    #[test]
+    fn past_the_buffer_cap_the_batch_holding_most_is_committed_early() {
+        let out = tempfile::tempdir().unwrap();
+        let policy = ShardPolicy { max_buffered_bytes: 10_000, ..ShardPolicy::default() };
+        let dir = out.path().to_path_buf();
+        let committed = actix::System::new().block_on(async move {
+            let writer = SyncArbiter::start(1, move || {
+                WriterActor::new(dir.clone(), policy, Arc::new(Counters::default()), HashMap::new(), false)
+            });
+            // Host a holds 6,000 bytes, host b 3,000; b's next image takes the total past 10,000.
+            for (host, i, bytes) in [("a", 0, 3000), ("a", 1, 3000), ("b", 0, 3000), ("b", 1, 1500)] {
+                let server = host.to_string();
+                writer.send(Store { server, partition: 0, record: image(host, i, bytes) }).await.unwrap().unwrap();
+            }
+            let exists = |host: &str| batch_dir(out.path(), host, 0).join("shard-000000.h5").exists();
+            (exists("a"), exists("b"))
+        });
+        assert_eq!(committed, (true, false), "a (6,000 bytes) is committed; b (4,500) keeps waiting");
     }
 }

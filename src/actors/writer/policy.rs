@@ -13,16 +13,28 @@ pub const SHARD_MAX_BYTES: usize = 512 << 20;
 /// would otherwise hold its rows for a long time; 60 s bounds what a crash can cost.
 pub const SHARD_MAX_AGE: Duration = Duration::from_secs(60);
 
+/// Stored bytes the writer holds over all open batches at most: past it, the batch holding the
+/// most is committed early. Without it, hundreds of hosts each holding up to a minute of rows
+/// would add up to gigabytes.
+pub const WRITER_MAX_BUFFERED_BYTES: usize = 256 << 20;
+
 #[derive(Debug, Clone, Copy)]
 pub struct ShardPolicy {
     pub max_rows: usize,
     pub max_bytes: usize,
     pub max_age: Duration,
+    /// Over all batches (see [`WRITER_MAX_BUFFERED_BYTES`]).
+    pub max_buffered_bytes: usize,
 }
 
 impl Default for ShardPolicy {
     fn default() -> Self {
-        ShardPolicy { max_rows: SHARD_MAX_ROWS, max_bytes: SHARD_MAX_BYTES, max_age: SHARD_MAX_AGE }
+        ShardPolicy {
+            max_rows: SHARD_MAX_ROWS,
+            max_bytes: SHARD_MAX_BYTES,
+            max_age: SHARD_MAX_AGE,
+            max_buffered_bytes: WRITER_MAX_BUFFERED_BYTES,
+        }
     }
 }
 
@@ -43,7 +55,7 @@ mod tests {
 
     #[test]
     fn commits_on_rows_bytes_or_age_and_never_empty() {
-        let p = ShardPolicy { max_rows: 10, max_bytes: 100, max_age: Duration::from_secs(5) };
+        let p = ShardPolicy { max_rows: 10, max_bytes: 100, max_age: Duration::from_secs(5), max_buffered_bytes: 1000 };
         let t0 = Instant::now();
         assert!(!p.should_commit(0, 0, None, t0));
         assert!(!p.should_commit(9, 99, Some(t0), t0 + Duration::from_secs(4)));

@@ -59,3 +59,19 @@ fn bodies_waiting_for_a_slow_cpu_stay_within_the_body_budget() {
     eprintln!("peak {peak_mib:.0} MiB with {size_mb:.1} MB photos; bound {bound:.0} MiB");
     assert!(peak_mib < bound, "peak RSS {peak_mib:.0} MiB exceeds {bound:.0} MiB");
 }
+
+#[test]
+fn every_row_of_a_big_dead_host_is_recorded_once_across_batches_and_windows() {
+    // 1,500 rows in 3 batches, each read in several windows: the rows of a host given up are
+    // recorded as they stream past, a window at a time, not loaded at once.
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Dead)]).unwrap();
+    let urls: Vec<String> = (0..1500).map(|i| origin.url(0, &format!("/img/{i}.jpg"))).collect();
+    let job = job(&urls, 500, &format!("{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"));
+    let summary = job.download_ok(&[]);
+    assert_eq!((summary["failed"].as_u64(), summary["remaining"].as_u64()), (Some(1500), Some(0)), "{summary}");
+    assert_eq!(summary["duplicates"], 0);
+    let (ok, failed) = crate::download::records(&job.out);
+    crate::download::assert_each_url_once(&urls, &ok, &failed);
+    let parked = failed.iter().filter(|f| f.error_class == "parked").count();
+    assert!(parked > 1400, "all but the first attempts' rows are parked: {parked}");
+}

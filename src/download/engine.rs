@@ -66,6 +66,8 @@ pub enum HostFailure {
         #[source]
         source: LedgerError,
     },
+    #[error("reading a batch stopped unexpectedly: {0}")]
+    ReadPanicked(String),
     #[error("a shard commit failed: {0}")]
     Commit(#[from] WriteError),
     #[error("the shard writer stopped unexpectedly: {0}")]

@@ -109,30 +109,59 @@ pub fn batch_path(out: &Path, server: &str, partition: u64) -> std::path::PathBu
     out.join("urls").join(format!("server_name={server}")).join(format!("partition_id={partition}"))
 }
 
-/// Reads the URLs of one batch written by prep.
-pub fn read_batch(out: &Path, server: &str, partition: u64) -> Result<Vec<BatchRow>, PrepError> {
+/// Reads rows `offset..offset + len` of one batch written by prep (fewer at its end), in the
+/// order prep wrote them. Only the files and row groups holding that window are read, so a
+/// host's queue can be fed in windows instead of whole batches.
+pub fn read_batch_window(
+    out: &Path,
+    server: &str,
+    partition: u64,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<BatchRow>, PrepError> {
     let dir = batch_path(out, server, partition);
     let mut rows = Vec::new();
+    let mut file_start = 0u64;
     for path in sorted_files(&dir)? {
-        let df = read_parquet(&path)?;
-        let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
-        let uuids = df.column("uuid").map_err(pe)?.str().map_err(pe)?.clone();
-        let urls = df.column("url").map_err(pe)?.str().map_err(pe)?.clone();
-        let ids = df.column("source_ids").map_err(pe)?.list().map_err(pe)?.clone();
-        for i in 0..df.height() {
-            let source_ids = match ids.get_as_series(i) {
-                Some(s) => s.str().map_err(pe)?.iter().flatten().map(str::to_string).collect(),
-                None => Vec::new(),
-            };
-            let null = |column| PrepError::NullInBatch { path: path.clone(), column, row: i };
-            rows.push(BatchRow {
-                uuid: uuids.get(i).ok_or_else(|| null("uuid"))?.to_string(),
-                url: urls.get(i).ok_or_else(|| null("url"))?.to_string(),
-                source_ids,
-            });
+        if rows.len() >= len {
+            break;
         }
+        let open = || std::fs::File::open(&path).map_err(|e| PrepError::Io { path: path.clone(), source: e });
+        let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+        let in_file = ParquetReader::new(open()?).num_rows().map_err(pe)? as u64;
+        let want_from = offset + rows.len() as u64;
+        if want_from >= file_start + in_file {
+            file_start += in_file;
+            continue;
+        }
+        let skip = want_from - file_start;
+        let take = (len - rows.len()).min((in_file - skip) as usize);
+        let df = ParquetReader::new(open()?).with_slice(Some((skip as usize, take))).finish().map_err(pe)?;
+        push_rows(&df, &path, skip as usize, &mut rows)?;
+        file_start += in_file;
     }
     Ok(rows)
+}
+
+/// Appends the rows of `df`, read from `path` starting at its row `first_row`.
+fn push_rows(df: &DataFrame, path: &Path, first_row: usize, rows: &mut Vec<BatchRow>) -> Result<(), PrepError> {
+    let pe = |e: PolarsError| PrepError::Parquet { path: path.to_path_buf(), source: e };
+    let uuids = df.column("uuid").map_err(pe)?.str().map_err(pe)?.clone();
+    let urls = df.column("url").map_err(pe)?.str().map_err(pe)?.clone();
+    let ids = df.column("source_ids").map_err(pe)?.list().map_err(pe)?.clone();
+    for i in 0..df.height() {
+        let source_ids = match ids.get_as_series(i) {
+            Some(s) => s.str().map_err(pe)?.iter().flatten().map(str::to_string).collect(),
+            None => Vec::new(),
+        };
+        let null = |column| PrepError::NullInBatch { path: path.to_path_buf(), column, row: first_row + i };
+        rows.push(BatchRow {
+            uuid: uuids.get(i).ok_or_else(|| null("uuid"))?.to_string(),
+            url: urls.get(i).ok_or_else(|| null("url"))?.to_string(),
+            source_ids,
+        });
+    }
+    Ok(())
 }
 
 /// Rows in one batch, from the parquet metadata (no row is read).
@@ -234,4 +263,44 @@ pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Le
     write_parquet(&tmp, &mut df)?;
     fs::rename(&tmp, &path).map_err(|e| PrepError::Io { path: path.clone(), source: e })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch file holding rows `from..to` (uuid `u<i>`, url `http://a.org/<i>`).
+    fn write_part(dir: &Path, name: &str, from: usize, to: usize) {
+        let uuids: Vec<String> = (from..to).map(|i| format!("u{i}")).collect();
+        let urls: Vec<String> = (from..to).map(|i| format!("http://a.org/{i}")).collect();
+        let ids: Vec<Series> = (from..to).map(|i| Series::new("".into(), [format!("{i}")])).collect();
+        let mut df = DataFrame::new(
+            to - from,
+            vec![
+                Column::new("uuid".into(), uuids),
+                Column::new("url".into(), urls),
+                Column::new("source_ids".into(), ids),
+            ],
+        )
+        .unwrap();
+        fs::create_dir_all(dir).unwrap();
+        write_parquet(&dir.join(name), &mut df).unwrap();
+    }
+
+    #[test]
+    fn windows_read_the_batch_in_order_across_its_files() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_path(out.path(), "a.org", 0);
+        write_part(&dir, "part-0.parquet", 0, 5);
+        write_part(&dir, "part-1.parquet", 5, 8);
+        let ids = |offset, len| -> Vec<String> {
+            read_batch_window(out.path(), "a.org", 0, offset, len).unwrap().into_iter().map(|r| r.uuid).collect()
+        };
+        assert_eq!(ids(0, 3), ["u0", "u1", "u2"]);
+        assert_eq!(ids(3, 4), ["u3", "u4", "u5", "u6"], "a window spanning two files");
+        assert_eq!(ids(6, 100), ["u6", "u7"], "the last window is short");
+        assert!(ids(8, 10).is_empty());
+        let row = &read_batch_window(out.path(), "a.org", 0, 7, 1).unwrap()[0];
+        assert_eq!((row.url.as_str(), row.source_ids.as_slice()), ("http://a.org/7", ["7".to_string()].as_slice()));
+    }
 }

@@ -1,21 +1,24 @@
 //! The ServerActor: one per host, the only thing that talks to that host.
 //!
-//! It owns the host's queue and its [`LiveHost`] (token bucket, adaptive rate, in-flight cap,
-//! Retry-After backoff, circuit breaker). Handlers stay thin: the decisions are made by the plain
-//! logic in `state.rs`, `rate.rs` and `retry.rs`; this file only moves rows between the queue,
-//! the network, the CPU pool and the writer. A row that needs a retry goes back to the end of
+//! It owns the host's [`Feed`] (its queue, filled in windows read on the blocking pool) and its
+//! [`LiveHost`] (token bucket, adaptive rate, in-flight cap, Retry-After backoff, circuit
+//! breaker). Handlers stay thin: the decisions are made by the plain logic in `feed.rs`,
+//! `state.rs`, `rate.rs` and `retry.rs`; this file only moves rows between the feed, the network,
+//! the CPU pool and the writer. A row that needs a retry goes back to the end of
 //! the queue after its wait; it is never retried in a loop.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::fut::wrap_future;
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle};
 
-use super::messages::{PeerRefusal, StopIssuing, Wake};
+use super::feed::{perform, Feed, ReadDone};
+use super::messages::{HostPlan, PeerRefusal, StopIssuing, Wake};
 use super::rate::ChangeReason;
 use super::retry::{classify, Decision};
+use super::row::Task;
 use super::state::{Gate, HostPhase, HostState, LiveHost};
 use crate::actors::writer::messages::{BatchDone, BatchOpened, Record, Store};
 use crate::download::engine::{Engine, HostEvent, HostFailure};
@@ -23,54 +26,31 @@ use crate::fetch::budget::BodyPermit;
 use crate::fetch::client::{fetch, FetchFailure, Fetched};
 use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
-use crate::imaging::{process, Processed};
-use crate::prep::batches::read_batch;
-use crate::shards::ledger::scan_batch;
-use crate::shards::record::{hex, FailureRecord, SuccessRecord};
+use crate::imaging::process;
 use crate::telemetry::events::{
     AnswerClass, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
 };
+
+/// Rows of a given-up host with the writer at once: enough to keep it busy, few enough that
+/// recording a big dead host's rows takes no memory to speak of.
+const GIVEN_UP_WRITES: u32 = 256;
 
 /// How soon a host whose next request waits for body memory looks again: short next to a
 /// body's processing time, long next to the cost of a look.
 const BUDGET_RECHECK: Duration = Duration::from_millis(50);
 
-/// One URL waiting in the host's queue.
-#[derive(Debug, Clone)]
-struct Task {
-    uuid: String,
-    url: String,
-    source_ids: Vec<String>,
-    partition: u64,
-    /// Attempts already made.
-    attempts: u32,
-    /// Last HTTP status seen, for the failure record.
-    last_status: u16,
-}
-
-/// What the coordinator gives a ServerActor: the host and the batches it owns.
-#[derive(Debug, Clone)]
-pub struct HostPlan {
-    pub host: String,
-    pub partitions: Vec<u64>,
-    /// Learned state from an earlier run or another rank, if any.
-    pub learned: Option<HostState>,
-    /// The servers table's starting rate for this host.
-    pub initial_rate: f64,
-    /// Into how many shares the planner split the host (1 = not split). Each share gets 1/k of
-    /// the host's rates and of its in-flight cap, so together they never exceed what the host
-    /// allows.
-    pub shares: u32,
-}
-
 pub struct ServerActor {
     host: String,
     engine: Arc<Engine>,
     live: LiveHost,
-    batches: VecDeque<u64>,
-    queue: VecDeque<Task>,
-    /// Rows of each loaded batch not yet handed to the writer.
+    /// The queue of rows to send, fed in windows.
+    feed: Feed,
+    /// Rows of each open batch queued and not yet acknowledged by the writer.
     outstanding: HashMap<u64, u64>,
+    /// Open batches read to their end: committed once their last row is written.
+    read_to_end: HashSet<u64>,
+    /// The host was given up: every row left is recorded as `parked`, a window at a time.
+    given_up: bool,
     in_flight: u32,
     /// Fetched rows on the CPU pool.
     processing: u32,
@@ -84,10 +64,6 @@ pub struct ServerActor {
     stopping: bool,
     finished: bool,
     phase: HostPhase,
-}
-
-fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 impl ServerActor {
@@ -114,9 +90,10 @@ impl ServerActor {
             host: plan.host,
             engine,
             live,
-            batches: plan.partitions.into(),
-            queue: VecDeque::new(),
+            feed: Feed::new(plan.partitions),
             outstanding: HashMap::new(),
+            read_to_end: HashSet::new(),
+            given_up: false,
             in_flight: 0,
             processing: 0,
             in_flight_writes: 0,
@@ -136,54 +113,62 @@ impl ServerActor {
         }
     }
 
-    /// Loads the next batch with rows not yet committed. False when no batch is left.
-    fn load_next_batch(&mut self) -> bool {
-        while let Some(partition) = self.batches.pop_front() {
-            let loaded = read_batch(&self.engine.out, &self.host, partition)
-                .map_err(|source| HostFailure::ReadBatch { partition, source })
-                .and_then(|rows| {
-                    scan_batch(&self.engine.out, &self.host, partition, self.engine.retry_failed)
-                        .map(|l| (rows, l))
-                        .map_err(|source| HostFailure::ScanShards { partition, source })
-                });
-            let (rows, ledger) = match loaded {
-                Ok(v) => v,
+    /// Starts the feed's next read, if it wants one, on the blocking pool.
+    fn feed_more(&mut self, ctx: &mut Context<Self>) {
+        let Some(read) = self.feed.next_read() else { return };
+        let (out, host, retry) = (self.engine.out.clone(), self.host.clone(), self.engine.retry_failed);
+        let job = tokio::task::spawn_blocking(move || perform(&out, &host, read, retry));
+        ctx.spawn(wrap_future(job).map(|joined, act: &mut Self, ctx| {
+            match joined.unwrap_or_else(|e| Err(HostFailure::ReadPanicked(e.to_string()))) {
+                Ok(done) => act.on_read(done, ctx),
                 Err(error) => {
-                    let _ = self.engine.events.send(HostEvent::Fatal { host: self.host.clone(), error });
-                    self.stopping = true;
-                    return false;
+                    act.feed.read_failed();
+                    let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
+                    act.stopping = true;
                 }
-            };
-            let pending: Vec<Task> = rows
-                .into_iter()
-                .filter(|r| !ledger.done.contains(&r.uuid))
-                .map(|r| Task {
-                    uuid: r.uuid,
-                    url: r.url,
-                    source_ids: r.source_ids,
+            }
+            act.pump(ctx);
+        }));
+    }
+
+    fn on_read(&mut self, done: ReadDone, ctx: &mut Context<Self>) {
+        match done {
+            ReadDone::Opened { partition, rows, ledger } => {
+                if ledger.leftovers_removed > 0 {
+                    crate::telemetry::events::log(
+                        "INFO",
+                        &format!(
+                            "{}/{partition}: removed {} unfinished shard file(s) of an interrupted run",
+                            self.host, ledger.leftovers_removed
+                        ),
+                    );
+                }
+                self.feed.opened(partition, rows, &ledger.done);
+                self.engine.writer.do_send(BatchOpened {
+                    server: self.host.clone(),
                     partition,
-                    attempts: 0,
-                    last_status: 0,
-                })
-                .collect();
-            if ledger.leftovers_removed > 0 {
-                crate::telemetry::events::log(
-                    "INFO",
-                    &format!(
-                        "{}/{partition}: removed {} unfinished shard file(s) of an interrupted run",
-                        self.host, ledger.leftovers_removed
-                    ),
-                );
+                    next_seq: ledger.next_seq,
+                });
+                self.outstanding.insert(partition, 0);
             }
-            if pending.is_empty() {
-                continue;
+            ReadDone::Window { partition, rows } => {
+                let fed = self.feed.window(partition, rows);
+                *self.outstanding.entry(partition).or_insert(0) += fed.queued;
+                if fed.batch_read {
+                    self.read_to_end.insert(partition);
+                    self.maybe_commit_batch(partition, ctx);
+                }
             }
-            self.engine.writer.do_send(BatchOpened { server: self.host.clone(), partition, next_seq: ledger.next_seq });
-            self.outstanding.insert(partition, pending.len() as u64);
-            self.queue.extend(pending);
-            return true;
         }
-        false
+    }
+
+    /// Commits a batch once it has been read to its end and its last row written.
+    fn maybe_commit_batch(&mut self, partition: u64, ctx: &mut Context<Self>) {
+        if self.read_to_end.contains(&partition) && self.outstanding.get(&partition).is_none_or(|n| *n == 0) {
+            self.read_to_end.remove(&partition);
+            self.outstanding.remove(&partition);
+            self.commit_batch(partition, ctx);
+        }
     }
 
     /// Sends as many requests as the host's gate and the rank's slots allow.
@@ -192,7 +177,8 @@ impl ServerActor {
             if self.stopping {
                 break;
             }
-            if self.queue.is_empty() && !self.load_next_batch() {
+            self.feed_more(ctx);
+            if self.feed.queue.is_empty() {
                 break;
             }
             let addr = ctx.address().recipient();
@@ -210,7 +196,7 @@ impl ServerActor {
             let now = Instant::now();
             match self.live.try_send(self.in_flight, now) {
                 Gate::Send => {
-                    let task = self.queue.pop_front().expect("queue checked non-empty");
+                    let task = self.feed.queue.pop_front().expect("queue checked non-empty");
                     self.set_phase(HostPhase::Active, "");
                     self.start_request(task, now, ctx);
                 }
@@ -325,7 +311,7 @@ impl ServerActor {
                 self.waiting_retries += 1;
                 ctx.run_later(after, move |act, ctx| {
                     act.waiting_retries -= 1;
-                    act.queue.push_back(task);
+                    act.feed.queue.push_back(task);
                     act.pump(ctx);
                 });
             }
@@ -348,7 +334,7 @@ impl ServerActor {
             let result = engine.cpu.submit(move || process(&body, &settings)).await;
             drop(permit);
             let record = match result {
-                Ok(Ok(p)) => Ok(success_record(&task, &host, p)),
+                Ok(Ok(p)) => Ok(task.success(&host, p)),
                 Ok(Err(e)) => Err((e.class(), e.to_string())),
                 Err(_) => Err((ErrorClass::Decode, "the decoder panicked on this image".to_string())),
             };
@@ -378,18 +364,7 @@ impl ServerActor {
     ) {
         RowFailed { host: &self.host, class }.emit(&self.engine.counters);
         let partition = task.partition;
-        let record = FailureRecord {
-            uuid: task.uuid,
-            url: task.url,
-            server: self.host.clone(),
-            source_ids: task.source_ids,
-            error_class: class.as_str().to_string(),
-            detail,
-            attempts: task.attempts,
-            http_status: task.last_status,
-            retriable,
-            failed_at: unix_now(),
-        };
+        let record = task.failure(&self.host, class, detail, retriable);
         self.hand_to_writer(partition, Record::Failure(record), ctx);
     }
 
@@ -406,13 +381,16 @@ impl ServerActor {
                 let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
                 act.stopping = true;
             }
-            let left = act.outstanding.entry(partition).or_insert(1);
-            *left -= 1;
-            if *left == 0 {
-                act.outstanding.remove(&partition);
-                act.commit_batch(partition, ctx);
+            if let Some(left) = act.outstanding.get_mut(&partition) {
+                *left = left.saturating_sub(1);
             }
-            act.maybe_finish(ctx);
+            act.maybe_commit_batch(partition, ctx);
+            if act.given_up {
+                // Record the next rows of a given-up host now that the writer has taken these.
+                act.pump(ctx);
+            } else {
+                act.maybe_finish(ctx);
+            }
         }));
     }
 
@@ -433,28 +411,30 @@ impl ServerActor {
         }));
     }
 
-    /// A dead host: every row still queued or in unloaded batches ends as a `parked` record.
+    /// A dead host: every row still queued or in unread batches ends as a `parked` record. At
+    /// most [`GIVEN_UP_WRITES`] rows are with the writer at once; the rest follow as it
+    /// acknowledges them and as the feed reads on, so even a million-row host takes little memory.
     fn fail_everything_left(&mut self, ctx: &mut Context<Self>) {
-        self.set_phase(
-            HostPhase::Parked,
-            "host unreachable after repeated parking; remaining rows recorded as `parked`",
-        );
-        loop {
-            while let Some(task) = self.queue.pop_front() {
-                let detail = format!("{} stayed unreachable; `download --retry-failed` tries the row again", self.host);
-                self.record_failure(task, ErrorClass::Parked, detail, true, ctx);
-            }
-            if !self.load_next_batch() {
-                break;
-            }
+        if !self.given_up {
+            self.given_up = true;
+            self.set_phase(
+                HostPhase::Parked,
+                "host unreachable after repeated parking; remaining rows recorded as `parked`",
+            );
+        }
+        while self.in_flight_writes < GIVEN_UP_WRITES {
+            let Some(task) = self.feed.queue.pop_front() else { break };
+            let detail = format!("{} stayed unreachable; `download --retry-failed` tries the row again", self.host);
+            self.record_failure(task, ErrorClass::Parked, detail, true, ctx);
         }
     }
 
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {
-        if self.finished || self.in_flight > 0 || self.processing > 0 || self.in_flight_writes > 0 {
+        let busy = self.in_flight > 0 || self.processing > 0 || self.in_flight_writes > 0 || self.feed.is_reading();
+        if self.finished || busy {
             return;
         }
-        let idle = self.queue.is_empty() && self.batches.is_empty() && self.waiting_retries == 0;
+        let idle = self.feed.is_exhausted() && self.waiting_retries == 0;
         if !(idle || self.stopping) {
             return;
         }
@@ -464,24 +444,6 @@ impl ServerActor {
         let state = self.live.export(Instant::now(), SystemTime::now());
         let _ = self.engine.events.send(HostEvent::Finished { host: self.host.clone(), state });
         ctx.stop();
-    }
-}
-
-fn success_record(task: &Task, host: &str, p: Processed) -> SuccessRecord {
-    SuccessRecord {
-        uuid: task.uuid.clone(),
-        url: task.url.clone(),
-        server: host.to_string(),
-        source_ids: task.source_ids.clone(),
-        original_width: p.original_width,
-        original_height: p.original_height,
-        stored_width: p.stored_width,
-        stored_height: p.stored_height,
-        format: p.format.name().to_string(),
-        data: p.data,
-        sha256: hex(&p.sha256),
-        md5: hex(&p.md5),
-        fetched_at: unix_now(),
     }
 }
 

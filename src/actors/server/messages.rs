@@ -1,6 +1,23 @@
-//! Messages a ServerActor accepts.
+//! What a ServerActor is given: its plan when it starts, and the messages it accepts.
 
 use actix::Message;
+
+use super::state::HostState;
+
+/// What the coordinator gives a ServerActor: the host and the batches it owns.
+#[derive(Debug, Clone)]
+pub struct HostPlan {
+    pub host: String,
+    pub partitions: Vec<u64>,
+    /// Learned state from an earlier run or another rank, if any.
+    pub learned: Option<HostState>,
+    /// The servers table's starting rate for this host.
+    pub initial_rate: f64,
+    /// Into how many shares the planner split the host (1 = not split). Each share gets 1/k of
+    /// the host's rates and of its in-flight cap, so together they never exceed what the host
+    /// allows.
+    pub shares: u32,
+}
 
 /// Sent by the rank's slot pool when a request slot was given back and this host was waiting
 /// for one. The actor tries to send its next request.

@@ -5,13 +5,16 @@
 //! cap, reading the evidence `send_log` keeps; `retry`
 //! decides per URL whether and when to try again and parks a host that stopped answering;
 //! `state` gathers these into one host's live state and its serialisable form, which moves
-//! between ranks and runs. None of it owns a clock, a socket or a queue of URLs: the caller
-//! passes `Instant`s in and does the I/O.
+//! between ranks and runs; `feed` keeps the host's queue of URLs (`row::Task`), filled in windows read
+//! off the event loop. None of it owns a clock or a socket, and only `feed::perform` reads files (on the
+//! blocking pool): the caller passes `Instant`s in and does the I/O.
 
 pub mod actor;
+pub mod feed;
 pub mod messages;
 pub mod rate;
 pub mod retry;
+pub mod row;
 pub mod send_log;
 pub mod state;
 pub mod token_bucket;

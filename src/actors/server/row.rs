@@ -1,0 +1,62 @@
+//! `row`: one URL on its way through the host: the [`Task`] in the queue, and the record it ends
+//! as (a success with the stored image, or a failure with its class).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::fetch::outcome::ErrorClass;
+use crate::imaging::Processed;
+use crate::shards::record::{hex, FailureRecord, SuccessRecord};
+
+/// One URL waiting in the host's queue.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub uuid: String,
+    pub url: String,
+    pub source_ids: Vec<String>,
+    pub partition: u64,
+    /// Attempts already made.
+    pub attempts: u32,
+    /// Last HTTP status seen, for the failure record.
+    pub last_status: u16,
+}
+
+impl Task {
+    /// The success record of this row, with the processed image.
+    pub fn success(&self, host: &str, p: Processed) -> SuccessRecord {
+        SuccessRecord {
+            uuid: self.uuid.clone(),
+            url: self.url.clone(),
+            server: host.to_string(),
+            source_ids: self.source_ids.clone(),
+            original_width: p.original_width,
+            original_height: p.original_height,
+            stored_width: p.stored_width,
+            stored_height: p.stored_height,
+            format: p.format.name().to_string(),
+            data: p.data,
+            sha256: hex(&p.sha256),
+            md5: hex(&p.md5),
+            fetched_at: unix_now(),
+        }
+    }
+
+    /// The failure record of this row.
+    pub fn failure(self, host: &str, class: ErrorClass, detail: String, retriable: bool) -> FailureRecord {
+        FailureRecord {
+            uuid: self.uuid,
+            url: self.url,
+            server: host.to_string(),
+            source_ids: self.source_ids,
+            error_class: class.as_str().to_string(),
+            detail,
+            attempts: self.attempts,
+            http_status: self.last_status,
+            retriable,
+            failed_at: unix_now(),
+        }
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}

@@ -168,3 +168,35 @@ fn retry_failed_fetches_exactly_the_retriable_failures_once_and_their_new_record
     assert!(stderr(&again).contains("nothing left to do"), "{}", stderr(&again));
     assert_eq!(back.log(0).len(), 3);
 }
+
+#[test]
+fn prep_rerun_on_a_changed_input_is_refused_by_download_before_any_row_is_fetched_twice() {
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let urls: Vec<String> = (0..6).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let job = job(&urls, 4, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
+    job.download_ok(&[]);
+    let before = committed(&job.out);
+    let requests = origin.log(0).len();
+
+    // The same host, other rows: batch 0 now holds other URLs under the same partition id.
+    let changed: Vec<String> = (3..9).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let input = job.out.parent().unwrap().join("changed.csv");
+    std::fs::write(&input, format!("url\n{}\n", changed.join("\n"))).unwrap();
+    let cfg = job.config.to_str().unwrap();
+    let (inp, out) = (input.to_str().unwrap(), job.out.to_str().unwrap());
+    run_ok(&["--config", cfg, "prep", "-i", inp, "-o", out, "--batch-size", "4", "--force"]);
+
+    let refused = job.download(&[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    assert!(message.contains("not the batch its committed shards were downloaded from"), "{message}");
+    assert!(message.contains("Re-run prep with --force on the original input"), "{message}");
+    assert_eq!(origin.log(0).len(), requests, "no row was fetched again");
+    assert_eq!(committed(&job.out), before, "no committed file changed");
+
+    // Prep on the original input again: the same batches, the same ids, nothing left to do.
+    let original = job.out.parent().unwrap().join("list.csv");
+    run_ok(&["--config", cfg, "prep", "-i", original.to_str().unwrap(), "-o", out, "--batch-size", "4", "--force"]);
+    let again = job.download(&[]);
+    assert!(stderr(&again).contains("nothing left to do"), "{}", stderr(&again));
+}

@@ -66,6 +66,12 @@ pub enum HostFailure {
         #[source]
         source: LedgerError,
     },
+    #[error(
+        "batch {partition} is not the batch its committed shards were downloaded from (content {was}, now \
+         {now}): prep was re-run on a changed input, and its rows would be fetched twice. Re-run prep \
+         with --force on the original input, or move downloads/ away to start the dataset over"
+    )]
+    BatchChanged { partition: u64, was: String, now: String },
     #[error("reading a batch stopped unexpectedly: {0}")]
     ReadPanicked(String),
     #[error("a shard commit failed: {0}")]

@@ -4,8 +4,8 @@
 //! request slots, the writer); `slots` is the rank-wide cap on requests in flight; `run` is the
 //! coordinator: it starts the actors, drives progress, the deadline and the final drain;
 //! `summary` reads the committed shards back and reports what is done and what remains;
-//! `learned` writes what hosts learned back into `servers.parquet`; `ranks` runs rounds over
-//! many ranks.
+//! `learned` writes what hosts learned back into `servers.parquet`; `unchanged` refuses shards
+//! written for other batch content; `ranks` runs rounds over many ranks.
 
 pub mod cpu_pool;
 pub mod engine;
@@ -14,3 +14,4 @@ pub mod ranks;
 pub mod run;
 pub mod slots;
 pub mod summary;
+pub mod unchanged;

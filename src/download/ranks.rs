@@ -233,6 +233,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
 fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan>> {
     let servers = read_servers_table(&opts.out)?;
     let done = ledger::scan(&opts.out, opts.retry_failed)?;
+    super::unchanged::check(&opts.out, &servers, &done)?;
     let mut loads = Vec::new();
     for s in &servers {
         let mut partitions = Vec::new();

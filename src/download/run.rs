@@ -136,6 +136,7 @@ pub fn run_round(
         rows_total += batch_rows(&opts.out, host, *p)?;
     }
     let before = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed)?;
+    super::unchanged::check(&opts.out, &servers, &before)?;
     let done_before = before.done();
     let out_name = opts.out.display().to_string();
     let idle = |stopped| {

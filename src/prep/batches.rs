@@ -22,6 +22,9 @@ pub struct ServerRow {
     pub server_name: String,
     pub url_count: u64,
     pub batch_count: u64,
+    /// Each batch's content id (see [`content_id`]), by partition.
+    #[serde(skip)]
+    pub batch_ids: Vec<String>,
 }
 
 /// Writes the batches of `server` from `by_server_dir/<server>/` into `urls_dir`. Returns the
@@ -36,11 +39,15 @@ pub fn write_server_batches(
     let mut buffer: Option<DataFrame> = None;
     let mut batches = 0u64;
     let mut urls = 0u64;
-    let emit = |df: DataFrame, batches: &mut u64| -> Result<(), PrepError> {
+    let mut batch_ids = Vec::new();
+    let mut emit = |df: DataFrame, batches: &mut u64| -> Result<(), PrepError> {
         let dir = server_dir.join(format!("partition_id={batches}"));
         fs::create_dir_all(&dir).map_err(|e| PrepError::Io { path: dir.clone(), source: e })?;
         let mut df = df;
-        write_parquet(&dir.join("part-0.parquet"), &mut df)?;
+        let path = dir.join("part-0.parquet");
+        let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+        batch_ids.push(content_id(df.column("uuid").map_err(pe)?.str().map_err(pe)?.iter()));
+        write_parquet(&path, &mut df)?;
         *batches += 1;
         Ok(())
     };
@@ -68,7 +75,7 @@ pub fn write_server_batches(
         rest.rechunk_mut();
         emit(rest, &mut batches)?;
     }
-    Ok(ServerRow { server_name: server.to_string(), url_count: urls, batch_count: batches })
+    Ok(ServerRow { server_name: server.to_string(), url_count: urls, batch_count: batches, batch_ids })
 }
 
 /// Writes `servers.parquet`: one row per server, with the columns later runs fill in.
@@ -90,6 +97,9 @@ pub fn write_servers_table(path: &Path, servers: &[ServerRow], initial_rate: f64
             // The host's whole learned state (rate, known limit, in-flight cap) as JSON, so the
             // next run restores it rather than probing for the limit again.
             Column::full_null("learned_state".into(), n, &DataType::String),
+            // Each batch's content id, comma-separated by partition: a download refuses shards
+            // written for other content under the same partition id.
+            Column::new("batch_ids".into(), servers.iter().map(|s| s.batch_ids.join(",")).collect::<Vec<_>>()),
         ],
     )
     .map_err(pe)?;
@@ -164,6 +174,32 @@ fn push_rows(df: &DataFrame, path: &Path, first_row: usize, rows: &mut Vec<Batch
     Ok(())
 }
 
+/// The identity of a batch's content: a hash of its uuids in order (32 hex digits). Prep run
+/// twice on the same input cuts the same batches, with the same ids; a changed input that puts
+/// other rows under a partition id changes it.
+pub fn content_id<'a>(uuids: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for uuid in uuids {
+        hash.update(uuid.unwrap_or("").as_bytes());
+        hash.update(b"\n");
+    }
+    hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A batch's [`content_id`] from its files (only the uuid column is read): for prep outputs
+/// whose servers table predates the `batch_ids` column.
+pub fn batch_id(out: &Path, server: &str, partition: u64) -> Result<String, PrepError> {
+    let mut uuids: Vec<Option<String>> = Vec::new();
+    for path in sorted_files(&batch_path(out, server, partition))? {
+        let file = fs::File::open(&path).map_err(|e| PrepError::Io { path: path.clone(), source: e })?;
+        let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+        let df = ParquetReader::new(file).with_columns(Some(vec!["uuid".into()])).finish().map_err(pe)?;
+        uuids.extend(df.column("uuid").map_err(pe)?.str().map_err(pe)?.iter().map(|u| u.map(str::to_string)));
+    }
+    Ok(content_id(uuids.iter().map(|u| u.as_deref())))
+}
+
 /// Rows in one batch, from the parquet metadata (no row is read).
 pub fn batch_rows(out: &Path, server: &str, partition: u64) -> Result<u64, PrepError> {
     let mut n = 0;
@@ -186,6 +222,8 @@ pub struct ServerInfo {
     pub learned_rate_limit: Option<f64>,
     /// Set by an earlier download: the host's learned state as JSON.
     pub learned_state: Option<String>,
+    /// Each batch's content id by partition; `None` for outputs of older versions of prep.
+    pub batch_ids: Option<Vec<String>>,
 }
 
 /// Reads `servers.parquet` from a prep output folder.
@@ -205,6 +243,10 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
         Ok(c) => Some(c.str().map_err(pe)?.clone()),
         Err(_) => None,
     };
+    let ids = match df.column("batch_ids") {
+        Ok(c) => Some(c.str().map_err(pe)?.clone()),
+        Err(_) => None,
+    };
     Ok((0..df.height())
         .map(|i| ServerInfo {
             server_name: names.get(i).unwrap_or_default().to_string(),
@@ -213,6 +255,10 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
             initial_rate_limit: initial.get(i).unwrap_or(crate::config::DEFAULT_INITIAL_RATE_LIMIT),
             learned_rate_limit: learned.get(i),
             learned_state: states.as_ref().and_then(|s| s.get(i)).map(str::to_string),
+            batch_ids: ids
+                .as_ref()
+                .and_then(|s| s.get(i))
+                .map(|v| v.split(',').filter(|id| !id.is_empty()).map(str::to_string).collect()),
         })
         .collect())
 }

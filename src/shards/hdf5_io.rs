@@ -26,6 +26,11 @@ use super::record::{FailureRecord, ShardContents, SuccessRecord};
 pub const SHARD_EXT: &str = "h5";
 const TMP_SUFFIX: &str = ".tmp";
 
+/// Root attribute naming the content of the batch a shard belongs to (see
+/// `prep::batches::batch_id`), so a batch re-cut by a later prep is never credited with rows it
+/// no longer holds.
+pub const BATCH_ID_ATTR: &str = "batch_id";
+
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("cannot write shard {path}: {source}; check free space and permissions on the output folder")]
@@ -55,7 +60,7 @@ pub fn shard_path(dir: &Path, seq: u64) -> PathBuf {
 /// Writes `contents` as shard `seq` in `dir`: temporary file, fsync, a rename that never
 /// replaces, fsync of `dir`. When this returns Ok the shard survives a crash or power loss; when
 /// `seq` is already committed it returns [`WriteError::Exists`] and changes nothing.
-pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents) -> Result<PathBuf, WriteError> {
+pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents, batch_id: &str) -> Result<PathBuf, WriteError> {
     fs::create_dir_all(dir).map_err(|e| WriteError::Io { path: dir.to_path_buf(), source: e })?;
     let final_path = shard_path(dir, seq);
     // The process id keeps two writers of one name (two downloads started on one folder by
@@ -64,6 +69,14 @@ pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents) -> Result<Pat
     let h5err = |e| WriteError::Hdf5 { path: tmp_path.clone(), source: e };
     {
         let file = hdf5::File::create(&tmp_path).map_err(h5err)?;
+        // An empty id (a shard written without a batch, in tests) is left out, as in old shards.
+        if !batch_id.is_empty() {
+            let id: VarLenUnicode = batch_id.parse().map_err(|e: hdf5::types::StringError| WriteError::Io {
+                path: tmp_path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("batch id: {e}")),
+            })?;
+            file.new_attr::<VarLenUnicode>().create(BATCH_ID_ATTR).and_then(|a| a.write_scalar(&id)).map_err(h5err)?;
+        }
         write_images(&file, &contents.successes).map_err(h5err)?;
         write_errors(&file, &contents.failures).map_err(h5err)?;
         file.flush().map_err(h5err)?;
@@ -177,6 +190,8 @@ pub struct ShardIndex {
     pub succeeded: Vec<String>,
     pub failed: Vec<FailedRow>,
     pub data_bytes: u64,
+    /// The batch content the shard was written for; `None` in shards of older versions.
+    pub batch_id: Option<String>,
 }
 
 /// What the ledger needs of one failure record.
@@ -211,7 +226,8 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, WriteError> {
         .zip(retriable.into_iter().zip(failed_at))
         .map(|((uuid, class), (r, failed_at))| FailedRow { uuid, class, retriable: r != 0, failed_at })
         .collect();
-    Ok(ShardIndex { succeeded, failed, data_bytes })
+    let batch_id = file.attr(BATCH_ID_ATTR).and_then(|a| a.read_scalar::<VarLenUnicode>()).ok();
+    Ok(ShardIndex { succeeded, failed, data_bytes, batch_id: batch_id.map(|s| s.as_str().to_string()) })
 }
 
 /// Reads a whole shard back (for tests and `verify`).
@@ -328,7 +344,7 @@ mod tests {
     fn a_shard_reads_back_exactly_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let contents = sample();
-        let path = write_shard(dir.path(), 7, &contents).unwrap();
+        let path = write_shard(dir.path(), 7, &contents, "batch-a").unwrap();
         assert_eq!(path.file_name().unwrap(), "shard-000007.h5");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "only the committed shard: {names:?}");
@@ -340,15 +356,16 @@ mod tests {
         let row = FailedRow { uuid: "uuid-9".into(), class: "http_4xx".into(), retriable: false, failed_at: 1.7e9 };
         assert_eq!(index.failed, vec![row]);
         assert_eq!(index.data_bytes, 10 + 11 + 12);
+        assert_eq!(index.batch_id.as_deref(), Some("batch-a"), "the batch content id is kept");
     }
 
     #[test]
     fn a_committed_shard_is_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let first = write_shard(dir.path(), 0, &sample()).unwrap();
+        let first = write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
         let before = fs::read(&first).unwrap();
         let empty = ShardContents { successes: vec![], failures: vec![] };
-        let err = write_shard(dir.path(), 0, &empty).unwrap_err();
+        let err = write_shard(dir.path(), 0, &empty, "batch-a").unwrap_err();
         assert!(matches!(err, WriteError::Exists { .. }), "{err}");
         assert!(err.to_string().contains("another download"), "{err}");
         assert_eq!(fs::read(&first).unwrap(), before, "the committed shard is unchanged");
@@ -359,15 +376,16 @@ mod tests {
     #[test]
     fn an_empty_shard_is_valid() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write_shard(dir.path(), 0, &ShardContents::default()).unwrap();
-        assert_eq!(read_index(&path).unwrap(), ShardIndex::default());
+        let path = write_shard(dir.path(), 0, &ShardContents::default(), "batch-a").unwrap();
+        let index = read_index(&path).unwrap();
+        assert_eq!(index, ShardIndex { batch_id: Some("batch-a".into()), ..ShardIndex::default() });
     }
 
     #[test]
     fn crash_leftovers_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("shard-000001.h5.tmp"), b"half").unwrap();
-        write_shard(dir.path(), 0, &sample()).unwrap();
+        write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
         assert_eq!(remove_leftovers(dir.path()).unwrap(), 1);
         assert!(shard_path(dir.path(), 0).exists());
     }

@@ -9,7 +9,7 @@
 //! is counted as a duplicate. With a retry cutoff ([`RetryFailed`]), a row whose final record is a
 //! retriable failure committed before the cutoff is not done: it is to be tried again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -87,6 +87,9 @@ pub struct BatchLedger {
     pub superseded: u64,
     /// `.tmp` files of a crashed run removed by [`scan_batch`].
     pub leftovers_removed: usize,
+    /// The batch contents the shards say they were written for (one, unless prep re-cut the
+    /// batch under the same id).
+    pub batch_ids: BTreeSet<String>,
 }
 
 /// Every batch's ledger, keyed by (server, partition).
@@ -185,6 +188,7 @@ fn scan_dir(part_dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerEr
         let index = read_index(&path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
         batch.next_seq = batch.next_seq.max(seq + 1);
         batch.data_bytes += index.data_bytes;
+        batch.batch_ids.extend(index.batch_id);
         for uuid in index.succeeded {
             record(&mut batch, uuid, None);
         }
@@ -294,8 +298,8 @@ mod tests {
         let dir = batch_dir(out.path(), "a.org", 2);
         let c1 = ShardContents { successes: vec![], failures: vec![failure("u1", "http_5xx", true)] };
         let c2 = ShardContents { successes: vec![], failures: vec![failure("u2", "http_4xx", false)] };
-        write_shard(&dir, 0, &c1).unwrap();
-        write_shard(&dir, 1, &c2).unwrap();
+        write_shard(&dir, 0, &c1, "batch-a").unwrap();
+        write_shard(&dir, 1, &c2, "batch-a").unwrap();
         let tmp = dir.join("shard-000002.h5.tmp");
         fs::write(&tmp, b"a crash left this").unwrap();
         let ledger = scan(out.path(), RetryFailed::No).unwrap();
@@ -337,8 +341,8 @@ mod tests {
         // retriable failure: it is final for that run's cutoff, and not counted twice.
         let retry_run =
             ShardContents { successes: vec![], failures: vec![failure_at("retried", "timeout", true, 250.0)] };
-        write_shard(&dir, 0, &old).unwrap();
-        write_shard(&dir, 1, &retry_run).unwrap();
+        write_shard(&dir, 0, &old, "batch-a").unwrap();
+        write_shard(&dir, 1, &retry_run, "batch-a").unwrap();
 
         let plain = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap();
         assert_eq!((plain.done_count, plain.failed, plain.retriable, plain.to_retry), (3, 3, 2, 0));
@@ -358,8 +362,8 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let dir = batch_dir(out.path(), "a.org", 0);
         let once = ShardContents { successes: vec![], failures: vec![failure("u1", "http_4xx", false)] };
-        write_shard(&dir, 0, &once).unwrap();
-        write_shard(&dir, 1, &once).unwrap();
+        write_shard(&dir, 0, &once, "batch-a").unwrap();
+        write_shard(&dir, 1, &once, "batch-a").unwrap();
         let b = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap();
         assert_eq!((b.duplicates, b.superseded, b.failed, b.done_count), (1, 0, 1, 1));
     }

@@ -133,7 +133,7 @@ impl ServerActor {
 
     fn on_read(&mut self, done: ReadDone, ctx: &mut Context<Self>) {
         match done {
-            ReadDone::Opened { partition, rows, ledger } => {
+            ReadDone::Opened { partition, rows, ledger, batch_id } => {
                 if ledger.leftovers_removed > 0 {
                     crate::telemetry::events::log(
                         "INFO",
@@ -148,6 +148,7 @@ impl ServerActor {
                     server: self.host.clone(),
                     partition,
                     next_seq: ledger.next_seq,
+                    batch_id,
                 });
                 self.outstanding.insert(partition, 0);
             }

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::row::Task;
 use crate::download::engine::HostFailure;
-use crate::prep::batches::{batch_rows, read_batch_window, BatchRow};
+use crate::prep::batches::{batch_id, batch_rows, read_batch_window, BatchRow};
 use crate::shards::ledger::{scan_batch, BatchLedger, RetryFailed};
 
 /// Rows read at a time: at the highest rate a host is allowed (40 req/s by default) a window
@@ -35,7 +35,7 @@ pub enum Read {
 /// What a read brought back.
 #[derive(Debug)]
 pub enum ReadDone {
-    Opened { partition: u64, rows: u64, ledger: BatchLedger },
+    Opened { partition: u64, rows: u64, ledger: BatchLedger, batch_id: String },
     Window { partition: u64, rows: Vec<BatchRow> },
 }
 
@@ -149,11 +149,15 @@ fn row_key(uuid: &str) -> u128 {
 pub fn perform(out: &Path, host: &str, read: Read, retry: RetryFailed) -> Result<ReadDone, HostFailure> {
     match read {
         Read::Open { partition } => {
-            let rows =
-                batch_rows(out, host, partition).map_err(|source| HostFailure::ReadBatch { partition, source })?;
+            let read = |source| HostFailure::ReadBatch { partition, source };
+            let rows = batch_rows(out, host, partition).map_err(read)?;
+            let id = batch_id(out, host, partition).map_err(read)?;
             let ledger = scan_batch(out, host, partition, retry)
                 .map_err(|source| HostFailure::ScanShards { partition, source })?;
-            Ok(ReadDone::Opened { partition, rows, ledger })
+            if let Some(was) = ledger.batch_ids.iter().find(|b| **b != id) {
+                return Err(HostFailure::BatchChanged { partition, was: was.clone(), now: id });
+            }
+            Ok(ReadDone::Opened { partition, rows, ledger, batch_id: id })
         }
         Read::Window { partition, offset, len } => {
             let rows = read_batch_window(out, host, partition, offset, len)

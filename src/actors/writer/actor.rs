@@ -33,6 +33,8 @@ pub struct WriterActor {
     pending: BTreeMap<BatchKey, Pending>,
     /// Stored bytes in `pending`, over all batches.
     buffered: usize,
+    /// Content id of each open batch, from `BatchOpened`.
+    batch_ids: HashMap<BatchKey, String>,
     verbose: bool,
 }
 
@@ -44,7 +46,16 @@ impl WriterActor {
         next_seq: HashMap<BatchKey, u64>,
         verbose: bool,
     ) -> WriterActor {
-        WriterActor { out, policy, counters, next_seq, pending: BTreeMap::new(), buffered: 0, verbose }
+        WriterActor {
+            out,
+            policy,
+            counters,
+            next_seq,
+            pending: BTreeMap::new(),
+            buffered: 0,
+            batch_ids: HashMap::new(),
+            verbose,
+        }
     }
 
     fn commit(&mut self, key: &BatchKey) -> Result<usize, WriteError> {
@@ -55,7 +66,8 @@ impl WriterActor {
         }
         let seq = self.next_seq.entry(key.clone()).or_insert(0);
         let dir = batch_dir(&self.out, &key.0, key.1);
-        write_shard(&dir, *seq, &p.contents)?;
+        let batch_id = self.batch_ids.get(key).map(String::as_str).unwrap_or_default();
+        write_shard(&dir, *seq, &p.contents, batch_id)?;
         *seq += 1;
         let rows = p.contents.len();
         ShardCommitted { server: &key.0, partition: key.1, rows, bytes: p.bytes, verbose: self.verbose }
@@ -101,7 +113,9 @@ impl Handler<BatchOpened> for WriterActor {
     type Result = ();
 
     fn handle(&mut self, msg: BatchOpened, _: &mut Self::Context) {
-        let seq = self.next_seq.entry((msg.server, msg.partition)).or_insert(0);
+        let key = (msg.server, msg.partition);
+        self.batch_ids.insert(key.clone(), msg.batch_id);
+        let seq = self.next_seq.entry(key).or_insert(0);
         *seq = (*seq).max(msg.next_seq);
     }
 }

@@ -31,6 +31,8 @@ pub struct BatchOpened {
     pub server: String,
     pub partition: u64,
     pub next_seq: u64,
+    /// The batch's content id, written into each of its shards.
+    pub batch_id: String,
 }
 
 /// Sent by a ServerActor after the last `Store` of a batch: commit what is pending for it.

@@ -200,3 +200,33 @@ fn prep_rerun_on_a_changed_input_is_refused_by_download_before_any_row_is_fetche
     let again = job.download(&[]);
     assert!(stderr(&again).contains("nothing left to do"), "{}", stderr(&again));
 }
+
+#[test]
+fn the_counts_kept_beside_the_shards_agree_with_the_shards() {
+    // A retried row moves from its old failure class to its new record in the kept counts too.
+    let origin =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok), HostSpec::loopback(3, Behaviour::NotFound)]).unwrap();
+    let mut dead = Origin::start(vec![HostSpec::loopback(4, Behaviour::Dead)]).unwrap();
+    let mut urls: Vec<String> = (0..8).map(|i| origin.url(i % 2, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    urls.extend((0..4).map(|i| dead.url(0, &format!("/img/w64-h48-{i}.jpg"))));
+    let job = job(&urls, 3, &format!("{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"));
+    job.download_ok(&[]);
+    let addr = dead.addr(0);
+    dead.stop();
+    let _back = Origin::start(vec![HostSpec::new(addr, Behaviour::Ok)]).unwrap();
+    let with_kept_counts = job.download_ok(&["--retry-failed"]);
+
+    let mut summaries = 0;
+    for server in sorted_dirs(&job.out.join("downloads")) {
+        for batch in sorted_dirs(&server) {
+            std::fs::remove_file(batch.join("ledger.json")).unwrap();
+            summaries += 1;
+        }
+    }
+    assert_eq!(summaries, 6, "every batch folder has its counts file");
+    let from_shards = job.download_ok(&[]);
+    for key in ["succeeded", "failed", "retriable", "failed_by_class", "remaining", "duplicates", "stored_bytes"] {
+        assert_eq!(with_kept_counts[key], from_shards[key], "{key}");
+    }
+    assert_eq!(from_shards["succeeded"], 8, "{from_shards}");
+}

@@ -20,7 +20,7 @@ use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
 use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan};
 use crate::mpi_glue::world::World;
-use crate::prep::batches::{batch_rows, read_servers_table};
+use crate::prep::batches::read_servers_table;
 use crate::shards::ledger;
 use crate::telemetry::counters::Snapshot;
 
@@ -239,7 +239,7 @@ fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan
         let mut partitions = Vec::new();
         let mut remaining = 0;
         for p in 0..s.batch_count {
-            let rows = batch_rows(&opts.out, &s.server_name, p)?;
+            let rows = s.rows_in(&opts.out, p)?;
             let committed = done.batch(&s.server_name, p).map(|b| b.done_count).unwrap_or(0);
             if rows > committed {
                 partitions.push(p);

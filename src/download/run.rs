@@ -131,9 +131,13 @@ pub fn run_round(
     };
     let keep: HashSet<(String, u64)> =
         owned.iter().flat_map(|o| o.partitions.iter().map(|p| (o.host.clone(), *p))).collect();
+    let info: HashMap<&str, &ServerInfo> = servers.iter().map(|s| (s.server_name.as_str(), s)).collect();
     let mut rows_total = 0u64;
     for (host, p) in &keep {
-        rows_total += batch_rows(&opts.out, host, *p)?;
+        rows_total += match info.get(host.as_str()) {
+            Some(s) => s.rows_in(&opts.out, *p)?,
+            None => batch_rows(&opts.out, host, *p)?,
+        };
     }
     let before = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed)?;
     super::unchanged::check(&opts.out, &servers, &before)?;

@@ -25,6 +25,9 @@ pub struct ServerRow {
     /// Each batch's content id (see [`content_id`]), by partition.
     #[serde(skip)]
     pub batch_ids: Vec<String>,
+    /// Each batch's row count, by partition.
+    #[serde(skip)]
+    pub batch_rows: Vec<u64>,
 }
 
 /// Writes the batches of `server` from `by_server_dir/<server>/` into `urls_dir`. Returns the
@@ -40,6 +43,7 @@ pub fn write_server_batches(
     let mut batches = 0u64;
     let mut urls = 0u64;
     let mut batch_ids = Vec::new();
+    let mut batch_rows = Vec::new();
     let mut emit = |df: DataFrame, batches: &mut u64| -> Result<(), PrepError> {
         let dir = server_dir.join(format!("partition_id={batches}"));
         fs::create_dir_all(&dir).map_err(|e| PrepError::Io { path: dir.clone(), source: e })?;
@@ -47,6 +51,7 @@ pub fn write_server_batches(
         let path = dir.join("part-0.parquet");
         let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
         batch_ids.push(content_id(df.column("uuid").map_err(pe)?.str().map_err(pe)?.iter()));
+        batch_rows.push(df.height() as u64);
         write_parquet(&path, &mut df)?;
         *batches += 1;
         Ok(())
@@ -75,7 +80,7 @@ pub fn write_server_batches(
         rest.rechunk_mut();
         emit(rest, &mut batches)?;
     }
-    Ok(ServerRow { server_name: server.to_string(), url_count: urls, batch_count: batches, batch_ids })
+    Ok(ServerRow { server_name: server.to_string(), url_count: urls, batch_count: batches, batch_ids, batch_rows })
 }
 
 /// Writes `servers.parquet`: one row per server, with the columns later runs fill in.
@@ -100,6 +105,8 @@ pub fn write_servers_table(path: &Path, servers: &[ServerRow], initial_rate: f64
             // Each batch's content id, comma-separated by partition: a download refuses shards
             // written for other content under the same partition id.
             Column::new("batch_ids".into(), servers.iter().map(|s| s.batch_ids.join(",")).collect::<Vec<_>>()),
+            // Each batch's row count, comma-separated by partition, so planning reads no batch file.
+            Column::new("batch_rows".into(), servers.iter().map(|s| join_numbers(&s.batch_rows)).collect::<Vec<_>>()),
         ],
     )
     .map_err(pe)?;
@@ -224,6 +231,22 @@ pub struct ServerInfo {
     pub learned_state: Option<String>,
     /// Each batch's content id by partition; `None` for outputs of older versions of prep.
     pub batch_ids: Option<Vec<String>>,
+    /// Each batch's row count by partition; `None` for outputs of older versions of prep.
+    pub batch_rows: Option<Vec<u64>>,
+}
+
+impl ServerInfo {
+    /// Rows in batch `partition`: from the servers table, else from the batch file's metadata.
+    pub fn rows_in(&self, out: &Path, partition: u64) -> Result<u64, PrepError> {
+        match self.batch_rows.as_ref().and_then(|r| r.get(partition as usize)) {
+            Some(n) => Ok(*n),
+            None => batch_rows(out, &self.server_name, partition),
+        }
+    }
+}
+
+fn join_numbers(v: &[u64]) -> String {
+    v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
 }
 
 /// Reads `servers.parquet` from a prep output folder.
@@ -247,6 +270,10 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
         Ok(c) => Some(c.str().map_err(pe)?.clone()),
         Err(_) => None,
     };
+    let row_counts = match df.column("batch_rows") {
+        Ok(c) => Some(c.str().map_err(pe)?.clone()),
+        Err(_) => None,
+    };
     Ok((0..df.height())
         .map(|i| ServerInfo {
             server_name: names.get(i).unwrap_or_default().to_string(),
@@ -259,6 +286,10 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
                 .as_ref()
                 .and_then(|s| s.get(i))
                 .map(|v| v.split(',').filter(|id| !id.is_empty()).map(str::to_string).collect()),
+            batch_rows: row_counts
+                .as_ref()
+                .and_then(|s| s.get(i))
+                .and_then(|v| v.split(',').filter(|n| !n.is_empty()).map(|n| n.parse().ok()).collect()),
         })
         .collect())
 }

@@ -14,6 +14,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::hdf5_io::{read_index, remove_leftovers, FailedRow, WriteError, SHARD_EXT};
+use super::summary::{read_summary, BatchSummary};
 
 /// The folder under the output folder where shards go.
 pub const DOWNLOADS_DIR: &str = "downloads";
@@ -90,6 +91,42 @@ pub struct BatchLedger {
     /// The batch contents the shards say they were written for (one, unless prep re-cut the
     /// batch under the same id).
     pub batch_ids: BTreeSet<String>,
+    /// The rows to retry, with the class of their committed failure; filled by [`scan_batch`]
+    /// only.
+    pub to_retry_classes: HashMap<String, String>,
+}
+
+impl BatchLedger {
+    /// The counts to keep beside the shards (see `summary`).
+    pub fn summary(&self) -> BatchSummary {
+        BatchSummary {
+            next_seq: self.next_seq,
+            succeeded: self.succeeded,
+            failed: self.failed,
+            retriable: self.retriable,
+            failed_by_class: self.failed_by_class.clone(),
+            data_bytes: self.data_bytes,
+            duplicates: self.duplicates,
+            superseded: self.superseded,
+            batch_ids: self.batch_ids.clone(),
+        }
+    }
+
+    fn from_summary(s: BatchSummary) -> BatchLedger {
+        BatchLedger {
+            done_count: s.succeeded + s.failed,
+            succeeded: s.succeeded,
+            failed: s.failed,
+            retriable: s.retriable,
+            failed_by_class: s.failed_by_class,
+            data_bytes: s.data_bytes,
+            next_seq: s.next_seq,
+            duplicates: s.duplicates,
+            superseded: s.superseded,
+            batch_ids: s.batch_ids,
+            ..BatchLedger::default()
+        }
+    }
 }
 
 /// Every batch's ledger, keyed by (server, partition).
@@ -134,7 +171,7 @@ pub fn scan(out: &Path, retry: RetryFailed) -> Result<Ledger, LedgerError> {
         let Some(server) = value_of(&server_dir, "server_name=") else { continue };
         for part_dir in subdirs(&server_dir)? {
             let Some(partition) = value_of(&part_dir, "partition_id=").and_then(|p| p.parse().ok()) else { continue };
-            ledger.batches.insert((server.clone(), partition), counts_only(scan_dir(&part_dir, retry)?));
+            ledger.batches.insert((server.clone(), partition), counts(&part_dir, retry)?);
         }
     }
     Ok(ledger)
@@ -151,16 +188,28 @@ pub fn scan_batches<'a>(
     for (server, partition) in batches {
         let dir = batch_dir(out, server, partition);
         if present(&dir)? {
-            ledger.batches.insert((server.to_string(), partition), counts_only(scan_dir(&dir, retry)?));
+            ledger.batches.insert((server.to_string(), partition), counts(&dir, retry)?);
         }
     }
     Ok(ledger)
 }
 
-/// Keeps a batch's counts and drops its row ids, so a whole-dataset ledger stays small.
-fn counts_only(mut batch: BatchLedger) -> BatchLedger {
+/// A batch's counts without its row ids, so a whole-dataset ledger stays small: from its
+/// summary when that covers exactly the shards present (no shard is opened), else from the
+/// shards. A retry cutoff needs each failure's time, which only the shards hold.
+fn counts(dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
+    if retry == RetryFailed::No {
+        let last = shards(dir)?.last().map(|(seq, _)| *seq);
+        if let (Some(last), Some(summary)) = (last, read_summary(dir)) {
+            if summary.next_seq == last + 1 {
+                return Ok(BatchLedger::from_summary(summary));
+            }
+        }
+    }
+    let mut batch = scan_dir(dir, retry)?;
     batch.done = HashSet::new();
-    batch
+    batch.to_retry_classes = HashMap::new();
+    Ok(batch)
 }
 
 /// Scans one batch: what the engine does when it loads a batch, so resume never needs every
@@ -205,6 +254,7 @@ fn scan_dir(part_dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerEr
                 *batch.failed_by_class.entry(f.class.clone()).or_default() += 1;
                 if retry.wants(&f) {
                     batch.to_retry += 1;
+                    batch.to_retry_classes.insert(uuid, f.class);
                     continue;
                 }
             }
@@ -366,5 +416,22 @@ mod tests {
         write_shard(&dir, 1, &once, "batch-a").unwrap();
         let b = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap();
         assert_eq!((b.duplicates, b.superseded, b.failed, b.done_count), (1, 0, 1, 1));
+    }
+
+    #[test]
+    fn whole_folder_counts_come_from_the_summary_only_while_it_covers_the_shards_present() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let one = |uuid: &str| ShardContents { successes: vec![], failures: vec![failure(uuid, "http_4xx", false)] };
+        write_shard(&dir, 0, &one("u1"), "batch-a").unwrap();
+        write_shard(&dir, 1, &one("u2"), "batch-a").unwrap();
+        // A summary covering shards 0 and 1; its count differs from theirs, to show which is read.
+        let summary = crate::shards::summary::BatchSummary { next_seq: 2, failed: 7, ..Default::default() };
+        crate::shards::summary::write_summary(&dir, &summary).unwrap();
+        assert_eq!(scan(out.path(), RetryFailed::No).unwrap().failed(), 7, "read from the summary");
+        assert_eq!(scan(out.path(), RetryFailed::Before(1e12)).unwrap().failed(), 2, "a retry cutoff reads shards");
+        // A shard committed after the summary (a crash before its summary was written).
+        write_shard(&dir, 2, &one("u3"), "batch-a").unwrap();
+        assert_eq!(scan(out.path(), RetryFailed::No).unwrap().failed(), 3, "a stale summary is not trusted");
     }
 }

@@ -143,12 +143,13 @@ impl ServerActor {
                         ),
                     );
                 }
-                self.feed.opened(partition, rows, &ledger.done);
+                self.feed.opened(partition, rows, &ledger.done, &ledger.to_retry_classes);
                 self.engine.writer.do_send(BatchOpened {
                     server: self.host.clone(),
                     partition,
                     next_seq: ledger.next_seq,
                     batch_id,
+                    summary: ledger.summary(),
                 });
                 self.outstanding.insert(partition, 0);
             }
@@ -347,7 +348,7 @@ impl ServerActor {
             match record {
                 Ok(success) => {
                     ImageStored { host: &act.host, stored_bytes: success.data.len() as u64 }.emit(&act.engine.counters);
-                    act.hand_to_writer(task.partition, Record::Success(success), ctx);
+                    act.hand_to_writer(task.partition, Record::Success(success), task.replaces, ctx);
                 }
                 Err((class, detail)) => act.record_failure(task, class, detail, false, ctx),
             }
@@ -364,18 +365,18 @@ impl ServerActor {
         ctx: &mut Context<Self>,
     ) {
         RowFailed { host: &self.host, class }.emit(&self.engine.counters);
-        let partition = task.partition;
+        let (partition, replaces) = (task.partition, task.replaces.clone());
         let record = task.failure(&self.host, class, detail, retriable);
-        self.hand_to_writer(partition, Record::Failure(record), ctx);
+        self.hand_to_writer(partition, Record::Failure(record), replaces, ctx);
     }
 
     /// Sends one finished row to the writer; when it was the batch's last, tells the writer to
     /// commit the batch. Rows in the writer's hands count as in flight until acknowledged.
-    fn hand_to_writer(&mut self, partition: u64, record: Record, ctx: &mut Context<Self>) {
+    fn hand_to_writer(&mut self, partition: u64, record: Record, replaces: Option<String>, ctx: &mut Context<Self>) {
         self.in_flight_writes += 1;
         let writer = self.engine.writer.clone();
         let server = self.host.clone();
-        let fut = async move { writer.send(Store { server, partition, record }).await };
+        let fut = async move { writer.send(Store { server, partition, record, replaces }).await };
         ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
             act.in_flight_writes -= 1;
             if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {

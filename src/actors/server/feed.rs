@@ -8,7 +8,7 @@
 //! hands the result back. Rows the shards already hold are dropped as windows arrive; that set is
 //! kept per open batch as 16-byte keys, not strings.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use super::row::Task;
@@ -55,6 +55,8 @@ struct OpenBatch {
     rows: u64,
     next_row: u64,
     done: HashSet<u128>,
+    /// Rows being retried (`--retry-failed`), with the class of their committed failure.
+    retries: HashMap<u128, String>,
 }
 
 /// The host's queue and where its reading stands.
@@ -91,11 +93,13 @@ impl Feed {
         Some(read)
     }
 
-    /// A batch was opened: `rows` rows, of which `done` (uuids) are committed and skipped.
-    pub fn opened(&mut self, partition: u64, rows: u64, done: &HashSet<String>) {
+    /// A batch was opened: `rows` rows, of which `done` (uuids) are committed and skipped, and
+    /// `retries` (uuid to the class of its committed failure) are tried again.
+    pub fn opened(&mut self, partition: u64, rows: u64, done: &HashSet<String>, retries: &HashMap<String, String>) {
         self.reading = false;
         let done = done.iter().map(|u| row_key(u)).collect();
-        self.open = Some(OpenBatch { partition, rows, next_row: 0, done });
+        let retries = retries.iter().map(|(u, class)| (row_key(u), class.clone())).collect();
+        self.open = Some(OpenBatch { partition, rows, next_row: 0, done, retries });
     }
 
     /// A window of the open batch arrived: its rows not yet committed join the queue.
@@ -107,14 +111,15 @@ impl Feed {
         // A short window is the batch's end, whatever its metadata said.
         b.next_row = if rows.len() < WINDOW_ROWS { b.rows } else { b.next_row + rows.len() as u64 };
         let before = self.queue.len();
-        self.queue.extend(rows.into_iter().filter(|r| !b.done.contains(&row_key(&r.uuid))).map(|r| Task {
-            uuid: r.uuid,
-            url: r.url,
-            source_ids: r.source_ids,
-            partition,
-            attempts: 0,
-            last_status: 0,
-        }));
+        for r in rows {
+            let key = row_key(&r.uuid);
+            if b.done.contains(&key) {
+                continue;
+            }
+            let replaces = b.retries.get(&key).cloned();
+            let (uuid, url, source_ids) = (r.uuid, r.url, r.source_ids);
+            self.queue.push_back(Task { uuid, url, source_ids, partition, attempts: 0, last_status: 0, replaces });
+        }
         Fed { partition, queued: (self.queue.len() - before) as u64, batch_read: b.next_row >= b.rows }
     }
 
@@ -183,7 +188,7 @@ mod tests {
         assert_eq!(feed.next_read(), Some(Read::Open { partition: 3 }));
         assert_eq!(feed.next_read(), None, "one read at a time");
         let done: HashSet<String> = ["row-1".to_string(), "row-300".to_string()].into();
-        feed.opened(3, 300, &done);
+        feed.opened(3, 300, &done, &HashMap::new());
         assert_eq!(feed.next_read(), Some(Read::Window { partition: 3, offset: 0, len: WINDOW_ROWS }));
         let fed = feed.window(3, rows(0, WINDOW_ROWS));
         assert_eq!(fed, Fed { partition: 3, queued: WINDOW_ROWS as u64 - 1, batch_read: false });
@@ -195,7 +200,7 @@ mod tests {
         assert!(!feed.is_exhausted());
         feed.queue.clear();
         assert_eq!(feed.next_read(), Some(Read::Open { partition: 4 }));
-        feed.opened(4, 0, &HashSet::new());
+        feed.opened(4, 0, &HashSet::new(), &HashMap::new());
         assert_eq!(feed.next_read(), None, "an empty batch needs no window, and no batch is left");
         assert!(feed.is_exhausted());
     }
@@ -204,7 +209,7 @@ mod tests {
     fn the_queue_holds_about_a_window_however_large_the_batch() {
         let mut feed = Feed::new([0]);
         feed.next_read();
-        feed.opened(0, 10_000, &HashSet::new());
+        feed.opened(0, 10_000, &HashSet::new(), &HashMap::new());
         let mut most = 0;
         let mut sent = 0;
         while let Some(read) = feed.next_read() {

@@ -18,6 +18,8 @@ pub struct Task {
     pub attempts: u32,
     /// Last HTTP status seen, for the failure record.
     pub last_status: u16,
+    /// With `--retry-failed`: the class of the committed retriable failure this row retries.
+    pub replaces: Option<String>,
 }
 
 impl Task {

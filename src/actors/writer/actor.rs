@@ -12,6 +12,7 @@ use super::policy::ShardPolicy;
 use crate::shards::hdf5_io::{write_shard, WriteError};
 use crate::shards::ledger::batch_dir;
 use crate::shards::record::ShardContents;
+use crate::shards::summary::{write_summary, BatchSummary, SUMMARY_FILE};
 use crate::telemetry::events::ShardCommitted;
 use crate::telemetry::Counters;
 
@@ -20,6 +21,9 @@ type BatchKey = (String, u64);
 #[derive(Default)]
 struct Pending {
     contents: ShardContents,
+    /// For each record of `contents`, in the same order: the class of the failure it replaces.
+    success_replaces: Vec<Option<String>>,
+    failure_replaces: Vec<Option<String>>,
     bytes: usize,
     oldest: Option<Instant>,
 }
@@ -35,6 +39,8 @@ pub struct WriterActor {
     buffered: usize,
     /// Content id of each open batch, from `BatchOpened`.
     batch_ids: HashMap<BatchKey, String>,
+    /// Committed counts of each open batch, kept current and written beside its shards.
+    summaries: HashMap<BatchKey, BatchSummary>,
     verbose: bool,
 }
 
@@ -54,6 +60,7 @@ impl WriterActor {
             pending: BTreeMap::new(),
             buffered: 0,
             batch_ids: HashMap::new(),
+            summaries: HashMap::new(),
             verbose,
         }
     }
@@ -69,6 +76,23 @@ impl WriterActor {
         let batch_id = self.batch_ids.get(key).map(String::as_str).unwrap_or_default();
         write_shard(&dir, *seq, &p.contents, batch_id)?;
         *seq += 1;
+        if let Some(summary) = self.summaries.get_mut(key) {
+            for (s, replaces) in p.contents.successes.iter().zip(&p.success_replaces) {
+                summary.add_success(s.data.len() as u64, replaces.as_deref());
+            }
+            for (f, replaces) in p.contents.failures.iter().zip(&p.failure_replaces) {
+                summary.add_failure(&f.error_class, f.retriable, replaces.as_deref());
+            }
+            summary.next_seq = *seq;
+            summary.batch_ids.insert(batch_id.to_string());
+            // Derived data: without it, readers count from the shards, so a failure only warns.
+            if let Err(e) = write_summary(&dir, summary) {
+                crate::telemetry::events::log(
+                    "WARN",
+                    &format!("cannot write {}/{SUMMARY_FILE} ({e}); it will be rebuilt from the shards", dir.display()),
+                );
+            }
+        }
         let rows = p.contents.len();
         ShardCommitted { server: &key.0, partition: key.1, rows, bytes: p.bytes, verbose: self.verbose }
             .emit(&self.counters);
@@ -92,8 +116,12 @@ impl Handler<Store> for WriterActor {
                 p.bytes += s.data.len();
                 self.buffered += s.data.len();
                 p.contents.successes.push(s);
+                p.success_replaces.push(msg.replaces);
             }
-            Record::Failure(f) => p.contents.failures.push(f),
+            Record::Failure(f) => {
+                p.contents.failures.push(f);
+                p.failure_replaces.push(msg.replaces);
+            }
         }
         if self.policy.should_commit(p.contents.len(), p.bytes, p.oldest, Instant::now()) {
             self.commit(&key)?;
@@ -115,6 +143,7 @@ impl Handler<BatchOpened> for WriterActor {
     fn handle(&mut self, msg: BatchOpened, _: &mut Self::Context) {
         let key = (msg.server, msg.partition);
         self.batch_ids.insert(key.clone(), msg.batch_id);
+        self.summaries.insert(key.clone(), msg.summary);
         let seq = self.next_seq.entry(key).or_insert(0);
         *seq = (*seq).max(msg.next_seq);
     }
@@ -199,7 +228,11 @@ mod tests {
             // Host a holds 6,000 bytes, host b 3,000; b's next image takes the total past 10,000.
             for (host, i, bytes) in [("a", 0, 3000), ("a", 1, 3000), ("b", 0, 3000), ("b", 1, 1500)] {
                 let server = host.to_string();
-                writer.send(Store { server, partition: 0, record: image(host, i, bytes) }).await.unwrap().unwrap();
+                writer
+                    .send(Store { server, partition: 0, record: image(host, i, bytes), replaces: None })
+                    .await
+                    .unwrap()
+                    .unwrap();
             }
             let exists = |host: &str| batch_dir(out.path(), host, 0).join("shard-000000.h5").exists();
             (exists("a"), exists("b"))

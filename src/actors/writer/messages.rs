@@ -4,6 +4,7 @@ use actix::Message;
 
 use crate::shards::hdf5_io::WriteError;
 use crate::shards::record::{FailureRecord, SuccessRecord};
+use crate::shards::summary::BatchSummary;
 
 /// One finished row.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub struct Store {
     pub server: String,
     pub partition: u64,
     pub record: Record,
+    /// With `--retry-failed`: the class of the committed retriable failure this record replaces.
+    pub replaces: Option<String>,
 }
 
 /// Sent by a ServerActor when it loads a batch, before any `Store` for it: the sequence number
@@ -33,6 +36,8 @@ pub struct BatchOpened {
     pub next_seq: u64,
     /// The batch's content id, written into each of its shards.
     pub batch_id: String,
+    /// What the batch's committed shards hold; each commit adds to it and writes it beside them.
+    pub summary: BatchSummary,
 }
 
 /// Sent by a ServerActor after the last `Store` of a batch: commit what is pending for it.

@@ -230,7 +230,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
 
 /// Rank 0: what remains per host, the plan over `ranks`, recorded under `plans/`; `None` when
 /// nothing remains.
-fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan>> {
+pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan>> {
     let servers = read_servers_table(&opts.out)?;
     let done = ledger::scan(&opts.out, opts.retry_failed)?;
     super::unchanged::check(&opts.out, &servers, &done)?;

@@ -29,6 +29,12 @@ pub enum Command {
     /// Measure, on 1 and 4 ranks, how close downloads come to what rate-limited, flaky and
     /// unlimited local hosts allow, and print the rate-control goals as PASS or MISS.
     Politeness(BenchPolitenessArgs),
+    /// Measure rank 0's planning (wall time, peak memory) on a dataset of GBIF's shape: 545
+    /// servers, about 20,000 batches, with 1 and 3 committed shards per batch.
+    Scale(ScaleArgs),
+    /// One plan in this process, for `scale` (prints its figures).
+    #[command(hide = true)]
+    ScalePlan(ScalePlanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -74,4 +80,21 @@ pub struct BenchPolitenessArgs {
     /// download's logs, and every request the servers saw (`server-log.csv`).
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Scratch folder (removed afterwards unless --keep).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the generated dataset.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScalePlanArgs {
+    /// The prep output folder to plan.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }

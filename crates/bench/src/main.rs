@@ -7,6 +7,7 @@
 //! - `corpus`: a corpus shaped like a GBIF crawl for the codec limit.
 //! - `download`: the codec limit against the end-to-end download rate on one corpus.
 //! - `politeness`: downloads on 1 and 4 ranks against scripted hosts, judged on what they saw.
+//! - `scale`: rank 0's planning on a dataset of GBIF's shape (servers, batches, shards).
 //!
 //! Exit codes: 0 done; 1 a benchmark could not run or a run failed; 2 usage (clap's).
 
@@ -18,6 +19,7 @@ mod corpus;
 mod download;
 mod gbif;
 mod politeness;
+mod scale;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,8 @@ fn main() -> ExitCode {
         Command::Prep(args) => gbif::prep(args),
         Command::Download(args) => settings(&cli).and_then(|s| download::run(args, &s)),
         Command::Politeness(args) => politeness::run(args),
+        Command::Scale(args) => scale::run(args),
+        Command::ScalePlan(args) => scale::plan(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

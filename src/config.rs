@@ -31,9 +31,13 @@ pub const DEFAULT_MAX_BODY_MB: u64 = 200;
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 15.0;
 /// Requests in flight over all hosts of a rank: each holds at most one body in memory.
 pub const DEFAULT_MAX_REQUESTS_IN_FLIGHT: usize = 256;
-/// Longest round on many ranks, in seconds. A round also ends as soon as one rank runs out of
-/// work; 30 minutes bounds how long a plan built on wrong estimates can last.
+/// Longest a round goes on while a rank is out of work and work could move, in seconds: 30
+/// minutes bounds how long a plan built on wrong estimates keeps a rank idle (see
+/// `download::rounds`).
 pub const DEFAULT_ROUND_SECS: f64 = 1800.0;
+/// Shortest round that a quarter of idle ranks may end, in seconds: 5 minutes keeps the drain
+/// and restart of a round end a small part of it.
+pub const DEFAULT_MIN_ROUND_SECS: f64 = 300.0;
 /// Memory for bodies waiting for a CPU worker, in MB: the backpressure between network and CPU.
 pub const DEFAULT_CPU_QUEUE_MB: u64 = 1024;
 
@@ -64,7 +68,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("BACKOFF_BASE_SECS", "first backoff after a 5xx or transport failure"),
     ("PARK_SECS", "first parking of an unreachable host"),
     ("RANK_IMAGES_PER_SEC", "images/s one rank can process, for the planner"),
-    ("ROUND_SECS", "longest round between two plans on many ranks"),
+    ("ROUND_SECS", "longest round while a rank is idle and work could move, on many ranks"),
+    ("MIN_ROUND_SECS", "shortest round that a quarter of idle ranks may end, on many ranks"),
 ];
 
 /// Errors reading or validating the configuration file.
@@ -123,8 +128,10 @@ pub struct Settings {
     pub park: std::time::Duration,
     /// Images per second one rank's CPUs can process (0 = estimate from the cores).
     pub rank_images_per_sec: f64,
-    /// Longest round between two plans when running on many ranks.
+    /// Longest round while a rank is idle and work could move, on many ranks.
     pub round: std::time::Duration,
+    /// Shortest round that a quarter of idle ranks may end.
+    pub min_round: std::time::Duration,
 }
 
 impl RawConfig {
@@ -239,6 +246,12 @@ impl RawConfig {
             backoff_base: secs("BACKOFF_BASE_SECS", retry::DEFAULT_BACKOFF_BASE.as_secs_f64())?,
             park: secs("PARK_SECS", retry::DEFAULT_FIRST_PARK.as_secs_f64())?,
             round: secs("ROUND_SECS", DEFAULT_ROUND_SECS)?,
+            min_round: std::time::Duration::from_secs_f64(v.parse(
+                "MIN_ROUND_SECS",
+                DEFAULT_MIN_ROUND_SECS,
+                |x: &f64| x.is_finite() && *x >= 0.0,
+                "must be 0 or more seconds",
+            )?),
             rank_images_per_sec: v.parse(
                 "RANK_IMAGES_PER_SEC",
                 0.0,

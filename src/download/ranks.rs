@@ -6,6 +6,7 @@
 //! writes it into `servers.parquet` and reads the global summary back from the shards. Errors
 //! travel in the messages too, so no rank waits forever for one that failed.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::cpu_pool::cpu_threads;
 use super::learned::write_learned;
+use super::rounds::RoundRule;
 use super::run::{run_round, DownloadOptions, NoRounds, Owned, RoundSignal, ShareRefusal, COMMIT_MARGIN};
 use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
@@ -41,52 +43,66 @@ type Gathered = Result<(Vec<(String, u32, HostState)>, Snapshot, f64), RankError
 struct RankError(String);
 
 /// Rounds of one rank: how it hears that a round ends early, says it ran out of work, and
-/// passes refusals between the shares of a split host.
+/// passes refusals between the shares of a split host. Rank 0 counts the idle ranks and ends
+/// the round by [`RoundRule`].
 struct MpiRound<'a> {
     world: &'a World,
     round: u32,
     /// For each split host this rank owns a share of: the ranks owning its other shares.
     peers: HashMap<String, Vec<usize>>,
-    /// Whether a new plan could give an idle rank work: some rank owns two shares or more. When
-    /// every busy rank holds a single share, re-planning would only stop every host, drain and
-    /// restart it (seconds each time), so the round goes on when a rank runs out of work.
+    /// Whether a new plan could give an idle rank work: some rank owns two shares or more.
     can_rebalance: bool,
-    /// Rank 0 has said that a rank is idle but the round goes on.
-    told_idle: std::cell::Cell<bool>,
+    rule: RoundRule,
+    started: Instant,
+    /// Rank 0: ranks other than itself that ran out of work in this round.
+    idle: Cell<usize>,
+    /// Rank 0: the round was ended.
+    ended: Cell<bool>,
+}
+
+impl MpiRound<'_> {
+    /// Rank 0: counts newly idle ranks (plus itself when `self_idle`) and ends the round when the
+    /// rule says so. True once the round is over.
+    fn decide(&self, self_idle: bool) -> bool {
+        if self.ended.get() {
+            return true;
+        }
+        self.idle.set(self.idle.get() + self.world.poll_idle(self.round));
+        let idle = self.idle.get() + usize::from(self_idle);
+        if self.rule.should_end(idle, self.world.size(), self.started.elapsed(), self.can_rebalance) {
+            eprintln!(
+                "download: {idle} of {} ranks out of work after {:.0} s; ending round {} to plan again",
+                self.world.size(),
+                self.started.elapsed().as_secs_f64(),
+                self.round
+            );
+            self.world.end_round(self.round);
+            self.ended.set(true);
+        }
+        self.ended.get()
+    }
+
+    /// Rank 0, its own hosts done: waits until every other rank is done too or the rule ends the
+    /// round, so idle ranks are noticed whether or not rank 0 owned hosts.
+    fn watch(&self) {
+        while !self.decide(true) && self.idle.get() + 1 < self.world.size() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 impl RoundSignal for MpiRound<'_> {
     fn should_end(&self) -> bool {
         if self.world.is_root() {
-            let idle = self.world.poll_idle(self.round);
-            if idle && !self.can_rebalance {
-                if !self.told_idle.replace(true) {
-                    eprintln!(
-                        "download: a rank ran out of work; every busy rank holds one host, so round {} goes on",
-                        self.round
-                    );
-                }
-                return false;
-            }
-            if idle {
-                eprintln!("download: a rank ran out of work; ending round {} to plan again", self.round);
-                self.world.end_round(self.round);
-            }
-            idle
+            self.decide(false)
         } else {
             self.world.poll_end(self.round)
         }
     }
 
-    fn finished(&self) {
-        if self.world.is_root() {
-            if self.can_rebalance {
-                self.world.end_round(self.round);
-            }
-        } else {
-            self.world.announce_idle(self.round);
-        }
-    }
+    /// Ranks announce the end of their work in `run_ranks`, once per round, whether or not they
+    /// owned hosts.
+    fn finished(&self) {}
 
     fn share_refused(&self, refusal: &ShareRefusal) {
         let Some(ranks) = self.peers.get(&refusal.host) else { return };
@@ -159,14 +175,31 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             })
             .collect();
         let can_rebalance = (0..world.size()).any(|r| plan.for_rank(r).count() >= 2);
-        let signal = MpiRound { world, round: plan.round, peers, can_rebalance, told_idle: Default::default() };
-        let (signal, round_end): (&dyn RoundSignal, _) =
-            if opts.static_plan { (&NoRounds, None) } else { (&signal, Some(Instant::now() + opts.settings.round)) };
+        let rounds = MpiRound {
+            world,
+            round: plan.round,
+            peers,
+            can_rebalance,
+            rule: RoundRule::new(opts.settings.min_round, opts.settings.round),
+            started: Instant::now(),
+            idle: Cell::new(0),
+            ended: Cell::new(false),
+        };
+        // Rank 0 ends rounds by the rule (ROUND_SECS included), so no rank has a round end of
+        // its own; a static plan has a single round.
+        let signal: &dyn RoundSignal = if opts.static_plan { &NoRounds } else { &rounds };
         let mine = if owned.is_empty() {
             Ok(None)
         } else {
-            run_round(DownloadOptions { owned: Some(owned), ..opts.clone() }, signal, round_end).map(Some)
+            run_round(DownloadOptions { owned: Some(owned), ..opts.clone() }, signal, None).map(Some)
         };
+        if !opts.static_plan {
+            if world.is_root() {
+                rounds.watch();
+            } else {
+                world.announce_idle(plan.round);
+            }
+        }
         let gathered: Gathered = match mine {
             Ok(Some(r)) => {
                 eprintln!(

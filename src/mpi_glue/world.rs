@@ -99,26 +99,31 @@ impl World {
         }
     }
 
-    /// Whether a message with `tag` about `round` has arrived, without waiting. Messages about
+    /// How many messages with `tag` about `round` have arrived, without waiting. Messages about
     /// earlier rounds are taken and dropped.
-    fn poll(&self, tag: i32, round: u32) -> bool {
-        let Some((_, comm)) = &self.mpi else { return false };
-        let mut hit = false;
+    fn poll(&self, tag: i32, round: u32) -> usize {
+        let Some((_, comm)) = &self.mpi else { return 0 };
+        let mut hits = 0;
         while let Some((msg, _)) = comm.any_process().immediate_matched_probe_with_tag(tag) {
             let (v, _) = msg.matched_receive::<u32>();
-            hit |= v == round;
+            hits += usize::from(v == round);
         }
-        hit
+        hits
     }
 
-    /// Rank 0: whether a rank announced it ran out of work in `round`.
-    pub fn poll_idle(&self, round: u32) -> bool {
-        self.is_root() && self.poll(TAG_IDLE, round)
+    /// Rank 0: how many ranks announced, since the last call, that they ran out of work in
+    /// `round` (each rank announces once per round).
+    pub fn poll_idle(&self, round: u32) -> usize {
+        if self.is_root() {
+            self.poll(TAG_IDLE, round)
+        } else {
+            0
+        }
     }
 
     /// Ranks other than 0: whether rank 0 ended `round`.
     pub fn poll_end(&self, round: u32) -> bool {
-        !self.is_root() && self.poll(TAG_END, round)
+        !self.is_root() && self.poll(TAG_END, round) > 0
     }
 
     /// Sends `bytes` to rank `to` as a peer message (a refusal seen by one share of a split host),

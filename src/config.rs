@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::actors::server::{rate, retry};
+use crate::actors::writer::policy;
 use crate::fetch::deadlines;
 use crate::imaging::{self, Reencode, StoreAs};
 
@@ -70,6 +71,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("RANK_IMAGES_PER_SEC", "images/s one rank can process, for the planner"),
     ("ROUND_SECS", "longest round while a rank is idle and work could move, on many ranks"),
     ("MIN_ROUND_SECS", "shortest round that a quarter of idle ranks may end, on many ranks"),
+    ("COMMIT_SECS", "longest a finished row waits before its shard is committed"),
+    ("COMMIT_ROWS", "most rows in one committed shard"),
 ];
 
 /// Errors reading or validating the configuration file.
@@ -132,6 +135,10 @@ pub struct Settings {
     pub round: std::time::Duration,
     /// Shortest round that a quarter of idle ranks may end.
     pub min_round: std::time::Duration,
+    /// Longest a finished row waits in memory before it is committed: what a crash can cost.
+    pub commit_interval: std::time::Duration,
+    /// Most rows in one shard.
+    pub commit_rows: usize,
 }
 
 impl RawConfig {
@@ -246,6 +253,8 @@ impl RawConfig {
             backoff_base: secs("BACKOFF_BASE_SECS", retry::DEFAULT_BACKOFF_BASE.as_secs_f64())?,
             park: secs("PARK_SECS", retry::DEFAULT_FIRST_PARK.as_secs_f64())?,
             round: secs("ROUND_SECS", DEFAULT_ROUND_SECS)?,
+            commit_interval: secs("COMMIT_SECS", policy::SHARD_MAX_AGE.as_secs_f64())?,
+            commit_rows: v.parse("COMMIT_ROWS", policy::SHARD_MAX_ROWS, |n| *n >= 1, "must be at least 1")?,
             min_round: std::time::Duration::from_secs_f64(v.parse(
                 "MIN_ROUND_SECS",
                 DEFAULT_MIN_ROUND_SECS,

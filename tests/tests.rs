@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod deadlines;
 mod download;
+mod files;
 mod memory;
 mod politeness;
 mod prep;

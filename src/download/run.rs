@@ -272,9 +272,14 @@ async fn drive(
     let (http, image, rate, breaker, retry) = engine_settings(&opts);
     let client = build_client(&http).context("cannot build the HTTP client")?;
     let writer: Addr<WriterActor> = {
+        let policy = ShardPolicy {
+            max_rows: opts.settings.commit_rows,
+            max_age: opts.settings.commit_interval,
+            ..ShardPolicy::default()
+        };
         let (out, counters, verbose) = (opts.out.clone(), Arc::clone(&counters), opts.verbose);
         SyncArbiter::start(1, move || {
-            WriterActor::new(out.clone(), ShardPolicy::default(), Arc::clone(&counters), Default::default(), verbose)
+            WriterActor::new(out.clone(), policy, Arc::clone(&counters), Default::default(), verbose)
         })
     };
     let threads = cpu_threads(opts.settings.cpu_threads);

@@ -77,7 +77,7 @@ impl fmt::Display for DownloadSummary {
             writeln!(f, "    {class:<18}{n:>10}")?;
         }
         if self.retriable > 0 {
-            writeln!(f, "    of which retriable{:>8}  (`download --retry-failed` tries them again)", self.retriable)?;
+            writeln!(f, "    of which retriable{:>10}  (`download --retry-failed` tries them again)", self.retriable)?;
         }
         writeln!(f, "  remaining        {:>12}", self.remaining)?;
         if self.duplicates > 0 {

@@ -31,6 +31,10 @@ const TMP_SUFFIX: &str = ".tmp";
 /// no longer holds.
 pub const BATCH_ID_ATTR: &str = "batch_id";
 
+/// Root attribute of a compacted shard (see `compact`): it holds the final record of every row
+/// of the shards numbered below this value in its folder, which it replaces.
+pub const COMPACTS_BELOW_ATTR: &str = "compacts_below";
+
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("cannot write shard {path}: {source}; check free space and permissions on the output folder")]
@@ -65,18 +69,11 @@ pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents, batch_id: &st
     let final_path = shard_path(dir, seq);
     // The process id keeps two writers of one name (two downloads started on one folder by
     // mistake) off each other's temporary file, so the second one meets `Exists`, not a lock.
-    let tmp_path = PathBuf::from(format!("{}.{}{TMP_SUFFIX}", final_path.display(), std::process::id()));
+    let tmp_path = tmp_path(dir, seq);
     let h5err = |e| WriteError::Hdf5 { path: tmp_path.clone(), source: e };
     {
         let file = hdf5::File::create(&tmp_path).map_err(h5err)?;
-        // An empty id (a shard written without a batch, in tests) is left out, as in old shards.
-        if !batch_id.is_empty() {
-            let id: VarLenUnicode = batch_id.parse().map_err(|e: hdf5::types::StringError| WriteError::Io {
-                path: tmp_path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("batch id: {e}")),
-            })?;
-            file.new_attr::<VarLenUnicode>().create(BATCH_ID_ATTR).and_then(|a| a.write_scalar(&id)).map_err(h5err)?;
-        }
+        write_batch_id(&file, batch_id).map_err(h5err)?;
         write_images(&file, &contents.successes).map_err(h5err)?;
         write_errors(&file, &contents.failures).map_err(h5err)?;
         file.flush().map_err(h5err)?;
@@ -91,11 +88,27 @@ pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents, batch_id: &st
     Ok(final_path)
 }
 
+/// The temporary name shard `seq` is written under by this process.
+pub(super) fn tmp_path(dir: &Path, seq: u64) -> PathBuf {
+    PathBuf::from(format!("{}.{}{TMP_SUFFIX}", shard_path(dir, seq).display(), std::process::id()))
+}
+
+/// Writes the batch id attribute; an empty id (a shard written without a batch, in tests) is
+/// left out, as in shards of older versions.
+pub(super) fn write_batch_id(file: &hdf5::File, batch_id: &str) -> hdf5::Result<()> {
+    if batch_id.is_empty() {
+        return Ok(());
+    }
+    // Batch ids are hex digits: no NUL to refuse.
+    let id: VarLenUnicode = batch_id.replace('\0', "").parse().expect("no NUL");
+    file.new_attr::<VarLenUnicode>().create(BATCH_ID_ATTR)?.write_scalar(&id)
+}
+
 /// Moves `tmp` to `target` unless `target` exists. A hard link is the atomic "create if absent"
 /// every POSIX file system (Lustre, GPFS, NFS included) offers; where links are not supported,
 /// an existence check before a plain rename narrows the race to two writers on one batch,
 /// which the one-owner-per-host rule already excludes. On `Exists`, `tmp` is removed.
-fn commit_no_replace(tmp: &Path, target: &Path) -> Result<(), WriteError> {
+pub(super) fn commit_no_replace(tmp: &Path, target: &Path) -> Result<(), WriteError> {
     let io = |path: &Path, e| WriteError::Io { path: path.to_path_buf(), source: e };
     let exists = || {
         let _ = fs::remove_file(tmp);
@@ -127,18 +140,38 @@ pub fn remove_leftovers(dir: &Path) -> std::io::Result<usize> {
     Ok(n)
 }
 
-fn strings(items: impl Iterator<Item = String>) -> Vec<VarLenUnicode> {
+pub(super) fn strings(items: impl Iterator<Item = String>) -> Vec<VarLenUnicode> {
     // HDF5 strings end at NUL: replace any so a hostile detail string cannot truncate or fail.
     items.map(|s| s.replace('\0', "\u{FFFD}").parse().expect("NUL removed")).collect()
 }
 
-fn put<T: H5Type>(group: &hdf5::Group, name: &str, data: &[T]) -> hdf5::Result<()> {
+pub(super) fn put<T: H5Type>(group: &hdf5::Group, name: &str, data: &[T]) -> hdf5::Result<()> {
     group.new_dataset_builder().with_data(data).create(name)?;
     Ok(())
 }
 
 fn write_images(file: &hdf5::File, recs: &[SuccessRecord]) -> hdf5::Result<()> {
     let g = file.create_group("images")?;
+    let mut offsets = Vec::with_capacity(recs.len());
+    let mut lengths = Vec::with_capacity(recs.len());
+    let total: usize = recs.iter().map(|r| r.data.len()).sum();
+    let mut data = Vec::with_capacity(total);
+    for r in recs {
+        offsets.push(data.len() as u64);
+        lengths.push(r.data.len() as u64);
+        data.extend_from_slice(&r.data);
+    }
+    write_image_fields(&g, recs, &offsets, &lengths)?;
+    put(&g, "data", &data)
+}
+
+/// Every dataset of `images/` but `data`, with the given offsets and lengths into it.
+pub(super) fn write_image_fields(
+    g: &hdf5::Group,
+    recs: &[SuccessRecord],
+    offsets: &[u64],
+    lengths: &[u64],
+) -> hdf5::Result<()> {
     let s = |f: &dyn Fn(&SuccessRecord) -> String| strings(recs.iter().map(f));
     put(&g, "uuid", &s(&|r| r.uuid.clone()))?;
     put(&g, "url", &s(&|r| r.url.clone()))?;
@@ -151,24 +184,14 @@ fn write_images(file: &hdf5::File, recs: &[SuccessRecord]) -> hdf5::Result<()> {
     put(&g, "original_width", &u(&|r| r.original_width))?;
     put(&g, "original_height", &u(&|r| r.original_height))?;
     put(&g, "stored_width", &u(&|r| r.stored_width))?;
-    put(&g, "stored_height", &u(&|r| r.stored_height))?;
-    let mut offsets = Vec::with_capacity(recs.len());
-    let mut lengths = Vec::with_capacity(recs.len());
-    let total: usize = recs.iter().map(|r| r.data.len()).sum();
-    let mut data = Vec::with_capacity(total);
-    for r in recs {
-        offsets.push(data.len() as u64);
-        lengths.push(r.data.len() as u64);
-        data.extend_from_slice(&r.data);
-    }
-    put(&g, "data_offset", &offsets)?;
-    put(&g, "data_length", &lengths)?;
-    put(&g, "data", &data)?;
-    put(&g, "fetched_at", &recs.iter().map(|r| r.fetched_at).collect::<Vec<f64>>())?;
+    put(g, "stored_height", &u(&|r| r.stored_height))?;
+    put(g, "data_offset", offsets)?;
+    put(g, "data_length", lengths)?;
+    put(g, "fetched_at", &recs.iter().map(|r| r.fetched_at).collect::<Vec<f64>>())?;
     Ok(())
 }
 
-fn write_errors(file: &hdf5::File, recs: &[FailureRecord]) -> hdf5::Result<()> {
+pub(super) fn write_errors(file: &hdf5::File, recs: &[FailureRecord]) -> hdf5::Result<()> {
     let g = file.create_group("errors")?;
     let s = |f: &dyn Fn(&FailureRecord) -> String| strings(recs.iter().map(f));
     put(&g, "uuid", &s(&|r| r.uuid.clone()))?;
@@ -192,6 +215,8 @@ pub struct ShardIndex {
     pub data_bytes: u64,
     /// The batch content the shard was written for; `None` in shards of older versions.
     pub batch_id: Option<String>,
+    /// Set on a compacted shard: it replaces every shard numbered below this.
+    pub compacts_below: Option<u64>,
 }
 
 /// What the ledger needs of one failure record.
@@ -227,13 +252,20 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, WriteError> {
         .map(|((uuid, class), (r, failed_at))| FailedRow { uuid, class, retriable: r != 0, failed_at })
         .collect();
     let batch_id = file.attr(BATCH_ID_ATTR).and_then(|a| a.read_scalar::<VarLenUnicode>()).ok();
-    Ok(ShardIndex { succeeded, failed, data_bytes, batch_id: batch_id.map(|s| s.as_str().to_string()) })
+    let compacts_below = file.attr(COMPACTS_BELOW_ATTR).and_then(|a| a.read_scalar::<u64>()).ok();
+    Ok(ShardIndex { succeeded, failed, data_bytes, batch_id: batch_id.map(|s| s.as_str().to_string()), compacts_below })
 }
 
 /// Reads a whole shard back (for tests and `verify`).
 pub fn read_shard(path: &Path) -> Result<ShardContents, WriteError> {
+    read_records(path, true).map(|(contents, _)| contents)
+}
+
+/// Reads a shard's records; without `with_data`, the successes' `data` stay empty and their
+/// (offset, length) in `images/data` are returned instead, so images can be copied one by one.
+pub(super) fn read_records(path: &Path, with_data: bool) -> Result<(ShardContents, Vec<(u64, u64)>), WriteError> {
     let h5err = |e| WriteError::Hdf5 { path: path.to_path_buf(), source: e };
-    let read = || -> hdf5::Result<ShardContents> {
+    let read = || -> hdf5::Result<(ShardContents, Vec<(u64, u64)>)> {
         let file = hdf5::File::open(path)?;
         let g = file.group("images")?;
         let (uuid, url, server, ids, format, sha, md5) = (
@@ -250,7 +282,7 @@ pub fn read_shard(path: &Path) -> Result<ShardContents, WriteError> {
             (u32s("original_width")?, u32s("original_height")?, u32s("stored_width")?, u32s("stored_height")?);
         let offsets = g.dataset("data_offset")?.read_raw::<u64>()?;
         let lengths = g.dataset("data_length")?.read_raw::<u64>()?;
-        let data = g.dataset("data")?.read_raw::<u8>()?;
+        let data = if with_data { g.dataset("data")?.read_raw::<u8>()? } else { Vec::new() };
         let fetched = g.dataset("fetched_at")?.read_raw::<f64>()?;
         let mut contents = ShardContents::default();
         for i in 0..uuid.len() {
@@ -265,7 +297,7 @@ pub fn read_shard(path: &Path) -> Result<ShardContents, WriteError> {
                 stored_width: sw[i],
                 stored_height: sh[i],
                 format: format[i].clone(),
-                data: data[o..o + l].to_vec(),
+                data: if with_data { data[o..o + l].to_vec() } else { Vec::new() },
                 sha256: sha[i].clone(),
                 md5: md5[i].clone(),
                 fetched_at: fetched[i],
@@ -298,7 +330,8 @@ pub fn read_shard(path: &Path) -> Result<ShardContents, WriteError> {
                 failed_at: failed_at[i],
             });
         }
-        Ok(contents)
+        let spans = offsets.into_iter().zip(lengths).collect();
+        Ok((contents, spans))
     };
     read().map_err(h5err)
 }

@@ -94,6 +94,9 @@ pub struct BatchLedger {
     /// The rows to retry, with the class of their committed failure; filled by [`scan_batch`]
     /// only.
     pub to_retry_classes: HashMap<String, String>,
+    /// Shards a merged shard replaces, left behind by a crash during compaction (not counted;
+    /// [`scan_batch`] removes them).
+    pub replaced_parts: Vec<(u64, PathBuf)>,
 }
 
 impl BatchLedger {
@@ -220,22 +223,36 @@ pub fn scan_batch(out: &Path, server: &str, partition: u64, retry: RetryFailed) 
         return Ok(BatchLedger::default());
     }
     let removed = remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
-    Ok(BatchLedger { leftovers_removed: removed, ..scan_dir(&dir, retry)? })
+    let mut batch = scan_dir(&dir, retry)?;
+    let parts = std::mem::take(&mut batch.replaced_parts);
+    super::compact::remove_parts(&dir, &parts).map_err(|e| LedgerError::Unreadable { path: dir.clone(), source: e })?;
+    Ok(BatchLedger { leftovers_removed: removed + parts.len(), ..batch })
 }
 
 fn scan_dir(part_dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
     /// A row's latest record: `None` for a success.
     type Latest = Option<FailedRow>;
     let mut batch = BatchLedger::default();
+    let mut indexes = Vec::new();
+    for (seq, path) in shards(part_dir)? {
+        let index = read_index(&path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
+        indexes.push((seq, path, index));
+    }
+    // A merged shard replaces every shard numbered below its `compacts_below` (left behind only
+    // by a crash before they were removed): those are not counted.
+    let cutoff = indexes.iter().filter_map(|(_, _, i)| i.compacts_below).max().unwrap_or(0);
     let mut latest: HashMap<String, Latest> = HashMap::new();
     let mut record = |batch: &mut BatchLedger, uuid: String, now: Latest| match latest.insert(uuid, now) {
         Some(Some(earlier)) if earlier.retriable => batch.superseded += 1,
         Some(_) => batch.duplicates += 1,
         None => {}
     };
-    for (seq, path) in shards(part_dir)? {
-        let index = read_index(&path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
+    for (seq, path, index) in indexes {
         batch.next_seq = batch.next_seq.max(seq + 1);
+        if seq < cutoff {
+            batch.replaced_parts.push((seq, path));
+            continue;
+        }
         batch.data_bytes += index.data_bytes;
         batch.batch_ids.extend(index.batch_id);
         for uuid in index.succeeded {
@@ -304,7 +321,7 @@ fn value_of(dir: &Path, prefix: &str) -> Option<String> {
 }
 
 /// Committed shards of a batch folder with their sequence numbers, in order.
-fn shards(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
+pub(crate) fn shards(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
     let mut v: Vec<(u64, PathBuf)> = entries(dir)?
         .into_iter()
         .filter_map(|p| {

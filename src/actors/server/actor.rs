@@ -138,7 +138,7 @@ impl ServerActor {
                     crate::telemetry::events::log(
                         "INFO",
                         &format!(
-                            "{}/{partition}: removed {} unfinished shard file(s) of an interrupted run",
+                            "{}/{partition}: removed {} file(s) left by an interrupted run (unfinished or already merged shards)",
                             self.host, ledger.leftovers_removed
                         ),
                     );

@@ -9,8 +9,9 @@ use actix::{Actor, Handler, SyncContext};
 
 use super::messages::{BatchDone, BatchOpened, Drain, DrainReport, Record, Store, Tick};
 use super::policy::ShardPolicy;
+use crate::shards::compact::compact;
 use crate::shards::hdf5_io::{write_shard, WriteError};
-use crate::shards::ledger::batch_dir;
+use crate::shards::ledger::{batch_dir, scan_batch, shards, RetryFailed};
 use crate::shards::record::ShardContents;
 use crate::shards::summary::{write_summary, BatchSummary, SUMMARY_FILE};
 use crate::telemetry::events::ShardCommitted;
@@ -100,6 +101,46 @@ impl WriterActor {
     }
 }
 
+impl WriterActor {
+    /// Merges a complete batch's shards into one (see `shards::compact`) and rewrites its
+    /// counts from the merged shard.
+    fn compact(&mut self, key: &BatchKey) -> Result<(), WriteError> {
+        let dir = batch_dir(&self.out, &key.0, key.1);
+        let listed = shards(&dir)
+            .map_err(|e| WriteError::Io { path: dir.clone(), source: std::io::Error::other(e.to_string()) })?;
+        let seq = self.next_seq.entry(key.clone()).or_insert(0);
+        let batch_id = self.batch_ids.get(key).map(String::as_str).unwrap_or_default();
+        let Some(done) = compact(&dir, &listed, *seq, batch_id)? else { return Ok(()) };
+        *seq += 1;
+        if self.verbose {
+            crate::telemetry::events::log(
+                "INFO",
+                &format!("{}/{}: merged {} shards into {}", key.0, key.1, done.parts, done.path.display()),
+            );
+        }
+        // The merged shard holds final records only: count it afresh (one file).
+        match scan_batch(&self.out, &key.0, key.1, RetryFailed::No) {
+            Ok(ledger) => {
+                let summary = ledger.summary();
+                if let Err(e) = write_summary(&dir, &summary) {
+                    crate::telemetry::events::log(
+                        "WARN",
+                        &format!(
+                            "cannot write {}/{SUMMARY_FILE} ({e}); it will be rebuilt from the shards",
+                            dir.display()
+                        ),
+                    );
+                }
+                self.summaries.insert(key.clone(), summary);
+            }
+            Err(e) => {
+                crate::telemetry::events::log("WARN", &format!("cannot count {} after merging: {e}", dir.display()))
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Actor for WriterActor {
     type Context = SyncContext<Self>;
 }
@@ -153,7 +194,9 @@ impl Handler<BatchDone> for WriterActor {
     type Result = Result<(), WriteError>;
 
     fn handle(&mut self, msg: BatchDone, _: &mut Self::Context) -> Self::Result {
-        self.commit(&(msg.server, msg.partition)).map(|_| ())
+        let key = (msg.server, msg.partition);
+        self.commit(&key)?;
+        self.compact(&key)
     }
 }
 

@@ -9,8 +9,9 @@ pub const SHARD_MAX_ROWS: usize = 1000;
 /// Stored bytes in one shard at most, so 1,000 big herbarium sheets do not make a 20 GB file.
 pub const SHARD_MAX_BYTES: usize = 512 << 20;
 
-/// Longest a finished row waits in memory before it is committed. A slow host at 0.5 req/s
-/// would otherwise hold its rows for a long time; 60 s bounds what a crash can cost.
+/// Longest a finished row waits in memory before it is committed (`COMMIT_SECS`): what a crash
+/// can cost, a minute of fetching. The file count is not its concern: a complete batch's shards
+/// are merged into one (`shards::compact`).
 pub const SHARD_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Stored bytes the writer holds over all open batches at most: past it, the batch holding the

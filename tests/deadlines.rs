@@ -51,3 +51,21 @@ fn a_slow_steady_body_is_stored_in_one_attempt_and_stuck_ones_end_by_their_own_l
         assert_eq!(origin.log(host).len(), 1, "host {host}: one attempt, as MAX_RETRIES=0 says");
     }
 }
+
+#[test]
+fn a_100_mb_image_sent_at_300_kb_per_s_is_stored_in_one_attempt_with_the_default_limits() {
+    // A herbarium sheet from a slow museum server: about 340 s of steady transfer, far past the
+    // old 120 s total deadline, well within the default limits (idle 30 s, 32 KB/s, ceiling 600 s).
+    let side = 5772;
+    let origin =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::LargeBmp { side, bytes_per_sec: 300_000 })]).unwrap();
+    let urls = vec![origin.url(0, "/sheets/BM000521570.bmp")];
+    let job = job(&urls, 10, "INITIAL_RATE_LIMIT=1\n");
+    let summary = job.download_ok(&[]);
+    assert_eq!(summary["succeeded"], 1, "{summary}");
+    let log = origin.log(0);
+    assert_eq!(log.len(), 1, "one attempt");
+    assert_eq!(log[0].bytes_sent, 54 + 3 * u64::from(side) * u64::from(side));
+    let (ok, _) = records(&job.out);
+    assert_eq!((ok[0].original_width, ok[0].stored_width), (side, 1024));
+}

@@ -173,17 +173,17 @@ pub(super) fn write_image_fields(
     lengths: &[u64],
 ) -> hdf5::Result<()> {
     let s = |f: &dyn Fn(&SuccessRecord) -> String| strings(recs.iter().map(f));
-    put(&g, "uuid", &s(&|r| r.uuid.clone()))?;
-    put(&g, "url", &s(&|r| r.url.clone()))?;
-    put(&g, "server", &s(&|r| r.server.clone()))?;
-    put(&g, "source_ids", &s(&|r| serde_json::to_string(&r.source_ids).expect("strings serialise")))?;
-    put(&g, "format", &s(&|r| r.format.clone()))?;
-    put(&g, "sha256", &s(&|r| r.sha256.clone()))?;
-    put(&g, "md5", &s(&|r| r.md5.clone()))?;
+    put(g, "uuid", &s(&|r| r.uuid.clone()))?;
+    put(g, "url", &s(&|r| r.url.clone()))?;
+    put(g, "server", &s(&|r| r.server.clone()))?;
+    put(g, "source_ids", &s(&|r| serde_json::to_string(&r.source_ids).expect("strings serialise")))?;
+    put(g, "format", &s(&|r| r.format.clone()))?;
+    put(g, "sha256", &s(&|r| r.sha256.clone()))?;
+    put(g, "md5", &s(&|r| r.md5.clone()))?;
     let u = |f: &dyn Fn(&SuccessRecord) -> u32| recs.iter().map(f).collect::<Vec<u32>>();
-    put(&g, "original_width", &u(&|r| r.original_width))?;
-    put(&g, "original_height", &u(&|r| r.original_height))?;
-    put(&g, "stored_width", &u(&|r| r.stored_width))?;
+    put(g, "original_width", &u(&|r| r.original_width))?;
+    put(g, "original_height", &u(&|r| r.original_height))?;
+    put(g, "stored_width", &u(&|r| r.stored_width))?;
     put(g, "stored_height", &u(&|r| r.stored_height))?;
     put(g, "data_offset", offsets)?;
     put(g, "data_length", lengths)?;

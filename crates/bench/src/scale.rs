@@ -7,10 +7,15 @@
 //! the batch's `ledger.json`, and measures one plan over 256 ranks in a fresh process, which prints
 //! its wall time and peak RSS: with 1 shard per batch, with 3, and with 3 and no `ledger.json`
 //! (what every plan cost before counts were kept beside the shards).
+//!
+//! Then the memory of one rank running all 545 hosts at once, each with a batch of GBIF's
+//! default 10,000 rows (5.45M URLs on loopback hosts of the test origin): the download runs for
+//! about a minute (`--deadline`) and its peak RSS is printed.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use distributed_downloader::config::{RawConfig, DEFAULT_INITIAL_RATE_LIMIT};
@@ -23,6 +28,8 @@ use distributed_downloader::shards::hdf5_io::write_shard;
 use distributed_downloader::shards::ledger::{batch_dir, scan_batch, RetryFailed};
 use distributed_downloader::shards::record::{FailureRecord, ShardContents};
 use distributed_downloader::shards::summary::{write_summary, SUMMARY_FILE};
+
+use test_origin::{Behaviour, HostSpec, Origin};
 
 use crate::cli::{ScaleArgs, ScalePlanArgs};
 
@@ -73,7 +80,7 @@ pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
         if !keep_summaries {
             remove_summaries(&out, &servers)?;
         }
-        let shards = batches * shards_per_batch as u64;
+        let shards = batches * shards_per_batch;
         eprintln!(
             "bench-scale: {shards} shards committed in {:.1} s; planning in a fresh process",
             t.elapsed().as_secs_f64()
@@ -89,9 +96,80 @@ pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
             figures.trim()
         );
     }
+    rank_memory(&args.dir.join("rank"))?;
     if !args.keep {
         let _ = std::fs::remove_dir_all(&args.dir);
     }
+    Ok(())
+}
+
+/// Rows of each host's one batch in the rank-memory run: GBIF's default `BATCH_SIZE`.
+const RANK_ROWS_PER_HOST: usize = 10_000;
+
+/// One rank downloading from [`SERVERS`] loopback hosts at once for about a minute; prints its
+/// peak RSS.
+fn rank_memory(dir: &Path) -> anyhow::Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let specs: Vec<HostSpec> = (0..SERVERS)
+        .map(|i| {
+            let ip = Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 2 + (i % 250) as u8);
+            HostSpec::new(SocketAddr::new(ip.into(), 0), Behaviour::Ok)
+        })
+        .collect();
+    let origin = Origin::start(specs).context("cannot start the local origin")?;
+    let t = Instant::now();
+    let mut list = String::from("url\n");
+    for h in 0..SERVERS {
+        for j in 0..RANK_ROWS_PER_HOST {
+            list.push_str(&origin.url(h, &format!("/img/w64-h48-{j}.jpg")));
+            list.push('\n');
+        }
+    }
+    let input = dir.join("urls.csv");
+    std::fs::write(&input, list)?;
+    let out = dir.join("dataset");
+    prep_run::run(&PrepOptions::url_list(input, out.clone(), RANK_ROWS_PER_HOST, DEFAULT_INITIAL_RATE_LIMIT))?;
+    eprintln!(
+        "bench-scale: prepped {} URLs on {SERVERS} loopback hosts in {:.1} s; one rank downloads for about a minute",
+        SERVERS * RANK_ROWS_PER_HOST,
+        t.elapsed().as_secs_f64()
+    );
+    let config = dir.join("job.env");
+    // A short request ceiling keeps the stop margin small: the rank stops issuing at 25 s.
+    std::fs::write(&config, "CONTACT=bench@example.org\nREQUEST_TIMEOUT_SECS=5\n")?;
+    let exe = std::env::current_exe()?.with_file_name("distributed-downloader");
+    let t = Instant::now();
+    let mut child = Command::new(&exe)
+        .args(["--config", &config.display().to_string(), "download", "--deadline", "+60s", "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:"));
+            if let Some(kib) = hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    if !status.success() {
+        bail!("the one-rank download failed ({status}); run it by hand on {} to see why", out.display());
+    }
+    let requests: usize = (0..SERVERS).map(|h| origin.log(h).len()).sum();
+    println!(
+        "bench-scale: one rank, hosts={SERVERS} rows_per_host={RANK_ROWS_PER_HOST} run_s={:.0} requests={requests} peak_rss_mib={:.0}",
+        t.elapsed().as_secs_f64(),
+        peak_kib as f64 / 1024.0
+    );
     Ok(())
 }
 

@@ -56,6 +56,11 @@ pub enum Behaviour {
     /// held in memory. It starts like a JPEG and is filler after that: for size limits, not
     /// decoding.
     Huge { bytes: u64 },
+    /// 200 `image/bmp`: a valid `side` × `side` 24-bit BMP (`side` is rounded down to a multiple
+    /// of 4, so rows need no padding) whose pixels are generated while sending, sent at about
+    /// `bytes_per_sec` (0: as fast as the socket takes it). A large image from a slow server:
+    /// 5,772 px a side is 100 MB.
+    LargeBmp { side: u32, bytes_per_sec: u64 },
     /// 200 `image/png`, under 100 bytes, whose header claims [`BOMB_SIDE`] × [`BOMB_SIDE`]
     /// pixels (10 gigapixels); the pixel data is cut short. A client must refuse it from the
     /// header without allocating.
@@ -96,7 +101,8 @@ impl RetryAfterForm {
 /// The accepted spellings, for error messages and the hidden `origin` subcommand's help.
 pub const BEHAVIOUR_SYNTAX: &str = "ok | notfound | forbidden | corrupt | truncated | html | bomb | dead | \
 ratelimit:<per_second>[:<retry_after_secs> | :date<retry_after_secs>] | flaky503:<every> | random503:<percent> | \
-slow:<ms> | stall:<after_bytes> | trickle:<bytes_per_sec> | redirect:<hops> | huge:<bytes>";
+slow:<ms> | stall:<after_bytes> | trickle:<bytes_per_sec> | redirect:<hops> | huge:<bytes> | \
+bmp:<side>:<bytes_per_sec>";
 
 /// A behaviour spelled on a command line could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +173,10 @@ impl std::str::FromStr for Behaviour {
                     _ => Behaviour::Huge { bytes: n },
                 }
             }
+            "bmp" => {
+                expect_args(2)?;
+                Behaviour::LargeBmp { side: small(number(0)?)?, bytes_per_sec: number(1)? }
+            }
             _ => return Err(fail("unknown behaviour")),
         };
         Ok(behaviour)
@@ -181,6 +191,11 @@ mod tests {
     fn command_line_spellings_parse_and_typos_are_refused() {
         let rl = Behaviour::RateLimited { per_second: 2.0, retry_after: Some(RetryAfterForm::HttpDate { seconds: 5 }) };
         assert_eq!("ratelimit:2:date5".parse::<Behaviour>().unwrap(), rl);
+        assert_eq!(
+            "bmp:5772:300000".parse::<Behaviour>().unwrap(),
+            Behaviour::LargeBmp { side: 5772, bytes_per_sec: 300_000 }
+        );
+        assert!("bmp:5772".parse::<Behaviour>().is_err(), "bmp takes a side and a rate");
         assert_eq!("slow:300".parse::<Behaviour>().unwrap(), Behaviour::Slow { delay: Duration::from_millis(300) });
         assert_eq!("404".parse::<Behaviour>().unwrap(), Behaviour::NotFound);
         assert_eq!("random503:15".parse::<Behaviour>().unwrap(), Behaviour::Random503 { percent: 15 });

@@ -33,6 +33,9 @@ pub enum Body {
     Shared { data: Arc<Vec<u8>>, len: usize },
     /// `len` bytes generated while sending: a JPEG start marker, then [`filler`].
     Generated { len: u64 },
+    /// A `side` × `side` 24-bit BMP (side a multiple of 4): its header, then [`filler`] bytes as
+    /// pixels (any bytes are valid pixels).
+    Bmp { side: u32 },
 }
 
 impl Body {
@@ -40,6 +43,7 @@ impl Body {
         match self {
             Body::Shared { len, .. } => *len as u64,
             Body::Generated { len } => *len,
+            Body::Bmp { side } => BMP_HEADER + 3 * u64::from(*side) * u64::from(*side),
         }
     }
 
@@ -50,6 +54,15 @@ impl Body {
             Body::Generated { .. } => {
                 let block = filler();
                 let start = (offset % block.len() as u64) as usize;
+                &block[start..(start + n).min(block.len())]
+            }
+            Body::Bmp { side } if offset < BMP_HEADER => {
+                let header = bmp_header(*side);
+                &header[offset as usize..(offset as usize + n).min(header.len())]
+            }
+            Body::Bmp { .. } => {
+                let block = filler();
+                let start = ((offset - BMP_HEADER) % block.len() as u64) as usize;
                 &block[start..(start + n).min(block.len())]
             }
         }
@@ -181,6 +194,13 @@ impl Script {
                 Reply::new(200, "text/html; charset=utf-8", Body::Shared { len: data.len(), data })
             }
             Behaviour::Huge { bytes } => Reply::new(200, "image/jpeg", Body::Generated { len: *bytes }),
+            Behaviour::LargeBmp { side, bytes_per_sec } => {
+                let reply = Reply::new(200, "image/bmp", Body::Bmp { side: (*side / 4 * 4).max(4) });
+                match *bytes_per_sec {
+                    0 => reply,
+                    rate => Reply { pacing: Pacing::Trickle { bytes_per_sec: rate }, ..reply },
+                }
+            }
             Behaviour::Bomb => {
                 let data = Arc::new(bomb_png());
                 Reply::new(200, "image/png", Body::Shared { len: data.len(), data })
@@ -251,6 +271,35 @@ pub fn filler() -> &'static [u8] {
         block[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
         block
     })
+}
+
+/// Bytes of a BMP file header and BITMAPINFOHEADER.
+const BMP_HEADER: u64 = 54;
+
+/// The header of a `side` × `side` 24-bit bottom-up BMP with no row padding.
+fn bmp_header(side: u32) -> &'static [u8] {
+    static HEADERS: std::sync::Mutex<Vec<(u32, &'static [u8])>> = std::sync::Mutex::new(Vec::new());
+    let mut known = HEADERS.lock().expect("header cache lock");
+    if let Some((_, h)) = known.iter().find(|(s, _)| *s == side) {
+        return h;
+    }
+    let pixels = 3 * side * side;
+    let mut h = Vec::with_capacity(BMP_HEADER as usize);
+    h.extend_from_slice(b"BM");
+    h.extend_from_slice(&(BMP_HEADER as u32 + pixels).to_le_bytes());
+    h.extend_from_slice(&[0; 4]);
+    h.extend_from_slice(&(BMP_HEADER as u32).to_le_bytes());
+    h.extend_from_slice(&40u32.to_le_bytes());
+    h.extend_from_slice(&(side as i32).to_le_bytes());
+    h.extend_from_slice(&(side as i32).to_le_bytes());
+    h.extend_from_slice(&1u16.to_le_bytes());
+    h.extend_from_slice(&24u16.to_le_bytes());
+    h.extend_from_slice(&[0; 4]); // no compression
+    h.extend_from_slice(&pixels.to_le_bytes());
+    h.extend_from_slice(&[0; 16]); // resolution and palette: unused
+    let h: &'static [u8] = Box::leak(h.into_boxed_slice());
+    known.push((side, h));
+    h
 }
 
 /// PNG signature, an IHDR claiming `BOMB_SIDE`² RGB pixels, a cut-short IDAT, and IEND.

@@ -307,6 +307,23 @@ fn broken_images_fail_the_way_their_names_say() {
     assert!(t.elapsed() >= expected.mul_f64(0.8), "{} bytes took {:?}", slow.body.len(), t.elapsed());
 }
 
+#[test]
+fn a_large_bmp_is_a_valid_image_of_the_announced_side_sent_at_its_pace() {
+    let origin = start(vec![
+        (9, Behaviour::LargeBmp { side: 66, bytes_per_sec: 0 }),
+        (9, Behaviour::LargeBmp { side: 32, bytes_per_sec: 2000 }),
+    ]);
+    let bmp = Conn::open(origin.addr(0)).get("/big/sheet.bmp");
+    assert_eq!((bmp.status, bmp.header("content-type")), (200, Some("image/bmp")));
+    assert_eq!(bmp.body.len(), 54 + 64 * 64 * 3, "the side is rounded down to a multiple of 4");
+    let decoded = image::load_from_memory(&bmp.body).expect("a valid BMP");
+    assert_eq!((decoded.width(), decoded.height()), (64, 64));
+    let t = Instant::now();
+    let paced = Conn::open(origin.addr(1)).get("/big/sheet.bmp");
+    assert_eq!(paced.body.len(), 54 + 32 * 32 * 3);
+    assert!(t.elapsed() >= Duration::from_secs_f64(paced.body.len() as f64 / 2000.0 * 0.8), "{:?}", t.elapsed());
+}
+
 #[tokio::test]
 async fn reqwest_reuses_one_kept_alive_connection_and_sends_its_user_agent() {
     // reqwest is built with `rustls-no-provider`; plain http needs no TLS, but building a client does.

@@ -35,7 +35,7 @@ pub enum Read {
 /// What a read brought back.
 #[derive(Debug)]
 pub enum ReadDone {
-    Opened { partition: u64, rows: u64, ledger: BatchLedger, batch_id: String },
+    Opened { partition: u64, rows: u64, ledger: Box<BatchLedger>, batch_id: String },
     Window { partition: u64, rows: Vec<BatchRow> },
 }
 
@@ -162,7 +162,7 @@ pub fn perform(out: &Path, host: &str, read: Read, retry: RetryFailed) -> Result
             if let Some(was) = ledger.batch_ids.iter().find(|b| **b != id) {
                 return Err(HostFailure::BatchChanged { partition, was: was.clone(), now: id });
             }
-            Ok(ReadDone::Opened { partition, rows, ledger, batch_id: id })
+            Ok(ReadDone::Opened { partition, rows, ledger: Box::new(ledger), batch_id: id })
         }
         Read::Window { partition, offset, len } => {
             let rows = read_batch_window(out, host, partition, offset, len)

@@ -10,12 +10,12 @@ use crate::util::*;
 
 #[test]
 fn each_batch_ends_as_one_shard_that_h5py_reads_even_after_kill_9_mid_run() {
-    // 4 hosts x 300 URLs in batches of 100, committed every 10 rows: 10 shards per batch until
+    // 4 hosts x 600 URLs in batches of 200, committed every 20 rows: 10 shards per batch until
     // the batch is complete and merged.
     let origin = Origin::start((2..6).map(|h| HostSpec::loopback(h, Behaviour::Ok)).collect()).unwrap();
-    let urls: Vec<String> = (0..1200).map(|i| origin.url(i % 4, &format!("/img/w64-h48-{i}.jpg"))).collect();
-    let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=40\nMAX_RATE_LIMIT=40\nCOMMIT_ROWS=10\n"));
-    for delay in [700, 1300, 1900, 2600] {
+    let urls: Vec<String> = (0..2400).map(|i| origin.url(i % 4, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let job = job(&urls, 200, &format!("{FAST}INITIAL_RATE_LIMIT=40\nMAX_RATE_LIMIT=40\nCOMMIT_ROWS=20\n"));
+    for delay in [900, 1700, 2500, 3300, 4100] {
         let mut child = bin()
             .args(["--config", job.config.to_str().unwrap(), "download", "-o", job.out.to_str().unwrap()])
             .stdout(std::process::Stdio::null())
@@ -27,7 +27,7 @@ fn each_batch_ends_as_one_shard_that_h5py_reads_even_after_kill_9_mid_run() {
         child.wait().unwrap();
     }
     let summary = job.download_ok(&[]);
-    assert_eq!((summary["succeeded"].as_u64(), summary["remaining"].as_u64()), (Some(1200), Some(0)), "{summary}");
+    assert_eq!((summary["succeeded"].as_u64(), summary["remaining"].as_u64()), (Some(2400), Some(0)), "{summary}");
     assert_eq!(summary["duplicates"], 0);
     let (ok, failed) = records(&job.out);
     assert_each_url_once(&urls, &ok, &failed);
@@ -59,5 +59,5 @@ print(len(rows), len(set(rows)))
     let out =
         std::process::Command::new("/usr/bin/python3").arg("-c").arg(script).env("OUT", &job.out).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1200 1200");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2400 2400");
 }

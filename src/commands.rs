@@ -112,14 +112,11 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         RetryFailed::No
     };
     let opts = DownloadOptions {
-        out: output.clone(),
-        settings: settings.clone(),
-        contact,
         deadline,
-        owned: None,
         verbose: args.verbose,
         static_plan: args.static_plan,
         retry_failed,
+        ..DownloadOptions::new(output.clone(), settings.clone(), contact)
     };
     let summary = if world.size() == 1 {
         let result = download_run::run(opts).map_err(failed)?;

@@ -54,6 +54,16 @@ impl Job {
         run(&args)
     }
 
+    /// Starts `download` in the background with stdout discarded; stderr as given.
+    pub(crate) fn spawn(&self, stderr: std::process::Stdio) -> std::process::Child {
+        bin()
+            .args(["--config", self.config.to_str().unwrap(), "download", "-o", self.out.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+
     pub(crate) fn download_ok(&self, extra: &[&str]) -> serde_json::Value {
         let out = self.download(extra);
         assert!(out.status.success(), "download failed: {:?}\n{}", out.status, stderr(&out));
@@ -280,12 +290,7 @@ fn kill_9_then_resume_loses_and_duplicates_nothing() {
         Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(20) })]).unwrap();
     let urls: Vec<String> = (0..120).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
     let job = job(&urls, 10, &format!("{FAST}INITIAL_RATE_LIMIT=40\nMAX_RATE_LIMIT=40\n"));
-    let mut child = bin()
-        .args(["--config", job.config.to_str().unwrap(), "download", "-o", job.out.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = job.spawn(std::process::Stdio::null());
     let t = Instant::now();
     while shard_files(&job.out).len() < 3 && t.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));

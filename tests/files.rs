@@ -16,12 +16,7 @@ fn each_batch_ends_as_one_shard_that_h5py_reads_even_after_kill_9_mid_run() {
     let urls: Vec<String> = (0..2400).map(|i| origin.url(i % 4, &format!("/img/w64-h48-{i}.jpg"))).collect();
     let job = job(&urls, 200, &format!("{FAST}INITIAL_RATE_LIMIT=40\nMAX_RATE_LIMIT=40\nCOMMIT_ROWS=20\n"));
     for delay in [900, 1700, 2500, 3300, 4100] {
-        let mut child = bin()
-            .args(["--config", job.config.to_str().unwrap(), "download", "-o", job.out.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = job.spawn(std::process::Stdio::null());
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

@@ -26,14 +26,7 @@ fn a_second_download_on_the_same_folder_cannot_replace_the_first_ones_shard() {
         Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(200) })]).unwrap();
     let urls: Vec<String> = (0..30).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
     let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
-    let spawn = || {
-        bin()
-            .args(["--config", job.config.to_str().unwrap(), "download", "-o", job.out.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || job.spawn(std::process::Stdio::piped());
     let (a, b) = (spawn(), spawn());
     let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
     let codes: Vec<Option<i32>> = outputs.iter().map(|o| o.status.code()).collect();

@@ -67,6 +67,22 @@ pub struct DownloadOptions {
     pub retry_failed: RetryFailed,
 }
 
+impl DownloadOptions {
+    /// Every batch of `out` on one rank: no deadline, no retry of failures, not verbose.
+    pub fn new(out: PathBuf, settings: Settings, contact: String) -> DownloadOptions {
+        DownloadOptions {
+            out,
+            settings,
+            contact,
+            deadline: None,
+            owned: None,
+            verbose: false,
+            static_plan: false,
+            retry_failed: RetryFailed::No,
+        }
+    }
+}
+
 /// What one run did: the summary of the batches it owned, and each host's learned state.
 #[derive(Debug)]
 pub struct RunResult {

@@ -41,8 +41,7 @@ pub fn check_url(raw: &str) -> Result<CheckedUrl, UrlProblem> {
         return Err(UrlProblem::NotHttp);
     }
     let host = match url.host() {
-        None => return Err(UrlProblem::NoHost),
-        Some(Host::Domain(d)) if d.is_empty() => return Err(UrlProblem::NoHost),
+        None | Some(Host::Domain("")) => return Err(UrlProblem::NoHost),
         Some(Host::Domain(d)) => d.to_ascii_lowercase(),
         Some(Host::Ipv4(ip)) => ip.to_string(),
         // Colons are legal in folder names on Linux but not in hive partition values everywhere.

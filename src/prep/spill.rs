@@ -114,10 +114,13 @@ pub struct BucketStats {
     pub urls_per_server: HashMap<String, u64>,
 }
 
+/// (source id, license, source, title) of one row that referenced a URL.
+type Reference = (String, Option<String>, Option<String>, Option<String>);
+
 struct UrlGroup {
     server: String,
-    /// (source id, license, source, title) of every row that referenced the URL.
-    refs: Vec<(String, Option<String>, Option<String>, Option<String>)>,
+    /// Every row that referenced the URL.
+    refs: Vec<Reference>,
 }
 
 /// Pass 2 for bucket `b`: merges identical URLs of `spill_dir/b<b>` and writes the unique URLs to

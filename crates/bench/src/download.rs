@@ -8,7 +8,6 @@ use distributed_downloader::config::Settings;
 use distributed_downloader::download::run::{self as download_run, DownloadOptions};
 use distributed_downloader::imaging::ImageSettings;
 use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
-use distributed_downloader::shards::ledger::RetryFailed;
 use test_origin::{images, Behaviour, HostSpec, Origin};
 
 use crate::cli::BenchDownloadArgs;
@@ -53,17 +52,7 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
     let mut s = settings.clone();
     s.max_rate_limit = 1000.0;
     s.max_in_flight_per_host = 4;
-    let summary = download_run::run(DownloadOptions {
-        out: out.clone(),
-        settings: s,
-        contact: "bench@example.org".into(),
-        deadline: None,
-        owned: None,
-        verbose: false,
-        static_plan: false,
-        retry_failed: RetryFailed::No,
-    })?
-    .summary;
+    let summary = download_run::run(DownloadOptions::new(out.clone(), s, "bench@example.org".into()))?.summary;
     let e2e = summary.succeeded as f64 / summary.wall_seconds;
     println!(
         "bench-download: images={} corpus_mb={mb:.0} threads={threads} codec_limit_img_s={:.1} codec_cpu_ms_per_img={:.1} end_to_end_img_s={e2e:.1} ratio={:.2} stored={} failed={}",

@@ -216,16 +216,7 @@ fn remove_summaries(out: &Path, servers: &[ServerInfo]) -> anyhow::Result<()> {
 /// `plan_s`, `peak_rss_mib` and what the plan holds.
 pub fn plan(args: &ScalePlanArgs) -> anyhow::Result<()> {
     let raw = RawConfig { origin: "defaults".into(), ..Default::default() };
-    let opts = DownloadOptions {
-        out: args.out.clone(),
-        settings: raw.validate()?,
-        contact: "bench@example.org".into(),
-        deadline: None,
-        owned: None,
-        verbose: false,
-        static_plan: false,
-        retry_failed: RetryFailed::No,
-    };
+    let opts = DownloadOptions::new(args.out.clone(), raw.validate()?, "bench@example.org".into());
     let t = Instant::now();
     let plan = make_plan(&opts, RANKS)?.context("the generated dataset has work left, so a plan")?;
     let seconds = t.elapsed().as_secs_f64();

@@ -60,8 +60,8 @@ pub fn run(args: &OriginArgs) -> anyhow::Result<()> {
     let texts: Vec<String> =
         args.hosts.iter().map(|h| h.split_once('=').map(|x| x.1).unwrap_or("").to_string()).collect();
     let mut origin = Origin::start(specs).context("cannot start the origin")?;
-    for i in 0..origin.len() {
-        eprintln!("origin: {} serving `{}`", origin.base_url(i), texts[i]);
+    for (i, text) in texts.iter().enumerate() {
+        eprintln!("origin: {} serving `{text}`", origin.base_url(i));
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {

@@ -288,7 +288,7 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
         _ => IMAGES_PER_SEC_PER_CORE * threads as f64,
     };
     let limits = Limits { rank_images_per_sec: capacity, max_shares: opts.settings.max_in_flight_per_host };
-    let round = next_round(&opts.out);
+    let round = next_round(&opts.out)?;
     let p = plan(round, &loads, ranks, limits);
     if p.assignments.is_empty() {
         return Ok(None);
@@ -308,11 +308,22 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
     Ok(Some(p))
 }
 
-/// The number of the next plan: one more than the plans already recorded.
-fn next_round(out: &Path) -> u32 {
-    std::fs::read_dir(out.join(PLANS_DIR))
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count() as u32)
-        .unwrap_or(0)
+/// The number of the next plan: one more than the highest recorded (0 when none is), so a plan
+/// already recorded is never written over. An entry that cannot be read is an error.
+fn next_round(out: &Path) -> anyhow::Result<u32> {
+    let dir = out.join(PLANS_DIR);
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let mut next = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let name = entry.with_context(|| format!("cannot list {}", dir.display()))?.file_name();
+        let round = name.to_str().and_then(|n| n.strip_prefix("round-")?.strip_suffix(".json")?.parse::<u32>().ok());
+        if let Some(r) = round {
+            next = next.max(r + 1);
+        }
+    }
+    Ok(next)
 }
 
 /// Writes `plans/round-<n>.json` atomically.

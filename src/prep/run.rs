@@ -190,12 +190,13 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
 fn prepare_output(out: &Path, force: bool) -> Result<(), PrepError> {
     let io = |e| PrepError::Io { path: out.to_path_buf(), source: e };
     fs::create_dir_all(out).map_err(io)?;
-    let entries: Vec<String> = fs::read_dir(out)
-        .map_err(io)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != TMP_DIR)
-        .collect();
+    let mut entries: Vec<String> = Vec::new();
+    for entry in fs::read_dir(out).map_err(io)? {
+        let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
+        if name != TMP_DIR {
+            entries.push(name);
+        }
+    }
     if !entries.is_empty() && !force {
         let mut shown: Vec<String> = entries.iter().take(5).cloned().collect();
         if entries.len() > 5 {

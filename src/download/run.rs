@@ -206,6 +206,7 @@ pub fn run_round(
             // a low rate learned from failures alone is not carried into this run.
             initial_rate: s.initial_rate_limit,
             shares: o.shares,
+            batch_ids: s.batch_ids.clone(),
         });
     }
     let shares: HashMap<String, u32> = owned.iter().map(|o| (o.host.clone(), o.shares)).collect();

@@ -43,7 +43,7 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
     let urls: Vec<String> = paths.iter().enumerate().map(|(i, p)| origin.url(i % origin.len(), p)).collect();
     std::fs::write(&input, format!("url\n{}\n", urls.join("\n")))?;
     let out = args.dir.join("dataset");
-    let _ = std::fs::remove_dir_all(&out);
+    crate::remove_scratch(&out);
     // Politeness is not what is measured here: the local hosts take any rate.
     let mut prep = PrepOptions::url_list(input, out.clone(), 50, 1000.0);
 
@@ -63,6 +63,6 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
         summary.succeeded,
         summary.failed,
     );
-    let _ = std::fs::remove_dir_all(&args.dir);
+    crate::remove_scratch(&args.dir);
     Ok(())
 }

@@ -133,8 +133,9 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
         report.batches
     );
     if !args.keep {
+        // Scratch files: a leftover costs disk only (see `remove_scratch`).
         let _ = std::fs::remove_file(&input);
-        let _ = std::fs::remove_dir_all(&output);
+        crate::remove_scratch(&output);
     }
     Ok(())
 }

@@ -47,6 +47,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// Removes a benchmark's scratch folder. Absent is fine; any other failure is only reported:
+/// scratch left behind costs disk, not correctness, and must not hide the figures printed.
+pub(crate) fn remove_scratch(dir: &std::path::Path) {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            eprintln!("warning: cannot remove scratch folder {}: {e}", dir.display());
+        }
+        _ => {}
+    }
+}
+
 /// The download settings: the `--config` file's, or the defaults.
 fn settings(cli: &Cli) -> anyhow::Result<Settings> {
     let raw = match &cli.config {

@@ -191,7 +191,7 @@ pub fn run(args: &BenchPolitenessArgs) -> anyhow::Result<()> {
     }
     if !args.keep {
         // Only scratch space: a folder that cannot be removed is left behind, the figures stand.
-        let _ = std::fs::remove_dir_all(&args.dir);
+        crate::remove_scratch(&args.dir);
     }
     Ok(())
 }
@@ -207,7 +207,7 @@ fn run_once<'a>(
 ) -> anyhow::Result<RunResult<'a>> {
     // A previous run's leftovers, if any; what cannot be removed is overwritten below (prep
     // runs with `force`), and a folder that cannot be created fails the run.
-    let _ = std::fs::remove_dir_all(dir);
+    crate::remove_scratch(dir);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let specs =
         plan.iter().zip(FIRST_OCTET..).map(|(h, octet)| HostSpec::loopback(octet, h.behaviour.clone())).collect();

@@ -58,7 +58,7 @@ pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
         lines.extend((0..batches_of(s) * ROWS_PER_BATCH).map(|j| format!("http://s{s}.example.org/img/{j}.jpg")));
     }
     std::fs::write(&input, lines.join("\n") + "\n")?;
-    let _ = std::fs::remove_dir_all(&out);
+    crate::remove_scratch(&out);
     prep_run::run(&PrepOptions::url_list(input, out.clone(), ROWS_PER_BATCH, DEFAULT_INITIAL_RATE_LIMIT))?;
     let servers = read_servers_table(&out)?;
     let batches: u64 = servers.iter().map(|s| s.batch_count).sum();
@@ -98,7 +98,7 @@ pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
     }
     rank_memory(&args.dir.join("rank"))?;
     if !args.keep {
-        let _ = std::fs::remove_dir_all(&args.dir);
+        crate::remove_scratch(&args.dir);
     }
     Ok(())
 }
@@ -109,7 +109,7 @@ const RANK_ROWS_PER_HOST: usize = 10_000;
 /// One rank downloading from [`SERVERS`] loopback hosts at once for about a minute; prints its
 /// peak RSS.
 fn rank_memory(dir: &Path) -> anyhow::Result<()> {
-    let _ = std::fs::remove_dir_all(dir);
+    crate::remove_scratch(dir);
     std::fs::create_dir_all(dir)?;
     let specs: Vec<HostSpec> = (0..SERVERS)
         .map(|i| {
@@ -226,6 +226,6 @@ pub fn plan(args: &ScalePlanArgs) -> anyhow::Result<()> {
         peak_rss_mib().unwrap_or(f64::NAN),
         plan.assignments.len()
     );
-    let _ = std::fs::remove_dir_all(args.out.join("plans"));
+    crate::remove_scratch(&args.out.join("plans"));
     Ok(())
 }

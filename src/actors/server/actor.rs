@@ -31,8 +31,7 @@ use crate::telemetry::events::{
     AnswerClass, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
 };
 
-/// Rows of a given-up host with the writer at once: enough to keep it busy, few enough that
-/// recording a big dead host's rows takes no memory to speak of.
+/// Rows of a given-up host with the writer at once: enough to keep it busy, little memory.
 const GIVEN_UP_WRITES: u32 = 256;
 
 /// How soon a host whose next request waits for body memory looks again: short next to a
@@ -90,7 +89,7 @@ impl ServerActor {
             host: plan.host,
             engine,
             live,
-            feed: Feed::new(plan.partitions),
+            feed: Feed::new(plan.partitions, plan.batch_ids),
             outstanding: HashMap::new(),
             read_to_end: HashSet::new(),
             given_up: false,
@@ -117,7 +116,8 @@ impl ServerActor {
     fn feed_more(&mut self, ctx: &mut Context<Self>) {
         let Some(read) = self.feed.next_read() else { return };
         let (out, host, retry) = (self.engine.out.clone(), self.host.clone(), self.engine.retry_failed);
-        let job = tokio::task::spawn_blocking(move || perform(&out, &host, read, retry));
+        let known_id = self.feed.known_id(read);
+        let job = tokio::task::spawn_blocking(move || perform(&out, &host, read, retry, known_id));
         ctx.spawn(wrap_future(job).map(|joined, act: &mut Self, ctx| {
             match joined.unwrap_or_else(|e| Err(HostFailure::ReadPanicked(e.to_string()))) {
                 Ok(done) => act.on_read(done, ctx),

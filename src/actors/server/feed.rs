@@ -67,11 +67,21 @@ pub struct Feed {
     /// Rows ready to send, in order; retries come back at the end.
     pub queue: VecDeque<Task>,
     reading: bool,
+    /// Each batch's content id by partition, when the servers table has them.
+    batch_ids: Option<Vec<String>>,
 }
 
 impl Feed {
-    pub fn new(partitions: impl IntoIterator<Item = u64>) -> Feed {
-        Feed { batches: partitions.into_iter().collect(), ..Feed::default() }
+    pub fn new(partitions: impl IntoIterator<Item = u64>, batch_ids: Option<Vec<String>>) -> Feed {
+        Feed { batches: partitions.into_iter().collect(), batch_ids, ..Feed::default() }
+    }
+
+    /// The content id of the batch `read` opens, when the servers table has it (see [`perform`]).
+    pub fn known_id(&self, read: Read) -> Option<String> {
+        match read {
+            Read::Open { partition } => self.batch_ids.as_ref()?.get(partition as usize).cloned(),
+            Read::Window { .. } => None,
+        }
     }
 
     /// The read to start now, if any: none while one is in flight, while enough rows are
@@ -150,13 +160,23 @@ fn row_key(uuid: &str) -> u128 {
     })
 }
 
-/// Does `read` for `host`: the file I/O, on the blocking pool.
-pub fn perform(out: &Path, host: &str, read: Read, retry: RetryFailed) -> Result<ReadDone, HostFailure> {
+/// Does `read` for `host`: the file I/O, on the blocking pool. `known_id` is the batch's
+/// content id from the servers table; without one it is computed from the batch files.
+pub fn perform(
+    out: &Path,
+    host: &str,
+    read: Read,
+    retry: RetryFailed,
+    known_id: Option<String>,
+) -> Result<ReadDone, HostFailure> {
     match read {
         Read::Open { partition } => {
             let read = |source| HostFailure::ReadBatch { partition, source };
             let rows = batch_rows(out, host, partition).map_err(read)?;
-            let id = batch_id(out, host, partition).map_err(read)?;
+            let id = match known_id {
+                Some(id) => id,
+                None => batch_id(out, host, partition).map_err(read)?,
+            };
             let ledger = scan_batch(out, host, partition, retry)
                 .map_err(|source| HostFailure::ScanShards { partition, source })?;
             if let Some(was) = ledger.batch_ids.iter().find(|b| **b != id) {
@@ -184,7 +204,7 @@ mod tests {
 
     #[test]
     fn batches_are_opened_then_read_in_windows_skipping_committed_rows() {
-        let mut feed = Feed::new([3, 4]);
+        let mut feed = Feed::new([3, 4], None);
         assert_eq!(feed.next_read(), Some(Read::Open { partition: 3 }));
         assert_eq!(feed.next_read(), None, "one read at a time");
         let done: HashSet<String> = ["row-1".to_string(), "row-300".to_string()].into();
@@ -207,7 +227,7 @@ mod tests {
 
     #[test]
     fn the_queue_holds_about_a_window_however_large_the_batch() {
-        let mut feed = Feed::new([0]);
+        let mut feed = Feed::new([0], None);
         feed.next_read();
         feed.opened(0, 10_000, &HashSet::new(), &HashMap::new());
         let mut most = 0;

@@ -17,6 +17,9 @@ pub struct HostPlan {
     /// the host's rates and of its in-flight cap, so together they never exceed what the host
     /// allows.
     pub shares: u32,
+    /// Each batch's content id by partition, from `servers.parquet` (`None` for outputs of older
+    /// versions of prep: the id is then computed from the batch files when a batch is opened).
+    pub batch_ids: Option<Vec<String>>,
 }
 
 /// Sent by the rank's slot pool when a request slot was given back and this host was waiting

@@ -2,7 +2,7 @@
 //!
 //! `token_bucket` spaces requests evenly at a rate; `rate` learns that rate from the host's
 //! answers (slow start to the first refusal, then hold just below it) and holds the in-flight
-//! cap, reading the evidence `send_log` keeps; `retry`
+//! cap, reading the evidence `send_log` keeps (its inputs and reports are in `signal`); `retry`
 //! decides per URL whether and when to try again and parks a host that stopped answering;
 //! `state` gathers these into one host's live state and its serialisable form, which moves
 //! between ranks and runs; `feed` keeps the host's queue of URLs (`row::Task`), filled in windows read
@@ -16,5 +16,6 @@ pub mod rate;
 pub mod retry;
 pub mod row;
 pub mod send_log;
+pub mod signal;
 pub mod state;
 pub mod token_bucket;

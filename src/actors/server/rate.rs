@@ -60,7 +60,9 @@ use std::time::{Duration, Instant};
 
 use super::send_log::{Answer, SendLog, ESTIMATE_WINDOW};
 use crate::config::DEFAULT_INITIAL_RATE_LIMIT;
-use crate::fetch::outcome::{Outcome, TransportKind};
+use crate::fetch::outcome::Outcome;
+
+pub use super::signal::{ChangeReason, RateChange, Signal};
 
 /// Slowest rate a host is ever cut to, one request every 30 s. No server can call that load, and
 /// a host with a thousand URLs still finishes within a working day.
@@ -139,36 +141,6 @@ impl Default for RateConfig {
     }
 }
 
-/// What one answer says about the host's rate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// The server handled the request (2xx, 3xx, 4xx other than 408/429).
-    Success,
-    /// The server asked us to send less: a 429, or an error status with `Retry-After`.
-    Refusal,
-    /// The server or the connection failed: 5xx without `Retry-After`, 408, a timeout or a body
-    /// cut short. Counts toward a cut only when failures cluster.
-    Failure,
-    /// Says nothing about the rate (DNS, connect, TLS: the circuit breaker's business).
-    Neutral,
-}
-
-impl Signal {
-    /// Classifies an answer; `has_retry_after` is whether a parseable `Retry-After` came with it.
-    pub fn of(outcome: &Outcome, has_retry_after: bool) -> Signal {
-        if outcome.is_refusal(has_retry_after) {
-            return Signal::Refusal;
-        }
-        match *outcome {
-            Outcome::Status(408) => Signal::Failure,
-            Outcome::Status(code) if code < 500 => Signal::Success,
-            Outcome::Status(_) => Signal::Failure,
-            Outcome::Transport(TransportKind::Timeout | TransportKind::Body | TransportKind::Other) => Signal::Failure,
-            Outcome::Transport(_) => Signal::Neutral,
-        }
-    }
-}
-
 /// Where a host is in finding its rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -176,43 +148,6 @@ pub enum Phase {
     SlowStart,
     /// Holding, with a rare probe upwards.
     Hold,
-}
-
-/// Why the rate changed; `as_str()` is what log lines and metric labels carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeReason {
-    SlowStart,
-    Probe,
-    Refused,
-    /// The estimate after a refusal, once the answers in flight at the refusal had landed.
-    Settled,
-    Failures,
-    /// Healthy answers after a failure cut.
-    Regrow,
-    /// Another share of the same host was refused.
-    PeerShare,
-}
-
-impl ChangeReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeReason::SlowStart => "slow_start",
-            ChangeReason::Probe => "probe",
-            ChangeReason::Refused => "refused",
-            ChangeReason::Settled => "refusal_estimate",
-            ChangeReason::Failures => "clustered_failures",
-            ChangeReason::Regrow => "regrow_after_failures",
-            ChangeReason::PeerShare => "peer_share_refused",
-        }
-    }
-}
-
-/// A change of rate, for the token bucket and the log.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateChange {
-    pub from: f64,
-    pub to: f64,
-    pub reason: ChangeReason,
 }
 
 /// The lowest rate at which the host refused, and how much to trust it.

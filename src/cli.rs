@@ -26,6 +26,65 @@ pub enum Command {
     /// Download the batches of a prep output folder into HDF5 shards, politely; resumes where the
     /// last run stopped.
     Download(DownloadArgs),
+    /// Queue the whole job on Slurm: prep (when the output has no batches yet), then a chain of
+    /// download jobs, each resuming where the last stopped. Reads the SLURM_* keys.
+    Submit(SubmitArgs),
+    /// How far the download is: totals, the slowest servers, an ETA, the jobs and the plans.
+    Status(StatusArgs),
+    /// Cancel the queued and running jobs of the chain `submit` started on this output.
+    Cancel(CancelArgs),
+    /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
+    /// dataset is complete or nothing changed.
+    #[command(hide = true)]
+    JobEnd(JobEndArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The URL list prep reads; needed when the output folder has no batches yet.
+    #[arg(long, short, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Download jobs in the chain (overrides SLURM_CHAIN_JOBS).
+    #[arg(long, value_name = "K")]
+    pub jobs: Option<u32>,
+    /// Print the sbatch commands and the rendered scripts; queue nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Print the report as JSON (every server, not only the slowest).
+    #[arg(long)]
+    pub json: bool,
+    /// List every server, not only the 20 slowest.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct JobEndArgs {
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The Slurm job id that ended.
+    #[arg(long)]
+    pub job: String,
+    /// The exit code of its step.
+    #[arg(long, allow_hyphen_values = true)]
+    pub exit_code: i32,
 }
 
 #[derive(Debug, Args)]

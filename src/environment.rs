@@ -13,6 +13,12 @@ pub struct Launch {
     /// Whether an MPI launcher (`mpirun`, `srun --mpi=...`) started this process, seen from the
     /// variables OpenMPI, PMIx and PMI set. Without one the process is a world of one rank.
     pub mpi_launched: bool,
+    /// `SLURM_JOB_ID`, recorded with each run in `runs.jsonl`.
+    pub slurm_job_id: Option<String>,
+    /// `SLURM_CPUS_PER_TASK`: the cores Slurm gave each rank; sizes the CPU pool when
+    /// `CPU_THREADS` is 0 (with `srun --cpu-bind=none` a rank would otherwise see every core of
+    /// the node, including its neighbours').
+    pub slurm_cpus_per_task: Option<usize>,
 }
 
 impl Launch {
@@ -21,6 +27,11 @@ impl Launch {
         Launch {
             slurm_job_end_time: std::env::var("SLURM_JOB_END_TIME").ok().and_then(|v| v.trim().parse().ok()),
             mpi_launched: set("OMPI_COMM_WORLD_SIZE") || set("PMIX_RANK") || set("PMI_SIZE"),
+            slurm_job_id: std::env::var("SLURM_JOB_ID").ok().filter(|v| !v.trim().is_empty()),
+            slurm_cpus_per_task: std::env::var("SLURM_CPUS_PER_TASK")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n > 0),
         }
     }
 }

@@ -16,6 +16,8 @@
 //! - `progress`: a bar on a terminal, plain lines in logs.
 //! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
 //! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
+//! - `slurm`: the job scripts `submit` renders, the chain of jobs and its record, Slurm's commands.
+//! - `status`: how far a download is, from the ledger, the servers table and the job record.
 
 pub mod actors;
 pub mod cli;
@@ -29,4 +31,6 @@ pub mod mpi_glue;
 pub mod prep;
 pub mod progress;
 pub mod shards;
+pub mod slurm;
+pub mod status;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Parses the command line, runs the subcommand, and maps the outcome to an exit code.
 //!
-//! Exit codes: 0 success; 1 the run failed (bad input, I/O, ...); 2 usage or configuration error.
+//! Exit codes: 0 success; 1 the run failed (bad input, I/O, ...); 2 usage or configuration error;
+//! 3 a download that committed nothing new while rows remain.
 
 use std::process::ExitCode;
 
@@ -19,6 +20,10 @@ fn main() -> ExitCode {
         Err(Failure::Run(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
+        }
+        Err(Failure::NoProgress(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(3)
         }
     }
 }

@@ -11,3 +11,4 @@ mod politeness;
 mod prep;
 mod ranks;
 mod safety;
+mod slurm;

@@ -1,7 +1,10 @@
 //! Each subcommand's `run()`: merges flags over the config file, calls the library, prints.
 //!
-//! This is the edge where `anyhow` is used; errors are split into usage errors (exit 2) and
-//! run failures (exit 1) for `main.rs`.
+//! This is the edge where `anyhow` is used; errors are split into usage errors (exit 2), run
+//! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. The Slurm
+//! subcommands are in `slurm.rs`.
+
+mod slurm;
 
 use anyhow::{anyhow, Context};
 
@@ -13,6 +16,7 @@ use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
 use crate::shards::ledger::RetryFailed;
+use crate::status::runs::{self, RunEvent, RunLine};
 
 /// Why a subcommand stopped.
 #[derive(Debug)]
@@ -21,6 +25,9 @@ pub enum Failure {
     Usage(anyhow::Error),
     /// The run itself failed.
     Run(anyhow::Error),
+    /// The download stopped with rows remaining and committed not one new record: running it
+    /// again as it is would do the same (a Slurm chain stops on this).
+    NoProgress(anyhow::Error),
 }
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -28,6 +35,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Prep(args) => prep(&settings, args),
         Command::Download(args) => download(&settings, args),
+        Command::Submit(args) => slurm::submit(cli.config.as_deref(), &settings, args),
+        Command::Status(args) => slurm::status(&settings, args),
+        Command::Cancel(args) => slurm::cancel(&settings, args),
+        Command::JobEnd(args) => slurm::job_end(&settings, args),
     }
 }
 
@@ -100,7 +111,15 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         (None, None) => None,
     };
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
+    let mut settings = settings.clone();
+    if settings.cpu_threads == 0 {
+        if let Some(n) = launch.slurm_cpus_per_task {
+            settings.cpu_threads = n;
+        }
+    }
     let world = World::init(launch.mpi_launched).map_err(failed)?;
+    // Rank 0 notes where the output stands before the run, to say what this run changed.
+    let before = if world.is_root() { starting_point(&output, world.size(), &launch) } else { None };
     let retry_failed = if args.retry_failed {
         // Rank 0's clock for every rank: failures committed by this run, on any rank, are final.
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -116,7 +135,7 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         verbose: args.verbose,
         static_plan: args.static_plan,
         retry_failed,
-        ..DownloadOptions::new(output.clone(), settings.clone(), contact)
+        ..DownloadOptions::new(output.clone(), settings, contact)
     };
     let summary = if world.size() == 1 {
         let result = download_run::run(opts).map_err(failed)?;
@@ -138,5 +157,56 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
     } else {
         println!("{summary}");
     }
+    let done = summary.rows_total.saturating_sub(summary.remaining);
+    let end = RunLine {
+        event: RunEvent::End,
+        at: crate::slurm::record::now_unix(),
+        job: launch.slurm_job_id.clone(),
+        ranks: world.size(),
+        done,
+        succeeded: summary.succeeded,
+        remaining: summary.remaining,
+    };
+    if let Err(e) = runs::append(&output, &end) {
+        eprintln!("warning: {e:#} (only `status` reads it)");
+    }
+    if let Some(b) = before {
+        if summary.remaining > 0 && done == b.done && summary.succeeded == b.succeeded {
+            return Err(Failure::NoProgress(anyhow!(
+                "no progress: this run committed no new record and {} rows remain. Their hosts failed, were \
+                 parked or asked us to wait{}; running again now would do the same. See `status` for the \
+                 servers, and run `download` again later (or `download --retry-failed`)",
+                summary.remaining,
+                if summary.stopped_by_deadline { " until the deadline" } else { "" }
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Rank 0, before a download: prints what earlier runs committed and appends the start line of
+/// `runs.jsonl`. `None` when the output cannot be read yet (the run itself then says why).
+fn starting_point(out: &std::path::Path, ranks: usize, launch: &Launch) -> Option<RunLine> {
+    let servers = crate::prep::batches::read_servers_table(out).ok()?;
+    let done = crate::shards::ledger::scan(out, RetryFailed::No).ok()?;
+    let t = crate::status::totals(&servers, &done);
+    let line = RunLine {
+        event: RunEvent::Start,
+        at: crate::slurm::record::now_unix(),
+        job: launch.slurm_job_id.clone(),
+        ranks,
+        done: t.rows - t.remaining,
+        succeeded: t.stored,
+        remaining: t.remaining,
+    };
+    if line.done > 0 {
+        eprintln!(
+            "download: resuming: {} of {} rows already have a committed record ({} stored, {} failed); {} remain",
+            line.done, t.rows, t.stored, t.failed, t.remaining
+        );
+    }
+    if let Err(e) = runs::append(out, &line) {
+        eprintln!("warning: {e:#} (only `status` reads it)");
+    }
+    Some(line)
 }

@@ -1,0 +1,279 @@
+//! `submit`, `status`, `cancel` and the job scripts' `job-end`: the Slurm side of the product.
+//! Decisions live in `crate::slurm` and `crate::status`; this file reads, prints and calls.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+
+use super::Failure;
+use crate::cli::{CancelArgs, JobEndArgs, StatusArgs, SubmitArgs};
+use crate::config::Settings;
+use crate::slurm::chain::{after_job, AfterJob};
+use crate::slurm::queue;
+use crate::slurm::record::{now_unix, Chain, Job, JobEnd, JobKind, JobRecord, Stopped};
+use crate::slurm::render::{self, Paths};
+use crate::slurm::{LOGS_DIR, SLURM_DIR};
+use crate::status;
+
+fn output_dir(given: &Option<PathBuf>, settings: &Settings) -> Result<PathBuf, Failure> {
+    given.clone().or_else(|| settings.output_dir.clone()).ok_or_else(|| {
+        Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file"))
+    })
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
+}
+
+pub fn submit(config: Option<&Path>, settings: &Settings, args: SubmitArgs) -> Result<(), Failure> {
+    let usage = |m: String| Failure::Usage(anyhow!(m));
+    let run = |e: anyhow::Error| Failure::Run(e);
+    let config = config.ok_or_else(|| {
+        usage("submit needs --config FILE: the jobs read the same file, so every value is set once".into())
+    })?;
+    let config = absolute(config).map_err(run)?;
+    let out = absolute(&output_dir(&args.output, settings)?).map_err(run)?;
+    let bin = std::env::current_exe().context("cannot tell where this binary is").map_err(run)?;
+    let s = &settings.slurm;
+    let jobs = args.jobs.unwrap_or(s.chain_jobs);
+    if jobs == 0 {
+        return Err(usage("--jobs must be at least 1".into()));
+    }
+    let prepped = out.join("servers.parquet").exists();
+    let input = match (&args.input, prepped) {
+        (None, false) => {
+            return Err(usage(format!(
+                "{} has no batches yet (no servers.parquet): pass --input FILE so that submit runs prep first",
+                out.display()
+            )))
+        }
+        (Some(i), false) => {
+            let i = absolute(i).map_err(run)?;
+            if !i.exists() {
+                return Err(usage(format!("--input {}: no such file", i.display())));
+            }
+            Some(i)
+        }
+        (Some(_), true) => {
+            eprintln!(
+                "submit: {} already has batches, so prep is not queued again (run `prep --force` first to redo it)",
+                out.display()
+            );
+            None
+        }
+        (None, true) => None,
+    };
+    if !args.dry_run {
+        refuse_a_second_chain(&out, &config).map_err(run)?;
+    }
+    let paths = Paths { bin: &bin, config: &config, out: &out };
+    let slurm_dir = out.join(SLURM_DIR);
+    let log = out.join(LOGS_DIR).join("job-%j.log");
+    let mut scripts: Vec<(JobKind, PathBuf, String)> = Vec::new();
+    if let Some(input) = &input {
+        scripts.push((JobKind::Prep, slurm_dir.join("prep.sbatch"), render::prep_script(s, &paths, input)));
+    }
+    let download = render::download_script(s, &paths);
+    for _ in 0..jobs {
+        scripts.push((JobKind::Download, slurm_dir.join("download.sbatch"), download.clone()));
+    }
+
+    if args.dry_run {
+        let mut shown = std::collections::BTreeSet::new();
+        for (i, (_, path, text)) in scripts.iter().enumerate() {
+            let after = (i > 0).then(|| format!("<job {i}>"));
+            let cmd = queue::sbatch_args(path, &log, after.as_deref());
+            println!("# job {}: sbatch {}", i + 1, cmd.join(" "));
+            if shown.insert(path.clone()) {
+                println!("# ---- {} ----\n{text}", path.display());
+            }
+        }
+        println!("# dry run: nothing was queued or written");
+        return Ok(());
+    }
+
+    for dir in [&slurm_dir, &out.join(LOGS_DIR)] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display())).map_err(run)?;
+    }
+    for (_, path, text) in &scripts {
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display())).map_err(run)?;
+    }
+    let mut record = JobRecord::load(&out).map_err(run)?;
+    let number = record.chains.last().map(|c| c.number + 1).unwrap_or(1);
+    record.chains.push(Chain {
+        number,
+        submitted_at: now_unix(),
+        config: config.clone(),
+        jobs: Vec::new(),
+        stopped: None,
+    });
+    let mut previous: Option<String> = None;
+    for (kind, path, _) in &scripts {
+        let id = match queue::sbatch(&queue::sbatch_args(path, &log, previous.as_deref())) {
+            Ok(id) => id,
+            Err(e) => {
+                // What was queued stays recorded, so `status` and `cancel` know it.
+                record.save(&out).map_err(run)?;
+                return Err(run(e.context(format!(
+                    "queued {} of {} jobs; the rest of the chain was not queued",
+                    record.chains.last().map(|c| c.jobs.len()).unwrap_or(0),
+                    scripts.len()
+                ))));
+            }
+        };
+        record.chains.last_mut().expect("pushed").jobs.push(Job { id: id.clone(), kind: *kind, ended: None });
+        previous = Some(id);
+    }
+    record.save(&out).map_err(run)?;
+    let chain = record.chains.last().expect("pushed");
+    let ids: Vec<&str> = chain.jobs.iter().map(|j| j.id.as_str()).collect();
+    println!("submit: chain {number} queued: {} job(s): {}", ids.len(), describe(chain));
+    println!("  scripts:  {}/", slurm_dir.display());
+    println!("  logs:     {}/job-<id>.log and job-<id>-rank-<n>.log", out.join(LOGS_DIR).display());
+    println!("  watch:    {} --config {} status", bin.display(), config.display());
+    println!("  cancel:   {} --config {} cancel", bin.display(), config.display());
+    Ok(())
+}
+
+fn describe(chain: &Chain) -> String {
+    chain
+        .jobs
+        .iter()
+        .map(|j| format!("{} ({})", j.id, if j.kind == JobKind::Prep { "prep" } else { "download" }))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A chain whose jobs Slurm still has queued or running blocks a new one: two chains on one
+/// folder would run two downloads at once.
+fn refuse_a_second_chain(out: &Path, config: &Path) -> anyhow::Result<()> {
+    let record = JobRecord::load(out)?;
+    let Some(chain) = record.latest() else { return Ok(()) };
+    let ids: Vec<String> = chain.jobs.iter().map(|j| j.id.clone()).collect();
+    let Some(states) = queue::states(&ids) else {
+        bail!("cannot ask Slurm (squeue) whether chain {} is still queued; run submit where squeue works", chain.number)
+    };
+    let active: Vec<String> =
+        states.iter().filter(|(_, s)| queue::is_active(s)).map(|(id, s)| format!("{id} ({s})")).collect();
+    if !active.is_empty() {
+        bail!(
+            "chain {} is still queued or running on {}: {}. Watch it with `distributed-downloader --config {} status`, \
+             or cancel it with `distributed-downloader --config {} cancel` (or `scancel {}`) before submitting again",
+            chain.number,
+            out.display(),
+            active.join(", "),
+            config.display(),
+            config.display(),
+            states.iter().filter(|(_, s)| queue::is_active(s)).map(|(id, _)| id.as_str()).collect::<Vec<_>>().join(" ")
+        );
+    }
+    Ok(())
+}
+
+pub fn cancel(settings: &Settings, args: CancelArgs) -> Result<(), Failure> {
+    let run = |e: anyhow::Error| Failure::Run(e);
+    let out = output_dir(&args.output, settings)?;
+    let mut record = JobRecord::load(&out).map_err(run)?;
+    let Some(chain) = record.chains.last_mut() else {
+        println!("cancel: no chain was submitted on {}", out.display());
+        return Ok(());
+    };
+    let ids: Vec<String> = chain.jobs.iter().map(|j| j.id.clone()).collect();
+    let states = queue::states(&ids).ok_or_else(|| run(anyhow!("cannot ask Slurm (squeue) which jobs are queued")))?;
+    let active: Vec<String> =
+        ids.iter().filter(|id| states.get(*id).is_some_and(|s| queue::is_active(s))).cloned().collect();
+    if active.is_empty() {
+        println!("cancel: no job of chain {} is queued or running", chain.number);
+        return Ok(());
+    }
+    queue::scancel(&active).map_err(run)?;
+    chain.stopped = Some(Stopped {
+        by_job: None,
+        reason: "cancelled by the user".into(),
+        at: now_unix(),
+        cancelled: active.clone(),
+    });
+    let number = chain.number;
+    record.save(&out).map_err(run)?;
+    println!(
+        "cancel: cancelled {} of chain {number}; committed shards are kept, `submit` continues from them",
+        active.join(" ")
+    );
+    Ok(())
+}
+
+pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
+    let run = |e: anyhow::Error| Failure::Run(e);
+    let out = output_dir(&args.output, settings)?;
+    let mut record = JobRecord::load(&out).map_err(run)?;
+    let Some((chain, index)) = record.find_mut(&args.job) else {
+        println!("job-end: job {} is not in {}: nothing to record", args.job, JobRecord::path(&out).display());
+        return Ok(());
+    };
+    let kind = chain.jobs[index].kind;
+    let remaining = match status::remaining(&out) {
+        Ok(r) => Some(r),
+        Err(e) if kind == JobKind::Download => {
+            eprintln!("job-end: cannot count the remaining rows: {e:#}");
+            None
+        }
+        Err(_) => None,
+    };
+    let previous_failed = chain.jobs[..index]
+        .iter()
+        .rev()
+        .find_map(|j| j.ended.as_ref())
+        .is_some_and(|e| !matches!(e.exit_code, 0 | crate::slurm::chain::EXIT_NO_PROGRESS));
+    chain.jobs[index].ended = Some(JobEnd { exit_code: args.exit_code, at: now_unix(), remaining });
+    let decision = after_job(kind, args.exit_code, remaining, previous_failed);
+    if let AfterJob::Stop(reason) = &decision {
+        let later: Vec<String> = chain.jobs[index + 1..].iter().map(|j| j.id.clone()).collect();
+        if !later.is_empty() {
+            if let Err(e) = queue::scancel(&later) {
+                eprintln!("job-end: {e:#}; cancel them by hand: scancel {}", later.join(" "));
+            }
+        }
+        println!("job {}: the chain stops: {reason}", args.job);
+        if !later.is_empty() {
+            println!("job {}: cancelled the rest of the chain: {}", args.job, later.join(" "));
+        }
+        chain.stopped =
+            Some(Stopped { by_job: Some(args.job.clone()), reason: reason.clone(), at: now_unix(), cancelled: later });
+    } else if let Some(next) = chain.jobs.get(index + 1) {
+        println!(
+            "job {}: ended with exit {}; {} rows remain; job {} continues",
+            args.job,
+            args.exit_code,
+            remaining.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
+            next.id
+        );
+    } else {
+        println!(
+            "job {}: the last job of the chain ended with exit {}; {} rows remain: run `submit` again to go on",
+            args.job,
+            args.exit_code,
+            remaining.map(|r| r.to_string()).unwrap_or_else(|| "?".into())
+        );
+    }
+    record.save(&out).map_err(run)?;
+    Ok(())
+}
+
+pub fn status(settings: &Settings, args: StatusArgs) -> Result<(), Failure> {
+    let out = output_dir(&args.output, settings)?;
+    if !out.is_dir() {
+        return Err(Failure::Run(anyhow!("{} does not exist: run `prep` or `submit` first", out.display())));
+    }
+    let mut report = status::report(&out, true)
+        .with_context(|| format!("cannot read the status of {}", out.display()))
+        .map_err(Failure::Run)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+    } else {
+        if args.all {
+            report.show_servers = usize::MAX;
+        }
+        print!("{report}");
+    }
+    Ok(())
+}

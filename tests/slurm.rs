@@ -21,14 +21,20 @@ fn slurm_cluster() -> bool {
         eprintln!("DD_SKIP_SLURM_TESTS is set: the real-Slurm test did NOT run");
         return false;
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-cluster.sh");
-    let out = Command::new(&script).arg("start").output().expect("run scripts/slurm-cluster.sh");
-    assert!(
-        out.status.success(),
-        "scripts/slurm-cluster.sh start failed (set DD_SKIP_SLURM_TESTS=1 where Slurm cannot be started):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(&out)
-    );
+    // Once per test process; the script also takes a lock, for other processes.
+    static STARTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-cluster.sh");
+        let out = Command::new(&script).arg("start").output().expect("run scripts/slurm-cluster.sh");
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out)))
+        }
+    });
+    if let Err(e) = started {
+        panic!("scripts/slurm-cluster.sh start failed (set DD_SKIP_SLURM_TESTS=1 where Slurm cannot be started):\n{e}");
+    }
     true
 }
 
@@ -271,4 +277,54 @@ fn submit_dry_run_prints_the_commands_and_scripts_and_queues_nothing() {
         assert!(text.contains(line), "missing {line}:\n{text}");
     }
     assert!(!out.exists(), "a dry run writes nothing");
+}
+
+#[test]
+fn status_of_a_local_run_matches_its_summary_and_names_the_slowest_server() {
+    use crate::download::{job, FAST};
+    let origin = Origin::start(vec![
+        HostSpec::loopback(63, Behaviour::Ok),
+        HostSpec::loopback(64, Behaviour::NotFound),
+        HostSpec::loopback(65, Behaviour::Ok),
+    ])
+    .unwrap();
+    let mut urls: Vec<String> = (0..6).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    urls.extend((0..3).map(|i| origin.url(1, &format!("/img/w64-h48-{i}.jpg"))));
+    urls.extend((0..12).map(|i| origin.url(2, &format!("/img/w64-h48-{i}.jpg"))));
+    let j = job(&urls, 5, &format!("{FAST}INITIAL_RATE_LIMIT=4\nMAX_RATE_LIMIT=4\n"));
+    let cfg = j.config.to_str().unwrap();
+    let out = j.out.to_str().unwrap();
+
+    // Before any download: nothing done, the floor is the largest host at its starting rate.
+    let before: Value = serde_json::from_str(&run_ok(&["--config", cfg, "status", "-o", out, "--json"])).unwrap();
+    assert_eq!(before["totals"]["remaining"], 21, "{before}");
+    let slowest = &before["servers"][0];
+    assert!(slowest["server"].as_str().unwrap().contains("127.0.0.65") && slowest["rows"] == 12, "{before}");
+    assert_eq!(before["eta"]["slowest_server"], slowest["server"], "{before}");
+    assert_eq!(before["eta"]["politeness_floor_secs"], 3.0, "12 URLs at 4 req/s: {before}");
+    assert!(before["chain"].is_null(), "no chain was submitted");
+
+    let summary = j.download_ok(&[]);
+    let after: Value = serde_json::from_str(&run_ok(&["--config", cfg, "status", "-o", out, "--json"])).unwrap();
+    let t = &after["totals"];
+    assert_eq!(t["stored"], summary["succeeded"], "{after}");
+    assert_eq!(t["failed"], summary["failed"], "{after}");
+    assert_eq!(t["failed_by_class"]["http_4xx"], 3, "{after}");
+    assert_eq!(t["stored_bytes"], summary["stored_bytes"], "{after}");
+    assert_eq!(t["remaining"], 0, "{after}");
+    assert_eq!(after["eta"]["estimate_secs"], 0.0, "{after}");
+    // The run left its start and end in runs.jsonl, with what was committed at each.
+    let runs = std::fs::read_to_string(j.out.join("runs.jsonl")).unwrap();
+    let lines: Vec<Value> = runs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{runs}");
+    assert_eq!((lines[0]["event"].as_str(), lines[0]["done"].as_u64()), (Some("start"), Some(0)), "{runs}");
+    assert_eq!((lines[1]["event"].as_str(), lines[1]["done"].as_u64()), (Some("end"), Some(21)), "{runs}");
+    let screen = run_ok(&["--config", cfg, "status", "-o", out]);
+    assert!(screen.contains("complete: every row has a committed record"), "{screen}");
+    assert!(screen.contains("servers, slowest first (3 of 3)"), "{screen}");
+
+    // An output folder that does not exist is named.
+    let o = run(&["--config", cfg, "status", "-o", "/nonexistent/dd-out"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/dd-out does not exist"), "{}", stderr(&o));
 }

@@ -39,6 +39,9 @@ pub fn submit(config: Option<&Path>, settings: &Settings, args: SubmitArgs) -> R
     if jobs == 0 {
         return Err(usage("--jobs must be at least 1".into()));
     }
+    if !args.dry_run {
+        refuse_a_second_chain(&out, &config).map_err(run)?;
+    }
     let prepped = out.join("servers.parquet").exists();
     let input = match (&args.input, prepped) {
         (None, false) => {
@@ -63,9 +66,6 @@ pub fn submit(config: Option<&Path>, settings: &Settings, args: SubmitArgs) -> R
         }
         (None, true) => None,
     };
-    if !args.dry_run {
-        refuse_a_second_chain(&out, &config).map_err(run)?;
-    }
     let paths = Paths { bin: &bin, config: &config, out: &out };
     let slurm_dir = out.join(SLURM_DIR);
     let log = out.join(LOGS_DIR).join("job-%j.log");

@@ -193,7 +193,8 @@ fn prepare_output(out: &Path, force: bool) -> Result<(), PrepError> {
     let mut entries: Vec<String> = Vec::new();
     for entry in fs::read_dir(out).map_err(io)? {
         let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
-        if name != TMP_DIR {
+        // `submit` writes its scripts, job record and logs before the prep job runs.
+        if name != TMP_DIR && name != crate::slurm::SLURM_DIR && name != crate::slurm::LOGS_DIR {
             entries.push(name);
         }
     }

@@ -64,15 +64,20 @@ pub fn states(ids: &[String]) -> Option<BTreeMap<String, String>> {
     }
     let list = ids.join(",");
     let mut found = BTreeMap::new();
-    let squeue = Command::new("squeue").args(["-h", "-o", "%i %T", "-j", &list]).output().ok()?;
-    // squeue exits 1 with "Invalid job id specified" when none of the ids is known any more.
+    // `-t all`: without it squeue hides jobs that ended, though the controller still knows them
+    // (for MinJobAge, 5 minutes by default).
+    let squeue = Command::new("squeue").args(["-h", "-t", "all", "-o", "%i %T", "-j", &list]).output().ok()?;
     if squeue.status.success() {
         for line in String::from_utf8_lossy(&squeue.stdout).lines() {
             if let Some((id, state)) = line.trim().split_once(' ') {
                 found.insert(id.to_string(), state.trim().to_string());
             }
         }
+    } else if !String::from_utf8_lossy(&squeue.stderr).contains("Invalid job id") {
+        // The controller did not answer: nothing is known (which is not "nothing is queued").
+        return None;
     }
+    // (squeue exits 1 with "Invalid job id specified" when none of the ids is known any more.)
     let missing: Vec<&String> = ids.iter().filter(|i| !found.contains_key(*i)).collect();
     if !missing.is_empty() {
         let list = missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",");

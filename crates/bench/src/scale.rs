@@ -90,8 +90,16 @@ pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
             bail!("the planning process failed: {}", String::from_utf8_lossy(&output.stderr));
         }
         let figures = String::from_utf8_lossy(&output.stdout);
+        // What a user waits for: the product's `status --json` on the same folder.
+        let product = exe.with_file_name("distributed-downloader");
+        let t = Instant::now();
+        let status = Command::new(&product).args(["status", "--json", "-o"]).arg(&out).output()?;
+        if !status.status.success() {
+            bail!("`status` failed: {}", String::from_utf8_lossy(&status.stderr));
+        }
+        let status_s = t.elapsed().as_secs_f64();
         println!(
-            "bench-scale: servers={} batches={batches} shards={shards} ledger_json={keep_summaries} ranks={RANKS} {}",
+            "bench-scale: servers={} batches={batches} shards={shards} ledger_json={keep_summaries} ranks={RANKS} {} status_s={status_s:.2}",
             servers.len(),
             figures.trim()
         );

@@ -131,7 +131,8 @@ start_munge() {
         die "munged is running but does not answer (munge -n | unmunge fails)"
     fi
     say "starting munged"
-    runuser -u munge -- /usr/sbin/munged
+    # 9>&-: the daemons must not inherit the lock of this script (they would hold it forever).
+    runuser -u munge -- /usr/sbin/munged 9>&-
     for i in $(seq 1 50); do
         if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
             return 0
@@ -285,11 +286,11 @@ start_daemons() {
     fi
     if ! running slurmctld; then
         say "starting slurmctld"
-        slurmctld || { print_logs; die "slurmctld failed to start"; }
+        slurmctld 9>&- || { print_logs; die "slurmctld failed to start"; }
     fi
     if ! running slurmd; then
         say "starting slurmd"
-        slurmd -N "$NODE" || { print_logs; die "slurmd failed to start"; }
+        slurmd -N "$NODE" 9>&- || { print_logs; die "slurmd failed to start"; }
     fi
     # daemons detach; give them a moment before judging them
     local i

@@ -73,6 +73,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("MIN_ROUND_SECS", "shortest round that a quarter of idle ranks may end, on many ranks"),
     ("COMMIT_SECS", "longest a finished row waits before its shard is committed"),
     ("COMMIT_ROWS", "most rows in one committed shard"),
+    ("METRICS_ADDR", "address each rank's Prometheus exporter listens on (0.0.0.0 on a cluster)"),
+    ("METRICS_PORT", "base port of the exporters: rank port = base + local rank; 0 turns them off"),
     ("SLURM_ACCOUNT", "Slurm account charged for the jobs `submit` queues"),
     ("SLURM_PARTITION", "Slurm partition of the jobs"),
     ("SLURM_QOS", "Slurm QoS of the jobs"),
@@ -152,9 +154,17 @@ pub struct Settings {
     pub commit_interval: std::time::Duration,
     /// Most rows in one shard.
     pub commit_rows: usize,
+    /// Where each rank serves its metrics.
+    pub metrics: crate::telemetry::exporter::ExporterSettings,
     /// What `submit` asks Slurm for.
     pub slurm: SlurmSettings,
 }
+
+/// Loopback: a rank's metrics are not served beyond its node unless a user says so.
+pub const DEFAULT_METRICS_ADDR: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+/// The base port of the exporters (9464 is the port commonly used for Prometheus exporters of
+/// this kind); rank ports follow it, one per local rank.
+pub const DEFAULT_METRICS_PORT: u16 = 9464;
 
 /// The `SLURM_*` keys: what `submit` puts in the job scripts. Optional fields left unset are
 /// left to the site's defaults (no `#SBATCH` line).
@@ -349,6 +359,20 @@ impl RawConfig {
                 |r: &f64| r.is_finite() && *r >= 0.0,
                 "must be a number of images per second, 0 to estimate",
             )?,
+            metrics: crate::telemetry::exporter::ExporterSettings {
+                addr: v.parse(
+                    "METRICS_ADDR",
+                    DEFAULT_METRICS_ADDR,
+                    |_| true,
+                    "must be an IP address: 127.0.0.1 (this node only) or 0.0.0.0 (every interface)",
+                )?,
+                port: v.parse(
+                    "METRICS_PORT",
+                    DEFAULT_METRICS_PORT,
+                    |_| true,
+                    "must be a port from 0 (off) to 65535",
+                )?,
+            },
             slurm: v.slurm()?,
         })
     }

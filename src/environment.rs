@@ -19,6 +19,9 @@ pub struct Launch {
     /// `CPU_THREADS` is 0 (with `srun --cpu-bind=none` a rank would otherwise see every core of
     /// the node, including its neighbours').
     pub slurm_cpus_per_task: Option<usize>,
+    /// This rank's index among the ranks of its node (OpenMPI's, or Slurm's `SLURM_LOCALID`): the
+    /// offset of its metrics port. 0 without a launcher.
+    pub local_rank: usize,
 }
 
 impl Launch {
@@ -32,6 +35,10 @@ impl Launch {
                 .ok()
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|n| *n > 0),
+            local_rank: ["OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "MPI_LOCALRANKID"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok()?.trim().parse().ok())
+                .unwrap_or(0),
         }
     }
 }

@@ -7,6 +7,7 @@ mod deadlines;
 mod download;
 mod files;
 mod memory;
+mod metrics;
 mod politeness;
 mod prep;
 mod ranks;

@@ -118,8 +118,76 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         }
     }
     let world = World::init(launch.mpi_launched).map_err(failed)?;
+    let exporter = start_exporter(&world, &launch, &settings, &output);
+    let result = run_download(&world, &launch, &output, settings, contact, deadline, &args);
+    // Every rank leaves its figures in the output folder, for clusters no Prometheus reaches.
+    if let Some(e) = exporter {
+        if let Err(err) = e.write_snapshot(&output) {
+            crate::telemetry::events::log("WARN", &format!("metrics: {err:#}"));
+        }
+        if world.is_root() {
+            // The job's ranks stop serving: Prometheus stops looking for them.
+            let _ = std::fs::remove_file(crate::telemetry::exporter::targets_path(&output, &e.job()));
+        }
+    }
+    result
+}
+
+/// Installs this rank's exporter and, on rank 0, writes the job's `file_sd` targets file from
+/// every rank's endpoint. A rank that cannot export still downloads (with a warning).
+fn start_exporter(
+    world: &World,
+    launch: &Launch,
+    settings: &Settings,
+    output: &std::path::Path,
+) -> Option<&'static crate::telemetry::exporter::Exporter> {
+    use crate::telemetry::exporter;
+    let identity = exporter::Identity {
+        rank: world.rank(),
+        local_rank: launch.local_rank,
+        job: launch.slurm_job_id.clone().unwrap_or_else(|| "local".into()),
+    };
+    let installed = match exporter::install(&settings.metrics, identity) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            crate::telemetry::events::log("WARN", &format!("metrics: {e:#}; this rank exports none"));
+            None
+        }
+    };
+    let mine = installed.and_then(|e| e.endpoint).map(exporter::scrape_address).unwrap_or_default();
+    if let Some(all) = world.gather(mine.into_bytes()) {
+        let endpoints: Vec<String> =
+            all.into_iter().filter_map(|b| String::from_utf8(b).ok()).filter(|s| !s.is_empty()).collect();
+        if let Some(e) = installed.filter(|_| !endpoints.is_empty()) {
+            match exporter::write_targets(output, &e.job(), &endpoints) {
+                Ok(path) => eprintln!(
+                    "metrics: {} rank(s) serve Prometheus metrics ({}); file_sd targets: {}",
+                    endpoints.len(),
+                    endpoints.join(", "),
+                    path.display()
+                ),
+                Err(err) => crate::telemetry::events::log("WARN", &format!("metrics: {err:#}")),
+            }
+        }
+    }
+    installed
+}
+
+/// One download on this rank (every rank of the world calls it): the run, and on rank 0 the
+/// summary, `runs.jsonl` and the verdict on progress.
+fn run_download(
+    world: &World,
+    launch: &Launch,
+    output: &std::path::Path,
+    settings: Settings,
+    contact: String,
+    deadline: Option<std::time::SystemTime>,
+    args: &DownloadArgs,
+) -> Result<(), Failure> {
+    let output = output.to_path_buf();
+    let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
     // Rank 0 notes where the output stands before the run, to say what this run changed.
-    let before = if world.is_root() { starting_point(&output, world.size(), &launch) } else { None };
+    let before = if world.is_root() { starting_point(&output, world.size(), launch) } else { None };
     let retry_failed = if args.retry_failed {
         // Rank 0's clock for every rank: failures committed by this run, on any rank, are final.
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -142,7 +210,7 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         crate::download::learned::write_learned(&output, &result.states).map_err(failed)?;
         result.summary
     } else {
-        match run_ranks(&world, opts).map_err(failed)? {
+        match run_ranks(world, opts).map_err(failed)? {
             Some(summary) => summary,
             None => return Ok(()),
         }

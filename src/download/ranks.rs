@@ -215,6 +215,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             Ok(None) => Ok((Vec::new(), Snapshot::default(), 0.0)),
             Err(e) => Err(RankError(format!("rank {}: {e:#}", world.rank()))),
         };
+        crate::telemetry::exporter::snapshot(&opts.out);
         let Some(all) = world.gather(serde_json::to_vec(&gathered).expect("states serialise")) else {
             continue;
         };

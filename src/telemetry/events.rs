@@ -97,19 +97,16 @@ impl RequestCompleted<'_> {
     }
 }
 
-/// An image was stored (handed to the writer; counted as committed by `ShardCommitted`).
-pub struct ImageStored<'a> {
-    pub host: &'a str,
+/// An image was processed and handed to the writer (the progress line counts it; the metric
+/// `images_stored_total` counts it when its shard is committed, see [`ShardCommitted`]).
+pub struct ImageStored {
     pub stored_bytes: u64,
 }
 
-impl ImageStored<'_> {
+impl ImageStored {
     pub fn emit(self, c: &Counters) {
         c.images_stored.fetch_add(1, Relaxed);
         c.stored_bytes.fetch_add(self.stored_bytes, Relaxed);
-        let host = host_label(self.host);
-        counter!(names::IMAGES_STORED_TOTAL, "host" => host.clone()).increment(1);
-        counter!(names::STORED_BYTES_TOTAL, "host" => host).increment(self.stored_bytes);
     }
 }
 
@@ -193,11 +190,14 @@ impl HostStateChanged<'_> {
     }
 }
 
-/// A shard was committed (fsynced and renamed).
+/// A shard was committed (fsynced and renamed): its images are stored.
 pub struct ShardCommitted<'a> {
     pub server: &'a str,
     pub partition: u64,
     pub rows: usize,
+    /// Of `rows`, the images, and their bytes of image data.
+    pub images: usize,
+    pub image_bytes: u64,
     pub bytes: usize,
     pub verbose: bool,
 }
@@ -206,6 +206,11 @@ impl ShardCommitted<'_> {
     pub fn emit(self, c: &Counters) {
         c.shards_committed.fetch_add(1, Relaxed);
         counter!(names::SHARDS_COMMITTED_TOTAL).increment(1);
+        if self.images > 0 {
+            let host = host_label(self.server);
+            counter!(names::IMAGES_STORED_TOTAL, "host" => host.clone()).increment(self.images as u64);
+            counter!(names::STORED_BYTES_TOTAL, "host" => host).increment(self.image_bytes);
+        }
         if self.verbose {
             log(
                 "INFO",

@@ -8,6 +8,7 @@
 
 pub mod counters;
 pub mod events;
+pub mod exporter;
 pub mod names;
 
 pub use counters::Counters;

@@ -347,7 +347,7 @@ impl ServerActor {
             act.engine.give_back_slot();
             match record {
                 Ok(success) => {
-                    ImageStored { host: &act.host, stored_bytes: success.data.len() as u64 }.emit(&act.engine.counters);
+                    ImageStored { stored_bytes: success.data.len() as u64 }.emit(&act.engine.counters);
                     act.hand_to_writer(task.partition, Record::Success(success), task.replaces, ctx);
                 }
                 Err((class, detail)) => act.record_failure(task, class, detail, false, ctx),

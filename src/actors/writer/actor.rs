@@ -95,8 +95,16 @@ impl WriterActor {
             }
         }
         let rows = p.contents.len();
-        ShardCommitted { server: &key.0, partition: key.1, rows, bytes: p.bytes, verbose: self.verbose }
-            .emit(&self.counters);
+        ShardCommitted {
+            server: &key.0,
+            partition: key.1,
+            rows,
+            images: p.contents.successes.len(),
+            image_bytes: p.contents.successes.iter().map(|s| s.data.len() as u64).sum(),
+            bytes: p.bytes,
+            verbose: self.verbose,
+        }
+        .emit(&self.counters);
         Ok(rows)
     }
 }

@@ -155,3 +155,176 @@ fn every_rank_serves_labelled_metrics_lists_itself_for_prometheus_and_leaves_a_s
     assert_eq!(stored, 32.0);
     assert_eq!(failed_404, 16.0);
 }
+
+/// The dashboard shipped in `dashboards/`.
+fn dashboard() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/distributed-downloader.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every (panel title, query) of the dashboard.
+fn panel_queries() -> Vec<(String, String)> {
+    let d = dashboard();
+    let mut out = Vec::new();
+    for p in d["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            out.push((p["title"].as_str().unwrap().to_string(), t["expr"].as_str().unwrap().to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_uses_only_metrics_we_export_and_the_readme_describes_every_panel() {
+    let known: Vec<&str> = distributed_downloader::telemetry::names::METRICS.iter().map(|m| m.0).collect();
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let queries = panel_queries();
+    assert!(queries.len() >= 10, "{queries:?}");
+    for (title, expr) in &queries {
+        let mut rest = expr.as_str();
+        while let Some(i) = rest.find("distributed_downloader_") {
+            let name: String = rest[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let base = ["_bucket", "_sum", "_count"].iter().fold(name.as_str(), |n, s| n.strip_suffix(s).unwrap_or(n));
+            assert!(known.contains(&base), "panel {title:?} uses {name}, which names.rs does not define");
+            rest = &rest[i + name.len()..];
+        }
+        assert!(expr.contains("job=~\"$job\""), "panel {title:?} ignores the job variable: {expr}");
+        assert!(readme.contains(&format!("**{title}**")), "the README does not describe the panel {title:?}");
+    }
+    let d = dashboard();
+    let vars: Vec<&str> =
+        d["templating"]["list"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert!(vars.contains(&"job"), "{vars:?}");
+}
+
+/// `s` percent-encoded for a URL query.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// GET `path` from a server on loopback; the body.
+fn get(addr: &str, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+/// An instant query through Prometheus's HTTP API: the result vector (chunked bodies are read
+/// by skipping to the JSON).
+fn query(addr: &str, expr: &str) -> Vec<serde_json::Value> {
+    let Some(body) = get(addr, &format!("/api/v1/query?query={}", encode(expr))) else { return Vec::new() };
+    let json = &body[body.find('{').unwrap_or(0)..body.rfind('}').map(|i| i + 1).unwrap_or(body.len())];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// A Prometheus server on loopback, stopped on drop.
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_real_prometheus_finds_both_ranks_and_every_dashboard_panel_returns_data() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/prometheus.sh");
+    let out = Command::new(&script).arg("install").output().expect("run scripts/prometheus.sh");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let prometheus = text.lines().find_map(|l| l.strip_prefix("prometheus=")).unwrap().to_string();
+
+    // Hosts that make every panel move: one healthy, one limited to 2 req/s (429s), one with a
+    // 503 every 4th request (retries), one that answers 404 (failures).
+    let origin = Origin::start(vec![
+        HostSpec::loopback(83, Behaviour::Ok),
+        HostSpec::loopback(84, Behaviour::RateLimited { per_second: 2.0, retry_after: None }),
+        HostSpec::loopback(85, Behaviour::Flaky503 { every: 4 }),
+        HostSpec::loopback(86, Behaviour::NotFound),
+    ])
+    .unwrap();
+    let dir = tempdir();
+    let mut urls = Vec::new();
+    for h in 0..4 {
+        urls.extend((0..40).map(|i| origin.url(h, &format!("/img/w64-h48-{i}.jpg"))));
+    }
+    std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
+    let cfg = dir.path().join("job.env");
+    std::fs::write(
+        &cfg,
+        "CONTACT=t@example.org\nBATCH_SIZE=10\nINITIAL_RATE_LIMIT=2\nMAX_RATE_LIMIT=6\nBACKOFF_BASE_SECS=0.1\nCOMMIT_SECS=1\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    run_ok(&["--config", c, "prep", "-i", dir.path().join("list.csv").to_str().unwrap(), "-o", o]);
+
+    // Prometheus, scraping every second whatever the targets files list.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let prom_yml = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_yml,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: dd\n    honor_labels: true\n    file_sd_configs:\n      - files: ['{}/metrics/targets-*.json']\n        refresh_interval: 1s\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let _server = Prometheus(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", prom_yml.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while get(&addr, "/-/ready").is_none() {
+        assert!(start.elapsed() < Duration::from_secs(60), "Prometheus did not start on {addr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["-n", "2", "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")])
+        .args(["--config", c, "download", "-o", o, "--json"]);
+    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
+        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+
+    // While the download runs: both ranks are up in Prometheus, and each panel query returns
+    // data at some moment (a 429 or a retry happens when it happens).
+    let mut pending = panel_queries();
+    let mut both_up = false;
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_secs(1));
+        if !both_up {
+            let up = query(&addr, "up{job=\"dd\"} == 1");
+            both_up = up.len() == 2;
+            continue;
+        }
+        pending.retain(|(_, expr)| {
+            let expr = expr.replace("$job", ".*").replace("$__rate_interval", "30s");
+            query(&addr, &expr).is_empty()
+        });
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the download failed");
+    assert!(both_up, "Prometheus never saw both ranks up through the targets file");
+    assert!(pending.is_empty(), "panels without data while the download ran: {pending:?}");
+}

@@ -26,6 +26,8 @@ pub fn cpu_threads(configured: usize) -> usize {
 pub struct CpuPool {
     sender: Option<mpsc::Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
+    /// Workers running a job now.
+    busy: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl CpuPool {
@@ -33,9 +35,11 @@ impl CpuPool {
     pub fn new(threads: usize) -> CpuPool {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
+        let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let threads = (0..threads.max(1))
             .map(|i| {
                 let receiver = Arc::clone(&receiver);
+                let busy = Arc::clone(&busy);
                 std::thread::Builder::new()
                     .name(format!("cpu-{i}"))
                     .spawn(move || loop {
@@ -43,12 +47,19 @@ impl CpuPool {
                             Ok(job) => job,
                             Err(_) => return,
                         };
+                        busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         job();
+                        busy.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                     })
                     .expect("spawn CPU worker")
             })
             .collect();
-        CpuPool { sender: Some(sender), threads }
+        CpuPool { sender: Some(sender), threads, busy }
+    }
+
+    /// Workers running a job now, and workers in all.
+    pub fn busy(&self) -> (usize, usize) {
+        (self.busy.load(std::sync::atomic::Ordering::Relaxed), self.threads.len())
     }
 
     /// Runs `f` on a worker; the receiver yields its result. A panic inside `f` drops the sender,

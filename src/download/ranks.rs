@@ -132,6 +132,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
         Instant::now() + left.saturating_sub(opts.settings.request_timeout + COMMIT_MARGIN)
     });
     let (mut run_counters, mut stopped) = (Snapshot::default(), false);
+    let mut previous: Option<Plan> = None;
     loop {
         // Rank 0 decides: the next plan, the end of the job (None), or an error for everyone.
         let next: Result<Option<Plan>, RankError> = if !world.is_root() {
@@ -150,6 +151,9 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             Ok(None) => break,
             Err(e) => return Err(anyhow!("{e}")),
         };
+        // Rank 0 alone counts moves, so that the sum over ranks is the number of moves.
+        let hosts_moved = if world.is_root() { moved(previous.as_ref(), &plan) } else { 0 };
+        crate::telemetry::events::RoundStarted { round: plan.round, hosts_moved }.emit();
         let owned: Vec<Owned> = plan
             .for_rank(world.rank())
             .map(|s| Owned { host: s.host.clone(), partitions: s.partitions.clone(), shares: s.shares })
@@ -175,6 +179,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             })
             .collect();
         let can_rebalance = (0..world.size()).any(|r| plan.for_rank(r).count() >= 2);
+        previous = Some(plan.clone());
         let rounds = MpiRound {
             world,
             round: plan.round,
@@ -262,6 +267,18 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
     Ok(Some(summary))
 }
 
+/// Hosts of `plan` that `previous` placed on other ranks (0 for the first plan).
+fn moved(previous: Option<&Plan>, plan: &Plan) -> u64 {
+    let Some(prev) = previous else { return 0 };
+    let ranks_of = |p: &Plan, host: &str| {
+        let mut r: Vec<usize> = p.assignments.iter().filter(|s| s.host == host).map(|s| s.rank).collect();
+        r.sort_unstable();
+        r
+    };
+    let hosts: std::collections::BTreeSet<&str> = plan.assignments.iter().map(|s| s.host.as_str()).collect();
+    hosts.into_iter().filter(|h| !ranks_of(prev, h).is_empty() && ranks_of(prev, h) != ranks_of(plan, h)).count() as u64
+}
+
 /// Rank 0: what remains per host, the plan over `ranks`, recorded under `plans/`; `None` when
 /// nothing remains.
 pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan>> {
@@ -337,4 +354,38 @@ fn record(out: &Path, p: &Plan) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mpi_glue::planner::Share;
+
+    fn plan(places: &[(&str, usize)]) -> Plan {
+        Plan {
+            round: 0,
+            ranks: 3,
+            assignments: places
+                .iter()
+                .map(|(h, r)| Share {
+                    host: h.to_string(),
+                    rank: *r,
+                    shares: 1,
+                    partitions: vec![0],
+                    rate: 1.0,
+                    estimated_seconds: 1.0,
+                })
+                .collect(),
+            estimated_seconds: vec![1.0; 3],
+        }
+    }
+
+    #[test]
+    fn a_host_counts_as_moved_when_its_ranks_change() {
+        let first = plan(&[("a", 0), ("b", 1), ("c", 2)]);
+        assert_eq!(moved(None, &first), 0);
+        // b moved to rank 2; c is done (absent from the new plan) and counts for nothing.
+        assert_eq!(moved(Some(&first), &plan(&[("a", 0), ("b", 2)])), 1);
+        assert_eq!(moved(Some(&first), &first), 0);
+    }
 }

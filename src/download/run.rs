@@ -31,6 +31,7 @@ use crate::imaging::ImageSettings;
 use crate::prep::batches::{batch_rows, read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
 use crate::shards::ledger::{self, RetryFailed};
+use crate::telemetry::events::RankGauges;
 use crate::telemetry::Counters;
 
 /// How often the writer is asked to commit rows that have waited long enough.
@@ -337,6 +338,7 @@ async fn drive(
     let mut stopped = false;
     let mut round_over = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let max_in_flight = opts.settings.max_requests_in_flight;
     let mut last_writer_tick = Instant::now();
     let t0 = Instant::now();
     while !open.is_empty() {
@@ -390,6 +392,15 @@ async fn drive(
                 }
                 let s = counters.snapshot();
                 let done = done_before + s.images_stored + s.rows_failed;
+                let (busy, workers) = engine.cpu.busy();
+                RankGauges {
+                    requests_in_flight: max_in_flight.saturating_sub(engine.slots.lock().expect("slots lock").available()),
+                    cpu_queue_bytes: engine.body_budget.in_use(),
+                    cpu_workers_busy: busy,
+                    cpu_workers: workers,
+                    rows_remaining: rows_total.saturating_sub(done),
+                }
+                .emit();
                 let secs = t0.elapsed().as_secs_f64().max(1e-3);
                 let errors: Vec<String> = s.failed_by_class.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let msg = format!(

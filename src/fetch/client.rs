@@ -45,6 +45,8 @@ pub struct Fetched {
     pub retry_after: Option<String>,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// From sending to the response head.
+    pub head_after: Duration,
 }
 
 /// Why a fetch produced no usable response.
@@ -106,6 +108,7 @@ pub async fn fetch(
         Ok(result) => result.map_err(transport)?,
         Err(_) => return Err(cut(Cut::Head { limit: d.head.min(d.ceiling) })),
     };
+    let head_after = sent.elapsed();
     let status = response.status().as_u16();
     let header = |name: reqwest::header::HeaderName| {
         response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -113,7 +116,7 @@ pub async fn fetch(
     let retry_after = header(reqwest::header::RETRY_AFTER);
     let content_type = header(reqwest::header::CONTENT_TYPE);
     if !(200..300).contains(&status) {
-        return Ok(Fetched { status, body: Vec::new(), permit: None, retry_after, content_type });
+        return Ok(Fetched { status, body: Vec::new(), permit: None, retry_after, content_type, head_after });
     }
     let max = s.max_body_bytes;
     let announced = response.content_length();
@@ -144,7 +147,7 @@ pub async fn fetch(
             return Err(cut(c));
         }
     }
-    Ok(Fetched { status, body, permit: Some(permit), retry_after, content_type })
+    Ok(Fetched { status, body, permit: Some(permit), retry_after, content_type, head_after })
 }
 
 fn cut(c: Cut) -> FetchFailure {

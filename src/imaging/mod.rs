@@ -24,5 +24,5 @@ mod sniff;
 mod turbo;
 
 pub use error::ImageError;
-pub use pipeline::{process, Processed, StoredFormat};
+pub use pipeline::{process, Processed, StageSeconds, StoredFormat};
 pub use settings::{ImageSettings, Reencode, StoreAs, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE};

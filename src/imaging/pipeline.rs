@@ -104,7 +104,31 @@ pub struct Processed {
     pub resized: bool,
     /// `data` is not the original file (we encoded a JPEG or stored raw pixels).
     pub reencoded: bool,
+    /// Where the worker's time went.
+    pub timings: StageSeconds,
 }
+
+/// Seconds one image spent in each stage of [`process`] (0 for a stage it skipped). Timings take
+/// no part in equality: two runs on the same image give the same result, however long each took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageSeconds {
+    /// Sniffing, header checks and decoding to pixels (or deciding to keep the original).
+    pub decode: f64,
+    /// SHA-256 and MD5 of the original bytes.
+    pub hash: f64,
+    /// Resizing and turning upright.
+    pub resize: f64,
+    /// Encoding the stored JPEG.
+    pub encode: f64,
+}
+
+impl PartialEq for StageSeconds {
+    fn eq(&self, _: &StageSeconds) -> bool {
+        true
+    }
+}
+
+impl Eq for StageSeconds {}
 
 /// What the header says, before any pixel is decoded. Sizes are as coded, before orientation.
 #[derive(Debug, Clone, Copy)]
@@ -139,13 +163,18 @@ enum Decoded {
 /// everything else is decoded (JPEG with libjpeg-turbo's DCT scaling), converted to 8-bit RGB
 /// (alpha on white), shrunk to `max_side`, turned upright, and stored as JPEG or raw RGB.
 pub fn process(bytes: &[u8], s: &ImageSettings) -> Result<Processed, ImageError> {
+    let mut timings = StageSeconds::default();
+    let clock = std::time::Instant::now();
     let format = sniff::sniff(bytes)?;
     let (probe, decoded) = match format {
         Format::Jpeg => decode_jpeg(bytes, s)?,
         other => decode_with_image_crate(bytes, other, s)?,
     };
+    timings.decode = clock.elapsed().as_secs_f64();
     let (original_width, original_height) = probe.displayed();
+    let clock = std::time::Instant::now();
     let (sha256, md5) = digests(bytes);
+    timings.hash = clock.elapsed().as_secs_f64();
     let rgb = match decoded {
         Decoded::KeepOriginal => {
             return Ok(Processed {
@@ -159,10 +188,12 @@ pub fn process(bytes: &[u8], s: &ImageSettings) -> Result<Processed, ImageError>
                 md5,
                 resized: false,
                 reencoded: false,
+                timings,
             })
         }
         Decoded::Pixels(rgb) => rgb,
     };
+    let clock = std::time::Instant::now();
     let (width, height) = pixels::fit(probe.width, probe.height, s.max_side);
     let rgb = if (rgb.width, rgb.height) == (width, height) {
         rgb
@@ -170,11 +201,14 @@ pub fn process(bytes: &[u8], s: &ImageSettings) -> Result<Processed, ImageError>
         pixels::resize(&rgb, width, height).map_err(|reason| ImageError::Decode { format: format.name(), reason })?
     };
     let rgb = pixels::orient(rgb, probe.orientation);
+    timings.resize = clock.elapsed().as_secs_f64();
     let (stored_width, stored_height) = (rgb.width, rgb.height);
+    let clock = std::time::Instant::now();
     let (format, data) = match s.store {
         StoreAs::RawRgb => (StoredFormat::RawRgb, rgb.pixels),
         StoreAs::Encoded => (StoredFormat::Jpeg, encode_jpeg(&rgb, s.jpeg_quality)?),
     };
+    timings.encode = clock.elapsed().as_secs_f64();
     Ok(Processed {
         original_width,
         original_height,
@@ -186,6 +220,7 @@ pub fn process(bytes: &[u8], s: &ImageSettings) -> Result<Processed, ImageError>
         md5,
         resized: (stored_width, stored_height) != (original_width, original_height),
         reencoded: true,
+        timings,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 
 use super::counters::Counters;
 use super::names;
@@ -82,6 +82,11 @@ pub struct RequestCompleted<'a> {
     pub host: &'a str,
     pub class: AnswerClass,
     pub bytes: u64,
+    /// Seconds from leaving to the end (last body byte or failure), and to the response head.
+    pub seconds: f64,
+    pub head_seconds: Option<f64>,
+    /// A 429, or an error status with `Retry-After`.
+    pub refusal: bool,
 }
 
 impl RequestCompleted<'_> {
@@ -93,7 +98,14 @@ impl RequestCompleted<'_> {
         }
         let host = host_label(self.host);
         counter!(names::REQUESTS_TOTAL, "host" => host.clone(), "class" => self.class.as_str()).increment(1);
+        if self.refusal {
+            counter!(names::REFUSALS_TOTAL, "host" => host.clone()).increment(1);
+        }
         counter!(names::RESPONSE_BYTES_TOTAL, "host" => host).increment(self.bytes);
+        histogram!(names::REQUEST_DURATION_SECONDS).record(self.seconds);
+        if let Some(h) = self.head_seconds {
+            histogram!(names::TIME_TO_FIRST_BYTE_SECONDS).record(h);
+        }
     }
 }
 
@@ -101,12 +113,70 @@ impl RequestCompleted<'_> {
 /// `images_stored_total` counts it when its shard is committed, see [`ShardCommitted`]).
 pub struct ImageStored {
     pub stored_bytes: u64,
+    pub timings: crate::imaging::StageSeconds,
 }
 
 impl ImageStored {
     pub fn emit(self, c: &Counters) {
         c.images_stored.fetch_add(1, Relaxed);
         c.stored_bytes.fetch_add(self.stored_bytes, Relaxed);
+        let t = self.timings;
+        for (stage, secs) in [("decode", t.decode), ("hash", t.hash), ("resize", t.resize), ("encode", t.encode)] {
+            if secs > 0.0 {
+                histogram!(names::IMAGE_STAGE_SECONDS, "stage" => stage).record(secs);
+            }
+        }
+    }
+}
+
+/// One host's figures, set each time its actor looks for work to send.
+pub struct HostGauges<'a> {
+    pub host: &'a str,
+    pub in_flight: u32,
+    pub queued: usize,
+    pub known_limit: Option<f64>,
+}
+
+impl HostGauges<'_> {
+    pub fn emit(self) {
+        let host = host_label(self.host);
+        gauge!(names::HOST_REQUESTS_IN_FLIGHT, "host" => host.clone()).set(f64::from(self.in_flight));
+        gauge!(names::HOST_QUEUED_ROWS, "host" => host.clone()).set(self.queued as f64);
+        if let Some(limit) = self.known_limit {
+            gauge!(names::HOST_KNOWN_LIMIT_REQUESTS_PER_SECOND, "host" => host).set(limit);
+        }
+    }
+}
+
+/// One rank's figures, every half second.
+pub struct RankGauges {
+    pub requests_in_flight: usize,
+    pub cpu_queue_bytes: u64,
+    pub cpu_workers_busy: usize,
+    pub cpu_workers: usize,
+    pub rows_remaining: u64,
+}
+
+impl RankGauges {
+    pub fn emit(self) {
+        gauge!(names::REQUESTS_IN_FLIGHT).set(self.requests_in_flight as f64);
+        gauge!(names::CPU_QUEUE_BYTES).set(self.cpu_queue_bytes as f64);
+        gauge!(names::CPU_WORKERS_BUSY).set(self.cpu_workers_busy as f64);
+        gauge!(names::CPU_WORKERS).set(self.cpu_workers as f64);
+        gauge!(names::ROWS_REMAINING).set(self.rows_remaining as f64);
+    }
+}
+
+/// A round started on this rank; on rank 0, with the hosts its plan moved to another rank.
+pub struct RoundStarted {
+    pub round: u32,
+    pub hosts_moved: u64,
+}
+
+impl RoundStarted {
+    pub fn emit(self) {
+        gauge!(names::ROUND).set(f64::from(self.round));
+        counter!(names::HOSTS_MOVED_TOTAL).increment(self.hosts_moved);
     }
 }
 
@@ -181,8 +251,11 @@ impl HostStateChanged<'_> {
             slot(from).fetch_sub(1, Relaxed);
         }
         slot(self.to).fetch_add(1, Relaxed);
+        let host = host_label(self.host);
         for phase in HostPhase::ALL {
             gauge!(names::HOSTS, "state" => phase.as_str()).set(slot(phase).load(Relaxed) as f64);
+            let current = if phase == self.to { 1.0 } else { 0.0 };
+            gauge!(names::HOST_STATE, "host" => host.clone(), "state" => phase.as_str()).set(current);
         }
         if self.to == HostPhase::Parked || (self.to == HostPhase::Done && !self.detail.is_empty()) {
             log("WARN", &format!("{}: {} ({})", self.host, self.to.as_str(), self.detail));
@@ -192,6 +265,8 @@ impl HostStateChanged<'_> {
 
 /// A shard was committed (fsynced and renamed): its images are stored.
 pub struct ShardCommitted<'a> {
+    /// Seconds to write, fsync and rename it.
+    pub seconds: f64,
     pub server: &'a str,
     pub partition: u64,
     pub rows: usize,
@@ -206,6 +281,8 @@ impl ShardCommitted<'_> {
     pub fn emit(self, c: &Counters) {
         c.shards_committed.fetch_add(1, Relaxed);
         counter!(names::SHARDS_COMMITTED_TOTAL).increment(1);
+        histogram!(names::SHARD_COMMIT_SECONDS).record(self.seconds);
+        histogram!(names::SHARD_COMMIT_ROWS).record(self.rows as f64);
         if self.images > 0 {
             let host = host_label(self.server);
             counter!(names::IMAGES_STORED_TOTAL, "host" => host.clone()).increment(self.images as u64);

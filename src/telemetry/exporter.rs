@@ -58,6 +58,8 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
                 names::SECONDS_BUCKETS,
             )
             .expect("the buckets are not empty")
+            .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Full(names::SHARD_COMMIT_ROWS.into()), names::ROWS_BUCKETS)
+            .expect("the buckets are not empty")
     };
     let mut endpoint = None;
     let handle = if settings.port == 0 {

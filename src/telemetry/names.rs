@@ -28,6 +28,42 @@ pub const HOST_RATE_REQUESTS_PER_SECOND: &str = "distributed_downloader_host_rat
 /// Hosts by `state` (`active`, `backing_off`, `parked`, `done`) (gauge).
 pub const HOSTS: &str = "distributed_downloader_hosts";
 
+/// Seconds from a request leaving to its last body byte, or to its failure (histogram).
+pub const REQUEST_DURATION_SECONDS: &str = "distributed_downloader_request_duration_seconds";
+/// Seconds from a request leaving to its response head (histogram).
+pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "distributed_downloader_time_to_first_byte_seconds";
+/// Refusals (a 429, or an error status with `Retry-After`), by `host`.
+pub const REFUSALS_TOTAL: &str = "distributed_downloader_refusals_total";
+/// Seconds a CPU worker spent on one image, by `stage` (`decode`, `hash`, `resize`, `encode`) (histogram).
+pub const IMAGE_STAGE_SECONDS: &str = "distributed_downloader_image_stage_seconds";
+/// Seconds to write, fsync and rename one shard (histogram).
+pub const SHARD_COMMIT_SECONDS: &str = "distributed_downloader_shard_commit_seconds";
+/// Rows in one committed shard (histogram).
+pub const SHARD_COMMIT_ROWS: &str = "distributed_downloader_shard_commit_rows";
+/// Age of the oldest row handed to the writer and not committed yet (gauge).
+pub const WRITER_OLDEST_PENDING_SECONDS: &str = "distributed_downloader_writer_oldest_pending_seconds";
+/// Requests in flight to a host, by `host` (gauge).
+pub const HOST_REQUESTS_IN_FLIGHT: &str = "distributed_downloader_host_requests_in_flight";
+/// Rows of a host read and waiting to be requested, by `host` (gauge).
+pub const HOST_QUEUED_ROWS: &str = "distributed_downloader_host_queued_rows";
+/// The lowest rate at which a host refused, remembered across runs, by `host` (gauge).
+pub const HOST_KNOWN_LIMIT_REQUESTS_PER_SECOND: &str = "distributed_downloader_host_known_limit_requests_per_second";
+/// 1 for a host's current state, 0 for the others, by `host` and `state` (gauge).
+pub const HOST_STATE: &str = "distributed_downloader_host_state";
+/// Requests in flight on this rank (gauge).
+pub const REQUESTS_IN_FLIGHT: &str = "distributed_downloader_requests_in_flight";
+/// Bytes of bodies held for the CPU workers, read or being processed, of `CPU_QUEUE_MB` (gauge).
+pub const CPU_QUEUE_BYTES: &str = "distributed_downloader_cpu_queue_bytes";
+/// CPU workers processing an image now, and CPU workers in all (gauges).
+pub const CPU_WORKERS_BUSY: &str = "distributed_downloader_cpu_workers_busy";
+pub const CPU_WORKERS: &str = "distributed_downloader_cpu_workers";
+/// Rows this rank owns in the current round without a record yet (gauge).
+pub const ROWS_REMAINING: &str = "distributed_downloader_rows_remaining";
+/// The round this rank is in, on many ranks (gauge).
+pub const ROUND: &str = "distributed_downloader_round";
+/// Hosts that rank 0 moved to another rank between rounds (counter, rank 0 only).
+pub const HOSTS_MOVED_TOTAL: &str = "distributed_downloader_hosts_moved_total";
+
 /// What kind of series a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -49,7 +85,28 @@ pub const METRICS: &[(&str, Kind, metrics::Unit, &str)] = &[
     (SHARDS_COMMITTED_TOTAL, Kind::Counter, metrics::Unit::Count, "Shard files committed (fsynced and renamed)"),
     (HOST_RATE_REQUESTS_PER_SECOND, Kind::Gauge, metrics::Unit::CountPerSecond, "A host's current request rate, by host"),
     (HOSTS, Kind::Gauge, metrics::Unit::Count, "Hosts of this rank by state (active, backing_off, parked, done)"),
+    (REQUEST_DURATION_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds from a request leaving to its last body byte, or to its failure"),
+    (TIME_TO_FIRST_BYTE_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds from a request leaving to its response head"),
+    (REFUSALS_TOTAL, Kind::Counter, metrics::Unit::Count, "Refusals (a 429, or an error status with Retry-After), by host"),
+    (IMAGE_STAGE_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds a CPU worker spent on one image, by stage (decode, hash, resize, encode)"),
+    (SHARD_COMMIT_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds to write, fsync and rename one shard"),
+    (SHARD_COMMIT_ROWS, Kind::Histogram, metrics::Unit::Count, "Rows in one committed shard"),
+    (WRITER_OLDEST_PENDING_SECONDS, Kind::Gauge, metrics::Unit::Seconds, "Age of the oldest row handed to the writer and not committed yet"),
+    (HOST_REQUESTS_IN_FLIGHT, Kind::Gauge, metrics::Unit::Count, "Requests in flight to a host, by host"),
+    (HOST_QUEUED_ROWS, Kind::Gauge, metrics::Unit::Count, "Rows of a host read and waiting to be requested, by host"),
+    (HOST_KNOWN_LIMIT_REQUESTS_PER_SECOND, Kind::Gauge, metrics::Unit::CountPerSecond, "The lowest rate at which a host refused, remembered across runs, by host"),
+    (HOST_STATE, Kind::Gauge, metrics::Unit::Count, "1 for a host's current state (active, backing_off, parked, done), 0 for the others, by host and state"),
+    (REQUESTS_IN_FLIGHT, Kind::Gauge, metrics::Unit::Count, "Requests in flight on this rank"),
+    (CPU_QUEUE_BYTES, Kind::Gauge, metrics::Unit::Bytes, "Bytes of bodies held for the CPU workers (read or being processed), of CPU_QUEUE_MB"),
+    (CPU_WORKERS_BUSY, Kind::Gauge, metrics::Unit::Count, "CPU workers processing an image now"),
+    (CPU_WORKERS, Kind::Gauge, metrics::Unit::Count, "CPU workers of this rank"),
+    (ROWS_REMAINING, Kind::Gauge, metrics::Unit::Count, "Rows this rank owns in the current round without a record yet"),
+    (ROUND, Kind::Gauge, metrics::Unit::Count, "The round this rank is in (many ranks; 0 on one)"),
+    (HOSTS_MOVED_TOTAL, Kind::Counter, metrics::Unit::Count, "Hosts rank 0 moved to another rank between rounds"),
 ];
+
+/// Bucket bounds of the rows-per-shard histogram: up to `COMMIT_ROWS`' default and beyond.
+pub const ROWS_BUCKETS: &[f64] = &[1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 10000.0];
 
 /// Bucket bounds of every `_seconds` histogram: from a fast local answer to a slow transfer.
 pub const SECONDS_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];

@@ -28,7 +28,7 @@ use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
 use crate::imaging::process;
 use crate::telemetry::events::{
-    AnswerClass, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
+    AnswerClass, HostGauges, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
 };
 
 /// Rows of a given-up host with the writer at once: enough to keep it busy, little memory.
@@ -175,6 +175,13 @@ impl ServerActor {
 
     /// Sends as many requests as the host's gate and the rank's slots allow.
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        HostGauges {
+            host: &self.host,
+            in_flight: self.in_flight,
+            queued: self.feed.queue.len(),
+            known_limit: self.live.rate().known_limit().map(|k| k.rate),
+        }
+        .emit();
         loop {
             if self.stopping {
                 break;
@@ -259,18 +266,30 @@ impl ServerActor {
         let (outcome, retry_after, detail) = match &result {
             Ok(f) => {
                 let class = AnswerClass::of(&Outcome::Status(f.status));
-                RequestCompleted { host: &self.host, class, bytes: f.body.len() as u64 }.emit(counters);
+                RequestCompleted {
+                    host: &self.host,
+                    class,
+                    bytes: f.body.len() as u64,
+                    seconds: now.duration_since(sent_at).as_secs_f64(),
+                    head_seconds: Some(f.head_after.as_secs_f64()),
+                    refusal: Outcome::Status(f.status).is_refusal(f.retry_after.is_some()),
+                }
+                .emit(counters);
                 task.last_status = f.status;
                 let ra = f.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()));
                 (Some(Outcome::Status(f.status)), ra, format!("HTTP {}", f.status))
             }
             Err(FetchFailure::Transport { kind, detail }) => {
                 let o = Outcome::Transport(*kind);
-                RequestCompleted { host: &self.host, class: AnswerClass::of(&o), bytes: 0 }.emit(counters);
+                let seconds = now.duration_since(sent_at).as_secs_f64();
+                RequestCompleted { host: &self.host, class: AnswerClass::of(&o), bytes: 0, seconds, head_seconds: None, refusal: false }
+                    .emit(counters);
                 (Some(o), None, detail.clone())
             }
             Err(FetchFailure::TooLarge { limit, announced }) => {
-                RequestCompleted { host: &self.host, class: AnswerClass::Status2xx, bytes: 0 }.emit(counters);
+                let seconds = now.duration_since(sent_at).as_secs_f64();
+                RequestCompleted { host: &self.host, class: AnswerClass::Status2xx, bytes: 0, seconds, head_seconds: None, refusal: false }
+                    .emit(counters);
                 let what =
                     announced.map(|n| format!("{n} bytes announced")).unwrap_or_else(|| "body kept growing".into());
                 (None, None, format!("{what}; limit is {limit} bytes (MAX_BODY_MB)"))
@@ -336,7 +355,10 @@ impl ServerActor {
             let result = engine.cpu.submit(move || process(&body, &settings)).await;
             drop(permit);
             let record = match result {
-                Ok(Ok(p)) => Ok(task.success(&host, p)),
+                Ok(Ok(p)) => {
+                    let timings = p.timings;
+                    Ok((task.success(&host, p), timings))
+                }
                 Ok(Err(e)) => Err((e.class(), e.to_string())),
                 Err(_) => Err((ErrorClass::Decode, "the decoder panicked on this image".to_string())),
             };
@@ -346,8 +368,8 @@ impl ServerActor {
             act.processing -= 1;
             act.engine.give_back_slot();
             match record {
-                Ok(success) => {
-                    ImageStored { stored_bytes: success.data.len() as u64 }.emit(&act.engine.counters);
+                Ok((success, timings)) => {
+                    ImageStored { stored_bytes: success.data.len() as u64, timings }.emit(&act.engine.counters);
                     act.hand_to_writer(task.partition, Record::Success(success), task.replaces, ctx);
                 }
                 Err((class, detail)) => act.record_failure(task, class, detail, false, ctx),

@@ -75,7 +75,9 @@ impl WriterActor {
         let seq = self.next_seq.entry(key.clone()).or_insert(0);
         let dir = batch_dir(&self.out, &key.0, key.1);
         let batch_id = self.batch_ids.get(key).map(String::as_str).unwrap_or_default();
+        let started = Instant::now();
         write_shard(&dir, *seq, &p.contents, batch_id)?;
+        let seconds = started.elapsed().as_secs_f64();
         *seq += 1;
         if let Some(summary) = self.summaries.get_mut(key) {
             for (s, replaces) in p.contents.successes.iter().zip(&p.success_replaces) {
@@ -96,6 +98,7 @@ impl WriterActor {
         }
         let rows = p.contents.len();
         ShardCommitted {
+            seconds,
             server: &key.0,
             partition: key.1,
             rows,
@@ -222,6 +225,9 @@ impl Handler<Tick> for WriterActor {
         for key in due {
             self.commit(&key)?;
         }
+        let oldest = self.pending.values().filter_map(|p| p.oldest).min();
+        metrics::gauge!(crate::telemetry::names::WRITER_OLDEST_PENDING_SECONDS)
+            .set(oldest.map(|t| now.duration_since(t).as_secs_f64()).unwrap_or(0.0));
         Ok(())
     }
 }

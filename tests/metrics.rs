@@ -328,3 +328,40 @@ fn a_real_prometheus_finds_both_ranks_and_every_dashboard_panel_returns_data() {
     assert!(both_up, "Prometheus never saw both ranks up through the targets file");
     assert!(pending.is_empty(), "panels without data while the download ran: {pending:?}");
 }
+
+#[test]
+fn prep_exports_its_progress_and_hosts_beyond_the_label_cap_are_grouped_as_other() {
+    let origin =
+        Origin::start(vec![HostSpec::loopback(87, Behaviour::Ok), HostSpec::loopback(88, Behaviour::Ok)]).unwrap();
+    let dir = tempdir();
+    let mut urls = Vec::new();
+    for h in 0..2 {
+        urls.extend((0..3).map(|i| origin.url(h, &format!("/img/w64-h48-{i}.jpg"))));
+    }
+    // One row more than URLs: a duplicate, which prep reads and keeps but merges.
+    urls.push(urls[0].clone());
+    std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
+    let cfg = dir.path().join("job.env");
+    std::fs::write(&cfg, "CONTACT=t@example.org\nINITIAL_RATE_LIMIT=8\nMETRICS_HOST_LABELS=1\n").unwrap();
+    let out = dir.path().join("out");
+    let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
+    run_ok(&["--config", c, "prep", "-i", dir.path().join("list.csv").to_str().unwrap(), "-o", o]);
+    let prep = std::fs::read_to_string(out.join("metrics/local-prep.prom")).expect("prep leaves its snapshot");
+    let value =
+        |text: &str, name: &str| series(text).into_iter().filter(|(n, _, _)| n == name).map(|(_, _, v)| v).sum::<f64>();
+    assert_eq!(value(&prep, "distributed_downloader_prep_rows_read_total"), 7.0, "{prep}");
+    assert_eq!(value(&prep, "distributed_downloader_prep_rows_kept_total"), 7.0, "{prep}");
+    assert!(!out.join("metrics/targets-local.json").exists(), "prep's targets file is gone when it ends");
+
+    // The download's snapshot: one host by name, the other as `other`.
+    run_ok(&["--config", c, "download", "-o", o]);
+    let text = std::fs::read_to_string(out.join("metrics/local-rank-0.prom")).unwrap();
+    let hosts: std::collections::BTreeSet<String> = series(&text)
+        .into_iter()
+        .filter(|(n, _, _)| n == "distributed_downloader_images_stored_total")
+        .flat_map(|(_, labels, _)| labels.into_iter().filter(|(k, _)| k == "host").map(|(_, v)| v))
+        .collect();
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+    assert!(hosts.contains("other"), "{hosts:?}");
+    assert_eq!(value(&text, "distributed_downloader_images_stored_total"), 6.0, "{text}");
+}

@@ -74,9 +74,12 @@ fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
         force: args.force,
         rows_per_bucket: args.rows_per_bucket,
     };
-    let report = prep_run::run(&opts)
-        .with_context(|| format!("prep of {} failed", opts.input.display()))
-        .map_err(Failure::Run)?;
+    // Prep of a GBIF snapshot runs for an hour: it exports its progress like a download rank.
+    let world = World::single();
+    let exporter = start_exporter(&world, &Launch::from_env(), settings, &opts.output, "prep");
+    let report = prep_run::run(&opts);
+    stop_exporter(exporter, &world, &opts.output);
+    let report = report.with_context(|| format!("prep of {} failed", opts.input.display())).map_err(Failure::Run)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
     } else {
@@ -118,19 +121,23 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         }
     }
     let world = World::init(launch.mpi_launched).map_err(failed)?;
-    let exporter = start_exporter(&world, &launch, &settings, &output);
+    let exporter = start_exporter(&world, &launch, &settings, &output, "download");
     let result = run_download(&world, &launch, &output, settings, contact, deadline, &args);
-    // Every rank leaves its figures in the output folder, for clusters no Prometheus reaches.
+    stop_exporter(exporter, &world, &output);
+    result
+}
+
+/// Every rank leaves its figures in the output folder (for clusters no Prometheus reaches), and
+/// rank 0 removes the job's targets file: its ranks stop serving, Prometheus stops looking.
+fn stop_exporter(exporter: Option<&crate::telemetry::exporter::Exporter>, world: &World, output: &std::path::Path) {
     if let Some(e) = exporter {
-        if let Err(err) = e.write_snapshot(&output) {
+        if let Err(err) = e.write_snapshot(output) {
             crate::telemetry::events::log("WARN", &format!("metrics: {err:#}"));
         }
         if world.is_root() {
-            // The job's ranks stop serving: Prometheus stops looking for them.
-            let _ = std::fs::remove_file(crate::telemetry::exporter::targets_path(&output, &e.job()));
+            let _ = std::fs::remove_file(crate::telemetry::exporter::targets_path(output, &e.job()));
         }
     }
-    result
 }
 
 /// Installs this rank's exporter and, on rank 0, writes the job's `file_sd` targets file from
@@ -140,12 +147,14 @@ fn start_exporter(
     launch: &Launch,
     settings: &Settings,
     output: &std::path::Path,
+    command: &'static str,
 ) -> Option<&'static crate::telemetry::exporter::Exporter> {
     use crate::telemetry::exporter;
     let identity = exporter::Identity {
         rank: world.rank(),
         local_rank: launch.local_rank,
         job: launch.slurm_job_id.clone().unwrap_or_else(|| "local".into()),
+        command,
     };
     let installed = match exporter::install(&settings.metrics, identity) {
         Ok(e) => Some(e),

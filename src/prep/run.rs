@@ -16,6 +16,7 @@ use super::server_key::{check_url, sanitize_key};
 use super::spill::{bucket_count, dedup_bucket, SpillWriter};
 use super::PrepError;
 use crate::progress::{human_count, Progress};
+use crate::telemetry::events::PrepProgress;
 
 /// Rough bytes per row of a text input, used only to size the spill buckets before the rows are
 /// counted. GBIF multimedia rows run 200–600 bytes; guessing low errs towards more, smaller buckets.
@@ -133,6 +134,8 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
         }
         let msg = format!("{} rows read, {} kept", human_count(report.rows_read), human_count(report.rows_kept));
         progress.update(input.fraction_done(), &msg);
+        let (rows_read, rows_kept) = (report.rows_read, report.rows_kept);
+        PrepProgress { rows_read, rows_kept, phase: "read", fraction: input.fraction_done() }.emit();
     }
     spill.flush()?;
     if report.rows_read == 0 {
@@ -149,7 +152,10 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
         for (server, n) in stats.urls_per_server {
             *urls_per_server.entry(server).or_default() += n;
         }
-        progress.update((b + 1) as f64 / spill.bucket_count() as f64, &format!("bucket {}", b + 1));
+        let fraction = (b + 1) as f64 / spill.bucket_count() as f64;
+        progress.update(fraction, &format!("bucket {}", b + 1));
+        let (rows_read, rows_kept) = (report.rows_read, report.rows_kept);
+        PrepProgress { rows_read, rows_kept, phase: "merge", fraction }.emit();
     }
     let _ = fs::remove_dir_all(&spill_dir);
 
@@ -160,7 +166,10 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
     let mut servers: Vec<ServerRow> = Vec::with_capacity(urls_per_server.len());
     for (i, server) in urls_per_server.keys().enumerate() {
         servers.push(write_server_batches(&by_server_dir, server, &urls_dir, opts.batch_size)?);
-        progress.update((i + 1) as f64 / urls_per_server.len() as f64, server);
+        let fraction = (i + 1) as f64 / urls_per_server.len() as f64;
+        progress.update(fraction, server);
+        let (rows_read, rows_kept) = (report.rows_read, report.rows_kept);
+        PrepProgress { rows_read, rows_kept, phase: "write", fraction }.emit();
     }
     write_servers_table(&staged.join("servers.parquet"), &servers, opts.initial_rate_limit)?;
     progress.finish();
@@ -193,8 +202,10 @@ fn prepare_output(out: &Path, force: bool) -> Result<(), PrepError> {
     let mut entries: Vec<String> = Vec::new();
     for entry in fs::read_dir(out).map_err(io)? {
         let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
-        // `submit` writes its scripts, job record and logs before the prep job runs.
-        if name != TMP_DIR && name != crate::slurm::SLURM_DIR && name != crate::slurm::LOGS_DIR {
+        // `submit` writes its scripts, job record and logs before the prep job runs, and prep's
+        // own exporter lists itself under metrics/.
+        let ours = [TMP_DIR, crate::slurm::SLURM_DIR, crate::slurm::LOGS_DIR, crate::telemetry::exporter::METRICS_DIR];
+        if !ours.contains(&name.as_str()) {
             entries.push(name);
         }
     }

@@ -12,10 +12,19 @@ use crate::actors::server::state::HostPhase;
 use crate::fetch::outcome::{ErrorClass, Outcome};
 
 /// Hosts beyond this many get the label value `other`, so a run over 100,000 hosts cannot blow up
-/// the Prometheus series count. 2,000 covers GBIF's ~545 image servers with room to spare.
+/// the Prometheus series count. 2,000 covers GBIF's ~545 image servers with room to spare;
+/// `METRICS_HOST_LABELS` changes it (see [`set_host_label_cap`]).
 pub const HOST_LABEL_CAP: usize = 2000;
 
-/// The label value for `host`: itself while fewer than [`HOST_LABEL_CAP`] hosts were labelled.
+static CAP: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(HOST_LABEL_CAP);
+
+/// Sets how many hosts get their own label value in this process (the exporter calls it).
+pub fn set_host_label_cap(cap: usize) {
+    CAP.store(cap, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The label value for `host`: itself while fewer than the cap of hosts were labelled, else
+/// `other`.
 pub fn host_label(host: &str) -> String {
     use std::collections::HashSet;
     use std::sync::{Mutex, OnceLock};
@@ -24,7 +33,7 @@ pub fn host_label(host: &str) -> String {
     if seen.contains(host) {
         return host.to_string();
     }
-    if seen.len() < HOST_LABEL_CAP {
+    if seen.len() < CAP.load(std::sync::atomic::Ordering::Relaxed) {
         seen.insert(host.to_string());
         return host.to_string();
     }
@@ -164,6 +173,23 @@ impl RankGauges {
         gauge!(names::CPU_WORKERS_BUSY).set(self.cpu_workers_busy as f64);
         gauge!(names::CPU_WORKERS).set(self.cpu_workers as f64);
         gauge!(names::ROWS_REMAINING).set(self.rows_remaining as f64);
+    }
+}
+
+/// Prep moved on: rows read and kept so far, and how far its current phase is.
+pub struct PrepProgress {
+    pub rows_read: u64,
+    pub rows_kept: u64,
+    /// `read`, `merge` or `write`.
+    pub phase: &'static str,
+    pub fraction: f64,
+}
+
+impl PrepProgress {
+    pub fn emit(self) {
+        counter!(names::PREP_ROWS_READ_TOTAL).absolute(self.rows_read);
+        counter!(names::PREP_ROWS_KEPT_TOTAL).absolute(self.rows_kept);
+        gauge!(names::PREP_PHASE_PROGRESS_RATIO, "phase" => self.phase).set(self.fraction.clamp(0.0, 1.0));
     }
 }
 

@@ -22,6 +22,8 @@ pub struct ExporterSettings {
     pub addr: IpAddr,
     /// Base port; a rank serves on `port + local rank`. 0 turns the exporter off.
     pub port: u16,
+    /// Hosts that get their own `host` label value; the rest are `other`.
+    pub host_labels: usize,
 }
 
 /// Who this process is, for the labels every series carries.
@@ -32,6 +34,8 @@ pub struct Identity {
     pub local_rank: usize,
     /// The Slurm job id, or `local`.
     pub job: String,
+    /// The subcommand (`prep`, `download`): names the snapshot file.
+    pub command: &'static str,
 }
 
 /// An installed exporter: the handle renders what a scrape would see.
@@ -58,7 +62,10 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
                 names::SECONDS_BUCKETS,
             )
             .expect("the buckets are not empty")
-            .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Full(names::SHARD_COMMIT_ROWS.into()), names::ROWS_BUCKETS)
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(names::SHARD_COMMIT_ROWS.into()),
+                names::ROWS_BUCKETS,
+            )
             .expect("the buckets are not empty")
     };
     let mut endpoint = None;
@@ -102,6 +109,7 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
         handle
     };
     names::describe_all();
+    super::events::set_host_label_cap(settings.host_labels);
     // Series that exist from the start, so a scrape before the first event already shows the
     // rank (and a dashboard sees 0, not "no data").
     metrics::counter!(names::SHARDS_COMMITTED_TOTAL).increment(0);
@@ -148,12 +156,17 @@ impl Exporter {
         self.handle.render()
     }
 
-    /// Writes the exposition into `<out>/metrics/<job>-rank-<n>.prom` (atomically): the figures
-    /// of the job so far, for clusters where no Prometheus can scrape compute nodes.
+    /// Writes the exposition into `<out>/metrics/<job>-rank-<n>.prom` (a download rank) or
+    /// `<out>/metrics/<job>-<command>.prom` (atomically): the figures of the job so far, for
+    /// clusters where no Prometheus can scrape compute nodes.
     pub fn write_snapshot(&self, out: &Path) -> anyhow::Result<PathBuf> {
         let dir = out.join(METRICS_DIR);
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let name = format!("{}-rank-{}.prom", self.identity.job, self.identity.rank);
+        let id = &self.identity;
+        let name = match id.command {
+            "download" => format!("{}-rank-{}.prom", id.job, id.rank),
+            other => format!("{}-{other}.prom", id.job),
+        };
         let path = dir.join(&name);
         let tmp = dir.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, self.render()).with_context(|| format!("cannot write {}", tmp.display()))?;

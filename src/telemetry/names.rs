@@ -1,6 +1,6 @@
 //! Every metric name, defined once. Pattern: `<namespace>_<name>_<unit>_total` for counters.
 //!
-//! Labels take bounded values only: `host` (capped, see `events::HOST_LABEL_CAP`), `class`
+//! Labels take bounded values only: `host` (capped by `METRICS_HOST_LABELS`, see `events::host_label`), `class`
 //! (`ErrorClass::as_str()` or a status class), `state` (host state names). Never a URL.
 
 /// Prefix of every metric.
@@ -63,6 +63,11 @@ pub const ROWS_REMAINING: &str = "distributed_downloader_rows_remaining";
 pub const ROUND: &str = "distributed_downloader_round";
 /// Hosts that rank 0 moved to another rank between rounds (counter, rank 0 only).
 pub const HOSTS_MOVED_TOTAL: &str = "distributed_downloader_hosts_moved_total";
+/// Prep: input rows read, and rows kept by the filters (counters).
+pub const PREP_ROWS_READ_TOTAL: &str = "distributed_downloader_prep_rows_read_total";
+pub const PREP_ROWS_KEPT_TOTAL: &str = "distributed_downloader_prep_rows_kept_total";
+/// Prep: how far its current phase is, 0 to 1, by `phase` (`read`, `merge`, `write`) (gauge).
+pub const PREP_PHASE_PROGRESS_RATIO: &str = "distributed_downloader_prep_phase_progress_ratio";
 
 /// What kind of series a name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +108,9 @@ pub const METRICS: &[(&str, Kind, metrics::Unit, &str)] = &[
     (ROWS_REMAINING, Kind::Gauge, metrics::Unit::Count, "Rows this rank owns in the current round without a record yet"),
     (ROUND, Kind::Gauge, metrics::Unit::Count, "The round this rank is in (many ranks; 0 on one)"),
     (HOSTS_MOVED_TOTAL, Kind::Counter, metrics::Unit::Count, "Hosts rank 0 moved to another rank between rounds"),
+    (PREP_ROWS_READ_TOTAL, Kind::Counter, metrics::Unit::Count, "Prep: input rows read"),
+    (PREP_ROWS_KEPT_TOTAL, Kind::Counter, metrics::Unit::Count, "Prep: input rows the filters kept"),
+    (PREP_PHASE_PROGRESS_RATIO, Kind::Gauge, metrics::Unit::Percent, "Prep: how far each phase is, from 0 to 1, by phase (read, merge, write)"),
 ];
 
 /// Bucket bounds of the rows-per-shard histogram: up to `COMMIT_ROWS`' default and beyond.

@@ -282,14 +282,28 @@ impl ServerActor {
             Err(FetchFailure::Transport { kind, detail }) => {
                 let o = Outcome::Transport(*kind);
                 let seconds = now.duration_since(sent_at).as_secs_f64();
-                RequestCompleted { host: &self.host, class: AnswerClass::of(&o), bytes: 0, seconds, head_seconds: None, refusal: false }
-                    .emit(counters);
+                RequestCompleted {
+                    host: &self.host,
+                    class: AnswerClass::of(&o),
+                    bytes: 0,
+                    seconds,
+                    head_seconds: None,
+                    refusal: false,
+                }
+                .emit(counters);
                 (Some(o), None, detail.clone())
             }
             Err(FetchFailure::TooLarge { limit, announced }) => {
                 let seconds = now.duration_since(sent_at).as_secs_f64();
-                RequestCompleted { host: &self.host, class: AnswerClass::Status2xx, bytes: 0, seconds, head_seconds: None, refusal: false }
-                    .emit(counters);
+                RequestCompleted {
+                    host: &self.host,
+                    class: AnswerClass::Status2xx,
+                    bytes: 0,
+                    seconds,
+                    head_seconds: None,
+                    refusal: false,
+                }
+                .emit(counters);
                 let what =
                     announced.map(|n| format!("{n} bytes announced")).unwrap_or_else(|| "body kept growing".into());
                 (None, None, format!("{what}; limit is {limit} bytes (MAX_BODY_MB)"))

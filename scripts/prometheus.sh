@@ -4,6 +4,8 @@
 #
 #   scripts/prometheus.sh install    install if missing; prints the paths of prometheus and promtool
 set -euo pipefail
+# shellcheck source=lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
 
 say() { echo "prometheus.sh: $*"; }
 die() { echo "prometheus.sh: error: $*" >&2; exit 1; }
@@ -16,22 +18,7 @@ install_packages() {
     exec 9>/run/prometheus-install.lock
     flock 9
     command -v promtool >/dev/null && command -v prometheus >/dev/null && return 0
-    say "installing prometheus"
-    export DEBIAN_FRONTEND=noninteractive
-    # The package's maintainer scripts would start the service; nothing here may start it.
-    local policy=/usr/sbin/policy-rc.d created_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created_policy=1
-    fi
-    local ok=1
-    if ! apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; then
-        apt-get update -qq || true
-        apt-get install -y -qq --no-install-recommends prometheus >/dev/null || ok=0
-    fi
-    if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
-    [ "$ok" -eq 1 ] || die "apt-get install prometheus failed"
+    apt_install_missing prometheus | sed 's/^/prometheus.sh: /' || die "apt-get install prometheus failed"
 }
 
 case "${1:-install}" in

@@ -14,6 +14,8 @@
 # On a cold start with no job step alive, jobs recovered from an earlier run's
 # state are cancelled. Logs: /var/log/slurm/{slurmctld,slurmd}.log.
 set -euo pipefail
+# shellcheck source=lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
 
 CMD="${1:-start}"
 
@@ -74,33 +76,7 @@ exact_pids() {
 running() { [ -n "$(exact_pids "$1")" ]; }
 
 install_packages() {
-    local missing=() p
-    for p in "${PKGS[@]}"; do
-        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-            missing+=("$p")
-        fi
-    done
-    if [ ${#missing[@]} -eq 0 ]; then
-        return 0
-    fi
-    say "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    # Debian's maintainer scripts try to start the daemons; there is no init
-    # system to do so here, and we start them ourselves below.
-    local policy=/usr/sbin/policy-rc.d created_policy=0
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created_policy=1
-    fi
-    local ok=1
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-        apt-get update -qq || true
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || ok=0
-    fi
-    if [ "$created_policy" -eq 1 ]; then rm -f "$policy"; fi
-    [ "$ok" -eq 1 ] || die "apt-get install ${missing[*]} failed"
-    say "packages installed"
+    apt_install_missing "${PKGS[@]}" | sed 's/^/slurm-cluster: /' || die "apt-get install ${PKGS[*]} failed"
 }
 
 start_munge() {

@@ -105,6 +105,18 @@ fn every_rank_serves_labelled_metrics_lists_itself_for_prometheus_and_leaves_a_s
         assert!(endpoint.starts_with("127.0.0.1:"), "loopback by default: {endpoint}");
         let body = scrape(endpoint);
         assert!(body.contains(&format!("rank=\"{rank}\"")) && body.contains("job=\"local\""), "{body}");
+        // What a live scrape returns passes promtool too.
+        let exposition = body.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        let mut check = Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        check.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
+        let checked = check.wait_with_output().unwrap();
+        assert!(checked.status.success(), "promtool on rank {rank}'s scrape: {}{}", String::from_utf8_lossy(&checked.stdout), stderr(&checked));
     }
 
     let done = child.wait_with_output().unwrap();

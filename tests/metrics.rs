@@ -32,8 +32,11 @@ fn scrape(endpoint: &str) -> String {
     body
 }
 
-/// Every `name{labels} value` line of an exposition: (name, labels, value).
-fn series(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+/// One series of an exposition: its name, labels and value.
+type Series = (String, Vec<(String, String)>, f64);
+
+/// Every `name{labels} value` line of an exposition.
+fn series(text: &str) -> Vec<Series> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let (head, value) = line.rsplit_once(' ').unwrap();
@@ -116,7 +119,12 @@ fn every_rank_serves_labelled_metrics_lists_itself_for_prometheus_and_leaves_a_s
             .unwrap();
         check.stdin.take().unwrap().write_all(exposition.as_bytes()).unwrap();
         let checked = check.wait_with_output().unwrap();
-        assert!(checked.status.success(), "promtool on rank {rank}'s scrape: {}{}", String::from_utf8_lossy(&checked.stdout), stderr(&checked));
+        assert!(
+            checked.status.success(),
+            "promtool on rank {rank}'s scrape: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            stderr(&checked)
+        );
     }
 
     let done = child.wait_with_output().unwrap();

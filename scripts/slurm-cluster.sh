@@ -307,6 +307,12 @@ cmd_start() {
     if write_conf; then changed=1; fi
     # A cold start with no job step alive means every recovered job is dead.
     if ! running slurmctld && [ -z "$(exact_pids slurmstepd)" ]; then cold=1; fi
+    if [ "$cold" -eq 1 ]; then
+        # The PMIx plugin makes /tmp/spmix_appdir_<uid>_<job>.<step> per step and refuses to
+        # start a step whose folder exists: after a lost state (job ids counting from 1 again),
+        # leftovers of dead steps would make steps fail to launch.
+        rm -rf /tmp/spmix_appdir_* 2>/dev/null || true
+    fi
     start_daemons "$changed"
     wait_idle
     if [ "$cold" -eq 1 ]; then cancel_leftover_jobs; fi

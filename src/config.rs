@@ -73,6 +73,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("MIN_ROUND_SECS", "shortest round that a quarter of idle ranks may end, on many ranks"),
     ("COMMIT_SECS", "longest a finished row waits before its shard is committed"),
     ("COMMIT_ROWS", "most rows in one committed shard"),
+    ("OPT_OUT_TAGS", "X-Robots-Tag directives that stop an image from being stored"),
     ("METRICS_ADDR", "address each rank's Prometheus exporter listens on (0.0.0.0 on a cluster)"),
     ("METRICS_PORT", "base port of the exporters: rank port = base + local rank; 0 turns them off"),
     ("METRICS_HOST_LABELS", "hosts with their own `host` label per rank; the rest are `other`"),
@@ -155,6 +156,8 @@ pub struct Settings {
     pub commit_interval: std::time::Duration,
     /// Most rows in one shard.
     pub commit_rows: usize,
+    /// `X-Robots-Tag` directives that stop an image from being stored (empty: none).
+    pub opt_out_tags: Vec<String>,
     /// Where each rank serves its metrics.
     pub metrics: crate::telemetry::exporter::ExporterSettings,
     /// What `submit` asks Slurm for.
@@ -360,6 +363,14 @@ impl RawConfig {
                 |r: &f64| r.is_finite() && *r >= 0.0,
                 "must be a number of images per second, 0 to estimate",
             )?,
+            opt_out_tags: match v.text("OPT_OUT_TAGS").as_deref() {
+                None => crate::robots::DEFAULT_OPT_OUT_TAGS.iter().map(|t| t.to_string()).collect(),
+                // An explicit choice: store whatever the headers say.
+                Some("none") => Vec::new(),
+                Some(list) => {
+                    list.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect()
+                }
+            },
             metrics: crate::telemetry::exporter::ExporterSettings {
                 addr: v.parse(
                     "METRICS_ADDR",

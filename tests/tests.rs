@@ -11,5 +11,6 @@ mod metrics;
 mod politeness;
 mod prep;
 mod ranks;
+mod robots;
 mod safety;
 mod slurm;

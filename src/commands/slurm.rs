@@ -211,6 +211,21 @@ pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
         return Ok(());
     };
     let kind = chain.jobs[index].kind;
+    // A step that never launched can leave srun with exit 0: a download job whose rank 0 never
+    // wrote its start line in runs.jsonl did not run, whatever the exit code says.
+    let ran = kind != JobKind::Download
+        || crate::status::runs::read(&out)
+            .map(|lines| lines.iter().any(|l| l.job.as_deref() == Some(args.job.as_str())))
+            .unwrap_or(true);
+    let exit_code = if args.exit_code == 0 && !ran {
+        println!(
+            "job {}: the download never started (no start in runs.jsonl; see the job's log): counted as a failure",
+            args.job
+        );
+        1
+    } else {
+        args.exit_code
+    };
     let remaining = match status::remaining(&out) {
         Ok(r) => Some(r),
         Err(e) if kind == JobKind::Download => {
@@ -224,8 +239,8 @@ pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
         .rev()
         .find_map(|j| j.ended.as_ref())
         .is_some_and(|e| !matches!(e.exit_code, 0 | crate::slurm::chain::EXIT_NO_PROGRESS));
-    chain.jobs[index].ended = Some(JobEnd { exit_code: args.exit_code, at: now_unix(), remaining });
-    let decision = after_job(kind, args.exit_code, remaining, previous_failed);
+    chain.jobs[index].ended = Some(JobEnd { exit_code, at: now_unix(), remaining });
+    let decision = after_job(kind, exit_code, remaining, previous_failed);
     if let AfterJob::Stop(reason) = &decision {
         let later: Vec<String> = chain.jobs[index + 1..].iter().map(|j| j.id.clone()).collect();
         if !later.is_empty() {
@@ -243,7 +258,7 @@ pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
         println!(
             "job {}: ended with exit {}; {} rows remain; job {} continues",
             args.job,
-            args.exit_code,
+            exit_code,
             remaining.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
             next.id
         );
@@ -251,7 +266,7 @@ pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
         println!(
             "job {}: the last job of the chain ended with exit {}; {} rows remain: run `submit` again to go on",
             args.job,
-            args.exit_code,
+            exit_code,
             remaining.map(|r| r.to_string()).unwrap_or_else(|| "?".into())
         );
     }

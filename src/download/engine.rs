@@ -49,6 +49,8 @@ pub struct Engine {
     pub writer: Addr<WriterActor>,
     /// Where hosts report that they finished, stopped, were refused (split hosts) or failed.
     pub events: mpsc::UnboundedSender<HostEvent>,
+    /// `X-Robots-Tag` directives that stop an image from being stored (`OPT_OUT_TAGS`).
+    pub opt_out_tags: Vec<String>,
 }
 
 /// Why a host's actor had to stop the run.

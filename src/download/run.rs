@@ -317,6 +317,7 @@ async fn drive(
         slots: Mutex::new(Slots::new(opts.settings.max_requests_in_flight)),
         writer: writer.clone(),
         events: events_tx,
+        opt_out_tags: opts.settings.opt_out_tags.clone(),
     });
     eprintln!(
         "download: {} hosts, {} of {} rows left, {} CPU threads, deadline {}",

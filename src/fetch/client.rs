@@ -47,6 +47,8 @@ pub struct Fetched {
     pub content_type: Option<String>,
     /// From sending to the response head.
     pub head_after: Duration,
+    /// Every `X-Robots-Tag` header value.
+    pub robots_tags: Vec<String>,
 }
 
 /// Why a fetch produced no usable response.
@@ -65,9 +67,10 @@ impl FetchFailure {
     }
 }
 
-/// The User-Agent every request carries: the tool, its version and the operator's contact.
+/// The User-Agent every request carries: the product token robots.txt rules name, the version
+/// and the operator's contact.
 pub fn user_agent(contact: &str) -> String {
-    format!("distributed-downloader/{} (+{contact})", env!("CARGO_PKG_VERSION"))
+    format!("{}/{} (+{contact})", crate::robots::PRODUCT_TOKEN, env!("CARGO_PKG_VERSION"))
 }
 
 /// Builds the one client a rank shares: pooled connections, only http(s) redirects.
@@ -115,8 +118,18 @@ pub async fn fetch(
     };
     let retry_after = header(reqwest::header::RETRY_AFTER);
     let content_type = header(reqwest::header::CONTENT_TYPE);
+    let robots_tags: Vec<String> =
+        response.headers().get_all("x-robots-tag").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
     if !(200..300).contains(&status) {
-        return Ok(Fetched { status, body: Vec::new(), permit: None, retry_after, content_type, head_after });
+        return Ok(Fetched {
+            status,
+            body: Vec::new(),
+            permit: None,
+            retry_after,
+            content_type,
+            head_after,
+            robots_tags,
+        });
     }
     let max = s.max_body_bytes;
     let announced = response.content_length();
@@ -147,7 +160,7 @@ pub async fn fetch(
             return Err(cut(c));
         }
     }
-    Ok(Fetched { status, body, permit: Some(permit), retry_after, content_type, head_after })
+    Ok(Fetched { status, body, permit: Some(permit), retry_after, content_type, head_after, robots_tags })
 }
 
 fn cut(c: Cut) -> FetchFailure {

@@ -61,8 +61,10 @@ pub enum ErrorClass {
     TooManyPixels,
     /// The body is not an image at all (an HTML error page served with 200, say).
     NotImage,
-    /// The host's robots.txt disallows the URL.
+    /// The host's robots.txt disallows the URL (or never answered: then retriable).
     Robots,
+    /// The response's `X-Robots-Tag` opts out (`noai`, ...): the body was not stored.
+    OptedOut,
     /// The host stopped answering and was given up for this run; retriable in a later one.
     Parked,
     /// Reading the body failed part way.
@@ -72,7 +74,7 @@ pub enum ErrorClass {
 
 impl ErrorClass {
     /// Every class, in a fixed order (used to pre-register counters and to check names).
-    pub const ALL: [ErrorClass; 16] = [
+    pub const ALL: [ErrorClass; 17] = [
         ErrorClass::Http4xx,
         ErrorClass::Http429,
         ErrorClass::Http5xx,
@@ -86,6 +88,7 @@ impl ErrorClass {
         ErrorClass::TooManyPixels,
         ErrorClass::NotImage,
         ErrorClass::Robots,
+        ErrorClass::OptedOut,
         ErrorClass::Parked,
         ErrorClass::Body,
         ErrorClass::Other,
@@ -107,6 +110,7 @@ impl ErrorClass {
             ErrorClass::TooManyPixels => "too_many_pixels",
             ErrorClass::NotImage => "not_image",
             ErrorClass::Robots => "robots",
+            ErrorClass::OptedOut => "opted_out",
             ErrorClass::Parked => "parked",
             ErrorClass::Body => "body",
             ErrorClass::Other => "other",
@@ -221,6 +225,7 @@ mod tests {
                 "too_many_pixels",
                 "not_image",
                 "robots",
+                "opted_out",
                 "parked",
                 "body",
                 "other"

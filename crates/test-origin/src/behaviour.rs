@@ -56,6 +56,9 @@ pub enum Behaviour {
     /// held in memory. It starts like a JPEG and is filler after that: for size limits, not
     /// decoding.
     Huge { bytes: u64 },
+    /// Serves the image for the path with 200 and the header `X-Robots-Tag: <tag>`, e.g.
+    /// `noai` or `distributed-downloader: noimageai`: an operator opting out.
+    Tagged { tag: String },
     /// 200 `image/bmp`: a valid `side` × `side` 24-bit BMP (`side` is rounded down to a multiple
     /// of 4, so rows need no padding) whose pixels are generated while sending, sent at about
     /// `bytes_per_sec` (0: as fast as the socket takes it). A large image from a slow server:
@@ -69,6 +72,20 @@ pub enum Behaviour {
     /// that never listens, so connecting gets "connection refused" and nothing else can take the
     /// port while the origin lives. Its log stays empty.
     Dead,
+}
+
+/// What a host answers to `GET /robots.txt` when it is given one (see
+/// [`HostSpec::with_robots`](crate::HostSpec::with_robots)); without one, robots.txt gets 404 like
+/// any path that is not an image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RobotsFile {
+    /// 200 `text/plain` with this text.
+    Text(String),
+    /// This status to every robots.txt request.
+    Status(u16),
+    /// `status` to the first `failures` robots.txt requests, then 200 with `text`: a server
+    /// that comes back.
+    FailThenText { failures: u32, status: u16, text: String },
 }
 
 /// Width and height claimed by the [`Behaviour::Bomb`] PNG header.
@@ -102,7 +119,7 @@ impl RetryAfterForm {
 pub const BEHAVIOUR_SYNTAX: &str = "ok | notfound | forbidden | corrupt | truncated | html | bomb | dead | \
 ratelimit:<per_second>[:<retry_after_secs> | :date<retry_after_secs>] | flaky503:<every> | random503:<percent> | \
 slow:<ms> | stall:<after_bytes> | trickle:<bytes_per_sec> | redirect:<hops> | huge:<bytes> | \
-bmp:<side>:<bytes_per_sec>";
+bmp:<side>:<bytes_per_sec> | tagged:<x-robots-tag value>";
 
 /// A behaviour spelled on a command line could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +189,14 @@ impl std::str::FromStr for Behaviour {
                     "redirect" => Behaviour::Redirect { hops: small(n)? },
                     _ => Behaviour::Huge { bytes: n },
                 }
+            }
+            "tagged" => {
+                // The tag may itself hold `:` (`distributed-downloader: noai`).
+                let tag = input.trim().split_once(':').map(|(_, t)| t.trim().to_owned()).unwrap_or_default();
+                if tag.is_empty() {
+                    return Err(fail("tagged takes the X-Robots-Tag value"));
+                }
+                Behaviour::Tagged { tag }
             }
             "bmp" => {
                 expect_args(2)?;

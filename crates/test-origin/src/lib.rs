@@ -27,6 +27,6 @@ mod respond;
 pub mod rng;
 pub mod server;
 
-pub use behaviour::{Behaviour, BehaviourParseError, RetryAfterForm, BEHAVIOUR_SYNTAX, BOMB_SIDE};
+pub use behaviour::{Behaviour, BehaviourParseError, RetryAfterForm, RobotsFile, BEHAVIOUR_SYNTAX, BOMB_SIDE};
 pub use log::{RequestLog, RequestRecord};
 pub use server::{HostSpec, Origin};

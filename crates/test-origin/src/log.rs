@@ -103,6 +103,12 @@ impl RequestLog {
         self.records.iter().filter(|r| r.path == path).count()
     }
 
+    /// The same log without the `/robots.txt` requests: what the client asked of the host's
+    /// images (a polite client asks robots.txt first).
+    pub fn without_robots(&self) -> RequestLog {
+        RequestLog::new(self.records.iter().filter(|r| r.path != "/robots.txt").cloned().collect())
+    }
+
     /// The statuses in arrival order, for compact assertions.
     pub fn statuses(&self) -> Vec<u16> {
         self.records.iter().map(|r| r.status).collect()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::behaviour::{Behaviour, BOMB_SIDE};
+use super::behaviour::{Behaviour, RobotsFile, BOMB_SIDE};
 use super::http::RequestHead;
 use super::images;
 use crate::rng::SplitMix64;
@@ -111,6 +111,9 @@ impl Reply {
 /// One host's behaviour plus the state it needs across requests.
 pub struct Script {
     behaviour: Behaviour,
+    /// What `/robots.txt` answers, and how many times it was asked.
+    robots: Option<RobotsFile>,
+    robots_asked: AtomicU64,
     /// Requests received so far, all paths and statuses.
     received: AtomicU64,
     /// Arrival times of requests served (not refused) by `RateLimited`, oldest first.
@@ -125,15 +128,33 @@ impl Script {
     pub fn new(behaviour: Behaviour, host: usize) -> Script {
         Script {
             behaviour,
+            robots: None,
+            robots_asked: AtomicU64::new(0),
             received: AtomicU64::new(0),
             served: Mutex::new(VecDeque::new()),
             rng: Mutex::new(SplitMix64(RANDOM_503_SEED.wrapping_add(host as u64))),
         }
     }
 
+    pub fn with_robots(self, robots: Option<RobotsFile>) -> Script {
+        Script { robots, ..self }
+    }
+
     /// The reply to `head`, arriving at `now`, on the host reachable at `base_url`. May encode an
     /// image, so `server` calls it off the event loop.
     pub fn reply(&self, head: &RequestHead, now: Instant, base_url: &str) -> Reply {
+        // A host given a robots.txt answers it apart from its behaviour (which does not count it).
+        if let (Some(robots), "/robots.txt") = (&self.robots, head.target.as_str()) {
+            let asked = self.robots_asked.fetch_add(1, Ordering::SeqCst) + 1;
+            return match robots {
+                RobotsFile::Text(text) => Reply::text(200, text),
+                RobotsFile::Status(status) => Reply::text(*status, "robots.txt unavailable\n"),
+                RobotsFile::FailThenText { failures, status, .. } if asked <= u64::from(*failures) => {
+                    Reply::text(*status, "robots.txt unavailable\n")
+                }
+                RobotsFile::FailThenText { text, .. } => Reply::text(200, text),
+            };
+        }
         let n = self.received.fetch_add(1, Ordering::SeqCst) + 1;
         if head.method != "GET" && head.method != "HEAD" {
             let mut reply = Reply::text(405, "only GET and HEAD are served\n");
@@ -194,6 +215,11 @@ impl Script {
                 Reply::new(200, "text/html; charset=utf-8", Body::Shared { len: data.len(), data })
             }
             Behaviour::Huge { bytes } => Reply::new(200, "image/jpeg", Body::Generated { len: *bytes }),
+            Behaviour::Tagged { tag } => {
+                let mut reply = image(path);
+                reply.headers.push(("X-Robots-Tag", tag.clone()));
+                reply
+            }
             Behaviour::LargeBmp { side, bytes_per_sec } => {
                 let reply = Reply::new(200, "image/bmp", Body::Bmp { side: (*side / 4 * 4).max(4) });
                 match *bytes_per_sec {

@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
-use super::behaviour::Behaviour;
+use super::behaviour::{Behaviour, RobotsFile};
 use super::http::{self, ReadError};
 use super::log::{RequestLog, RequestRecord};
 use super::respond::{Pacing, Reply, Script};
@@ -45,11 +45,18 @@ pub struct HostSpec {
     /// A loopback address (`127.x.y.z`); port 0 picks a free port.
     pub addr: SocketAddr,
     pub behaviour: Behaviour,
+    /// What `/robots.txt` answers; `None`: 404, like any path that is not an image.
+    pub robots: Option<RobotsFile>,
 }
 
 impl HostSpec {
     pub fn new(addr: SocketAddr, behaviour: Behaviour) -> HostSpec {
-        HostSpec { addr, behaviour }
+        HostSpec { addr, behaviour, robots: None }
+    }
+
+    /// The same host, answering `/robots.txt` as `robots` says (whatever its behaviour).
+    pub fn with_robots(self, robots: RobotsFile) -> HostSpec {
+        HostSpec { robots: Some(robots), ..self }
     }
 
     /// `127.0.0.<last_octet>` on a free port. Linux routes all of 127/8 to loopback, so distinct
@@ -104,16 +111,16 @@ impl Origin {
                 let listener = std::net::TcpListener::bind(spec.addr).map_err(bind_err)?;
                 listener.set_nonblocking(true)?;
                 let addr = listener.local_addr()?;
-                listeners.push((listener, spec.behaviour, out.len()));
+                listeners.push((listener, (spec.behaviour, spec.robots), out.len()));
                 addr
             };
             out.push(Host { addr, base_url: format!("http://{addr}"), log: Arc::default() });
         }
         let contexts: Vec<_> = listeners
             .into_iter()
-            .map(|(listener, behaviour, i)| {
+            .map(|(listener, (behaviour, robots), i)| {
                 let ctx = HostCtx {
-                    script: Arc::new(Script::new(behaviour, i)),
+                    script: Arc::new(Script::new(behaviour, i).with_robots(robots)),
                     base_url: out[i].base_url.clone(),
                     log: out[i].log.clone(),
                     started,

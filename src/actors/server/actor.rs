@@ -333,7 +333,19 @@ impl ServerActor {
         let decision = classify(&outcome, task.attempts - 1, retry_after, &self.engine.retry, rand::random::<f64>());
         match decision {
             Decision::Done => match result {
-                Ok(fetched) => self.process_body(task, fetched.body, fetched.permit, ctx),
+                Ok(fetched) => {
+                    let tags = &self.engine.opt_out_tags;
+                    match crate::robots::opt_out(&fetched.robots_tags, crate::robots::PRODUCT_TOKEN, tags) {
+                        Some(tag) => {
+                            // The operator opted out: the body is dropped (and its budget with it).
+                            drop(fetched);
+                            self.engine.give_back_slot();
+                            let detail = format!("the response's X-Robots-Tag says `{tag}`; the image was not stored");
+                            self.record_failure(task, ErrorClass::OptedOut, detail, false, ctx);
+                        }
+                        None => self.process_body(task, fetched.body, fetched.permit, ctx),
+                    }
+                }
                 Err(_) => {
                     self.engine.give_back_slot();
                     self.record_failure(task, ErrorClass::Other, detail, false, ctx);

@@ -4,7 +4,8 @@
 #   2. prep turns a GBIF-style multimedia.txt pointing at them into per-server batches,
 #   3. download runs on 2 MPI ranks (rank 0 plans which rank owns which host), fetches the
 #      images politely into HDF5 shards, and prints its summary,
-#   4. the origin reports what each server saw.
+#   4. `status` shows the totals, the servers (slowest first) and the plans,
+#   5. the origin reports what each server saw.
 # Usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN (`make demo` passes both)
 set -euo pipefail
 BIN=${1:?usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN}
@@ -72,6 +73,9 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 mpirun -n "$RANKS" --oversubscribe "$BIN" --config config/demo.env download --output "$OUT/dataset"
 echo
+echo "== status: what a user watching the job sees (\`status\`, also \`--json\`)"
+"$BIN" --config config/demo.env status --output "$OUT/dataset"
+echo
 echo "== the plans rank 0 made, one per round ($OUT/dataset/plans/)"
 python3 -c "
 import json, sys, glob
@@ -88,4 +92,5 @@ wait $ORIGIN || true
 trap - EXIT
 cat "$OUT/origin.txt"
 echo
-echo "demo: done; dataset in $OUT/dataset (shards under downloads/, summary in download_summary.json)"
+echo "demo: done; dataset in $OUT/dataset (shards under downloads/, summary in download_summary.json,"
+echo "      each rank's metrics in metrics/local-rank-<n>.prom)"

@@ -14,6 +14,7 @@
 //! - `environment`: the one place the launcher's environment (Slurm) is read.
 //! - `prep`: input lists to per-server URL batches (the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
+//! - `replace_file`: small derived files written so no reader sees half of one.
 //! - `robots`: robots.txt rules (RFC 9309) and whether a path may be fetched.
 //! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
 //! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
@@ -31,6 +32,7 @@ pub mod imaging;
 pub mod mpi_glue;
 pub mod prep;
 pub mod progress;
+pub mod replace_file;
 pub mod robots;
 pub mod shards;
 pub mod slurm;

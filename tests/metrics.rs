@@ -252,6 +252,7 @@ struct Prometheus(std::process::Child);
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
+        // Stopping a test's server: one that already exited is as good as stopped.
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

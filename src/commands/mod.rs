@@ -135,7 +135,18 @@ fn stop_exporter(exporter: Option<&crate::telemetry::exporter::Exporter>, world:
             crate::telemetry::events::log("WARN", &format!("metrics: {err:#}"));
         }
         if world.is_root() {
-            let _ = std::fs::remove_file(crate::telemetry::exporter::targets_path(output, &e.job()));
+            let path = crate::telemetry::exporter::targets_path(output, &e.job());
+            match std::fs::remove_file(&path) {
+                // No targets file: no rank could listen, so none was written.
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => crate::telemetry::events::log(
+                    "WARN",
+                    &format!(
+                        "metrics: cannot remove {} ({err}); Prometheus will report its ranks down",
+                        path.display()
+                    ),
+                ),
+                _ => {}
+            }
         }
     }
 }

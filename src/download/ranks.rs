@@ -346,14 +346,8 @@ fn next_round(out: &Path) -> anyhow::Result<u32> {
 
 /// Writes `plans/round-<n>.json` atomically.
 fn record(out: &Path, p: &Plan) -> anyhow::Result<()> {
-    let dir = out.join(PLANS_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join(format!("round-{:04}.json", p.round));
-    let tmp = dir.join(format!(".round-{:04}.json.tmp", p.round));
-    std::fs::write(&tmp, serde_json::to_string_pretty(p)? + "\n")
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    let path = out.join(PLANS_DIR).join(format!("round-{:04}.json", p.round));
+    crate::replace_file::replace(&path, (serde_json::to_string_pretty(p)? + "\n").as_bytes())
 }
 
 #[cfg(test)]

@@ -84,14 +84,7 @@ impl JobRecord {
     }
 
     pub fn save(&self, out: &Path) -> anyhow::Result<()> {
-        let path = Self::path(out);
-        let dir = path.parent().expect("jobs.json has a folder");
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let tmp = dir.join(format!(".jobs.json.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_string_pretty(self)? + "\n")
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        crate::replace_file::replace(&Self::path(out), (serde_json::to_string_pretty(self)? + "\n").as_bytes())
     }
 
     pub fn latest(&self) -> Option<&Chain> {

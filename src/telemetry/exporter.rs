@@ -95,8 +95,11 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
                     Ok((recorder, exporter)) => {
                         let handle = recorder.handle();
                         if tx.send(Ok((recorder, handle))).is_ok() {
-                            // Serves until the process ends.
-                            let _ = runtime.block_on(exporter);
+                            // Serves until the process ends; a listener that fails later only
+                            // costs the scrapes, never the download.
+                            if let Err(e) = runtime.block_on(exporter) {
+                                super::events::log("WARN", &format!("metrics: the listener on {addr} stopped: {e:?}"));
+                            }
                         }
                     }
                     Err(e) => drop(tx.send(Err(anyhow!("cannot listen on {addr}: {e}")))),
@@ -160,17 +163,13 @@ impl Exporter {
     /// `<out>/metrics/<job>-<command>.prom` (atomically): the figures of the job so far, for
     /// clusters where no Prometheus can scrape compute nodes.
     pub fn write_snapshot(&self, out: &Path) -> anyhow::Result<PathBuf> {
-        let dir = out.join(METRICS_DIR);
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let id = &self.identity;
         let name = match id.command {
             "download" => format!("{}-rank-{}.prom", id.job, id.rank),
             other => format!("{}-{other}.prom", id.job),
         };
-        let path = dir.join(&name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, self.render()).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        let path = out.join(METRICS_DIR).join(name);
+        crate::replace_file::replace(&path, self.render().as_bytes())?;
         Ok(path)
     }
 }
@@ -183,14 +182,9 @@ pub fn targets_path(out: &Path, job: &str) -> PathBuf {
 }
 
 pub fn write_targets(out: &Path, job: &str, endpoints: &[String]) -> anyhow::Result<PathBuf> {
-    let dir = out.join(METRICS_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let path = targets_path(out, job);
-    let tmp = dir.join(format!(".targets-{job}.json.tmp"));
     let body = serde_json::json!([{ "targets": endpoints, "labels": { "dd_output": out.display().to_string() } }]);
-    std::fs::write(&tmp, serde_json::to_string_pretty(&body)? + "\n")
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::replace_file::replace(&path, (serde_json::to_string_pretty(&body)? + "\n").as_bytes())?;
     Ok(path)
 }
 

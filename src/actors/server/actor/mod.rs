@@ -11,6 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+mod writes;
+
 use actix::fut::wrap_future;
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle};
 
@@ -20,7 +22,7 @@ use super::rate::ChangeReason;
 use super::retry::{classify, Decision};
 use super::row::Task;
 use super::state::{Gate, HostPhase, HostState, LiveHost};
-use crate::actors::writer::messages::{BatchDone, BatchOpened, Record, Store};
+use crate::actors::writer::messages::{BatchOpened, Record};
 use crate::download::engine::{Engine, HostEvent, HostFailure};
 use crate::fetch::budget::BodyPermit;
 use crate::fetch::client::{fetch, FetchFailure, Fetched};
@@ -28,7 +30,7 @@ use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
 use crate::imaging::process;
 use crate::telemetry::events::{
-    AnswerClass, HostGauges, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled, RowFailed,
+    AnswerClass, HostGauges, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled,
 };
 
 /// Rows of a given-up host with the writer at once: enough to keep it busy, little memory.
@@ -63,6 +65,9 @@ pub struct ServerActor {
     stopping: bool,
     finished: bool,
     phase: HostPhase,
+    /// The host's gauges as last set (in flight, queued, known limit): `pump` runs for every
+    /// event of the host, so they are set only when they change.
+    gauges: (u32, usize, Option<f64>),
 }
 
 impl ServerActor {
@@ -102,6 +107,7 @@ impl ServerActor {
             stopping: false,
             finished: false,
             phase: HostPhase::Active,
+            gauges: (0, 0, None),
         }
     }
 
@@ -164,24 +170,13 @@ impl ServerActor {
         }
     }
 
-    /// Commits a batch once it has been read to its end and its last row written.
-    fn maybe_commit_batch(&mut self, partition: u64, ctx: &mut Context<Self>) {
-        if self.read_to_end.contains(&partition) && self.outstanding.get(&partition).is_none_or(|n| *n == 0) {
-            self.read_to_end.remove(&partition);
-            self.outstanding.remove(&partition);
-            self.commit_batch(partition, ctx);
-        }
-    }
-
     /// Sends as many requests as the host's gate and the rank's slots allow.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        HostGauges {
-            host: &self.host,
-            in_flight: self.in_flight,
-            queued: self.feed.queue.len(),
-            known_limit: self.live.rate().known_limit().map(|k| k.rate),
+        let gauges = (self.in_flight, self.feed.queue.len(), self.live.rate().known_limit().map(|k| k.rate));
+        if gauges != self.gauges {
+            self.gauges = gauges;
+            HostGauges { host: &self.host, in_flight: gauges.0, queued: gauges.1, known_limit: gauges.2 }.emit();
         }
-        .emit();
         loop {
             if self.stopping {
                 break;
@@ -402,81 +397,6 @@ impl ServerActor {
             }
             act.pump(ctx);
         }));
-    }
-
-    fn record_failure(
-        &mut self,
-        task: Task,
-        class: ErrorClass,
-        detail: String,
-        retriable: bool,
-        ctx: &mut Context<Self>,
-    ) {
-        RowFailed { host: &self.host, class }.emit(&self.engine.counters);
-        let (partition, replaces) = (task.partition, task.replaces.clone());
-        let record = task.failure(&self.host, class, detail, retriable);
-        self.hand_to_writer(partition, Record::Failure(record), replaces, ctx);
-    }
-
-    /// Sends one finished row to the writer; when it was the batch's last, tells the writer to
-    /// commit the batch. Rows in the writer's hands count as in flight until acknowledged.
-    fn hand_to_writer(&mut self, partition: u64, record: Record, replaces: Option<String>, ctx: &mut Context<Self>) {
-        self.in_flight_writes += 1;
-        let writer = self.engine.writer.clone();
-        let server = self.host.clone();
-        let fut = async move { writer.send(Store { server, partition, record, replaces }).await };
-        ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
-            act.in_flight_writes -= 1;
-            if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {
-                let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
-                act.stopping = true;
-            }
-            if let Some(left) = act.outstanding.get_mut(&partition) {
-                *left = left.saturating_sub(1);
-            }
-            act.maybe_commit_batch(partition, ctx);
-            if act.given_up {
-                // Record the next rows of a given-up host now that the writer has taken these.
-                act.pump(ctx);
-            } else {
-                act.maybe_finish(ctx);
-            }
-        }));
-    }
-
-    /// Tells the writer a batch is complete; its commit counts as a write in flight, and a
-    /// failed commit stops the run like any other.
-    fn commit_batch(&mut self, partition: u64, ctx: &mut Context<Self>) {
-        self.in_flight_writes += 1;
-        let writer = self.engine.writer.clone();
-        let server = self.host.clone();
-        let fut = async move { writer.send(BatchDone { server, partition }).await };
-        ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
-            act.in_flight_writes -= 1;
-            if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {
-                let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
-                act.stopping = true;
-            }
-            act.maybe_finish(ctx);
-        }));
-    }
-
-    /// A dead host: every row still queued or in unread batches ends as a `parked` record. At
-    /// most [`GIVEN_UP_WRITES`] rows are with the writer at once; the rest follow as it
-    /// acknowledges them and as the feed reads on, so even a million-row host takes little memory.
-    fn fail_everything_left(&mut self, ctx: &mut Context<Self>) {
-        if !self.given_up {
-            self.given_up = true;
-            self.set_phase(
-                HostPhase::Parked,
-                "host unreachable after repeated parking; remaining rows recorded as `parked`",
-            );
-        }
-        while self.in_flight_writes < GIVEN_UP_WRITES {
-            let Some(task) = self.feed.queue.pop_front() else { break };
-            let detail = format!("{} stayed unreachable; `download --retry-failed` tries the row again", self.host);
-            self.record_failure(task, ErrorClass::Parked, detail, true, ctx);
-        }
     }
 
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {

@@ -1,0 +1,105 @@
+//! The ServerActor's side towards the writer: finished rows handed over, batches committed,
+//! and a given-up host's rows recorded a window at a time.
+
+use actix::fut::wrap_future;
+use actix::{ActorFutureExt, AsyncContext, Context};
+
+use super::{ServerActor, GIVEN_UP_WRITES};
+use crate::actors::server::row::Task;
+use crate::actors::server::state::HostPhase;
+use crate::actors::writer::messages::{BatchDone, Record, Store};
+use crate::download::engine::{HostEvent, HostFailure};
+use crate::fetch::outcome::ErrorClass;
+use crate::telemetry::events::RowFailed;
+
+impl ServerActor {
+    /// Commits a batch once it has been read to its end and its last row written.
+    pub(super) fn maybe_commit_batch(&mut self, partition: u64, ctx: &mut Context<Self>) {
+        if self.read_to_end.contains(&partition) && self.outstanding.get(&partition).is_none_or(|n| *n == 0) {
+            self.read_to_end.remove(&partition);
+            self.outstanding.remove(&partition);
+            self.commit_batch(partition, ctx);
+        }
+    }
+
+    pub(super) fn record_failure(
+        &mut self,
+        task: Task,
+        class: ErrorClass,
+        detail: String,
+        retriable: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        RowFailed { host: &self.host, class }.emit(&self.engine.counters);
+        let (partition, replaces) = (task.partition, task.replaces.clone());
+        let record = task.failure(&self.host, class, detail, retriable);
+        self.hand_to_writer(partition, Record::Failure(record), replaces, ctx);
+    }
+
+    /// Sends one finished row to the writer; when it was the batch's last, tells the writer to
+    /// commit the batch. Rows in the writer's hands count as in flight until acknowledged.
+    pub(super) fn hand_to_writer(
+        &mut self,
+        partition: u64,
+        record: Record,
+        replaces: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.in_flight_writes += 1;
+        let writer = self.engine.writer.clone();
+        let server = self.host.clone();
+        let fut = async move { writer.send(Store { server, partition, record, replaces }).await };
+        ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
+            act.in_flight_writes -= 1;
+            if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {
+                let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
+                act.stopping = true;
+            }
+            if let Some(left) = act.outstanding.get_mut(&partition) {
+                *left = left.saturating_sub(1);
+            }
+            act.maybe_commit_batch(partition, ctx);
+            if act.given_up {
+                // Record the next rows of a given-up host now that the writer has taken these.
+                act.pump(ctx);
+            } else {
+                act.maybe_finish(ctx);
+            }
+        }));
+    }
+
+    /// Tells the writer a batch is complete; its commit counts as a write in flight, and a
+    /// failed commit stops the run like any other.
+    pub(super) fn commit_batch(&mut self, partition: u64, ctx: &mut Context<Self>) {
+        self.in_flight_writes += 1;
+        let writer = self.engine.writer.clone();
+        let server = self.host.clone();
+        let fut = async move { writer.send(BatchDone { server, partition }).await };
+        ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
+            act.in_flight_writes -= 1;
+            if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {
+                let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
+                act.stopping = true;
+            }
+            act.maybe_finish(ctx);
+        }));
+    }
+
+    /// A dead host: every row still queued or in unread batches ends as a `parked` record. At
+    /// most [`GIVEN_UP_WRITES`] rows are with the writer at once; the rest follow as it
+    /// acknowledges them and as the feed reads on, so even a million-row host takes little memory.
+    pub(super) fn fail_everything_left(&mut self, ctx: &mut Context<Self>) {
+        if !self.given_up {
+            self.given_up = true;
+            self.set_phase(
+                HostPhase::Parked,
+                "host unreachable after repeated parking; remaining rows recorded as `parked`",
+            );
+        }
+        while self.in_flight_writes < GIVEN_UP_WRITES {
+            let Some(task) = self.feed.queue.pop_front() else { break };
+            let detail = format!("{} stayed unreachable; `download --retry-failed` tries the row again", self.host);
+            self.record_failure(task, ErrorClass::Parked, detail, true, ctx);
+        }
+    }
+}

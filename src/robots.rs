@@ -93,7 +93,7 @@ impl Robots {
             }
         }
         let token = token.to_ascii_lowercase();
-        let ours: Vec<&Group> = groups.iter().filter(|g| g.agents.iter().any(|a| *a == token)).collect();
+        let ours: Vec<&Group> = groups.iter().filter(|g| g.agents.contains(&token)).collect();
         let chosen =
             if ours.is_empty() { groups.iter().filter(|g| g.agents.iter().any(|a| a == "*")).collect() } else { ours };
         Robots {

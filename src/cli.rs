@@ -23,6 +23,10 @@ pub struct Cli {
 pub enum Command {
     /// Split a URL list into per-server batches: urls/server_name=<key>/partition_id=<n>/.
     Prep(PrepArgs),
+    /// Ask each server of a prep output for robots.txt and a few sample images, one a second
+    /// (or its Crawl-delay apart), and set the rate its download starts at in servers.parquet.
+    /// Results are kept in <output>/profile/; servers already profiled are kept unless --force.
+    Profile(ProfileArgs),
     /// Download the batches of a prep output folder into HDF5 shards, politely; resumes where the
     /// last run stopped.
     Download(DownloadArgs),
@@ -130,6 +134,22 @@ pub struct PrepArgs {
     #[arg(long, hide = true, default_value_t = crate::prep::spill::ROWS_PER_BUCKET)]
     pub rows_per_bucket: u64,
     /// Print the report as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The output folder prep wrote (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// How server operators can reach you, put in the User-Agent (overrides CONTACT). Required.
+    #[arg(long, value_name = "EMAIL_OR_URL")]
+    pub contact: Option<String>,
+    /// Profile every server again, even those profiled before.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the results as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
 }

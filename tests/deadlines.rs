@@ -41,14 +41,14 @@ fn a_slow_steady_body_is_stored_in_one_attempt_and_stuck_ones_end_by_their_own_l
 
     let (ok, failed) = records(&job.out);
     assert_eq!(ok[0].url, urls[0]);
-    assert_eq!(origin.log(0).len(), 1, "the slow image is fetched once, not retried from scratch");
+    assert_eq!(origin.log(0).without_robots().len(), 1, "the slow image is fetched once, not retried from scratch");
     let detail: BTreeMap<&str, &str> = failed.iter().map(|f| (f.url.as_str(), f.detail.as_str())).collect();
     assert!(detail[urls[1].as_str()].contains("no body data for 1 s"), "{detail:?}");
     assert!(detail[urls[2].as_str()].contains("below the 20.0 KB/s minimum"), "{detail:?}");
     assert!(detail[urls[3].as_str()].contains("no response head within 1 s"), "{detail:?}");
     assert!(failed.iter().all(|f| f.attempts == 1 && f.retriable && f.error_class == "timeout"), "{failed:?}");
     for host in 1..=3 {
-        assert_eq!(origin.log(host).len(), 1, "host {host}: one attempt, as MAX_RETRIES=0 says");
+        assert_eq!(origin.log(host).without_robots().len(), 1, "host {host}: one attempt, as MAX_RETRIES=0 says");
     }
 }
 
@@ -63,7 +63,7 @@ fn a_100_mb_image_sent_at_300_kb_per_s_is_stored_in_one_attempt_with_the_default
     let job = job(&urls, 10, "INITIAL_RATE_LIMIT=1\n");
     let summary = job.download_ok(&[]);
     assert_eq!(summary["succeeded"], 1, "{summary}");
-    let log = origin.log(0);
+    let log = origin.log(0).without_robots();
     assert_eq!(log.len(), 1, "one attempt");
     assert_eq!(log[0].bytes_sent, 54 + 3 * u64::from(side) * u64::from(side));
     let (ok, _) = records(&job.out);

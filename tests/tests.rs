@@ -8,6 +8,7 @@ mod download;
 mod files;
 mod memory;
 mod metrics;
+mod overrides;
 mod politeness;
 mod prep;
 mod ranks;

@@ -4,6 +4,7 @@
 //! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. The Slurm
 //! subcommands are in `slurm.rs`.
 
+mod profile;
 mod slurm;
 
 use anyhow::{anyhow, Context};
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     let settings = load_settings(&cli).map_err(Failure::Usage)?;
     match cli.command {
         Command::Prep(args) => prep(&settings, args),
+        Command::Profile(args) => profile::profile(&settings, args),
         Command::Download(args) => download(&settings, args),
         Command::Submit(args) => slurm::submit(cli.config.as_deref(), &settings, args),
         Command::Status(args) => slurm::status(&settings, args),
@@ -206,6 +208,13 @@ fn run_download(
 ) -> Result<(), Failure> {
     let output = output.to_path_buf();
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
+    if world.is_root() && settings.robots == crate::robots::RobotsPolicy::Ignore {
+        eprintln!(
+            "download: WARNING: ROBOTS=ignore: robots.txt is not asked for and its rules and Crawl-delay are not \
+             obeyed; every URL is fetched. Use this only where the servers' operators agreed; remove the key \
+             to obey robots.txt again"
+        );
+    }
     // Rank 0 notes where the output stands before the run, to say what this run changed.
     let before = if world.is_root() { starting_point(&output, world.size(), launch) } else { None };
     let retry_failed = if args.retry_failed {

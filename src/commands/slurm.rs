@@ -279,7 +279,8 @@ pub fn status(settings: &Settings, args: StatusArgs) -> Result<(), Failure> {
     if !out.is_dir() {
         return Err(Failure::Run(anyhow!("{} does not exist: run `prep` or `submit` first", out.display())));
     }
-    let mut report = status::report(&out, true)
+    let overrides = crate::overrides::Overrides::load(&out, settings).map_err(|e| Failure::Run(e.into()))?;
+    let mut report = status::report(&out, &overrides, settings, true)
         .with_context(|| format!("cannot read the status of {}", out.display()))
         .map_err(Failure::Run)?;
     if args.json {

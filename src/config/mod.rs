@@ -77,6 +77,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("COMMIT_SECS", "longest a finished row waits before its shard is committed"),
     ("COMMIT_ROWS", "most rows in one committed shard"),
     ("OPT_OUT_TAGS", "X-Robots-Tag directives that stop an image from being stored"),
+    ("ROBOTS", "`obey` robots.txt (ask each host once per run), or `ignore` it (with a warning)"),
+    ("ROBOTS_CACHE_HOURS", "how long a host's robots.txt answer is reused by later runs"),
+    ("SERVER_OVERRIDES", "TOML file of per-server starting rate, ceiling, in-flight cap or exclusion"),
+    ("PROFILE_SAMPLES", "sample requests `profile` sends to each server"),
     ("METRICS_ADDR", "address each rank's Prometheus exporter listens on (0.0.0.0 on a cluster)"),
     ("METRICS_PORT", "base port of the exporters: rank port = base + local rank; 0 turns them off"),
     ("METRICS_HOST_LABELS", "hosts with their own `host` label per rank; the rest are `other`"),
@@ -161,11 +165,26 @@ pub struct Settings {
     pub commit_rows: usize,
     /// `X-Robots-Tag` directives that stop an image from being stored (empty: none).
     pub opt_out_tags: Vec<String>,
+    /// Whether robots.txt is asked for and obeyed.
+    pub robots: crate::robots::RobotsPolicy,
+    /// How long a robots.txt answer is reused by later runs (within a run it always is).
+    pub robots_cache: std::time::Duration,
+    /// The per-server overrides file; `None`: `<output>/overrides.toml`, if it exists.
+    pub server_overrides: Option<PathBuf>,
+    /// Sample requests `profile` sends to each server.
+    pub profile_samples: u32,
     /// Where each rank serves its metrics.
     pub metrics: crate::telemetry::exporter::ExporterSettings,
     /// What `submit` asks Slurm for.
     pub slurm: SlurmSettings,
 }
+
+/// Sample requests per server in `profile`: enough for a median latency, few enough that a
+/// museum server does not notice.
+pub const DEFAULT_PROFILE_SAMPLES: u32 = 3;
+
+/// A day: RFC 9309 asks crawlers not to keep a robots.txt for more than 24 hours.
+pub const DEFAULT_ROBOTS_CACHE_HOURS: f64 = 24.0;
 
 /// Loopback: a rank's metrics are not served beyond its node unless a user says so.
 pub const DEFAULT_METRICS_ADDR: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -307,6 +326,27 @@ impl RawConfig {
                     list.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect()
                 }
             },
+            robots: match v.text("ROBOTS").as_deref() {
+                None | Some("obey") => crate::robots::RobotsPolicy::Obey,
+                Some("ignore") => crate::robots::RobotsPolicy::Ignore,
+                Some(other) => return Err(v.bad("ROBOTS", other, "must be `obey` or `ignore`")),
+            },
+            robots_cache: std::time::Duration::from_secs_f64(
+                3600.0
+                    * v.parse(
+                        "ROBOTS_CACHE_HOURS",
+                        DEFAULT_ROBOTS_CACHE_HOURS,
+                        |h: &f64| h.is_finite() && (0.0..=24.0 * 365.0).contains(h),
+                        "must be a number of hours from 0 (ask again every run) to 8760",
+                    )?,
+            ),
+            server_overrides: v.text("SERVER_OVERRIDES").map(PathBuf::from),
+            profile_samples: v.parse(
+                "PROFILE_SAMPLES",
+                DEFAULT_PROFILE_SAMPLES,
+                |n| (1..=20).contains(n),
+                "must be a number of requests from 1 to 20",
+            )?,
             metrics: crate::telemetry::exporter::ExporterSettings {
                 addr: v.parse(
                     "METRICS_ADDR",

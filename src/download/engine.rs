@@ -51,6 +51,12 @@ pub struct Engine {
     pub events: mpsc::UnboundedSender<HostEvent>,
     /// `X-Robots-Tag` directives that stop an image from being stored (`OPT_OUT_TAGS`).
     pub opt_out_tags: Vec<String>,
+    /// Whether robots.txt is asked for and obeyed (`ROBOTS`).
+    pub robots: crate::robots::RobotsPolicy,
+    /// How long a cached robots.txt answer from an earlier run is reused (`ROBOTS_CACHE_HOURS`).
+    pub robots_cache: std::time::Duration,
+    /// When the `download` command started (see `DownloadOptions::run_started`).
+    pub run_started: std::time::SystemTime,
 }
 
 /// Why a host's actor had to stop the run.

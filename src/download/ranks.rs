@@ -20,7 +20,7 @@ use super::rounds::RoundRule;
 use super::run::{run_round, DownloadOptions, NoRounds, Owned, RoundSignal, ShareRefusal, COMMIT_MARGIN};
 use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
-use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan};
+use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan, Share};
 use crate::mpi_glue::world::World;
 use crate::prep::batches::read_servers_table;
 use crate::shards::ledger;
@@ -156,7 +156,12 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
         crate::telemetry::events::RoundStarted { round: plan.round, hosts_moved }.emit();
         let owned: Vec<Owned> = plan
             .for_rank(world.rank())
-            .map(|s| Owned { host: s.host.clone(), partitions: s.partitions.clone(), shares: s.shares })
+            .map(|s| Owned {
+                host: s.host.clone(),
+                partitions: s.partitions.clone(),
+                shares: s.shares,
+                asks_robots: asks_robots(&plan, s),
+            })
             .collect();
         eprintln!(
             "download: round {}: rank {}/{} owns {} host share(s)",
@@ -268,6 +273,14 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
 }
 
 /// Hosts of `plan` that `previous` placed on other ranks (0 for the first plan).
+/// Whether `share` is the one of its host that asks for robots.txt: the share holding the
+/// host's lowest batch this round (every share of an unsplit host asks).
+fn asks_robots(plan: &Plan, share: &Share) -> bool {
+    let first = |s: &Share| s.partitions.iter().min().copied();
+    let lowest = plan.assignments.iter().filter(|s| s.host == share.host).filter_map(first).min();
+    share.shares <= 1 || first(share) == lowest
+}
+
 fn moved(previous: Option<&Plan>, plan: &Plan) -> u64 {
     let Some(prev) = previous else { return 0 };
     let ranks_of = |p: &Plan, host: &str| {
@@ -285,8 +298,9 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
     let servers = read_servers_table(&opts.out)?;
     let done = ledger::scan(&opts.out, opts.retry_failed)?;
     super::unchanged::check(&opts.out, &servers, &done)?;
+    let overrides = crate::overrides::Overrides::load(&opts.out, &opts.settings)?;
     let mut loads = Vec::new();
-    for s in &servers {
+    for s in servers.iter().filter(|s| !overrides.excluded(&s.server_name)) {
         let mut partitions = Vec::new();
         let mut remaining = 0;
         for p in 0..s.batch_count {
@@ -297,7 +311,8 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
                 remaining += rows - committed;
             }
         }
-        let rate = s.learned_rate_limit.unwrap_or(opts.settings.max_rate_limit);
+        let ceiling = overrides.effective(&s.server_name, s.initial_rate_limit, &opts.settings).max_rate;
+        let rate = s.learned_rate_limit.unwrap_or(ceiling).min(ceiling);
         loads.push(HostLoad { host: s.server_name.clone(), partitions, remaining, rate });
     }
     let threads = cpu_threads(opts.settings.cpu_threads);

@@ -49,6 +49,9 @@ pub struct Owned {
     pub partitions: Vec<u64>,
     /// Into how many shares the host is split over ranks (1 = the whole host is here).
     pub shares: u32,
+    /// Whether this share asks the host for robots.txt: on a split host only the share holding
+    /// its first batch does, the others read its answer from the cache.
+    pub asks_robots: bool,
 }
 
 /// Resolved options of one download run.
@@ -66,6 +69,9 @@ pub struct DownloadOptions {
     pub static_plan: bool,
     /// Which committed failures this run tries again (`--retry-failed`); the same on every rank.
     pub retry_failed: RetryFailed,
+    /// When the `download` command started: a robots.txt answer fetched since is never asked
+    /// again in this run, whatever `ROBOTS_CACHE_HOURS` says.
+    pub run_started: SystemTime,
 }
 
 impl DownloadOptions {
@@ -80,6 +86,7 @@ impl DownloadOptions {
             verbose: false,
             static_plan: false,
             retry_failed: RetryFailed::No,
+            run_started: SystemTime::now(),
         }
     }
 }
@@ -139,13 +146,31 @@ pub fn run_round(
 ) -> anyhow::Result<RunResult> {
     let started = Instant::now();
     let servers = read_servers_table(&opts.out)?;
+    let overrides = crate::overrides::Overrides::load(&opts.out, &opts.settings)?;
     let owned: Vec<Owned> = match &opts.owned {
         Some(o) => o.clone(),
         None => servers
             .iter()
-            .map(|s| Owned { host: s.server_name.clone(), partitions: (0..s.batch_count).collect(), shares: 1 })
+            .map(|s| Owned {
+                host: s.server_name.clone(),
+                partitions: (0..s.batch_count).collect(),
+                shares: 1,
+                asks_robots: true,
+            })
             .collect(),
     };
+    // Excluded servers are not downloaded; their rows stay for a run without the exclusion.
+    let (owned, excluded): (Vec<Owned>, Vec<Owned>) = owned.into_iter().partition(|o| !overrides.excluded(&o.host));
+    if !excluded.is_empty() && opts.owned.is_none() {
+        let names: Vec<&str> = excluded.iter().take(5).map(|o| o.host.as_str()).collect();
+        eprintln!(
+            "download: {} server(s) excluded by {} are not downloaded: {}{}",
+            excluded.len(),
+            overrides.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            names.join(", "),
+            if excluded.len() > 5 { ", …" } else { "" }
+        );
+    }
     let keep: HashSet<(String, u64)> =
         owned.iter().flat_map(|o| o.partitions.iter().map(|p| (o.host.clone(), *p))).collect();
     let info: HashMap<&str, &ServerInfo> = servers.iter().map(|s| (s.server_name.as_str(), s)).collect();
@@ -198,15 +223,26 @@ pub fn run_round(
         let s = by_name
             .get(o.host.as_str())
             .ok_or_else(|| anyhow!("host {} is not in servers.parquet of {}", o.host, opts.out.display()))?;
+        let eff = overrides.effective(&o.host, s.initial_rate_limit, &opts.settings);
+        // What an earlier run learned; outages (parking) are forgotten, rates and limits kept.
+        let mut learned = s.learned_state.as_deref().and_then(|j| restore_state(&o.host, j));
+        if let (Some(state), Some(set)) = (learned.as_mut(), overrides.get(&o.host)) {
+            // The user's start and in-flight cap win over the learned ones; the known limit is
+            // kept (the rate controller holds below it and probes as usual).
+            state.rate = set.initial_rate.unwrap_or(state.rate);
+            state.max_in_flight = set.max_in_flight.unwrap_or(state.max_in_flight);
+        }
         plans.push(HostPlan {
             host: o.host.clone(),
             partitions: o.partitions.clone(),
-            // What an earlier run learned; outages (parking) are forgotten, rates and limits kept.
-            learned: s.learned_state.as_deref().and_then(|j| restore_state(&o.host, j)),
-            // The configured start, also the floor for a host restored without a known limit:
-            // a low rate learned from failures alone is not carried into this run.
-            initial_rate: s.initial_rate_limit,
+            learned,
+            // The start (profiled, or overridden), also the floor for a host restored without a
+            // known limit: a low rate learned from failures alone is not carried into this run.
+            initial_rate: eff.initial_rate,
+            max_rate: eff.max_rate,
+            max_in_flight: eff.max_in_flight,
             shares: o.shares,
+            asks_robots: o.asks_robots,
             batch_ids: s.batch_ids.clone(),
         });
     }
@@ -318,6 +354,9 @@ async fn drive(
         writer: writer.clone(),
         events: events_tx,
         opt_out_tags: opts.settings.opt_out_tags.clone(),
+        robots: opts.settings.robots,
+        robots_cache: opts.settings.robots_cache,
+        run_started: opts.run_started,
     });
     eprintln!(
         "download: {} hosts, {} of {} rows left, {} CPU threads, deadline {}",

@@ -233,6 +233,17 @@ pub struct ServerInfo {
     pub batch_ids: Option<Vec<String>>,
     /// Each batch's row count by partition; `None` for outputs of older versions of prep.
     pub batch_rows: Option<Vec<u64>>,
+    /// Set by `profile`: what robots.txt answered ("200", "404", "503", "unreachable (...)",
+    /// "ignored"). `None` before a profile (and for tables older than `profile`).
+    pub robots_status: Option<String>,
+    /// Set by `profile`: robots.txt's Crawl-delay, seconds.
+    pub crawl_delay: Option<f64>,
+    /// Set by `profile`: the median full response time of its answered samples, ms.
+    pub profile_latency_ms: Option<f64>,
+    /// Set by `profile`: its notes, "; "-joined.
+    pub profile_notes: Option<String>,
+    /// Set by `profile`: when it profiled the server (RFC 3339 UTC).
+    pub profiled_at: Option<String>,
 }
 
 impl ServerInfo {
@@ -274,6 +285,16 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
         Ok(c) => Some(c.str().map_err(pe)?.clone()),
         Err(_) => None,
     };
+    // `profile`'s columns: absent until a profile was merged.
+    let text = |name: &str| -> Result<Option<StringChunked>, PrepError> {
+        df.column(name).ok().map(|c| c.str().map(|s| s.clone())).transpose().map_err(pe)
+    };
+    let number = |name: &str| -> Result<Option<Float64Chunked>, PrepError> {
+        df.column(name).ok().map(|c| c.f64().map(|s| s.clone())).transpose().map_err(pe)
+    };
+    let (robots, delay, latency) = (text("robots_status")?, number("crawl_delay")?, number("profile_latency_ms")?);
+    let (notes, profiled_at) = (text("profile_notes")?, text("profiled_at")?);
+    let text_at = |c: &Option<StringChunked>, i: usize| c.as_ref().and_then(|c| c.get(i)).map(str::to_string);
     Ok((0..df.height())
         .map(|i| ServerInfo {
             server_name: names.get(i).unwrap_or_default().to_string(),
@@ -290,6 +311,11 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
                 .as_ref()
                 .and_then(|s| s.get(i))
                 .and_then(|v| v.split(',').filter(|n| !n.is_empty()).map(|n| n.parse().ok()).collect()),
+            robots_status: text_at(&robots, i),
+            crawl_delay: delay.as_ref().and_then(|c| c.get(i)),
+            profile_latency_ms: latency.as_ref().and_then(|c| c.get(i)),
+            profile_notes: text_at(&notes, i),
+            profiled_at: text_at(&profiled_at, i),
         })
         .collect())
 }
@@ -342,6 +368,83 @@ pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Le
     Ok(())
 }
 
+/// What `profile` found about one host, to write into `servers.parquet`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profiled {
+    /// The rate the next download starts the host at (req/s): becomes `initial_rate_limit`.
+    pub start_rate: f64,
+    /// RFC 3339 UTC time of the profile.
+    pub at: String,
+    /// Median full response time of the answered samples, ms.
+    pub latency_ms: Option<f64>,
+    /// Each sample's status or error class, comma-joined ("200,200,404").
+    pub statuses: String,
+    pub robots_status: String,
+    pub crawl_delay: Option<f64>,
+    /// "; "-joined notes.
+    pub notes: String,
+}
+
+/// Writes profiles into `servers.parquet` (temporary file, then rename): each profiled host's
+/// `initial_rate_limit` becomes its start rate, and the `profiled_at`, `profile_latency_ms`,
+/// `profile_statuses`, `robots_status`, `crawl_delay` and `profile_notes` columns (created when
+/// missing) hold what was seen. Hosts not in `profiled` keep their row as it was.
+pub fn update_profiled(out: &Path, profiled: &std::collections::HashMap<String, Profiled>) -> Result<(), PrepError> {
+    let path = out.join("servers.parquet");
+    let mut df = read_parquet(&path)?;
+    let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+    let names: Vec<String> = df
+        .column("server_name")
+        .map_err(pe)?
+        .str()
+        .map_err(pe)?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect();
+    let n = names.len();
+    let pick = |i: usize| profiled.get(&names[i]);
+    // An existing column's values, or nulls when the table predates it.
+    let old_text = |name: &str| -> Result<Vec<Option<String>>, PrepError> {
+        match df.column(name) {
+            Ok(c) => Ok(c.str().map_err(pe)?.iter().map(|v| v.map(str::to_string)).collect()),
+            Err(_) => Ok(vec![None; n]),
+        }
+    };
+    let old_number = |name: &str| -> Result<Vec<Option<f64>>, PrepError> {
+        match df.column(name) {
+            Ok(c) => Ok(c.f64().map_err(pe)?.iter().collect()),
+            Err(_) => Ok(vec![None; n]),
+        }
+    };
+    let text = |name: &str, new: &dyn Fn(&Profiled) -> String| -> Result<Column, PrepError> {
+        let old = old_text(name)?;
+        let v: Vec<Option<String>> = (0..n).map(|i| pick(i).map(new).or_else(|| old[i].clone())).collect();
+        Ok(Column::new(name.into(), v))
+    };
+    let number = |name: &str, new: &dyn Fn(&Profiled) -> Option<f64>| -> Result<Column, PrepError> {
+        let old = old_number(name)?;
+        // A profiled host's value replaces the old one, even when it is now unknown.
+        let v: Vec<Option<f64>> = (0..n).map(|i| pick(i).map_or(old[i], new)).collect();
+        Ok(Column::new(name.into(), v))
+    };
+    let columns = [
+        number("initial_rate_limit", &|p| Some(p.start_rate))?,
+        text("profiled_at", &|p| p.at.clone())?,
+        number("profile_latency_ms", &|p| p.latency_ms)?,
+        text("profile_statuses", &|p| p.statuses.clone())?,
+        text("robots_status", &|p| p.robots_status.clone())?,
+        number("crawl_delay", &|p| p.crawl_delay)?,
+        text("profile_notes", &|p| p.notes.clone())?,
+    ];
+    for c in columns {
+        df.with_column(c).map_err(pe)?;
+    }
+    let tmp = out.join("servers.parquet.tmp");
+    write_parquet(&tmp, &mut df)?;
+    fs::rename(&tmp, &path).map_err(|e| PrepError::Io { path: path.clone(), source: e })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +482,45 @@ mod tests {
         assert!(ids(8, 10).is_empty());
         let row = &read_batch_window(out.path(), "a.org", 0, 7, 1).unwrap()[0];
         assert_eq!((row.url.as_str(), row.source_ids.as_slice()), ("http://a.org/7", ["7".to_string()].as_slice()));
+    }
+
+    #[test]
+    fn a_profile_sets_the_start_rate_and_its_columns_and_leaves_other_servers_alone() {
+        let out = tempfile::tempdir().unwrap();
+        let row = |name: &str| ServerRow {
+            server_name: name.into(),
+            url_count: 3,
+            batch_count: 1,
+            batch_ids: vec!["x".into()],
+            batch_rows: vec![3],
+        };
+        write_servers_table(&out.path().join("servers.parquet"), &[row("a.org"), row("b.org")], 1.0).unwrap();
+        let before = read_servers_table(out.path()).unwrap();
+        assert_eq!((before[0].robots_status.as_deref(), before[0].profiled_at.as_deref()), (None, None), "no columns yet");
+        let profiled = |rate: f64, notes: &str| Profiled {
+            start_rate: rate,
+            at: "2026-01-02T03:04:05Z".into(),
+            latency_ms: Some(42.0),
+            statuses: "200,200,404".into(),
+            robots_status: "200".into(),
+            crawl_delay: Some(2.0),
+            notes: notes.into(),
+        };
+        update_profiled(out.path(), &[("a.org".to_string(), profiled(0.5, "a; b"))].into()).unwrap();
+        let after = read_servers_table(out.path()).unwrap();
+        let a = &after[0];
+        assert_eq!(a.initial_rate_limit, 0.5);
+        assert_eq!((a.robots_status.as_deref(), a.crawl_delay, a.profile_latency_ms), (Some("200"), Some(2.0), Some(42.0)));
+        assert_eq!((a.profile_notes.as_deref(), a.profiled_at.as_deref()), (Some("a; b"), Some("2026-01-02T03:04:05Z")));
+        assert_eq!(after[1], before[1], "b.org was not profiled");
+        assert_eq!(a.batch_rows, Some(vec![3]), "prep's columns are kept");
+
+        // A second merge of the other server keeps the first one's values.
+        let mut b = profiled(4.0, "");
+        b.crawl_delay = None;
+        update_profiled(out.path(), &[("b.org".to_string(), b)].into()).unwrap();
+        let again = read_servers_table(out.path()).unwrap();
+        assert_eq!(again[0], after[0]);
+        assert_eq!((again[1].initial_rate_limit, again[1].crawl_delay), (4.0, None));
     }
 }

@@ -49,8 +49,10 @@ pub struct ServerStatus {
     pub known_limit: Option<f64>,
     pub refusals: u32,
     /// `done`, `not started`, `in progress`, `paused` (a pending `Retry-After`), `parked` or
-    /// `gave up` (as the last run left it).
+    /// `gave up` (as the last run left it), or `excluded` (by the server overrides).
     pub state: String,
+    /// The server's overrides as set in the overrides file (`initial_rate=5 max_rate=20`), if any.
+    pub overrides: Option<String>,
     /// The host's remaining rows over its rate: no run can finish it sooner.
     pub floor_secs: f64,
 }
@@ -144,7 +146,12 @@ pub fn remaining(out: &Path) -> anyhow::Result<u64> {
 }
 
 /// Reads everything `status` shows. `query_slurm` asks `squeue`/`sacct` for the jobs' states.
-pub fn report(out: &Path, query_slurm: bool) -> anyhow::Result<StatusReport> {
+pub fn report(
+    out: &Path,
+    overrides: &crate::overrides::Overrides,
+    settings: &crate::config::Settings,
+    query_slurm: bool,
+) -> anyhow::Result<StatusReport> {
     // Before prep has finished (a queued chain's first job) there is nothing to count yet, but
     // the jobs are worth showing.
     let prepped = out.join("servers.parquet").exists();
@@ -159,8 +166,14 @@ pub fn report(out: &Path, query_slurm: bool) -> anyhow::Result<StatusReport> {
         e.1 += b.failed;
         e.2 += b.done_count;
     }
-    let mut rows: Vec<ServerStatus> =
-        servers.iter().map(|s| server_status(s, by_server.get(s.server_name.as_str()).copied(), now)).collect();
+    let mut rows: Vec<ServerStatus> = servers
+        .iter()
+        .map(|s| {
+            let mut row = server_status(s, by_server.get(s.server_name.as_str()).copied(), now);
+            apply_overrides(&mut row, s, overrides, settings);
+            row
+        })
+        .collect();
     rows.sort_by(|a, b| b.floor_secs.total_cmp(&a.floor_secs).then_with(|| a.server.cmp(&b.server)));
 
     let lines = runs::read(out)?;
@@ -190,6 +203,40 @@ pub fn report(out: &Path, query_slurm: bool) -> anyhow::Result<StatusReport> {
     })
 }
 
+/// What the server overrides change in a server's row: the rate the next run starts it at, its
+/// floor, and an `excluded` state (no floor: no run downloads it).
+fn apply_overrides(
+    row: &mut ServerStatus,
+    s: &ServerInfo,
+    overrides: &crate::overrides::Overrides,
+    settings: &crate::config::Settings,
+) {
+    let Some(o) = overrides.get(&s.server_name) else { return };
+    let eff = overrides.effective(&s.server_name, s.initial_rate_limit, settings);
+    let mut set = Vec::new();
+    if let Some(r) = o.initial_rate {
+        set.push(format!("initial_rate={r}"));
+        row.rate = r;
+        row.rate_learned = false;
+    }
+    if let Some(m) = o.max_rate {
+        set.push(format!("max_rate={m}"));
+    }
+    if let Some(n) = o.max_in_flight {
+        set.push(format!("max_in_flight={n}"));
+    }
+    row.rate = row.rate.min(eff.max_rate).max(1e-6);
+    row.floor_secs = row.remaining as f64 / row.rate;
+    if o.exclude {
+        set.push("exclude".into());
+        if row.remaining > 0 {
+            row.state = "excluded".into();
+            row.floor_secs = 0.0;
+        }
+    }
+    row.overrides = Some(set.join(" "));
+}
+
 fn server_status(s: &ServerInfo, done: Option<(u64, u64, u64)>, now: f64) -> ServerStatus {
     let (stored, failed, done_rows) = done.unwrap_or_default();
     let remaining = s.url_count.saturating_sub(done_rows);
@@ -216,6 +263,7 @@ fn server_status(s: &ServerInfo, done: Option<(u64, u64, u64)>, now: f64) -> Ser
         known_limit: state.as_ref().and_then(|st| st.known_limit),
         refusals: state.as_ref().map(|st| st.limit_refusals).unwrap_or(0),
         state: label.to_string(),
+        overrides: None,
         floor_secs: remaining as f64 / rate,
     }
 }
@@ -356,14 +404,27 @@ impl fmt::Display for StatusReport {
                 s.rows,
                 100.0 * s.progress,
                 s.remaining,
-                format!("{:.2}{}", s.rate, if s.rate_learned { "" } else { "*" }),
+                format!(
+                    "{:.2}{}",
+                    s.rate,
+                    if s.overrides.is_some() {
+                        "o"
+                    } else if s.rate_learned {
+                        ""
+                    } else {
+                        "*"
+                    }
+                ),
                 s.known_limit.map(|l| format!("{l:.2}")).unwrap_or_else(|| "-".into()),
                 s.refusals,
                 s.state,
                 duration(s.floor_secs)
             )?;
         }
-        writeln!(f, "  (* not learned yet: the initial rate; limit: the lowest rate refused, over all runs)")?;
+        writeln!(
+            f,
+            "  (* not learned yet: the initial rate; o: set by the server overrides; limit: the lowest rate refused, over all runs)"
+        )?;
         if let Some(c) = &self.chain {
             writeln!(f)?;
             writeln!(
@@ -420,6 +481,11 @@ mod tests {
             learned_state: state.map(str::to_string),
             batch_ids: None,
             batch_rows: None,
+            robots_status: None,
+            crawl_delay: None,
+            profile_latency_ms: None,
+            profile_notes: None,
+            profiled_at: None,
         }
     }
 

@@ -10,7 +10,8 @@ use super::http::http_date;
 /// What one loopback host does with every request it receives.
 ///
 /// Unless stated otherwise, the body is the image for the path (see `origin::images`), and a
-/// path that is not an image (e.g. `/robots.txt`) gets 404. `HEAD` gets the same head, no body.
+/// path that is not an image gets 404. `/robots.txt` is answered apart from the behaviour (404
+/// unless the host has one, see [`RobotsFile`]). `HEAD` gets the same head, no body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Behaviour {
     /// Serves the image for the path with 200.

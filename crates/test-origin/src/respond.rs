@@ -143,9 +143,11 @@ impl Script {
     /// The reply to `head`, arriving at `now`, on the host reachable at `base_url`. May encode an
     /// image, so `server` calls it off the event loop.
     pub fn reply(&self, head: &RequestHead, now: Instant, base_url: &str) -> Reply {
-        // A host given a robots.txt answers it apart from its behaviour (which does not count it).
-        if let (Some(robots), "/robots.txt") = (&self.robots, head.target.as_str()) {
+        // robots.txt is answered apart from the host's behaviour (which does not count it): 404
+        // unless the host was given one.
+        if head.target == "/robots.txt" {
             let asked = self.robots_asked.fetch_add(1, Ordering::SeqCst) + 1;
+            let Some(robots) = &self.robots else { return Reply::text(404, "no robots.txt here\n") };
             return match robots {
                 RobotsFile::Text(text) => Reply::text(200, text),
                 RobotsFile::Status(status) => Reply::text(*status, "robots.txt unavailable\n"),

@@ -45,7 +45,8 @@ pub struct HostSpec {
     /// A loopback address (`127.x.y.z`); port 0 picks a free port.
     pub addr: SocketAddr,
     pub behaviour: Behaviour,
-    /// What `/robots.txt` answers; `None`: 404, like any path that is not an image.
+    /// What `/robots.txt` answers; `None`: 404. Either way apart from the behaviour, which
+    /// neither counts nor delays it.
     pub robots: Option<RobotsFile>,
 }
 

@@ -11,12 +11,19 @@ pub struct HostPlan {
     pub partitions: Vec<u64>,
     /// Learned state from an earlier run or another rank, if any.
     pub learned: Option<HostState>,
-    /// The servers table's starting rate for this host.
+    /// The host's starting rate: the servers table's (profiled, or prep's default), or its
+    /// override.
     pub initial_rate: f64,
+    /// The host's ceiling: `MAX_RATE_LIMIT`, or its override.
+    pub max_rate: f64,
+    /// The host's in-flight cap: `MAX_IN_FLIGHT_PER_HOST`, or its override.
+    pub max_in_flight: u32,
     /// Into how many shares the planner split the host (1 = not split). Each share gets 1/k of
     /// the host's rates and of its in-flight cap, so together they never exceed what the host
     /// allows.
     pub shares: u32,
+    /// Whether this share asks the host for robots.txt (see `robots::gate`).
+    pub asks_robots: bool,
     /// Each batch's content id by partition, from `servers.parquet` (`None` for outputs of older
     /// versions of prep: the id is then computed from the batch files when a batch is opened).
     pub batch_ids: Option<Vec<String>>,

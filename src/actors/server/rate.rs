@@ -184,6 +184,9 @@ pub struct RateController {
     pending: Option<(Instant, f64)>,
     /// The rate before a failure cut, regrown to at slow-start pace by pressed successes.
     regrow_to: Option<f64>,
+    /// A ceiling the host itself set (robots.txt `Crawl-delay`), which nothing learned
+    /// overrides. Unlike the configured ceiling it may lie below `MIN_RATE`.
+    ceiling: Option<f64>,
 }
 
 impl RateController {
@@ -234,6 +237,7 @@ impl RateController {
             answers: VecDeque::new(),
             pending: None,
             regrow_to: None,
+            ceiling: None,
         }
     }
 
@@ -312,6 +316,7 @@ impl RateController {
             Signal::Neutral => {}
         }
         reason = self.settle(now).or(reason);
+        self.rate = self.bounded(self.rate);
         (self.rate != from).then(|| RateChange { from, to: self.rate, reason: reason.unwrap_or(ChangeReason::Refused) })
     }
 
@@ -325,9 +330,38 @@ impl RateController {
         self.pending = None;
         self.regrow_to = None;
         if share_rate.is_finite() && share_rate > 0.0 {
-            self.rate = self.rate.min(share_rate).max(MIN_RATE);
+            self.rate = self.bounded(self.rate.min(share_rate).max(MIN_RATE));
         }
         (self.rate != from).then_some(RateChange { from, to: self.rate, reason: ChangeReason::PeerShare })
+    }
+
+    /// Holds the host at `ceiling` requests per second at most from now on, whatever it learns
+    /// (a robots.txt `Crawl-delay` of d seconds is a ceiling of 1/d). A lower ceiling replaces a
+    /// higher one, never the other way round. Returns the change of rate, if any.
+    pub fn cap(&mut self, ceiling: f64) -> Option<RateChange> {
+        if !(ceiling.is_finite() && ceiling > 0.0) {
+            return None;
+        }
+        let ceiling = self.ceiling.map_or(ceiling, |c| c.min(ceiling));
+        self.ceiling = Some(ceiling);
+        // Growth and probes stop at the configured ceiling; it may not go below MIN_RATE, the
+        // host's ceiling is applied on top by `bounded`.
+        self.config.max_rate = self.config.max_rate.min(ceiling).max(MIN_RATE);
+        if let Some(target) = self.regrow_to {
+            self.regrow_to = Some(target.min(ceiling));
+        }
+        let from = self.rate;
+        self.rate = self.bounded(self.rate);
+        (self.rate != from).then_some(RateChange { from, to: self.rate, reason: ChangeReason::CrawlDelay })
+    }
+
+    /// The ceiling set by the host, if any (see [`RateController::cap`]).
+    pub fn ceiling(&self) -> Option<f64> {
+        self.ceiling
+    }
+
+    fn bounded(&self, rate: f64) -> f64 {
+        self.ceiling.map_or(rate, |c| rate.min(c))
     }
 
     fn record_answer(&mut self, failed: bool) {

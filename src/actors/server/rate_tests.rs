@@ -305,3 +305,37 @@ fn a_peer_share_refusal_brings_this_share_down_and_ends_slow_start() {
     assert_eq!((change.to, change.reason, rate.phase()), (1.5, ChangeReason::PeerShare, Phase::Hold));
     assert_eq!(rate.on_peer_refusal(3.0, t0), None, "never up");
 }
+
+#[test]
+fn a_crawl_delay_ceiling_holds_whatever_the_host_teaches_even_below_the_floor() {
+    let t0 = Instant::now();
+    let mut host =
+        LiveHost::new(RateConfig { initial_rate: 4.0, ..RateConfig::default() }, BreakerPolicy::default(), t0);
+    let change = host.cap_rate(0.5, t0).expect("4 req/s is above a 2 s crawl delay");
+    assert_eq!((change.from, change.to, change.reason), (4.0, 0.5, ChangeReason::CrawlDelay));
+    // Fast, pressed successes for a minute: slow start may not pass the ceiling.
+    let mut now = t0;
+    for _ in 0..60 {
+        if host.try_send(0, now) == Gate::Send {
+            host.observe(&Outcome::Status(200), None, now, now + Duration::from_millis(10));
+        }
+        now += Duration::from_secs(1);
+    }
+    assert_eq!(host.rate().rate(), 0.5);
+    // Two requests are never closer than the delay.
+    let mut sent = Vec::new();
+    for ms in (0..20_000).step_by(50) {
+        let at = now + Duration::from_millis(ms);
+        if host.try_send(0, at) == Gate::Send {
+            sent.push(at);
+            host.observe(&Outcome::Status(200), None, at, at);
+        }
+    }
+    assert!(sent.windows(2).all(|w| w[1] - w[0] >= Duration::from_secs(2)), "{sent:?}");
+    // A ceiling below MIN_RATE (Crawl-delay: 60) holds too, and a higher one later does not lift it.
+    assert!(host.cap_rate(1.0 / 60.0, now).is_some());
+    assert!(host.cap_rate(2.0, now).is_none());
+    assert!((host.rate().rate() - 1.0 / 60.0).abs() < 1e-12);
+    host.on_peer_refusal(0.02, None, now);
+    assert!(host.rate().rate() <= 1.0 / 60.0, "a peer's cut is floored at MIN_RATE, the ceiling still wins");
+}

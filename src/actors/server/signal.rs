@@ -47,6 +47,8 @@ pub enum ChangeReason {
     Regrow,
     /// Another share of the same host was refused.
     PeerShare,
+    /// The host's robots.txt asks for a `Crawl-delay`: the rate is held at or below 1/delay.
+    CrawlDelay,
 }
 
 impl ChangeReason {
@@ -59,6 +61,7 @@ impl ChangeReason {
             ChangeReason::Failures => "clustered_failures",
             ChangeReason::Regrow => "regrow_after_failures",
             ChangeReason::PeerShare => "peer_share_refused",
+            ChangeReason::CrawlDelay => "crawl_delay",
         }
     }
 }

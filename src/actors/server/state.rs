@@ -194,6 +194,16 @@ impl LiveHost {
         change
     }
 
+    /// Holds the host at `ceiling` requests per second at most (its robots.txt `Crawl-delay`),
+    /// whatever it learns later; the bucket follows at once.
+    pub fn cap_rate(&mut self, ceiling: f64, now: Instant) -> Option<RateChange> {
+        let change = self.rate.cap(ceiling);
+        if let Some(c) = change {
+            self.bucket.set_rate(c.to, now);
+        }
+        change
+    }
+
     fn pause(&mut self, wait: Duration, now: Instant) {
         let until = now + wait.min(MAX_RETRY_AFTER);
         self.backoff_until = Some(self.backoff_until.map_or(until, |old| old.max(until)));

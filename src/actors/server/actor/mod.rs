@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+mod robots;
 mod writes;
 
 use actix::fut::wrap_future;
@@ -29,6 +30,8 @@ use crate::fetch::client::{fetch, FetchFailure, Fetched};
 use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
 use crate::imaging::process;
+use crate::robots::gate::{Next, RobotsGate};
+use crate::robots::{robots_url, RobotsPolicy};
 use crate::telemetry::events::{
     AnswerClass, HostGauges, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled,
 };
@@ -50,8 +53,11 @@ pub struct ServerActor {
     outstanding: HashMap<u64, u64>,
     /// Open batches read to their end: committed once their last row is written.
     read_to_end: HashSet<u64>,
-    /// The host was given up: every row left is recorded as `parked`, a window at a time.
-    given_up: bool,
+    /// The host was given up: every row left is recorded as a failure of this class (`parked`,
+    /// or `robots` when robots.txt never answered), retriable, a window at a time.
+    given_up: Option<(ErrorClass, String)>,
+    /// Its robots.txt: nothing is sent before the rules are known.
+    robots: RobotsGate,
     in_flight: u32,
     /// Fetched rows on the CPU pool.
     processing: u32,
@@ -76,15 +82,16 @@ impl ServerActor {
         let k = f64::from(shares);
         let mut rate = engine.rate.clone();
         rate.initial_rate = plan.initial_rate / k;
-        rate.max_rate /= k;
+        rate.max_rate = plan.max_rate / k;
         // The planner never splits a host into more shares than its in-flight cap.
-        rate.max_in_flight = (rate.max_in_flight / shares).max(1);
+        rate.max_in_flight = (plan.max_in_flight / shares).max(1);
         let learned = plan.learned.as_ref().map(|s| HostState {
             rate: s.rate / k,
             known_limit: s.known_limit.map(|l| l / k),
             max_in_flight: (s.max_in_flight / shares).max(1),
             ..s.clone()
         });
+        let robots = RobotsGate::new(engine.robots == RobotsPolicy::Obey, plan.asks_robots);
         let now = Instant::now();
         let live = match &learned {
             Some(state) => LiveHost::restore(state, rate, engine.breaker.clone(), now, SystemTime::now()),
@@ -97,7 +104,8 @@ impl ServerActor {
             feed: Feed::new(plan.partitions, plan.batch_ids),
             outstanding: HashMap::new(),
             read_to_end: HashSet::new(),
-            given_up: false,
+            given_up: None,
+            robots,
             in_flight: 0,
             processing: 0,
             in_flight_writes: 0,
@@ -185,6 +193,47 @@ impl ServerActor {
             if self.feed.queue.is_empty() {
                 break;
             }
+            if self.given_up.is_some() {
+                self.record_given_up(ctx);
+                break;
+            }
+            let now = Instant::now();
+            let robots_url = match self.robots.next(now) {
+                Next::Go(_) => {
+                    if self.skip_disallowed(ctx) {
+                        continue;
+                    }
+                    None
+                }
+                Next::Ask => {
+                    let first = self.feed.queue.front().map(|t| t.url.clone()).unwrap_or_default();
+                    match robots_url(&first) {
+                        Some(url) => Some(url),
+                        None => {
+                            // Not a URL: no origin to ask. The row fails on its own request.
+                            self.robots.known(crate::robots::Robots::allow_all());
+                            continue;
+                        }
+                    }
+                }
+                Next::ReadCache => {
+                    self.read_robots_cache(ctx);
+                    break;
+                }
+                Next::WaitUntil(at) => {
+                    if at.saturating_duration_since(now) > Duration::from_secs(1) {
+                        self.set_phase(HostPhase::BackingOff, "waiting for robots.txt");
+                    }
+                    self.schedule_wake(at.saturating_duration_since(now), ctx);
+                    break;
+                }
+                Next::Busy => break,
+                Next::GiveUp(why) => {
+                    let why = why.to_string();
+                    self.give_up(ErrorClass::Robots, why, ctx);
+                    break;
+                }
+            };
             let addr = ctx.address().recipient();
             let got_slot = self.engine.slots.lock().expect("slots lock").try_take(&self.host, || addr);
             if !got_slot {
@@ -199,6 +248,10 @@ impl ServerActor {
             }
             let now = Instant::now();
             match self.live.try_send(self.in_flight, now) {
+                Gate::Send if robots_url.is_some() => {
+                    self.set_phase(HostPhase::Active, "");
+                    self.ask_robots(robots_url.expect("checked"), now, ctx);
+                }
                 Gate::Send => {
                     let task = self.feed.queue.pop_front().expect("queue checked non-empty");
                     self.set_phase(HostPhase::Active, "");
@@ -220,7 +273,9 @@ impl ServerActor {
                 }
                 Gate::Dead => {
                     self.engine.give_back_slot();
-                    self.fail_everything_left(ctx);
+                    let why =
+                        format!("{} stayed unreachable; `download --retry-failed` tries the row again", self.host);
+                    self.give_up(ErrorClass::Parked, why, ctx);
                     break;
                 }
             }

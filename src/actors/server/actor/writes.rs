@@ -59,7 +59,7 @@ impl ServerActor {
                 *left = left.saturating_sub(1);
             }
             act.maybe_commit_batch(partition, ctx);
-            if act.given_up {
+            if act.given_up.is_some() {
                 // Record the next rows of a given-up host now that the writer has taken these.
                 act.pump(ctx);
             } else {
@@ -85,21 +85,31 @@ impl ServerActor {
         }));
     }
 
-    /// A dead host: every row still queued or in unread batches ends as a `parked` record. At
-    /// most [`GIVEN_UP_WRITES`] rows are with the writer at once; the rest follow as it
-    /// acknowledges them and as the feed reads on, so even a million-row host takes little memory.
-    pub(super) fn fail_everything_left(&mut self, ctx: &mut Context<Self>) {
-        if !self.given_up {
-            self.given_up = true;
-            self.set_phase(
-                HostPhase::Parked,
-                "host unreachable after repeated parking; remaining rows recorded as `parked`",
-            );
+    /// Gives the host up for the run: every row still queued or in unread batches ends as a
+    /// retriable failure of `class` (`parked` for a host that stayed unreachable, `robots` for
+    /// one whose robots.txt never answered), with `detail`.
+    pub(super) fn give_up(&mut self, class: ErrorClass, detail: String, ctx: &mut Context<Self>) {
+        if self.given_up.is_none() {
+            let why = match class {
+                ErrorClass::Robots => {
+                    "robots.txt never answered; remaining rows recorded as retriable `robots` failures"
+                }
+                _ => "host unreachable after repeated parking; remaining rows recorded as `parked`",
+            };
+            self.set_phase(HostPhase::Parked, why);
+            self.given_up = Some((class, detail));
         }
+        self.record_given_up(ctx);
+    }
+
+    /// Records the next rows of a given-up host. At most [`GIVEN_UP_WRITES`] rows are with the
+    /// writer at once; the rest follow as it acknowledges them and as the feed reads on, so even
+    /// a million-row host takes little memory.
+    pub(super) fn record_given_up(&mut self, ctx: &mut Context<Self>) {
+        let Some((class, detail)) = self.given_up.clone() else { return };
         while self.in_flight_writes < GIVEN_UP_WRITES {
             let Some(task) = self.feed.queue.pop_front() else { break };
-            let detail = format!("{} stayed unreachable; `download --retry-failed` tries the row again", self.host);
-            self.record_failure(task, ErrorClass::Parked, detail, true, ctx);
+            self.record_failure(task, class, detail.clone(), true, ctx);
         }
     }
 }

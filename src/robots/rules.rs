@@ -3,8 +3,7 @@
 //! - [`opt_out`]: whether a response's `X-Robots-Tag` opts out of us; `download` records such a
 //!   row as `opted_out` and stores nothing.
 //! - [`Robots`]: robots.txt (RFC 9309), the rules of one host for our product token and whether a
-//!   path may be fetched. `download` does not ask for robots.txt yet (the open robots issue); the
-//!   matching is here, tested, for it.
+//!   path may be fetched.
 //!
 //! - Groups start with one or more `user-agent` lines. The groups naming our product token
 //!   (case-insensitive, compared with the value's first word before any `/`) are combined; if

@@ -1,0 +1,192 @@
+//! The ServerActor's robots.txt side: reading the cache entry, asking the host, and obeying
+//! the answer. The decisions are `robots::gate`'s; this file does the I/O and the logging.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use actix::fut::wrap_future;
+use actix::{ActorFutureExt, AsyncContext, Context};
+
+use super::ServerActor;
+use crate::actors::server::retry::{classify, Decision};
+use crate::fetch::client::{fetch, FetchFailure};
+use crate::fetch::outcome::{ErrorClass, Outcome};
+use crate::fetch::retry_after::parse_retry_after;
+use crate::robots::cache::{self, CachedRobots};
+use crate::robots::gate::{verdict, Verdict};
+use crate::robots::Robots;
+use crate::telemetry::events::{log, AnswerClass, RateChanged, RequestCompleted};
+
+impl ServerActor {
+    /// Reads the host's robots.txt cache entry on the blocking pool.
+    pub(super) fn read_robots_cache(&mut self, ctx: &mut Context<Self>) {
+        self.robots.reading();
+        let (out, host) = (self.engine.out.clone(), self.host.clone());
+        let job = tokio::task::spawn_blocking(move || cache::read(&out, &host));
+        ctx.spawn(wrap_future(job).map(|entry, act: &mut Self, ctx| {
+            let e = &act.engine;
+            let found = entry.ok().flatten().and_then(|c| c.usable(e.run_started, SystemTime::now(), e.robots_cache));
+            act.robots.cache_read(found, Instant::now());
+            if let Some(rules) = act.robots.rules().cloned() {
+                act.obey(&rules, "kept from an earlier answer");
+            }
+            act.pump(ctx);
+        }));
+    }
+
+    /// Asks the host for robots.txt; the gate already let the request go at `sent_at` (a slot
+    /// and a token are taken, like any image request's).
+    pub(super) fn ask_robots(&mut self, url: String, sent_at: Instant, ctx: &mut Context<Self>) {
+        self.robots.asking();
+        self.in_flight += 1;
+        let engine = Arc::clone(&self.engine);
+        let target = url.clone();
+        let fut = async move { fetch(&engine.client, &target, &engine.http, &engine.body_budget).await };
+        ctx.spawn(wrap_future(fut).map(move |result, act: &mut Self, ctx| {
+            act.in_flight -= 1;
+            act.engine.give_back_slot();
+            act.on_robots(url, sent_at, result, ctx);
+            act.pump(ctx);
+        }));
+    }
+
+    fn on_robots(
+        &mut self,
+        url: String,
+        sent_at: Instant,
+        result: Result<crate::fetch::client::Fetched, FetchFailure>,
+        ctx: &mut Context<Self>,
+    ) {
+        let now = Instant::now();
+        let (outcome, retry_after, body, detail) = match result {
+            Ok(f) => {
+                let ra = f.retry_after.as_deref().and_then(|v| parse_retry_after(v, SystemTime::now()));
+                (Outcome::Status(f.status), ra, f.body, format!("HTTP {}", f.status))
+            }
+            Err(FetchFailure::Transport { kind, detail }) => (Outcome::Transport(kind), None, Vec::new(), detail),
+            // The host answered, with something larger than MAX_BODY_MB: no rules a crawler could
+            // read, so none (an empty 200).
+            Err(FetchFailure::TooLarge { .. }) => (Outcome::Status(200), None, Vec::new(), "too large to read".into()),
+        };
+        RequestCompleted {
+            host: &self.host,
+            class: AnswerClass::of(&outcome),
+            bytes: body.len() as u64,
+            seconds: now.duration_since(sent_at).as_secs_f64(),
+            head_seconds: None,
+            refusal: outcome.is_refusal(retry_after.is_some()),
+        }
+        .emit(&self.engine.counters);
+        // The answer teaches the host's state like any other: a Retry-After pauses the host, a
+        // host that does not answer is parked and, in the end, given up.
+        if let Some(c) = self.live.observe(&outcome, retry_after, sent_at, now) {
+            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
+        }
+        let status = match outcome {
+            Outcome::Status(s) => Some(s),
+            Outcome::Transport(_) => None,
+        };
+        match verdict(&outcome, &body) {
+            Verdict::Rules(rules) => {
+                let text = if status.is_some_and(|s| (200..300).contains(&s)) {
+                    String::from_utf8_lossy(&body[..body.len().min(crate::robots::MAX_BYTES)]).into_owned()
+                } else {
+                    String::new()
+                };
+                let what = match status {
+                    Some(s) if (200..300).contains(&s) => format!("answered {s}"),
+                    _ => format!("is unavailable ({detail}): everything is allowed"),
+                };
+                self.obey(&rules, &format!("{url} {what}"));
+                self.robots.known(rules);
+                let entry =
+                    CachedRobots { url, fetched_unix_ms: cache::unix_ms(SystemTime::now()), status, text, detail };
+                self.write_robots_cache(entry, ctx);
+            }
+            Verdict::NotNow => {
+                let attempt = self.robots.failures();
+                // A host that does not answer at all is the circuit breaker's to judge (parked,
+                // then given up with its rows `parked`); only its statuses use up the budget.
+                let counted = if matches!(outcome, Outcome::Transport(_)) { 0 } else { attempt };
+                let jitter = rand::random::<f64>();
+                let wait = match classify(&outcome, counted, retry_after, &self.engine.retry, jitter) {
+                    Decision::Retry { after } => Some(after),
+                    Decision::Done | Decision::GiveUp { .. } => None,
+                };
+                let why = format!("{url} did not answer ({detail}) after {} attempt(s)", attempt + 1);
+                match wait {
+                    Some(after) => log(
+                        "INFO",
+                        &format!(
+                            "{}: {url} answered {detail}: no image is fetched until it answers; asking again in {:.1} s",
+                            self.host,
+                            after.as_secs_f64()
+                        ),
+                    ),
+                    None => {
+                        log("WARN", &format!("{}: {why}; its rows are recorded as retriable `robots` failures", self.host));
+                        let entry = CachedRobots {
+                            url,
+                            fetched_unix_ms: cache::unix_ms(SystemTime::now()),
+                            status: None,
+                            text: String::new(),
+                            detail: why.clone(),
+                        };
+                        self.write_robots_cache(entry, ctx);
+                    }
+                }
+                self.robots.not_now(wait, why, now);
+            }
+        }
+    }
+
+    /// Applies the rules' Crawl-delay to the host's rate and says what the rules are.
+    pub(super) fn obey(&mut self, rules: &Robots, source: &str) {
+        let delay = rules.crawl_delay();
+        let mut said = format!("{}: robots.txt {source}", self.host);
+        if let Some(d) = delay {
+            // Each share of a split host gets its part of the host's ceiling.
+            let ceiling = 1.0 / d / f64::from(self.shares);
+            said.push_str(&format!("; Crawl-delay {d} s: at most {ceiling:.3} req/s"));
+            if let Some(c) = self.live.cap_rate(ceiling, Instant::now()) {
+                RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
+            }
+        }
+        log("INFO", &said);
+    }
+
+    fn write_robots_cache(&mut self, entry: CachedRobots, ctx: &mut Context<Self>) {
+        let (out, host) = (self.engine.out.clone(), self.host.clone());
+        let job = tokio::task::spawn_blocking(move || cache::write(&out, &host, &entry));
+        ctx.spawn(wrap_future(job).map(|written, act: &mut Self, _| {
+            if let Ok(Err(e)) = written {
+                log(
+                    "WARN",
+                    &format!("{}: cannot keep its robots.txt answer: {e:#}; the next run asks again", act.host),
+                );
+            }
+        }));
+    }
+
+    /// Records rows the rules disallow as `robots` failures, without a request, while they are
+    /// at the front of the queue. Returns whether any was.
+    pub(super) fn skip_disallowed(&mut self, ctx: &mut Context<Self>) -> bool {
+        let mut skipped = false;
+        while let Some(task) = self.feed.queue.front() {
+            let Some(rules) = self.robots.rules() else { break };
+            let allowed = crate::robots::url_path(&task.url).is_none_or(|p| rules.allows(&p));
+            if allowed {
+                break;
+            }
+            let task = self.feed.queue.pop_front().expect("front checked");
+            let detail = format!(
+                "robots.txt of {} disallows this path for {}; no request was sent",
+                self.host,
+                crate::robots::PRODUCT_TOKEN
+            );
+            self.record_failure(task, ErrorClass::Robots, detail, false, ctx);
+            skipped = true;
+        }
+        skipped
+    }
+}

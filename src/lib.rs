@@ -15,7 +15,10 @@
 //! - `prep`: input lists to per-server URL batches (the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
 //! - `replace_file`: small derived files written so no reader sees half of one.
-//! - `robots`: robots.txt rules (RFC 9309) and whether a path may be fetched.
+//! - `robots`: robots.txt (RFC 9309) and opt-out headers: the rules, a host's robots.txt state
+//!   during a download, and the answers kept in the output folder.
+//! - `overrides`: per-server overrides (starting rate, ceiling, in-flight cap, exclusion).
+//! - `profile`: robots.txt and spaced sample requests per server, the starting-rate rule.
 //! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
 //! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
 //! - `slurm`: the job scripts `submit` renders, the chain of jobs and its record, Slurm's commands.

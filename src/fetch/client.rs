@@ -67,10 +67,15 @@ impl FetchFailure {
     }
 }
 
-/// The User-Agent every request carries: the product token robots.txt rules name, the version
-/// and the operator's contact.
+/// The User-Agent every request carries: the product token robots.txt rules name, the version,
+/// the project's page (what this crawler is and how it behaves) and the operator's contact.
 pub fn user_agent(contact: &str) -> String {
-    format!("{}/{} (+{contact})", crate::robots::PRODUCT_TOKEN, env!("CARGO_PKG_VERSION"))
+    format!(
+        "{}/{} (+{}; contact: {contact})",
+        crate::robots::PRODUCT_TOKEN,
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_HOMEPAGE")
+    )
 }
 
 /// Builds the one client a rank shares: pooled connections, only http(s) redirects.

@@ -2,10 +2,12 @@
 # The demo: the whole pipeline on an embedded input that needs no internet.
 #   1. a local origin serves generated images on loopback hosts with scripted behaviour,
 #   2. prep turns a GBIF-style multimedia.txt pointing at them into per-server batches,
-#   3. download runs on 2 MPI ranks (rank 0 plans which rank owns which host), fetches the
+#   3. profile asks each server for robots.txt and sends it 3 spaced samples (on 2 MPI ranks),
+#      setting each server's starting rate,
+#   4. download runs on 2 MPI ranks (rank 0 plans which rank owns which host), fetches the
 #      images politely into HDF5 shards, and prints its summary,
-#   4. `status` shows the totals, the servers (slowest first) and the plans,
-#   5. the origin reports what each server saw.
+#   5. `status` shows the totals, the servers (slowest first) and the plans,
+#   6. the origin reports what each server saw.
 # Usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN (`make demo` passes both)
 set -euo pipefail
 BIN=${1:?usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN}
@@ -67,10 +69,13 @@ echo "== prep"
 "$BIN" --config config/demo.env prep --input "$OUT/multimedia.txt" --output "$OUT/dataset"
 echo
 RANKS=${DEMO_RANKS:-2}
-echo "== download on $RANKS MPI ranks"
 if [ "$(id -u)" -eq 0 ]; then
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
+echo "== profile on $RANKS MPI ranks: robots.txt and 3 spaced samples per server"
+mpirun -n "$RANKS" --oversubscribe "$BIN" --config config/demo.env profile --output "$OUT/dataset"
+echo
+echo "== download on $RANKS MPI ranks"
 mpirun -n "$RANKS" --oversubscribe "$BIN" --config config/demo.env download --output "$OUT/dataset"
 echo
 echo "== status: what a user watching the job sees (\`status\`, also \`--json\`)"

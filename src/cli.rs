@@ -23,9 +23,14 @@ pub struct Cli {
 pub enum Command {
     /// Split a URL list into per-server batches: urls/server_name=<key>/partition_id=<n>/.
     Prep(PrepArgs),
-    /// Ask each server of a prep output for robots.txt and a few sample images, one a second
-    /// (or its Crawl-delay apart), and set the rate its download starts at in servers.parquet.
-    /// Results are kept in <output>/profile/; servers already profiled are kept unless --force.
+    /// Ask each server for robots.txt and a few sample images, and set the rate its download
+    /// starts at.
+    ///
+    /// Requests to a server go one at a time, a second (or its Crawl-delay) apart, with the
+    /// download's User-Agent; PROFILE_SAMPLES images each. Each server's result is kept in
+    /// <output>/profile/<server>.json and its start rate written to servers.parquet; servers
+    /// already profiled are kept unless --force, and servers excluded in the overrides file are
+    /// sent nothing. Under mpirun, ranks share the servers.
     Profile(ProfileArgs),
     /// Download the batches of a prep output folder into HDF5 shards, politely; resumes where the
     /// last run stopped.

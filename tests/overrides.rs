@@ -62,3 +62,37 @@ fn overrides_set_a_servers_start_and_cap_exclude_another_and_survive_prep_force(
     assert!(!out.status.success());
     assert!(stderr(&out).contains("overrides.toml") && stderr(&out).contains("max_rate"), "{}", stderr(&out));
 }
+
+#[test]
+fn overrides_win_over_profile_and_survive_re_profiling() {
+    let origin = Origin::start(vec![HostSpec::loopback(117, Behaviour::Ok)]).unwrap();
+    let list: Vec<String> = (0..8).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let j = job(&list, 100, &format!("{FAST}INITIAL_RATE_LIMIT=1\n"));
+    let (cfg, out) = (j.config.to_str().unwrap(), j.out.to_str().unwrap());
+    let rate = || -> Value {
+        let status: Value = serde_json::from_str(&run_ok(&["--config", cfg, "status", "-o", out, "--json"])).unwrap();
+        status["servers"][0].clone()
+    };
+    // A loopback host answers in well under a millisecond: profile starts it at the ceiling (10).
+    run_ok(&["--config", cfg, "profile", "-o", out]);
+    assert_eq!(rate()["rate"], 10.0, "{}", rate());
+    assert_eq!(rate()["robots_status"], "404");
+
+    let key = origin.base_url(0).trim_start_matches("http://").replace(':', "_");
+    let overrides = format!("[\"{key}\"]\ninitial_rate = 3\nmax_rate = 3\n");
+    std::fs::write(j.out.join("overrides.toml"), &overrides).unwrap();
+    assert_eq!((rate()["rate"].as_f64(), rate()["overrides"].as_str()), (Some(3.0), Some("initial_rate=3 max_rate=3")));
+    let sampled = origin.log(0).without_robots().len();
+    let summary = j.download_ok(&[]);
+    assert_eq!(summary["succeeded"], 8, "{summary}");
+    let mut at: Vec<Duration> =
+        origin.log(0).without_robots().into_vec().iter().skip(sampled).map(|r| r.arrived).collect();
+    at.sort();
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    // 3 req/s: 333 ms apart, not the profiled 100 ms; the origin stamps arrivals within a few ms.
+    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(300)), "{gaps:?}");
+
+    run_ok(&["--config", cfg, "profile", "-o", out, "--force"]);
+    assert_eq!(std::fs::read_to_string(j.out.join("overrides.toml")).unwrap(), overrides, "re-profiling keeps them");
+    assert_eq!(rate()["rate"], 3.0, "the override still wins: {}", rate());
+}

@@ -11,6 +11,7 @@ mod metrics;
 mod overrides;
 mod politeness;
 mod prep;
+mod profile;
 mod ranks;
 mod robots;
 mod safety;

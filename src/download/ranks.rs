@@ -312,6 +312,8 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
             }
         }
         let ceiling = overrides.effective(&s.server_name, s.initial_rate_limit, &opts.settings).max_rate;
+        // A Crawl-delay `profile` found caps the host too (the download applies it from robots.txt).
+        let ceiling = s.crawl_delay.filter(|d| *d > 0.0).map_or(ceiling, |d| ceiling.min(1.0 / d));
         let rate = s.learned_rate_limit.unwrap_or(ceiling).min(ceiling);
         loads.push(HostLoad { host: s.server_name.clone(), partitions, remaining, rate });
     }

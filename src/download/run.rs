@@ -25,8 +25,7 @@ use crate::actors::writer::messages::{Drain, Tick};
 use crate::actors::writer::policy::ShardPolicy;
 use crate::config::Settings;
 use crate::fetch::budget::BodyBudget;
-use crate::fetch::client::{build_client, user_agent, HttpSettings};
-use crate::fetch::deadlines::Deadlines;
+use crate::fetch::client::{build_client, HttpSettings};
 use crate::imaging::ImageSettings;
 use crate::prep::batches::{batch_rows, read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
@@ -276,17 +275,7 @@ pub fn run_round(
 
 fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, RateConfig, BreakerPolicy, RetryPolicy) {
     let s = &opts.settings;
-    let http = HttpSettings {
-        user_agent: user_agent(&opts.contact),
-        deadlines: Deadlines {
-            head: s.head_timeout,
-            idle: s.idle_timeout,
-            min_bytes_per_sec: s.min_transfer_bytes_per_sec,
-            ceiling: s.request_timeout,
-        },
-        connect_timeout: s.connect_timeout,
-        max_body_bytes: s.max_body_bytes,
-    };
+    let http = HttpSettings::new(s, &opts.contact);
     let image = ImageSettings {
         max_side: s.max_side,
         jpeg_quality: s.jpeg_quality,

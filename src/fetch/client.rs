@@ -67,6 +67,23 @@ impl FetchFailure {
     }
 }
 
+impl HttpSettings {
+    /// The settings of every request of a run (`download`, `profile`) for the operator `contact`.
+    pub fn new(s: &crate::config::Settings, contact: &str) -> HttpSettings {
+        HttpSettings {
+            user_agent: user_agent(contact),
+            deadlines: crate::fetch::deadlines::Deadlines {
+                head: s.head_timeout,
+                idle: s.idle_timeout,
+                min_bytes_per_sec: s.min_transfer_bytes_per_sec,
+                ceiling: s.request_timeout,
+            },
+            connect_timeout: s.connect_timeout,
+            max_body_bytes: s.max_body_bytes,
+        }
+    }
+}
+
 /// The User-Agent every request carries: the product token robots.txt rules name, the version,
 /// the project's page (what this crawler is and how it behaves) and the operator's contact.
 pub fn user_agent(contact: &str) -> String {

@@ -287,10 +287,10 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
     };
     // `profile`'s columns: absent until a profile was merged.
     let text = |name: &str| -> Result<Option<StringChunked>, PrepError> {
-        df.column(name).ok().map(|c| c.str().map(|s| s.clone())).transpose().map_err(pe)
+        df.column(name).ok().map(|c| c.str().cloned()).transpose().map_err(pe)
     };
     let number = |name: &str| -> Result<Option<Float64Chunked>, PrepError> {
-        df.column(name).ok().map(|c| c.f64().map(|s| s.clone())).transpose().map_err(pe)
+        df.column(name).ok().map(|c| c.f64().cloned()).transpose().map_err(pe)
     };
     let (robots, delay, latency) = (text("robots_status")?, number("crawl_delay")?, number("profile_latency_ms")?);
     let (notes, profiled_at) = (text("profile_notes")?, text("profiled_at")?);
@@ -496,7 +496,11 @@ mod tests {
         };
         write_servers_table(&out.path().join("servers.parquet"), &[row("a.org"), row("b.org")], 1.0).unwrap();
         let before = read_servers_table(out.path()).unwrap();
-        assert_eq!((before[0].robots_status.as_deref(), before[0].profiled_at.as_deref()), (None, None), "no columns yet");
+        assert_eq!(
+            (before[0].robots_status.as_deref(), before[0].profiled_at.as_deref()),
+            (None, None),
+            "no columns yet"
+        );
         let profiled = |rate: f64, notes: &str| Profiled {
             start_rate: rate,
             at: "2026-01-02T03:04:05Z".into(),
@@ -510,8 +514,14 @@ mod tests {
         let after = read_servers_table(out.path()).unwrap();
         let a = &after[0];
         assert_eq!(a.initial_rate_limit, 0.5);
-        assert_eq!((a.robots_status.as_deref(), a.crawl_delay, a.profile_latency_ms), (Some("200"), Some(2.0), Some(42.0)));
-        assert_eq!((a.profile_notes.as_deref(), a.profiled_at.as_deref()), (Some("a; b"), Some("2026-01-02T03:04:05Z")));
+        assert_eq!(
+            (a.robots_status.as_deref(), a.crawl_delay, a.profile_latency_ms),
+            (Some("200"), Some(2.0), Some(42.0))
+        );
+        assert_eq!(
+            (a.profile_notes.as_deref(), a.profiled_at.as_deref()),
+            (Some("a; b"), Some("2026-01-02T03:04:05Z"))
+        );
         assert_eq!(after[1], before[1], "b.org was not profiled");
         assert_eq!(a.batch_rows, Some(vec![3]), "prep's columns are kept");
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::{Robots, PRODUCT_TOKEN};
+use super::rules::{Robots, MAX_BYTES, PRODUCT_TOKEN};
 
 /// The folder under the output folder.
 pub const ROBOTS_DIR: &str = "robots";
@@ -28,9 +28,13 @@ pub struct CachedRobots {
     pub status: Option<u16>,
     /// The text of a 2xx answer (at most `MAX_BYTES`), else empty.
     pub text: String,
-    /// Why no answer counts: the host's last error, for an unreachable entry.
+    /// How the answer went, for a person (`HTTP 404`, the last error of an unreachable host).
     #[serde(default)]
     pub detail: String,
+    /// robots.txt never answered (the asking share gave up on it): no rules, and not reused by
+    /// a later run.
+    #[serde(default)]
+    pub unreachable: bool,
 }
 
 /// What a cache entry says for a run.
@@ -43,12 +47,37 @@ pub enum Cached {
 }
 
 impl CachedRobots {
+    /// A definitive answer from `url` now: `status` (none for a redirect loop) and, for a 2xx,
+    /// the `body` whose first `MAX_BYTES` are kept.
+    pub fn answered(url: &str, status: Option<u16>, body: &[u8], detail: &str) -> CachedRobots {
+        let text = match status {
+            Some(s) if (200..300).contains(&s) => {
+                String::from_utf8_lossy(&body[..body.len().min(MAX_BYTES)]).into_owned()
+            }
+            _ => String::new(),
+        };
+        CachedRobots {
+            url: url.to_string(),
+            fetched_unix_ms: unix_ms(SystemTime::now()),
+            status,
+            text,
+            detail: detail.to_string(),
+            unreachable: false,
+        }
+    }
+
+    /// `url` never answered in this run, for `detail`.
+    pub fn unreachable(url: &str, detail: &str) -> CachedRobots {
+        CachedRobots { unreachable: true, ..CachedRobots::answered(url, None, b"", detail) }
+    }
+
     /// The rules of a definitive answer, `None` for an unreachable entry.
     pub fn rules(&self) -> Option<Robots> {
         match self.status {
+            _ if self.unreachable => None,
             Some(s) if (200..300).contains(&s) => Some(Robots::parse(&self.text, PRODUCT_TOKEN)),
-            Some(_) => Some(Robots::allow_all()),
-            None => None,
+            // Any other status, or a redirect loop: no rules.
+            _ => Some(Robots::allow_all()),
         }
     }
 
@@ -96,13 +125,12 @@ mod tests {
     use super::*;
 
     fn entry(status: Option<u16>, at: SystemTime) -> CachedRobots {
-        CachedRobots {
-            url: "http://a.org/robots.txt".into(),
-            fetched_unix_ms: unix_ms(at),
-            status,
-            text: "User-agent: *\nDisallow: /private\n".into(),
-            detail: "HTTP 503".into(),
-        }
+        let body = b"User-agent: *\nDisallow: /private\n";
+        let e = match status {
+            Some(_) => CachedRobots::answered("http://a.org/robots.txt", status, body, "HTTP 503"),
+            None => CachedRobots::unreachable("http://a.org/robots.txt", "HTTP 503"),
+        };
+        CachedRobots { fetched_unix_ms: unix_ms(at), ..e }
     }
 
     #[test]
@@ -122,6 +150,8 @@ mod tests {
         assert_eq!(down.usable(run, now, day), Some(Cached::Unreachable("HTTP 503".into())));
         let down_before = entry(None, run - Duration::from_secs(1));
         assert_eq!(down_before.usable(run, now, day), None, "an outage of an earlier run is not kept");
+        let looped = CachedRobots::answered("http://a.org/robots.txt", None, b"", "too many redirects");
+        assert_eq!(looped.usable(run, now, day), Some(Cached::Rules(Robots::allow_all())), "a redirect loop: no rules");
     }
 
     #[test]

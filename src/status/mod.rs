@@ -53,6 +53,10 @@ pub struct ServerStatus {
     pub state: String,
     /// The server's overrides as set in the overrides file (`initial_rate=5 max_rate=20`), if any.
     pub overrides: Option<String>,
+    /// What `profile` found, if it ran: robots.txt's answer and Crawl-delay, and its notes.
+    pub robots_status: Option<String>,
+    pub crawl_delay: Option<f64>,
+    pub profile_notes: Option<String>,
     /// The host's remaining rows over its rate: no run can finish it sooner.
     pub floor_secs: f64,
 }
@@ -264,6 +268,9 @@ fn server_status(s: &ServerInfo, done: Option<(u64, u64, u64)>, now: f64) -> Ser
         refusals: state.as_ref().map(|st| st.limit_refusals).unwrap_or(0),
         state: label.to_string(),
         overrides: None,
+        robots_status: s.robots_status.clone(),
+        crawl_delay: s.crawl_delay,
+        profile_notes: s.profile_notes.clone().filter(|n| !n.is_empty()),
         floor_secs: remaining as f64 / rate,
     }
 }

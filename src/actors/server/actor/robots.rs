@@ -88,20 +88,13 @@ impl ServerActor {
         };
         match verdict(&outcome, &body) {
             Verdict::Rules(rules) => {
-                let text = if status.is_some_and(|s| (200..300).contains(&s)) {
-                    String::from_utf8_lossy(&body[..body.len().min(crate::robots::MAX_BYTES)]).into_owned()
-                } else {
-                    String::new()
-                };
                 let what = match status {
                     Some(s) if (200..300).contains(&s) => format!("answered {s}"),
                     _ => format!("is unavailable ({detail}): everything is allowed"),
                 };
                 self.obey(&rules, &format!("{url} {what}"));
                 self.robots.known(rules);
-                let entry =
-                    CachedRobots { url, fetched_unix_ms: cache::unix_ms(SystemTime::now()), status, text, detail };
-                self.write_robots_cache(entry, ctx);
+                self.write_robots_cache(CachedRobots::answered(&url, status, &body, &detail), ctx);
             }
             Verdict::NotNow => {
                 let attempt = self.robots.failures();
@@ -125,14 +118,7 @@ impl ServerActor {
                     ),
                     None => {
                         log("WARN", &format!("{}: {why}; its rows are recorded as retriable `robots` failures", self.host));
-                        let entry = CachedRobots {
-                            url,
-                            fetched_unix_ms: cache::unix_ms(SystemTime::now()),
-                            status: None,
-                            text: String::new(),
-                            detail: why.clone(),
-                        };
-                        self.write_robots_cache(entry, ctx);
+                        self.write_robots_cache(CachedRobots::unreachable(&url, &why), ctx);
                     }
                 }
                 self.robots.not_now(wait, why, now);

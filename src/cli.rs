@@ -35,6 +35,14 @@ pub enum Command {
     /// Download the batches of a prep output folder into HDF5 shards, politely; resumes where the
     /// last run stopped.
     Download(DownloadArgs),
+    /// Forecast how long the download takes, and on how many nodes, before spending an allocation.
+    ///
+    /// Runs rank 0's planner and round rule in simulated time over what remains, and prints the
+    /// estimated wall time on --nodes nodes (with rounds, and with one static plan), the floors
+    /// no node count beats (the slowest host at its allowed rate; the CPUs), the hosts that set
+    /// the tail, the wall time against the node count and where more nodes stop helping, and the
+    /// chained Slurm jobs it needs. Reads only.
+    Plan(PlanArgs),
     /// Queue the whole job on Slurm: prep (when the output has no batches yet), then a chain of
     /// download jobs, each resuming where the last stopped. Reads the SLURM_* keys.
     Submit(SubmitArgs),
@@ -46,6 +54,33 @@ pub enum Command {
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
     JobEnd(JobEndArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The output folder prep wrote (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Nodes the job runs on (overrides SLURM_NODES).
+    #[arg(long, value_name = "N")]
+    pub nodes: Option<u32>,
+    /// Ranks per node (overrides SLURM_TASKS_PER_NODE).
+    #[arg(long, value_name = "R")]
+    pub ranks_per_node: Option<u32>,
+    /// Longest round while a rank is idle and work could move (overrides ROUND_SECS).
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    pub round_secs: Option<f64>,
+    /// Images per second one rank's CPUs process (overrides RANK_IMAGES_PER_SEC; else 30 per
+    /// core × CPU_THREADS, else × SLURM_CPUS_PER_TASK).
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub rank_images_per_sec: Option<f64>,
+    /// Print the forecast as JSON on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Forecast a generated GBIF-shaped job (545 servers, 200M URLs, Zipf sizes, 1–20 req/s)
+    /// instead of an output folder: for comparisons and the forecast's own checks.
+    #[arg(long, hide = true)]
+    pub gbif_like: bool,
 }
 
 #[derive(Debug, Args)]

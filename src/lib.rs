@@ -18,6 +18,7 @@
 //! - `robots`: robots.txt (RFC 9309) and opt-out headers: the rules, a host's robots.txt state
 //!   during a download, and the answers kept in the output folder.
 //! - `overrides`: per-server overrides (starting rate, ceiling, in-flight cap, exclusion).
+//! - `forecast`: `plan`, the whole download simulated with rank 0's planner and round rule.
 //! - `profile`: robots.txt and spaced sample requests per server, the starting-rate rule.
 //! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
 //! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod download;
 pub mod environment;
 pub mod fetch;
+pub mod forecast;
 pub mod imaging;
 pub mod mpi_glue;
 pub mod overrides;

@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -86,12 +85,7 @@ fn every_rank_serves_labelled_metrics_lists_itself_for_prometheus_and_leaves_a_s
     let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
     run_ok(&["--config", c, "prep", "-i", dir.path().join("list.csv").to_str().unwrap(), "-o", o]);
 
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["-n", "2", "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")])
-        .args(["--config", c, "download", "-o", o, "--json"]);
-    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
-        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
+    let mut cmd = mpirun_cmd(2, &["--config", c, "download", "-o", o, "--json"]);
     let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
 
     // While it runs: the targets file lists both ranks, and each answers a scrape with its labels.
@@ -319,12 +313,7 @@ fn a_real_prometheus_finds_both_ranks_and_every_dashboard_panel_returns_data() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["-n", "2", "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")])
-        .args(["--config", c, "download", "-o", o, "--json"]);
-    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
-        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
+    let mut cmd = mpirun_cmd(2, &["--config", c, "download", "-o", o, "--json"]);
     let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
 
     // While the download runs: both ranks are up in Prometheus, and each panel query returns

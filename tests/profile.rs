@@ -2,9 +2,8 @@
 //! written, and what the next download does with it.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use polars::prelude::{ParquetReader, SerReader};
@@ -199,16 +198,6 @@ fn a_robots_txt_that_says_not_now_holds_every_sample_and_a_refusal_ends_sampling
     let refused = result(&j.out, 129);
     assert!(notes(&refused).contains("refused a sample (429)"), "{refused}");
     assert_eq!(refused["start_rate"].as_f64(), Some(0.5), "half of one sample a second");
-}
-
-/// Runs the binary under `mpirun -n ranks --oversubscribe`; as root, with OpenMPI's consent.
-fn mpirun(ranks: usize, args: &[&str]) -> Output {
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["-n", &ranks.to_string(), "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")]).args(args);
-    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
-        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
-    cmd.output().expect("mpirun runs (scripts/setup.sh installs openmpi-bin)")
 }
 
 #[test]

@@ -1,25 +1,14 @@
 //! `download` under `mpirun -n N`: one politeness budget over many ranks.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use distributed_downloader::shards::hdf5_io::read_shard;
 use test_origin::{Behaviour, HostSpec, Origin, RetryAfterForm};
 
 use crate::util::*;
-
-/// Runs the binary under `mpirun -n ranks --oversubscribe`; as root, with OpenMPI's consent.
-fn mpirun(ranks: usize, args: &[&str]) -> Output {
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["-n", &ranks.to_string(), "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")]).args(args);
-    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
-        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
-    cmd.output().expect("mpirun runs (scripts/setup.sh installs openmpi-bin)")
-}
 
 fn records_per_url(out: &Path) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
@@ -181,15 +170,11 @@ fn killing_one_rank_then_rerunning_loses_and_duplicates_nothing() {
     let (dir, urls) = prepped(&origin, 40, "INITIAL_RATE_LIMIT=10\nMAX_RATE_LIMIT=10\n");
     let cfg = dir.path().join("job.env");
     let out = dir.path().join("out");
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["-n", "2", "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")])
-        .args(["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()])
+    let mut job = mpirun_cmd(2, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false) {
-        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
-    }
-    let mut job = cmd.spawn().unwrap();
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let t = std::time::Instant::now();
     while records_per_url(&out).len() < 16 && t.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));

@@ -9,6 +9,7 @@ mod files;
 mod memory;
 mod metrics;
 mod overrides;
+mod plan;
 mod politeness;
 mod prep;
 mod profile;

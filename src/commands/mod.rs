@@ -4,6 +4,7 @@
 //! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. The Slurm
 //! subcommands are in `slurm.rs`.
 
+mod plan;
 mod profile;
 mod slurm;
 
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Prep(args) => prep(&settings, args),
         Command::Profile(args) => profile::profile(&settings, args),
         Command::Download(args) => download(&settings, args),
+        Command::Plan(args) => plan::plan(&settings, args),
         Command::Submit(args) => slurm::submit(cli.config.as_deref(), &settings, args),
         Command::Status(args) => slurm::status(&settings, args),
         Command::Cancel(args) => slurm::cancel(&settings, args),
@@ -94,19 +96,30 @@ fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
+/// The output folder and the operator's contact of a command that sends requests (`download`,
+/// `profile`): the flags, else the config file; both are required.
+fn output_and_contact(
+    settings: &Settings,
+    output: &Option<std::path::PathBuf>,
+    contact: &Option<String>,
+) -> Result<(std::path::PathBuf, String), Failure> {
     let usage = |m: String| Failure::Usage(anyhow!(m));
-    let output = args
-        .output
+    let output = output
         .clone()
         .or_else(|| settings.output_dir.clone())
         .ok_or_else(|| usage("no output folder: pass --output DIR or set OUTPUT_DIR in the config file".into()))?;
-    let contact = args.contact.clone().or_else(|| settings.contact.clone()).ok_or_else(|| {
+    let contact = contact.clone().or_else(|| settings.contact.clone()).ok_or_else(|| {
         usage("no contact: server operators must be able to reach you. Pass --contact you@example.org or set CONTACT in the config file".into())
     })?;
     if contact.chars().any(|c| c.is_control()) {
         return Err(usage(format!("--contact {contact:?} contains control characters")));
     }
+    Ok((output, contact))
+}
+
+fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
+    let usage = |m: String| Failure::Usage(anyhow!(m));
+    let (output, contact) = output_and_contact(settings, &args.output, &args.contact)?;
     let launch = Launch::from_env();
     let deadline = match (&args.deadline, launch.slurm_job_end_time) {
         (Some(d), _) => {

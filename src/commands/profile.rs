@@ -27,18 +27,7 @@ struct JsonReport<'a> {
 
 pub(super) fn profile(settings: &Settings, args: ProfileArgs) -> Result<(), Failure> {
     let started = std::time::SystemTime::now();
-    let usage = |m: String| Failure::Usage(anyhow!(m));
-    let output = args
-        .output
-        .clone()
-        .or_else(|| settings.output_dir.clone())
-        .ok_or_else(|| usage("no output folder: pass --output DIR or set OUTPUT_DIR in the config file".into()))?;
-    let contact = args.contact.clone().or_else(|| settings.contact.clone()).ok_or_else(|| {
-        usage("no contact: server operators must be able to reach you. Pass --contact you@example.org or set CONTACT in the config file".into())
-    })?;
-    if contact.chars().any(|c| c.is_control()) {
-        return Err(usage(format!("--contact {contact:?} contains control characters")));
-    }
+    let (output, contact) = super::output_and_contact(settings, &args.output, &args.contact)?;
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("profile of {} failed", output.display())));
     // Read before the world is joined: a folder without prep's output fails the same way on
     // every rank, and before any rank waits for another.

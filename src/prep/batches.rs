@@ -320,6 +320,30 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
         .collect())
 }
 
+/// `servers.parquet` of `out`, read for an update: its path, the table and its server names.
+fn open_for_update(out: &Path) -> Result<(std::path::PathBuf, DataFrame, Vec<String>), PrepError> {
+    let path = out.join("servers.parquet");
+    let df = read_parquet(&path)?;
+    let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+    let names: Vec<String> = df
+        .column("server_name")
+        .map_err(pe)?
+        .str()
+        .map_err(pe)?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect();
+    Ok((path, df, names))
+}
+
+/// Replaces `servers.parquet` of `out` with `df`: a temporary file, then a rename, so a reader
+/// sees the old table or the new one.
+fn replace_table(out: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
+    let (path, tmp) = (out.join("servers.parquet"), out.join("servers.parquet.tmp"));
+    write_parquet(&tmp, df)?;
+    fs::rename(&tmp, &path).map_err(|e| PrepError::Io { path, source: e })
+}
+
 /// What a download learned about one host, to write back into `servers.parquet`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Learned {
@@ -333,17 +357,8 @@ pub struct Learned {
 /// Writes learned rates into `servers.parquet` (temporary file, then rename), so the next run
 /// starts from them. Hosts not in `learned` keep their row as it was.
 pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Learned>) -> Result<(), PrepError> {
-    let path = out.join("servers.parquet");
-    let mut df = read_parquet(&path)?;
+    let (path, mut df, names) = open_for_update(out)?;
     let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
-    let names: Vec<String> = df
-        .column("server_name")
-        .map_err(pe)?
-        .str()
-        .map_err(pe)?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect();
     let old_rate = df.column("learned_rate_limit").map_err(pe)?.f64().map_err(pe)?.clone();
     let old_cap = df.column("learned_max_in_flight").map_err(pe)?.u32().map_err(pe)?.clone();
     let old_at = df.column("learned_at").map_err(pe)?.str().map_err(pe)?.clone();
@@ -362,10 +377,7 @@ pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Le
     df.with_column(Column::new("learned_max_in_flight".into(), cap)).map_err(pe)?;
     df.with_column(Column::new("learned_at".into(), at)).map_err(pe)?;
     df.with_column(Column::new("learned_state".into(), state)).map_err(pe)?;
-    let tmp = out.join("servers.parquet.tmp");
-    write_parquet(&tmp, &mut df)?;
-    fs::rename(&tmp, &path).map_err(|e| PrepError::Io { path: path.clone(), source: e })?;
-    Ok(())
+    replace_table(out, &mut df)
 }
 
 /// What `profile` found about one host, to write into `servers.parquet`.
@@ -390,17 +402,8 @@ pub struct Profiled {
 /// `profile_statuses`, `robots_status`, `crawl_delay` and `profile_notes` columns (created when
 /// missing) hold what was seen. Hosts not in `profiled` keep their row as it was.
 pub fn update_profiled(out: &Path, profiled: &std::collections::HashMap<String, Profiled>) -> Result<(), PrepError> {
-    let path = out.join("servers.parquet");
-    let mut df = read_parquet(&path)?;
+    let (path, mut df, names) = open_for_update(out)?;
     let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
-    let names: Vec<String> = df
-        .column("server_name")
-        .map_err(pe)?
-        .str()
-        .map_err(pe)?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect();
     let n = names.len();
     let pick = |i: usize| profiled.get(&names[i]);
     // An existing column's values, or nulls when the table predates it.
@@ -439,10 +442,7 @@ pub fn update_profiled(out: &Path, profiled: &std::collections::HashMap<String, 
     for c in columns {
         df.with_column(c).map_err(pe)?;
     }
-    let tmp = out.join("servers.parquet.tmp");
-    write_parquet(&tmp, &mut df)?;
-    fs::rename(&tmp, &path).map_err(|e| PrepError::Io { path: path.clone(), source: e })?;
-    Ok(())
+    replace_table(out, &mut df)
 }
 
 #[cfg(test)]

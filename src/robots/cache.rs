@@ -150,7 +150,10 @@ mod tests {
         assert_eq!(down.usable(run, now, day), Some(Cached::Unreachable("HTTP 503".into())));
         let down_before = entry(None, run - Duration::from_secs(1));
         assert_eq!(down_before.usable(run, now, day), None, "an outage of an earlier run is not kept");
-        let looped = CachedRobots::answered("http://a.org/robots.txt", None, b"", "too many redirects");
+        let looped = CachedRobots {
+            fetched_unix_ms: unix_ms(now - Duration::from_secs(60)),
+            ..CachedRobots::answered("http://a.org/robots.txt", None, b"", "too many redirects")
+        };
         assert_eq!(looped.usable(run, now, day), Some(Cached::Rules(Robots::allow_all())), "a redirect loop: no rules");
     }
 

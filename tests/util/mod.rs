@@ -12,6 +12,22 @@ pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_distributed-downloader"))
 }
 
+/// The binary under `mpirun -n ranks --oversubscribe` with `args`, not started yet; as root,
+/// with OpenMPI's consent.
+pub fn mpirun_cmd(ranks: usize, args: &[&str]) -> Command {
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["-n", &ranks.to_string(), "--oversubscribe", env!("CARGO_BIN_EXE_distributed-downloader")]).args(args);
+    if std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false) {
+        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1").env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    }
+    cmd
+}
+
+/// Runs the binary under `mpirun -n ranks` and returns its output.
+pub fn mpirun(ranks: usize, args: &[&str]) -> Output {
+    mpirun_cmd(ranks, args).output().expect("mpirun runs (scripts/setup.sh installs openmpi-bin)")
+}
+
 /// Runs the binary with `args`, returning its output (never panics on failure).
 pub fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("binary runs")

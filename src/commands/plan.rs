@@ -1,0 +1,50 @@
+//! `plan`: reads what remains of a job (or generates the GBIF-shaped one), forecasts it over the
+//! requested nodes and prints the forecast. The forecast itself is `crate::forecast`; this file
+//! only merges the flags over the config and maps errors to exit codes.
+
+use anyhow::anyhow;
+
+use super::Failure;
+use crate::cli::PlanArgs;
+use crate::config::Settings;
+use crate::forecast::error::ForecastError;
+use crate::forecast::params::{resolve, Flags};
+use crate::forecast::{gbif_like, load, scale};
+
+/// A usage error (exit 2) for bad flags or config, a run failure (exit 1) for the folder.
+fn failure(e: ForecastError, context: impl FnOnce() -> String) -> Failure {
+    if e.is_usage() {
+        Failure::Usage(anyhow!(e))
+    } else {
+        Failure::Run(anyhow!(e).context(context()))
+    }
+}
+
+pub fn plan(settings: &Settings, args: PlanArgs) -> Result<(), Failure> {
+    let flags = Flags {
+        nodes: args.nodes,
+        ranks_per_node: args.ranks_per_node,
+        round_secs: args.round_secs,
+        rank_images_per_sec: args.rank_images_per_sec,
+    };
+    let params = resolve(settings, flags).map_err(|e| failure(e, String::new))?;
+    let (source, loaded) = if args.gbif_like {
+        let hosts = gbif_like::hosts(settings.max_in_flight_per_host);
+        let source = format!("GBIF-like list ({} servers, {} URLs)", gbif_like::SERVERS, gbif_like::URLS);
+        (source, load::Loaded { hosts, excluded: Vec::new(), done: 0 })
+    } else {
+        let out = args.output.clone().or_else(|| settings.output_dir.clone()).ok_or_else(|| {
+            Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file"))
+        })?;
+        let loaded = load::load(&out, settings).map_err(|e| failure(e, || format!("cannot plan {}", out.display())))?;
+        (out.display().to_string(), loaded)
+    };
+    let fc = scale::forecast(&source, &loaded.hosts, loaded.excluded, loaded.done, &params)
+        .map_err(|e| failure(e, || format!("cannot plan {source}")))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&fc).expect("a forecast serialises"));
+    } else {
+        print!("{fc}");
+    }
+    Ok(())
+}

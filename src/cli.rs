@@ -94,6 +94,10 @@ pub struct SubmitArgs {
     /// Download jobs in the chain (overrides SLURM_CHAIN_JOBS).
     #[arg(long, value_name = "K")]
     pub jobs: Option<u32>,
+    /// As many download jobs as `plan` forecasts for the SLURM_* allocation (needs prep's
+    /// output).
+    #[arg(long, conflicts_with = "jobs")]
+    pub jobs_from_plan: bool,
     /// Print the sbatch commands and the rendered scripts; queue nothing, write nothing.
     #[arg(long)]
     pub dry_run: bool,

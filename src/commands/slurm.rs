@@ -25,6 +25,35 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
 }
 
+/// The download jobs `plan` forecasts for what remains of `out` on the configured allocation.
+fn jobs_from_plan(out: &Path, settings: &Settings) -> Result<u32, Failure> {
+    use crate::forecast::{load, params, scale};
+    if !out.join("servers.parquet").exists() {
+        return Err(Failure::Usage(anyhow!(
+            "--jobs-from-plan needs prep's output in {} (servers.parquet): run prep first, or pass --jobs K",
+            out.display()
+        )));
+    }
+    let params = params::resolve(settings, params::Flags::default()).map_err(|e| Failure::Usage(anyhow!(e)))?;
+    let loaded = load::load(out, settings).map_err(|e| Failure::Run(anyhow!(e)))?;
+    let source = out.display().to_string();
+    let fc = scale::forecast(&source, &loaded.hosts, loaded.excluded, loaded.done, &params)
+        .map_err(|e| Failure::Run(anyhow!(e).context(format!("cannot plan {source}"))))?;
+    let jobs = fc.slurm_jobs.ok_or_else(|| {
+        Failure::Usage(anyhow!(
+            "SLURM_TIME {} leaves no time to download after the margins: raise it, or pass --jobs K",
+            fc.slurm_time
+        ))
+    })?;
+    eprintln!(
+        "submit: plan forecasts {} on {} ranks: {jobs} download job(s) of SLURM_TIME {} (failures and queue waits not counted)",
+        crate::forecast::report::human(fc.estimated_secs),
+        fc.ranks,
+        fc.slurm_time
+    );
+    Ok(u32::try_from(jobs.max(1)).unwrap_or(u32::MAX))
+}
+
 pub fn submit(config: Option<&Path>, settings: &Settings, args: SubmitArgs) -> Result<(), Failure> {
     let usage = |m: String| Failure::Usage(anyhow!(m));
     let run = |e: anyhow::Error| Failure::Run(e);
@@ -35,7 +64,7 @@ pub fn submit(config: Option<&Path>, settings: &Settings, args: SubmitArgs) -> R
     let out = absolute(&output_dir(&args.output, settings)?).map_err(run)?;
     let bin = std::env::current_exe().context("cannot tell where this binary is").map_err(run)?;
     let s = &settings.slurm;
-    let jobs = args.jobs.unwrap_or(s.chain_jobs);
+    let jobs = if args.jobs_from_plan { jobs_from_plan(&out, settings)? } else { args.jobs.unwrap_or(s.chain_jobs) };
     if jobs == 0 {
         return Err(usage("--jobs must be at least 1".into()));
     }

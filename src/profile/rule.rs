@@ -13,13 +13,18 @@
 //!    said "not now", or nothing was sent): start at `INITIAL_RATE_LIMIT`, as without a profile.
 //! 3. **Otherwise, from the latency.** `MAX_IN_FLIGHT_PER_HOST / (4 × median response time)`:
 //!    the rate at which the host's in-flight cap would be a quarter used, given how long a whole
-//!    response (head and body) took. Clamped to `[INITIAL_RATE_LIMIT, MAX_RATE_LIMIT]`: a
-//!    profile only ever starts a healthy host faster than the default, never slower, and never
-//!    above the ceiling. The download's adaptive rate takes over from there.
+//!    response (head and body) took, but never above `INITIAL_RATE_LIMIT` (nor `MAX_RATE_LIMIT`)
+//!    and never below `MIN_RATE` (one request every 30 s). A profile starts a slow server gentler
+//!    than the default and a fast one at the default: samples one a second say nothing about a
+//!    limit above one a second, and starting a fast host higher was measured to cost a
+//!    rate-limited host three refusals where slow start from the default costs one. The
+//!    download's slow start finds a fast host's limit from there.
 //! 4. **Crawl-delay caps it.** A robots.txt `Crawl-delay: d` caps the result at `1/d` req/s,
 //!    below the floor if need be: the operator's word beats our defaults.
 
 use std::time::Duration;
+
+use crate::actors::server::rate::MIN_RATE;
 
 /// The shortest median response time the rule divides by. Loopback and cached answers come
 /// back in well under a millisecond; dividing by that would only be clamped by the ceiling
@@ -89,8 +94,15 @@ pub fn start_rate(e: &Evidence, l: &Limits) -> Start {
     } else {
         let latency = e.median_latency.unwrap_or(MIN_LATENCY).max(MIN_LATENCY).as_secs_f64();
         let raw = f64::from(l.max_in_flight) / (IN_FLIGHT_SHARE * latency);
-        // max then min, not clamp: a ceiling configured below the floor must not panic.
-        raw.max(l.initial).min(l.max)
+        let start = raw.min(l.initial).min(l.max).max(MIN_RATE);
+        if start < l.initial.min(l.max) {
+            notes.push(format!(
+                "slow answers ({:.0} ms): start at {} req/s, below INITIAL_RATE_LIMIT",
+                latency * 1e3,
+                rate_text(start)
+            ));
+        }
+        start
     };
     match e.crawl_delay.filter(|d| d.is_finite() && *d > 0.0) {
         Some(d) => {
@@ -131,16 +143,22 @@ mod tests {
     }
 
     #[test]
-    fn a_healthy_host_starts_at_a_quarter_of_its_in_flight_cap_within_the_configured_bounds() {
-        // 2 in flight / (4 × 0.4 s) = 1.25 req/s.
-        assert_eq!(start_rate(&answered(3, 400), &LIMITS).rate, 1.25);
-        assert_eq!(start_rate(&answered(3, 100), &LIMITS).rate, 5.0);
-        assert_eq!(start_rate(&answered(1, 2), &LIMITS).rate, 10.0, "a fast host stops at MAX_RATE_LIMIT");
-        assert_eq!(start_rate(&answered(3, 3000), &LIMITS).rate, 1.0, "a slow host is not started below the floor");
-        assert_eq!(start_rate(&answered(3, 0), &LIMITS).rate, 10.0, "a zero latency is not a division by zero");
+    fn a_slow_host_starts_at_a_quarter_of_its_in_flight_cap_and_a_fast_one_at_the_default() {
+        // 2 in flight / (4 × 1 s) = 0.5 req/s.
+        let slow = start_rate(&answered(3, 1000), &LIMITS);
+        assert_eq!(slow.rate, 0.5);
+        assert_eq!(slow.notes, ["slow answers (1000 ms): start at 0.5 req/s, below INITIAL_RATE_LIMIT"]);
+        assert_eq!(start_rate(&answered(3, 400), &LIMITS).rate, 1.0, "1.25 req/s is above the default: the default");
         assert!(start_rate(&answered(3, 400), &LIMITS).notes.is_empty());
+        assert_eq!(
+            start_rate(&answered(1, 2), &LIMITS).rate,
+            1.0,
+            "a fast host starts at the default, slow start does the rest"
+        );
+        assert_eq!(start_rate(&answered(3, 0), &LIMITS).rate, 1.0, "a zero latency is not a division by zero");
+        assert_eq!(start_rate(&answered(3, 600_000), &LIMITS).rate, MIN_RATE, "never below one request every 30 s");
         let odd = Limits { initial: 5.0, max: 2.0, max_in_flight: 2 };
-        assert_eq!(start_rate(&answered(3, 10), &odd).rate, 2.0, "a ceiling under the floor wins, without a panic");
+        assert_eq!(start_rate(&answered(3, 10), &odd).rate, 2.0, "a ceiling under the default wins, without a panic");
     }
 
     #[test]
@@ -180,9 +198,9 @@ mod tests {
         let nothing = Evidence { crawl_delay: Some(4.0), ..answered(0, 5) };
         assert_eq!(start_rate(&nothing, &LIMITS).rate, 0.25, "below INITIAL_RATE_LIMIT");
         let tiny = Evidence { crawl_delay: Some(0.5), ..answered(3, 400) };
-        assert_eq!(start_rate(&tiny, &LIMITS).rate, 1.25, "a cap above the rate changes nothing");
+        assert_eq!(start_rate(&tiny, &LIMITS).rate, 1.0, "a cap above the rate changes nothing");
         let bogus = Evidence { crawl_delay: Some(0.0), ..answered(3, 400) };
-        assert_eq!(start_rate(&bogus, &LIMITS).rate, 1.25, "a zero Crawl-delay is no cap");
+        assert_eq!(start_rate(&bogus, &LIMITS).rate, 1.0, "a zero Crawl-delay is no cap");
     }
 
     #[test]

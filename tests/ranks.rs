@@ -111,6 +111,7 @@ fn a_split_host_never_sees_more_than_its_rate_or_in_flight_cap() {
     assert_ne!(shares[0]["rank"], shares[1]["rank"]);
     let log = origin.log(0);
     assert_eq!(log.count_status(200), 40);
+    assert_eq!(log.count_path("/robots.txt"), 1, "one share asks for robots.txt, the other reads its answer");
     assert!(log.max_in_flight() <= 2, "{} in flight on a split host with a cap of 2", log.max_in_flight());
     let window = log.max_requests_in_window(Duration::from_secs(1));
     assert!(window <= 17, "{window} requests in 1 s on a 16 req/s host split over 2 ranks");

@@ -34,7 +34,9 @@ BENCH_ROWS ?= 10000000
 BENCH_DIR ?= /tmp/distributed-downloader-bench
 bench-prep: setup
 	cargo build --locked --release --workspace
-	$(BENCH_BIN) prep --rows $(BENCH_ROWS) --dir $(BENCH_DIR)
+	mode=$(or $(BENCH_DUCKDB),auto); py=; \
+	if [ "$$mode" != off ]; then py=$$(./scripts/duckdb.sh install | sed -n 's/^python=//p'); fi; \
+	$(BENCH_BIN) prep --rows $(BENCH_ROWS) --dir $(BENCH_DIR) --duckdb "$$mode" $${py:+--duckdb-python "$$py"}
 
 # Prints the codec limit (decode+resize+encode+hash, no network) and the end-to-end download
 # rate on the same local corpus of photos, and their ratio.

@@ -48,6 +48,29 @@ pub struct BenchPrepArgs {
     /// Keep the generated files.
     #[arg(long)]
     pub keep: bool,
+    /// Also run DuckDB's version of prep (crates/bench/duckdb/prep.py) on the same input and
+    /// print both: `auto` when a Python with DuckDB is found, `on` to fail without one, `off`.
+    #[arg(long, value_enum, default_value_t = DuckDbMode::Auto)]
+    pub duckdb: DuckDbMode,
+    /// The Python that has the `duckdb` package (`scripts/duckdb.sh install` prints it).
+    /// Default: $DD_DUCKDB_PYTHON, else the venv that script makes.
+    #[arg(long, value_name = "PATH")]
+    pub duckdb_python: Option<PathBuf>,
+    /// DuckDB's memory_limit (e.g. `2GB`); DuckDB's own default (80% of RAM) when not given.
+    #[arg(long, value_name = "SIZE")]
+    pub duckdb_memory_limit: Option<String>,
+    /// Worker threads for both: POLARS_MAX_THREADS for ours and DuckDB's `threads`. Default: the
+    /// cores this process may use.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Whether `dd-bench prep` runs DuckDB beside ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DuckDbMode {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Debug, Args)]

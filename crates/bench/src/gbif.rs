@@ -4,10 +4,16 @@
 //! The generator is deterministic (a fixed-seed xorshift), streams to disk, and mimics what makes
 //! GBIF hard: a few huge servers and a long tail of small ones, repeated URLs, non-image rows,
 //! rows without identifiers, and the odd malformed line.
+//!
+//! Beside ours it runs DuckDB's version of the same job (`crates/bench/duckdb/prep.py`, whose
+//! header lists what it leaves out) on the same input with the same thread count, when a Python
+//! with DuckDB is found (`scripts/duckdb.sh install` makes one), and prints both times, both peak
+//! memories, their ratio, and whether the two kept the same URLs and servers.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,7 +24,7 @@ use distributed_downloader::prep::run::{self as prep_run, PrepOptions, Schema};
 use distributed_downloader::prep::server_key::fnv1a;
 use distributed_downloader::prep::spill::ROWS_PER_BUCKET;
 
-use crate::cli::BenchPrepArgs;
+use crate::cli::{BenchPrepArgs, DuckDbMode};
 
 /// The 15 columns of GBIF's multimedia extension, in order.
 pub const GBIF_COLUMNS: [&str; 15] = [
@@ -41,6 +47,12 @@ pub const GBIF_COLUMNS: [&str; 15] = [
 
 /// Servers in a generated table. GBIF's monthly snapshot spans 545+ image servers.
 const SERVERS: u64 = 600;
+
+/// DuckDB's version of prep, run from the clone the benchmark was built in.
+const DUCKDB_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/duckdb/prep.py");
+
+/// Where `scripts/duckdb.sh` puts its venv, under `$HOME`.
+const DUCKDB_VENV_PYTHON: &str = ".cache/distributed-downloader/duckdb-venv/bin/python";
 
 struct XorShift(u64);
 impl XorShift {
@@ -90,8 +102,16 @@ pub fn write_gbif_like(path: &Path, rows: u64) -> std::io::Result<()> {
     out.flush()
 }
 
-/// `dd-bench prep`: generates the input, runs prep in this process, prints wall time and peak RSS.
+/// `dd-bench prep`: generates the input, runs prep in this process, prints wall time and peak
+/// RSS; then the same for DuckDB when it is found, and the comparison.
 pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(n) = args.threads {
+        // Read by polars when its pool starts, which is later than this (the generator uses none).
+        std::env::set_var("POLARS_MAX_THREADS", n.to_string());
+    }
+    // Found before the long run, so `--duckdb on` without DuckDB fails at once.
+    let duckdb = find_duckdb(args)?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
     let input = args.dir.join("multimedia.txt");
     let output = args.dir.join("prep-out");
@@ -132,10 +152,164 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
         report.servers,
         report.batches
     );
+    let ours = Figures {
+        wall_s: report.wall_seconds,
+        peak_rss_mib: report.peak_rss_mib.unwrap_or(f64::NAN),
+        unique_urls: report.unique_urls,
+        servers: report.servers,
+        batches: report.batches,
+    };
+    let compared = match &duckdb {
+        None => Ok(()),
+        Some(python) => {
+            let duck_out = args.dir.join("duckdb-out");
+            let result = run_duckdb(python, &input, &duck_out, threads, args.duckdb_memory_limit.as_deref())
+                .map(|duck| compare(&ours, &duck, report.rows_kept, threads));
+            if !args.keep {
+                crate::remove_scratch(&duck_out);
+            }
+            result
+        }
+    };
     if !args.keep {
         // Scratch files: a leftover costs disk only (see `remove_scratch`).
         let _ = std::fs::remove_file(&input);
         crate::remove_scratch(&output);
     }
-    Ok(())
+    compared
+}
+
+/// The figures both runs are compared on.
+struct Figures {
+    wall_s: f64,
+    peak_rss_mib: f64,
+    unique_urls: u64,
+    servers: u64,
+    batches: u64,
+}
+
+/// The Python to run DuckDB with, or `None` when the comparison is off or, under `auto`, when no
+/// Python with DuckDB is found.
+fn find_duckdb(args: &BenchPrepArgs) -> anyhow::Result<Option<PathBuf>> {
+    if args.duckdb == DuckDbMode::Off {
+        return Ok(None);
+    }
+    let python = args
+        .duckdb_python
+        .clone()
+        .or_else(|| std::env::var_os("DD_DUCKDB_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(DUCKDB_VENV_PYTHON)));
+    let problem = match &python {
+        None => "no --duckdb-python given and $HOME is not set".to_string(),
+        Some(_) if !Path::new(DUCKDB_SCRIPT).is_file() => {
+            format!("{DUCKDB_SCRIPT} is missing (dd-bench runs it from the clone it was built in)")
+        }
+        Some(py) => {
+            let imports = Command::new(py)
+                .args(["-c", "import duckdb"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if imports {
+                return Ok(python);
+            }
+            format!("{} cannot import duckdb", py.display())
+        }
+    };
+    let hint = "run scripts/duckdb.sh install, or pass --duckdb-python";
+    match args.duckdb {
+        DuckDbMode::On => anyhow::bail!("--duckdb on: {problem}; {hint}"),
+        _ => {
+            eprintln!("bench-prep: DuckDB comparison skipped: {problem} ({hint})");
+            Ok(None)
+        }
+    }
+}
+
+/// Runs `crates/bench/duckdb/prep.py` on `input` into `out` and reads the figures it prints.
+fn run_duckdb(
+    python: &Path,
+    input: &Path,
+    out: &Path,
+    threads: usize,
+    memory_limit: Option<&str>,
+) -> anyhow::Result<Figures> {
+    let mut cmd = Command::new(python);
+    cmd.arg(DUCKDB_SCRIPT).arg(input).arg(out);
+    cmd.args(["--threads", &threads.to_string(), "--batch-size", &DEFAULT_BATCH_SIZE.to_string()]);
+    if let Some(limit) = memory_limit {
+        cmd.args(["--memory-limit", limit]);
+    }
+    eprintln!("bench-prep: running DuckDB ({} threads) on the same input", threads);
+    let started = Instant::now();
+    let done = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("cannot run {}", python.display()))?;
+    let process_s = started.elapsed().as_secs_f64();
+    if !done.status.success() {
+        anyhow::bail!("DuckDB's prep ({DUCKDB_SCRIPT}) failed with {}; its errors are above", done.status);
+    }
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(line)
+        .with_context(|| format!("DuckDB's prep printed no figures (expected a JSON line, got {stdout:?})"))?;
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+    let count = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let figures = Figures {
+        wall_s: num("wall_s"),
+        peak_rss_mib: num("peak_rss_mib"),
+        unique_urls: count("unique_urls"),
+        servers: count("servers"),
+        batches: count("batches"),
+    };
+    println!(
+        "bench-prep: duckdb={} wall_s={:.1} process_s={:.1} peak_rss_mib={:.0} memory_limit={} unique_urls={} servers={} batches={}",
+        v.get("duckdb_version").and_then(serde_json::Value::as_str).unwrap_or("?"),
+        figures.wall_s,
+        process_s,
+        figures.peak_rss_mib,
+        memory_limit.unwrap_or("default"),
+        figures.unique_urls,
+        figures.servers,
+        figures.batches
+    );
+    Ok(figures)
+}
+
+/// Prints the ratio ours/DuckDB and whether both kept the same URLs, servers and batches. A
+/// difference is printed with its likely reason, never hidden: it means the comparison is unfair.
+fn compare(ours: &Figures, duck: &Figures, ours_rows_kept: u64, threads: usize) {
+    println!(
+        "bench-prep: ours/duckdb wall={:.2}x ({:.1} s / {:.1} s) peak_rss={:.2}x ({:.0} MiB / {:.0} MiB) threads={}",
+        ours.wall_s / duck.wall_s,
+        ours.wall_s,
+        duck.wall_s,
+        ours.peak_rss_mib / duck.peak_rss_mib,
+        ours.peak_rss_mib,
+        duck.peak_rss_mib,
+        threads
+    );
+    let mut agree = true;
+    for (what, a, b) in [
+        ("unique_urls", ours.unique_urls, duck.unique_urls),
+        ("servers", ours.servers, duck.servers),
+        ("batches", ours.batches, duck.batches),
+    ] {
+        if a != b {
+            agree = false;
+            println!("bench-prep: MISMATCH {what}: ours={a} duckdb={b} (ours - duckdb = {})", a as i64 - b as i64);
+        }
+    }
+    if agree {
+        println!(
+            "bench-prep: outputs agree: unique_urls={} servers={} batches={} (ours kept {} rows before merging identical URLs)",
+            ours.unique_urls, ours.servers, ours.batches, ours_rows_kept
+        );
+    } else {
+        println!(
+            "bench-prep: likely reasons: URLs that our `url` crate canonicalises and DuckDB's regex does not \
+             (percent-encoding, /./ and /../, IDNA hosts) merge or split differently; host keys our \
+             sanitiser cuts or rewrites (IPv6, >120 bytes); lines DuckDB's CSV reader rejects or splits \
+             differently (invalid UTF-8, stray CR)"
+        );
+    }
 }

@@ -3,8 +3,8 @@
 //! Plain CPU code with no actix, tokio or network, called by the download engine from its bounded
 //! CPU pool. `process` detects the format from magic bytes, refuses decompression bombs from the
 //! header, keeps small web images untouched, and otherwise decodes (JPEG through libjpeg-turbo
-//! with DCT-domain downscaling), converts to 8-bit RGB, resizes with SIMD, applies EXIF
-//! orientation and encodes JPEG (or stores raw RGB). It hashes the original bytes once.
+//! with DCT-domain downscaling, still lossy WebP through libwebp), converts to 8-bit RGB,
+//! resizes with SIMD, applies EXIF orientation and encodes JPEG (or stores raw RGB). It hashes the original bytes once.
 //! Named `imaging` so that `image` keeps meaning the image crate.
 //!
 //! - `settings`: `ImageSettings` and its defaults.
@@ -13,15 +13,20 @@
 //! - `sniff`: format from magic bytes; "not an image" versus "image we do not decode".
 //! - `jpeg_meta`: EXIF orientation, Adobe marker and completeness from JPEG markers.
 //! - `turbo`: the private FFI wrapper over libjpeg-turbo's TurboJPEG 2.x API.
+//! - `webp`: the private wrapper over libwebp's decoder (built from source by `libwebp-sys`), for
+//!   lossy WebP.
+//! - `scratch`: what a worker thread reuses from image to image (handles, buffers, resizer).
 //! - `pixels`: CMYK and alpha to RGB, target size, resize, orientation.
 
 mod error;
 mod jpeg_meta;
 mod pipeline;
 mod pixels;
+mod scratch;
 mod settings;
 mod sniff;
 mod turbo;
+mod webp;
 
 pub use error::ImageError;
 pub use pipeline::{process, Processed, StageSeconds, StoredFormat};

@@ -18,9 +18,11 @@ use sha2::{Digest, Sha256};
 use super::error::ImageError;
 use super::jpeg_meta;
 use super::pixels::{self, Rgb};
+use super::scratch::Scratch;
 use super::settings::{ImageSettings, Reencode, StoreAs};
 use super::sniff::{self, Format};
-use super::turbo::{self, Decompressor, Scale, TurboError};
+use super::turbo::{self, Scale, TurboError};
+use super::webp;
 
 /// Ceiling on decoder memory per pixel for the `image` crate decoders: RGBA at 16 bits. With
 /// `max_pixels` this bounds their allocations, which default to 512 MiB and would refuse a
@@ -149,11 +151,16 @@ impl Probe {
     }
 }
 
-/// Either the original file is stored as it came, or these pixels (at the coded orientation,
-/// possibly already shrunk by the decoder) go on to be resized and encoded.
+/// Either the original file is stored as it came, or pixels (at the coded orientation, possibly
+/// already shrunk by the decoder) go on to be resized and encoded.
 enum Decoded {
     KeepOriginal,
     Pixels(Rgb),
+    /// Packed RGB in the first `width * height * 3` bytes of the worker's `Scratch::decoded`.
+    InScratch {
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Turns the downloaded bytes of one image into what we store. Pure CPU work, no I/O.
@@ -163,11 +170,15 @@ enum Decoded {
 /// everything else is decoded (JPEG with libjpeg-turbo's DCT scaling), converted to 8-bit RGB
 /// (alpha on white), shrunk to `max_side`, turned upright, and stored as JPEG or raw RGB.
 pub fn process(bytes: &[u8], s: &ImageSettings) -> Result<Processed, ImageError> {
+    Scratch::with(|scratch| process_with(bytes, s, scratch))
+}
+
+fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Result<Processed, ImageError> {
     let mut timings = StageSeconds::default();
     let clock = std::time::Instant::now();
     let format = sniff::sniff(bytes)?;
     let (probe, decoded) = match format {
-        Format::Jpeg => decode_jpeg(bytes, s)?,
+        Format::Jpeg => decode_jpeg(bytes, s, scratch)?,
         other => decode_with_image_crate(bytes, other, s)?,
     };
     timings.decode = clock.elapsed().as_secs_f64();
@@ -191,14 +202,26 @@ pub fn process(bytes: &[u8], s: &ImageSettings) -> Result<Processed, ImageError>
                 timings,
             })
         }
-        Decoded::Pixels(rgb) => rgb,
+        other => other,
     };
     let clock = std::time::Instant::now();
     let (width, height) = pixels::fit(probe.width, probe.height, s.max_side);
-    let rgb = if (rgb.width, rgb.height) == (width, height) {
-        rgb
-    } else {
-        pixels::resize(&rgb, width, height).map_err(|reason| ImageError::Decode { format: format.name(), reason })?
+    let resize_error = |reason| ImageError::Decode { format: format.name(), reason };
+    let rgb = match rgb {
+        Decoded::Pixels(rgb) if (rgb.width, rgb.height) == (width, height) => rgb,
+        Decoded::Pixels(rgb) => {
+            pixels::resize_packed(&mut scratch.resizer, &rgb.pixels, rgb.width, rgb.height, width, height)
+                .map_err(resize_error)?
+        }
+        Decoded::InScratch { width: w, height: h } => {
+            let packed = &scratch.decoded[..w as usize * h as usize * 3];
+            if (w, h) == (width, height) {
+                Rgb { width, height, pixels: packed.to_vec() }
+            } else {
+                pixels::resize_packed(&mut scratch.resizer, packed, w, h, width, height).map_err(resize_error)?
+            }
+        }
+        Decoded::KeepOriginal => unreachable!("returned above"),
     };
     let rgb = pixels::orient(rgb, probe.orientation);
     timings.resize = clock.elapsed().as_secs_f64();
@@ -206,7 +229,7 @@ pub fn process(bytes: &[u8], s: &ImageSettings) -> Result<Processed, ImageError>
     let clock = std::time::Instant::now();
     let (format, data) = match s.store {
         StoreAs::RawRgb => (StoredFormat::RawRgb, rgb.pixels),
-        StoreAs::Encoded => (StoredFormat::Jpeg, encode_jpeg(&rgb, s.jpeg_quality)?),
+        StoreAs::Encoded => (StoredFormat::Jpeg, encode_jpeg(&rgb, s.jpeg_quality, scratch)?),
     };
     timings.encode = clock.elapsed().as_secs_f64();
     Ok(Processed {
@@ -254,7 +277,7 @@ fn cut_short(format: Format) -> ImageError {
     ImageError::Decode { format: format.name(), reason: "the data ends before the image does".into() }
 }
 
-fn decode_jpeg(bytes: &[u8], s: &ImageSettings) -> Result<(Probe, Decoded), ImageError> {
+fn decode_jpeg(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Result<(Probe, Decoded), ImageError> {
     let turbo_error = |e: TurboError| {
         let lower = e.message.to_ascii_lowercase();
         if UNSUPPORTED_JPEG_ERRORS.iter().any(|u| lower.contains(u)) {
@@ -263,8 +286,7 @@ fn decode_jpeg(bytes: &[u8], s: &ImageSettings) -> Result<(Probe, Decoded), Imag
             ImageError::Decode { format: "jpeg", reason: e.message }
         }
     };
-    let mut decompressor = Decompressor::new().map_err(turbo_error)?;
-    let header = decompressor.header(bytes).map_err(turbo_error)?;
+    let header = scratch.decompressor().map_err(turbo_error)?.header(bytes).map_err(turbo_error)?;
     let meta = jpeg_meta::read_meta(bytes);
     let orientation = Orientation::from_exif(meta.orientation).unwrap_or(Orientation::NoTransforms);
     let probe = Probe { format: Format::Jpeg, width: header.width, height: header.height, orientation };
@@ -280,15 +302,24 @@ fn decode_jpeg(bytes: &[u8], s: &ImageSettings) -> Result<(Probe, Decoded), Imag
     // Fast chroma upsampling only when a resize follows and smooths it anyway.
     let exact = (scale.apply(header.width), scale.apply(header.height)) == (width, height);
     let flags = if exact { 0 } else { turbo::FLAG_FAST_UPSAMPLE };
-    let decoded = decompressor.decompress(bytes, &header, scale, header.is_cmyk(), flags).map_err(turbo_error)?;
+    let mut buffer = std::mem::take(&mut scratch.decoded);
+    let decoded = scratch
+        .decompressor()
+        .and_then(|d| d.decompress_into(bytes, &header, scale, header.is_cmyk(), flags, &mut buffer));
+    scratch.decoded = buffer;
+    let decoded = decoded.map_err(turbo_error)?;
     if let Some(warning) = decoded.warning {
         let lower = warning.to_ascii_lowercase();
         if FATAL_JPEG_WARNINGS.iter().any(|w| lower.contains(w)) {
             return Err(ImageError::Decode { format: "jpeg", reason: warning });
         }
     }
-    let pixels = if header.is_cmyk() { pixels::cmyk_to_rgb(&decoded.pixels, meta.adobe) } else { decoded.pixels };
-    Ok((probe, Decoded::Pixels(Rgb { width: decoded.width, height: decoded.height, pixels })))
+    let (width, height) = (decoded.width, decoded.height);
+    if header.is_cmyk() {
+        let pixels = pixels::cmyk_to_rgb(&scratch.decoded[..decoded.len], meta.adobe);
+        return Ok((probe, Decoded::Pixels(Rgb { width, height, pixels })));
+    }
+    Ok((probe, Decoded::InScratch { width, height }))
 }
 
 /// The smallest DCT scaling factor of 1/8, 1/4, 1/2 or 1 that still yields at least `target`
@@ -334,15 +365,37 @@ fn decode_with_image_crate(bytes: &[u8], format: Format, s: &ImageSettings) -> R
         }
         return Ok((probe, Decoded::KeepOriginal));
     }
+    if format == Format::Webp {
+        if let Some(rgb) = decode_still_webp(bytes)? {
+            return Ok((probe, Decoded::Pixels(rgb)));
+        }
+    }
     let img = DynamicImage::from_decoder(decoder).map_err(image_error)?;
     Ok((probe, Decoded::Pixels(pixels::to_rgb8(img))))
 }
 
-fn encode_jpeg(rgb: &Rgb, quality: u8) -> Result<Vec<u8>, ImageError> {
+/// A still lossy WebP decoded by libwebp, or None for what the `image` crate decodes as fast
+/// or faster (lossless, measured) or alone (the first frame of an animation).
+fn decode_still_webp(bytes: &[u8]) -> Result<Option<Rgb>, ImageError> {
+    let webp_error = |e: webp::WebpError| {
+        if e.unsupported {
+            ImageError::Unsupported { format: "webp", reason: e.message }
+        } else {
+            ImageError::Decode { format: "webp", reason: e.message }
+        }
+    };
+    let features = webp::features(bytes).map_err(webp_error)?;
+    if features.has_animation || !features.lossy {
+        return Ok(None);
+    }
+    let decoded = webp::decode(bytes, &features).map_err(webp_error)?;
+    let pixels = if features.has_alpha { pixels::rgba_on_white(&decoded) } else { decoded };
+    Ok(Some(Rgb { width: features.width, height: features.height, pixels }))
+}
+
+fn encode_jpeg(rgb: &Rgb, quality: u8, scratch: &mut Scratch) -> Result<Vec<u8>, ImageError> {
     let unsupported = |e: TurboError| ImageError::Unsupported { format: "jpeg", reason: e.message };
-    turbo::Compressor::new()
-        .and_then(|mut c| c.compress_rgb(&rgb.pixels, rgb.width, rgb.height, quality))
-        .map_err(unsupported)
+    scratch.compressor().and_then(|c| c.compress_rgb(&rgb.pixels, rgb.width, rgb.height, quality)).map_err(unsupported)
 }
 
 /// SHA-256 and MD5 of the original bytes in one pass.

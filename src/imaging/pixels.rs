@@ -62,28 +62,43 @@ pub(crate) fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
 /// channels, and alpha is composited on white (what a browser shows on a white page).
 pub(crate) fn to_rgb8(img: DynamicImage) -> Rgb {
     let (width, height) = (img.width(), img.height());
-    let pixels = if img.color().has_alpha() {
-        let rgba = img.into_rgba8().into_raw();
-        let mut rgb = Vec::with_capacity(rgba.len() / 4 * 3);
-        for px in rgba.chunks_exact(4) {
-            let a = u32::from(px[3]);
-            let white = 255 * (255 - a);
-            rgb.extend([px[0], px[1], px[2]].map(|c| ((u32::from(c) * a + white + 127) / 255) as u8));
-        }
-        rgb
-    } else {
-        img.into_rgb8().into_raw()
-    };
+    let pixels =
+        if img.color().has_alpha() { rgba_on_white(img.into_rgba8().as_raw()) } else { img.into_rgb8().into_raw() };
     Rgb { width, height, pixels }
+}
+
+/// Packed RGBA to packed RGB, composited on white.
+pub(crate) fn rgba_on_white(rgba: &[u8]) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(rgba.len() / 4 * 3);
+    for px in rgba.chunks_exact(4) {
+        let a = u32::from(px[3]);
+        let white = 255 * (255 - a);
+        rgb.extend([px[0], px[1], px[2]].map(|c| ((u32::from(c) * a + white + 127) / 255) as u8));
+    }
+    rgb
 }
 
 /// Resizes to exactly `width` x `height` with a SIMD convolution (fast_image_resize picks AVX2,
 /// SSE4.1 or NEON at run time).
+#[cfg(test)]
 pub(crate) fn resize(src: &Rgb, width: u32, height: u32) -> Result<Rgb, String> {
-    let src_view = ImageRef::new(src.width, src.height, &src.pixels, PixelType::U8x3).map_err(|e| e.to_string())?;
+    resize_packed(&mut Resizer::new(), &src.pixels, src.width, src.height, width, height)
+}
+
+/// As `resize`, from `src_width * src_height * 3` bytes of packed RGB borrowed from elsewhere,
+/// with a `resizer` the caller keeps (it caches the CPU's SIMD level and its work buffers).
+pub(crate) fn resize_packed(
+    resizer: &mut Resizer,
+    src: &[u8],
+    src_width: u32,
+    src_height: u32,
+    width: u32,
+    height: u32,
+) -> Result<Rgb, String> {
+    let src_view = ImageRef::new(src_width, src_height, src, PixelType::U8x3).map_err(|e| e.to_string())?;
     let mut dst = Image::new(width, height, PixelType::U8x3);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(RESIZE_FILTER));
-    Resizer::new().resize(&src_view, &mut dst, &options).map_err(|e| e.to_string())?;
+    resizer.resize(&src_view, &mut dst, &options).map_err(|e| e.to_string())?;
     Ok(Rgb { width, height, pixels: dst.into_vec() })
 }
 

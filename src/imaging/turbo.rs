@@ -1,8 +1,8 @@
 //! A small, safe wrapper over the TurboJPEG 2.x C API of the system libjpeg-turbo.
 //!
 //! Owns: the `extern "C"` declarations, handle lifetimes (destroyed on `Drop`), buffer sizing for
-//! `tjDecompress2`, freeing the buffer `tjCompress2` allocates, and turning every failure into a
-//! `TurboError`. Does not own: deciding what to decode, colour conversion, resizing or error
+//! `tjDecompress2`, the output buffer each `Compressor` keeps for `tjCompress2` from image to
+//! image, and turning every failure into a `TurboError`. Does not own: deciding what to decode, colour conversion, resizing or error
 //! classes; that is `pipeline`. The `turbojpeg` crate 1.x needs the 3.0 API and Debian 12 ships 2.1,
 //! hence this module.
 
@@ -21,6 +21,8 @@ const TJERR_WARNING: c_int = 0;
 /// `TJFLAG_FASTUPSAMPLE`: nearest-neighbour chroma upsampling. We always downscale afterwards,
 /// so the smoother default upsampling buys nothing visible and costs time.
 pub(crate) const FLAG_FAST_UPSAMPLE: c_int = 256;
+/// `TJFLAG_NOREALLOC`: write into the buffer we pass, sized by `tjBufSize`, never reallocate it.
+const FLAG_NO_REALLOC: c_int = 1024;
 /// JPEG's hard limit on either side, from the 16-bit fields of the SOF marker.
 pub(crate) const JPEG_MAX_SIDE: u32 = 65_535;
 
@@ -39,6 +41,8 @@ extern "C" {
     fn tjGetErrorStr2(handle: *mut c_void) -> *mut c_char;
     fn tjGetErrorCode(handle: *mut c_void) -> c_int;
     fn tjFree(buffer: *mut u8);
+    fn tjAlloc(bytes: c_int) -> *mut u8;
+    fn tjBufSize(width: c_int, height: c_int, jpeg_subsamp: c_int) -> c_ulong;
     fn tjGetScalingFactors(num: *mut c_int) -> *mut TjScalingFactor;
     fn tjDecompressHeader3(
         handle: *mut c_void,
@@ -175,11 +179,21 @@ fn side_to_c(side: u32, what: &str) -> Result<c_int, TurboError> {
 }
 
 /// Pixels decoded from a JPEG, packed rows without padding.
+#[cfg(test)]
 pub(crate) struct Decoded {
     pub width: u32,
     pub height: u32,
     /// 3 bytes per pixel for RGB, 4 for CMYK.
     pub pixels: Vec<u8>,
+    /// A libjpeg warning (the data was damaged but pixels were produced), if any.
+    pub warning: Option<String>,
+}
+
+/// What `decompress_into` wrote: the first `len` bytes of the caller's buffer.
+pub(crate) struct DecodedInto {
+    pub width: u32,
+    pub height: u32,
+    pub len: usize,
     /// A libjpeg warning (the data was damaged but pixels were produced), if any.
     pub warning: Option<String>,
 }
@@ -233,6 +247,7 @@ impl Decompressor {
 
     /// Decodes `jpeg` scaled by `scale` in the DCT domain, to RGB, or to CMYK when `cmyk`.
     /// `header` must come from `self.header(jpeg)`.
+    #[cfg(test)]
     pub fn decompress(
         &mut self,
         jpeg: &[u8],
@@ -241,6 +256,24 @@ impl Decompressor {
         cmyk: bool,
         flags: c_int,
     ) -> Result<Decoded, TurboError> {
+        let mut pixels = Vec::new();
+        let into = self.decompress_into(jpeg, header, scale, cmyk, flags, &mut pixels)?;
+        pixels.truncate(into.len);
+        Ok(Decoded { width: into.width, height: into.height, pixels, warning: into.warning })
+    }
+
+    /// As `decompress`, but into the first `len` bytes of `pixels`, which is grown (never shrunk)
+    /// as needed: a worker reuses one buffer for every image, with no allocation or zeroing
+    /// once it has seen its largest image.
+    pub fn decompress_into(
+        &mut self,
+        jpeg: &[u8],
+        header: &JpegHeader,
+        scale: Scale,
+        cmyk: bool,
+        flags: c_int,
+        pixels: &mut Vec<u8>,
+    ) -> Result<DecodedInto, TurboError> {
         let width = scale.apply(header.width);
         let height = scale.apply(header.height);
         let (format, channels) = if cmyk { (TJPF_CMYK, 4) } else { (TJPF_RGB, 3) };
@@ -248,10 +281,12 @@ impl Decompressor {
         let len = pitch.checked_mul(height as usize).ok_or_else(|| TurboError::new("decoded size overflows memory"))?;
         let c_pitch = c_int::try_from(pitch).map_err(|_| TurboError::new("row too wide for libjpeg-turbo"))?;
         let (c_width, c_height) = (side_to_c(width, "width")?, side_to_c(height, "height")?);
-        let mut pixels = vec![0u8; len];
-        // SAFETY: `jpeg` is only read, `jpeg.len()` bytes long. `pixels` holds pitch * height
-        // bytes, exactly what libjpeg writes for this width, pitch, height and pixel format, and
-        // asking for the size `scale` gives makes libjpeg pick that very factor.
+        if pixels.len() < len {
+            pixels.resize(len, 0);
+        }
+        // SAFETY: `jpeg` is only read, `jpeg.len()` bytes long. `pixels` holds at least
+        // pitch * height bytes, exactly what libjpeg writes for this width, pitch, height and
+        // pixel format, and asking for the size `scale` gives makes libjpeg pick that very factor.
         let rc = unsafe {
             tjDecompress2(
                 self.handle.as_ptr(),
@@ -275,7 +310,7 @@ impl Decompressor {
             }
             warning = Some(error.message);
         }
-        Ok(Decoded { width, height, pixels, warning })
+        Ok(DecodedInto { width, height, len, warning })
     }
 }
 
@@ -288,9 +323,14 @@ impl Drop for Decompressor {
     }
 }
 
-/// A TurboJPEG compressor handle, destroyed on drop. Not shared between threads.
+/// A TurboJPEG compressor handle and its output buffer, both freed on drop. Not shared between
+/// threads.
 pub(crate) struct Compressor {
     handle: NonNull<c_void>,
+    /// Output buffer from `tjAlloc`, `capacity` bytes, or NULL. Kept from image to image and
+    /// sized by `tjBufSize` (the worst case), so libjpeg never grows it by doubling and copying.
+    buffer: *mut u8,
+    capacity: c_ulong,
 }
 
 impl Compressor {
@@ -298,7 +338,7 @@ impl Compressor {
         // SAFETY: no arguments; returns a new handle or NULL on failure.
         let raw = unsafe { tjInitCompress() };
         NonNull::new(raw)
-            .map(|handle| Compressor { handle })
+            .map(|handle| Compressor { handle, buffer: std::ptr::null_mut(), capacity: 0 })
             .ok_or_else(|| TurboError::new("tjInitCompress failed (out of memory?)"))
     }
 
@@ -336,11 +376,27 @@ impl Compressor {
             )));
         }
         let c_pitch = c_int::try_from(pitch).map_err(|_| TurboError::new("row too wide for libjpeg-turbo"))?;
-        let mut out: *mut u8 = std::ptr::null_mut();
-        let mut out_len: c_ulong = 0;
-        // SAFETY: `src` holds pitch * height bytes as checked above and is only read. With a NULL
-        // `out` and no TJFLAG_NOREALLOC, libjpeg-turbo allocates the output with tjAlloc and
-        // writes its address and length through the two live out-pointers.
+        // SAFETY: plain arithmetic on its arguments; returns (unsigned long)-1 on bad arguments.
+        let needed = unsafe { tjBufSize(width as c_int, height as c_int, TJSAMP_420) };
+        if needed == c_ulong::MAX || needed > c_int::MAX as c_ulong {
+            return Err(TurboError::new(format!("no JPEG buffer size for {width}x{height}")));
+        }
+        if self.capacity < needed {
+            // SAFETY: `buffer` is NULL or our own tjAlloc buffer that nothing else refers to.
+            unsafe { tjFree(self.buffer) };
+            // SAFETY: allocates `needed` bytes (checked to fit a c_int above) or returns NULL.
+            self.buffer = unsafe { tjAlloc(needed as c_int) };
+            self.capacity = if self.buffer.is_null() { 0 } else { needed };
+            if self.buffer.is_null() {
+                return Err(TurboError::new("tjAlloc failed (out of memory?)"));
+            }
+        }
+        let mut out = self.buffer;
+        let mut out_len: c_ulong = self.capacity;
+        // SAFETY: `src` holds pitch * height bytes as checked above and is only read. `out` is our
+        // tjAlloc buffer of `capacity` >= tjBufSize(width, height, 4:2:0) bytes, the most this
+        // image can take, and TJFLAG_NOREALLOC keeps libjpeg-turbo writing into it only; it writes
+        // the length through the live out-pointer.
         let rc = unsafe {
             tjCompress2(
                 self.handle.as_ptr(),
@@ -353,27 +409,24 @@ impl Compressor {
                 &mut out_len,
                 TJSAMP_420,
                 c_int::from(quality.clamp(1, 100)),
-                0,
+                FLAG_NO_REALLOC,
             )
         };
-        let result = if rc != 0 || out.is_null() {
-            Err(last_error(self.handle.as_ptr()))
-        } else {
-            // SAFETY: on success `out` points to `out_len` initialised bytes allocated by tjAlloc.
-            Ok(unsafe { std::slice::from_raw_parts(out, out_len as usize) }.to_vec())
-        };
-        // SAFETY: `out` is NULL or a buffer from tjAlloc that nothing else refers to; tjFree(NULL)
-        // is a no-op.
-        unsafe { tjFree(out) };
-        result
+        if rc != 0 || out != self.buffer || out_len > self.capacity {
+            return Err(last_error(self.handle.as_ptr()));
+        }
+        // SAFETY: on success libjpeg wrote `out_len` (<= capacity) initialised bytes at `out`.
+        Ok(unsafe { std::slice::from_raw_parts(out, out_len as usize) }.to_vec())
     }
 }
 
 impl Drop for Compressor {
     fn drop(&mut self) {
-        // SAFETY: the handle came from tjInitCompress, is owned by self and destroyed once.
+        // SAFETY: the handle came from tjInitCompress, is owned by self and destroyed once; the
+        // buffer is NULL or our own tjAlloc buffer, freed once (tjFree(NULL) is a no-op).
         unsafe {
             tjDestroy(self.handle.as_ptr());
+            tjFree(self.buffer);
         }
     }
 }

@@ -1,17 +1,72 @@
 //! The codec limit: how many images per second `process` turns into stored bytes on N threads,
-//! with no network at all. The engine benchmark compares its own rate against this figure.
+//! with no network at all, and the CPU time each image costs, overall and per source format. The
+//! engine benchmark compares its own rate against this figure.
 //!
-//! Owns: `bench_codec` and `CodecBench`. Does not own: the corpus (see `corpus`) nor the engine's
-//! CPU pool; plain `std::thread` workers share one atomic work index here.
+//! Owns: `bench_codec`, `CodecBench` and `SourceFormat`. Does not own: the corpus (see `corpus`
+//! and `download`) nor the engine's CPU pool; plain `std::thread` workers share one atomic work
+//! index here.
 
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use distributed_downloader::imaging::{process, ImageSettings};
+use distributed_downloader::imaging::{process, ImageError, ImageSettings, Processed};
 
-/// Clock ticks per second in `/proc/*/stat` (Linux's USER_HZ). It is 100 on every Linux ABI we
-/// run on; the kernel keeps it fixed for user space whatever its internal HZ.
-const USER_HZ: f64 = 100.0;
+/// The format of a corpus image, from its magic bytes, so CPU time can be told apart per format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Jpeg,
+    Png,
+    Webp,
+    /// Anything else (GIF, TIFF, BMP, junk).
+    Other,
+}
+
+impl SourceFormat {
+    pub const ALL: [SourceFormat; 4] = [SourceFormat::Jpeg, SourceFormat::Png, SourceFormat::Webp, SourceFormat::Other];
+
+    pub fn of(bytes: &[u8]) -> SourceFormat {
+        if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+            SourceFormat::Jpeg
+        } else if bytes.starts_with(b"\x89PNG") {
+            SourceFormat::Png
+        } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+            SourceFormat::Webp
+        } else {
+            SourceFormat::Other
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Jpeg => "jpeg",
+            SourceFormat::Png => "png",
+            SourceFormat::Webp => "webp",
+            SourceFormat::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Images of one source format and the worker CPU time they took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FormatCpu {
+    pub images: usize,
+    pub cpu_seconds: f64,
+}
+
+impl FormatCpu {
+    pub fn ms_per_image(&self) -> f64 {
+        if self.images > 0 {
+            self.cpu_seconds * 1000.0 / self.images as f64
+        } else {
+            0.0
+        }
+    }
+}
 
 /// What one run of `bench_codec` measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,30 +78,57 @@ pub struct CodecBench {
     /// Wall-clock time for the whole corpus.
     pub seconds: f64,
     pub images_per_sec: f64,
-    /// CPU time of the worker threads per image, from `/proc/thread-self/stat` (10 ms ticks, so
-    /// use a corpus of a few seconds); where that is unreadable, the time spent inside `process`.
+    /// CPU time of the worker thread inside `process`, per image, from the thread CPU clock
+    /// (`CLOCK_THREAD_CPUTIME_ID`, nanoseconds); where that is unavailable, wall time inside it.
     pub cpu_ms_per_image: f64,
+    /// The same split by source format, indexed as `SourceFormat::ALL`.
+    pub per_format: [FormatCpu; 4],
+    /// A fingerprint of every result (stored bytes, sizes, format, both digests, error class),
+    /// independent of thread scheduling: equal before and after a change means the change left
+    /// every stored byte as it was. Computed outside the CPU time measured.
+    pub output_fingerprint: u64,
+}
+
+impl CodecBench {
+    /// `fmt=ms/img(count)` for each format present, e.g. `jpeg=55.1(120) png=40.2(12)`.
+    pub fn per_format_summary(&self) -> String {
+        SourceFormat::ALL
+            .iter()
+            .zip(self.per_format.iter())
+            .filter(|(_, f)| f.images > 0)
+            .map(|(fmt, f)| format!("{}={:.1}({})", fmt.name(), f.ms_per_image(), f.images))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 /// Processes every image of `corpus` once with `threads` workers (at least 1) and reports the rate.
 pub fn bench_codec(corpus: &[Vec<u8>], s: &ImageSettings, threads: usize) -> CodecBench {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
-    let per_thread: Vec<(usize, Duration, Option<f64>)> = std::thread::scope(|scope| {
+    let per_thread: Vec<(usize, [FormatCpu; 4], u64)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 scope.spawn(|| {
-                    let cpu_before = thread_cpu_seconds();
-                    let (mut failed, mut busy) = (0usize, Duration::ZERO);
+                    let mut failed = 0usize;
+                    let mut per_format = [FormatCpu::default(); 4];
+                    let mut fingerprint = 0u64;
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(bytes) = corpus.get(i) else { break };
-                        let t = Instant::now();
-                        failed += usize::from(process(bytes, s).is_err());
-                        busy += t.elapsed();
+                        let (wall, cpu) = (Instant::now(), thread_cpu_seconds());
+                        let result = process(bytes, s);
+                        let spent = match (cpu, thread_cpu_seconds()) {
+                            (Some(before), Some(after)) => after - before,
+                            _ => wall.elapsed().as_secs_f64(),
+                        };
+                        failed += usize::from(result.is_err());
+                        fingerprint ^= fingerprint_of(i, &result);
+                        let slot = &mut per_format[SourceFormat::of(bytes).index()];
+                        slot.images += 1;
+                        slot.cpu_seconds += spent;
                     }
-                    let cpu = cpu_before.zip(thread_cpu_seconds()).map(|(before, after)| after - before);
-                    (failed, busy, cpu)
+                    (failed, per_format, fingerprint)
                 })
             })
             .collect();
@@ -55,29 +137,72 @@ pub fn bench_codec(corpus: &[Vec<u8>], s: &ImageSettings, threads: usize) -> Cod
     let seconds = started.elapsed().as_secs_f64();
     let images = corpus.len();
     let failed = per_thread.iter().map(|(f, _, _)| f).sum();
-    let cpu_seconds = match per_thread.iter().map(|(_, _, cpu)| *cpu).collect::<Option<Vec<f64>>>() {
-        Some(cpu) => cpu.iter().sum::<f64>(),
-        None => per_thread.iter().map(|(_, busy, _)| busy.as_secs_f64()).sum(),
-    };
+    let output_fingerprint = per_thread.iter().fold(0, |acc, (_, _, f)| acc ^ f);
+    let mut per_format = [FormatCpu::default(); 4];
+    for (_, thread, _) in &per_thread {
+        for (total, part) in per_format.iter_mut().zip(thread) {
+            total.images += part.images;
+            total.cpu_seconds += part.cpu_seconds;
+        }
+    }
+    let cpu_seconds: f64 = per_format.iter().map(|f| f.cpu_seconds).sum();
     CodecBench {
         images,
         failed,
         seconds,
         images_per_sec: if seconds > 0.0 { images as f64 / seconds } else { 0.0 },
         cpu_ms_per_image: if images > 0 { cpu_seconds * 1000.0 / images as f64 } else { 0.0 },
+        per_format,
+        output_fingerprint,
     }
 }
 
-/// User plus system CPU time of the calling thread, or None off Linux.
+/// A hash of image `index`'s result, combined by XOR so the order workers finish in is irrelevant.
+fn fingerprint_of(index: usize, result: &Result<Processed, ImageError>) -> u64 {
+    // SipHash with fixed keys: the same in every process, unlike `RandomState`.
+    let mut h = std::hash::DefaultHasher::new();
+    index.hash(&mut h);
+    match result {
+        Ok(p) => {
+            (p.original_width, p.original_height, p.stored_width, p.stored_height).hash(&mut h);
+            (p.format.name(), &p.data, p.sha256, p.md5, p.resized, p.reencoded).hash(&mut h);
+        }
+        Err(e) => e.class().as_str().hash(&mut h),
+    }
+    h.finish()
+}
+
+/// `struct timespec` on 64-bit Linux.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+#[repr(C)]
+struct Timespec {
+    tv_sec: i64,
+    tv_nsec: i64,
+}
+
+/// `CLOCK_THREAD_CPUTIME_ID` from `<time.h>` on Linux.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+extern "C" {
+    fn clock_gettime(clock: i32, out: *mut Timespec) -> i32;
+}
+
+/// User plus system CPU time of the calling thread in nanosecond resolution (per-image figures
+/// need better than `/proc`'s 10 ms ticks), or None off 64-bit Linux.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // The command name (field 2) may hold spaces; fields after its closing parenthesis are plain.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the file, 11 and 12 after the name.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
+    let mut now = Timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: libc's clock_gettime only writes one timespec through the pointer, which points to
+    // a live, correctly laid out value on this stack frame.
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    (rc == 0).then_some(now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9)
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_seconds() -> Option<f64> {
+    None
 }
 
 #[cfg(test)]
@@ -94,6 +219,10 @@ mod tests {
         let bench = bench_codec(&with_junk, &ImageSettings::default(), 3);
         assert_eq!((bench.images, bench.failed), (7, 1));
         assert!(bench.images_per_sec > 0.0 && bench.cpu_ms_per_image >= 0.0);
+        let jpeg = bench.per_format[SourceFormat::Jpeg.index()];
+        let other = bench.per_format[SourceFormat::Other.index()];
+        assert_eq!((jpeg.images, other.images), (6, 1));
+        assert!(jpeg.cpu_seconds > 0.0, "six decodes and encodes take measurable CPU");
     }
 
     /// Run in release: `cargo test --release -p dd-bench codec_throughput_report -- --ignored --nocapture`.

@@ -1,0 +1,53 @@
+//! What one worker thread keeps from image to image: the TurboJPEG handles, the buffer JPEGs
+//! decode into and the resizer, so an image costs no handle setup and, once the worker has seen
+//! its largest image, no allocation or zeroing of a multi-megabyte pixel buffer.
+//!
+//! Owns: `Scratch` and the thread-local that holds one per thread. Does not own: what is done
+//! with them (`pipeline`). Nothing in it outlives a call of `process` in a way a caller can see:
+//! the decode buffer's contents are overwritten before they are read, and a failed image leaves
+//! the handles as libjpeg-turbo's API allows them to be reused.
+
+use std::cell::RefCell;
+
+use fast_image_resize::Resizer;
+
+use super::turbo::{Compressor, Decompressor, TurboError};
+
+/// One worker thread's reusable state. Handles are made on first use, so a thread that never
+/// sees a JPEG never creates them.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    decompressor: Option<Decompressor>,
+    compressor: Option<Compressor>,
+    /// JPEG pixels land here; only its first `width * height * channels` bytes are meaningful.
+    pub decoded: Vec<u8>,
+    pub resizer: Resizer,
+}
+
+impl Scratch {
+    pub fn decompressor(&mut self) -> Result<&mut Decompressor, TurboError> {
+        if self.decompressor.is_none() {
+            self.decompressor = Some(Decompressor::new()?);
+        }
+        Ok(self.decompressor.as_mut().expect("set just above"))
+    }
+
+    pub fn compressor(&mut self) -> Result<&mut Compressor, TurboError> {
+        if self.compressor.is_none() {
+            self.compressor = Some(Compressor::new()?);
+        }
+        Ok(self.compressor.as_mut().expect("set just above"))
+    }
+
+    /// Runs `f` with this thread's scratch. `process` is not re-entrant, so the borrow never
+    /// clashes; if it ever did, `f` gets a fresh scratch rather than a panic.
+    pub fn with<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+        thread_local! {
+            static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => f(&mut scratch),
+            Err(_) => f(&mut Scratch::default()),
+        })
+    }
+}

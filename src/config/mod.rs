@@ -405,11 +405,12 @@ impl Values<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Write;
 
-    fn write_env(text: &str) -> tempfile::NamedTempFile {
+    /// A config file holding `text` (also used by `slurm.rs`'s tests).
+    pub(crate) fn write_env(text: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         f

@@ -124,14 +124,8 @@ impl Values<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::tests::write_env;
     use crate::config::RawConfig;
-    use std::io::Write;
-
-    fn write_env(text: &str) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        f
-    }
 
     #[test]
     fn slurm_time_limits_parse_in_every_form_slurm_accepts() {

@@ -45,6 +45,7 @@ impl ProfileResult {
     /// 200 (Crawl-delay 2 s), start 0.5 req/s`, then the notes.
     pub fn line(&self) -> String {
         let mut s = format!("profile: {}: ", self.server);
+        // `write!` into a String cannot fail; its Result is ignored throughout.
         match self.statuses.first() {
             None => s.push_str("no sample"),
             Some(first) if self.statuses.iter().all(|x| x == first) => {

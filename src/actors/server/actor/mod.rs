@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 mod robots;
+use robots::RobotsStep;
 mod writes;
 
 use actix::fut::wrap_future;
@@ -30,8 +31,8 @@ use crate::fetch::client::{fetch, FetchFailure, Fetched};
 use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
 use crate::imaging::process;
-use crate::robots::gate::{Next, RobotsGate};
-use crate::robots::{robots_url, RobotsPolicy};
+use crate::robots::gate::RobotsGate;
+use crate::robots::RobotsPolicy;
 use crate::telemetry::events::{
     AnswerClass, HostGauges, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled,
 };
@@ -137,8 +138,7 @@ impl ServerActor {
                 Ok(done) => act.on_read(done, ctx),
                 Err(error) => {
                     act.feed.read_failed();
-                    let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
-                    act.stopping = true;
+                    act.stop_run(error);
                 }
             }
             act.pump(ctx);
@@ -197,42 +197,10 @@ impl ServerActor {
                 self.record_given_up(ctx);
                 break;
             }
-            let now = Instant::now();
-            let robots_url = match self.robots.next(now) {
-                Next::Go(_) => {
-                    if self.skip_disallowed(ctx) {
-                        continue;
-                    }
-                    None
-                }
-                Next::Ask => {
-                    let first = self.feed.queue.front().map(|t| t.url.clone()).unwrap_or_default();
-                    match robots_url(&first) {
-                        Some(url) => Some(url),
-                        None => {
-                            // Not a URL: no origin to ask. The row fails on its own request.
-                            self.robots.known(crate::robots::Robots::allow_all());
-                            continue;
-                        }
-                    }
-                }
-                Next::ReadCache => {
-                    self.read_robots_cache(ctx);
-                    break;
-                }
-                Next::WaitUntil(at) => {
-                    if at.saturating_duration_since(now) > Duration::from_secs(1) {
-                        self.set_phase(HostPhase::BackingOff, "waiting for robots.txt");
-                    }
-                    self.schedule_wake(at.saturating_duration_since(now), ctx);
-                    break;
-                }
-                Next::Busy => break,
-                Next::GiveUp(why) => {
-                    let why = why.to_string();
-                    self.give_up(ErrorClass::Robots, why, ctx);
-                    break;
-                }
+            let robots_url = match self.robots_step(ctx) {
+                RobotsStep::Continue => continue,
+                RobotsStep::Stop => break,
+                RobotsStep::Send(url) => url,
             };
             let addr = ctx.address().recipient();
             let got_slot = self.engine.slots.lock().expect("slots lock").try_take(&self.host, || addr);

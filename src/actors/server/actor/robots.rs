@@ -2,22 +2,77 @@
 //! the answer. The decisions are `robots::gate`'s; this file does the I/O and the logging.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext, Context};
 
 use super::ServerActor;
 use crate::actors::server::retry::{classify, Decision};
+use crate::actors::server::state::HostPhase;
 use crate::fetch::client::{fetch, FetchFailure};
 use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
 use crate::robots::cache::{self, CachedRobots};
-use crate::robots::gate::{verdict, Verdict};
-use crate::robots::Robots;
+use crate::robots::gate::{verdict, Next, Verdict};
+use crate::robots::{robots_url, Robots};
 use crate::telemetry::events::{log, AnswerClass, RateChanged, RequestCompleted};
 
+/// What `pump` does after asking the host's robots.txt gate.
+pub(super) enum RobotsStep {
+    /// Look at the queue again (disallowed rows were just recorded, or the rules changed).
+    Continue,
+    /// Send nothing now: a read, a request or a wait is under way, or the host was given up.
+    Stop,
+    /// Send the next request: robots.txt at this URL, or (`None`) the next image.
+    Send(Option<String>),
+}
+
 impl ServerActor {
+    /// Asks the robots.txt gate what comes before the next request, and starts what it says
+    /// (a cache read, a wake at the end of a wait, giving the host up).
+    pub(super) fn robots_step(&mut self, ctx: &mut Context<Self>) -> RobotsStep {
+        let now = Instant::now();
+        match self.robots.next(now) {
+            Next::Go(_) => {
+                if self.skip_disallowed(ctx) {
+                    RobotsStep::Continue
+                } else {
+                    RobotsStep::Send(None)
+                }
+            }
+            Next::Ask => {
+                let first = self.feed.queue.front().map(|t| t.url.clone()).unwrap_or_default();
+                match robots_url(&first) {
+                    Some(url) => RobotsStep::Send(Some(url)),
+                    None => {
+                        // Not a URL: no origin to ask. The row fails on its own request.
+                        self.robots.known(Robots::allow_all());
+                        RobotsStep::Continue
+                    }
+                }
+            }
+            Next::ReadCache => {
+                self.read_robots_cache(ctx);
+                RobotsStep::Stop
+            }
+            Next::WaitUntil(at) => {
+                let wait = at.saturating_duration_since(now);
+                if wait > Duration::from_secs(1) {
+                    self.set_phase(HostPhase::BackingOff, "waiting for robots.txt");
+                }
+                self.schedule_wake(wait, ctx);
+                RobotsStep::Stop
+            }
+            Next::Busy => RobotsStep::Stop,
+            Next::GiveUp(why) => {
+                let why = why.to_string();
+                self.give_up(ErrorClass::Robots, why, ctx);
+                RobotsStep::Stop
+            }
+        }
+    }
+
     /// Reads the host's robots.txt cache entry on the blocking pool.
     pub(super) fn read_robots_cache(&mut self, ctx: &mut Context<Self>) {
         self.robots.reading();

@@ -52,8 +52,7 @@ impl ServerActor {
         ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
             act.in_flight_writes -= 1;
             if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {
-                let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
-                act.stopping = true;
+                act.stop_run(error);
             }
             if let Some(left) = act.outstanding.get_mut(&partition) {
                 *left = left.saturating_sub(1);
@@ -68,6 +67,14 @@ impl ServerActor {
         }));
     }
 
+    /// A failure that stops the run: the coordinator hears of it, and this host starts nothing
+    /// more. The send fails only once the coordinator has stopped listening (the run is already
+    /// ending), so there is nobody left to tell.
+    pub(super) fn stop_run(&mut self, error: HostFailure) {
+        let _ = self.engine.events.send(HostEvent::Fatal { host: self.host.clone(), error });
+        self.stopping = true;
+    }
+
     /// Tells the writer a batch is complete; its commit counts as a write in flight, and a
     /// failed commit stops the run like any other.
     pub(super) fn commit_batch(&mut self, partition: u64, ctx: &mut Context<Self>) {
@@ -78,8 +85,7 @@ impl ServerActor {
         ctx.spawn(wrap_future(fut).map(move |reply, act: &mut Self, ctx| {
             act.in_flight_writes -= 1;
             if let Err(error) = reply.map_err(HostFailure::from).and_then(|r| r.map_err(HostFailure::from)) {
-                let _ = act.engine.events.send(HostEvent::Fatal { host: act.host.clone(), error });
-                act.stopping = true;
+                act.stop_run(error);
             }
             act.maybe_finish(ctx);
         }));

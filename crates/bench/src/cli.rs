@@ -35,6 +35,20 @@ pub enum Command {
     /// One plan in this process, for `scale` (prints its figures).
     #[command(hide = true)]
     ScalePlan(ScalePlanArgs),
+    /// The codec limit on the image files of a folder, printed as one line of `key=value`; what
+    /// `download --baseline-bin` runs in both binaries.
+    #[command(hide = true)]
+    Codec(CodecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CodecArgs {
+    /// A folder of image files (every file in it is processed, in name order).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Runs over the files; the one with the median CPU per image is printed.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +87,16 @@ pub enum DuckDbMode {
     Off,
 }
 
+/// The files of `dd-bench download`'s corpus (same sizes and formats, different encodings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Corpus {
+    /// As cameras and web servers store photos: sensor-like noise, JPEG 4:2:0 at q90, lossy WebP.
+    Camera,
+    /// The test origin's default images: heavy noise in every channel, JPEG 4:4:4 at q90, lossless
+    /// WebP (about twice a real photo's bytes per pixel; the corpus of the first measurements).
+    Plain,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchDownloadArgs {
     /// Images in the corpus.
@@ -81,6 +105,24 @@ pub struct BenchDownloadArgs {
     /// Loopback hosts serving it.
     #[arg(long, default_value_t = 8)]
     pub hosts: u8,
+    /// Codec runs over the corpus; the one with the median CPU per image is reported, which
+    /// steadies the figure on a shared machine.
+    #[arg(long, default_value_t = 3)]
+    pub codec_runs: usize,
+    /// Measure the codec limit only, without the end-to-end download.
+    #[arg(long)]
+    pub codec_only: bool,
+    /// Which files the origin serves.
+    #[arg(long, value_enum, default_value_t = Corpus::Camera)]
+    pub corpus: Corpus,
+    /// A dd-bench built against an earlier version of the product (`scripts/bench-baseline.sh`):
+    /// its codec and ours run in turn, `--codec-runs` times each, on the same files, and both
+    /// medians are printed with their ratio.
+    #[arg(long, value_name = "FILE")]
+    pub baseline_bin: Option<PathBuf>,
+    /// What to call the baseline in the output (e.g. its commit).
+    #[arg(long, default_value = "baseline")]
+    pub baseline_label: String,
     /// Scratch folder (removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,

@@ -10,7 +10,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use distributed_downloader::imaging::{process, ImageError, ImageSettings, Processed};
+use anyhow::Context;
+
+use distributed_downloader::imaging::{process, ImageError, ImageSettings, Processed, StageSeconds};
+
+use crate::cli::CodecArgs;
 
 /// The format of a corpus image, from its magic bytes, so CPU time can be told apart per format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +87,8 @@ pub struct CodecBench {
     pub cpu_ms_per_image: f64,
     /// The same split by source format, indexed as `SourceFormat::ALL`.
     pub per_format: [FormatCpu; 4],
+    /// Wall time inside each stage of `process`, summed over the images that succeeded.
+    pub stages: StageSeconds,
     /// A fingerprint of every result (stored bytes, sizes, format, both digests, error class),
     /// independent of thread scheduling: equal before and after a change means the change left
     /// every stored byte as it was. Computed outside the CPU time measured.
@@ -100,19 +106,71 @@ impl CodecBench {
             .collect::<Vec<_>>()
             .join(" ")
     }
+
+    /// The figures as `key=value` pairs on one line, the form every `dd-bench` figure takes.
+    pub fn line(&self) -> String {
+        format!(
+            "codec_limit_img_s={:.1} codec_cpu_ms_per_img={:.1} codec_cpu_ms_per_img_by_format=[{}] codec_ms_per_img_by_stage=[{}] output_fingerprint={:016x}",
+            self.images_per_sec,
+            self.cpu_ms_per_image,
+            self.per_format_summary(),
+            self.stage_summary(),
+            self.output_fingerprint,
+        )
+    }
+
+    /// `stage=ms/img` for decode, hash, resize and encode, averaged over all images.
+    pub fn stage_summary(&self) -> String {
+        let per_image = |seconds: f64| if self.images > 0 { seconds * 1000.0 / self.images as f64 } else { 0.0 };
+        let s = &self.stages;
+        format!(
+            "decode={:.1} hash={:.1} resize={:.1} encode={:.1}",
+            per_image(s.decode),
+            per_image(s.hash),
+            per_image(s.resize),
+            per_image(s.encode)
+        )
+    }
+}
+
+/// `bench_codec` run `runs` times (at least once); the run with the median CPU per image.
+pub fn median_codec(corpus: &[Vec<u8>], s: &ImageSettings, threads: usize, runs: usize) -> CodecBench {
+    let mut all: Vec<CodecBench> = (0..runs.max(1)).map(|_| bench_codec(corpus, s, threads)).collect();
+    all.sort_by(|a, b| a.cpu_ms_per_image.total_cmp(&b.cpu_ms_per_image));
+    all.swap_remove(all.len() / 2)
+}
+
+/// `dd-bench codec`: the codec limit on every file of a folder, on all cores, as one line.
+pub fn run_on_folder(args: &CodecArgs) -> anyhow::Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(&args.dir)
+        .with_context(|| format!("cannot list {}", args.dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("cannot list {}", args.dir.display()))?;
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "{} has no files to process", args.dir.display());
+    let corpus = files
+        .iter()
+        .map(|f| std::fs::read(f).with_context(|| format!("cannot read {}", f.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let codec = median_codec(&corpus, &ImageSettings::default(), threads, args.runs);
+    println!("codec: images={} threads={threads} {}", codec.images, codec.line());
+    Ok(())
 }
 
 /// Processes every image of `corpus` once with `threads` workers (at least 1) and reports the rate.
 pub fn bench_codec(corpus: &[Vec<u8>], s: &ImageSettings, threads: usize) -> CodecBench {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
-    let per_thread: Vec<(usize, [FormatCpu; 4], u64)> = std::thread::scope(|scope| {
+    let per_thread: Vec<(usize, [FormatCpu; 4], u64, StageSeconds)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 scope.spawn(|| {
                     let mut failed = 0usize;
                     let mut per_format = [FormatCpu::default(); 4];
                     let mut fingerprint = 0u64;
+                    let mut stages = StageSeconds::default();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(bytes) = corpus.get(i) else { break };
@@ -123,12 +181,15 @@ pub fn bench_codec(corpus: &[Vec<u8>], s: &ImageSettings, threads: usize) -> Cod
                             _ => wall.elapsed().as_secs_f64(),
                         };
                         failed += usize::from(result.is_err());
+                        if let Ok(p) = &result {
+                            add_stages(&mut stages, &p.timings);
+                        }
                         fingerprint ^= fingerprint_of(i, &result);
                         let slot = &mut per_format[SourceFormat::of(bytes).index()];
                         slot.images += 1;
                         slot.cpu_seconds += spent;
                     }
-                    (failed, per_format, fingerprint)
+                    (failed, per_format, fingerprint, stages)
                 })
             })
             .collect();
@@ -136,10 +197,12 @@ pub fn bench_codec(corpus: &[Vec<u8>], s: &ImageSettings, threads: usize) -> Cod
     });
     let seconds = started.elapsed().as_secs_f64();
     let images = corpus.len();
-    let failed = per_thread.iter().map(|(f, _, _)| f).sum();
-    let output_fingerprint = per_thread.iter().fold(0, |acc, (_, _, f)| acc ^ f);
+    let failed = per_thread.iter().map(|(f, _, _, _)| f).sum();
+    let output_fingerprint = per_thread.iter().fold(0, |acc, (_, _, f, _)| acc ^ f);
+    let mut stages = StageSeconds::default();
     let mut per_format = [FormatCpu::default(); 4];
-    for (_, thread, _) in &per_thread {
+    for (_, thread, _, thread_stages) in &per_thread {
+        add_stages(&mut stages, thread_stages);
         for (total, part) in per_format.iter_mut().zip(thread) {
             total.images += part.images;
             total.cpu_seconds += part.cpu_seconds;
@@ -153,8 +216,16 @@ pub fn bench_codec(corpus: &[Vec<u8>], s: &ImageSettings, threads: usize) -> Cod
         images_per_sec: if seconds > 0.0 { images as f64 / seconds } else { 0.0 },
         cpu_ms_per_image: if images > 0 { cpu_seconds * 1000.0 / images as f64 } else { 0.0 },
         per_format,
+        stages,
         output_fingerprint,
     }
+}
+
+fn add_stages(total: &mut StageSeconds, part: &StageSeconds) {
+    total.decode += part.decode;
+    total.hash += part.hash;
+    total.resize += part.resize;
+    total.encode += part.encode;
 }
 
 /// A hash of image `index`'s result, combined by XOR so the order workers finish in is irrelevant.

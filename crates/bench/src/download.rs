@@ -1,6 +1,7 @@
 //! `dd-bench download`: the codec limit (decode+resize+encode+hash of a corpus, no network) and
 //! the end-to-end rate (origin -> prep -> download -> shards) on the same corpus and cores.
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -10,8 +11,8 @@ use distributed_downloader::imaging::ImageSettings;
 use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
 use test_origin::{images, Behaviour, HostSpec, Origin};
 
-use crate::cli::BenchDownloadArgs;
-use crate::codec::bench_codec;
+use crate::cli::{BenchDownloadArgs, Corpus};
+use crate::codec::median_codec;
 
 /// Sizes of the download benchmark's JPEGs, cycled: a quarter already small enough to keep as
 /// they are, the rest 1.2–12 MP photos, as in a GBIF snapshot's mix.
@@ -33,7 +34,11 @@ const PNG_SIZES: [(u32, u32); 4] = [(2048, 1536), (1024, 768), (1600, 1200), (30
 /// The URL paths of the benchmark's corpus, deterministic: the test origin renders each from its
 /// path with its photo-like generator (gradient, soft blobs and per-pixel noise). JPEG sizes
 /// follow `CORPUS_SIZES` by index, exactly as before PNG and WebP were added to the mix.
-fn corpus_paths(n: usize) -> Vec<String> {
+fn corpus_paths(n: usize, corpus: Corpus) -> Vec<String> {
+    let prefix = match corpus {
+        Corpus::Camera => "cam-",
+        Corpus::Plain => "",
+    };
     let (mut webps, mut pngs) = (0usize, 0usize);
     (0..n)
         .map(|i| {
@@ -50,7 +55,7 @@ fn corpus_paths(n: usize) -> Vec<String> {
                 let (w, h) = CORPUS_SIZES[i % CORPUS_SIZES.len()];
                 (w, h, "jpg")
             };
-            format!("/img/w{w}-h{h}-{i}.{ext}")
+            format!("/img/{prefix}w{w}-h{h}-{i}.{ext}")
         })
         .collect()
 }
@@ -59,15 +64,27 @@ fn corpus_paths(n: usize) -> Vec<String> {
 pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let paths = corpus_paths(args.images);
+    let paths = corpus_paths(args.images, args.corpus);
     let t = Instant::now();
     let corpus: Vec<Vec<u8>> =
         paths.iter().map(|p| images::served_bytes(p).expect("corpus path is an image").to_vec()).collect();
     let mb: f64 = corpus.iter().map(|c| c.len() as f64).sum::<f64>() / 1e6;
     eprintln!("bench-download: generated {} photos ({mb:.0} MB) in {:.1} s", corpus.len(), t.elapsed().as_secs_f64());
 
-    let codec = bench_codec(&corpus, &ImageSettings::default(), threads);
+    let codec = median_codec(&corpus, &ImageSettings::default(), threads, args.codec_runs);
+    let baseline = match &args.baseline_bin {
+        Some(bin) => Some(compare_with_baseline(bin, &args.baseline_label, &corpus, &paths, args)?),
+        None => None,
+    };
     drop(corpus);
+    let head = format!("bench-download: images={} corpus_mb={mb:.0} threads={threads} {}", args.images, codec.line());
+    if args.codec_only {
+        println!("{head}");
+        if let Some(line) = baseline {
+            println!("{line}");
+        }
+        return Ok(());
+    }
 
     let hosts: Vec<HostSpec> = (0..args.hosts).map(|h| HostSpec::loopback(2 + h, Behaviour::Ok)).collect();
     let origin = Origin::start(hosts).context("cannot start the local origin")?;
@@ -87,18 +104,97 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
     let summary = download_run::run(DownloadOptions::new(out.clone(), s, "bench@example.org".into()))?.summary;
     let e2e = summary.succeeded as f64 / summary.wall_seconds;
     println!(
-        "bench-download: images={} corpus_mb={mb:.0} threads={threads} codec_limit_img_s={:.1} codec_cpu_ms_per_img={:.1} codec_cpu_ms_per_img_by_format=[{}] output_fingerprint={:016x} end_to_end_img_s={e2e:.1} ratio={:.2} stored={} failed={}",
-        args.images,
-        codec.images_per_sec,
-        codec.cpu_ms_per_image,
-        codec.per_format_summary(),
-        codec.output_fingerprint,
+        "{head} end_to_end_img_s={e2e:.1} ratio={:.2} stored={} failed={}",
         e2e / codec.images_per_sec,
         summary.succeeded,
         summary.failed,
     );
+    if let Some(line) = baseline {
+        println!("{line}");
+    }
     crate::remove_scratch(&args.dir);
     Ok(())
+}
+
+/// Writes the corpus to `<dir>/corpus`, then runs `dd-bench codec` there with the baseline binary
+/// and with this one in turn, `codec_runs` times each, and returns one line: both medians, the
+/// change, and whether both stored the same bytes (equal fingerprints).
+fn compare_with_baseline(
+    bin: &Path,
+    label: &str,
+    corpus: &[Vec<u8>],
+    paths: &[String],
+    args: &BenchDownloadArgs,
+) -> anyhow::Result<String> {
+    let folder = args.dir.join("corpus");
+    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    for (i, (bytes, path)) in corpus.iter().zip(paths).enumerate() {
+        let ext = path.rsplit('.').next().unwrap_or("bin");
+        let file = folder.join(format!("{i:05}.{ext}"));
+        std::fs::write(&file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    let ours = std::env::current_exe().context("cannot find this dd-bench's own path")?;
+    let (mut theirs_runs, mut ours_runs) = (Vec::new(), Vec::new());
+    for run in 1..=args.codec_runs.max(1) {
+        eprintln!("bench-download: codec run {run} of {}, {label} then ours", args.codec_runs.max(1));
+        theirs_runs.push(codec_figures(bin, &folder)?);
+        ours_runs.push(codec_figures(&ours, &folder)?);
+    }
+    let (theirs, ours) = (median_by_cpu(theirs_runs), median_by_cpu(ours_runs));
+    Ok(format!(
+        "bench-download: baseline={label} baseline_cpu_ms_per_img={:.1} baseline_by_format=[{}] ours_cpu_ms_per_img={:.1} ours_by_format=[{}] cpu_change={:+.1}% same_output={}",
+        theirs.cpu_ms,
+        theirs.by_format,
+        ours.cpu_ms,
+        ours.by_format,
+        (ours.cpu_ms / theirs.cpu_ms - 1.0) * 100.0,
+        if theirs.fingerprint == ours.fingerprint { "yes" } else { "no" },
+    ))
+}
+
+/// What the comparison reads from one `dd-bench codec` line.
+struct CodecFigures {
+    cpu_ms: f64,
+    by_format: String,
+    fingerprint: String,
+}
+
+fn codec_figures(bin: &Path, folder: &Path) -> anyhow::Result<CodecFigures> {
+    let out = std::process::Command::new(bin)
+        .arg("codec")
+        .arg("--dir")
+        .arg(folder)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "{} codec failed ({}): {}",
+        bin.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let field = |key: &str| -> Option<String> {
+        let start = stdout.find(&format!("{key}="))? + key.len() + 1;
+        let rest = &stdout[start..];
+        let value = if let Some(list) = rest.strip_prefix('[') {
+            &list[..list.find(']')?]
+        } else {
+            rest.split_whitespace().next()?
+        };
+        Some(value.to_string())
+    };
+    let missing = || anyhow::anyhow!("{} codec printed no figures: {stdout}", bin.display());
+    Ok(CodecFigures {
+        cpu_ms: field("codec_cpu_ms_per_img").and_then(|v| v.parse().ok()).ok_or_else(missing)?,
+        by_format: field("codec_cpu_ms_per_img_by_format").ok_or_else(missing)?,
+        fingerprint: field("output_fingerprint").ok_or_else(missing)?,
+    })
+}
+
+fn median_by_cpu(mut runs: Vec<CodecFigures>) -> CodecFigures {
+    runs.sort_by(|a, b| a.cpu_ms.total_cmp(&b.cpu_ms));
+    runs.swap_remove(runs.len() / 2)
 }
 
 #[cfg(test)]
@@ -107,7 +203,7 @@ mod tests {
 
     #[test]
     fn corpus_mix_is_six_percent_webp_eight_percent_png_a_quarter_small() {
-        let paths = corpus_paths(150);
+        let paths = corpus_paths(150, Corpus::Plain);
         let count = |ext: &str| paths.iter().filter(|p| p.ends_with(ext)).count();
         assert_eq!((count(".webp"), count(".png"), count(".jpg")), (9, 12, 129));
         let small = paths

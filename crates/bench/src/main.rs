@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Politeness(args) => politeness::run(args),
         Command::Scale(args) => scale::run(args),
         Command::ScalePlan(args) => scale::plan(args),
+        Command::Codec(args) => codec::run_on_folder(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,6 +13,12 @@
 //!   a missing one defaults to [`DEFAULT_WIDTH`] × [`DEFAULT_HEIGHT`].
 //! - the pixels are a gradient, a few soft blobs and per-pixel noise, seeded by the whole path, so
 //!   `/img/a.jpg` and `/img/b.jpg` differ and JPEG sizes look like photographs, not flat fills.
+//! - a `cam` token (`/img/cam-w1600-h1200-3.jpg`) asks for a camera-like file instead, as the
+//!   download benchmark's corpus does: the pixels of [`crate::photo::synthetic_photo_rgb`]
+//!   (texture, shapes, sensor-like noise), a JPEG with 4:2:0 chroma as cameras and most web
+//!   servers write it, and a lossy WebP (quality 80) as the web serves it. The plain images are
+//!   noisier in every channel and stored 4:4:4, so their JPEGs cost about twice the bytes per pixel
+//!   of a real photo, and their WebPs are lossless.
 //!
 //! Cost in a debug build, 640×480: about 0.3 s for JPEG, PNG, WebP, TIFF or BMP, but 3 s for GIF
 //! (colour quantisation). Tests should ask for small GIFs; benchmarks should run in release.
@@ -53,6 +59,8 @@ pub struct ImageSpec {
     pub format: ImageFormat,
     pub width: u32,
     pub height: u32,
+    /// The path has a `cam` token: camera-like pixels and encodings (see the module docs).
+    pub camera: bool,
 }
 
 impl ImageSpec {
@@ -71,9 +79,11 @@ pub fn spec_for_path(path: &str) -> Option<ImageSpec> {
         None => (segment, ImageFormat::Jpeg),
         Some((stem, ext)) => (stem, format_for_extension(ext)?),
     };
-    let (mut width, mut height) = (DEFAULT_WIDTH, DEFAULT_HEIGHT);
+    let (mut width, mut height, mut camera) = (DEFAULT_WIDTH, DEFAULT_HEIGHT, false);
     for token in stem.split(['-', '_']) {
-        if let Some(n) = token.strip_prefix('w').and_then(|n| n.parse().ok()) {
+        if token == "cam" {
+            camera = true;
+        } else if let Some(n) = token.strip_prefix('w').and_then(|n| n.parse().ok()) {
             width = n;
         } else if let Some(n) = token.strip_prefix('h').and_then(|n| n.parse().ok()) {
             height = n;
@@ -82,7 +92,7 @@ pub fn spec_for_path(path: &str) -> Option<ImageSpec> {
     let fits = (1..=MAX_SIDE).contains(&width)
         && (1..=MAX_SIDE).contains(&height)
         && u64::from(width) * u64::from(height) <= MAX_PIXELS;
-    fits.then_some(ImageSpec { format, width, height })
+    fits.then_some(ImageSpec { format, width, height, camera })
 }
 
 /// The exact body an `Ok` host serves for `path`, or `None` when it answers 404.
@@ -96,7 +106,12 @@ pub fn served_bytes(path: &str) -> Option<Arc<Vec<u8>>> {
         return Some(hit);
     }
     // Encode outside the lock: two racing callers both encode, and get identical bytes.
-    let bytes = Arc::new(encode(&render(spec.width, spec.height, seed_for(key)), spec.format));
+    let bytes = if spec.camera {
+        let rgb = crate::photo::synthetic_photo_rgb(spec.width, spec.height, seed_for(key));
+        Arc::new(crate::photo::encode_like_a_camera(&rgb, spec.width, spec.height, spec.format))
+    } else {
+        Arc::new(encode(&render(spec.width, spec.height, seed_for(key)), spec.format))
+    };
     cache().lock().expect("image cache lock").insert(key, bytes.clone());
     Some(bytes)
 }
@@ -110,7 +125,12 @@ pub fn served_sha256(path: &str) -> Option<String> {
 /// The pixels for `path` before encoding, e.g. to compare a lossless download pixel by pixel.
 pub fn pixels_for_path(path: &str) -> Option<RgbImage> {
     let spec = spec_for_path(path)?;
-    Some(render(spec.width, spec.height, seed_for(strip_query(path))))
+    let seed = seed_for(strip_query(path));
+    if spec.camera {
+        let rgb = crate::photo::synthetic_photo_rgb(spec.width, spec.height, seed);
+        return RgbImage::from_raw(spec.width, spec.height, rgb);
+    }
+    Some(render(spec.width, spec.height, seed))
 }
 
 /// A 64-bit seed from the path, for anything the origin derives from it (images, garbage bodies).

@@ -96,6 +96,64 @@ pub fn synthetic_photo_jpeg(width: u32, height: u32, seed: u64, quality: u8) -> 
     out
 }
 
+/// JPEG quality of a camera-like file: what cameras and museum servers commonly write.
+const CAMERA_JPEG_QUALITY: u8 = 90;
+/// Quality factor (0–100) of a camera-like lossy WebP: what web image services commonly serve.
+const CAMERA_WEBP_QUALITY: f32 = 80.0;
+
+/// `rgb` (packed, `width * height * 3` bytes) encoded as a camera or web server would store it:
+/// JPEG at quality 90 with 4:2:0 chroma, lossy WebP at quality 80, any other format through the
+/// `image` crate. Deterministic: the same pixels give the same bytes.
+///
+/// # Panics
+/// If the buffer does not match the size, a side is 0, or the format cannot be encoded; this is a
+/// generator for tests and benchmarks.
+pub fn encode_like_a_camera(rgb: &[u8], width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+    match format {
+        image::ImageFormat::Jpeg => {
+            let mut out = Vec::new();
+            let mut encoder = jpeg_encoder::Encoder::new(&mut out, CAMERA_JPEG_QUALITY);
+            encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+            let side = |v: u32| u16::try_from(v).unwrap_or_else(|_| panic!("a JPEG side cannot be {v}"));
+            encoder
+                .encode(rgb, side(width), side(height), jpeg_encoder::ColorType::Rgb)
+                .unwrap_or_else(|e| panic!("cannot generate a {width}x{height} JPEG: {e}"));
+            out
+        }
+        image::ImageFormat::WebP => lossy_webp(rgb, width, height),
+        other => {
+            let img = image::RgbImage::from_raw(width, height, rgb.to_vec()).expect("the buffer matches the size");
+            let mut out = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut out, other).unwrap_or_else(|e| panic!("cannot generate a {other:?}: {e}"));
+            out.into_inner()
+        }
+    }
+}
+
+/// A lossy WebP through libwebp's simple encoder (the `image` crate writes only lossless WebP).
+fn lossy_webp(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
+    assert_eq!(rgb.len(), width as usize * height as usize * 3, "the buffer matches the size");
+    let side = |v: u32| i32::try_from(v).expect("a WebP side fits in i32");
+    let mut output: *mut u8 = std::ptr::null_mut();
+    // SAFETY: `rgb` holds `height` rows of `width * 3` bytes (asserted above), the stride says so,
+    // and libwebp only reads it; on success it allocates `output`, which we copy and then free
+    // with WebPFree, its own deallocator, exactly once.
+    unsafe {
+        let len = libwebp_sys::WebPEncodeRGB(
+            rgb.as_ptr(),
+            side(width),
+            side(height),
+            side(width * 3),
+            CAMERA_WEBP_QUALITY,
+            &mut output,
+        );
+        assert!(len > 0 && !output.is_null(), "libwebp cannot encode a {width}x{height} WebP");
+        let bytes = std::slice::from_raw_parts(output, len).to_vec();
+        libwebp_sys::WebPFree(output.cast());
+        bytes
+    }
+}
+
 /// EXIF's Orientation tag and its SHORT type, and the JPEG marker of an APP1 segment.
 const TAG_ORIENTATION: u16 = 0x0112;
 const TYPE_SHORT: u16 = 3;

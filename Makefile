@@ -39,10 +39,16 @@ bench-prep: setup
 	$(BENCH_BIN) prep --rows $(BENCH_ROWS) --dir $(BENCH_DIR) --duckdb "$$mode" $${py:+--duckdb-python "$$py"}
 
 # Prints the codec limit (decode+resize+encode+hash, no network) and the end-to-end download
-# rate on the same local corpus of photos, and their ratio.
+# rate on the same local corpus of photos, and their ratio; then the CPU per image of the codec
+# at BENCH_BASELINE (the commit before issue 19's work) and ours, run in turn on the same files.
+# BENCH_BASELINE=none skips that comparison (it costs a release build of the old product once).
+BENCH_BASELINE ?= fed1406ea6da6f4d1ed75d7ee85f2b0167eb303d
 bench-download: setup
-	cargo build --locked --release --workspace
-	$(BENCH_BIN) download --dir $(BENCH_DIR)-download
+	baseline=; if [ "$(BENCH_BASELINE)" != none ]; then \
+		baseline=$$(./scripts/bench-baseline.sh $(BENCH_BASELINE) | tail -n 1) || exit 1; fi; \
+	cargo build --locked --release --workspace && \
+	$(BENCH_BIN) download --dir $(BENCH_DIR)-download \
+		$${baseline:+--baseline-bin "$$baseline" --baseline-label $(shell echo $(BENCH_BASELINE) | cut -c1-7)}
 
 # Runs the download on 1 rank, then on 4 (mpirun), against local hosts limited to 2, 8 and 30
 # req/s, two with random 503s and one unlimited, and prints per host what the servers saw and

@@ -13,7 +13,7 @@ use super::filter::{self, DropReason, Rules};
 use super::input::{ColumnMap, Format, Input};
 use super::report::{peak_rss_mib, MalformedSample, PrepReport, MAX_SAMPLES, TOP_SERVERS};
 use super::server_key::{check_url, sanitize_key};
-use super::spill::{bucket_count, dedup_bucket, SpillWriter};
+use super::spill::{bucket_count, merge_buckets, merge_workers, SpillWriter};
 use super::PrepError;
 use crate::progress::{human_count, Progress};
 use crate::telemetry::events::PrepProgress;
@@ -106,7 +106,9 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
 
     // Pass 1: read, filter, spill by URL hash.
     let estimated_rows = input.total_rows.unwrap_or(input.size_bytes() / GUESS_BYTES_PER_ROW);
-    let mut spill = SpillWriter::new(&spill_dir, bucket_count(estimated_rows, opts.rows_per_bucket));
+    let workers = merge_workers();
+    let rows_per_bucket = (opts.rows_per_bucket / workers as u64).max(1);
+    let mut spill = SpillWriter::new(&spill_dir, bucket_count(estimated_rows, rows_per_bucket));
     let mut progress = Progress::new("prep");
     progress.phase(&format!("reading {} ({} columns)", opts.input.display(), input.columns().len()));
     loop {
@@ -143,20 +145,20 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
         return Err(PrepError::EmptyInput { path: opts.input.clone() });
     }
 
-    // Pass 2: merge identical URLs, one bucket at a time.
-    progress.phase(&format!("merging identical URLs in {} buckets", spill.bucket_count()));
+    // Pass 2: merge identical URLs, `workers` buckets at a time.
+    let buckets = spill.bucket_count();
+    progress.phase(&format!("merging identical URLs in {buckets} buckets on {workers} threads"));
     let mut urls_per_server: BTreeMap<String, u64> = BTreeMap::new();
-    for b in 0..spill.bucket_count() {
-        let stats = dedup_bucket(&spill_dir, b, &by_server_dir)?;
+    merge_buckets(&spill_dir, buckets, &by_server_dir, workers, |finished, stats| {
         report.duplicate_url_rows += stats.duplicate_rows;
         for (server, n) in stats.urls_per_server {
             *urls_per_server.entry(server).or_default() += n;
         }
-        let fraction = (b + 1) as f64 / spill.bucket_count() as f64;
-        progress.update(fraction, &format!("bucket {}", b + 1));
+        let fraction = finished as f64 / buckets as f64;
+        progress.update(fraction, &format!("{finished} of {buckets} buckets"));
         let (rows_read, rows_kept) = (report.rows_read, report.rows_kept);
         PrepProgress { rows_read, rows_kept, phase: "merge", fraction }.emit();
-    }
+    })?;
     let _ = fs::remove_dir_all(&spill_dir);
 
     // Pass 3: cut batches per server.

@@ -83,6 +83,7 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
         if let Some(line) = baseline {
             println!("{line}");
         }
+        crate::remove_scratch(&args.dir);
         return Ok(());
     }
 

@@ -57,6 +57,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("REENCODE", "auto or always"),
     ("STORE", "encoded or raw_rgb"),
     ("MAX_PIXELS", "decompression-bomb limit"),
+    ("MD5", "`on` also stores each original's MD5 (the old tool's hashsum_original); `off` by default"),
     ("MAX_BODY_MB", "largest body read"),
     ("REQUEST_TIMEOUT_SECS", "ceiling of one request, however it progresses"),
     ("HEAD_TIMEOUT_SECS", "limit to the response head, connect included"),
@@ -165,6 +166,8 @@ pub struct Settings {
     pub commit_rows: usize,
     /// `X-Robots-Tag` directives that stop an image from being stored (empty: none).
     pub opt_out_tags: Vec<String>,
+    /// Whether each original's MD5 is computed and stored beside its SHA-256.
+    pub md5: bool,
     /// Whether robots.txt is asked for and obeyed.
     pub robots: crate::robots::RobotsPolicy,
     /// How long a robots.txt answer is reused by later runs (within a run it always is).
@@ -325,6 +328,11 @@ impl RawConfig {
                 Some(list) => {
                     list.split(',').map(|t| t.trim().to_ascii_lowercase()).filter(|t| !t.is_empty()).collect()
                 }
+            },
+            md5: match v.text("MD5").as_deref() {
+                None | Some("off") => false,
+                Some("on") => true,
+                Some(other) => return Err(v.bad("MD5", other, "must be `on` or `off`")),
             },
             robots: match v.text("ROBOTS").as_deref() {
                 None | Some("obey") => crate::robots::RobotsPolicy::Obey,

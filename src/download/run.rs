@@ -282,6 +282,7 @@ fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, Rate
         reencode: s.reencode,
         store: s.store,
         max_pixels: s.max_pixels,
+        md5: s.md5,
     };
     let rate = RateConfig {
         initial_rate: s.initial_rate_limit,

@@ -100,8 +100,9 @@ pub struct Processed {
     pub data: Vec<u8>,
     /// SHA-256 of the original downloaded bytes (not of `data`), for deduplication.
     pub sha256: [u8; 32],
-    /// MD5 of the original downloaded bytes, the digest older datasets list.
-    pub md5: [u8; 16],
+    /// MD5 of the original downloaded bytes, the digest older datasets list; only when
+    /// `ImageSettings::md5` asks for it.
+    pub md5: Option<[u8; 16]>,
     /// The stored size differs from the original size.
     pub resized: bool,
     /// `data` is not the original file (we encoded a JPEG or stored raw pixels).
@@ -184,7 +185,7 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
     timings.decode = clock.elapsed().as_secs_f64();
     let (original_width, original_height) = probe.displayed();
     let clock = std::time::Instant::now();
-    let (sha256, md5) = digests(bytes);
+    let (sha256, md5) = digests(bytes, s.md5);
     timings.hash = clock.elapsed().as_secs_f64();
     let rgb = match decoded {
         Decoded::KeepOriginal => {
@@ -398,14 +399,16 @@ fn encode_jpeg(rgb: &Rgb, quality: u8, scratch: &mut Scratch) -> Result<Vec<u8>,
     scratch.compressor().and_then(|c| c.compress_rgb(&rgb.pixels, rgb.width, rgb.height, quality)).map_err(unsupported)
 }
 
-/// SHA-256 and MD5 of the original bytes in one pass.
-fn digests(bytes: &[u8]) -> ([u8; 32], [u8; 16]) {
-    let (mut sha, mut md5) = (Sha256::new(), Md5::new());
+/// SHA-256 of the original bytes, and their MD5 when `with_md5`, in one pass.
+fn digests(bytes: &[u8], with_md5: bool) -> ([u8; 32], Option<[u8; 16]>) {
+    let (mut sha, mut md5) = (Sha256::new(), with_md5.then(Md5::new));
     for chunk in bytes.chunks(HASH_CHUNK) {
         sha.update(chunk);
-        md5.update(chunk);
+        if let Some(md5) = &mut md5 {
+            md5.update(chunk);
+        }
     }
-    (sha.finalize().into(), md5.finalize().into())
+    (sha.finalize().into(), md5.map(|m| m.finalize().into()))
 }
 
 #[cfg(test)]

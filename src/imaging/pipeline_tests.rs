@@ -90,7 +90,10 @@ fn small_jpeg_is_stored_byte_identical_and_hashed_once() {
     assert_eq!((p.stored_width, p.stored_height, p.format), (800, 600, StoredFormat::Jpeg));
     assert!(!p.resized && !p.reencoded);
     assert_eq!(p.sha256.as_slice(), Sha256::digest(original).as_slice());
-    assert_eq!(p.md5.as_slice(), Md5::digest(original).as_slice());
+    assert_eq!(p.md5, None, "MD5 is off by default");
+    let with_md5 = process(original, &ImageSettings { md5: true, ..ImageSettings::default() }).unwrap();
+    assert_eq!(with_md5.md5.map(Vec::from), Some(Md5::digest(original).to_vec()));
+    assert_eq!((with_md5.data, with_md5.sha256), (p.data, p.sha256), "MD5 changes nothing else");
 }
 
 #[test]

@@ -120,6 +120,10 @@ pub struct BenchDownloadArgs {
     /// medians are printed with their ratio.
     #[arg(long, value_name = "FILE")]
     pub baseline_bin: Option<PathBuf>,
+    /// Also write the corpus to this folder and keep it (`<index>.<extension>`), e.g. to profile
+    /// `dd-bench codec --dir` on it.
+    #[arg(long, value_name = "DIR")]
+    pub save_corpus: Option<PathBuf>,
     /// What to call the baseline in the output (e.g. its commit).
     #[arg(long, default_value = "baseline")]
     pub baseline_label: String,

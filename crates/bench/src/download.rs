@@ -71,6 +71,10 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
     let mb: f64 = corpus.iter().map(|c| c.len() as f64).sum::<f64>() / 1e6;
     eprintln!("bench-download: generated {} photos ({mb:.0} MB) in {:.1} s", corpus.len(), t.elapsed().as_secs_f64());
 
+    if let Some(folder) = &args.save_corpus {
+        save_corpus(&corpus, &paths, folder)?;
+        eprintln!("bench-download: corpus saved to {} (for `dd-bench codec --dir` or a profiler)", folder.display());
+    }
     let codec = median_codec(&corpus, &ImageSettings::default(), threads, args.codec_runs);
     let baseline = match &args.baseline_bin {
         Some(bin) => Some(compare_with_baseline(bin, &args.baseline_label, &corpus, &paths, args)?),
@@ -128,12 +132,7 @@ fn compare_with_baseline(
     args: &BenchDownloadArgs,
 ) -> anyhow::Result<String> {
     let folder = args.dir.join("corpus");
-    std::fs::create_dir_all(&folder).with_context(|| format!("cannot create {}", folder.display()))?;
-    for (i, (bytes, path)) in corpus.iter().zip(paths).enumerate() {
-        let ext = path.rsplit('.').next().unwrap_or("bin");
-        let file = folder.join(format!("{i:05}.{ext}"));
-        std::fs::write(&file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
-    }
+    save_corpus(corpus, paths, &folder)?;
     let ours = std::env::current_exe().context("cannot find this dd-bench's own path")?;
     let (mut theirs_runs, mut ours_runs) = (Vec::new(), Vec::new());
     for run in 1..=args.codec_runs.max(1) {
@@ -151,6 +150,17 @@ fn compare_with_baseline(
         (ours.cpu_ms / theirs.cpu_ms - 1.0) * 100.0,
         if theirs.fingerprint == ours.fingerprint { "yes" } else { "no" },
     ))
+}
+
+/// Writes the corpus to `folder` as `<index>.<extension>`, the input of `dd-bench codec`.
+fn save_corpus(corpus: &[Vec<u8>], paths: &[String], folder: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    for (i, (bytes, path)) in corpus.iter().zip(paths).enumerate() {
+        let ext = path.rsplit('.').next().unwrap_or("bin");
+        let file = folder.join(format!("{i:05}.{ext}"));
+        std::fs::write(&file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// What the comparison reads from one `dd-bench codec` line.

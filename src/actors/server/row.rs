@@ -37,7 +37,8 @@ impl Task {
             format: p.format.name().to_string(),
             data: p.data,
             sha256: hex(&p.sha256),
-            md5: hex(&p.md5),
+            // Empty unless MD5=on.
+            md5: p.md5.map(|m| hex(&m)).unwrap_or_default(),
             fetched_at: unix_now(),
         }
     }

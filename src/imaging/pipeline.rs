@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::error::ImageError;
 use super::jpeg_meta;
 use super::pixels::{self, Rgb};
-use super::scratch::Scratch;
+use super::scratch::{PixelBuffers, Scratch};
 use super::settings::{ImageSettings, Reencode, StoreAs};
 use super::sniff::{self, Format};
 use super::turbo::{self, Scale, TurboError};
@@ -180,7 +180,7 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
     let format = sniff::sniff(bytes)?;
     let (probe, decoded) = match format {
         Format::Jpeg => decode_jpeg(bytes, s, scratch)?,
-        other => decode_with_image_crate(bytes, other, s)?,
+        other => decode_with_image_crate(bytes, other, s, scratch)?,
     };
     timings.decode = clock.elapsed().as_secs_f64();
     let (original_width, original_height) = probe.displayed();
@@ -206,33 +206,22 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
         other => other,
     };
     let clock = std::time::Instant::now();
-    let (width, height) = pixels::fit(probe.width, probe.height, s.max_side);
-    let resize_error = |reason| ImageError::Decode { format: format.name(), reason };
-    let rgb = match rgb {
-        Decoded::Pixels(rgb) if (rgb.width, rgb.height) == (width, height) => rgb,
-        Decoded::Pixels(rgb) => {
-            pixels::resize_packed(&mut scratch.resizer, &rgb.pixels, rgb.width, rgb.height, width, height)
-                .map_err(resize_error)?
-        }
-        Decoded::InScratch { width: w, height: h } => {
-            let packed = &scratch.decoded[..w as usize * h as usize * 3];
-            if (w, h) == (width, height) {
-                Rgb { width, height, pixels: packed.to_vec() }
-            } else {
-                pixels::resize_packed(&mut scratch.resizer, packed, w, h, width, height).map_err(resize_error)?
-            }
+    let target = pixels::fit(probe.width, probe.height, s.max_side);
+    // The pixel buffers leave `scratch` while they are read, so that its encoder can be borrowed
+    // meanwhile; they go back whatever the outcome.
+    let decoded_buffer = std::mem::take(&mut scratch.decoded);
+    let mut buffers = std::mem::take(&mut scratch.buffers);
+    let source = match &rgb {
+        Decoded::Pixels(p) => Pixels { data: &p.pixels, width: p.width, height: p.height },
+        &Decoded::InScratch { width, height } => {
+            Pixels { data: &decoded_buffer[..width as usize * height as usize * 3], width, height }
         }
         Decoded::KeepOriginal => unreachable!("returned above"),
     };
-    let rgb = pixels::orient(rgb, probe.orientation);
-    timings.resize = clock.elapsed().as_secs_f64();
-    let (stored_width, stored_height) = (rgb.width, rgb.height);
-    let clock = std::time::Instant::now();
-    let (format, data) = match s.store {
-        StoreAs::RawRgb => (StoredFormat::RawRgb, rgb.pixels),
-        StoreAs::Encoded => (StoredFormat::Jpeg, encode_jpeg(&rgb, s.jpeg_quality, scratch)?),
-    };
-    timings.encode = clock.elapsed().as_secs_f64();
+    let finished = finish(source, target, probe.orientation, format, s, scratch, &mut buffers, &mut timings, clock);
+    scratch.decoded = decoded_buffer;
+    scratch.buffers = buffers;
+    let (stored_width, stored_height, format, data) = finished?;
     Ok(Processed {
         original_width,
         original_height,
@@ -246,6 +235,60 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
         reencoded: true,
         timings,
     })
+}
+
+/// Packed RGB pixels borrowed from a buffer.
+#[derive(Clone, Copy)]
+struct Pixels<'a> {
+    data: &'a [u8],
+    width: u32,
+    height: u32,
+}
+
+/// Resizes `source` to `target` (as coded), turns it upright and encodes it (or keeps raw RGB),
+/// through the worker's reusable `buffers`. Returns the stored size, format and bytes.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    source: Pixels<'_>,
+    target: (u32, u32),
+    orientation: Orientation,
+    source_format: Format,
+    s: &ImageSettings,
+    scratch: &mut Scratch,
+    buffers: &mut PixelBuffers,
+    timings: &mut StageSeconds,
+    clock: std::time::Instant,
+) -> Result<(u32, u32, StoredFormat, Vec<u8>), ImageError> {
+    let (width, height) = target;
+    let sized: &[u8] = if (source.width, source.height) == target {
+        source.data
+    } else {
+        pixels::resize_into(
+            &mut scratch.resizer,
+            source.data,
+            source.width,
+            source.height,
+            width,
+            height,
+            &mut buffers.resized,
+        )
+        .map_err(|reason| ImageError::Decode { format: source_format.name(), reason })?;
+        &buffers.resized
+    };
+    let (width, height, upright) = if orientation == Orientation::NoTransforms {
+        (width, height, sized)
+    } else {
+        let (w, h) = pixels::orient_into(sized, width, height, orientation, &mut buffers.upright);
+        (w, h, &buffers.upright[..])
+    };
+    timings.resize = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
+    let (format, data) = match s.store {
+        StoreAs::RawRgb => (StoredFormat::RawRgb, upright.to_vec()),
+        StoreAs::Encoded => (StoredFormat::Jpeg, encode_jpeg(upright, width, height, s.jpeg_quality, scratch)?),
+    };
+    timings.encode = clock.elapsed().as_secs_f64();
+    Ok((width, height, format, data))
 }
 
 /// Refuses a decompression bomb from its header size.
@@ -340,7 +383,12 @@ fn dct_scale(width: u32, height: u32, target_width: u32, target_height: u32) -> 
         .unwrap_or(Scale::ONE)
 }
 
-fn decode_with_image_crate(bytes: &[u8], format: Format, s: &ImageSettings) -> Result<(Probe, Decoded), ImageError> {
+fn decode_with_image_crate(
+    bytes: &[u8],
+    format: Format,
+    s: &ImageSettings,
+    scratch: &mut Scratch,
+) -> Result<(Probe, Decoded), ImageError> {
     let name = format.name();
     let image_error = |e: image::ImageError| match e {
         image::ImageError::Unsupported(u) => ImageError::Unsupported { format: name, reason: u.to_string() },
@@ -371,6 +419,17 @@ fn decode_with_image_crate(bytes: &[u8], format: Format, s: &ImageSettings) -> R
             return Ok((probe, Decoded::Pixels(rgb)));
         }
     }
+    if decoder.color_type() == image::ColorType::Rgb8 {
+        // Already what we need: straight into the worker's buffer, no new pages per image. The
+        // size was checked against `max_pixels` above.
+        let len = width as usize * height as usize * 3;
+        let mut buffer = std::mem::take(&mut scratch.decoded);
+        buffer.resize(len, 0);
+        let read = decoder.read_image(&mut buffer[..len]);
+        scratch.decoded = buffer;
+        read.map_err(image_error)?;
+        return Ok((probe, Decoded::InScratch { width, height }));
+    }
     let img = DynamicImage::from_decoder(decoder).map_err(image_error)?;
     Ok((probe, Decoded::Pixels(pixels::to_rgb8(img))))
 }
@@ -394,9 +453,9 @@ fn decode_still_webp(bytes: &[u8]) -> Result<Option<Rgb>, ImageError> {
     Ok(Some(Rgb { width: features.width, height: features.height, pixels }))
 }
 
-fn encode_jpeg(rgb: &Rgb, quality: u8, scratch: &mut Scratch) -> Result<Vec<u8>, ImageError> {
+fn encode_jpeg(rgb: &[u8], width: u32, height: u32, quality: u8, scratch: &mut Scratch) -> Result<Vec<u8>, ImageError> {
     let unsupported = |e: TurboError| ImageError::Unsupported { format: "jpeg", reason: e.message };
-    scratch.compressor().and_then(|c| c.compress_rgb(&rgb.pixels, rgb.width, rgb.height, quality)).map_err(unsupported)
+    scratch.compressor().and_then(|c| c.compress_rgb(rgb, width, height, quality)).map_err(unsupported)
 }
 
 /// SHA-256 of the original bytes, and their MD5 when `with_md5`, in one pass.

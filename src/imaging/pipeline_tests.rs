@@ -141,6 +141,19 @@ fn png_with_alpha_becomes_rgb_on_white() {
 }
 
 #[test]
+fn rgb_png_decoded_into_the_worker_buffer_gives_the_pixels_of_a_fresh_decode() {
+    // 8-bit RGB PNGs go straight into the worker's reused buffer; a larger image before it leaves
+    // bytes there that must not leak into a smaller one, raw RGB shows every stored pixel.
+    let raw = ImageSettings { store: StoreAs::RawRgb, max_side: 4096, ..ImageSettings::default() };
+    let big = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 200]));
+    process(&encode(DynamicImage::ImageRgb8(big), ImageFormat::Png), &raw).unwrap();
+    let small = image::RgbImage::from_fn(50, 30, |x, y| image::Rgb([(x * 5) as u8, (y * 8) as u8, 7]));
+    let p = process(&encode(DynamicImage::ImageRgb8(small.clone()), ImageFormat::Png), &raw).unwrap();
+    assert_eq!((p.stored_width, p.stored_height, p.format), (50, 30, StoredFormat::RawRgb));
+    assert_eq!(p.data, small.into_raw());
+}
+
+#[test]
 fn sixteen_bit_png_is_scaled_to_eight_bits() {
     let img = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(240, 160, image::Rgb([65535u16, 32896, 0]));
     let png = encode(DynamicImage::ImageRgb16(img), ImageFormat::Png);

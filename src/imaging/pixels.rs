@@ -82,32 +82,52 @@ pub(crate) fn rgba_on_white(rgba: &[u8]) -> Vec<u8> {
 /// SSE4.1 or NEON at run time).
 #[cfg(test)]
 pub(crate) fn resize(src: &Rgb, width: u32, height: u32) -> Result<Rgb, String> {
-    resize_packed(&mut Resizer::new(), &src.pixels, src.width, src.height, width, height)
+    let mut pixels = Vec::new();
+    resize_into(&mut Resizer::new(), &src.pixels, src.width, src.height, width, height, &mut pixels)?;
+    Ok(Rgb { width, height, pixels })
 }
 
 /// As `resize`, from `src_width * src_height * 3` bytes of packed RGB borrowed from elsewhere,
-/// with a `resizer` the caller keeps (it caches the CPU's SIMD level and its work buffers).
-pub(crate) fn resize_packed(
+/// into `dst` (its length set to `width * height * 3`; a buffer kept from image to image needs no
+/// new pages), with a `resizer` the caller keeps (it caches the SIMD level and work buffers).
+pub(crate) fn resize_into(
     resizer: &mut Resizer,
     src: &[u8],
     src_width: u32,
     src_height: u32,
     width: u32,
     height: u32,
-) -> Result<Rgb, String> {
+    dst: &mut Vec<u8>,
+) -> Result<(), String> {
     let src_view = ImageRef::new(src_width, src_height, src, PixelType::U8x3).map_err(|e| e.to_string())?;
-    let mut dst = Image::new(width, height, PixelType::U8x3);
+    // Every byte is written by the resize; only growth is zeroed.
+    dst.resize(width as usize * height as usize * 3, 0);
+    let mut dst_view = Image::from_slice_u8(width, height, dst, PixelType::U8x3).map_err(|e| e.to_string())?;
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(RESIZE_FILTER));
-    resizer.resize(&src_view, &mut dst, &options).map_err(|e| e.to_string())?;
-    Ok(Rgb { width, height, pixels: dst.into_vec() })
+    resizer.resize(&src_view, &mut dst_view, &options).map_err(|e| e.to_string())
 }
 
 /// Turns the pixels upright as EXIF orientation says, so the stored image needs no EXIF.
+#[cfg(test)]
 pub(crate) fn orient(src: Rgb, orientation: Orientation) -> Rgb {
     if orientation == Orientation::NoTransforms || src.pixels.is_empty() {
         return src;
     }
-    let (w, h) = (src.width as usize, src.height as usize);
+    let mut pixels = Vec::new();
+    let (width, height) = orient_into(&src.pixels, src.width, src.height, orientation, &mut pixels);
+    Rgb { width, height, pixels }
+}
+
+/// As `orient`, from `width * height * 3` bytes of packed RGB into `dst` (its length set to the
+/// same); returns the upright size.
+pub(crate) fn orient_into(
+    src: &[u8],
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    dst: &mut Vec<u8>,
+) -> (u32, u32) {
+    let (w, h) = (width as usize, height as usize);
     let (dw, dh) = if swaps_sides(orientation) { (h, w) } else { (w, h) };
     let (wl, hl) = (w as isize - 1, h as isize - 1);
     // Where source pixel (x, y) lands, as dx = x0 + x*xx + y*xy and dy = y0 + x*yx + y*yy; see the
@@ -124,16 +144,17 @@ pub(crate) fn orient(src: Rgb, orientation: Orientation) -> Rgb {
     };
     let dw_i = dw as isize;
     let (step_x, step_y) = (yx * dw_i + xx, yy * dw_i + xy);
-    let mut out = vec![0u8; src.pixels.len()];
-    for (y, row) in src.pixels.chunks_exact(w * 3).enumerate() {
+    // Every pixel is written below (the mapping is a bijection); only growth is zeroed.
+    dst.resize(src.len(), 0);
+    for (y, row) in src.chunks_exact(w.max(1) * 3).enumerate() {
         let mut at = y0 * dw_i + x0 + y as isize * step_y;
         for px in row.chunks_exact(3) {
             let i = at as usize * 3;
-            out[i..i + 3].copy_from_slice(px);
+            dst[i..i + 3].copy_from_slice(px);
             at += step_x;
         }
     }
-    Rgb { width: dw as u32, height: dh as u32, pixels: out }
+    (dw as u32, dh as u32)
 }
 
 #[cfg(test)]

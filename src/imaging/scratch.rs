@@ -1,5 +1,5 @@
-//! What one worker thread keeps from image to image: the TurboJPEG handles, the buffer JPEGs
-//! decode into and the resizer, so an image costs no handle setup and, once the worker has seen
+//! What one worker thread keeps from image to image: the TurboJPEG handles, the buffers JPEGs
+//! decode, resize and turn upright into, and the resizer, so an image costs no handle setup and, once the worker has seen
 //! its largest image, no allocation or zeroing of a multi-megabyte pixel buffer.
 //!
 //! Owns: `Scratch` and the thread-local that holds one per thread. Does not own: what is done
@@ -21,7 +21,16 @@ pub(crate) struct Scratch {
     compressor: Option<Compressor>,
     /// JPEG pixels land here; only its first `width * height * channels` bytes are meaningful.
     pub decoded: Vec<u8>,
+    /// Where resized and upright pixels go.
+    pub buffers: PixelBuffers,
     pub resizer: Resizer,
+}
+
+/// The pixel buffers after decoding, taken out of `Scratch` while the decoded pixels are read.
+#[derive(Default)]
+pub(crate) struct PixelBuffers {
+    pub resized: Vec<u8>,
+    pub upright: Vec<u8>,
 }
 
 impl Scratch {

@@ -9,11 +9,6 @@ use clap::Parser;
 use distributed_downloader::cli::Cli;
 use distributed_downloader::commands::{self, Failure};
 
-/// mimalloc instead of glibc's malloc: prep's merge spent a quarter of its CPU allocating and
-/// freeing millions of short strings.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match commands::run(cli) {

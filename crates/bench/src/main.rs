@@ -29,11 +29,6 @@ use distributed_downloader::config::{RawConfig, Settings};
 
 use cli::{Cli, Command};
 
-/// mimalloc instead of glibc's malloc: prep's merge spent a quarter of its CPU allocating and
-/// freeing millions of short strings.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {

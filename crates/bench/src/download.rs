@@ -1,5 +1,6 @@
 //! `dd-bench download`: the codec limit (decode+resize+encode+hash of a corpus, no network) and
-//! the end-to-end rate (origin -> prep -> download -> shards) on the same corpus and cores.
+//! the end-to-end rate (origin -> prep -> download -> shards) on the same corpus and cores, and
+//! optionally the CPU per image of an earlier version's codec against ours (`--baseline-bin`).
 
 use std::path::Path;
 use std::time::Instant;
@@ -60,7 +61,8 @@ fn corpus_paths(n: usize, corpus: Corpus) -> Vec<String> {
         .collect()
 }
 
-/// Both measures, printed on one line with their ratio.
+/// Both measures, printed on one line with their ratio; with `--baseline-bin`, a second line
+/// compares the baseline's codec with ours on the same files.
 pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

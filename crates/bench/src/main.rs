@@ -3,9 +3,11 @@
 //!
 //! - `cli`: the command line.
 //! - `gbif`: a generated GBIF-like multimedia table, and prep measured on it.
-//! - `codec`: the codec limit (images per second through `process`, no network).
+//! - `codec`: the codec limit (images per second through `process`, no network), also on a
+//!   folder of files (`dd-bench codec`, what the baseline comparison runs in both binaries).
 //! - `corpus`: a corpus shaped like a GBIF crawl for the codec limit.
-//! - `download`: the codec limit against the end-to-end download rate on one corpus.
+//! - `download`: the codec limit against the end-to-end download rate on one corpus, and an
+//!   earlier version's codec against ours.
 //! - `politeness`: downloads on 1 and 4 ranks against scripted hosts, judged on what they saw.
 //! - `scale`: rank 0's planning on a dataset of GBIF's shape (servers, batches, shards).
 //!

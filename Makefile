@@ -45,7 +45,7 @@ bench-prep: setup
 BENCH_BASELINE ?= fed1406ea6da6f4d1ed75d7ee85f2b0167eb303d
 bench-download: setup
 	baseline=; if [ "$(BENCH_BASELINE)" != none ]; then \
-		baseline=$$(./scripts/bench-baseline.sh $(BENCH_BASELINE) | tail -n 1) || exit 1; fi; \
+		baseline=$$(./scripts/bench-baseline.sh $(BENCH_BASELINE)) || exit 1; fi; \
 	cargo build --locked --release --workspace && \
 	$(BENCH_BIN) download --dir $(BENCH_DIR)-download \
 		$${baseline:+--baseline-bin "$$baseline" --baseline-label $(shell echo $(BENCH_BASELINE) | cut -c1-7)}

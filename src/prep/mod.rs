@@ -3,7 +3,8 @@
 //! The only place polars is used. Reading is streamed in chunks (`input`), each row is kept or
 //! dropped for one reason (`filter`, `server_key`), identical URLs are merged out of core
 //! (`spill`), and each server's URLs are cut into batches of exactly `BATCH_SIZE` but the last
-//! (`batches`). `run` drives the passes and `report` says what happened.
+//! (`batches`). `run` drives the passes and `report` says what happened; later runs update the
+//! servers table through `table_updates`.
 
 pub mod batches;
 pub mod filter;
@@ -12,6 +13,7 @@ pub mod report;
 pub mod run;
 pub mod server_key;
 pub mod spill;
+pub mod table_updates;
 
 use std::path::PathBuf;
 

@@ -135,9 +135,17 @@ impl CodecBench {
 
 /// `bench_codec` run `runs` times (at least once); the run with the median CPU per image.
 pub fn median_codec(corpus: &[Vec<u8>], s: &ImageSettings, threads: usize, runs: usize) -> CodecBench {
-    let mut all: Vec<CodecBench> = (0..runs.max(1)).map(|_| bench_codec(corpus, s, threads)).collect();
-    all.sort_by(|a, b| a.cpu_ms_per_image.total_cmp(&b.cpu_ms_per_image));
-    all.swap_remove(all.len() / 2)
+    let all: Vec<CodecBench> = (0..runs.max(1)).map(|_| bench_codec(corpus, s, threads)).collect();
+    median_by(all, |b| b.cpu_ms_per_image)
+}
+
+/// The run whose `key` is the median (the upper one of an even count).
+///
+/// # Panics
+/// If `runs` is empty.
+pub fn median_by<T>(mut runs: Vec<T>, key: impl Fn(&T) -> f64) -> T {
+    runs.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    runs.swap_remove(runs.len() / 2)
 }
 
 /// `dd-bench codec`: the codec limit on every file of a folder, on all cores, as one line.

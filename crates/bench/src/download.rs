@@ -13,7 +13,7 @@ use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
 use test_origin::{images, Behaviour, HostSpec, Origin};
 
 use crate::cli::{BenchDownloadArgs, Corpus};
-use crate::codec::median_codec;
+use crate::codec::{median_by, median_codec};
 
 /// Sizes of the download benchmark's JPEGs, cycled: a quarter already small enough to keep as
 /// they are, the rest 1.2–12 MP photos, as in a GBIF snapshot's mix.
@@ -142,7 +142,7 @@ fn compare_with_baseline(
         theirs_runs.push(codec_figures(bin, &folder)?);
         ours_runs.push(codec_figures(&ours, &folder)?);
     }
-    let (theirs, ours) = (median_by_cpu(theirs_runs), median_by_cpu(ours_runs));
+    let (theirs, ours) = (median_by(theirs_runs, |r| r.cpu_ms), median_by(ours_runs, |r| r.cpu_ms));
     Ok(format!(
         "bench-download: baseline={label} baseline_cpu_ms_per_img={:.1} baseline_by_format=[{}] ours_cpu_ms_per_img={:.1} ours_by_format=[{}] cpu_change={:+.1}% same_output={}",
         theirs.cpu_ms,
@@ -203,11 +203,6 @@ fn codec_figures(bin: &Path, folder: &Path) -> anyhow::Result<CodecFigures> {
         by_format: field("codec_cpu_ms_per_img_by_format").ok_or_else(missing)?,
         fingerprint: field("output_fingerprint").ok_or_else(missing)?,
     })
-}
-
-fn median_by_cpu(mut runs: Vec<CodecFigures>) -> CodecFigures {
-    runs.sort_by(|a, b| a.cpu_ms.total_cmp(&b.cpu_ms));
-    runs.swap_remove(runs.len() / 2)
 }
 
 #[cfg(test)]

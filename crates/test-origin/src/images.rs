@@ -31,6 +31,7 @@ use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use sha2::{Digest, Sha256};
 
+use crate::photo;
 use crate::rng::SplitMix64;
 
 /// Width when the path has no `w<N>` token: a typical web thumbnail-to-medium size.
@@ -106,12 +107,12 @@ pub fn served_bytes(path: &str) -> Option<Arc<Vec<u8>>> {
         return Some(hit);
     }
     // Encode outside the lock: two racing callers both encode, and get identical bytes.
-    let bytes = if spec.camera {
-        let rgb = crate::photo::synthetic_photo_rgb(spec.width, spec.height, seed_for(key));
-        Arc::new(crate::photo::encode_like_a_camera(&rgb, spec.width, spec.height, spec.format))
-    } else {
-        Arc::new(encode(&render(spec.width, spec.height, seed_for(key)), spec.format))
-    };
+    let img = pixels(&spec, seed_for(key));
+    let bytes = Arc::new(match (spec.camera, spec.format) {
+        (true, ImageFormat::Jpeg) => photo::camera_jpeg(img.as_raw(), spec.width, spec.height),
+        (true, ImageFormat::WebP) => photo::lossy_webp(img.as_raw(), spec.width, spec.height),
+        _ => encode(&img, spec.format),
+    });
     cache().lock().expect("image cache lock").insert(key, bytes.clone());
     Some(bytes)
 }
@@ -125,12 +126,17 @@ pub fn served_sha256(path: &str) -> Option<String> {
 /// The pixels for `path` before encoding, e.g. to compare a lossless download pixel by pixel.
 pub fn pixels_for_path(path: &str) -> Option<RgbImage> {
     let spec = spec_for_path(path)?;
-    let seed = seed_for(strip_query(path));
+    Some(pixels(&spec, seed_for(strip_query(path))))
+}
+
+/// The pixels of `spec`: camera-like ones for a `cam` path, else the plain picture.
+fn pixels(spec: &ImageSpec, seed: u64) -> RgbImage {
     if spec.camera {
-        let rgb = crate::photo::synthetic_photo_rgb(spec.width, spec.height, seed);
-        return RgbImage::from_raw(spec.width, spec.height, rgb);
+        let rgb = photo::synthetic_photo_rgb(spec.width, spec.height, seed);
+        RgbImage::from_raw(spec.width, spec.height, rgb).expect("the generator fills width x height x 3")
+    } else {
+        render(spec.width, spec.height, seed)
     }
-    Some(render(spec.width, spec.height, seed))
 }
 
 /// A 64-bit seed from the path, for anything the origin derives from it (images, garbage bodies).

@@ -1,9 +1,10 @@
 //! `photo`: generated photo-like images, deterministic by seed, for tests and benchmarks.
 //!
 //! Owns: `synthetic_photo_rgb` (smooth gradients, shapes, texture and sensor-like noise, so JPEG
-//! sizes land near real photos: about 0.1–0.3 bytes per pixel at q90), `synthetic_photo_jpeg`, and
-//! `with_orientation` (the EXIF tag phones add to portrait shots). Written apart from the
-//! product's JPEG reader on purpose: a test that reads back what this wrote checks two codes.
+//! sizes land near real photos: about 0.1–0.3 bytes per pixel at q90), `synthetic_photo_jpeg`,
+//! the camera-like encodings `camera_jpeg` (4:2:0) and `lossy_webp`, and `with_orientation` (the
+//! EXIF tag phones add to portrait shots). Written apart from the product's JPEG reader on
+//! purpose: a test that reads back what this wrote checks two codes.
 
 use std::f32::consts::TAU;
 
@@ -101,37 +102,29 @@ const CAMERA_JPEG_QUALITY: u8 = 90;
 /// Quality factor (0–100) of a camera-like lossy WebP: what web image services commonly serve.
 const CAMERA_WEBP_QUALITY: f32 = 80.0;
 
-/// `rgb` (packed, `width * height * 3` bytes) encoded as a camera or web server would store it:
-/// JPEG at quality 90 with 4:2:0 chroma, lossy WebP at quality 80, any other format through the
-/// `image` crate. Deterministic: the same pixels give the same bytes.
+/// `rgb` (packed, `width * height * 3` bytes) as a camera writes it: JPEG at quality 90 with
+/// 4:2:0 chroma. Deterministic: the same pixels give the same bytes.
 ///
 /// # Panics
-/// If the buffer does not match the size, a side is 0, or the format cannot be encoded; this is a
-/// generator for tests and benchmarks.
-pub fn encode_like_a_camera(rgb: &[u8], width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
-    match format {
-        image::ImageFormat::Jpeg => {
-            let mut out = Vec::new();
-            let mut encoder = jpeg_encoder::Encoder::new(&mut out, CAMERA_JPEG_QUALITY);
-            encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
-            let side = |v: u32| u16::try_from(v).unwrap_or_else(|_| panic!("a JPEG side cannot be {v}"));
-            encoder
-                .encode(rgb, side(width), side(height), jpeg_encoder::ColorType::Rgb)
-                .unwrap_or_else(|e| panic!("cannot generate a {width}x{height} JPEG: {e}"));
-            out
-        }
-        image::ImageFormat::WebP => lossy_webp(rgb, width, height),
-        other => {
-            let img = image::RgbImage::from_raw(width, height, rgb.to_vec()).expect("the buffer matches the size");
-            let mut out = std::io::Cursor::new(Vec::new());
-            img.write_to(&mut out, other).unwrap_or_else(|e| panic!("cannot generate a {other:?}: {e}"));
-            out.into_inner()
-        }
-    }
+/// If the buffer does not match the size or a side is 0 or above 65,535; this is a generator for
+/// tests and benchmarks.
+pub fn camera_jpeg(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, CAMERA_JPEG_QUALITY);
+    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
+    let side = |v: u32| u16::try_from(v).unwrap_or_else(|_| panic!("a JPEG side cannot be {v}"));
+    encoder
+        .encode(rgb, side(width), side(height), jpeg_encoder::ColorType::Rgb)
+        .unwrap_or_else(|e| panic!("cannot generate a {width}x{height} JPEG: {e}"));
+    out
 }
 
-/// A lossy WebP through libwebp's simple encoder (the `image` crate writes only lossless WebP).
-fn lossy_webp(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
+/// `rgb` as a web server serves it: a lossy WebP at quality 80, through libwebp's simple encoder
+/// (the `image` crate writes only lossless WebP).
+///
+/// # Panics
+/// If the buffer does not match the size or libwebp refuses it.
+pub fn lossy_webp(rgb: &[u8], width: u32, height: u32) -> Vec<u8> {
     assert_eq!(rgb.len(), width as usize * height as usize * 3, "the buffer matches the size");
     let side = |v: u32| i32::try_from(v).expect("a WebP side fits in i32");
     let mut output: *mut u8 = std::ptr::null_mut();

@@ -71,6 +71,7 @@ impl ServerActor {
     /// more. The send fails only once the coordinator has stopped listening (the run is already
     /// ending), so there is nobody left to tell.
     pub(super) fn stop_run(&mut self, error: HostFailure) {
+        // Ignored on purpose: it fails only when the coordinator has stopped listening (above).
         let _ = self.engine.events.send(HostEvent::Fatal { host: self.host.clone(), error });
         self.stopping = true;
     }

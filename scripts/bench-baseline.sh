@@ -23,7 +23,7 @@ die() { echo "bench-baseline.sh: error: $*" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 rev=$(git rev-parse --verify --quiet "$1^{commit}") ||
     die "$1 is not a commit of this repository; a shallow clone may lack it (git fetch --unshallow)"
-bench_hash=$(find crates/bench crates/test-origin Cargo.lock -type f -not -path '*/target/*' -print0 |
+bench_hash=$(find crates/bench crates/test-origin Cargo.lock scripts/bench-baseline.sh -type f -not -path '*/target/*' -print0 |
     sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
 cache="$HOME/.cache/distributed-downloader/baseline/${rev:0:12}-$bench_hash"
 bin="$cache/dd-bench"
@@ -41,6 +41,13 @@ git archive "$rev" | tar -x -C "$tree"
 rm -rf "$tree/crates/bench" "$tree/crates/test-origin"
 cp -r crates/bench crates/test-origin "$tree/crates/"
 cp Cargo.lock "$tree/Cargo.lock"
+# A version of its own keeps the old product's compiled units apart from today's in the shared
+# target dir. With the same name and version, cargo would take them for one another: it keys
+# path packages by their place in the workspace, and tar gives the old sources old timestamps,
+# so each build could silently reuse what the other compiled.
+sed -i "0,/^version = \"[^\"]*\"/s//version = \"0.0.0-baseline-${rev:0:12}\"/" "$tree/Cargo.toml"
+grep -q "^version = \"0.0.0-baseline-${rev:0:12}\"" "$tree/Cargo.toml" ||
+    die "could not give the product at ${rev:0:12} a version of its own in its Cargo.toml"
 say "building dd-bench against the product at ${rev:0:12} (a release build of the product, a few minutes)"
 (cd "$tree" && CARGO_TARGET_DIR="$target" cargo build --release -p dd-bench) >&2 ||
     die "the benchmark does not build against ${rev:0:12}; pick a later baseline (BENCH_BASELINE=...)"

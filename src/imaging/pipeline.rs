@@ -21,7 +21,7 @@ use super::pixels::{self, Rgb};
 use super::scratch::{PixelBuffers, Scratch};
 use super::settings::{ImageSettings, Reencode, StoreAs};
 use super::sniff::{self, Format};
-use super::turbo::{self, Scale, TurboError};
+use super::turbo::{self, PlaneSize, PlanesInto, Scale, TurboError};
 use super::webp;
 
 /// Ceiling on decoder memory per pixel for the `image` crate decoders: RGBA at 16 bits. With
@@ -162,6 +162,13 @@ enum Decoded {
         width: u32,
         height: u32,
     },
+    /// A YCbCr JPEG's planes as coded (`width` x `height` after DCT scaling), in the worker's
+    /// `Scratch::planes`.
+    Planes {
+        width: u32,
+        height: u32,
+        sizes: [PlaneSize; 3],
+    },
 }
 
 /// Turns the downloaded bytes of one image into what we store. Pure CPU work, no I/O.
@@ -207,19 +214,33 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
     };
     let clock = std::time::Instant::now();
     let target = pixels::fit(probe.width, probe.height, s.max_side);
-    // The pixel buffers leave `scratch` while they are read, so that its encoder can be borrowed
-    // meanwhile; they go back whatever the outcome.
-    let decoded_buffer = std::mem::take(&mut scratch.decoded);
+    // The decoded pixels and the buffers leave `scratch` while they are read, so that its
+    // encoder can be borrowed meanwhile; they go back whatever the outcome.
     let mut buffers = std::mem::take(&mut scratch.buffers);
-    let source = match &rgb {
-        Decoded::Pixels(p) => Pixels { data: &p.pixels, width: p.width, height: p.height },
-        &Decoded::InScratch { width, height } => {
-            Pixels { data: &decoded_buffer[..width as usize * height as usize * 3], width, height }
+    let finished = match rgb {
+        Decoded::Planes { width, height, sizes } => {
+            let planes = std::mem::take(&mut scratch.planes);
+            let source = SourcePlanes { planes: &planes, width, height, sizes };
+            let finished =
+                finish_planes(source, target, probe.orientation, s, scratch, &mut buffers, &mut timings, clock);
+            scratch.planes = planes;
+            finished
         }
-        Decoded::KeepOriginal => unreachable!("returned above"),
+        rgb => {
+            let decoded_buffer = std::mem::take(&mut scratch.decoded);
+            let source = match &rgb {
+                Decoded::Pixels(p) => Pixels { data: &p.pixels, width: p.width, height: p.height },
+                &Decoded::InScratch { width, height } => {
+                    Pixels { data: &decoded_buffer[..width as usize * height as usize * 3], width, height }
+                }
+                Decoded::KeepOriginal | Decoded::Planes { .. } => unreachable!("handled above"),
+            };
+            let finished =
+                finish(source, target, probe.orientation, format, s, scratch, &mut buffers, &mut timings, clock);
+            scratch.decoded = decoded_buffer;
+            finished
+        }
     };
-    let finished = finish(source, target, probe.orientation, format, s, scratch, &mut buffers, &mut timings, clock);
-    scratch.decoded = decoded_buffer;
     scratch.buffers = buffers;
     let (stored_width, stored_height, format, data) = finished?;
     Ok(Processed {
@@ -291,6 +312,93 @@ fn finish(
     Ok((width, height, format, data))
 }
 
+/// The Y, Cb and Cr planes of a JPEG decoded at `width` x `height`, borrowed from a buffer each.
+#[derive(Clone, Copy)]
+struct SourcePlanes<'a> {
+    planes: &'a [Vec<u8>; 3],
+    width: u32,
+    height: u32,
+    sizes: [PlaneSize; 3],
+}
+
+/// As `finish`, for a YCbCr JPEG kept in planes: luma is resized to `target`, each chroma plane
+/// straight to the half size a 4:2:0 JPEG stores, and the planes are encoded as they are. No
+/// colour conversion and no chroma upsampling or downsampling happen on the way, and the chroma
+/// convolution works on a quarter of the pixels.
+#[allow(clippy::too_many_arguments)]
+fn finish_planes(
+    source: SourcePlanes<'_>,
+    target: (u32, u32),
+    orientation: Orientation,
+    s: &ImageSettings,
+    scratch: &mut Scratch,
+    buffers: &mut PixelBuffers,
+    timings: &mut StageSeconds,
+    clock: std::time::Instant,
+) -> Result<(u32, u32, StoredFormat, Vec<u8>), ImageError> {
+    let turbo_error = |e: TurboError| ImageError::Unsupported { format: "jpeg", reason: e.message };
+    let (width, height) = target;
+    let stored = turbo::planes_420(width, height).map_err(turbo_error)?;
+    let luma = source.sizes[0];
+    let mut sized: [(&[u8], u32, u32); 3] = [(&[], 0, 0); 3];
+    for (component, (resized, out)) in buffers.resized_planes.iter_mut().zip(sized.iter_mut()).enumerate() {
+        let from = source.sizes[component];
+        let plane = &source.planes[component][..from.len()];
+        // The luma plane is the image; a chroma plane covers the image's share of its padding.
+        let to = if component == 0 { PlaneSize { width, height } } else { stored[component] };
+        let content = (
+            f64::from(source.width) * f64::from(from.width) / f64::from(luma.width),
+            f64::from(source.height) * f64::from(from.height) / f64::from(luma.height),
+        );
+        if from == to && (source.width, source.height) == target {
+            *out = (plane, to.width, to.height);
+            continue;
+        }
+        pixels::resize_plane_into(
+            &mut scratch.resizer,
+            plane,
+            (from.width, from.height),
+            content,
+            to.width,
+            to.height,
+            resized,
+        )
+        .map_err(|reason| ImageError::Decode { format: "jpeg", reason })?;
+        *out = (&resized[..], to.width, to.height);
+    }
+    let (upright_width, upright_height) =
+        if pixels::swaps_sides(orientation) { (height, width) } else { (width, height) };
+    let upright_sizes = turbo::planes_420(upright_width, upright_height).map_err(turbo_error)?;
+    let mut upright: [&[u8]; 3] = [&[]; 3];
+    for (component, (((plane, w, h), buffer), out)) in
+        sized.into_iter().zip(buffers.upright_planes.iter_mut()).zip(upright.iter_mut()).enumerate()
+    {
+        let wanted = upright_sizes[component];
+        if orientation == Orientation::NoTransforms && (w, h) == (wanted.width, wanted.height) {
+            *out = plane;
+            continue;
+        }
+        let (w, h) = if orientation == Orientation::NoTransforms {
+            buffer.clear();
+            buffer.extend_from_slice(plane);
+            (w, h)
+        } else {
+            pixels::orient_plane_into(plane, w, h, orientation, buffer)
+        };
+        // Only the luma plane can fall short, by a column or a row of an odd size.
+        pixels::pad_plane(buffer, w, h, wanted.width, wanted.height);
+        *out = &buffer[..];
+    }
+    timings.resize = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
+    let data = scratch
+        .compressor()
+        .and_then(|c| c.compress_planes_420(upright, upright_width, upright_height, s.jpeg_quality))
+        .map_err(turbo_error)?;
+    timings.encode = clock.elapsed().as_secs_f64();
+    Ok((upright_width, upright_height, StoredFormat::Jpeg, data))
+}
+
 /// Refuses a decompression bomb from its header size.
 fn check_pixels(width: u32, height: u32, s: &ImageSettings) -> Result<(), ImageError> {
     if u64::from(width) * u64::from(height) > s.max_pixels {
@@ -343,6 +451,14 @@ fn decode_jpeg(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Result
     }
     let (width, height) = pixels::fit(header.width, header.height, s.max_side);
     let scale = dct_scale(header.width, header.height, width, height);
+    if s.store == StoreAs::Encoded && header.has_ycbcr_planes() {
+        let mut planes = std::mem::take(&mut scratch.planes);
+        let decoded = scratch.decompressor().and_then(|d| d.decompress_planes(bytes, &header, scale, &mut planes));
+        scratch.planes = planes;
+        let PlanesInto { width, height, planes: sizes, warning } = decoded.map_err(turbo_error)?;
+        refuse_damaged(warning)?;
+        return Ok((probe, Decoded::Planes { width, height, sizes }));
+    }
     // Fast chroma upsampling only when a resize follows and smooths it anyway.
     let exact = (scale.apply(header.width), scale.apply(header.height)) == (width, height);
     let flags = if exact { 0 } else { turbo::FLAG_FAST_UPSAMPLE };
@@ -352,18 +468,23 @@ fn decode_jpeg(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Result
         .and_then(|d| d.decompress_into(bytes, &header, scale, header.is_cmyk(), flags, &mut buffer));
     scratch.decoded = buffer;
     let decoded = decoded.map_err(turbo_error)?;
-    if let Some(warning) = decoded.warning {
-        let lower = warning.to_ascii_lowercase();
-        if FATAL_JPEG_WARNINGS.iter().any(|w| lower.contains(w)) {
-            return Err(ImageError::Decode { format: "jpeg", reason: warning });
-        }
-    }
+    refuse_damaged(decoded.warning)?;
     let (width, height) = (decoded.width, decoded.height);
     if header.is_cmyk() {
         let pixels = pixels::cmyk_to_rgb(&scratch.decoded[..decoded.len], meta.adobe);
         return Ok((probe, Decoded::Pixels(Rgb { width, height, pixels })));
     }
     Ok((probe, Decoded::InScratch { width, height }))
+}
+
+/// Fails on a libjpeg warning that means part of the picture is missing or garbage.
+fn refuse_damaged(warning: Option<String>) -> Result<(), ImageError> {
+    match warning {
+        Some(warning) if FATAL_JPEG_WARNINGS.iter().any(|w| warning.to_ascii_lowercase().contains(w)) => {
+            Err(ImageError::Decode { format: "jpeg", reason: warning })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The smallest DCT scaling factor of 1/8, 1/4, 1/2 or 1 that still yields at least `target`

@@ -326,3 +326,38 @@ fn raw_rgb_is_width_times_height_times_three() {
     assert_eq!(small.data.len(), 800 * 600 * 3, "small images are decoded too, never kept");
     assert!(small.reencoded && !small.resized);
 }
+
+/// PSNR of two equal-sized RGB images, in dB.
+fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let squared: f64 = a.as_raw().iter().zip(b.as_raw()).map(|(&x, &y)| f64::from(x.abs_diff(y)).powi(2)).sum();
+    10.0 * (255.0f64 * 255.0 / (squared / a.as_raw().len() as f64).max(1e-9)).log10()
+}
+
+#[test]
+fn ycbcr_planes_store_the_picture_the_rgb_path_stores_for_every_sampling_size_and_orientation() {
+    // Odd sizes on purpose: 1201x803 shrinks to 1024x685, and 1001x667 is re-encoded as it is;
+    // both have luma planes padded to whole chroma samples.
+    let cases = [(1201u32, 803u32, Reencode::Auto), (1001, 667, Reencode::Always)];
+    // TJSAMP_444, _422, _420, _440: what cameras, scanners and web encoders write.
+    for (subsamp, name) in [(0, "4:4:4"), (1, "4:2:2"), (2, "4:2:0"), (4, "4:4:0")] {
+        for &(w, h, reencode) in &cases {
+            let rgb = test_origin::photo::synthetic_photo_rgb(w, h, 5);
+            let coded = Compressor::new().unwrap().compress_rgb_sampled(&rgb, w, h, 92, subsamp).unwrap();
+            for exif in [1u8, 6, 7] {
+                let jpeg = if exif == 1 { coded.clone() } else { with_orientation(&coded, exif, false) };
+                let planar = ImageSettings { reencode, ..ImageSettings::default() };
+                let raw = ImageSettings { store: StoreAs::RawRgb, ..planar.clone() };
+                let (p, r) = (process(&jpeg, &planar).unwrap(), process(&jpeg, &raw).unwrap());
+                let case = format!("{name} {w}x{h} orientation {exif}");
+                assert_eq!((p.format, p.stored_width, p.stored_height), (StoredFormat::Jpeg, r.stored_width, r.stored_height), "{case}");
+                let stored = decode(&p.data);
+                assert_eq!(stored.dimensions(), (p.stored_width, p.stored_height), "{case}");
+                let reference = RgbImage::from_raw(r.stored_width, r.stored_height, r.data).unwrap();
+                // Chroma misplaced by a pixel, swapped planes or a wrong turn fall below 30 dB.
+                let db = psnr(&stored, &reference);
+                assert!(db > 36.0, "{case}: {db:.1} dB from the RGB path's pixels");
+            }
+        }
+    }
+}

@@ -107,6 +107,48 @@ pub(crate) fn resize_into(
     resizer.resize(&src_view, &mut dst_view, &options).map_err(|e| e.to_string())
 }
 
+/// Resizes the `content_width` x `content_height` top-left part of one plane of 8-bit samples
+/// (`src_width` x `src_height`, rows packed; the parts may be fractional, as a chroma plane's
+/// share of an odd luma size is) to exactly `width` x `height`, into `dst` (as `resize_into`).
+pub(crate) fn resize_plane_into(
+    resizer: &mut Resizer,
+    src: &[u8],
+    (src_width, src_height): (u32, u32),
+    (content_width, content_height): (f64, f64),
+    width: u32,
+    height: u32,
+    dst: &mut Vec<u8>,
+) -> Result<(), String> {
+    let src_view = ImageRef::new(src_width, src_height, src, PixelType::U8).map_err(|e| e.to_string())?;
+    // Every byte is written by the resize; only growth is zeroed.
+    dst.resize(width as usize * height as usize, 0);
+    let mut dst_view = Image::from_slice_u8(width, height, dst, PixelType::U8).map_err(|e| e.to_string())?;
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(RESIZE_FILTER))
+        .crop(0.0, 0.0, content_width, content_height);
+    resizer.resize(&src_view, &mut dst_view, &options).map_err(|e| e.to_string())
+}
+
+/// Grows a `width` x `height` plane of 8-bit samples (rows packed) in place to `padded_width` x
+/// `padded_height`, repeating its last column and last row, as an encoder reading whole chroma
+/// samples' worth of luma expects.
+pub(crate) fn pad_plane(plane: &mut Vec<u8>, width: u32, height: u32, padded_width: u32, padded_height: u32) {
+    let (w, h, pw, ph) = (width as usize, height as usize, padded_width as usize, padded_height as usize);
+    debug_assert!(pw >= w && ph >= h && w > 0 && h > 0);
+    plane.resize(pw * ph, 0);
+    if pw > w {
+        // From the last row up, so that no row is overwritten before it has moved.
+        for y in (0..h).rev() {
+            plane.copy_within(y * w..y * w + w, y * pw);
+            let last = plane[y * pw + w - 1];
+            plane[y * pw + w..y * pw + pw].fill(last);
+        }
+    }
+    for y in h..ph {
+        plane.copy_within((h - 1) * pw..h * pw, y * pw);
+    }
+}
+
 /// Turns the pixels upright as EXIF orientation says, so the stored image needs no EXIF.
 #[cfg(test)]
 pub(crate) fn orient(src: Rgb, orientation: Orientation) -> Rgb {
@@ -121,6 +163,28 @@ pub(crate) fn orient(src: Rgb, orientation: Orientation) -> Rgb {
 /// As `orient`, from `width * height * 3` bytes of packed RGB into `dst` (its length set to the
 /// same); returns the upright size.
 pub(crate) fn orient_into(
+    src: &[u8],
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    dst: &mut Vec<u8>,
+) -> (u32, u32) {
+    orient_samples::<3>(src, width, height, orientation, dst)
+}
+
+/// As `orient_into`, for one plane of 8-bit samples.
+pub(crate) fn orient_plane_into(
+    src: &[u8],
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+    dst: &mut Vec<u8>,
+) -> (u32, u32) {
+    orient_samples::<1>(src, width, height, orientation, dst)
+}
+
+/// EXIF orientation of `width * height` pixels of `N` bytes each, packed, into `dst`.
+fn orient_samples<const N: usize>(
     src: &[u8],
     width: u32,
     height: u32,
@@ -146,11 +210,11 @@ pub(crate) fn orient_into(
     let (step_x, step_y) = (yx * dw_i + xx, yy * dw_i + xy);
     // Every pixel is written below (the mapping is a bijection); only growth is zeroed.
     dst.resize(src.len(), 0);
-    for (y, row) in src.chunks_exact(w.max(1) * 3).enumerate() {
+    for (y, row) in src.chunks_exact(w.max(1) * N).enumerate() {
         let mut at = y0 * dw_i + x0 + y as isize * step_y;
-        for px in row.chunks_exact(3) {
-            let i = at as usize * 3;
-            dst[i..i + 3].copy_from_slice(px);
+        for px in row.chunks_exact(N) {
+            let i = at as usize * N;
+            dst[i..i + N].copy_from_slice(px);
             at += step_x;
         }
     }
@@ -204,6 +268,16 @@ mod tests {
             assert_eq!((mine.width, mine.height), theirs.dimensions(), "orientation {exif}");
             assert_eq!(mine.pixels, theirs.into_raw(), "orientation {exif}");
         }
+    }
+
+    #[test]
+    fn padding_a_plane_repeats_its_last_column_and_row() {
+        let mut plane = vec![1, 2, 3, 4, 5, 6];
+        pad_plane(&mut plane, 3, 2, 4, 3);
+        assert_eq!(plane, vec![1, 2, 3, 3, 4, 5, 6, 6, 4, 5, 6, 6]);
+        let mut even = vec![1, 2, 3, 4];
+        pad_plane(&mut even, 2, 2, 2, 2);
+        assert_eq!(even, vec![1, 2, 3, 4]);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub(crate) struct Scratch {
     compressor: Option<Compressor>,
     /// JPEG pixels land here; only its first `width * height * channels` bytes are meaningful.
     pub decoded: Vec<u8>,
+    /// The Y, Cb and Cr planes of a YCbCr JPEG decoded without colour conversion.
+    pub planes: [Vec<u8>; 3],
     /// Where resized and upright pixels go.
     pub buffers: PixelBuffers,
     pub resizer: Resizer,
@@ -31,6 +33,9 @@ pub(crate) struct Scratch {
 pub(crate) struct PixelBuffers {
     pub resized: Vec<u8>,
     pub upright: Vec<u8>,
+    /// The same for each of the Y, Cb and Cr planes.
+    pub resized_planes: [Vec<u8>; 3],
+    pub upright_planes: [Vec<u8>; 3],
 }
 
 impl Scratch {

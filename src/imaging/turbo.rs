@@ -64,6 +64,30 @@ extern "C" {
         pixel_format: c_int,
         flags: c_int,
     ) -> c_int;
+    fn tjPlaneWidth(component_id: c_int, width: c_int, subsamp: c_int) -> c_int;
+    fn tjPlaneHeight(component_id: c_int, height: c_int, subsamp: c_int) -> c_int;
+    fn tjDecompressToYUVPlanes(
+        handle: *mut c_void,
+        jpeg_buf: *const u8,
+        jpeg_size: c_ulong,
+        dst_planes: *mut *mut u8,
+        width: c_int,
+        strides: *mut c_int,
+        height: c_int,
+        flags: c_int,
+    ) -> c_int;
+    fn tjCompressFromYUVPlanes(
+        handle: *mut c_void,
+        src_planes: *mut *const u8,
+        width: c_int,
+        strides: *const c_int,
+        height: c_int,
+        subsamp: c_int,
+        jpeg_buf: *mut *mut u8,
+        jpeg_size: *mut c_ulong,
+        jpeg_qual: c_int,
+        flags: c_int,
+    ) -> c_int;
     fn tjCompress2(
         handle: *mut c_void,
         src_buf: *const u8,
@@ -107,6 +131,8 @@ pub(crate) struct JpegHeader {
     pub width: u32,
     pub height: u32,
     pub colorspace: Colorspace,
+    /// TurboJPEG's chroma subsampling code (`TJSAMP_*`), or -1 when it has none for this JPEG.
+    subsamp: c_int,
 }
 
 impl JpegHeader {
@@ -114,6 +140,52 @@ impl JpegHeader {
     pub fn is_cmyk(&self) -> bool {
         matches!(self.colorspace, Colorspace::Cmyk | Colorspace::Ycck)
     }
+
+    /// True when the JPEG holds Y, Cb and Cr planes that `decompress_planes` can return as
+    /// they are coded: YCbCr with 4:4:4, 4:2:2, 4:2:0, 4:4:0 or 4:1:1 sampling.
+    pub fn has_ycbcr_planes(&self) -> bool {
+        self.colorspace == Colorspace::YCbCr && YCBCR_SUBSAMPLINGS.contains(&self.subsamp)
+    }
+}
+
+/// The `TJSAMP_*` codes with three planes: 4:4:4, 4:2:2, 4:2:0, 4:4:0 and 4:1:1 (3 is grey).
+const YCBCR_SUBSAMPLINGS: [c_int; 5] = [0, 1, 2, 4, 5];
+
+/// The size of one plane of a planar YCbCr image, in samples (the stride of our buffers too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PlaneSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+impl PlaneSize {
+    pub fn len(self) -> usize {
+        self.width as usize * self.height as usize
+    }
+}
+
+/// The sizes of the Y, Cb and Cr planes libjpeg-turbo reads or writes for an image of
+/// `width` x `height` with chroma subsampling `subsamp`: luma padded to whole chroma samples,
+/// chroma divided by its sampling factors.
+fn plane_sizes(width: u32, height: u32, subsamp: c_int) -> Result<[PlaneSize; 3], TurboError> {
+    let (c_width, c_height) = (side_to_c(width, "width")?, side_to_c(height, "height")?);
+    let mut sizes = [PlaneSize { width: 0, height: 0 }; 3];
+    for (component, size) in sizes.iter_mut().enumerate() {
+        // SAFETY: plain arithmetic on its arguments; returns -1 on bad arguments.
+        let (w, h) = unsafe {
+            (tjPlaneWidth(component as c_int, c_width, subsamp), tjPlaneHeight(component as c_int, c_height, subsamp))
+        };
+        if w <= 0 || h <= 0 {
+            return Err(TurboError::new(format!("no plane {component} for {width}x{height} with subsampling {subsamp}")));
+        }
+        *size = PlaneSize { width: w as u32, height: h as u32 };
+    }
+    Ok(sizes)
+}
+
+/// The plane sizes `Compressor::compress_planes_420` expects for a `width` x `height` image.
+pub(crate) fn planes_420(width: u32, height: u32) -> Result<[PlaneSize; 3], TurboError> {
+    plane_sizes(width, height, TJSAMP_420)
 }
 
 /// A DCT-domain scaling factor `num / denom` the decoder supports.
@@ -189,6 +261,16 @@ pub(crate) struct Decoded {
     pub warning: Option<String>,
 }
 
+/// What `decompress_planes` wrote: the image's size after scaling, and the size of each plane
+/// (the first `len()` bytes of each buffer, rows without padding between them).
+pub(crate) struct PlanesInto {
+    pub width: u32,
+    pub height: u32,
+    pub planes: [PlaneSize; 3],
+    /// A libjpeg warning (the data was damaged but pixels were produced), if any.
+    pub warning: Option<String>,
+}
+
 /// What `decompress_into` wrote: the first `len` bytes of the caller's buffer.
 pub(crate) struct DecodedInto {
     pub width: u32,
@@ -242,7 +324,7 @@ impl Decompressor {
         if width <= 0 || height <= 0 {
             return Err(TurboError::new(format!("JPEG header gives an empty size {width}x{height}")));
         }
-        Ok(JpegHeader { width: width as u32, height: height as u32, colorspace })
+        Ok(JpegHeader { width: width as u32, height: height as u32, colorspace, subsamp })
     }
 
     /// Decodes `jpeg` scaled by `scale` in the DCT domain, to RGB, or to CMYK when `cmyk`.
@@ -312,6 +394,64 @@ impl Decompressor {
         }
         Ok(DecodedInto { width, height, len, warning })
     }
+
+    /// Decodes `jpeg` scaled by `scale` to its Y, Cb and Cr planes at their coded sampling, with
+    /// no chroma upsampling and no colour conversion, into `planes` (each grown, never shrunk,
+    /// as needed). `header` must come from `self.header(jpeg)` and have `has_ycbcr_planes()`.
+    pub fn decompress_planes(
+        &mut self,
+        jpeg: &[u8],
+        header: &JpegHeader,
+        scale: Scale,
+        planes: &mut [Vec<u8>; 3],
+    ) -> Result<PlanesInto, TurboError> {
+        if !header.has_ycbcr_planes() {
+            return Err(TurboError::new("this JPEG has no Y, Cb and Cr planes to decode"));
+        }
+        let width = scale.apply(header.width);
+        let height = scale.apply(header.height);
+        let sizes = plane_sizes(width, height, header.subsamp)?;
+        let mut pointers = [std::ptr::null_mut::<u8>(); 3];
+        let mut strides: [c_int; 3] = [0; 3];
+        for ((buffer, size), (pointer, stride)) in
+            planes.iter_mut().zip(sizes).zip(pointers.iter_mut().zip(strides.iter_mut()))
+        {
+            if buffer.len() < size.len() {
+                buffer.resize(size.len(), 0);
+            }
+            *pointer = buffer.as_mut_ptr();
+            *stride = side_to_c(size.width, "plane width")?;
+        }
+        let (c_width, c_height) = (side_to_c(width, "width")?, side_to_c(height, "height")?);
+        // SAFETY: `jpeg` is only read, `jpeg.len()` bytes long. Each plane pointer addresses a
+        // buffer of at least stride * plane height bytes, the sizes tjPlaneWidth/Height give for
+        // this width, height and subsampling, which is what libjpeg-turbo writes; asking for the
+        // size `scale` gives makes it pick that very factor. The pointer and stride arrays live
+        // on this stack frame for the call.
+        let rc = unsafe {
+            tjDecompressToYUVPlanes(
+                self.handle.as_ptr(),
+                jpeg.as_ptr(),
+                jpeg.len() as c_ulong,
+                pointers.as_mut_ptr(),
+                c_width,
+                strides.as_mut_ptr(),
+                c_height,
+                0,
+            )
+        };
+        let mut warning = None;
+        if rc != 0 {
+            // SAFETY: the handle is live; this only reads its error state.
+            let code = unsafe { tjGetErrorCode(self.handle.as_ptr()) };
+            let error = last_error(self.handle.as_ptr());
+            if code != TJERR_WARNING {
+                return Err(error);
+            }
+            warning = Some(error.message);
+        }
+        Ok(PlanesInto { width, height, planes: sizes, warning })
+    }
 }
 
 impl Drop for Decompressor {
@@ -344,15 +484,30 @@ impl Compressor {
 
     /// Encodes packed RGB (`width * height * 3` bytes) as a baseline 4:2:0 JPEG.
     pub fn compress_rgb(&mut self, rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, TurboError> {
-        self.compress(rgb, width, height, 3, TJPF_RGB, quality)
+        self.compress(rgb, width, height, 3, TJPF_RGB, quality, TJSAMP_420)
+    }
+
+    /// Encodes packed RGB with the chroma subsampling `subsamp` (a `TJSAMP_*` code), as
+    /// cameras and other encoders write them, for tests of every kind of JPEG we may download.
+    #[cfg(test)]
+    pub fn compress_rgb_sampled(
+        &mut self,
+        rgb: &[u8],
+        width: u32,
+        height: u32,
+        quality: u8,
+        subsamp: c_int,
+    ) -> Result<Vec<u8>, TurboError> {
+        self.compress(rgb, width, height, 3, TJPF_RGB, quality, subsamp)
     }
 
     /// Encodes packed CMYK (`width * height * 4` bytes) as a YCCK JPEG with an Adobe marker.
     #[cfg(test)]
     pub fn compress_cmyk(&mut self, cmyk: &[u8], width: u32, height: u32, quality: u8) -> Result<Vec<u8>, TurboError> {
-        self.compress(cmyk, width, height, 4, TJPF_CMYK, quality)
+        self.compress(cmyk, width, height, 4, TJPF_CMYK, quality, TJSAMP_420)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn compress(
         &mut self,
         src: &[u8],
@@ -361,12 +516,9 @@ impl Compressor {
         channels: usize,
         format: c_int,
         quality: u8,
+        subsamp: c_int,
     ) -> Result<Vec<u8>, TurboError> {
-        if width == 0 || height == 0 || width > JPEG_MAX_SIDE || height > JPEG_MAX_SIDE {
-            return Err(TurboError::new(format!(
-                "a JPEG cannot be {width}x{height}: each side must be 1..={JPEG_MAX_SIDE}"
-            )));
-        }
+        check_jpeg_size(width, height)?;
         let pitch = width as usize * channels;
         if src.len() != pitch * height as usize {
             return Err(TurboError::new(format!(
@@ -376,8 +528,93 @@ impl Compressor {
             )));
         }
         let c_pitch = c_int::try_from(pitch).map_err(|_| TurboError::new("row too wide for libjpeg-turbo"))?;
+        let handle = self.handle.as_ptr();
+        let quality = c_int::from(quality.clamp(1, 100));
+        self.with_output(width, height, subsamp, |out, out_len| {
+            // SAFETY: `src` holds pitch * height bytes as checked above and is only read; `out`
+            // and `out_len` are as `with_output` describes.
+            unsafe {
+                tjCompress2(
+                    handle,
+                    src.as_ptr(),
+                    width as c_int,
+                    c_pitch,
+                    height as c_int,
+                    format,
+                    out,
+                    out_len,
+                    subsamp,
+                    quality,
+                    FLAG_NO_REALLOC,
+                )
+            }
+        })
+    }
+
+    /// Encodes Y, Cb and Cr planes as a baseline 4:2:0 JPEG, with no colour conversion or chroma
+    /// downsampling: each plane must have the size `planes_420(width, height)` gives, rows
+    /// packed without padding.
+    pub fn compress_planes_420(
+        &mut self,
+        planes: [&[u8]; 3],
+        width: u32,
+        height: u32,
+        quality: u8,
+    ) -> Result<Vec<u8>, TurboError> {
+        check_jpeg_size(width, height)?;
+        let sizes = planes_420(width, height)?;
+        let mut strides: [c_int; 3] = [0; 3];
+        for (component, ((plane, size), stride)) in planes.iter().zip(sizes).zip(strides.iter_mut()).enumerate() {
+            if plane.len() != size.len() {
+                return Err(TurboError::new(format!(
+                    "plane {component} has {} bytes, {}x{} needs {}",
+                    plane.len(),
+                    size.width,
+                    size.height,
+                    size.len()
+                )));
+            }
+            *stride = side_to_c(size.width, "plane width")?;
+        }
+        let mut pointers = planes.map(<[u8]>::as_ptr);
+        let handle = self.handle.as_ptr();
+        let quality = c_int::from(quality.clamp(1, 100));
+        self.with_output(width, height, TJSAMP_420, |out, out_len| {
+            // SAFETY: each plane is exactly stride * plane height bytes as checked above, the
+            // sizes libjpeg-turbo reads for this width, height and 4:2:0, and is only read. The
+            // pointer and stride arrays outlive the call; `out` and `out_len` are as
+            // `with_output` describes.
+            unsafe {
+                tjCompressFromYUVPlanes(
+                    handle,
+                    pointers.as_mut_ptr(),
+                    width as c_int,
+                    strides.as_ptr(),
+                    height as c_int,
+                    TJSAMP_420,
+                    out,
+                    out_len,
+                    quality,
+                    FLAG_NO_REALLOC,
+                )
+            }
+        })
+    }
+
+    /// Runs one compression call `encode(out, out_len)` into our output buffer, first grown to
+    /// `tjBufSize` for this size and subsampling (the most such a JPEG can take), and copies the
+    /// JPEG out.
+    /// `encode` gets a pointer to the buffer pointer and one to its capacity, and must pass
+    /// TJFLAG_NOREALLOC so that libjpeg-turbo writes into that buffer only.
+    fn with_output(
+        &mut self,
+        width: u32,
+        height: u32,
+        subsamp: c_int,
+        encode: impl FnOnce(*mut *mut u8, *mut c_ulong) -> c_int,
+    ) -> Result<Vec<u8>, TurboError> {
         // SAFETY: plain arithmetic on its arguments; returns (unsigned long)-1 on bad arguments.
-        let needed = unsafe { tjBufSize(width as c_int, height as c_int, TJSAMP_420) };
+        let needed = unsafe { tjBufSize(width as c_int, height as c_int, subsamp) };
         if needed == c_ulong::MAX || needed > c_int::MAX as c_ulong {
             return Err(TurboError::new(format!("no JPEG buffer size for {width}x{height}")));
         }
@@ -393,31 +630,21 @@ impl Compressor {
         }
         let mut out = self.buffer;
         let mut out_len: c_ulong = self.capacity;
-        // SAFETY: `src` holds pitch * height bytes as checked above and is only read. `out` is our
-        // tjAlloc buffer of `capacity` >= tjBufSize(width, height, 4:2:0) bytes, the most this
-        // image can take, and TJFLAG_NOREALLOC keeps libjpeg-turbo writing into it only; it writes
-        // the length through the live out-pointer.
-        let rc = unsafe {
-            tjCompress2(
-                self.handle.as_ptr(),
-                src.as_ptr(),
-                width as c_int,
-                c_pitch,
-                height as c_int,
-                format,
-                &mut out,
-                &mut out_len,
-                TJSAMP_420,
-                c_int::from(quality.clamp(1, 100)),
-                FLAG_NO_REALLOC,
-            )
-        };
+        let rc = encode(&mut out, &mut out_len);
         if rc != 0 || out != self.buffer || out_len > self.capacity {
             return Err(last_error(self.handle.as_ptr()));
         }
         // SAFETY: on success libjpeg wrote `out_len` (<= capacity) initialised bytes at `out`.
         Ok(unsafe { std::slice::from_raw_parts(out, out_len as usize) }.to_vec())
     }
+}
+
+/// Refuses a size no JPEG can have.
+fn check_jpeg_size(width: u32, height: u32) -> Result<(), TurboError> {
+    if width == 0 || height == 0 || width > JPEG_MAX_SIDE || height > JPEG_MAX_SIDE {
+        return Err(TurboError::new(format!("a JPEG cannot be {width}x{height}: each side must be 1..={JPEG_MAX_SIDE}")));
+    }
+    Ok(())
 }
 
 impl Drop for Compressor {
@@ -454,6 +681,43 @@ mod tests {
         assert_eq!((half.width, half.height, half.pixels.len()), (32, 20, 32 * 20 * 3));
         let px = &half.pixels[..3];
         assert!(px[0] > 180 && px[1] < 70 && px[2] < 60, "red survives: {px:?}");
+    }
+
+    #[test]
+    fn planes_of_an_odd_size_are_padded_to_whole_chroma_samples_and_keep_colour() {
+        let (w, h) = (33u32, 17u32);
+        let rgb: Vec<u8> = (0..w * h).flat_map(|_| [200u8, 40, 30]).collect();
+        let jpeg = Compressor::new().unwrap().compress_rgb(&rgb, w, h, 90).unwrap();
+        let mut d = Decompressor::new().unwrap();
+        let header = d.header(&jpeg).unwrap();
+        assert!(header.has_ycbcr_planes());
+        let mut planes = [Vec::new(), Vec::new(), Vec::new()];
+        let out = d.decompress_planes(&jpeg, &header, Scale::ONE, &mut planes).unwrap();
+        assert_eq!((out.width, out.height), (w, h));
+        let sizes = out.planes.map(|p| (p.width, p.height));
+        assert_eq!(sizes, [(34, 18), (17, 9), (17, 9)]);
+        // (200, 40, 30) is Y 87, Cb 96, Cr 209 in JFIF's YCbCr; the planes hold them as coded.
+        let middle = |plane: &[u8], size: PlaneSize| plane[(size.height / 2 * size.width + size.width / 2) as usize];
+        let [y, cb, cr] = [0, 1, 2].map(|i| middle(&planes[i], out.planes[i]));
+        assert!(y.abs_diff(87) <= 2 && cb.abs_diff(96) <= 2 && cr.abs_diff(209) <= 2, "{y} {cb} {cr}");
+        // And they encode back to the same red.
+        let planes_ref = [0, 1, 2].map(|i| &planes[i][..out.planes[i].len()]);
+        let again = Compressor::new().unwrap().compress_planes_420(planes_ref, w, h, 90).unwrap();
+        let header = d.header(&again).unwrap();
+        let px = d.decompress(&again, &header, Scale::ONE, false, 0).unwrap().pixels;
+        assert!(px[0] > 180 && px[1] < 70 && px[2] < 60, "red survives: {:?}", &px[..3]);
+    }
+
+    #[test]
+    fn greyscale_has_no_chroma_planes_and_wrong_sized_planes_are_refused() {
+        let grey = Compressor::new().unwrap().compress_rgb_sampled(&[128; 8 * 8 * 3], 8, 8, 90, 3).unwrap();
+        let mut d = Decompressor::new().unwrap();
+        let header = d.header(&grey).unwrap();
+        assert_eq!(header.colorspace, Colorspace::Gray);
+        assert!(!header.has_ycbcr_planes());
+        assert!(d.decompress_planes(&grey, &header, Scale::ONE, &mut Default::default()).is_err());
+        let short = Compressor::new().unwrap().compress_planes_420([&[0; 16], &[0; 4], &[0; 3]], 4, 4, 90);
+        assert!(short.unwrap_err().message.contains("plane 2"));
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct CodecArgs {
     /// Runs over the files; the one with the median CPU per image is printed.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
+    /// Also print how close the stored images come to a reference rendition (PSNR, dB).
+    #[arg(long)]
+    pub quality: bool,
 }
 
 #[derive(Debug, Args)]

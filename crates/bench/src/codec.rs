@@ -162,8 +162,10 @@ pub fn run_on_folder(args: &CodecArgs) -> anyhow::Result<()> {
         .map(|f| std::fs::read(f).with_context(|| format!("cannot read {}", f.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let codec = median_codec(&corpus, &ImageSettings::default(), threads, args.runs);
-    println!("codec: images={} threads={threads} {}", codec.images, codec.line());
+    let settings = ImageSettings::default();
+    let codec = median_codec(&corpus, &settings, threads, args.runs);
+    let quality = if args.quality { format!(" {}", crate::quality::measure(&corpus, &settings, threads)?.field()) } else { String::new() };
+    println!("codec: images={} threads={threads} {}{quality}", codec.images, codec.line());
     Ok(())
 }
 

@@ -21,6 +21,7 @@ mod corpus;
 mod download;
 mod gbif;
 mod politeness;
+mod quality;
 mod scale;
 
 use std::process::ExitCode;

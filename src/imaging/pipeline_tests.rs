@@ -350,7 +350,11 @@ fn ycbcr_planes_store_the_picture_the_rgb_path_stores_for_every_sampling_size_an
                 let raw = ImageSettings { store: StoreAs::RawRgb, ..planar.clone() };
                 let (p, r) = (process(&jpeg, &planar).unwrap(), process(&jpeg, &raw).unwrap());
                 let case = format!("{name} {w}x{h} orientation {exif}");
-                assert_eq!((p.format, p.stored_width, p.stored_height), (StoredFormat::Jpeg, r.stored_width, r.stored_height), "{case}");
+                assert_eq!(
+                    (p.format, p.stored_width, p.stored_height),
+                    (StoredFormat::Jpeg, r.stored_width, r.stored_height),
+                    "{case}"
+                );
                 let stored = decode(&p.data);
                 assert_eq!(stored.dimensions(), (p.stored_width, p.stored_height), "{case}");
                 let reference = RgbImage::from_raw(r.stored_width, r.stored_height, r.data).unwrap();

@@ -123,9 +123,12 @@ pub(crate) fn resize_plane_into(
     // Every byte is written by the resize; only growth is zeroed.
     dst.resize(width as usize * height as usize, 0);
     let mut dst_view = Image::from_slice_u8(width, height, dst, PixelType::U8).map_err(|e| e.to_string())?;
-    let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(RESIZE_FILTER))
-        .crop(0.0, 0.0, content_width, content_height);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(RESIZE_FILTER)).crop(
+        0.0,
+        0.0,
+        content_width,
+        content_height,
+    );
     resizer.resize(&src_view, &mut dst_view, &options).map_err(|e| e.to_string())
 }
 

@@ -176,7 +176,9 @@ fn plane_sizes(width: u32, height: u32, subsamp: c_int) -> Result<[PlaneSize; 3]
             (tjPlaneWidth(component as c_int, c_width, subsamp), tjPlaneHeight(component as c_int, c_height, subsamp))
         };
         if w <= 0 || h <= 0 {
-            return Err(TurboError::new(format!("no plane {component} for {width}x{height} with subsampling {subsamp}")));
+            return Err(TurboError::new(format!(
+                "no plane {component} for {width}x{height} with subsampling {subsamp}"
+            )));
         }
         *size = PlaneSize { width: w as u32, height: h as u32 };
     }
@@ -642,7 +644,9 @@ impl Compressor {
 /// Refuses a size no JPEG can have.
 fn check_jpeg_size(width: u32, height: u32) -> Result<(), TurboError> {
     if width == 0 || height == 0 || width > JPEG_MAX_SIDE || height > JPEG_MAX_SIDE {
-        return Err(TurboError::new(format!("a JPEG cannot be {width}x{height}: each side must be 1..={JPEG_MAX_SIDE}")));
+        return Err(TurboError::new(format!(
+            "a JPEG cannot be {width}x{height}: each side must be 1..={JPEG_MAX_SIDE}"
+        )));
     }
     Ok(())
 }

@@ -164,7 +164,11 @@ pub fn run_on_folder(args: &CodecArgs) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let settings = ImageSettings::default();
     let codec = median_codec(&corpus, &settings, threads, args.runs);
-    let quality = if args.quality { format!(" {}", crate::quality::measure(&corpus, &settings, threads)?.field()) } else { String::new() };
+    let quality = if args.quality {
+        format!(" {}", crate::quality::measure(&corpus, &settings, threads)?.field())
+    } else {
+        String::new()
+    };
     println!("codec: images={} threads={threads} {}{quality}", codec.images, codec.line());
     Ok(())
 }

@@ -150,7 +150,7 @@ fn exif_orientation(tiff: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imaging::turbo::Compressor;
+    use crate::imaging::turbo_compress::Compressor;
     use test_origin::photo::with_orientation;
 
     fn tiny_jpeg() -> Vec<u8> {

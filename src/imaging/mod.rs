@@ -3,8 +3,9 @@
 //! Plain CPU code with no actix, tokio or network, called by the download engine from its bounded
 //! CPU pool. `process` detects the format from magic bytes, refuses decompression bombs from the
 //! header, keeps small web images untouched, and otherwise decodes (JPEG through libjpeg-turbo
-//! with DCT-domain downscaling, still lossy WebP through libwebp), converts to 8-bit RGB,
-//! resizes with SIMD, applies EXIF orientation and encodes JPEG (or stores raw RGB). It hashes the original bytes once.
+//! with DCT-domain downscaling, still lossy WebP through libwebp), converts to 8-bit RGB (a
+//! colour JPEG stays in its Y, Cb and Cr planes instead), resizes with SIMD, applies EXIF
+//! orientation and encodes JPEG (or stores raw RGB). It hashes the original bytes once.
 //! Named `imaging` so that `image` keeps meaning the image crate.
 //!
 //! - `settings`: `ImageSettings` and its defaults.
@@ -12,7 +13,9 @@
 //! - `pipeline`: `process` and `Processed`.
 //! - `sniff`: format from magic bytes; "not an image" versus "image we do not decode".
 //! - `jpeg_meta`: EXIF orientation, Adobe marker and completeness from JPEG markers.
-//! - `turbo`: the private FFI wrapper over libjpeg-turbo's TurboJPEG 2.x API.
+//! - `turbo`: the private FFI wrapper over libjpeg-turbo's TurboJPEG 2.x API: errors, headers,
+//!   plane sizes and decoding; `turbo_compress`: its encoder.
+//! - `planar`: resizing, turning and encoding a colour JPEG's Y, Cb and Cr planes as they are.
 //! - `webp`: the private wrapper over libwebp's decoder (built from source by `libwebp-sys`), for
 //!   lossy WebP.
 //! - `scratch`: what a worker thread reuses from image to image (handles, buffers, resizer).
@@ -22,10 +25,12 @@ mod error;
 mod jpeg_meta;
 mod pipeline;
 mod pixels;
+mod planar;
 mod scratch;
 mod settings;
 mod sniff;
 mod turbo;
+mod turbo_compress;
 mod webp;
 
 pub use error::ImageError;

@@ -10,7 +10,8 @@ use test_origin::photo::{synthetic_photo_jpeg, with_orientation};
 
 use super::*;
 use crate::imaging::settings::DEFAULT_MAX_PIXELS;
-use crate::imaging::turbo::{Compressor, Decompressor, Scale};
+use crate::imaging::turbo::{Decompressor, Scale};
+use crate::imaging::turbo_compress::Compressor;
 
 /// 2048x1536 decodes at exactly 1024x768 with DCT scale 1/2, so tests using it stay fast in debug.
 fn camera_jpeg() -> &'static [u8] {

@@ -11,7 +11,8 @@ use std::cell::RefCell;
 
 use fast_image_resize::Resizer;
 
-use super::turbo::{Compressor, Decompressor, TurboError};
+use super::turbo::{Decompressor, TurboError};
+use super::turbo_compress::Compressor;
 
 /// One worker thread's reusable state. Handles are made on first use, so a thread that never
 /// sees a JPEG never creates them.

@@ -78,12 +78,18 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
         eprintln!("bench-download: corpus saved to {} (for `dd-bench codec --dir` or a profiler)", folder.display());
     }
     let codec = median_codec(&corpus, &ImageSettings::default(), threads, args.codec_runs);
+    let quality = crate::quality::measure(&corpus, &ImageSettings::default(), threads)?;
     let baseline = match &args.baseline_bin {
         Some(bin) => Some(compare_with_baseline(bin, &args.baseline_label, &corpus, &paths, args)?),
         None => None,
     };
     drop(corpus);
-    let head = format!("bench-download: images={} corpus_mb={mb:.0} threads={threads} {}", args.images, codec.line());
+    let head = format!(
+        "bench-download: images={} corpus_mb={mb:.0} threads={threads} {} {}",
+        args.images,
+        codec.line(),
+        quality.field()
+    );
     if args.codec_only {
         println!("{head}");
         if let Some(line) = baseline {
@@ -125,7 +131,8 @@ pub fn run(args: &BenchDownloadArgs, settings: &Settings) -> anyhow::Result<()> 
 
 /// Writes the corpus to `<dir>/corpus`, then runs `dd-bench codec` there with the baseline binary
 /// and with this one in turn, `codec_runs` times each, and returns one line: both medians, the
-/// change, and whether both stored the same bytes (equal fingerprints).
+/// change, whether both stored the same bytes (equal fingerprints), and how close each one's
+/// stored images come to the same reference (`dd-bench codec --quality`).
 fn compare_with_baseline(
     bin: &Path,
     label: &str,
@@ -137,14 +144,18 @@ fn compare_with_baseline(
     save_corpus(corpus, paths, &folder)?;
     let ours = std::env::current_exe().context("cannot find this dd-bench's own path")?;
     let (mut theirs_runs, mut ours_runs) = (Vec::new(), Vec::new());
-    for run in 1..=args.codec_runs.max(1) {
-        eprintln!("bench-download: codec run {run} of {}, {label} then ours", args.codec_runs.max(1));
-        theirs_runs.push(codec_figures(bin, &folder)?);
-        ours_runs.push(codec_figures(&ours, &folder)?);
+    let runs = args.codec_runs.max(1);
+    for run in 1..=runs {
+        eprintln!("bench-download: codec run {run} of {runs}, {label} then ours");
+        // The last run also measures quality; that pass is not timed.
+        theirs_runs.push(codec_figures(bin, &folder, run == runs)?);
+        ours_runs.push(codec_figures(&ours, &folder, run == runs)?);
     }
+    let psnr = |runs: &[CodecFigures]| runs.iter().find_map(|r| r.psnr.clone()).unwrap_or_else(|| "?".into());
+    let (theirs_psnr, ours_psnr) = (psnr(&theirs_runs), psnr(&ours_runs));
     let (theirs, ours) = (median_by(theirs_runs, |r| r.cpu_ms), median_by(ours_runs, |r| r.cpu_ms));
     Ok(format!(
-        "bench-download: baseline={label} baseline_cpu_ms_per_img={:.1} baseline_by_format=[{}] ours_cpu_ms_per_img={:.1} ours_by_format=[{}] cpu_change={:+.1}% same_output={}",
+        "bench-download: baseline={label} baseline_cpu_ms_per_img={:.1} baseline_by_format=[{}] ours_cpu_ms_per_img={:.1} ours_by_format=[{}] cpu_change={:+.1}% same_output={} baseline_psnr_db=[{theirs_psnr}] ours_psnr_db=[{ours_psnr}]",
         theirs.cpu_ms,
         theirs.by_format,
         ours.cpu_ms,
@@ -170,15 +181,17 @@ struct CodecFigures {
     cpu_ms: f64,
     by_format: String,
     fingerprint: String,
+    /// `mean=… min=… images=…` when asked for.
+    psnr: Option<String>,
 }
 
-fn codec_figures(bin: &Path, folder: &Path) -> anyhow::Result<CodecFigures> {
-    let out = std::process::Command::new(bin)
-        .arg("codec")
-        .arg("--dir")
-        .arg(folder)
-        .output()
-        .with_context(|| format!("cannot run {}", bin.display()))?;
+fn codec_figures(bin: &Path, folder: &Path, quality: bool) -> anyhow::Result<CodecFigures> {
+    let mut command = std::process::Command::new(bin);
+    command.arg("codec").arg("--dir").arg(folder);
+    if quality {
+        command.arg("--quality");
+    }
+    let out = command.output().with_context(|| format!("cannot run {}", bin.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(
         out.status.success(),
@@ -202,6 +215,7 @@ fn codec_figures(bin: &Path, folder: &Path) -> anyhow::Result<CodecFigures> {
         cpu_ms: field("codec_cpu_ms_per_img").and_then(|v| v.parse().ok()).ok_or_else(missing)?,
         by_format: field("codec_cpu_ms_per_img_by_format").ok_or_else(missing)?,
         fingerprint: field("output_fingerprint").ok_or_else(missing)?,
+        psnr: if quality { Some(field("psnr_vs_reference_db").ok_or_else(missing)?) } else { None },
     })
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# DuckDB for `make bench-prep`'s comparison, in a Python venv of its own, idempotently. DuckDB is
-# only a yardstick for the benchmark: the product never uses it.
+# DuckDB and polars for `make bench-prep`'s comparison, in a Python venv of its own, idempotently.
+# Both are only yardsticks for the benchmark: the product never uses them (the product's polars
+# is the Rust crate). Polars is optional: when it does not install, the bench compares with
+# DuckDB alone.
 #
 #   scripts/duckdb.sh install    create the venv and pip-install duckdb if missing;
 #                                prints `python=<path of the venv's python>` on the last line
@@ -18,15 +20,23 @@ say() { echo "duckdb.sh: $*" >&2; }
 die() { echo "duckdb.sh: error: $*" >&2; exit 1; }
 
 has_duckdb() { [ -x "$PY" ] && "$PY" -c 'import duckdb' 2>/dev/null; }
+has_polars() { [ -x "$PY" ] && "$PY" -c 'import polars' 2>/dev/null; }
+
+install_polars() {
+    has_polars && return 0
+    say "installing polars from PyPI (optional: the second yardstick of bench-prep)"
+    "$PY" -m pip install --quiet --disable-pip-version-check polars \
+        || say "pip install polars failed; bench-prep will compare with DuckDB only"
+}
 
 install() {
-    has_duckdb && return 0
+    has_duckdb && has_polars && return 0
     command -v python3 >/dev/null || die "python3 is missing (Debian: apt-get install python3 python3-venv)"
     mkdir -p "$(dirname "$VENV")"
     # Two bench runs at once must not build the same venv twice.
     exec 9>"$VENV.lock"
     flock 9
-    has_duckdb && return 0
+    has_duckdb && has_polars && return 0
     if [ ! -x "$PY" ]; then
         say "creating $VENV"
         python3 -m venv "$VENV" \
@@ -36,11 +46,14 @@ install() {
         "$PY" -m ensurepip --upgrade >/dev/null \
             || die "the venv has no pip; on Debian/Ubuntu install python3-venv and python3-pip"
     fi
-    say "installing duckdb from PyPI"
-    "$PY" -m pip install --quiet --disable-pip-version-check duckdb \
-        || die "pip install duckdb failed (is PyPI reachable? set PIP_INDEX_URL for a mirror)"
-    has_duckdb || die "duckdb was installed but does not import in $PY"
-    say "installed duckdb $("$PY" -c 'import duckdb; print(duckdb.__version__)')"
+    if ! has_duckdb; then
+        say "installing duckdb from PyPI"
+        "$PY" -m pip install --quiet --disable-pip-version-check duckdb \
+            || die "pip install duckdb failed (is PyPI reachable? set PIP_INDEX_URL for a mirror)"
+        has_duckdb || die "duckdb was installed but does not import in $PY"
+        say "installed duckdb $("$PY" -c 'import duckdb; print(duckdb.__version__)')"
+    fi
+    install_polars
 }
 
 case "${1:-install}" in

@@ -50,6 +50,8 @@ const SERVERS: u64 = 600;
 
 /// DuckDB's version of prep, run from the clone the benchmark was built in.
 const DUCKDB_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/duckdb/prep.py");
+/// The same job in polars' streaming engine, run by the same Python when it has polars.
+const POLARS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/duckdb/polars_prep.py");
 
 /// Where `scripts/duckdb.sh` puts its venv, under `$HOME`.
 const DUCKDB_VENV_PYTHON: &str = ".cache/distributed-downloader/duckdb-venv/bin/python";
@@ -168,7 +170,9 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
             if !args.keep {
                 crate::remove_scratch(&duck_out);
             }
-            result
+            result.and_then(|()| {
+                run_polars_if_found(python, &input, &args.dir.join("polars-out"), &ours, threads, args.keep)
+            })
         }
     };
     if !args.keep {
@@ -243,24 +247,8 @@ fn run_duckdb(
     }
     eprintln!("bench-prep: running DuckDB ({} threads) on the same input", threads);
     let started = Instant::now();
-    let done = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("cannot run {}", python.display()))?;
+    let (v, figures) = run_yardstick(cmd, DUCKDB_SCRIPT)?;
     let process_s = started.elapsed().as_secs_f64();
-    if !done.status.success() {
-        anyhow::bail!("DuckDB's prep ({DUCKDB_SCRIPT}) failed with {}; its errors are above", done.status);
-    }
-    let stdout = String::from_utf8_lossy(&done.stdout);
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
-    let v: serde_json::Value = serde_json::from_str(line)
-        .with_context(|| format!("DuckDB's prep printed no figures (expected a JSON line, got {stdout:?})"))?;
-    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
-    let count = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-    let figures = Figures {
-        wall_s: num("wall_s"),
-        peak_rss_mib: num("peak_rss_mib"),
-        unique_urls: count("unique_urls"),
-        servers: count("servers"),
-        batches: count("batches"),
-    };
     println!(
         "bench-prep: duckdb={} wall_s={:.1} process_s={:.1} peak_rss_mib={:.0} memory_limit={} unique_urls={} servers={} batches={}",
         v.get("duckdb_version").and_then(serde_json::Value::as_str).unwrap_or("?"),
@@ -273,6 +261,81 @@ fn run_duckdb(
         figures.batches
     );
     Ok(figures)
+}
+
+/// Runs `crates/bench/duckdb/polars_prep.py` with `python` when that Python has polars, and
+/// prints its figures and ours against them; says so and returns when it has not.
+fn run_polars_if_found(
+    python: &Path,
+    input: &Path,
+    out: &Path,
+    ours: &Figures,
+    threads: usize,
+    keep: bool,
+) -> anyhow::Result<()> {
+    let has_polars = Command::new(python)
+        .args(["-c", "import polars"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_polars {
+        eprintln!(
+            "bench-prep: polars comparison skipped: {} cannot import polars (scripts/duckdb.sh install adds it)",
+            python.display()
+        );
+        return Ok(());
+    }
+    let mut cmd = Command::new(python);
+    cmd.arg(POLARS_SCRIPT).arg(input).arg(out);
+    cmd.args(["--threads", &threads.to_string(), "--batch-size", &DEFAULT_BATCH_SIZE.to_string()]);
+    eprintln!("bench-prep: running polars' streaming engine ({threads} threads) on the same input");
+    let result = run_yardstick(cmd, POLARS_SCRIPT);
+    if !keep {
+        crate::remove_scratch(out);
+    }
+    let (v, polars) = result?;
+    println!(
+        "bench-prep: polars={} wall_s={:.1} peak_rss_mib={:.0} unique_urls={} servers={} batches={}",
+        v.get("polars_version").and_then(serde_json::Value::as_str).unwrap_or("?"),
+        polars.wall_s,
+        polars.peak_rss_mib,
+        polars.unique_urls,
+        polars.servers,
+        polars.batches
+    );
+    println!(
+        "bench-prep: ours/polars wall={:.2}x ({:.1} s / {:.1} s) peak_rss={:.2}x ({:.0} MiB / {:.0} MiB) threads={threads}",
+        ours.wall_s / polars.wall_s,
+        ours.wall_s,
+        polars.wall_s,
+        ours.peak_rss_mib / polars.peak_rss_mib,
+        ours.peak_rss_mib,
+        polars.peak_rss_mib,
+    );
+    Ok(())
+}
+
+/// Runs a yardstick script and reads the JSON line of figures it prints last.
+fn run_yardstick(mut cmd: Command, script: &str) -> anyhow::Result<(serde_json::Value, Figures)> {
+    let done = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("cannot run {script}"))?;
+    if !done.status.success() {
+        anyhow::bail!("{script} failed with {}; its errors are above", done.status);
+    }
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(line)
+        .with_context(|| format!("{script} printed no figures (expected a JSON line, got {stdout:?})"))?;
+    let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+    let count = |k: &str| v.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let figures = Figures {
+        wall_s: num("wall_s"),
+        peak_rss_mib: num("peak_rss_mib"),
+        unique_urls: count("unique_urls"),
+        servers: count("servers"),
+        batches: count("batches"),
+    };
+    Ok((v, figures))
 }
 
 /// Prints the ratio ours/DuckDB and whether both kept the same URLs, servers and batches. A

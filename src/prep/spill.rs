@@ -66,14 +66,53 @@ pub fn bucket_count(estimated_rows: u64, rows_per_bucket: u64) -> usize {
 /// Pass 1: buffers kept rows and flushes them to `dir/b<k>/f<n>.parquet`.
 pub struct SpillWriter {
     dir: PathBuf,
-    buckets: Vec<Vec<KeptRow>>,
+    buckets: Vec<BucketColumns>,
     buffered: usize,
     flushes: usize,
 }
 
+/// One bucket's rows since the last flush, appended straight to the columns of its next spill
+/// file: a row's strings are copied once into the columns' large buffers and freed at once, so
+/// no row outlives its `push` as millions of small allocations waiting for the flush.
+struct BucketColumns {
+    rows: usize,
+    columns: [StringChunkedBuilder; 6],
+}
+
+/// The spill files' columns, in `BucketColumns::columns` order.
+const SPILL_COLUMNS: [&str; 6] = ["source_id", "url", "server", "license", "source", "title"];
+
+impl BucketColumns {
+    fn new() -> BucketColumns {
+        BucketColumns { rows: 0, columns: SPILL_COLUMNS.map(|name| StringChunkedBuilder::new(name.into(), 0)) }
+    }
+
+    fn push(&mut self, row: &KeptRow) {
+        let [id, url, server, license, source, title] = &mut self.columns;
+        id.append_value(&row.source_id);
+        url.append_value(&row.url);
+        server.append_value(&row.server);
+        license.append_option(row.license.as_deref());
+        source.append_option(row.source.as_deref());
+        title.append_option(row.title.as_deref());
+        self.rows += 1;
+    }
+
+    /// The rows so far as a frame; the bucket starts empty again, its buffers released.
+    fn take_frame(&mut self) -> PolarsResult<DataFrame> {
+        let BucketColumns { rows, columns } = std::mem::replace(self, BucketColumns::new());
+        DataFrame::new(rows, columns.into_iter().map(|c| c.finish().into_column()).collect())
+    }
+}
+
 impl SpillWriter {
     pub fn new(dir: &Path, buckets: usize) -> SpillWriter {
-        SpillWriter { dir: dir.to_path_buf(), buckets: vec![Vec::new(); buckets], buffered: 0, flushes: 0 }
+        SpillWriter {
+            dir: dir.to_path_buf(),
+            buckets: (0..buckets).map(|_| BucketColumns::new()).collect(),
+            buffered: 0,
+            flushes: 0,
+        }
     }
 
     pub fn bucket_count(&self) -> usize {
@@ -82,7 +121,7 @@ impl SpillWriter {
 
     pub fn push(&mut self, row: KeptRow) -> Result<(), PrepError> {
         let b = (fnv1a(row.url.as_bytes()) % self.buckets.len() as u64) as usize;
-        self.buckets[b].push(row);
+        self.buckets[b].push(&row);
         self.buffered += 1;
         if self.buffered >= FLUSH_ROWS {
             self.flush()?;
@@ -91,30 +130,14 @@ impl SpillWriter {
     }
 
     pub fn flush(&mut self) -> Result<(), PrepError> {
-        for (b, rows) in self.buckets.iter_mut().enumerate() {
-            if rows.is_empty() {
+        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+            if bucket.rows == 0 {
                 continue;
             }
             let dir = self.dir.join(format!("b{b:05}"));
             fs::create_dir_all(&dir).map_err(|e| PrepError::Io { path: dir.clone(), source: e })?;
-            let col = |name: &str, f: &dyn Fn(&KeptRow) -> Option<&str>| {
-                Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
-            };
-            let mut df = DataFrame::new(
-                rows.len(),
-                vec![
-                    col("source_id", &|r| Some(r.source_id.as_str())),
-                    col("url", &|r| Some(r.url.as_str())),
-                    col("server", &|r| Some(r.server.as_str())),
-                    col("license", &|r| r.license.as_deref()),
-                    col("source", &|r| r.source.as_deref()),
-                    col("title", &|r| r.title.as_deref()),
-                ],
-            )
-            .map_err(|e| PrepError::Parquet { path: dir.clone(), source: e })?;
+            let mut df = bucket.take_frame().map_err(|e| PrepError::Parquet { path: dir.clone(), source: e })?;
             write_scratch_parquet(&dir.join(format!("f{:06}.parquet", self.flushes)), &mut df)?;
-            rows.clear();
-            rows.shrink_to_fit();
         }
         self.flushes += 1;
         self.buffered = 0;

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::spill::{read_parquet, sorted_files, write_parquet};
+use super::spill::{read_parquet, read_scratch, sorted_files, sorted_scratch_files, write_parquet};
 use super::PrepError;
 
 /// One server's line in the servers table.
@@ -56,8 +56,8 @@ pub fn write_server_batches(
         *batches += 1;
         Ok(())
     };
-    for path in sorted_files(&by_server_dir.join(server))? {
-        let df = read_parquet(&path)?;
+    for path in sorted_scratch_files(&by_server_dir.join(server))? {
+        let df = read_scratch(&path)?;
         urls += df.height() as u64;
         let mut joined = match buffer.take() {
             None => df,

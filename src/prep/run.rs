@@ -168,6 +168,8 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
     let mut servers: Vec<ServerRow> = Vec::with_capacity(urls_per_server.len());
     for (i, server) in urls_per_server.keys().enumerate() {
         servers.push(write_server_batches(&by_server_dir, server, &urls_dir, opts.batch_size)?);
+        // Its batches are written: its unique URLs are not read again (scratch space, see above).
+        let _ = fs::remove_dir_all(by_server_dir.join(server));
         let fraction = (i + 1) as f64 / urls_per_server.len() as f64;
         progress.update(fraction, server);
         let (rows_read, rows_kept) = (report.rows_read, report.rows_kept);

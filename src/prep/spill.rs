@@ -137,7 +137,7 @@ impl SpillWriter {
             let dir = self.dir.join(format!("b{b:05}"));
             fs::create_dir_all(&dir).map_err(|e| PrepError::Io { path: dir.clone(), source: e })?;
             let mut df = bucket.take_frame().map_err(|e| PrepError::Parquet { path: dir.clone(), source: e })?;
-            write_scratch_parquet(&dir.join(format!("f{:06}.parquet", self.flushes)), &mut df)?;
+            write_scratch(&dir.join(format!("f{:06}.{SCRATCH_EXT}", self.flushes)), &mut df)?;
         }
         self.flushes += 1;
         self.buffered = 0;
@@ -176,7 +176,7 @@ struct SpillColumns {
 
 impl SpillColumns {
     fn read(path: &Path) -> Result<SpillColumns, PrepError> {
-        let df = read_parquet(path)?;
+        let df = read_scratch(path)?;
         let pe = |e: PolarsError| PrepError::Parquet { path: path.to_path_buf(), source: e };
         let get = |name: &str| -> Result<StringChunked, PrepError> {
             Ok(df.column(name).map_err(pe)?.str().map_err(pe)?.clone())
@@ -193,17 +193,19 @@ impl SpillColumns {
 }
 
 /// Pass 2 for bucket `b`: merges identical URLs of `spill_dir/b<b>` and writes the unique URLs to
-/// `by_server_dir/<server>/b<b>.parquet`, sorted by URL so that the batch layout is deterministic.
+/// `by_server_dir/<server>/b<b>.arrow`, sorted by URL so that the batch layout is deterministic.
 ///
 /// The bucket's files stay loaded while it is merged and the merge map borrows its strings from
 /// them: no string is copied per row (copying them made allocation a quarter of prep's CPU).
+/// Once merged, the bucket's spill files are removed.
 pub fn dedup_bucket(spill_dir: &Path, b: usize, by_server_dir: &Path) -> Result<BucketStats, PrepError> {
     let dir = spill_dir.join(format!("b{b:05}"));
     let mut stats = BucketStats::default();
     if !dir.exists() {
         return Ok(stats);
     }
-    let files = sorted_files(&dir)?.iter().map(|path| SpillColumns::read(path)).collect::<Result<Vec<_>, _>>()?;
+    let files =
+        sorted_scratch_files(&dir)?.iter().map(|path| SpillColumns::read(path)).collect::<Result<Vec<_>, _>>()?;
     // foldhash, not SipHash: the keys are our own input's URLs, read once, in a short-lived map.
     let mut groups: HashMap<&str, UrlGroup<'_>, foldhash::fast::RandomState> = HashMap::default();
     for f in &files {
@@ -233,8 +235,12 @@ pub fn dedup_bucket(spill_dir: &Path, b: usize, by_server_dir: &Path) -> Result<
         let out_dir = by_server_dir.join(server);
         fs::create_dir_all(&out_dir).map_err(|e| PrepError::Io { path: out_dir.clone(), source: e })?;
         let mut df = url_frame(&mut entries).map_err(|e| PrepError::Parquet { path: out_dir.clone(), source: e })?;
-        write_scratch_parquet(&out_dir.join(format!("b{b:05}.parquet")), &mut df)?;
+        write_scratch(&out_dir.join(format!("b{b:05}.{SCRATCH_EXT}")), &mut df)?;
     }
+    drop(files);
+    // Merged: the bucket's spill files are not read again. Removing them now, not after the last
+    // bucket, keeps prep's scratch space near the size of its spill instead of twice that.
+    let _ = fs::remove_dir_all(&dir);
     Ok(stats)
 }
 
@@ -331,13 +337,22 @@ fn url_frame(entries: &mut [(&str, UrlGroup)]) -> PolarsResult<DataFrame> {
 
 /// The `.parquet` files of `dir`, in name order.
 pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, PrepError> {
+    files_ending(dir, "parquet")
+}
+
+/// Prep's own intermediate files of `dir` (see `write_scratch`), in name order.
+pub fn sorted_scratch_files(dir: &Path) -> Result<Vec<PathBuf>, PrepError> {
+    files_ending(dir, SCRATCH_EXT)
+}
+
+fn files_ending(dir: &Path, extension: &str) -> Result<Vec<PathBuf>, PrepError> {
     let io = |e| PrepError::Io { path: dir.to_path_buf(), source: e };
     // An entry that cannot be read is an error, never skipped: a batch file left out would
     // silently drop its rows.
     let mut files = Vec::new();
     for entry in fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|x| x == "parquet") {
+        if path.extension().is_some_and(|x| x == extension) {
             files.push(path);
         }
     }
@@ -345,17 +360,25 @@ pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, PrepError> {
     Ok(files)
 }
 
-/// Writes prep's own intermediate files (spill buckets, unique URLs per bucket): read once by
-/// prep itself and deleted, so neither compressed nor given statistics, which cost a fifth of
-/// prep's CPU for nothing. Everything a user reads goes through `write_parquet`.
-fn write_scratch_parquet(path: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
+/// The extension of prep's intermediate files: Arrow IPC.
+const SCRATCH_EXT: &str = "arrow";
+
+/// Writes prep's own intermediate files (spill buckets, unique URLs per bucket) as uncompressed
+/// Arrow IPC: read once by prep itself and deleted, so they are written as the columns lie in
+/// memory. Parquet, even uncompressed and without statistics, spent a fifth of prep's CPU on
+/// them (encoding, and estimating each string column's cardinality to choose a dictionary).
+/// Everything a user reads goes through `write_parquet`.
+fn write_scratch(path: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
     let file = File::create(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
-    ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Uncompressed)
-        .with_statistics(StatisticsOptions::empty())
+    IpcWriter::new(std::io::BufWriter::new(file))
         .finish(df)
-        .map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })?;
-    Ok(())
+        .map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })
+}
+
+/// Reads a file `write_scratch` wrote.
+pub fn read_scratch(path: &Path) -> Result<DataFrame, PrepError> {
+    let file = File::open(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
+    IpcReader::new(file).finish().map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })
 }
 
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
@@ -402,13 +425,16 @@ mod tests {
     fn parallel_merge_counts_every_url_once_and_stops_at_a_broken_bucket() {
         let dir = tempfile::tempdir().unwrap();
         let (spill_dir, by_server) = (dir.path().join("spill"), dir.path().join("by_server"));
-        let mut spill = SpillWriter::new(&spill_dir, 8);
-        for i in 0..200 {
-            let server = if i % 2 == 0 { "a.org" } else { "b.org" };
-            let url = format!("http://{server}/{}.jpg", i % 150);
-            spill.push(kept(&i.to_string(), server, &url)).unwrap();
-        }
-        spill.flush().unwrap();
+        let spill_rows = || {
+            let mut spill = SpillWriter::new(&spill_dir, 8);
+            for i in 0..200 {
+                let server = if i % 2 == 0 { "a.org" } else { "b.org" };
+                let url = format!("http://{server}/{}.jpg", i % 150);
+                spill.push(kept(&i.to_string(), server, &url)).unwrap();
+            }
+            spill.flush().unwrap();
+        };
+        spill_rows();
         let (mut urls, mut duplicates, mut calls) = (HashMap::<String, u64>::new(), 0, Vec::new());
         merge_buckets(&spill_dir, 8, &by_server, 3, |finished, stats| {
             calls.push(finished);
@@ -420,13 +446,16 @@ mod tests {
         .unwrap();
         assert_eq!(calls, (1..=8).collect::<Vec<_>>(), "one call per bucket, counting up");
         assert_eq!((urls["a.org"], urls["b.org"], duplicates), (75, 75, 50));
+        // Each merged bucket's spill files are gone, freeing scratch space as the merge goes.
+        assert_eq!(fs::read_dir(&spill_dir).unwrap().count(), 0, "spill buckets left behind");
 
         // A bucket that cannot be read is an error naming its file, not a hang or a lost bucket.
-        let broken = spill_dir.join("b00005").join("zz-broken.parquet");
-        fs::write(&broken, b"not parquet").unwrap();
+        spill_rows();
+        let broken = spill_dir.join("b00005").join("zz-broken.arrow");
+        fs::write(&broken, b"not arrow").unwrap();
         let err = merge_buckets(&spill_dir, 8, &dir.path().join("again"), 2, |_, _| {}).unwrap_err();
         assert!(
-            err.to_string().contains("zz-broken.parquet") || format!("{err:?}").contains("zz-broken.parquet"),
+            err.to_string().contains("zz-broken.arrow") || format!("{err:?}").contains("zz-broken.arrow"),
             "{err:?}"
         );
     }

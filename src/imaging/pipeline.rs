@@ -300,7 +300,7 @@ fn finish(
     let (width, height, upright) = if orientation == Orientation::NoTransforms {
         (width, height, sized)
     } else {
-        let (w, h) = pixels::orient_into(sized, width, height, orientation, &mut buffers.upright);
+        let (w, h) = pixels::orient_into::<3>(sized, width, height, orientation, &mut buffers.upright);
         (w, h, &buffers.upright[..])
     };
     timings.resize = clock.elapsed().as_secs_f64();

@@ -159,35 +159,13 @@ pub(crate) fn orient(src: Rgb, orientation: Orientation) -> Rgb {
         return src;
     }
     let mut pixels = Vec::new();
-    let (width, height) = orient_into(&src.pixels, src.width, src.height, orientation, &mut pixels);
+    let (width, height) = orient_into::<3>(&src.pixels, src.width, src.height, orientation, &mut pixels);
     Rgb { width, height, pixels }
 }
 
-/// As `orient`, from `width * height * 3` bytes of packed RGB into `dst` (its length set to the
-/// same); returns the upright size.
-pub(crate) fn orient_into(
-    src: &[u8],
-    width: u32,
-    height: u32,
-    orientation: Orientation,
-    dst: &mut Vec<u8>,
-) -> (u32, u32) {
-    orient_samples::<3>(src, width, height, orientation, dst)
-}
-
-/// As `orient_into`, for one plane of 8-bit samples.
-pub(crate) fn orient_plane_into(
-    src: &[u8],
-    width: u32,
-    height: u32,
-    orientation: Orientation,
-    dst: &mut Vec<u8>,
-) -> (u32, u32) {
-    orient_samples::<1>(src, width, height, orientation, dst)
-}
-
-/// EXIF orientation of `width * height` pixels of `N` bytes each, packed, into `dst`.
-fn orient_samples<const N: usize>(
+/// As `orient`, from `width * height` pixels of `N` bytes each, packed (3 for RGB, 1 for one
+/// plane), into `dst` (its length set to the same); returns the upright size.
+pub(crate) fn orient_into<const N: usize>(
     src: &[u8],
     width: u32,
     height: u32,

@@ -85,7 +85,7 @@ pub(super) fn finish_planes(
             buffer.extend_from_slice(plane);
             (w, h)
         } else {
-            pixels::orient_plane_into(plane, w, h, orientation, buffer)
+            pixels::orient_into::<1>(plane, w, h, orientation, buffer)
         };
         // Only the luma plane can fall short, by a column or a row of an odd size.
         pixels::pad_plane(buffer, w, h, wanted.width, wanted.height);

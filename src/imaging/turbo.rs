@@ -354,16 +354,7 @@ impl Decompressor {
                 flags,
             )
         };
-        let mut warning = None;
-        if rc != 0 {
-            // SAFETY: the handle is live; this only reads its error state.
-            let code = unsafe { tjGetErrorCode(self.handle.as_ptr()) };
-            let error = last_error(self.handle.as_ptr());
-            if code != TJERR_WARNING {
-                return Err(error);
-            }
-            warning = Some(error.message);
-        }
+        let warning = self.warning_unless_failed(rc)?;
         Ok(DecodedInto { width, height, len, warning })
     }
 
@@ -412,17 +403,25 @@ impl Decompressor {
                 0,
             )
         };
-        let mut warning = None;
-        if rc != 0 {
-            // SAFETY: the handle is live; this only reads its error state.
-            let code = unsafe { tjGetErrorCode(self.handle.as_ptr()) };
-            let error = last_error(self.handle.as_ptr());
-            if code != TJERR_WARNING {
-                return Err(error);
-            }
-            warning = Some(error.message);
-        }
+        let warning = self.warning_unless_failed(rc)?;
         Ok(PlanesInto { width, height, planes: sizes, warning })
+    }
+}
+
+impl Decompressor {
+    /// After a decoding call that returned `rc`: nothing when it succeeded, libjpeg's warning
+    /// when it finished on damaged data, its error when it failed.
+    fn warning_unless_failed(&self, rc: c_int) -> Result<Option<String>, TurboError> {
+        if rc == 0 {
+            return Ok(None);
+        }
+        // SAFETY: the handle is live; this only reads its error state.
+        let code = unsafe { tjGetErrorCode(self.handle.as_ptr()) };
+        let error = last_error(self.handle.as_ptr());
+        if code != TJERR_WARNING {
+            return Err(error);
+        }
+        Ok(Some(error.message))
     }
 }
 

@@ -304,15 +304,7 @@ fn run_polars_if_found(
         polars.servers,
         polars.batches
     );
-    println!(
-        "bench-prep: ours/polars wall={:.2}x ({:.1} s / {:.1} s) peak_rss={:.2}x ({:.0} MiB / {:.0} MiB) threads={threads}",
-        ours.wall_s / polars.wall_s,
-        ours.wall_s,
-        polars.wall_s,
-        ours.peak_rss_mib / polars.peak_rss_mib,
-        ours.peak_rss_mib,
-        polars.peak_rss_mib,
-    );
+    print_ratio("polars", ours, &polars, threads);
     Ok(())
 }
 
@@ -338,19 +330,23 @@ fn run_yardstick(mut cmd: Command, script: &str) -> anyhow::Result<(serde_json::
     Ok((v, figures))
 }
 
+/// Prints `bench-prep: ours/<name> wall=…x … peak_rss=…x …`.
+fn print_ratio(name: &str, ours: &Figures, theirs: &Figures, threads: usize) {
+    println!(
+        "bench-prep: ours/{name} wall={:.2}x ({:.1} s / {:.1} s) peak_rss={:.2}x ({:.0} MiB / {:.0} MiB) threads={threads}",
+        ours.wall_s / theirs.wall_s,
+        ours.wall_s,
+        theirs.wall_s,
+        ours.peak_rss_mib / theirs.peak_rss_mib,
+        ours.peak_rss_mib,
+        theirs.peak_rss_mib,
+    );
+}
+
 /// Prints the ratio ours/DuckDB and whether both kept the same URLs, servers and batches. A
 /// difference is printed with its likely reason, never hidden: it means the comparison is unfair.
 fn compare(ours: &Figures, duck: &Figures, ours_rows_kept: u64, threads: usize) {
-    println!(
-        "bench-prep: ours/duckdb wall={:.2}x ({:.1} s / {:.1} s) peak_rss={:.2}x ({:.0} MiB / {:.0} MiB) threads={}",
-        ours.wall_s / duck.wall_s,
-        ours.wall_s,
-        duck.wall_s,
-        ours.peak_rss_mib / duck.peak_rss_mib,
-        ours.peak_rss_mib,
-        duck.peak_rss_mib,
-        threads
-    );
+    print_ratio("duckdb", ours, duck, threads);
     let mut agree = true;
     for (what, a, b) in [
         ("unique_urls", ours.unique_urls, duck.unique_urls),

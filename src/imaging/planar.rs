@@ -23,7 +23,7 @@ pub(super) struct SourcePlanes<'a> {
     pub sizes: [PlaneSize; 3],
 }
 
-/// As `finish`, for a YCbCr JPEG kept in planes: luma is resized to `target`, each chroma plane
+/// As `pipeline`'s `finish`, for a YCbCr JPEG kept in planes: luma is resized to `target`, each chroma plane
 /// straight to the half size a 4:2:0 JPEG stores, and the planes are encoded as they are. No
 /// colour conversion and no chroma upsampling or downsampling happen on the way, and the chroma
 /// convolution works on a quarter of the pixels.

@@ -11,6 +11,7 @@
 //! - `settings`: `ImageSettings` and its defaults.
 //! - `error`: `ImageError` and the error class the engine records.
 //! - `pipeline`: `process` and `Processed`.
+//! - `stored_format`: `StoredFormat`, what the stored bytes are.
 //! - `sniff`: format from magic bytes; "not an image" versus "image we do not decode".
 //! - `jpeg_meta`: EXIF orientation, Adobe marker and completeness from JPEG markers.
 //! - `turbo`: the private FFI wrapper over libjpeg-turbo's TurboJPEG 2.x API: errors, headers,
@@ -29,10 +30,12 @@ mod planar;
 mod scratch;
 mod settings;
 mod sniff;
+mod stored_format;
 mod turbo;
 mod turbo_compress;
 mod webp;
 
 pub use error::ImageError;
-pub use pipeline::{process, Processed, StageSeconds, StoredFormat};
+pub use pipeline::{process, Processed, StageSeconds};
 pub use settings::{ImageSettings, Reencode, StoreAs, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE};
+pub use stored_format::StoredFormat;

@@ -22,6 +22,7 @@ use super::planar::{finish_planes, SourcePlanes};
 use super::scratch::{PixelBuffers, Scratch};
 use super::settings::{ImageSettings, Reencode, StoreAs};
 use super::sniff::{self, Format};
+use super::stored_format::StoredFormat;
 use super::turbo::{self, PlaneSize, PlanesInto, Scale, TurboError};
 use super::webp;
 
@@ -41,51 +42,6 @@ const FATAL_JPEG_WARNINGS: [&str; 3] = ["premature end", "bad huffman code", "in
 /// hierarchical processes), as opposed to corrupt data.
 const UNSUPPORTED_JPEG_ERRORS: [&str; 4] =
     ["data precision", "unsupported jpeg process", "not implemented", "not supported"];
-
-/// What the stored bytes are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoredFormat {
-    Jpeg,
-    Png,
-    Webp,
-    Gif,
-    /// Raw RGB pixels, `stored_width * stored_height * 3` bytes, row-major (the old tool's layout).
-    RawRgb,
-}
-
-impl StoredFormat {
-    /// The `format` value of a success record in a shard.
-    pub fn name(self) -> &'static str {
-        match self {
-            StoredFormat::Jpeg => "jpeg",
-            StoredFormat::Png => "png",
-            StoredFormat::Webp => "webp",
-            StoredFormat::Gif => "gif",
-            StoredFormat::RawRgb => "rgb",
-        }
-    }
-
-    /// File extension without the dot.
-    pub fn extension(self) -> &'static str {
-        match self {
-            StoredFormat::Jpeg => "jpg",
-            StoredFormat::Png => "png",
-            StoredFormat::Webp => "webp",
-            StoredFormat::Gif => "gif",
-            StoredFormat::RawRgb => "rgb",
-        }
-    }
-
-    pub fn mime(self) -> &'static str {
-        match self {
-            StoredFormat::Jpeg => "image/jpeg",
-            StoredFormat::Png => "image/png",
-            StoredFormat::Webp => "image/webp",
-            StoredFormat::Gif => "image/gif",
-            StoredFormat::RawRgb => "application/octet-stream",
-        }
-    }
-}
 
 /// One image ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]

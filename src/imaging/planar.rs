@@ -8,10 +8,11 @@
 use image::metadata::Orientation;
 
 use super::error::ImageError;
-use super::pipeline::{StageSeconds, StoredFormat};
+use super::pipeline::StageSeconds;
 use super::pixels;
 use super::scratch::{PixelBuffers, Scratch};
 use super::settings::ImageSettings;
+use super::stored_format::StoredFormat;
 use super::turbo::{self, PlaneSize, TurboError};
 
 /// The Y, Cb and Cr planes of a JPEG decoded at `width` x `height`, borrowed from a buffer each.

@@ -168,7 +168,9 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
     let mut servers: Vec<ServerRow> = Vec::with_capacity(urls_per_server.len());
     for (i, server) in urls_per_server.keys().enumerate() {
         servers.push(write_server_batches(&by_server_dir, server, &urls_dir, opts.batch_size)?);
-        // Its batches are written: its unique URLs are not read again (scratch space, see above).
+        // Its batches are written: its unique URLs are not read again, so they go now to free
+        // scratch space. A failure to remove is ignored on purpose: the scratch folder is
+        // removed when prep ends, and a leftover costs disk space, never a row.
         let _ = fs::remove_dir_all(by_server_dir.join(server));
         let fraction = (i + 1) as f64 / urls_per_server.len() as f64;
         progress.update(fraction, server);

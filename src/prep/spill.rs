@@ -239,7 +239,9 @@ pub fn dedup_bucket(spill_dir: &Path, b: usize, by_server_dir: &Path) -> Result<
     }
     drop(files);
     // Merged: the bucket's spill files are not read again. Removing them now, not after the last
-    // bucket, keeps prep's scratch space near the size of its spill instead of twice that.
+    // bucket, keeps prep's scratch space near the size of its spill instead of twice that. A
+    // failure to remove is ignored on purpose: nothing reads them again, and the whole scratch
+    // folder is removed when prep ends, so it costs disk space for a while and no data.
     let _ = fs::remove_dir_all(&dir);
     Ok(stats)
 }

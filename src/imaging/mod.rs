@@ -16,7 +16,8 @@
 //! - `jpeg_meta`: EXIF orientation, Adobe marker and completeness from JPEG markers.
 //! - `turbo`: the private FFI wrapper over libjpeg-turbo's TurboJPEG 2.x API: errors, headers,
 //!   plane sizes and decoding; `turbo_compress`: its encoder.
-//! - `planar`: resizing, turning and encoding a colour JPEG's Y, Cb and Cr planes as they are.
+//! - `planar`: resizing, turning and encoding a colour JPEG's Y, Cb and Cr planes as they are;
+//!   `plane_resize`: the two-pass resize of one such plane.
 //! - `webp`: the private wrapper over libwebp's decoder (built from source by `libwebp-sys`), for
 //!   lossy WebP.
 //! - `scratch`: what a worker thread reuses from image to image (handles, buffers, resizer).
@@ -27,6 +28,7 @@ mod jpeg_meta;
 mod pipeline;
 mod pixels;
 mod planar;
+mod plane_resize;
 mod scratch;
 mod settings;
 mod sniff;

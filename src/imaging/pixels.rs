@@ -12,7 +12,7 @@ use image::DynamicImage;
 /// The filter that finishes a resize. After libjpeg-turbo's DCT scaling the remaining factor is
 /// below 2, where Catmull-Rom is as sharp as Lanczos3 to the eye, rings less, and with a support
 /// of 2 instead of 3 costs about a third less. For non-JPEG sources it is also a good downscaler.
-const RESIZE_FILTER: FilterType = FilterType::CatmullRom;
+pub(super) const RESIZE_FILTER: FilterType = FilterType::CatmullRom;
 
 /// Packed 8-bit RGB pixels, row-major, no padding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,31 +104,6 @@ pub(crate) fn resize_into(
     dst.resize(width as usize * height as usize * 3, 0);
     let mut dst_view = Image::from_slice_u8(width, height, dst, PixelType::U8x3).map_err(|e| e.to_string())?;
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(RESIZE_FILTER));
-    resizer.resize(&src_view, &mut dst_view, &options).map_err(|e| e.to_string())
-}
-
-/// Resizes the `content_width` x `content_height` top-left part of one plane of 8-bit samples
-/// (`src_width` x `src_height`, rows packed; the parts may be fractional, as a chroma plane's
-/// share of an odd luma size is) to exactly `width` x `height`, into `dst` (as `resize_into`).
-pub(crate) fn resize_plane_into(
-    resizer: &mut Resizer,
-    src: &[u8],
-    (src_width, src_height): (u32, u32),
-    (content_width, content_height): (f64, f64),
-    width: u32,
-    height: u32,
-    dst: &mut Vec<u8>,
-) -> Result<(), String> {
-    let src_view = ImageRef::new(src_width, src_height, src, PixelType::U8).map_err(|e| e.to_string())?;
-    // Every byte is written by the resize; only growth is zeroed.
-    dst.resize(width as usize * height as usize, 0);
-    let mut dst_view = Image::from_slice_u8(width, height, dst, PixelType::U8).map_err(|e| e.to_string())?;
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(RESIZE_FILTER)).crop(
-        0.0,
-        0.0,
-        content_width,
-        content_height,
-    );
     resizer.resize(&src_view, &mut dst_view, &options).map_err(|e| e.to_string())
 }
 

@@ -57,16 +57,10 @@ pub(super) fn finish_planes(
             *out = (plane, to.width, to.height);
             continue;
         }
-        pixels::resize_plane_into(
-            &mut scratch.resizer,
-            plane,
-            (from.width, from.height),
-            content,
-            to.width,
-            to.height,
-            resized,
-        )
-        .map_err(|reason| ImageError::Decode { format: "jpeg", reason })?;
+        scratch
+            .plane_resizer
+            .resize(plane, (from.width, from.height), content, (to.width, to.height), resized)
+            .map_err(|reason| ImageError::Decode { format: "jpeg", reason })?;
         *out = (&resized[..], to.width, to.height);
     }
     let (upright_width, upright_height) =

@@ -11,6 +11,7 @@ use std::cell::RefCell;
 
 use fast_image_resize::Resizer;
 
+use super::plane_resize::PlaneResizer;
 use super::turbo::{Decompressor, TurboError};
 use super::turbo_compress::Compressor;
 
@@ -27,6 +28,8 @@ pub(crate) struct Scratch {
     /// Where resized and upright pixels go.
     pub buffers: PixelBuffers,
     pub resizer: Resizer,
+    /// The same for the planes of a colour JPEG.
+    pub plane_resizer: PlaneResizer,
 }
 
 /// The pixel buffers after decoding, taken out of `Scratch` while the decoded pixels are read.

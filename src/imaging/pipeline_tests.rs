@@ -69,18 +69,24 @@ fn twelve_megapixel_jpeg_is_stored_at_1024_by_768_with_its_colours() {
 }
 
 #[test]
-fn decoder_shrinks_by_powers_of_two_and_never_below_the_target() {
+fn decoder_shrinks_by_its_cheap_factors_and_never_below_the_target() {
     let half = Scale { num: 4, denom: 8 };
     let eighth = Scale { num: 1, denom: 8 };
-    let pick = |w, h| {
+    let pick = |w, h, planes| {
         let (tw, th) = pixels::fit(w, h, 1024);
-        let s = dct_scale(w, h, tw, th);
+        let s = dct_scale(w, h, tw, th, planes);
         (s.apply(w), s.apply(h))
     };
-    assert_eq!(pick(4000, 3000), (half.apply(4000), half.apply(3000)));
-    assert_eq!(pick(8192, 6144), (eighth.apply(8192), eighth.apply(6144)));
-    assert_eq!(pick(1600, 1200), (1600, 1200));
-    assert_eq!(pick(3000, 4000), (1500, 2000));
+    assert_eq!(pick(4000, 3000, false), (half.apply(4000), half.apply(3000)));
+    assert_eq!(pick(8192, 6144, false), (eighth.apply(8192), eighth.apply(6144)));
+    assert_eq!(pick(1600, 1200, false), (1600, 1200));
+    assert_eq!(pick(3000, 4000, false), (1500, 2000));
+    // Decoding to planes, 3/8 is cheaper than 1/2 where it still reaches the target...
+    assert_eq!(pick(4000, 3000, true), (1500, 1125));
+    assert_eq!(pick(2000, 3000, true), (750, 1125));
+    // ...and not taken where it would fall short (2592 * 3/8 = 972 < 1024).
+    assert_eq!(pick(2592, 1944, true), (1296, 972));
+    assert_eq!(pick(1600, 1200, true), (1600, 1200));
 }
 
 #[test]

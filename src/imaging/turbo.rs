@@ -169,6 +169,8 @@ pub(crate) struct Scale {
 
 impl Scale {
     pub const ONE: Scale = Scale { num: 1, denom: 1 };
+    /// The one factor besides powers of two that pays when decoding to planes (see `pipeline`).
+    pub const THREE_EIGHTHS: Scale = Scale { num: 3, denom: 8 };
 
     /// The scaled size of one side, rounded up as libjpeg does (`TJSCALED`).
     pub fn apply(self, side: u32) -> u32 {

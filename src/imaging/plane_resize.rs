@@ -172,9 +172,12 @@ mod tests {
         out
     }
 
+    /// A plane's size, the part of it resized, and the target size.
+    type Case = ((u32, u32), (f64, f64), (u32, u32));
+
     #[test]
     fn matches_the_one_pass_resize_in_every_direction_and_crop() {
-        let cases: [((u32, u32), (f64, f64), (u32, u32)); 8] = [
+        let cases: [Case; 8] = [
             ((1125, 750), (1125.0, 750.0), (1024, 683)), // a 3000x2000 JPEG's luma at 3/8
             ((563, 375), (562.5, 375.0), (512, 342)),    // its chroma, fractional width
             ((301, 203), (300.5, 202.5), (150, 101)),    // odd both ways, cropped both ways

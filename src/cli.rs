@@ -173,6 +173,10 @@ pub struct PrepArgs {
     /// Replace prep's outputs in a non-empty output folder (downloaded shards are kept).
     #[arg(long)]
     pub force: bool,
+    /// Start even when the output folder's filesystem has less free space than 1.1 times a
+    /// CSV/TSV input (prep's intermediate files and output need about that much).
+    #[arg(long)]
+    pub skip_space_check: bool,
     /// Rows per spill bucket: bounds prep's memory (tests use tiny values to exercise the
     /// out-of-core path on small inputs).
     #[arg(long, hide = true, default_value_t = crate::prep::spill::ROWS_PER_BUCKET)]

@@ -327,3 +327,35 @@ fn out_of_core_path_gives_the_same_layout_as_one_bucket() {
     assert_eq!(read_report(&many)["duplicate_url_rows"], 1);
     assert_eq!(read_servers(&many)["a.org"], (57, 6));
 }
+
+/// A CSV/TSV input too large for the free space of the output's filesystem is refused before a
+/// row is read, with both sizes and the ways out. The input is sparse: 2 TiB that take no disk.
+#[test]
+fn an_input_too_large_for_the_output_disk_is_refused_before_prep_starts() {
+    let dir = tempdir();
+    let input = dir.path().join("multimedia.txt");
+    File::create(&input).unwrap().set_len(2 << 40).unwrap();
+    let out_dir = dir.path().join("out");
+    let mut child = bin()
+        .args(["prep", "-i", input.to_str().unwrap(), "-o", out_dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: without the check, prep would start reading 2 TiB of zeros.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("prep was not refused: still running after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    for part in ["not enough free space", "2418.9 GB needed", "--skip-space-check"] {
+        assert!(err.contains(part), "`{part}` missing from: {err}");
+    }
+    assert!(!out_dir.exists(), "nothing is written when prep is refused");
+}

@@ -17,6 +17,7 @@ use crate::download::run::{self as download_run, DownloadOptions};
 use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
+use crate::prep::space;
 use crate::shards::ledger::RetryFailed;
 use crate::status::runs::{self, RunEvent, RunLine};
 
@@ -78,6 +79,13 @@ fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
         force: args.force,
         rows_per_bucket: args.rows_per_bucket,
     };
+    // Before anything is written, and before the exporter starts: a full disk an hour in costs
+    // the hour.
+    if let Some(needed) = space::needed_bytes(&opts.input, opts.format).filter(|_| !args.skip_space_check) {
+        space::check(&opts.output, needed, opts.force)
+            .with_context(|| format!("prep of {} failed", opts.input.display()))
+            .map_err(Failure::Run)?;
+    }
     // Prep of a GBIF snapshot runs for an hour: it exports its progress like a download rank.
     let world = World::single();
     let exporter = start_exporter(&world, &Launch::from_env(), settings, &opts.output, "prep");

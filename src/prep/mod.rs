@@ -4,7 +4,8 @@
 //! dropped for one reason (`filter`, `server_key`), identical URLs are merged out of core
 //! (`spill`), and each server's URLs are cut into batches of exactly `BATCH_SIZE` but the last
 //! (`batches`). `run` drives the passes and `report` says what happened; later runs update the
-//! servers table through `table_updates`.
+//! servers table through `table_updates`. `space` checks beforehand that the output's filesystem
+//! has room.
 
 pub mod batches;
 pub mod filter;
@@ -12,6 +13,7 @@ pub mod input;
 pub mod report;
 pub mod run;
 pub mod server_key;
+pub mod space;
 pub mod spill;
 pub mod table_updates;
 
@@ -53,4 +55,10 @@ pub enum PrepError {
         "output folder {path} is not empty (it holds {entries}); choose another folder, or pass --force to replace prep's outputs there (downloaded shards are kept)"
     )]
     OutputNotEmpty { path: PathBuf, entries: String },
+    #[error(
+        "not enough free space for prep in {path}: about {needed} needed while it runs (1.1 times the input, for prep's \
+         intermediate files and its output), {available} free; free space there, choose an --output on a larger \
+         filesystem, or pass --skip-space-check if most rows will be filtered out"
+    )]
+    NoSpace { path: PathBuf, needed: String, available: String },
 }

@@ -178,8 +178,16 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
         Decoded::Planes { width, height, sizes } => {
             let planes = std::mem::take(&mut scratch.planes);
             let source = SourcePlanes { planes: &planes, width, height, sizes };
-            let finished =
-                finish_planes(source, target, probe.orientation, s, scratch, &mut buffers, &mut timings, clock);
+            let work = Finishing {
+                target,
+                orientation: probe.orientation,
+                settings: s,
+                scratch: &mut *scratch,
+                buffers: &mut buffers,
+                timings: &mut timings,
+                clock,
+            };
+            let finished = finish_planes(source, work);
             scratch.planes = planes;
             finished
         }
@@ -192,8 +200,16 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
                 }
                 Decoded::KeepOriginal | Decoded::Planes { .. } => unreachable!("handled above"),
             };
-            let finished =
-                finish(source, target, probe.orientation, format, s, scratch, &mut buffers, &mut timings, clock);
+            let work = Finishing {
+                target,
+                orientation: probe.orientation,
+                settings: s,
+                scratch: &mut *scratch,
+                buffers: &mut buffers,
+                timings: &mut timings,
+                clock,
+            };
+            let finished = finish(source, format, work);
             scratch.decoded = decoded_buffer;
             finished
         }
@@ -223,20 +239,26 @@ struct Pixels<'a> {
     height: u32,
 }
 
+/// What `finish` and `planar::finish_planes` share: the stored size (as coded) and the turn to
+/// apply, the settings, and the worker's reusable state with the clock the resize stage started.
+pub(super) struct Finishing<'a> {
+    pub target: (u32, u32),
+    pub orientation: Orientation,
+    pub settings: &'a ImageSettings,
+    pub scratch: &'a mut Scratch,
+    pub buffers: &'a mut PixelBuffers,
+    pub timings: &'a mut StageSeconds,
+    pub clock: std::time::Instant,
+}
+
 /// Resizes `source` to `target` (as coded), turns it upright and encodes it (or keeps raw RGB),
 /// through the worker's reusable `buffers`. Returns the stored size, format and bytes.
-#[allow(clippy::too_many_arguments)]
 fn finish(
     source: Pixels<'_>,
-    target: (u32, u32),
-    orientation: Orientation,
     source_format: Format,
-    s: &ImageSettings,
-    scratch: &mut Scratch,
-    buffers: &mut PixelBuffers,
-    timings: &mut StageSeconds,
-    clock: std::time::Instant,
+    work: Finishing<'_>,
 ) -> Result<(u32, u32, StoredFormat, Vec<u8>), ImageError> {
+    let Finishing { target, orientation, settings: s, scratch, buffers, timings, clock } = work;
     let (width, height) = target;
     let sized: &[u8] = if (source.width, source.height) == target {
         source.data

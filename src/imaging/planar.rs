@@ -8,10 +8,8 @@
 use image::metadata::Orientation;
 
 use super::error::ImageError;
-use super::pipeline::StageSeconds;
+use super::pipeline::Finishing;
 use super::pixels;
-use super::scratch::{PixelBuffers, Scratch};
-use super::settings::ImageSettings;
 use super::stored_format::StoredFormat;
 use super::turbo::{self, PlaneSize, TurboError};
 
@@ -24,21 +22,15 @@ pub(super) struct SourcePlanes<'a> {
     pub sizes: [PlaneSize; 3],
 }
 
-/// As `pipeline`'s `finish`, for a YCbCr JPEG kept in planes: luma is resized to `target`, each chroma plane
-/// straight to the half size a 4:2:0 JPEG stores, and the planes are encoded as they are. No
-/// colour conversion and no chroma upsampling or downsampling happen on the way, and the chroma
-/// convolution works on a quarter of the pixels.
-#[allow(clippy::too_many_arguments)]
+/// As `pipeline`'s `finish`, for a YCbCr JPEG kept in planes: luma is resized to `target`, each
+/// chroma plane straight to the half size a 4:2:0 JPEG stores, and the planes are encoded as
+/// they are. No colour conversion and no chroma upsampling or downsampling happen on the way,
+/// and the chroma convolution works on a quarter of the pixels.
 pub(super) fn finish_planes(
     source: SourcePlanes<'_>,
-    target: (u32, u32),
-    orientation: Orientation,
-    s: &ImageSettings,
-    scratch: &mut Scratch,
-    buffers: &mut PixelBuffers,
-    timings: &mut StageSeconds,
-    clock: std::time::Instant,
+    work: Finishing<'_>,
 ) -> Result<(u32, u32, StoredFormat, Vec<u8>), ImageError> {
+    let Finishing { target, orientation, settings: s, scratch, buffers, timings, clock } = work;
     let turbo_error = |e: TurboError| ImageError::Unsupported { format: "jpeg", reason: e.message };
     let (width, height) = target;
     let stored = turbo::planes_420(width, height).map_err(turbo_error)?;

@@ -174,46 +174,30 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
     // The decoded pixels and the buffers leave `scratch` while they are read, so that its
     // encoder can be borrowed meanwhile; they go back whatever the outcome.
     let mut buffers = std::mem::take(&mut scratch.buffers);
-    let finished = match rgb {
-        Decoded::Planes { width, height, sizes } => {
-            let planes = std::mem::take(&mut scratch.planes);
-            let source = SourcePlanes { planes: &planes, width, height, sizes };
-            let work = Finishing {
-                target,
-                orientation: probe.orientation,
-                settings: s,
-                scratch: &mut *scratch,
-                buffers: &mut buffers,
-                timings: &mut timings,
-                clock,
-            };
-            let finished = finish_planes(source, work);
-            scratch.planes = planes;
-            finished
-        }
-        rgb => {
-            let decoded_buffer = std::mem::take(&mut scratch.decoded);
-            let source = match &rgb {
-                Decoded::Pixels(p) => Pixels { data: &p.pixels, width: p.width, height: p.height },
-                &Decoded::InScratch { width, height } => {
-                    Pixels { data: &decoded_buffer[..width as usize * height as usize * 3], width, height }
-                }
-                Decoded::KeepOriginal | Decoded::Planes { .. } => unreachable!("handled above"),
-            };
-            let work = Finishing {
-                target,
-                orientation: probe.orientation,
-                settings: s,
-                scratch: &mut *scratch,
-                buffers: &mut buffers,
-                timings: &mut timings,
-                clock,
-            };
-            let finished = finish(source, format, work);
-            scratch.decoded = decoded_buffer;
-            finished
-        }
+    let planes = std::mem::take(&mut scratch.planes);
+    let decoded_buffer = std::mem::take(&mut scratch.decoded);
+    let work = Finishing {
+        target,
+        orientation: probe.orientation,
+        settings: s,
+        scratch: &mut *scratch,
+        buffers: &mut buffers,
+        timings: &mut timings,
+        clock,
     };
+    let finished = match &rgb {
+        &Decoded::Planes { width, height, sizes } => {
+            finish_planes(SourcePlanes { planes: &planes, width, height, sizes }, work)
+        }
+        Decoded::Pixels(p) => finish(Pixels { data: &p.pixels, width: p.width, height: p.height }, format, work),
+        &Decoded::InScratch { width, height } => {
+            let data = &decoded_buffer[..width as usize * height as usize * 3];
+            finish(Pixels { data, width, height }, format, work)
+        }
+        Decoded::KeepOriginal => unreachable!("handled above"),
+    };
+    scratch.planes = planes;
+    scratch.decoded = decoded_buffer;
     scratch.buffers = buffers;
     let (stored_width, stored_height, format, data) = finished?;
     Ok(Processed {

@@ -12,7 +12,7 @@ use image::DynamicImage;
 /// The filter that finishes a resize. After libjpeg-turbo's DCT scaling the remaining factor is
 /// below 2, where Catmull-Rom is as sharp as Lanczos3 to the eye, rings less, and with a support
 /// of 2 instead of 3 costs about a third less. For non-JPEG sources it is also a good downscaler.
-pub(super) const RESIZE_FILTER: FilterType = FilterType::CatmullRom;
+const RESIZE_FILTER: FilterType = FilterType::CatmullRom;
 
 /// Packed 8-bit RGB pixels, row-major, no padding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,11 +99,27 @@ pub(crate) fn resize_into(
     height: u32,
     dst: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let src_view = ImageRef::new(src_width, src_height, src, PixelType::U8x3).map_err(|e| e.to_string())?;
     // Every byte is written by the resize; only growth is zeroed.
     dst.resize(width as usize * height as usize * 3, 0);
-    let mut dst_view = Image::from_slice_u8(width, height, dst, PixelType::U8x3).map_err(|e| e.to_string())?;
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(RESIZE_FILTER));
+    let whole = (f64::from(src_width), f64::from(src_height));
+    convolve(resizer, src, (src_width, src_height), whole, (width, height), PixelType::U8x3, dst)
+}
+
+/// One `RESIZE_FILTER` convolution of the `crop` part (from the top left; it may be fractional)
+/// of `src`, packed `pixel`s of `src_width` x `src_height`, to all of `dst`, `width` x `height`.
+pub(super) fn convolve(
+    resizer: &mut Resizer,
+    src: &[u8],
+    (src_width, src_height): (u32, u32),
+    (crop_width, crop_height): (f64, f64),
+    (width, height): (u32, u32),
+    pixel: PixelType,
+    dst: &mut [u8],
+) -> Result<(), String> {
+    let src_view = ImageRef::new(src_width, src_height, src, pixel).map_err(|e| e.to_string())?;
+    let mut dst_view = Image::from_slice_u8(width, height, dst, pixel).map_err(|e| e.to_string())?;
+    let options =
+        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(RESIZE_FILTER)).crop(0.0, 0.0, crop_width, crop_height);
     resizer.resize(&src_view, &mut dst_view, &options).map_err(|e| e.to_string())
 }
 

@@ -2,8 +2,8 @@
 //! lanes full.
 //!
 //! Owns: `PlaneResizer` (the resizer and the three buffers it works in) and the packing of three
-//! rows into one row of 3-channel pixels. Does not own: the filter (`pixels::RESIZE_FILTER`),
-//! choosing sizes (`planar`).
+//! rows into one row of 3-channel pixels. Does not own: the convolution itself and its filter
+//! (`pixels::convolve`), choosing sizes (`planar`).
 //!
 //! Why two passes of our own: `fast_image_resize`'s horizontal pass on one-channel images costs
 //! per sample about three times what its RGB pass costs: both work one pixel at a time. So the
@@ -15,10 +15,9 @@
 //! but its horizontal pass rounds more coarsely: about 47 dB from an exact convolution instead
 //! of 55. On the planes of a 12 MP JPEG this saves about 40% of the resize time.
 
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{PixelType, Resizer};
 
-use super::pixels::RESIZE_FILTER;
+use super::pixels::convolve;
 
 /// What one worker keeps from plane to plane: the resizer (it caches its SIMD level and
 /// coefficient buffers) and the buffers of the two passes, so a plane allocates nothing once
@@ -51,24 +50,16 @@ impl PlaneResizer {
         let horizontal = (width, content_width) != (src_width, f64::from(src_width));
         // Every byte of `dst` is written below; only growth is zeroed.
         dst.resize(width as usize * height as usize, 0);
+        // The vertical pass keeps the width, so it takes the whole width and the content's height.
+        let (source, crop) = ((src_width, src_height), (f64::from(src_width), content_height));
         if !horizontal {
             // One pass at most, straight into `dst` (fast_image_resize copies when nothing changes).
-            let crop = (src_width.into(), content_height);
-            return convolve(
-                &mut self.resizer,
-                src,
-                (src_width, src_height),
-                crop,
-                (width, height),
-                PixelType::U8,
-                dst,
-            );
+            return convolve(&mut self.resizer, src, source, crop, (width, height), PixelType::U8, dst);
         }
         let rows: &[u8] = if vertical {
             self.tall.resize(src_width as usize * height as usize, 0);
-            let crop = (src_width.into(), content_height);
             let size = (src_width, height);
-            convolve(&mut self.resizer, src, (src_width, src_height), crop, size, PixelType::U8, &mut self.tall)?;
+            convolve(&mut self.resizer, src, source, crop, size, PixelType::U8, &mut self.tall)?;
             &self.tall
         } else {
             &src[..src_width as usize * src_height as usize]
@@ -87,23 +78,6 @@ impl PlaneResizer {
         unpack_rows(&self.packed_out, width as usize, height as usize, dst);
         Ok(())
     }
-}
-
-/// One `fast_image_resize` call from the `crop` part (from the top left) of `src` to all of `dst`.
-fn convolve(
-    resizer: &mut Resizer,
-    src: &[u8],
-    (src_width, src_height): (u32, u32),
-    (crop_width, crop_height): (f64, f64),
-    (width, height): (u32, u32),
-    pixel: PixelType,
-    dst: &mut [u8],
-) -> Result<(), String> {
-    let src_view = ImageRef::new(src_width, src_height, src, pixel).map_err(|e| e.to_string())?;
-    let mut dst_view = Image::from_slice_u8(width, height, dst, pixel).map_err(|e| e.to_string())?;
-    let options =
-        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(RESIZE_FILTER)).crop(0.0, 0.0, crop_width, crop_height);
-    resizer.resize(&src_view, &mut dst_view, &options).map_err(|e| e.to_string())
 }
 
 /// Rows per packed row: one per channel of a `U8x3` pixel.

@@ -63,7 +63,7 @@ pub fn bucket_count(estimated_rows: u64, rows_per_bucket: u64) -> usize {
     estimated_rows.div_ceil(rows_per_bucket.max(1)).clamp(1, MAX_BUCKETS) as usize
 }
 
-/// Pass 1: buffers kept rows and flushes them to `dir/b<k>/f<n>.parquet`.
+/// Pass 1: buffers kept rows and flushes them to `dir/b<k>/f<n>.arrow` (see `write_scratch`).
 pub struct SpillWriter {
     dir: PathBuf,
     buckets: Vec<BucketColumns>,

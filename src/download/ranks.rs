@@ -24,14 +24,13 @@ use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan, Share};
 use crate::mpi_glue::world::World;
 use crate::prep::batches::read_servers_table;
 use crate::shards::ledger;
+use crate::store::paths;
 use crate::telemetry::counters::Snapshot;
 
 /// Images per second one core stores, for the planner's default rank capacity: measured by
 /// `make bench-download` at about 35 per core; 30 leaves room for the network side.
 pub const IMAGES_PER_SEC_PER_CORE: f64 = 30.0;
 
-/// Where the plans are recorded, one JSON file per round.
-pub const PLANS_DIR: &str = "plans";
 
 /// What a rank reports to rank 0 at the end of a round: its hosts' learned states, its counters and wall
 /// time, or what went wrong.
@@ -296,8 +295,11 @@ fn moved(previous: Option<&Plan>, plan: &Plan) -> u64 {
 /// nothing remains.
 pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan>> {
     let servers = read_servers_table(&opts.out)?;
-    let done = ledger::scan(&opts.out, opts.retry_failed)?;
+    let mut done = ledger::scan(&opts.out, opts.retry_failed)?;
     super::unchanged::check(&opts.out, &servers, &done)?;
+    if super::run::finish_interrupted(&opts.out, &servers, &done, opts.retry_failed)? {
+        done = ledger::scan(&opts.out, opts.retry_failed)?;
+    }
     let overrides = crate::overrides::Overrides::load(&opts.out, &opts.settings)?;
     let mut loads = Vec::new();
     for s in servers.iter().filter(|s| !overrides.excluded(&s.server_name)) {
@@ -346,7 +348,7 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
 /// The number of the next plan: one more than the highest recorded (0 when none is), so a plan
 /// already recorded is never written over. An entry that cannot be read is an error.
 fn next_round(out: &Path) -> anyhow::Result<u32> {
-    let dir = out.join(PLANS_DIR);
+    let dir = out.join(paths::PLANS_DIR);
     if !dir.exists() {
         return Ok(0);
     }
@@ -363,8 +365,8 @@ fn next_round(out: &Path) -> anyhow::Result<u32> {
 
 /// Writes `plans/round-<n>.json` atomically.
 fn record(out: &Path, p: &Plan) -> anyhow::Result<()> {
-    let path = out.join(PLANS_DIR).join(format!("round-{:04}.json", p.round));
-    crate::replace_file::replace(&path, (serde_json::to_string_pretty(p)? + "\n").as_bytes())
+    crate::store::atomic::replace(&paths::plan_file(out, p.round), (serde_json::to_string_pretty(p)? + "\n").as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -123,7 +123,7 @@ pub struct BatchRow {
 
 /// The folder of one batch's URL file(s) under the output folder.
 pub fn batch_path(out: &Path, server: &str, partition: u64) -> std::path::PathBuf {
-    out.join("urls").join(format!("server_name={server}")).join(format!("partition_id={partition}"))
+    crate::store::paths::batch_urls(out, server, partition)
 }
 
 /// Reads rows `offset..offset + len` of one batch written by prep (fewer at its end), in the
@@ -262,7 +262,7 @@ fn join_numbers(v: &[u64]) -> String {
 
 /// Reads `servers.parquet` from a prep output folder.
 pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, PrepError> {
-    let path = out.join("servers.parquet");
+    let path = crate::store::paths::servers_table(out);
     if !path.exists() {
         return Err(PrepError::NotPrepped { path: out.to_path_buf() });
     }

@@ -61,4 +61,6 @@ pub enum PrepError {
          filesystem, or pass --skip-space-check if most rows will be filtered out"
     )]
     NoSpace { path: PathBuf, needed: String, available: String },
+    #[error(transparent)]
+    Commit(#[from] crate::store::atomic::CommitError),
 }

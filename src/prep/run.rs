@@ -16,6 +16,7 @@ use super::server_key::{check_url, sanitize_key};
 use super::spill::{bucket_count, merge_buckets, merge_workers, SpillWriter};
 use super::PrepError;
 use crate::progress::{human_count, Progress};
+use crate::store::{atomic, paths};
 use crate::telemetry::events::PrepProgress;
 
 /// Rough bytes per row of a text input, used only to size the spill buckets before the rows are
@@ -23,7 +24,7 @@ use crate::telemetry::events::PrepProgress;
 const GUESS_BYTES_PER_ROW: u64 = 150;
 
 /// Prep's own outputs in the output folder; `--force` replaces only these.
-pub const OUTPUTS: [&str; 4] = ["urls", "servers.parquet", "prep_report.json", TMP_DIR];
+pub const OUTPUTS: [&str; 4] = [paths::URLS_DIR, paths::SERVERS_TABLE, paths::PREP_REPORT, TMP_DIR];
 const TMP_DIR: &str = ".prep-tmp";
 
 /// What the input rows mean.
@@ -163,7 +164,7 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
 
     // Pass 3: cut batches per server.
     progress.phase(&format!("writing batches for {} servers", urls_per_server.len()));
-    let urls_dir = staged.join("urls");
+    let urls_dir = staged.join(paths::URLS_DIR);
     fs::create_dir_all(&urls_dir).map_err(|e| PrepError::Io { path: urls_dir.clone(), source: e })?;
     let mut servers: Vec<ServerRow> = Vec::with_capacity(urls_per_server.len());
     for (i, server) in urls_per_server.keys().enumerate() {
@@ -177,13 +178,12 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
         let (rows_read, rows_kept) = (report.rows_read, report.rows_kept);
         PrepProgress { rows_read, rows_kept, phase: "write", fraction }.emit();
     }
-    write_servers_table(&staged.join("servers.parquet"), &servers, opts.initial_rate_limit)?;
+    write_servers_table(&paths::servers_table(&staged), &servers, opts.initial_rate_limit)?;
     progress.finish();
 
-    // Publish.
-    for name in ["urls", "servers.parquet"] {
-        let (from, to) = (staged.join(name), opts.output.join(name));
-        fs::rename(&from, &to).map_err(|e| PrepError::Io { path: to.clone(), source: e })?;
+    // Publish: durably, so a crash after prep never leaves a batch file empty.
+    for name in [paths::URLS_DIR, paths::SERVERS_TABLE] {
+        atomic::publish(&staged.join(name), &opts.output.join(name))?;
     }
     let _ = fs::remove_dir_all(&tmp);
 
@@ -195,9 +195,9 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
     report.largest_servers = servers;
     report.wall_seconds = started.elapsed().as_secs_f64();
     report.peak_rss_mib = peak_rss_mib();
-    let json_path = opts.output.join("prep_report.json");
+    let json_path = crate::store::paths::prep_report(&opts.output);
     let json = serde_json::to_string_pretty(&report).expect("report serialises");
-    fs::write(&json_path, json + "\n").map_err(|e| PrepError::Io { path: json_path, source: e })?;
+    atomic::replace(&json_path, (json + "\n").as_bytes())?;
     Ok(report)
 }
 
@@ -209,8 +209,14 @@ fn prepare_output(out: &Path, force: bool) -> Result<(), PrepError> {
     for entry in fs::read_dir(out).map_err(io)? {
         let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
         // `submit` writes its scripts, job record and logs before the prep job runs, and prep's
-        // own exporter lists itself under metrics/.
-        let ours = [TMP_DIR, crate::slurm::SLURM_DIR, crate::slurm::LOGS_DIR, crate::telemetry::exporter::METRICS_DIR];
+        // own exporter lists itself under metrics/; the prep command holds the writer lock.
+        let ours = [
+            TMP_DIR,
+            crate::slurm::SLURM_DIR,
+            crate::slurm::LOGS_DIR,
+            crate::telemetry::exporter::METRICS_DIR,
+            crate::store::paths::LOCK_FILE,
+        ];
         if !ours.contains(&name.as_str()) {
             entries.push(name);
         }

@@ -4,17 +4,17 @@
 //!
 //! Does not own: the table's first version and how it is read (`batches`).
 
-use std::fs;
 use std::path::Path;
 
 use polars::prelude::*;
 
 use super::spill::{read_parquet, write_parquet};
 use super::PrepError;
+use crate::store::{atomic, paths};
 
 /// `servers.parquet` of `out`, read for an update: its path, the table and its server names.
 fn open_for_update(out: &Path) -> Result<(std::path::PathBuf, DataFrame, Vec<String>), PrepError> {
-    let path = out.join("servers.parquet");
+    let path = crate::store::paths::servers_table(out);
     let df = read_parquet(&path)?;
     let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
     let names: Vec<String> = df
@@ -28,12 +28,10 @@ fn open_for_update(out: &Path) -> Result<(std::path::PathBuf, DataFrame, Vec<Str
     Ok((path, df, names))
 }
 
-/// Replaces `servers.parquet` of `out` with `df`: a temporary file, then a rename, so a reader
-/// sees the old table or the new one.
+/// Replaces `servers.parquet` of `out` with `df` (`store::atomic`: a temporary name of this
+/// host and process, fsync, rename), so a reader sees the old table or the new one.
 fn replace_table(out: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
-    let (path, tmp) = (out.join("servers.parquet"), out.join("servers.parquet.tmp"));
-    write_parquet(&tmp, df)?;
-    fs::rename(&tmp, &path).map_err(|e| PrepError::Io { path, source: e })
+    atomic::write_with(&paths::servers_table(out), atomic::Mode::Replace, |tmp| write_parquet(tmp, df))
 }
 
 /// What a download learned about one host, to write back into `servers.parquet`.

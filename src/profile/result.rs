@@ -105,7 +105,7 @@ pub fn read(out: &Path, server: &str) -> Option<ProfileResult> {
 /// Writes a profile, replacing any earlier one at once.
 pub fn write(out: &Path, result: &ProfileResult) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(result).expect("a profile serialises");
-    crate::replace_file::replace(&path(out, &result.server), &bytes)
+    crate::store::atomic::replace(&path(out, &result.server), &bytes)
         .with_context(|| format!("cannot keep the profile of {}", result.server))
 }
 
@@ -144,7 +144,7 @@ pub fn read_all(out: &Path, servers: &HashSet<&str>) -> anyhow::Result<(Vec<Prof
 pub fn merge(out: &Path, results: &[ProfileResult]) -> anyhow::Result<()> {
     let by_server: HashMap<String, Profiled> = results.iter().map(|r| (r.server.clone(), r.to_profiled())).collect();
     update_profiled(out, &by_server)
-        .with_context(|| format!("cannot write the profiles into {}", out.join("servers.parquet").display()))
+        .with_context(|| format!("cannot write the profiles into {}", crate::store::paths::servers_table(out).display()))
 }
 
 /// The counts of one profile run, over every rank.

@@ -113,11 +113,8 @@ pub fn read(out: &Path, server: &str) -> Option<CachedRobots> {
 
 /// Writes `server`'s entry, replacing any earlier one at once.
 pub fn write(out: &Path, server: &str, entry: &CachedRobots) -> anyhow::Result<()> {
-    let p = path(out, server);
-    if let Some(dir) = p.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    }
-    crate::replace_file::replace(&p, &serde_json::to_vec_pretty(entry).expect("serialises"))
+    crate::store::atomic::replace(&path(out, server), &serde_json::to_vec_pretty(entry).expect("serialises"))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -16,12 +16,11 @@ use std::path::{Path, PathBuf};
 use super::hdf5_io::{read_index, remove_leftovers, FailedRow, WriteError, SHARD_EXT};
 use super::summary::{read_summary, BatchSummary};
 
-/// The folder under the output folder where shards go.
-pub const DOWNLOADS_DIR: &str = "downloads";
+pub use crate::store::paths::DOWNLOADS_DIR;
 
-/// The folder of one batch's shards.
+/// The folder of one batch's shards (`store::paths::batch_shards`).
 pub fn batch_dir(out: &Path, server: &str, partition: u64) -> PathBuf {
-    out.join(DOWNLOADS_DIR).join(format!("server_name={server}")).join(format!("partition_id={partition}"))
+    crate::store::paths::batch_shards(out, server, partition)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +34,11 @@ pub enum LedgerError {
         #[source]
         source: std::io::Error,
     },
-    #[error("committed shard {path} is unreadable ({source}); move it out of the output folder and re-run: its rows will be fetched again")]
+    #[error(
+        "committed shard {path} is unreadable ({source}); run `distributed-downloader verify --repair` on the \
+         output folder to move it to quarantine/ (or move it out of the output folder yourself) and re-run: \
+         its rows will be fetched again"
+    )]
     Unreadable {
         path: PathBuf,
         #[source]
@@ -97,6 +100,13 @@ pub struct BatchLedger {
     /// Shards a merged shard replaces, left behind by a crash during compaction (not counted;
     /// [`scan_batch`] removes them).
     pub replaced_parts: Vec<(u64, PathBuf)>,
+    /// The shards counted, by number, with their sizes in bytes (what a summary must cover).
+    pub shard_sizes: BTreeMap<u64, u64>,
+    /// Temporary files and replaced parts seen in the folder: work for the batch's next owner
+    /// (a whole-folder [`scan`] only counts them).
+    pub leftovers_seen: usize,
+    /// Why the batch was counted from its shards rather than its summary, when it was.
+    pub distrusted: Option<String>,
 }
 
 impl BatchLedger {
@@ -112,7 +122,13 @@ impl BatchLedger {
             duplicates: self.duplicates,
             superseded: self.superseded,
             batch_ids: self.batch_ids.clone(),
+            shards: Some(self.shard_sizes.clone()),
         }
+    }
+
+    /// Committed shard files counted (a complete batch with more than one is still to merge).
+    pub fn shard_count(&self) -> usize {
+        self.shard_sizes.len()
     }
 
     fn from_summary(s: BatchSummary) -> BatchLedger {
@@ -127,6 +143,7 @@ impl BatchLedger {
             duplicates: s.duplicates,
             superseded: s.superseded,
             batch_ids: s.batch_ids,
+            shard_sizes: s.shards.unwrap_or_default(),
             ..BatchLedger::default()
         }
     }
@@ -159,6 +176,20 @@ impl Ledger {
     pub fn retriable(&self) -> u64 {
         self.batches.values().map(|b| b.retriable).sum()
     }
+
+    /// One line on the batches counted from their shards because their summary did not cover
+    /// exactly the shards present (`None` when every summary was trusted, or when a retry
+    /// cutoff made every batch be read from its shards anyway).
+    pub fn distrust_note(&self) -> Option<String> {
+        let mut distrusted = self.batches.iter().filter_map(|((h, p), b)| Some((h, p, b.distrusted.as_ref()?)));
+        let (host, partition, why) = distrusted.next()?;
+        let more = distrusted.count();
+        let first = format!("{host}/{partition}: {why}");
+        Some(match more {
+            0 => format!("ledger: batch {first}; counted from its shards"),
+            n => format!("ledger: {} batches counted from their shards, not their ledger.json (first: {first})", n + 1),
+        })
+    }
 }
 
 /// Scans the committed shards under `out`. It only reads: `.tmp` files may be shards being
@@ -176,6 +207,9 @@ pub fn scan(out: &Path, retry: RetryFailed) -> Result<Ledger, LedgerError> {
             let Some(partition) = value_of(&part_dir, "partition_id=").and_then(|p| p.parse().ok()) else { continue };
             ledger.batches.insert((server.clone(), partition), counts(&part_dir, retry)?);
         }
+    }
+    if let Some(note) = ledger.distrust_note() {
+        crate::telemetry::events::log("INFO", &note);
     }
     Ok(ledger)
 }
@@ -198,21 +232,59 @@ pub fn scan_batches<'a>(
 }
 
 /// A batch's counts without its row ids, so a whole-dataset ledger stays small: from its
-/// summary when that covers exactly the shards present (no shard is opened), else from the
-/// shards. A retry cutoff needs each failure's time, which only the shards hold.
+/// summary when that covers exactly the shards present, numbers and sizes (no shard is opened,
+/// one `stat` each), else from the shards, with the reason kept in `distrusted`. A retry cutoff
+/// needs each failure's time, which only the shards hold.
 fn counts(dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
-    if retry == RetryFailed::No {
-        let last = shards(dir)?.last().map(|(seq, _)| *seq);
-        if let (Some(last), Some(summary)) = (last, read_summary(dir)) {
-            if summary.next_seq == last + 1 {
-                return Ok(BatchLedger::from_summary(summary));
-            }
+    let listing = list(dir)?;
+    let mut distrusted = None;
+    if retry == RetryFailed::No && !listing.shards.is_empty() {
+        let present = sizes(&listing.shards)?;
+        match read_summary(dir) {
+            Some(summary) => match summary.covers(&present) {
+                Ok(()) => {
+                    let mut batch = BatchLedger::from_summary(summary);
+                    batch.leftovers_seen = listing.temporary;
+                    return Ok(batch);
+                }
+                Err(why) => distrusted = Some(why),
+            },
+            None => distrusted = Some("it has no readable ledger.json".into()),
         }
     }
     let mut batch = scan_dir(dir, retry)?;
     batch.done = HashSet::new();
     batch.to_retry_classes = HashMap::new();
+    batch.leftovers_seen = listing.temporary + batch.replaced_parts.len();
+    batch.distrusted = distrusted;
     Ok(batch)
+}
+
+/// What a batch folder holds, by name only.
+struct Listing {
+    /// Committed shards with their sequence numbers, in order.
+    shards: Vec<(u64, PathBuf)>,
+    /// Temporary files (a crash's leftovers, or a commit in flight).
+    temporary: usize,
+}
+
+fn list(dir: &Path) -> Result<Listing, LedgerError> {
+    let all = entries(dir)?;
+    let temporary = all.iter().filter(|p| crate::store::atomic::is_temp(p)).count();
+    let mut shards: Vec<(u64, PathBuf)> = all.into_iter().filter_map(|p| Some((shard_seq(&p)?, p))).collect();
+    shards.sort();
+    Ok(Listing { shards, temporary })
+}
+
+/// Each shard's size in bytes, by number.
+fn sizes(shards: &[(u64, PathBuf)]) -> Result<BTreeMap<u64, u64>, LedgerError> {
+    shards
+        .iter()
+        .map(|(seq, path)| {
+            let meta = fs::metadata(path).map_err(|e| LedgerError::Io { path: path.clone(), source: e })?;
+            Ok((*seq, meta.len()))
+        })
+        .collect()
 }
 
 /// Scans one batch: what the engine does when it loads a batch, so resume never needs every
@@ -236,23 +308,25 @@ fn scan_dir(part_dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerEr
     let mut indexes = Vec::new();
     for (seq, path) in shards(part_dir)? {
         let index = read_index(&path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
-        indexes.push((seq, path, index));
+        let size = fs::metadata(&path).map_err(|e| LedgerError::Io { path: path.clone(), source: e })?.len();
+        indexes.push((seq, path, index, size));
     }
     // A merged shard replaces every shard numbered below its `compacts_below` (left behind only
     // by a crash before they were removed): those are not counted.
-    let cutoff = indexes.iter().filter_map(|(_, _, i)| i.compacts_below).max().unwrap_or(0);
+    let cutoff = indexes.iter().filter_map(|(_, _, i, _)| i.compacts_below).max().unwrap_or(0);
     let mut latest: HashMap<String, Latest> = HashMap::new();
     let mut record = |batch: &mut BatchLedger, uuid: String, now: Latest| match latest.insert(uuid, now) {
         Some(Some(earlier)) if earlier.retriable => batch.superseded += 1,
         Some(_) => batch.duplicates += 1,
         None => {}
     };
-    for (seq, path, index) in indexes {
+    for (seq, path, index, size) in indexes {
         batch.next_seq = batch.next_seq.max(seq + 1);
         if seq < cutoff {
             batch.replaced_parts.push((seq, path));
             continue;
         }
+        batch.shard_sizes.insert(seq, size);
         batch.data_bytes += index.data_bytes;
         batch.batch_ids.extend(index.batch_id);
         for uuid in index.succeeded {
@@ -322,16 +396,13 @@ fn value_of(dir: &Path, prefix: &str) -> Option<String> {
 
 /// Committed shards of a batch folder with their sequence numbers, in order.
 pub(crate) fn shards(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LedgerError> {
-    let mut v: Vec<(u64, PathBuf)> = entries(dir)?
-        .into_iter()
-        .filter_map(|p| {
-            let name = p.file_name()?.to_str()?;
-            let seq = name.strip_prefix("shard-")?.strip_suffix(&format!(".{SHARD_EXT}"))?.parse().ok()?;
-            Some((seq, p))
-        })
-        .collect();
-    v.sort();
-    Ok(v)
+    Ok(list(dir)?.shards)
+}
+
+/// The sequence number of a committed shard's path (`shard-<seq>.h5`), `None` for anything else.
+fn shard_seq(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?;
+    name.strip_prefix("shard-")?.strip_suffix(&format!(".{SHARD_EXT}"))?.parse().ok()
 }
 
 #[cfg(test)]
@@ -443,12 +514,49 @@ mod tests {
         write_shard(&dir, 0, &one("u1"), "batch-a").unwrap();
         write_shard(&dir, 1, &one("u2"), "batch-a").unwrap();
         // A summary covering shards 0 and 1; its count differs from theirs, to show which is read.
-        let summary = crate::shards::summary::BatchSummary { next_seq: 2, failed: 7, ..Default::default() };
+        let covered = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap().shard_sizes;
+        let summary = BatchSummary { next_seq: 2, failed: 7, shards: Some(covered), ..Default::default() };
         crate::shards::summary::write_summary(&dir, &summary).unwrap();
-        assert_eq!(scan(out.path(), RetryFailed::No).unwrap().failed(), 7, "read from the summary");
+        let trusted = scan(out.path(), RetryFailed::No).unwrap();
+        assert_eq!(trusted.failed(), 7, "read from the summary");
+        assert_eq!(trusted.distrust_note(), None);
         assert_eq!(scan(out.path(), RetryFailed::Before(1e12)).unwrap().failed(), 2, "a retry cutoff reads shards");
         // A shard committed after the summary (a crash before its summary was written).
         write_shard(&dir, 2, &one("u3"), "batch-a").unwrap();
-        assert_eq!(scan(out.path(), RetryFailed::No).unwrap().failed(), 3, "a stale summary is not trusted");
+        let stale = scan(out.path(), RetryFailed::No).unwrap();
+        assert_eq!(stale.failed(), 3, "a stale summary is not trusted");
+        let note = stale.distrust_note().unwrap();
+        assert!(note.contains("a.org/0") && note.contains("shard-000002 is not counted"), "{note}");
+    }
+
+    #[test]
+    fn a_middle_shard_moved_out_of_a_batch_its_summary_calls_complete_is_not_trusted() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let one = |uuid: &str| ShardContents { successes: vec![], failures: vec![failure(uuid, "http_4xx", false)] };
+        for (seq, uuid) in ["u0", "u1", "u2"].iter().enumerate() {
+            write_shard(&dir, seq as u64, &one(uuid), "batch-a").unwrap();
+        }
+        let full = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap();
+        crate::shards::summary::write_summary(&dir, &full.summary()).unwrap();
+        assert_eq!(scan(out.path(), RetryFailed::No).unwrap().done(), 3);
+        // The last shard is still there, so a check of the last number alone would trust it.
+        fs::rename(dir.join("shard-000001.h5"), out.path().join("moved.h5")).unwrap();
+        let after = scan(out.path(), RetryFailed::No).unwrap();
+        assert_eq!(after.done(), 2, "the moved shard's row is not done");
+        assert!(after.distrust_note().unwrap().contains("shard-000001 is counted in ledger.json but missing"));
+    }
+
+    #[test]
+    fn a_summary_of_an_older_version_is_not_trusted() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let one = ShardContents { successes: vec![], failures: vec![failure("u1", "http_4xx", false)] };
+        write_shard(&dir, 0, &one, "batch-a").unwrap();
+        fs::write(dir.join("ledger.json"), r#"{"next_seq":1,"succeeded":0,"failed":9,"retriable":0,
+            "failed_by_class":{},"data_bytes":0,"duplicates":0,"superseded":0,"batch_ids":[]}"#).unwrap();
+        let ledger = scan(out.path(), RetryFailed::No).unwrap();
+        assert_eq!(ledger.failed(), 1);
+        assert!(ledger.distrust_note().unwrap().contains("older version"));
     }
 }

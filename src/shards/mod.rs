@@ -7,11 +7,13 @@
 //! of counts that is trusted only while it covers exactly the shards present; there is no other
 //! state to disagree with them. `record` holds the plain record types the engine fills in.
 //!
-//! When a batch is complete, `compact` merges its shards into one.
+//! When a batch is complete, `compact` merges its shards into one; `finish` merges the complete
+//! batches an interrupted run left in many shards, and removes leftovers, before planning.
 //!
 //! Layout: `<output>/downloads/server_name=<key>/partition_id=<n>/shard-<seq>.h5`.
 
 pub mod compact;
+pub mod finish;
 pub mod hdf5_io;
 pub mod ledger;
 pub mod record;

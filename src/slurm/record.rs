@@ -84,7 +84,8 @@ impl JobRecord {
     }
 
     pub fn save(&self, out: &Path) -> anyhow::Result<()> {
-        crate::replace_file::replace(&Self::path(out), (serde_json::to_string_pretty(self)? + "\n").as_bytes())
+        crate::store::atomic::replace(&Self::path(out), (serde_json::to_string_pretty(self)? + "\n").as_bytes())?;
+        Ok(())
     }
 
     pub fn latest(&self) -> Option<&Chain> {

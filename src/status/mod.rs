@@ -14,7 +14,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::actors::server::state::HostState;
-use crate::download::ranks::PLANS_DIR;
+use crate::store::paths::PLANS_DIR;
 use crate::mpi_glue::planner::Plan;
 use crate::prep::batches::{read_servers_table, ServerInfo};
 use crate::shards::ledger::{self, Ledger, RetryFailed};
@@ -160,7 +160,7 @@ pub fn report(
 ) -> anyhow::Result<StatusReport> {
     // Before prep has finished (a queued chain's first job) there is nothing to count yet, but
     // the jobs are worth showing.
-    let prepped = out.join("servers.parquet").exists();
+    let prepped = crate::store::paths::servers_table(out).exists();
     let servers = if prepped { read_servers_table(out)? } else { Vec::new() };
     let done = ledger::scan(out, RetryFailed::No)?;
     let totals = totals(&servers, &done);

@@ -169,7 +169,7 @@ impl Exporter {
             other => format!("{}-{other}.prom", id.job),
         };
         let path = out.join(METRICS_DIR).join(name);
-        crate::replace_file::replace(&path, self.render().as_bytes())?;
+        crate::store::atomic::replace(&path, self.render().as_bytes())?;
         Ok(path)
     }
 }
@@ -184,7 +184,7 @@ pub fn targets_path(out: &Path, job: &str) -> PathBuf {
 pub fn write_targets(out: &Path, job: &str, endpoints: &[String]) -> anyhow::Result<PathBuf> {
     let path = targets_path(out, job);
     let body = serde_json::json!([{ "targets": endpoints, "labels": { "dd_output": out.display().to_string() } }]);
-    crate::replace_file::replace(&path, (serde_json::to_string_pretty(&body)? + "\n").as_bytes())?;
+    crate::store::atomic::replace(&path, (serde_json::to_string_pretty(&body)? + "\n").as_bytes())?;
     Ok(path)
 }
 

@@ -9,9 +9,9 @@ use actix::{Actor, Handler, SyncContext};
 
 use super::messages::{BatchDone, BatchOpened, Drain, DrainReport, Record, Store, Tick};
 use super::policy::ShardPolicy;
-use crate::shards::compact::compact;
+use crate::shards::finish::{merge_batch, FinishError};
 use crate::shards::hdf5_io::{write_shard, WriteError};
-use crate::shards::ledger::{batch_dir, scan_batch, shards, RetryFailed};
+use crate::shards::ledger::batch_dir;
 use crate::shards::record::ShardContents;
 use crate::shards::summary::{write_summary, BatchSummary, SUMMARY_FILE};
 use crate::telemetry::events::ShardCommitted;
@@ -76,8 +76,9 @@ impl WriterActor {
         let dir = batch_dir(&self.out, &key.0, key.1);
         let batch_id = self.batch_ids.get(key).map(String::as_str).unwrap_or_default();
         let started = Instant::now();
-        write_shard(&dir, *seq, &p.contents, batch_id)?;
+        let path = write_shard(&dir, *seq, &p.contents, batch_id)?;
         let seconds = started.elapsed().as_secs_f64();
+        let committed = *seq;
         *seq += 1;
         if let Some(summary) = self.summaries.get_mut(key) {
             for (s, replaces) in p.contents.successes.iter().zip(&p.success_replaces) {
@@ -87,6 +88,14 @@ impl WriterActor {
                 summary.add_failure(&f.error_class, f.retriable, replaces.as_deref());
             }
             summary.next_seq = *seq;
+            // The summary names each shard it counts with its size: a reader trusts it only
+            // while the folder holds exactly those (see `shards::summary`).
+            match std::fs::metadata(&path) {
+                Ok(meta) => {
+                    summary.shards.get_or_insert_with(Default::default).insert(committed, meta.len());
+                }
+                Err(_) => summary.shards = None,
+            }
             summary.batch_ids.insert(batch_id.to_string());
             // Derived data: without it, readers count from the shards, so a failure only warns.
             if let Err(e) = write_summary(&dir, summary) {
@@ -113,41 +122,25 @@ impl WriterActor {
 }
 
 impl WriterActor {
-    /// Merges a complete batch's shards into one (see `shards::compact`) and rewrites its
-    /// counts from the merged shard.
+    /// Merges a complete batch's shards into one (`shards::finish::merge_batch`), which also
+    /// rewrites its counts from the merged shard.
     fn compact(&mut self, key: &BatchKey) -> Result<(), WriteError> {
-        let dir = batch_dir(&self.out, &key.0, key.1);
-        let listed = shards(&dir)
-            .map_err(|e| WriteError::Io { path: dir.clone(), source: std::io::Error::other(e.to_string()) })?;
-        let seq = self.next_seq.entry(key.clone()).or_insert(0);
         let batch_id = self.batch_ids.get(key).map(String::as_str).unwrap_or_default();
-        let Some(done) = compact(&dir, &listed, *seq, batch_id)? else { return Ok(()) };
-        *seq += 1;
-        if self.verbose {
+        let (merged, ledger) = merge_batch(&self.out, &key.0, key.1, batch_id).map_err(|e| match e {
+            FinishError::Merge { source, .. } => source,
+            other => WriteError::Io {
+                path: batch_dir(&self.out, &key.0, key.1),
+                source: std::io::Error::other(other.to_string()),
+            },
+        })?;
+        if let (Some(done), true) = (&merged, self.verbose) {
             crate::telemetry::events::log(
                 "INFO",
                 &format!("{}/{}: merged {} shards into {}", key.0, key.1, done.parts, done.path.display()),
             );
         }
-        // The merged shard holds final records only: count it afresh (one file).
-        match scan_batch(&self.out, &key.0, key.1, RetryFailed::No) {
-            Ok(ledger) => {
-                let summary = ledger.summary();
-                if let Err(e) = write_summary(&dir, &summary) {
-                    crate::telemetry::events::log(
-                        "WARN",
-                        &format!(
-                            "cannot write {}/{SUMMARY_FILE} ({e}); it will be rebuilt from the shards",
-                            dir.display()
-                        ),
-                    );
-                }
-                self.summaries.insert(key.clone(), summary);
-            }
-            Err(e) => {
-                crate::telemetry::events::log("WARN", &format!("cannot count {} after merging: {e}", dir.display()))
-            }
-        }
+        self.next_seq.insert(key.clone(), ledger.next_seq);
+        self.summaries.insert(key.clone(), ledger.summary());
         Ok(())
     }
 }

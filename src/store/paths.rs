@@ -1,0 +1,91 @@
+//! Every file and folder name of the output folder, spelled once.
+//!
+//! ```text
+//! <output>/
+//!   writer.lock                                        held by the one process writing (see `lock`)
+//!   urls/server_name=<key>/partition_id=<n>/           one batch of URLs (prep)
+//!   servers.parquet                                    one row per server (prep, then downloads)
+//!   prep_report.json                                   what prep read, kept and dropped
+//!   downloads/server_name=<key>/partition_id=<n>/      one batch's shards and its ledger.json
+//!   plans/round-<n>.json                               rank 0's plans
+//!   quarantine/server_name=<key>/partition_id=<n>/     shards `verify --repair` moved out
+//!   download_summary.json                              the last download's summary
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// Batches of URLs written by prep.
+pub const URLS_DIR: &str = "urls";
+/// The servers table.
+pub const SERVERS_TABLE: &str = "servers.parquet";
+/// Prep's report.
+pub const PREP_REPORT: &str = "prep_report.json";
+/// Committed shards.
+pub const DOWNLOADS_DIR: &str = "downloads";
+/// Rank 0's plans, one file per round.
+pub const PLANS_DIR: &str = "plans";
+/// Shards moved out by `verify --repair`.
+pub const QUARANTINE_DIR: &str = "quarantine";
+/// The last download's summary.
+pub const DOWNLOAD_SUMMARY: &str = "download_summary.json";
+/// The lock of the process writing the folder.
+pub const LOCK_FILE: &str = "writer.lock";
+
+/// `server_name=<key>/partition_id=<n>`: where one batch lives under `urls/`, `downloads/` and
+/// `quarantine/`.
+pub fn batch_subdir(server: &str, partition: u64) -> PathBuf {
+    Path::new(&format!("server_name={server}")).join(format!("partition_id={partition}"))
+}
+
+/// The servers table of output folder `out`.
+pub fn servers_table(out: &Path) -> PathBuf {
+    out.join(SERVERS_TABLE)
+}
+
+/// Prep's report of output folder `out`.
+pub fn prep_report(out: &Path) -> PathBuf {
+    out.join(PREP_REPORT)
+}
+
+/// The last download's summary in output folder `out`.
+pub fn download_summary(out: &Path) -> PathBuf {
+    out.join(DOWNLOAD_SUMMARY)
+}
+
+/// The folder of one batch's URL file(s).
+pub fn batch_urls(out: &Path, server: &str, partition: u64) -> PathBuf {
+    out.join(URLS_DIR).join(batch_subdir(server, partition))
+}
+
+/// The folder of one batch's shards.
+pub fn batch_shards(out: &Path, server: &str, partition: u64) -> PathBuf {
+    out.join(DOWNLOADS_DIR).join(batch_subdir(server, partition))
+}
+
+/// Where `verify --repair` moves a bad shard of one batch.
+pub fn batch_quarantine(out: &Path, server: &str, partition: u64) -> PathBuf {
+    out.join(QUARANTINE_DIR).join(batch_subdir(server, partition))
+}
+
+/// Rank 0's plan of round `round`.
+pub fn plan_file(out: &Path, round: u32) -> PathBuf {
+    out.join(PLANS_DIR).join(format!("round-{round:04}.json"))
+}
+
+/// The lock file of output folder `out`.
+pub fn lock_file(out: &Path) -> PathBuf {
+    out.join(LOCK_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_has_the_same_hive_path_under_each_tree() {
+        let out = Path::new("/o");
+        assert_eq!(batch_urls(out, "a.org", 3), Path::new("/o/urls/server_name=a.org/partition_id=3"));
+        assert_eq!(batch_shards(out, "a.org", 3), Path::new("/o/downloads/server_name=a.org/partition_id=3"));
+        assert_eq!(batch_quarantine(out, "a.org", 3), Path::new("/o/quarantine/server_name=a.org/partition_id=3"));
+    }
+}

@@ -476,6 +476,9 @@ pub fn finish_interrupted(
         RetryFailed::Before(_) => ledger::scan(out, RetryFailed::No)?,
     };
     let finished = crate::shards::finish::finish_interrupted(out, servers, &mut plain)?;
+    if finished.resummarised > 0 {
+        eprintln!("download: ledger.json rewritten from the shards for {} batch(es)", finished.resummarised);
+    }
     if finished.merged > 0 || finished.cleaned > 0 {
         eprintln!(
             "download: finished what an interrupted run left: {} complete batch(es) merged into one shard, \

@@ -219,7 +219,7 @@ pub fn batch_rows(out: &Path, server: &str, partition: u64) -> Result<u64, PrepE
 }
 
 /// One server as listed in `servers.parquet`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ServerInfo {
     pub server_name: String,
     pub url_count: u64,

@@ -50,6 +50,14 @@ pub enum Command {
     Status(StatusArgs),
     /// Cancel the queued and running jobs of the chain `submit` started on this output.
     Cancel(CancelArgs),
+    /// Check the committed shards: each reads whole, each row has one record, the counts agree,
+    /// and a sample of images (every image with --full) matches its stored CRC-32 and decodes
+    /// to its recorded size.
+    ///
+    /// Exits 1 when anything is wrong. --repair moves bad shards to <output>/quarantine/, keeps
+    /// their good rows, and leaves exactly the bad rows for the next `download`. Under mpirun,
+    /// ranks share the batches.
+    Verify(VerifyArgs),
     /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
@@ -114,6 +122,27 @@ pub struct StatusArgs {
     /// List every server, not only the 20 slowest.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Print the report as JSON (every problem and warning).
+    #[arg(long)]
+    pub json: bool,
+    /// Check every image, not a sample of each batch.
+    #[arg(long)]
+    pub full: bool,
+    /// Images checked per batch, spread over its shards (default 8).
+    #[arg(long, value_name = "N", conflicts_with = "full")]
+    pub sample: Option<usize>,
+    /// Move bad shards to <output>/quarantine/, keep their good rows, and remove stale
+    /// summaries, so that the next `download` fetches exactly the bad rows again. Takes the
+    /// output folder's writer lock.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Args)]

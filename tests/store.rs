@@ -142,3 +142,39 @@ fn a_part_moved_out_of_a_complete_unmerged_batch_is_fetched_again_on_1_and_2_ran
         }
     }
 }
+
+#[test]
+fn a_damaged_part_stops_the_merge_naming_it_and_repair_then_download_restores_every_row() {
+    let (origin, urls, job) = one_batch();
+    let batch = kill_inside_a_merge(&job);
+    let damaged = batch.join("shard-000002.h5");
+    crate::verify::flip_image_byte(&damaged, 1);
+    let bad_url = read_shard(&damaged).unwrap().successes[1].url.clone();
+
+    // The batch is complete, so the next download merges it first: the part's image no longer
+    // matches its checksum, and the merge stops there, naming the file, deleting no part.
+    let o = job.download(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("shard-000002.h5") && err.contains("verify --full --repair"), "{err}");
+    let parts: Vec<String> = names(&batch).into_iter().filter(|n| n.ends_with(".h5")).collect();
+    assert_eq!(parts.len(), 4, "no part deleted: {parts:?}");
+
+    let cfg = job.config.to_str().unwrap();
+    let out = job.out.to_str().unwrap();
+    let found = run(&["--config", cfg, "verify", "-o", out, "--full"]);
+    assert_ne!(found.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&found.stdout).contains(&bad_url), "verify names the row");
+    // What the message says to do.
+    run_ok(&["--config", cfg, "verify", "-o", out, "--full", "--repair"]);
+    download_on(&job, 1);
+
+    assert_one_file_per_batch(&job.out);
+    let (ok, failed) = records(&job.out);
+    assert_each_url_once(&urls, &ok, &failed);
+    let served = served(&origin);
+    for u in &urls {
+        let times = if *u == bad_url { 2 } else { 1 };
+        assert_eq!(served.get(&path_of(u)), Some(&times), "{u}");
+    }
+}

@@ -7,6 +7,7 @@
 mod plan;
 mod profile;
 mod slurm;
+mod verify;
 
 use anyhow::{anyhow, Context};
 
@@ -20,6 +21,7 @@ use crate::prep::run::{self as prep_run, PrepOptions};
 use crate::prep::space;
 use crate::shards::ledger::RetryFailed;
 use crate::status::runs::{self, RunEvent, RunLine};
+use crate::store::lock::OutputLock;
 
 /// Why a subcommand stopped.
 #[derive(Debug)]
@@ -43,6 +45,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Submit(args) => slurm::submit(cli.config.as_deref(), &settings, args),
         Command::Status(args) => slurm::status(&settings, args),
         Command::Cancel(args) => slurm::cancel(&settings, args),
+        Command::Verify(args) => verify::verify(&settings, args),
         Command::JobEnd(args) => slurm::job_end(&settings, args),
     }
 }
@@ -86,6 +89,13 @@ fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
             .with_context(|| format!("prep of {} failed", opts.input.display()))
             .map_err(Failure::Run)?;
     }
+    // One writer per folder, `--force` included: the lock lives in the folder, so it is made first.
+    std::fs::create_dir_all(&opts.output)
+        .with_context(|| format!("cannot create {}", opts.output.display()))
+        .map_err(Failure::Run)?;
+    let _lock = OutputLock::acquire(&opts.output, "prep")
+        .with_context(|| format!("prep of {} failed", opts.input.display()))
+        .map_err(Failure::Run)?;
     // Prep of a GBIF snapshot runs for an hour: it exports its progress like a download rank.
     let world = World::single();
     let exporter = start_exporter(&world, &Launch::from_env(), settings, &opts.output, "prep");
@@ -96,7 +106,7 @@ fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
     } else {
         println!("{report}");
-        println!("  report: {}", opts.output.join("prep_report.json").display());
+        println!("  report: {}", crate::store::paths::prep_report(&opts.output).display());
     }
     if report.unique_urls == 0 {
         eprintln!("warning: no row passed the filters; see the dropped counts above");
@@ -144,10 +154,18 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
         }
     }
     let world = World::init(launch.mpi_launched).map_err(failed)?;
+    let _lock = lock_for_job(&world, &output, "download").map_err(failed)?;
     let exporter = start_exporter(&world, &launch, &settings, &output, "download");
     let result = run_download(&world, &launch, &output, settings, contact, deadline, &args);
     stop_exporter(exporter, &world, &output);
+    world.barrier(); // rank 0 releases the lock once every rank is done writing
     result
+}
+
+/// Rank 0 takes the output folder's lock for the whole job, before anything is written there;
+/// every rank learns whether it did, so none waits on a rank 0 that was refused.
+fn lock_for_job(world: &World, out: &std::path::Path, command: &str) -> anyhow::Result<Option<OutputLock>> {
+    Ok(crate::store::lock::acquire_on_root(world.is_root(), out, command, |b| world.broadcast(b))?)
 }
 
 /// Every rank leaves its figures in the output folder (for clusters no Prometheus reaches), and
@@ -266,7 +284,7 @@ fn run_download(
         }
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
-    let path = output.join("download_summary.json");
+    let path = crate::store::paths::download_summary(&output);
     std::fs::write(&path, json.clone() + "\n")
         .with_context(|| format!("cannot write {}", path.display()))
         .map_err(Failure::Run)?;

@@ -35,6 +35,7 @@ pub(super) fn profile(settings: &Settings, args: ProfileArgs) -> Result<(), Fail
     let overrides = Overrides::load(&output, settings).map_err(|e| Failure::Usage(e.into()))?;
     let launch = Launch::from_env();
     let world = World::init(launch.mpi_launched).map_err(failed)?;
+    let _lock = super::lock_for_job(&world, &output, "profile").map_err(failed)?;
     if world.is_root() && settings.robots == crate::robots::RobotsPolicy::Ignore {
         eprintln!(
             "profile: WARNING: ROBOTS=ignore: robots.txt is not asked for and its Crawl-delay is not obeyed. \
@@ -76,7 +77,7 @@ fn print_report(output: &Path, report: &Report, json: bool) {
         print!("{}", result::summary(output, &report.counts, &report.results));
         println!(
             "  start rates written to {}; `download` starts each server there",
-            output.join("servers.parquet").display()
+            crate::store::paths::servers_table(output).display()
         );
     }
 }

@@ -28,7 +28,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 /// The download jobs `plan` forecasts for what remains of `out` on the configured allocation.
 fn jobs_from_plan(out: &Path, settings: &Settings) -> Result<u32, Failure> {
     use crate::forecast::{load, params, scale};
-    if !out.join("servers.parquet").exists() {
+    if !crate::store::paths::servers_table(out).exists() {
         return Err(Failure::Usage(anyhow!(
             "--jobs-from-plan needs prep's output in {} (servers.parquet): run prep first, or pass --jobs K",
             out.display()
@@ -71,7 +71,7 @@ pub fn submit(config: Option<&Path>, settings: &Settings, args: SubmitArgs) -> R
     if !args.dry_run {
         refuse_a_second_chain(&out, &config).map_err(run)?;
     }
-    let prepped = out.join("servers.parquet").exists();
+    let prepped = crate::store::paths::servers_table(&out).exists();
     let input = match (&args.input, prepped) {
         (None, false) => {
             return Err(usage(format!(
@@ -234,6 +234,14 @@ pub fn cancel(settings: &Settings, args: CancelArgs) -> Result<(), Failure> {
 pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
     let run = |e: anyhow::Error| Failure::Run(e);
     let out = output_dir(&args.output, settings)?;
+    // A node crash or a kill leaves the job's writer lock behind: its ranks are gone now.
+    match crate::store::lock::release_for_job(&out, &args.job) {
+        Ok(crate::store::lock::JobRelease::Released(h)) => {
+            println!("job {}: removed the writer lock its download left behind ({h})", args.job)
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("job-end: {e}"),
+    }
     let mut record = JobRecord::load(&out).map_err(run)?;
     let Some((chain, index)) = record.find_mut(&args.job) else {
         println!("job-end: job {} is not in {}: nothing to record", args.job, JobRecord::path(&out).display());

@@ -12,16 +12,23 @@
 //! ledger counts only the merged shard, and the batch's owner removes the parts when it next
 //! opens the batch. A crash before the commit leaves only a temporary file, removed as usual.
 //! Memory: the records' metadata and one image at a time.
+//!
+//! Never losing data: each image copied is checked against its part's `stored_crc32` (when the
+//! part has one) and carried into the merged shard. A mismatch, or any part that cannot be read
+//! whole (a truncated file, datasets that disagree, unparsable `source_ids`), stops the merge
+//! with an error naming the part: the temporary file is removed and no part is. `verify
+//! --repair` deals with the damaged part.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::hdf5_io::{
-    commit_no_replace, put, read_records, shard_path, tmp_path, write_batch_id, write_errors, write_image_fields,
-    WriteError, COMPACTS_BELOW_ATTR,
+    put, read_records, shard_path, write_batch_id, write_errors, write_image_fields,
+    ImageData, WriteError, COMPACTS_BELOW_ATTR, STORED_CRC32,
 };
 use super::record::{FailureRecord, SuccessRecord};
+use crate::store::atomic;
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +68,7 @@ pub(crate) fn remove_parts(dir: &Path, parts: &[(u64, PathBuf)]) -> Result<(), W
             _ => {}
         }
     }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    atomic::sync_dir(dir).map_err(io(dir))
 }
 
 /// Where a row's final record is: (part, success index) or (part, failure index).
@@ -78,82 +85,145 @@ pub(crate) fn write_merged(
     seq: u64,
     batch_id: &str,
 ) -> Result<(PathBuf, usize), WriteError> {
+    write_selected(dir, parts, seq, batch_id, Some(seq), &|_| true)
+}
+
+/// Writes shard `seq` of batch folder `dir` holding the final records in shard `from` of the
+/// rows `keep` accepts, with their images checked against their stored CRC-32 as they are
+/// copied. `verify --repair` uses it to keep a damaged shard's good rows. Nothing is removed;
+/// returns the new shard and its row count.
+pub fn rewrite_shard(
+    dir: &Path,
+    from: &Path,
+    seq: u64,
+    batch_id: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(PathBuf, usize), WriteError> {
+    write_selected(dir, &[(0, from.to_path_buf())], seq, batch_id, None, keep)
+}
+
+/// The final records of `parts` that `keep` accepts, as one committed shard `seq` (with the
+/// `compacts_below` attribute when given). On any error the temporary file is removed and
+/// nothing else changes.
+fn write_selected(
+    dir: &Path,
+    parts: &[(u64, PathBuf)],
+    seq: u64,
+    batch_id: &str,
+    compacts_below: Option<u64>,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(PathBuf, usize), WriteError> {
     let mut records = Vec::with_capacity(parts.len());
     let mut finals: HashMap<String, Final> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     for (p, (_, path)) in parts.iter().enumerate() {
-        let (contents, spans) = read_records(path, false)?;
-        for (i, s) in contents.successes.iter().enumerate() {
+        let part = read_records(path, false)?;
+        for (i, s) in part.contents.successes.iter().enumerate() {
             if finals.insert(s.uuid.clone(), Final::Success(p, i)).is_none() {
                 order.push(s.uuid.clone());
             }
         }
-        for (i, f) in contents.failures.iter().enumerate() {
+        for (i, f) in part.contents.failures.iter().enumerate() {
             if finals.insert(f.uuid.clone(), Final::Failure(p, i)).is_none() {
                 order.push(f.uuid.clone());
             }
         }
-        records.push((contents, spans));
+        records.push(part);
     }
+    order.retain(|uuid| keep(uuid));
     // Final records in first-seen order; each success remembers where its bytes are.
-    let mut successes: Vec<SuccessRecord> = Vec::new();
-    let mut sources: Vec<(usize, u64, u64)> = Vec::new();
-    let mut failures: Vec<FailureRecord> = Vec::new();
+    let mut merged = Merged::default();
     for uuid in &order {
         match finals[uuid] {
             Final::Success(p, i) => {
-                successes.push(records[p].0.successes[i].clone());
-                let (offset, length) = records[p].1[i];
-                sources.push((p, offset, length));
+                merged.successes.push(records[p].contents.successes[i].clone());
+                let (offset, length) = records[p].spans[i];
+                let crc = records[p].stored_crc32.as_ref().map(|c| c[i]);
+                merged.sources.push(Source { part: p, offset, length, crc });
             }
-            Final::Failure(p, i) => failures.push(records[p].0.failures[i].clone()),
+            Final::Failure(p, i) => merged.failures.push(records[p].contents.failures[i].clone()),
         }
     }
-    let tmp = tmp_path(dir, seq);
-    let h5err = |e| WriteError::Hdf5 { path: tmp.clone(), source: e };
-    {
-        let file = hdf5::File::create(&tmp).map_err(h5err)?;
-        write_batch_id(&file, batch_id).map_err(h5err)?;
-        file.new_attr::<u64>().create(COMPACTS_BELOW_ATTR).and_then(|a| a.write_scalar(&seq)).map_err(h5err)?;
-        let g = file.create_group("images").map_err(h5err)?;
-        let lengths: Vec<u64> = sources.iter().map(|s| s.2).collect();
-        let offsets: Vec<u64> = lengths.iter().scan(0u64, |at, n| Some(std::mem::replace(at, *at + n))).collect();
-        write_image_fields(&g, &successes, &offsets, &lengths).map_err(h5err)?;
-        let total: u64 = lengths.iter().sum();
-        if total == 0 {
-            put::<u8>(&g, "data", &[]).map_err(h5err)?;
-        } else {
-            let data = g.new_dataset::<u8>().shape(total as usize).create("data").map_err(h5err)?;
-            let mut open: Option<(usize, hdf5::Dataset)> = None;
-            for ((p, from, n), to) in sources.iter().zip(&offsets) {
-                if open.as_ref().is_none_or(|(q, _)| q != p) {
-                    let part = &parts[*p].1;
-                    let ds = hdf5::File::open(part)
-                        .and_then(|f| f.dataset("images/data"))
-                        .map_err(|e| WriteError::Hdf5 { path: part.clone(), source: e })?;
-                    open = Some((*p, ds));
-                }
-                let (_, ds) = open.as_ref().expect("opened above");
-                let (from, n, to) = (*from as usize, *n as usize, *to as usize);
-                let bytes = ds
-                    .read_slice_1d::<u8, _>(from..from + n)
-                    .map_err(|e| WriteError::Hdf5 { path: parts[*p].1.clone(), source: e })?;
-                let bytes = bytes.as_slice().expect("a 1-d read is contiguous");
-                data.write_slice(bytes, to..to + n).map_err(h5err)?;
-            }
-        }
-        write_errors(&file, &failures).map_err(h5err)?;
-        file.flush().map_err(h5err)?;
-    }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| WriteError::Io { path, source }
-    };
-    File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+    // On any error the temporary file is removed and nothing else changes.
     let path = shard_path(dir, seq);
-    commit_no_replace(&tmp, &path)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    atomic::write_with(&path, atomic::Mode::New, |tmp| write_tmp(tmp, parts, &merged, batch_id, compacts_below))?;
     Ok((path, order.len()))
+}
+
+/// Where one success's stored bytes are, and their recorded CRC-32 when its part has one.
+struct Source {
+    part: usize,
+    offset: u64,
+    length: u64,
+    crc: Option<u32>,
+}
+
+/// The records of a merged shard, in order, and where each image's bytes come from.
+#[derive(Default)]
+struct Merged {
+    successes: Vec<SuccessRecord>,
+    sources: Vec<Source>,
+    failures: Vec<FailureRecord>,
+}
+
+/// Writes the merged shard into `tmp`, copying the images one at a time and checking each
+/// against its part's CRC-32; a mismatch is [`WriteError::Damaged`] naming the part.
+fn write_tmp(
+    tmp: &Path,
+    parts: &[(u64, PathBuf)],
+    merged: &Merged,
+    batch_id: &str,
+    compacts_below: Option<u64>,
+) -> Result<(), WriteError> {
+    let h5err = |e| WriteError::Hdf5 { path: tmp.to_path_buf(), source: e };
+    let file = hdf5::File::create(tmp).map_err(h5err)?;
+    write_batch_id(&file, batch_id).map_err(h5err)?;
+    if let Some(below) = compacts_below {
+        file.new_attr::<u64>().create(COMPACTS_BELOW_ATTR).and_then(|a| a.write_scalar(&below)).map_err(h5err)?;
+    }
+    let g = file.create_group("images").map_err(h5err)?;
+    let lengths: Vec<u64> = merged.sources.iter().map(|s| s.length).collect();
+    let offsets: Vec<u64> = lengths.iter().scan(0u64, |at, n| Some(std::mem::replace(at, *at + n))).collect();
+    write_image_fields(&g, &merged.successes, &offsets, &lengths).map_err(h5err)?;
+    let total: u64 = lengths.iter().sum();
+    let mut crcs = Vec::with_capacity(merged.sources.len());
+    if total == 0 {
+        put::<u8>(&g, "data", &[]).map_err(h5err)?;
+        crcs.extend(merged.sources.iter().map(|_| crc32fast::hash(&[])));
+    } else {
+        let data = g.new_dataset::<u8>().shape(total as usize).create("data").map_err(h5err)?;
+        let mut open: Option<(usize, ImageData)> = None;
+        for ((source, to), rec) in merged.sources.iter().zip(&offsets).zip(&merged.successes) {
+            let part = &parts[source.part].1;
+            if open.as_ref().is_none_or(|(q, _)| *q != source.part) {
+                open = Some((source.part, ImageData::open(part)?));
+            }
+            let (_, images) = open.as_ref().expect("opened above");
+            let bytes = images.read(source.offset, source.length)?;
+            let crc = crc32fast::hash(&bytes);
+            if source.crc.is_some_and(|want| want != crc) {
+                return Err(WriteError::Damaged {
+                    path: part.clone(),
+                    what: format!(
+                        "the stored bytes of image {} ({}) have CRC-32 {crc:08x}, not the recorded {:08x}",
+                        rec.uuid,
+                        rec.url,
+                        source.crc.unwrap_or_default()
+                    ),
+                });
+            }
+            crcs.push(crc);
+            if !bytes.is_empty() {
+                let to = *to as usize;
+                data.write_slice(&bytes, to..to + bytes.len()).map_err(h5err)?;
+            }
+        }
+    }
+    // Test-only: a test killing the process here proves a crash mid-merge loses nothing.
+    crate::store::pause::point("merge");
+    put(&g, STORED_CRC32, &crcs).map_err(h5err)?;
+    write_errors(&file, &merged.failures).map_err(h5err)?;
+    file.flush().map_err(h5err)
 }
 
 #[cfg(test)]
@@ -252,5 +322,79 @@ mod tests {
         let names: Vec<String> =
             fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(names, ["shard-000003.h5"]);
+    }
+
+    /// Flips every bit of byte `at` of `path`'s `images/data`, in the file itself.
+    fn flip_data_byte(path: &Path, at: u64) {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let base = hdf5::File::open(path).unwrap().dataset("images/data").unwrap().offset().expect("contiguous");
+        let mut f = fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+        let mut b = [0u8];
+        f.seek(SeekFrom::Start(base + at)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(base + at)).unwrap();
+        f.write_all(&[!b[0]]).unwrap();
+    }
+
+    /// Compacting `parts` fails naming `bad`, and leaves every part and no temporary file.
+    fn refused_naming(dir: &Path, parts: &[(u64, PathBuf)], bad: &Path) -> String {
+        let err = compact(dir, parts, 3, "batch-a").unwrap_err().to_string();
+        assert!(err.contains(&bad.display().to_string()), "the error names the part: {err}");
+        for (_, p) in parts {
+            assert!(p.exists(), "{} is still there", p.display());
+        }
+        let names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "no temporary file is left: {names:?}");
+        assert!(!shard_path(dir, 3).exists(), "no merged shard");
+        err
+    }
+
+    #[test]
+    fn a_part_whose_image_bytes_changed_stops_the_merge_and_nothing_is_removed() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let parts = three_parts(&dir);
+        flip_data_byte(&parts[1].1, 2);
+        let err = refused_naming(&dir, &parts, &parts[1].1);
+        assert!(err.contains("CRC-32") && err.contains("verify --full --repair"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_part_stops_the_merge_and_nothing_is_removed() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let parts = three_parts(&dir);
+        let len = fs::metadata(&parts[2].1).unwrap().len();
+        fs::OpenOptions::new().write(true).open(&parts[2].1).unwrap().set_len(len / 2).unwrap();
+        refused_naming(&dir, &parts, &parts[2].1);
+    }
+
+    #[test]
+    fn unparsable_source_ids_stop_the_merge_instead_of_becoming_an_empty_list() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let parts = three_parts(&dir);
+        {
+            let g = hdf5::File::open_rw(&parts[0].1).unwrap().group("images").unwrap();
+            g.unlink("source_ids").unwrap();
+            put(&g, "source_ids", &crate::shards::hdf5_io::strings(["[\"A\", oops".to_string()].into_iter())).unwrap();
+        }
+        let err = refused_naming(&dir, &parts, &parts[0].1);
+        assert!(err.contains("source_ids") && err.contains("damaged"), "{err}");
+    }
+
+    #[test]
+    fn the_merged_shard_carries_a_checksum_of_every_image_even_from_parts_of_older_versions() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let parts = three_parts(&dir);
+        // Part 1 as an older version wrote it: no stored_crc32.
+        hdf5::File::open_rw(&parts[1].1).unwrap().group("images").unwrap().unlink(STORED_CRC32).unwrap();
+        assert_eq!(read_records(&parts[1].1, false).unwrap().stored_crc32, None);
+        let done = compact(&dir, &parts, 3, "batch-a").unwrap().unwrap();
+        let merged = read_records(&done.path, true).unwrap();
+        let want: Vec<u32> = merged.contents.successes.iter().map(|s| crc32fast::hash(&s.data)).collect();
+        assert_eq!(merged.stored_crc32, Some(want));
     }
 }

@@ -24,10 +24,7 @@ use crate::prep::batches::ServerInfo;
 pub enum FinishError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error(
-        "cannot merge the shards of complete batch {server}/{partition}: {source}. Nothing was deleted; run \
-         `distributed-downloader verify --repair` on the output folder, then `download` again"
-    )]
+    #[error("cannot merge the shards of complete batch {server}/{partition} (nothing was deleted): {source}")]
     Merge {
         server: String,
         partition: u64,

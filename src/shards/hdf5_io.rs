@@ -5,6 +5,7 @@
 //! /images/original_width, original_height, stored_width, stored_height     uint32 [n]
 //! /images/data_offset, data_length                                         uint64 [n]
 //! /images/data                                                             uint8 [total]: the stored bytes, concatenated
+//! /images/stored_crc32                                                     uint32 [n]: CRC-32 of each image's stored bytes
 //! /images/fetched_at                                                       float64 [n], Unix seconds
 //! /errors/uuid, url, server, source_ids, error_class, detail              strings [m]
 //! /errors/attempts uint32, http_status uint16, retriable uint8, failed_at float64   [m]
@@ -12,24 +13,34 @@
 //! Image i is `images/data[data_offset[i] : data_offset[i] + data_length[i]]`. Concatenating the
 //! bytes in one dataset (rather than a variable-length array per image) keeps writes to one call
 //! and lets a reader slice one image without loading the others.
+//!
+//! `sha256` and `md5` are of the original bytes as served, so they cannot check a resized or
+//! re-encoded image; `stored_crc32` is of the bytes stored here, and `verify` and `compact`
+//! check them against it. Shards of older versions lack it (read as `None`).
+//!
+//! Reading never trusts the file: datasets of unequal length, spans outside `images/data` and
+//! unparsable `source_ids` are [`WriteError::Damaged`], naming the file.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use hdf5::types::VarLenUnicode;
 use hdf5::H5Type;
 
 use super::record::{FailureRecord, ShardContents, SuccessRecord};
+use crate::store::atomic;
 
-/// Extension of committed shards; anything else in a batch folder is ignored (and `.tmp` files
-/// are leftovers of a crash, removed on resume).
+/// Extension of committed shards; anything else in a batch folder is ignored (and temporary
+/// files, `store::atomic::is_temp`, are leftovers of a crash, removed on resume).
 pub const SHARD_EXT: &str = "h5";
-const TMP_SUFFIX: &str = ".tmp";
 
 /// Root attribute naming the content of the batch a shard belongs to (see
 /// `prep::batches::batch_id`), so a batch re-cut by a later prep is never credited with rows it
 /// no longer holds.
 pub const BATCH_ID_ATTR: &str = "batch_id";
+
+/// Dataset of `images/`: CRC-32 of each image's stored bytes (see the module doc).
+pub const STORED_CRC32: &str = "stored_crc32";
 
 /// Root attribute of a compacted shard (see `compact`): it holds the final record of every row
 /// of the shards numbered below this value in its folder, which it replaces.
@@ -54,6 +65,20 @@ pub enum WriteError {
         #[source]
         source: hdf5::Error,
     },
+    #[error(
+        "shard {path} is damaged: {what}. Run `verify --full --repair` (it moves the shard to the quarantine \
+         folder and keeps its good rows), then `download`: its bad rows will be fetched again"
+    )]
+    Damaged { path: PathBuf, what: String },
+}
+
+impl From<atomic::CommitError> for WriteError {
+    fn from(e: atomic::CommitError) -> WriteError {
+        match e {
+            atomic::CommitError::Io { path, source } => WriteError::Io { path, source },
+            atomic::CommitError::Exists { path } => WriteError::Exists { path },
+        }
+    }
 }
 
 /// The committed name of shard `seq` in `dir`.
@@ -61,36 +86,21 @@ pub fn shard_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("shard-{seq:06}.{SHARD_EXT}"))
 }
 
-/// Writes `contents` as shard `seq` in `dir`: temporary file, fsync, a rename that never
-/// replaces, fsync of `dir`. When this returns Ok the shard survives a crash or power loss; when
-/// `seq` is already committed it returns [`WriteError::Exists`] and changes nothing.
+/// Writes `contents` as shard `seq` in `dir` through `store::atomic` (a temporary name of this
+/// host and process, fsync, a link that never replaces, fsync of `dir`). When this returns Ok
+/// the shard survives a crash or power loss; when `seq` is already committed it returns
+/// [`WriteError::Exists`] and changes nothing.
 pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents, batch_id: &str) -> Result<PathBuf, WriteError> {
-    fs::create_dir_all(dir).map_err(|e| WriteError::Io { path: dir.to_path_buf(), source: e })?;
     let final_path = shard_path(dir, seq);
-    // The process id keeps two writers of one name (two downloads started on one folder by
-    // mistake) off each other's temporary file, so the second one meets `Exists`, not a lock.
-    let tmp_path = tmp_path(dir, seq);
-    let h5err = |e| WriteError::Hdf5 { path: tmp_path.clone(), source: e };
-    {
-        let file = hdf5::File::create(&tmp_path).map_err(h5err)?;
+    atomic::write_with(&final_path, atomic::Mode::New, |tmp| {
+        let h5err = |e| WriteError::Hdf5 { path: tmp.to_path_buf(), source: e };
+        let file = hdf5::File::create(tmp).map_err(h5err)?;
         write_batch_id(&file, batch_id).map_err(h5err)?;
         write_images(&file, &contents.successes).map_err(h5err)?;
         write_errors(&file, &contents.failures).map_err(h5err)?;
-        file.flush().map_err(h5err)?;
-    }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e| WriteError::Io { path, source: e }
-    };
-    File::open(&tmp_path).and_then(|f| f.sync_all()).map_err(io(&tmp_path))?;
-    commit_no_replace(&tmp_path, &final_path)?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        file.flush().map_err(h5err)
+    })?;
     Ok(final_path)
-}
-
-/// The temporary name shard `seq` is written under by this process.
-pub(super) fn tmp_path(dir: &Path, seq: u64) -> PathBuf {
-    PathBuf::from(format!("{}.{}{TMP_SUFFIX}", shard_path(dir, seq).display(), std::process::id()))
 }
 
 /// Writes the batch id attribute; an empty id (a shard written without a batch, in tests) is
@@ -104,35 +114,13 @@ pub(super) fn write_batch_id(file: &hdf5::File, batch_id: &str) -> hdf5::Result<
     file.new_attr::<VarLenUnicode>().create(BATCH_ID_ATTR)?.write_scalar(&id)
 }
 
-/// Moves `tmp` to `target` unless `target` exists. A hard link is the atomic "create if absent"
-/// every POSIX file system (Lustre, GPFS, NFS included) offers; where links are not supported,
-/// an existence check before a plain rename narrows the race to two writers on one batch,
-/// which the one-owner-per-host rule already excludes. On `Exists`, `tmp` is removed.
-pub(super) fn commit_no_replace(tmp: &Path, target: &Path) -> Result<(), WriteError> {
-    let io = |path: &Path, e| WriteError::Io { path: path.to_path_buf(), source: e };
-    let exists = || {
-        let _ = fs::remove_file(tmp);
-        WriteError::Exists { path: target.to_path_buf() }
-    };
-    match fs::hard_link(tmp, target) {
-        Ok(()) => fs::remove_file(tmp).map_err(|e| io(tmp, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied) => {
-            if target.try_exists().map_err(|e| io(target, e))? {
-                return Err(exists());
-            }
-            fs::rename(tmp, target).map_err(|e| io(target, e))
-        }
-        Err(e) => Err(io(target, e)),
-    }
-}
-
-/// Removes `.tmp` leftovers of a crash in `dir`; returns how many were removed.
+/// Removes the temporary files a crash left in `dir`; returns how many were removed. Only the
+/// batch's owner calls it, under the folder's lock: no other writer can be mid-commit there.
 pub fn remove_leftovers(dir: &Path) -> std::io::Result<usize> {
     let mut n = 0;
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.to_string_lossy().ends_with(TMP_SUFFIX) {
+        if atomic::is_temp(&path) {
             fs::remove_file(&path)?;
             n += 1;
         }
@@ -162,6 +150,7 @@ fn write_images(file: &hdf5::File, recs: &[SuccessRecord]) -> hdf5::Result<()> {
         data.extend_from_slice(&r.data);
     }
     write_image_fields(&g, recs, &offsets, &lengths)?;
+    put(&g, STORED_CRC32, &recs.iter().map(|r| crc32fast::hash(&r.data)).collect::<Vec<u32>>())?;
     put(&g, "data", &data)
 }
 
@@ -233,107 +222,195 @@ fn read_strings(g: &hdf5::Group, name: &str) -> hdf5::Result<Vec<String>> {
     Ok(g.dataset(name)?.read_raw::<VarLenUnicode>()?.into_iter().map(|s| s.as_str().to_string()).collect())
 }
 
+/// One group of a shard being read, whose every dataset must have as many entries as its
+/// `uuid`; one that does not is [`WriteError::Damaged`].
+struct Columns<'a> {
+    path: &'a Path,
+    g: hdf5::Group,
+    group: &'static str,
+    n: usize,
+}
+
+impl<'a> Columns<'a> {
+    /// The group and its uuids.
+    fn open(path: &'a Path, file: &hdf5::File, group: &'static str) -> Result<(Self, Vec<String>), WriteError> {
+        let h5err = |e| WriteError::Hdf5 { path: path.to_path_buf(), source: e };
+        let g = file.group(group).map_err(h5err)?;
+        let uuid = read_strings(&g, "uuid").map_err(h5err)?;
+        Ok((Columns { path, g, group, n: uuid.len() }, uuid))
+    }
+
+    fn sized<T>(&self, name: &str, read: hdf5::Result<Vec<T>>) -> Result<Vec<T>, WriteError> {
+        let v = read.map_err(|e| WriteError::Hdf5 { path: self.path.to_path_buf(), source: e })?;
+        if v.len() == self.n {
+            return Ok(v);
+        }
+        let (group, n) = (self.group, self.n);
+        Err(self.damaged(format!("{group}/{name} has {} entries where {group}/uuid has {n}", v.len())))
+    }
+
+    fn strings(&self, name: &str) -> Result<Vec<String>, WriteError> {
+        self.sized(name, read_strings(&self.g, name))
+    }
+
+    fn raw<T: H5Type>(&self, name: &str) -> Result<Vec<T>, WriteError> {
+        self.sized(name, self.g.dataset(name).and_then(|d| d.read_raw::<T>()))
+    }
+
+    fn damaged(&self, what: String) -> WriteError {
+        WriteError::Damaged { path: self.path.to_path_buf(), what }
+    }
+
+    /// Row `i`'s `source_ids`: never a silent `[]` for text that is not a JSON list of strings.
+    fn source_ids(&self, json: &str, uuid: &str) -> Result<Vec<String>, WriteError> {
+        serde_json::from_str(json).map_err(|e| {
+            self.damaged(format!(
+                "{}/source_ids of row {uuid} is not a JSON list of strings ({e}): {json:.80}",
+                self.group
+            ))
+        })
+    }
+}
+
 /// Reads which rows shard `path` holds. Used by resume, `status` and `verify`.
 pub fn read_index(path: &Path) -> Result<ShardIndex, WriteError> {
     let h5err = |e| WriteError::Hdf5 { path: path.to_path_buf(), source: e };
     let file = hdf5::File::open(path).map_err(h5err)?;
-    let images = file.group("images").map_err(h5err)?;
-    let errors = file.group("errors").map_err(h5err)?;
-    let succeeded = read_strings(&images, "uuid").map_err(h5err)?;
-    let data_bytes = images.dataset("data").map_err(h5err)?.size() as u64;
-    let uuids = read_strings(&errors, "uuid").map_err(h5err)?;
-    let classes = read_strings(&errors, "error_class").map_err(h5err)?;
-    let retriable = errors.dataset("retriable").and_then(|d| d.read_raw::<u8>()).map_err(h5err)?;
-    let failed_at = errors.dataset("failed_at").and_then(|d| d.read_raw::<f64>()).map_err(h5err)?;
+    let (images, succeeded) = Columns::open(path, &file, "images")?;
+    let data_bytes = images.g.dataset("data").map_err(h5err)?.size() as u64;
+    let (errors, uuids) = Columns::open(path, &file, "errors")?;
+    let (classes, retriable, failed_at) =
+        (errors.strings("error_class")?, errors.raw::<u8>("retriable")?, errors.raw::<f64>("failed_at")?);
     let failed = uuids
         .into_iter()
         .zip(classes)
         .zip(retriable.into_iter().zip(failed_at))
         .map(|((uuid, class), (r, failed_at))| FailedRow { uuid, class, retriable: r != 0, failed_at })
         .collect();
+    let (batch_id, compacts_below) = root_attrs(&file);
+    Ok(ShardIndex { succeeded, failed, data_bytes, batch_id, compacts_below })
+}
+
+/// The batch id and `compacts_below` attributes, each `None` when absent.
+fn root_attrs(file: &hdf5::File) -> (Option<String>, Option<u64>) {
     let batch_id = file.attr(BATCH_ID_ATTR).and_then(|a| a.read_scalar::<VarLenUnicode>()).ok();
     let compacts_below = file.attr(COMPACTS_BELOW_ATTR).and_then(|a| a.read_scalar::<u64>()).ok();
-    Ok(ShardIndex { succeeded, failed, data_bytes, batch_id: batch_id.map(|s| s.as_str().to_string()), compacts_below })
+    (batch_id.map(|s| s.as_str().to_string()), compacts_below)
 }
 
 /// Reads a whole shard back (for tests and `verify`).
 pub fn read_shard(path: &Path) -> Result<ShardContents, WriteError> {
-    read_records(path, true).map(|(contents, _)| contents)
+    read_records(path, true).map(|r| r.contents)
 }
 
-/// Reads a shard's records; without `with_data`, the successes' `data` stay empty and their
-/// (offset, length) in `images/data` are returned instead, so images can be copied one by one.
-pub(super) fn read_records(path: &Path, with_data: bool) -> Result<(ShardContents, Vec<(u64, u64)>), WriteError> {
+/// A shard's records as stored (see [`read_records`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ShardRecords {
+    pub contents: ShardContents,
+    /// Each success's (offset, length) in `images/data`, in order; checked to lie inside it.
+    pub spans: Vec<(u64, u64)>,
+    /// Each success's CRC-32 of its stored bytes; `None` in shards of older versions.
+    pub stored_crc32: Option<Vec<u32>>,
+    pub batch_id: Option<String>,
+    pub compacts_below: Option<u64>,
+}
+
+/// Reads a shard's records; without `with_data`, the successes' `data` stay empty (read them one
+/// by one with [`ImageData`]). A shard whose datasets disagree is [`WriteError::Damaged`].
+pub fn read_records(path: &Path, with_data: bool) -> Result<ShardRecords, WriteError> {
     let h5err = |e| WriteError::Hdf5 { path: path.to_path_buf(), source: e };
-    let read = || -> hdf5::Result<(ShardContents, Vec<(u64, u64)>)> {
-        let file = hdf5::File::open(path)?;
-        let g = file.group("images")?;
-        let (uuid, url, server, ids, format, sha, md5) = (
-            read_strings(&g, "uuid")?,
-            read_strings(&g, "url")?,
-            read_strings(&g, "server")?,
-            read_strings(&g, "source_ids")?,
-            read_strings(&g, "format")?,
-            read_strings(&g, "sha256")?,
-            read_strings(&g, "md5")?,
-        );
-        let u32s = |n: &str| g.dataset(n).and_then(|d| d.read_raw::<u32>());
-        let (ow, oh, sw, sh) =
-            (u32s("original_width")?, u32s("original_height")?, u32s("stored_width")?, u32s("stored_height")?);
-        let offsets = g.dataset("data_offset")?.read_raw::<u64>()?;
-        let lengths = g.dataset("data_length")?.read_raw::<u64>()?;
-        let data = if with_data { g.dataset("data")?.read_raw::<u8>()? } else { Vec::new() };
-        let fetched = g.dataset("fetched_at")?.read_raw::<f64>()?;
-        let mut contents = ShardContents::default();
-        for i in 0..uuid.len() {
-            let (o, l) = (offsets[i] as usize, lengths[i] as usize);
-            contents.successes.push(SuccessRecord {
-                uuid: uuid[i].clone(),
-                url: url[i].clone(),
-                server: server[i].clone(),
-                source_ids: serde_json::from_str(&ids[i]).unwrap_or_default(),
-                original_width: ow[i],
-                original_height: oh[i],
-                stored_width: sw[i],
-                stored_height: sh[i],
-                format: format[i].clone(),
-                data: if with_data { data[o..o + l].to_vec() } else { Vec::new() },
-                sha256: sha[i].clone(),
-                md5: md5[i].clone(),
-                fetched_at: fetched[i],
-            });
+    let file = hdf5::File::open(path).map_err(h5err)?;
+    let (c, uuid) = Columns::open(path, &file, "images")?;
+    let (url, server, ids) = (c.strings("url")?, c.strings("server")?, c.strings("source_ids")?);
+    let (format, sha, md5) = (c.strings("format")?, c.strings("sha256")?, c.strings("md5")?);
+    let (ow, oh) = (c.raw::<u32>("original_width")?, c.raw::<u32>("original_height")?);
+    let (sw, sh) = (c.raw::<u32>("stored_width")?, c.raw::<u32>("stored_height")?);
+    let (offsets, lengths) = (c.raw::<u64>("data_offset")?, c.raw::<u64>("data_length")?);
+    let fetched = c.raw::<f64>("fetched_at")?;
+    let stored_crc32 = if c.g.link_exists(STORED_CRC32) { Some(c.raw::<u32>(STORED_CRC32)?) } else { None };
+    let data_set = c.g.dataset("data").map_err(h5err)?;
+    let data_len = data_set.size() as u64;
+    let data = if with_data { data_set.read_raw::<u8>().map_err(h5err)? } else { Vec::new() };
+    let mut records = ShardRecords { stored_crc32, ..ShardRecords::default() };
+    for i in 0..c.n {
+        let (o, l) = (offsets[i], lengths[i]);
+        if o.checked_add(l).is_none_or(|end| end > data_len) {
+            return Err(c.damaged(format!(
+                "image {} ({}) lies at bytes {o}..{o}+{l}, past the end of images/data ({data_len} bytes)",
+                uuid[i], url[i]
+            )));
         }
-        let e = file.group("errors")?;
-        let (uuid, url, server, ids, class, detail) = (
-            read_strings(&e, "uuid")?,
-            read_strings(&e, "url")?,
-            read_strings(&e, "server")?,
-            read_strings(&e, "source_ids")?,
-            read_strings(&e, "error_class")?,
-            read_strings(&e, "detail")?,
-        );
-        let attempts = e.dataset("attempts")?.read_raw::<u32>()?;
-        let status = e.dataset("http_status")?.read_raw::<u16>()?;
-        let retriable = e.dataset("retriable")?.read_raw::<u8>()?;
-        let failed_at = e.dataset("failed_at")?.read_raw::<f64>()?;
-        for i in 0..uuid.len() {
-            contents.failures.push(FailureRecord {
-                uuid: uuid[i].clone(),
-                url: url[i].clone(),
-                server: server[i].clone(),
-                source_ids: serde_json::from_str(&ids[i]).unwrap_or_default(),
-                error_class: class[i].clone(),
-                detail: detail[i].clone(),
-                attempts: attempts[i],
-                http_status: status[i],
-                retriable: retriable[i] != 0,
-                failed_at: failed_at[i],
-            });
+        records.contents.successes.push(SuccessRecord {
+            uuid: uuid[i].clone(),
+            url: url[i].clone(),
+            server: server[i].clone(),
+            source_ids: c.source_ids(&ids[i], &uuid[i])?,
+            original_width: ow[i],
+            original_height: oh[i],
+            stored_width: sw[i],
+            stored_height: sh[i],
+            format: format[i].clone(),
+            data: if with_data { data[o as usize..(o + l) as usize].to_vec() } else { Vec::new() },
+            sha256: sha[i].clone(),
+            md5: md5[i].clone(),
+            fetched_at: fetched[i],
+        });
+        records.spans.push((o, l));
+    }
+    let (c, uuid) = Columns::open(path, &file, "errors")?;
+    let (url, server, ids) = (c.strings("url")?, c.strings("server")?, c.strings("source_ids")?);
+    let (class, detail, attempts) = (c.strings("error_class")?, c.strings("detail")?, c.raw::<u32>("attempts")?);
+    let (status, retriable, failed_at) =
+        (c.raw::<u16>("http_status")?, c.raw::<u8>("retriable")?, c.raw::<f64>("failed_at")?);
+    for i in 0..c.n {
+        records.contents.failures.push(FailureRecord {
+            uuid: uuid[i].clone(),
+            url: url[i].clone(),
+            server: server[i].clone(),
+            source_ids: c.source_ids(&ids[i], &uuid[i])?,
+            error_class: class[i].clone(),
+            detail: detail[i].clone(),
+            attempts: attempts[i],
+            http_status: status[i],
+            retriable: retriable[i] != 0,
+            failed_at: failed_at[i],
+        });
+    }
+    (records.batch_id, records.compacts_below) = root_attrs(&file);
+    Ok(records)
+}
+
+/// The stored bytes of one shard, read one image at a time (compaction, `verify`).
+pub struct ImageData {
+    path: PathBuf,
+    data: hdf5::Dataset,
+    len: u64,
+}
+
+impl ImageData {
+    pub fn open(path: &Path) -> Result<ImageData, WriteError> {
+        let data = hdf5::File::open(path)
+            .and_then(|f| f.dataset("images/data"))
+            .map_err(|e| WriteError::Hdf5 { path: path.to_path_buf(), source: e })?;
+        let len = data.size() as u64;
+        Ok(ImageData { path: path.to_path_buf(), data, len })
+    }
+
+    /// Bytes `offset..offset + length` of `images/data`.
+    pub fn read(&self, offset: u64, length: u64) -> Result<Vec<u8>, WriteError> {
+        let end = offset.checked_add(length).filter(|end| *end <= self.len).ok_or_else(|| WriteError::Damaged {
+            path: self.path.clone(),
+            what: format!("bytes {offset}..{offset}+{length} lie past the end of images/data ({} bytes)", self.len),
+        })?;
+        if length == 0 {
+            return Ok(Vec::new());
         }
-        let spans = offsets.into_iter().zip(lengths).collect();
-        Ok((contents, spans))
-    };
-    read().map_err(h5err)
+        let bytes = self
+            .data
+            .read_slice_1d::<u8, _>(offset as usize..end as usize)
+            .map_err(|e| WriteError::Hdf5 { path: self.path.clone(), source: e })?;
+        Ok(bytes.to_vec())
+    }
 }
 
 #[cfg(test)]
@@ -421,5 +498,47 @@ mod tests {
         write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
         assert_eq!(remove_leftovers(dir.path()).unwrap(), 1);
         assert!(shard_path(dir.path(), 0).exists());
+    }
+
+    #[test]
+    fn each_image_carries_a_checksum_of_its_stored_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
+        let records = read_records(&path, false).unwrap();
+        let want: Vec<u32> = sample().successes.iter().map(|s| crc32fast::hash(&s.data)).collect();
+        assert_eq!(records.stored_crc32, Some(want));
+        let images = ImageData::open(&path).unwrap();
+        let (o, l) = records.spans[2];
+        assert_eq!(images.read(o, l).unwrap(), sample().successes[2].data);
+        assert!(matches!(images.read(o, l + 1), Err(WriteError::Damaged { .. })), "a span past the end");
+    }
+
+    #[test]
+    fn a_damaged_shard_is_an_error_naming_the_file_never_a_panic_or_a_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let damage = |seq: u64, dataset: &str, change: &dyn Fn(&hdf5::Group)| -> String {
+            let path = write_shard(dir.path(), seq, &sample(), "batch-a").unwrap();
+            {
+                let g = hdf5::File::open_rw(&path).unwrap().group(dataset.split('/').next().unwrap()).unwrap();
+                g.unlink(dataset.split('/').nth(1).unwrap()).unwrap();
+                change(&g);
+            }
+            let err = read_records(&path, true).unwrap_err();
+            assert!(matches!(err, WriteError::Damaged { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains(&path.display().to_string()) && msg.contains("verify --full --repair"), "{msg}");
+            msg
+        };
+        let msg = damage(0, "images/data_offset", &|g| put(g, "data_offset", &[0u64, 10, 1 << 40]).unwrap());
+        assert!(msg.contains("past the end"), "{msg}");
+        let msg = damage(1, "images/url", &|g| put(g, "url", &strings(["a".to_string()].into_iter())).unwrap());
+        assert!(msg.contains("images/url has 1 entries"), "{msg}");
+        let msg =
+            damage(2, "errors/source_ids", &|g| put(g, "source_ids", &strings(["{".to_string()].into_iter())).unwrap());
+        assert!(msg.contains("errors/source_ids of row uuid-9"), "{msg}");
+        let msg = damage(3, "errors/retriable", &|g| put::<u8>(g, "retriable", &[]).unwrap());
+        assert!(msg.contains("errors/retriable"), "{msg}");
+        let index = read_index(&shard_path(dir.path(), 3)).unwrap_err();
+        assert!(matches!(index, WriteError::Damaged { .. }), "the index is checked too: {index}");
     }
 }

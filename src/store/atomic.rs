@@ -138,6 +138,17 @@ fn sync_tree(path: &Path) -> std::io::Result<()> {
     File::open(path)?.sync_all()
 }
 
+/// Moves the committed file `from` to `to` (a name not taken; its folder must exist), durably:
+/// never replacing a file at `to` ([`CommitError::Exists`], and `from` stays), then fsync of
+/// both folders. For files set aside whole (`verify --repair`'s quarantine).
+pub fn move_new(from: &Path, to: &Path) -> Result<(), CommitError> {
+    place_new(from, to)?;
+    for dir in [parent(to), parent(from)] {
+        sync_dir(dir).map_err(|e| CommitError::Io { path: dir.to_path_buf(), source: e })?;
+    }
+    Ok(())
+}
+
 /// Fsyncs a folder, so that a rename or a removal in it survives a crash.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()

@@ -12,7 +12,7 @@
 //! - `download`: the coordinator of one rank: actors, progress, deadline, summary.
 //! - `mpi_glue`: the only caller of `mpi::` (a world of ranks, single-rank without a launcher) and the rank-0 planner.
 //! - `environment`: the one place the launcher's environment (Slurm) is read.
-//! - `prep`: input lists to per-server URL batches (the only user of polars).
+//! - `prep`: input lists to per-server URL batches (with `store`, the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
 //! - `robots`: robots.txt (RFC 9309) and opt-out headers: the rules, a host's robots.txt state
 //!   during a download, and the answers kept in the output folder.
@@ -20,8 +20,8 @@
 //! - `forecast`: `plan`, the whole download simulated with rank 0's planner and round rule.
 //! - `profile`: robots.txt and spaced sample requests per server, the starting-rate rule.
 //! - `telemetry`: typed events writing log lines, counters and metrics together; metric names.
-//! - `store`: the output folder's owner: its paths, the one durable write, the writer lock.
-//! - `shards`: committed HDF5 shard files and the ledger of what is done, read back from them.
+//! - `store`: the output folder's owner: its paths, the one durable write, the writer lock,
+//!   the servers table, batch files and shards (the ledger of what is done, merges).
 //! - `slurm`: the job scripts `submit` renders, the chain of jobs and its record, Slurm's commands.
 //! - `status`: how far a download is, from the ledger, the servers table and the job record.
 //! - `verify`: checks the committed shards (and a sample or all of their images); `--repair`.
@@ -41,7 +41,6 @@ pub mod prep;
 pub mod profile;
 pub mod progress;
 pub mod robots;
-pub mod shards;
 pub mod slurm;
 pub mod store;
 pub mod status;

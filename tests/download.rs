@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use distributed_downloader::shards::hdf5_io::read_shard;
-use distributed_downloader::shards::record::{FailureRecord, SuccessRecord};
+use distributed_downloader::store::shards::hdf5_io::read_shard;
+use distributed_downloader::store::shards::record::{FailureRecord, SuccessRecord};
 use test_origin::{images, Behaviour, HostSpec, Origin, RetryAfterForm};
 
 use crate::util::*;

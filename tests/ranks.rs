@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use distributed_downloader::shards::hdf5_io::read_shard;
+use distributed_downloader::store::shards::hdf5_io::read_shard;
 use test_origin::{Behaviour, HostSpec, Origin, RetryAfterForm};
 
 use crate::util::*;

@@ -19,9 +19,9 @@ fn committed(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 #[test]
-fn a_second_download_on_the_same_folder_cannot_replace_the_first_ones_shard() {
-    // 30 URLs at 200 ms each with two in flight take about 3 s: both runs read the (empty)
-    // ledger long before either commits its one shard at the end of the batch.
+fn two_downloads_started_together_on_one_folder_one_runs_and_the_other_fetches_nothing() {
+    // 30 URLs at 200 ms each with two in flight take about 3 s: without the folder's lock both
+    // runs would read the (empty) ledger long before either commits, and fetch every row twice.
     let origin =
         Origin::start(vec![HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_millis(200) })]).unwrap();
     let urls: Vec<String> = (0..30).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
@@ -33,7 +33,8 @@ fn a_second_download_on_the_same_folder_cannot_replace_the_first_ones_shard() {
     assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "one run commits, the other stops: {codes:?}");
     let loser = outputs.iter().find(|o| o.status.code() == Some(1)).unwrap();
     let message = stderr(loser);
-    assert!(message.contains("already exists") && message.contains("another download"), "{message}");
+    assert!(message.contains("writer.lock is held by pid") && message.contains("one process at a time"), "{message}");
+    assert_eq!(origin.log(0).without_robots().len(), 30, "each image was asked for once, by the run that holds the lock");
 
     let shards = shard_files(&job.out);
     assert_eq!(shards.len(), 1, "{shards:?}");

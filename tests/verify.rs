@@ -6,7 +6,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use distributed_downloader::shards::hdf5_io::read_shard;
+use distributed_downloader::store::shards::hdf5_io::read_shard;
 use test_origin::{Behaviour, HostSpec, Origin};
 
 use crate::download::{assert_each_url_once, job, records, shard_files, Job, FAST};

@@ -19,7 +19,7 @@ use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
 use crate::prep::space;
-use crate::shards::ledger::RetryFailed;
+use crate::store::shards::ledger::RetryFailed;
 use crate::status::runs::{self, RunEvent, RunLine};
 use crate::store::lock::OutputLock;
 
@@ -50,6 +50,14 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The output folder a subcommand works on: its `--output` flag, else `OUTPUT_DIR` from the
+/// config file; a usage error naming both when neither is given.
+fn output_dir(given: &Option<std::path::PathBuf>, settings: &Settings) -> Result<std::path::PathBuf, Failure> {
+    given.clone().or_else(|| settings.output_dir.clone()).ok_or_else(|| {
+        Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file"))
+    })
+}
+
 fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
     let raw = match &cli.config {
         Some(path) => RawConfig::from_file(path)?,
@@ -59,9 +67,7 @@ fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
 }
 
 fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
-    let output = args.output.clone().or_else(|| settings.output_dir.clone()).ok_or_else(|| {
-        Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file"))
-    })?;
+    let output = output_dir(&args.output, settings)?;
     let batch_size = args.batch_size.unwrap_or(settings.batch_size);
     if batch_size == 0 {
         return Err(Failure::Usage(anyhow!("--batch-size must be greater than zero")));
@@ -122,10 +128,7 @@ fn output_and_contact(
     contact: &Option<String>,
 ) -> Result<(std::path::PathBuf, String), Failure> {
     let usage = |m: String| Failure::Usage(anyhow!(m));
-    let output = output
-        .clone()
-        .or_else(|| settings.output_dir.clone())
-        .ok_or_else(|| usage("no output folder: pass --output DIR or set OUTPUT_DIR in the config file".into()))?;
+    let output = output_dir(output, settings)?;
     let contact = contact.clone().or_else(|| settings.contact.clone()).ok_or_else(|| {
         usage("no contact: server operators must be able to reach you. Pass --contact you@example.org or set CONTACT in the config file".into())
     })?;
@@ -285,7 +288,7 @@ fn run_download(
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     let path = crate::store::paths::download_summary(&output);
-    std::fs::write(&path, json.clone() + "\n")
+    crate::store::atomic::replace(&path, (json.clone() + "\n").as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
         .map_err(Failure::Run)?;
     if args.json {
@@ -323,8 +326,8 @@ fn run_download(
 /// Rank 0, before a download: prints what earlier runs committed and appends the start line of
 /// `runs.jsonl`. `None` when the output cannot be read yet (the run itself then says why).
 fn starting_point(out: &std::path::Path, ranks: usize, launch: &Launch) -> Option<RunLine> {
-    let servers = crate::prep::batches::read_servers_table(out).ok()?;
-    let done = crate::shards::ledger::scan(out, RetryFailed::No).ok()?;
+    let servers = crate::store::tables::read_servers_table(out).ok()?;
+    let done = crate::store::shards::ledger::scan(out, RetryFailed::No).ok()?;
     let t = crate::status::totals(&servers, &done);
     let line = RunLine {
         event: RunEvent::Start,

@@ -31,7 +31,7 @@ pub(super) fn profile(settings: &Settings, args: ProfileArgs) -> Result<(), Fail
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("profile of {} failed", output.display())));
     // Read before the world is joined: a folder without prep's output fails the same way on
     // every rank, and before any rank waits for another.
-    let servers = crate::prep::batches::read_servers_table(&output).map_err(|e| failed(e.into()))?;
+    let servers = crate::store::tables::read_servers_table(&output).map_err(|e| failed(e.into()))?;
     let overrides = Overrides::load(&output, settings).map_err(|e| Failure::Usage(e.into()))?;
     let launch = Launch::from_env();
     let world = World::init(launch.mpi_launched).map_err(failed)?;

@@ -15,11 +15,7 @@ use crate::slurm::render::{self, Paths};
 use crate::slurm::{LOGS_DIR, SLURM_DIR};
 use crate::status;
 
-fn output_dir(given: &Option<PathBuf>, settings: &Settings) -> Result<PathBuf, Failure> {
-    given.clone().or_else(|| settings.output_dir.clone()).ok_or_else(|| {
-        Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file"))
-    })
-}
+use super::output_dir;
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))

@@ -19,9 +19,7 @@ use crate::verify::{repair, run};
 const DEFAULT_SAMPLE: usize = 8;
 
 pub(super) fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Failure> {
-    let output = args.output.clone().or_else(|| settings.output_dir.clone()).ok_or_else(|| {
-        Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file"))
-    })?;
+    let output = super::output_dir(&args.output, settings)?;
     if args.sample == Some(0) {
         return Err(Failure::Usage(anyhow!("--sample must be at least 1 (or use --full)")));
     }

@@ -16,9 +16,9 @@ use crate::actors::writer::actor::WriterActor;
 use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::HttpSettings;
 use crate::imaging::ImageSettings;
-use crate::prep::PrepError;
-use crate::shards::hdf5_io::WriteError;
-use crate::shards::ledger::{LedgerError, RetryFailed};
+use crate::store::error::StoreError;
+use crate::store::shards::hdf5_io::ShardError;
+use crate::store::shards::ledger::{LedgerError, RetryFailed};
 use crate::telemetry::Counters;
 
 /// Built once per run by `run.rs` and shared read-only (`Arc<Engine>`) by every actor: no field
@@ -66,7 +66,7 @@ pub enum HostFailure {
     ReadBatch {
         partition: u64,
         #[source]
-        source: PrepError,
+        source: StoreError,
     },
     #[error("cannot read the committed shards of batch {partition}: {source}")]
     ScanShards {
@@ -83,7 +83,7 @@ pub enum HostFailure {
     #[error("reading a batch stopped unexpectedly: {0}")]
     ReadPanicked(String),
     #[error("a shard commit failed: {0}")]
-    Commit(#[from] WriteError),
+    Commit(#[from] ShardError),
     #[error("the shard writer stopped unexpectedly: {0}")]
     WriterGone(#[from] actix::MailboxError),
 }

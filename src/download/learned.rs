@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 
 use crate::actors::server::state::HostState;
-use crate::prep::table_updates::{update_learned, Learned};
+use crate::store::table_updates::{update_learned, Learned};
 
 /// Writes what hosts learned into `servers.parquet` (see [`merge`] for split hosts).
 pub fn write_learned(out: &Path, states: &[(String, u32, HostState)]) -> anyhow::Result<()> {

@@ -8,7 +8,6 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::Path;
 
 use anyhow::{anyhow, Context};
 
@@ -22,9 +21,8 @@ use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
 use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan, Share};
 use crate::mpi_glue::world::World;
-use crate::prep::batches::read_servers_table;
-use crate::shards::ledger;
-use crate::store::paths;
+use crate::store::tables::read_servers_table;
+use crate::store::shards::ledger;
 use crate::telemetry::counters::Snapshot;
 
 /// Images per second one core stores, for the planner's default rank capacity: measured by
@@ -325,12 +323,12 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
         _ => IMAGES_PER_SEC_PER_CORE * threads as f64,
     };
     let limits = Limits { rank_images_per_sec: capacity, max_shares: opts.settings.max_in_flight_per_host };
-    let round = next_round(&opts.out)?;
+    let round = crate::store::plans::next_round(&opts.out)?;
     let p = plan(round, &loads, ranks, limits);
     if p.assignments.is_empty() {
         return Ok(None);
     }
-    record(&opts.out, &p)?;
+    crate::store::plans::record(&opts.out, p.round, &p)?;
     let per_rank: HashMap<usize, usize> = p.assignments.iter().fold(HashMap::new(), |mut m, s| {
         *m.entry(s.rank).or_default() += 1;
         m
@@ -343,30 +341,6 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
         p.estimated_seconds.iter().map(|s| s.round() as u64).collect::<Vec<_>>()
     );
     Ok(Some(p))
-}
-
-/// The number of the next plan: one more than the highest recorded (0 when none is), so a plan
-/// already recorded is never written over. An entry that cannot be read is an error.
-fn next_round(out: &Path) -> anyhow::Result<u32> {
-    let dir = out.join(paths::PLANS_DIR);
-    if !dir.exists() {
-        return Ok(0);
-    }
-    let mut next = 0;
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let name = entry.with_context(|| format!("cannot list {}", dir.display()))?.file_name();
-        let round = name.to_str().and_then(|n| n.strip_prefix("round-")?.strip_suffix(".json")?.parse::<u32>().ok());
-        if let Some(r) = round {
-            next = next.max(r + 1);
-        }
-    }
-    Ok(next)
-}
-
-/// Writes `plans/round-<n>.json` atomically.
-fn record(out: &Path, p: &Plan) -> anyhow::Result<()> {
-    crate::store::atomic::replace(&paths::plan_file(out, p.round), (serde_json::to_string_pretty(p)? + "\n").as_bytes())?;
-    Ok(())
 }
 
 #[cfg(test)]

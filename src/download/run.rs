@@ -27,9 +27,10 @@ use crate::config::Settings;
 use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::{build_client, HttpSettings};
 use crate::imaging::ImageSettings;
-use crate::prep::batches::{batch_rows, read_servers_table, ServerInfo};
+use crate::store::batches::batch_rows;
+use crate::store::tables::{read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
-use crate::shards::ledger::{self, RetryFailed};
+use crate::store::shards::ledger::{self, RetryFailed};
 use crate::telemetry::events::RankGauges;
 use crate::telemetry::Counters;
 
@@ -462,7 +463,7 @@ async fn drive(
 }
 
 /// Before planning: merges the complete batches an interrupted run left in many shards and
-/// removes leftovers (`shards::finish`), and says so. `done` is a whole-folder scan by `retry`;
+/// removes leftovers (`store::shards::finish`), and says so. `done` is a whole-folder scan by `retry`;
 /// the work needs one without a retry cutoff, read again when `retry` has one. Returns whether
 /// anything changed on disk (the caller's ledger is then stale).
 pub fn finish_interrupted(
@@ -475,7 +476,7 @@ pub fn finish_interrupted(
         RetryFailed::No => done.clone(),
         RetryFailed::Before(_) => ledger::scan(out, RetryFailed::No)?,
     };
-    let finished = crate::shards::finish::finish_interrupted(out, servers, &mut plain)?;
+    let finished = crate::store::shards::finish::finish_interrupted(out, servers, &mut plain)?;
     if finished.resummarised > 0 {
         eprintln!("download: ledger.json rewritten from the shards for {} batch(es)", finished.resummarised);
     }

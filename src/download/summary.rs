@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::shards::ledger::Ledger;
+use crate::store::shards::ledger::Ledger;
 use crate::telemetry::counters::Snapshot;
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -3,7 +3,7 @@
 //! Prep run again with `--force` keeps `downloads/`. On a changed input it may put other rows
 //! under the same partition ids; counting the old shards against the new batches would skip rows
 //! never fetched and fetch others twice. Each shard records its batch's content id
-//! (`shards::hdf5_io::BATCH_ID_ATTR`), prep records each batch's id in `servers.parquet`, and a
+//! (`store::shards::hdf5_io::BATCH_ID_ATTR`), prep records each batch's id in `servers.parquet`, and a
 //! download compares them before it counts or fetches anything. (The ServerActor checks again,
 //! against the batch files themselves, when it opens a batch.)
 
@@ -13,8 +13,9 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use super::engine::HostFailure;
-use crate::prep::batches::{batch_id, ServerInfo};
-use crate::shards::ledger::Ledger;
+use crate::store::batches::batch_id;
+use crate::store::tables::ServerInfo;
+use crate::store::shards::ledger::Ledger;
 
 /// Fails, naming the first batch whose shards were written for other content, and saying what
 /// to do. Batches of outputs that predate content ids are read to compute theirs.

@@ -24,9 +24,9 @@ pub enum ForecastError {
     #[error("the simulated run re-planned {rounds} times without finishing: rounds of {min_round} to {max_round} s are too short for this job; raise MIN_ROUND_SECS or ROUND_SECS (--round-secs)")]
     TooManyRounds { rounds: u32, min_round: f64, max_round: f64 },
     #[error(transparent)]
-    Prep(#[from] crate::prep::PrepError),
+    Store(#[from] crate::store::error::StoreError),
     #[error(transparent)]
-    Ledger(#[from] crate::shards::ledger::LedgerError),
+    Ledger(#[from] crate::store::shards::ledger::LedgerError),
     #[error(transparent)]
     Overrides(#[from] crate::overrides::OverridesError),
 }

@@ -1,11 +1,11 @@
 //! `prep`: from an input URL list to URL batches partitioned by server.
 //!
-//! The only place polars is used. Reading is streamed in chunks (`input`), each row is kept or
-//! dropped for one reason (`filter`, `server_key`), identical URLs are merged out of core
-//! (`spill`), and each server's URLs are cut into batches of exactly `BATCH_SIZE` but the last
-//! (`batches`). `run` drives the passes and `report` says what happened; later runs update the
-//! servers table through `table_updates`. `space` checks beforehand that the output's filesystem
-//! has room.
+//! With `store`, the only place polars is used. Reading is streamed in chunks (`input`), each
+//! row is kept or dropped for one reason (`filter`, `server_key`), identical URLs are merged out
+//! of core (`spill`), and each server's URLs are cut into batches of exactly `BATCH_SIZE` but
+//! the last (`batches`). `run` drives the passes and `report` says what happened. `space` checks
+//! beforehand that the output's filesystem has room. Prep is a client of the store like every
+//! other command: the batch files and the servers table are written through `store`.
 
 pub mod batches;
 pub mod filter;
@@ -15,7 +15,6 @@ pub mod run;
 pub mod server_key;
 pub mod space;
 pub mod spill;
-pub mod table_updates;
 
 use std::path::PathBuf;
 
@@ -40,17 +39,10 @@ pub enum PrepError {
         #[source]
         source: polars::prelude::PolarsError,
     },
-    #[error(
-        "batch file {path} has no `{column}` in row {row}: it is damaged or was not written by prep; \
-         re-run prep with --force on the original input (downloaded shards are kept)"
-    )]
-    NullInBatch { path: PathBuf, column: &'static str, row: usize },
     #[error("input {path} is empty: it has no header or no data rows; check that the file was fully downloaded")]
     EmptyInput { path: PathBuf },
     #[error("input {path} has no column `{column}`{hint}; columns found: {found}")]
     MissingColumn { column: String, path: PathBuf, found: String, hint: String },
-    #[error("{path} holds no prep output (servers.parquet is missing); run `distributed-downloader prep --output {path}` first")]
-    NotPrepped { path: PathBuf },
     #[error(
         "output folder {path} is not empty (it holds {entries}); choose another folder, or pass --force to replace prep's outputs there (downloaded shards are kept)"
     )]
@@ -63,4 +55,6 @@ pub enum PrepError {
     NoSpace { path: PathBuf, needed: String, available: String },
     #[error(transparent)]
     Commit(#[from] crate::store::atomic::CommitError),
+    #[error(transparent)]
+    Store(#[from] crate::store::error::StoreError),
 }

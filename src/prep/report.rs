@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::batches::ServerRow;
+use crate::store::tables::ServerRow;
 use super::filter::DropReason;
 
 /// Malformed lines kept as examples in the report; the rest are only counted.

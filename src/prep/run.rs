@@ -8,7 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::batches::{write_server_batches, write_servers_table, ServerRow};
+use super::batches::write_server_batches;
+use crate::store::tables::{write_servers_table, ServerRow};
 use super::filter::{self, DropReason, Rules};
 use super::input::{ColumnMap, Format, Input};
 use super::report::{peak_rss_mib, MalformedSample, PrepReport, MAX_SAMPLES, TOP_SERVERS};

@@ -337,11 +337,6 @@ fn url_frame(entries: &mut [(&str, UrlGroup)]) -> PolarsResult<DataFrame> {
     )
 }
 
-/// The `.parquet` files of `dir`, in name order.
-pub fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>, PrepError> {
-    files_ending(dir, "parquet")
-}
-
 /// Prep's own intermediate files of `dir` (see `write_scratch`), in name order.
 pub fn sorted_scratch_files(dir: &Path) -> Result<Vec<PathBuf>, PrepError> {
     files_ending(dir, SCRATCH_EXT)
@@ -369,7 +364,7 @@ const SCRATCH_EXT: &str = "arrow";
 /// Arrow IPC: read once by prep itself and deleted, so they are written as the columns lie in
 /// memory. Parquet, even uncompressed and without statistics, spent a fifth of prep's CPU on
 /// them (encoding, and estimating each string column's cardinality to choose a dictionary).
-/// Everything a user reads goes through `write_parquet`.
+/// Everything a user reads is parquet, written through the store (`store::parquet`).
 fn write_scratch(path: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
     let file = File::create(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
     IpcWriter::new(std::io::BufWriter::new(file))
@@ -381,17 +376,6 @@ fn write_scratch(path: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
 pub fn read_scratch(path: &Path) -> Result<DataFrame, PrepError> {
     let file = File::open(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
     IpcReader::new(file).finish().map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })
-}
-
-pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
-    let file = File::create(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
-    ParquetWriter::new(file).finish(df).map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })?;
-    Ok(())
-}
-
-pub fn read_parquet(path: &Path) -> Result<DataFrame, PrepError> {
-    let file = File::open(path).map_err(|e| PrepError::Io { path: path.to_path_buf(), source: e })?;
-    ParquetReader::new(file).finish().map_err(|e| PrepError::Parquet { path: path.to_path_buf(), source: e })
 }
 
 #[cfg(test)]

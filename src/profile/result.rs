@@ -14,7 +14,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::rule::rate_text;
-use crate::prep::table_updates::{update_profiled, Profiled};
+use crate::store::table_updates::{update_profiled, Profiled};
 
 /// The folder under the output folder.
 pub const PROFILE_DIR: &str = "profile";
@@ -140,7 +140,7 @@ pub fn read_all(out: &Path, servers: &HashSet<&str>) -> anyhow::Result<(Vec<Prof
 }
 
 /// Writes `results` into `servers.parquet`: start rates become `initial_rate_limit`, with the
-/// profile's columns beside them (see `prep::table_updates::update_profiled`).
+/// profile's columns beside them (see `store::table_updates::update_profiled`).
 pub fn merge(out: &Path, results: &[ProfileResult]) -> anyhow::Result<()> {
     let by_server: HashMap<String, Profiled> = results.iter().map(|r| (r.server.clone(), r.to_profiled())).collect();
     update_profiled(out, &by_server)

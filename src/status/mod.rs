@@ -10,14 +10,12 @@ pub use screen::duration;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::actors::server::state::HostState;
-use crate::store::paths::PLANS_DIR;
 use crate::mpi_glue::planner::Plan;
-use crate::prep::batches::{read_servers_table, ServerInfo};
-use crate::shards::ledger::{self, Ledger, RetryFailed};
+use crate::store::tables::{read_servers_table, ServerInfo};
+use crate::store::shards::ledger::{self, Ledger, RetryFailed};
 use crate::slurm::queue;
 use crate::slurm::record::{now_unix, JobKind, JobRecord};
 
@@ -312,23 +310,10 @@ fn chain_status(out: &Path, query_slurm: bool) -> anyhow::Result<Option<ChainSta
 
 /// The last `n` plans under `plans/`, oldest first.
 fn last_plans(out: &Path, n: usize) -> anyhow::Result<Vec<PlanBrief>> {
-    let dir = out.join(PLANS_DIR);
-    if !dir.exists() {
-        return Ok(Vec::new());
-    }
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let path = entry.with_context(|| format!("cannot list {}", dir.display()))?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        if let Some(round) = name.strip_prefix("round-").and_then(|r| r.strip_suffix(".json")?.parse::<u32>().ok()) {
-            found.push((round, path));
-        }
-    }
-    found.sort();
+    let found = crate::store::plans::recorded(out)?;
     let mut briefs = Vec::new();
     for (_, path) in found.iter().rev().take(n).rev() {
-        let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let p: Plan = serde_json::from_slice(&text).with_context(|| format!("{} is not a plan", path.display()))?;
+        let p: Plan = crate::store::plans::read(path)?;
         briefs.push(PlanBrief {
             round: p.round,
             ranks: p.ranks,

@@ -8,8 +8,24 @@
 //!   fsync of the file, a rename (or a link that never replaces), fsync of the folder.
 //! - `lock`: the writer lock `writer.lock`: one writing process per output folder, stale locks taken over.
 //! - `pause`: pause points for tests only, so a test can kill a process provably mid-write.
+//! - `error`: `StoreError`, what can go wrong with the tables and batch files.
+//! - `parquet`: parquet files read and written whole (polars).
+//! - `tables`: `servers.parquet` written and read; `table_updates`: the columns later runs fill.
+//! - `plans`: rank 0's plans, one file per round.
+//! - `batches`: the batch files under `urls/`: written by prep, read in windows by downloads.
+//! - `shards`: the committed HDF5 shards, the ledger read back from them, merges, and what an
+//!   interrupted run left behind.
+//!
+//! Polars is used here and in `prep` only.
 
 pub mod atomic;
+pub mod batches;
+pub mod error;
 pub mod lock;
+pub mod parquet;
 pub mod pause;
 pub mod paths;
+pub mod plans;
+pub mod shards;
+pub mod table_updates;
+pub mod tables;

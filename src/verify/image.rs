@@ -11,7 +11,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use super::report::Kind;
-use crate::shards::record::SuccessRecord;
+use crate::store::shards::record::SuccessRecord;
 
 /// Checks `bytes`, the stored bytes of `rec`, against `crc` (when the shard has one) and against
 /// the recorded format and size. The error says which check failed and how.

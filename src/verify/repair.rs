@@ -19,9 +19,9 @@ use std::path::{Path, PathBuf};
 
 use super::report::{Kind, Problem, Repair, Report};
 use super::scan::{check_images, read_batch, BatchScan};
-use crate::prep::batches::read_servers_table;
-use crate::shards::compact::rewrite_shard;
-use crate::shards::summary::SUMMARY_FILE;
+use crate::store::tables::read_servers_table;
+use crate::store::shards::compact::rewrite_shard;
+use crate::store::shards::summary::SUMMARY_FILE;
 use crate::store::atomic;
 use crate::store::paths::batch_quarantine;
 
@@ -168,10 +168,10 @@ fn quarantine(out: &Path, server: &str, partition: u64, shard: &Path) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shards::compact::write_merged;
-    use crate::shards::hdf5_io::{read_shard, write_shard};
-    use crate::shards::ledger::batch_dir;
-    use crate::shards::record::{FailureRecord, ShardContents, SuccessRecord};
+    use crate::store::shards::compact::write_merged;
+    use crate::store::shards::hdf5_io::{read_shard, write_shard};
+    use crate::store::shards::ledger::batch_dir;
+    use crate::store::shards::record::{FailureRecord, ShardContents, SuccessRecord};
 
     fn image(uuid: &str) -> SuccessRecord {
         SuccessRecord {
@@ -208,7 +208,7 @@ mod tests {
 
     /// Overwrites image `uuid`'s stored bytes in `shard` (its CRC-32 no longer matches).
     fn damage(shard: &Path, uuid: &str) -> Problem {
-        let records = crate::shards::hdf5_io::read_records(shard, false).unwrap();
+        let records = crate::store::shards::hdf5_io::read_records(shard, false).unwrap();
         let i = records.contents.successes.iter().position(|s| s.uuid == uuid).unwrap();
         let (offset, _) = records.spans[i];
         let data = hdf5::File::open_rw(shard).unwrap().dataset("images/data").unwrap();

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::report::Report;
 use super::scan::{self, Options};
 use crate::mpi_glue::world::World;
-use crate::prep::batches::{read_servers_table, ServerInfo};
+use crate::store::tables::{read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
 
 /// Checks this rank's share of the batches of `out`; on rank 0, returns the merged report of

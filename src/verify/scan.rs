@@ -2,7 +2,7 @@
 //! several only as `--retry-failed` explains), no more rows than the batch holds, its
 //! `ledger.json` agrees with the shards, and a sample (or all) of its images are intact.
 //!
-//! Only reads. The rule for a row's final record is the ledger's (`shards::ledger`): its record
+//! Only reads. The rule for a row's final record is the ledger's (`store::shards::ledger`): its record
 //! in the highest-numbered shard, shards below a merged shard's `compacts_below` not counted.
 //! Owns: reading a batch for `verify` and `--repair` ([`read_batch`]), and the checks.
 
@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 
 use super::image;
 use super::report::{Kind, Problem, Report, Warning};
-use crate::prep::batches::ServerInfo;
-use crate::shards::hdf5_io::{read_records, ImageData, ShardRecords, WriteError};
-use crate::shards::ledger::{batch_dir, shards};
-use crate::shards::summary::{read_summary, SUMMARY_FILE};
+use crate::store::tables::ServerInfo;
+use crate::store::shards::hdf5_io::{read_records, ImageData, ShardRecords, ShardError};
+use crate::store::shards::ledger::{batch_dir, shards};
+use crate::store::shards::summary::{read_summary, SUMMARY_FILE};
 use crate::store::atomic::is_temp;
 
 /// Which images are checked.
@@ -65,11 +65,11 @@ impl BatchScan {
     }
 }
 
-/// What is wrong with a shard, without the advice [`WriteError`]'s message adds.
-fn short(e: &WriteError) -> String {
+/// What is wrong with a shard, without the advice [`ShardError`]'s message adds.
+fn short(e: &ShardError) -> String {
     match e {
-        WriteError::Damaged { what, .. } => what.clone(),
-        WriteError::Hdf5 { source, .. } => format!("HDF5: {source}"),
+        ShardError::Damaged { what, .. } => what.clone(),
+        ShardError::Hdf5 { source, .. } => format!("HDF5: {source}"),
         other => other.to_string(),
     }
 }
@@ -301,9 +301,9 @@ fn sample(scan: &BatchScan, n: Option<usize>) -> Vec<(usize, Vec<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shards::hdf5_io::{write_shard, STORED_CRC32};
-    use crate::shards::record::{FailureRecord, ShardContents, SuccessRecord};
-    use crate::shards::summary::{write_summary, BatchSummary};
+    use crate::store::shards::hdf5_io::{write_shard, STORED_CRC32};
+    use crate::store::shards::record::{FailureRecord, ShardContents, SuccessRecord};
+    use crate::store::shards::summary::{write_summary, BatchSummary};
 
     fn image(uuid: &str) -> SuccessRecord {
         SuccessRecord {

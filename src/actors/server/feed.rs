@@ -13,8 +13,8 @@ use std::path::Path;
 
 use super::row::Task;
 use crate::download::engine::HostFailure;
-use crate::prep::batches::{batch_id, batch_rows, read_batch_window, BatchRow};
-use crate::shards::ledger::{scan_batch, BatchLedger, RetryFailed};
+use crate::store::batches::{batch_id, batch_rows, read_batch_window, BatchRow};
+use crate::store::shards::ledger::{scan_batch, BatchLedger, RetryFailed};
 
 /// Rows read at a time: at the highest rate a host is allowed (40 req/s by default) a window
 /// lasts over 6 s, far longer than reading it takes.

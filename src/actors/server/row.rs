@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::fetch::outcome::ErrorClass;
 use crate::imaging::Processed;
-use crate::shards::record::{hex, FailureRecord, SuccessRecord};
+use crate::store::shards::record::{hex, FailureRecord, SuccessRecord};
 
 /// One URL waiting in the host's queue.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! The WriterActor: thin handlers over [`ShardPolicy`] and `shards::hdf5_io::write_shard`.
+//! The WriterActor: thin handlers over [`ShardPolicy`] and `store::shards::hdf5_io::write_shard`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -9,11 +9,11 @@ use actix::{Actor, Handler, SyncContext};
 
 use super::messages::{BatchDone, BatchOpened, Drain, DrainReport, Record, Store, Tick};
 use super::policy::ShardPolicy;
-use crate::shards::finish::{merge_batch, FinishError};
-use crate::shards::hdf5_io::{write_shard, WriteError};
-use crate::shards::ledger::batch_dir;
-use crate::shards::record::ShardContents;
-use crate::shards::summary::{write_summary, BatchSummary, SUMMARY_FILE};
+use crate::store::shards::finish::{merge_batch, FinishError};
+use crate::store::shards::hdf5_io::{write_shard, ShardError};
+use crate::store::shards::ledger::batch_dir;
+use crate::store::shards::record::ShardContents;
+use crate::store::shards::summary::{write_summary, BatchSummary, SUMMARY_FILE};
 use crate::telemetry::events::ShardCommitted;
 use crate::telemetry::Counters;
 
@@ -66,7 +66,7 @@ impl WriterActor {
         }
     }
 
-    fn commit(&mut self, key: &BatchKey) -> Result<usize, WriteError> {
+    fn commit(&mut self, key: &BatchKey) -> Result<usize, ShardError> {
         let Some(p) = self.pending.remove(key) else { return Ok(0) };
         self.buffered -= p.bytes;
         if p.contents.is_empty() {
@@ -89,7 +89,7 @@ impl WriterActor {
             }
             summary.next_seq = *seq;
             // The summary names each shard it counts with its size: a reader trusts it only
-            // while the folder holds exactly those (see `shards::summary`).
+            // while the folder holds exactly those (see `store::shards::summary`).
             match std::fs::metadata(&path) {
                 Ok(meta) => {
                     summary.shards.get_or_insert_with(Default::default).insert(committed, meta.len());
@@ -122,13 +122,13 @@ impl WriterActor {
 }
 
 impl WriterActor {
-    /// Merges a complete batch's shards into one (`shards::finish::merge_batch`), which also
+    /// Merges a complete batch's shards into one (`store::shards::finish::merge_batch`), which also
     /// rewrites its counts from the merged shard.
-    fn compact(&mut self, key: &BatchKey) -> Result<(), WriteError> {
+    fn compact(&mut self, key: &BatchKey) -> Result<(), ShardError> {
         let batch_id = self.batch_ids.get(key).map(String::as_str).unwrap_or_default();
         let (merged, ledger) = merge_batch(&self.out, &key.0, key.1, batch_id).map_err(|e| match e {
             FinishError::Merge { source, .. } => source,
-            other => WriteError::Io {
+            other => ShardError::Io {
                 path: batch_dir(&self.out, &key.0, key.1),
                 source: std::io::Error::other(other.to_string()),
             },
@@ -150,7 +150,7 @@ impl Actor for WriterActor {
 }
 
 impl Handler<Store> for WriterActor {
-    type Result = Result<(), WriteError>;
+    type Result = Result<(), ShardError>;
 
     fn handle(&mut self, msg: Store, _: &mut Self::Context) -> Self::Result {
         let key = (msg.server, msg.partition);
@@ -195,7 +195,7 @@ impl Handler<BatchOpened> for WriterActor {
 }
 
 impl Handler<BatchDone> for WriterActor {
-    type Result = Result<(), WriteError>;
+    type Result = Result<(), ShardError>;
 
     fn handle(&mut self, msg: BatchDone, _: &mut Self::Context) -> Self::Result {
         let key = (msg.server, msg.partition);
@@ -205,7 +205,7 @@ impl Handler<BatchDone> for WriterActor {
 }
 
 impl Handler<Tick> for WriterActor {
-    type Result = Result<(), WriteError>;
+    type Result = Result<(), ShardError>;
 
     fn handle(&mut self, _: Tick, _: &mut Self::Context) -> Self::Result {
         let now = Instant::now();
@@ -226,7 +226,7 @@ impl Handler<Tick> for WriterActor {
 }
 
 impl Handler<Drain> for WriterActor {
-    type Result = Result<DrainReport, WriteError>;
+    type Result = Result<DrainReport, ShardError>;
 
     fn handle(&mut self, _: Drain, _: &mut Self::Context) -> Self::Result {
         let mut report = DrainReport::default();
@@ -245,7 +245,7 @@ impl Handler<Drain> for WriterActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shards::record::SuccessRecord;
+    use crate::store::shards::record::SuccessRecord;
     use actix::SyncArbiter;
 
     fn image(host: &str, i: usize, bytes: usize) -> Record {

@@ -2,9 +2,9 @@
 
 use actix::Message;
 
-use crate::shards::hdf5_io::WriteError;
-use crate::shards::record::{FailureRecord, SuccessRecord};
-use crate::shards::summary::BatchSummary;
+use crate::store::shards::hdf5_io::ShardError;
+use crate::store::shards::record::{FailureRecord, SuccessRecord};
+use crate::store::shards::summary::BatchSummary;
 
 /// One finished row.
 #[derive(Debug)]
@@ -17,7 +17,7 @@ pub enum Record {
 /// Err when a commit this message triggered failed (disk full, ...): the run must stop, and the
 /// uncommitted rows are fetched again by the next run.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), WriteError>")]
+#[rtype(result = "Result<(), ShardError>")]
 pub struct Store {
     pub server: String,
     pub partition: u64,
@@ -42,7 +42,7 @@ pub struct BatchOpened {
 
 /// Sent by a ServerActor after the last `Store` of a batch: commit what is pending for it.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), WriteError>")]
+#[rtype(result = "Result<(), ShardError>")]
 pub struct BatchDone {
     pub server: String,
     pub partition: u64,
@@ -51,13 +51,13 @@ pub struct BatchDone {
 /// Sent periodically by the coordinator: commit batches whose oldest pending row has waited too
 /// long, so a slow host's rows become durable without waiting for its batch to end.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), WriteError>")]
+#[rtype(result = "Result<(), ShardError>")]
 pub struct Tick;
 
 /// Sent once by the coordinator at the end: commit everything pending. The reply comes when all
 /// of it is durable on disk.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<DrainReport, WriteError>")]
+#[rtype(result = "Result<DrainReport, ShardError>")]
 pub struct Drain;
 
 /// What a drain committed.

@@ -11,7 +11,7 @@ pub const SHARD_MAX_BYTES: usize = 512 << 20;
 
 /// Longest a finished row waits in memory before it is committed (`COMMIT_SECS`): what a crash
 /// can cost, a minute of fetching. The file count is not its concern: a complete batch's shards
-/// are merged into one (`shards::compact`).
+/// are merged into one (`store::shards::compact`).
 pub const SHARD_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// Stored bytes the writer holds over all open batches at most: past it, the batch holding the

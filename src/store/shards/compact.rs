@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use super::hdf5_io::{
     put, read_records, shard_path, write_batch_id, write_errors, write_image_fields,
-    ImageData, WriteError, COMPACTS_BELOW_ATTR, STORED_CRC32,
+    ImageData, ShardError, COMPACTS_BELOW_ATTR, STORED_CRC32,
 };
 use super::record::{FailureRecord, SuccessRecord};
 use crate::store::atomic;
@@ -47,7 +47,7 @@ pub fn compact(
     parts: &[(u64, PathBuf)],
     seq: u64,
     batch_id: &str,
-) -> Result<Option<Compacted>, WriteError> {
+) -> Result<Option<Compacted>, ShardError> {
     if parts.len() < 2 {
         return Ok(None);
     }
@@ -57,10 +57,10 @@ pub fn compact(
 }
 
 /// Removes merged parts, then syncs the folder.
-pub(crate) fn remove_parts(dir: &Path, parts: &[(u64, PathBuf)]) -> Result<(), WriteError> {
+pub(crate) fn remove_parts(dir: &Path, parts: &[(u64, PathBuf)]) -> Result<(), ShardError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| WriteError::Io { path, source }
+        move |source| ShardError::Io { path, source }
     };
     for (_, path) in parts {
         match fs::remove_file(path) {
@@ -84,7 +84,7 @@ pub(crate) fn write_merged(
     parts: &[(u64, PathBuf)],
     seq: u64,
     batch_id: &str,
-) -> Result<(PathBuf, usize), WriteError> {
+) -> Result<(PathBuf, usize), ShardError> {
     write_selected(dir, parts, seq, batch_id, Some(seq), &|_| true)
 }
 
@@ -98,7 +98,7 @@ pub fn rewrite_shard(
     seq: u64,
     batch_id: &str,
     keep: &dyn Fn(&str) -> bool,
-) -> Result<(PathBuf, usize), WriteError> {
+) -> Result<(PathBuf, usize), ShardError> {
     write_selected(dir, &[(0, from.to_path_buf())], seq, batch_id, None, keep)
 }
 
@@ -112,7 +112,7 @@ fn write_selected(
     batch_id: &str,
     compacts_below: Option<u64>,
     keep: &dyn Fn(&str) -> bool,
-) -> Result<(PathBuf, usize), WriteError> {
+) -> Result<(PathBuf, usize), ShardError> {
     let mut records = Vec::with_capacity(parts.len());
     let mut finals: HashMap<String, Final> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -167,15 +167,15 @@ struct Merged {
 }
 
 /// Writes the merged shard into `tmp`, copying the images one at a time and checking each
-/// against its part's CRC-32; a mismatch is [`WriteError::Damaged`] naming the part.
+/// against its part's CRC-32; a mismatch is [`ShardError::Damaged`] naming the part.
 fn write_tmp(
     tmp: &Path,
     parts: &[(u64, PathBuf)],
     merged: &Merged,
     batch_id: &str,
     compacts_below: Option<u64>,
-) -> Result<(), WriteError> {
-    let h5err = |e| WriteError::Hdf5 { path: tmp.to_path_buf(), source: e };
+) -> Result<(), ShardError> {
+    let h5err = |e| ShardError::Hdf5 { path: tmp.to_path_buf(), source: e };
     let file = hdf5::File::create(tmp).map_err(h5err)?;
     write_batch_id(&file, batch_id).map_err(h5err)?;
     if let Some(below) = compacts_below {
@@ -202,7 +202,7 @@ fn write_tmp(
             let bytes = images.read(source.offset, source.length)?;
             let crc = crc32fast::hash(&bytes);
             if source.crc.is_some_and(|want| want != crc) {
-                return Err(WriteError::Damaged {
+                return Err(ShardError::Damaged {
                     path: part.clone(),
                     what: format!(
                         "the stored bytes of image {} ({}) have CRC-32 {crc:08x}, not the recorded {:08x}",
@@ -229,9 +229,9 @@ fn write_tmp(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shards::hdf5_io::{read_index, read_shard, write_shard};
-    use crate::shards::ledger::{batch_dir, scan, scan_batch, RetryFailed};
-    use crate::shards::record::ShardContents;
+    use crate::store::shards::hdf5_io::{read_index, read_shard, write_shard};
+    use crate::store::shards::ledger::{batch_dir, scan, scan_batch, RetryFailed};
+    use crate::store::shards::record::ShardContents;
 
     fn image(uuid: &str, byte: u8, len: usize) -> SuccessRecord {
         SuccessRecord {
@@ -378,7 +378,7 @@ mod tests {
         {
             let g = hdf5::File::open_rw(&parts[0].1).unwrap().group("images").unwrap();
             g.unlink("source_ids").unwrap();
-            put(&g, "source_ids", &crate::shards::hdf5_io::strings(["[\"A\", oops".to_string()].into_iter())).unwrap();
+            put(&g, "source_ids", &crate::store::shards::hdf5_io::strings(["[\"A\", oops".to_string()].into_iter())).unwrap();
         }
         let err = refused_naming(&dir, &parts, &parts[0].1);
         assert!(err.contains("source_ids") && err.contains("damaged"), "{err}");

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::hdf5_io::{read_index, remove_leftovers, FailedRow, WriteError, SHARD_EXT};
+use super::hdf5_io::{read_index, remove_leftovers, FailedRow, ShardError, SHARD_EXT};
 use super::summary::{read_summary, BatchSummary};
 
 pub use crate::store::paths::DOWNLOADS_DIR;
@@ -42,7 +42,7 @@ pub enum LedgerError {
     Unreadable {
         path: PathBuf,
         #[source]
-        source: WriteError,
+        source: ShardError,
     },
 }
 
@@ -408,8 +408,8 @@ fn shard_seq(path: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shards::hdf5_io::write_shard;
-    use crate::shards::record::{FailureRecord, ShardContents};
+    use crate::store::shards::hdf5_io::write_shard;
+    use crate::store::shards::record::{FailureRecord, ShardContents};
 
     fn failure(uuid: &str, class: &str, retriable: bool) -> FailureRecord {
         failure_at(uuid, class, retriable, 0.0)
@@ -516,7 +516,7 @@ mod tests {
         // A summary covering shards 0 and 1; its count differs from theirs, to show which is read.
         let covered = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap().shard_sizes;
         let summary = BatchSummary { next_seq: 2, failed: 7, shards: Some(covered), ..Default::default() };
-        crate::shards::summary::write_summary(&dir, &summary).unwrap();
+        crate::store::shards::summary::write_summary(&dir, &summary).unwrap();
         let trusted = scan(out.path(), RetryFailed::No).unwrap();
         assert_eq!(trusted.failed(), 7, "read from the summary");
         assert_eq!(trusted.distrust_note(), None);
@@ -538,7 +538,7 @@ mod tests {
             write_shard(&dir, seq as u64, &one(uuid), "batch-a").unwrap();
         }
         let full = scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap();
-        crate::shards::summary::write_summary(&dir, &full.summary()).unwrap();
+        crate::store::shards::summary::write_summary(&dir, &full.summary()).unwrap();
         assert_eq!(scan(out.path(), RetryFailed::No).unwrap().done(), 3);
         // The last shard is still there, so a check of the last number alone would trust it.
         fs::rename(dir.join("shard-000001.h5"), out.path().join("moved.h5")).unwrap();

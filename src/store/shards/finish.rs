@@ -15,10 +15,10 @@
 use std::path::Path;
 
 use super::compact::{compact, Compacted};
-use super::hdf5_io::WriteError;
+use super::hdf5_io::ShardError;
 use super::ledger::{batch_dir, scan_batch, shards, BatchLedger, Ledger, LedgerError, RetryFailed};
 use super::summary::write_summary;
-use crate::prep::batches::ServerInfo;
+use crate::store::tables::ServerInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FinishError {
@@ -29,7 +29,7 @@ pub enum FinishError {
         server: String,
         partition: u64,
         #[source]
-        source: WriteError,
+        source: ShardError,
     },
 }
 
@@ -175,9 +175,9 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::shards::hdf5_io::write_shard;
-    use crate::shards::ledger::scan;
-    use crate::shards::record::{FailureRecord, ShardContents};
+    use crate::store::shards::hdf5_io::write_shard;
+    use crate::store::shards::ledger::scan;
+    use crate::store::shards::record::{FailureRecord, ShardContents};
 
     fn rows(uuids: &[&str]) -> ShardContents {
         let failure = |uuid: &&str| FailureRecord {

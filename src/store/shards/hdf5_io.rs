@@ -19,7 +19,7 @@
 //! check them against it. Shards of older versions lack it (read as `None`).
 //!
 //! Reading never trusts the file: datasets of unequal length, spans outside `images/data` and
-//! unparsable `source_ids` are [`WriteError::Damaged`], naming the file.
+//! unparsable `source_ids` are [`ShardError::Damaged`], naming the file.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ use crate::store::atomic;
 pub const SHARD_EXT: &str = "h5";
 
 /// Root attribute naming the content of the batch a shard belongs to (see
-/// `prep::batches::batch_id`), so a batch re-cut by a later prep is never credited with rows it
+/// `store::batches::batch_id`), so a batch re-cut by a later prep is never credited with rows it
 /// no longer holds.
 pub const BATCH_ID_ATTR: &str = "batch_id";
 
@@ -46,9 +46,10 @@ pub const STORED_CRC32: &str = "stored_crc32";
 /// of the shards numbered below this value in its folder, which it replaces.
 pub const COMPACTS_BELOW_ATTR: &str = "compacts_below";
 
+/// What went wrong reading or writing one shard; every variant names the file.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    #[error("cannot write shard {path}: {source}; check free space and permissions on the output folder")]
+pub enum ShardError {
+    #[error("cannot read or write shard {path}: {source}; check free space and permissions on the output folder")]
     Io {
         path: PathBuf,
         #[source]
@@ -72,11 +73,11 @@ pub enum WriteError {
     Damaged { path: PathBuf, what: String },
 }
 
-impl From<atomic::CommitError> for WriteError {
-    fn from(e: atomic::CommitError) -> WriteError {
+impl From<atomic::CommitError> for ShardError {
+    fn from(e: atomic::CommitError) -> ShardError {
         match e {
-            atomic::CommitError::Io { path, source } => WriteError::Io { path, source },
-            atomic::CommitError::Exists { path } => WriteError::Exists { path },
+            atomic::CommitError::Io { path, source } => ShardError::Io { path, source },
+            atomic::CommitError::Exists { path } => ShardError::Exists { path },
         }
     }
 }
@@ -89,11 +90,11 @@ pub fn shard_path(dir: &Path, seq: u64) -> PathBuf {
 /// Writes `contents` as shard `seq` in `dir` through `store::atomic` (a temporary name of this
 /// host and process, fsync, a link that never replaces, fsync of `dir`). When this returns Ok
 /// the shard survives a crash or power loss; when `seq` is already committed it returns
-/// [`WriteError::Exists`] and changes nothing.
-pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents, batch_id: &str) -> Result<PathBuf, WriteError> {
+/// [`ShardError::Exists`] and changes nothing.
+pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents, batch_id: &str) -> Result<PathBuf, ShardError> {
     let final_path = shard_path(dir, seq);
     atomic::write_with(&final_path, atomic::Mode::New, |tmp| {
-        let h5err = |e| WriteError::Hdf5 { path: tmp.to_path_buf(), source: e };
+        let h5err = |e| ShardError::Hdf5 { path: tmp.to_path_buf(), source: e };
         let file = hdf5::File::create(tmp).map_err(h5err)?;
         write_batch_id(&file, batch_id).map_err(h5err)?;
         write_images(&file, &contents.successes).map_err(h5err)?;
@@ -223,7 +224,7 @@ fn read_strings(g: &hdf5::Group, name: &str) -> hdf5::Result<Vec<String>> {
 }
 
 /// One group of a shard being read, whose every dataset must have as many entries as its
-/// `uuid`; one that does not is [`WriteError::Damaged`].
+/// `uuid`; one that does not is [`ShardError::Damaged`].
 struct Columns<'a> {
     path: &'a Path,
     g: hdf5::Group,
@@ -233,15 +234,15 @@ struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     /// The group and its uuids.
-    fn open(path: &'a Path, file: &hdf5::File, group: &'static str) -> Result<(Self, Vec<String>), WriteError> {
-        let h5err = |e| WriteError::Hdf5 { path: path.to_path_buf(), source: e };
+    fn open(path: &'a Path, file: &hdf5::File, group: &'static str) -> Result<(Self, Vec<String>), ShardError> {
+        let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
         let g = file.group(group).map_err(h5err)?;
         let uuid = read_strings(&g, "uuid").map_err(h5err)?;
         Ok((Columns { path, g, group, n: uuid.len() }, uuid))
     }
 
-    fn sized<T>(&self, name: &str, read: hdf5::Result<Vec<T>>) -> Result<Vec<T>, WriteError> {
-        let v = read.map_err(|e| WriteError::Hdf5 { path: self.path.to_path_buf(), source: e })?;
+    fn sized<T>(&self, name: &str, read: hdf5::Result<Vec<T>>) -> Result<Vec<T>, ShardError> {
+        let v = read.map_err(|e| ShardError::Hdf5 { path: self.path.to_path_buf(), source: e })?;
         if v.len() == self.n {
             return Ok(v);
         }
@@ -249,20 +250,20 @@ impl<'a> Columns<'a> {
         Err(self.damaged(format!("{group}/{name} has {} entries where {group}/uuid has {n}", v.len())))
     }
 
-    fn strings(&self, name: &str) -> Result<Vec<String>, WriteError> {
+    fn strings(&self, name: &str) -> Result<Vec<String>, ShardError> {
         self.sized(name, read_strings(&self.g, name))
     }
 
-    fn raw<T: H5Type>(&self, name: &str) -> Result<Vec<T>, WriteError> {
+    fn raw<T: H5Type>(&self, name: &str) -> Result<Vec<T>, ShardError> {
         self.sized(name, self.g.dataset(name).and_then(|d| d.read_raw::<T>()))
     }
 
-    fn damaged(&self, what: String) -> WriteError {
-        WriteError::Damaged { path: self.path.to_path_buf(), what }
+    fn damaged(&self, what: String) -> ShardError {
+        ShardError::Damaged { path: self.path.to_path_buf(), what }
     }
 
     /// Row `i`'s `source_ids`: never a silent `[]` for text that is not a JSON list of strings.
-    fn source_ids(&self, json: &str, uuid: &str) -> Result<Vec<String>, WriteError> {
+    fn source_ids(&self, json: &str, uuid: &str) -> Result<Vec<String>, ShardError> {
         serde_json::from_str(json).map_err(|e| {
             self.damaged(format!(
                 "{}/source_ids of row {uuid} is not a JSON list of strings ({e}): {json:.80}",
@@ -273,8 +274,8 @@ impl<'a> Columns<'a> {
 }
 
 /// Reads which rows shard `path` holds. Used by resume, `status` and `verify`.
-pub fn read_index(path: &Path) -> Result<ShardIndex, WriteError> {
-    let h5err = |e| WriteError::Hdf5 { path: path.to_path_buf(), source: e };
+pub fn read_index(path: &Path) -> Result<ShardIndex, ShardError> {
+    let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
     let file = hdf5::File::open(path).map_err(h5err)?;
     let (images, succeeded) = Columns::open(path, &file, "images")?;
     let data_bytes = images.g.dataset("data").map_err(h5err)?.size() as u64;
@@ -299,7 +300,7 @@ fn root_attrs(file: &hdf5::File) -> (Option<String>, Option<u64>) {
 }
 
 /// Reads a whole shard back (for tests and `verify`).
-pub fn read_shard(path: &Path) -> Result<ShardContents, WriteError> {
+pub fn read_shard(path: &Path) -> Result<ShardContents, ShardError> {
     read_records(path, true).map(|r| r.contents)
 }
 
@@ -316,9 +317,9 @@ pub struct ShardRecords {
 }
 
 /// Reads a shard's records; without `with_data`, the successes' `data` stay empty (read them one
-/// by one with [`ImageData`]). A shard whose datasets disagree is [`WriteError::Damaged`].
-pub fn read_records(path: &Path, with_data: bool) -> Result<ShardRecords, WriteError> {
-    let h5err = |e| WriteError::Hdf5 { path: path.to_path_buf(), source: e };
+/// by one with [`ImageData`]). A shard whose datasets disagree is [`ShardError::Damaged`].
+pub fn read_records(path: &Path, with_data: bool) -> Result<ShardRecords, ShardError> {
+    let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
     let file = hdf5::File::open(path).map_err(h5err)?;
     let (c, uuid) = Columns::open(path, &file, "images")?;
     let (url, server, ids) = (c.strings("url")?, c.strings("server")?, c.strings("source_ids")?);
@@ -388,17 +389,17 @@ pub struct ImageData {
 }
 
 impl ImageData {
-    pub fn open(path: &Path) -> Result<ImageData, WriteError> {
+    pub fn open(path: &Path) -> Result<ImageData, ShardError> {
         let data = hdf5::File::open(path)
             .and_then(|f| f.dataset("images/data"))
-            .map_err(|e| WriteError::Hdf5 { path: path.to_path_buf(), source: e })?;
+            .map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
         let len = data.size() as u64;
         Ok(ImageData { path: path.to_path_buf(), data, len })
     }
 
     /// Bytes `offset..offset + length` of `images/data`.
-    pub fn read(&self, offset: u64, length: u64) -> Result<Vec<u8>, WriteError> {
-        let end = offset.checked_add(length).filter(|end| *end <= self.len).ok_or_else(|| WriteError::Damaged {
+    pub fn read(&self, offset: u64, length: u64) -> Result<Vec<u8>, ShardError> {
+        let end = offset.checked_add(length).filter(|end| *end <= self.len).ok_or_else(|| ShardError::Damaged {
             path: self.path.clone(),
             what: format!("bytes {offset}..{offset}+{length} lie past the end of images/data ({} bytes)", self.len),
         })?;
@@ -408,7 +409,7 @@ impl ImageData {
         let bytes = self
             .data
             .read_slice_1d::<u8, _>(offset as usize..end as usize)
-            .map_err(|e| WriteError::Hdf5 { path: self.path.clone(), source: e })?;
+            .map_err(|e| ShardError::Hdf5 { path: self.path.clone(), source: e })?;
         Ok(bytes.to_vec())
     }
 }
@@ -476,7 +477,7 @@ mod tests {
         let before = fs::read(&first).unwrap();
         let empty = ShardContents { successes: vec![], failures: vec![] };
         let err = write_shard(dir.path(), 0, &empty, "batch-a").unwrap_err();
-        assert!(matches!(err, WriteError::Exists { .. }), "{err}");
+        assert!(matches!(err, ShardError::Exists { .. }), "{err}");
         assert!(err.to_string().contains("another download"), "{err}");
         assert_eq!(fs::read(&first).unwrap(), before, "the committed shard is unchanged");
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -510,7 +511,7 @@ mod tests {
         let images = ImageData::open(&path).unwrap();
         let (o, l) = records.spans[2];
         assert_eq!(images.read(o, l).unwrap(), sample().successes[2].data);
-        assert!(matches!(images.read(o, l + 1), Err(WriteError::Damaged { .. })), "a span past the end");
+        assert!(matches!(images.read(o, l + 1), Err(ShardError::Damaged { .. })), "a span past the end");
     }
 
     #[test]
@@ -524,7 +525,7 @@ mod tests {
                 change(&g);
             }
             let err = read_records(&path, true).unwrap_err();
-            assert!(matches!(err, WriteError::Damaged { .. }), "{err}");
+            assert!(matches!(err, ShardError::Damaged { .. }), "{err}");
             let msg = err.to_string();
             assert!(msg.contains(&path.display().to_string()) && msg.contains("verify --full --repair"), "{msg}");
             msg
@@ -539,6 +540,6 @@ mod tests {
         let msg = damage(3, "errors/retriable", &|g| put::<u8>(g, "retriable", &[]).unwrap());
         assert!(msg.contains("errors/retriable"), "{msg}");
         let index = read_index(&shard_path(dir.path(), 3)).unwrap_err();
-        assert!(matches!(index, WriteError::Damaged { .. }), "the index is checked too: {index}");
+        assert!(matches!(index, ShardError::Damaged { .. }), "the index is checked too: {index}");
     }
 }

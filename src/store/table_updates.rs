@@ -2,21 +2,21 @@
 //! (`update_learned`) and what `profile` found (`update_profiled`). Each rewrites the table
 //! atomically and leaves prep's columns and the other servers' values as they were.
 //!
-//! Does not own: the table's first version and how it is read (`batches`).
+//! Does not own: the table's first version and how it is read (`tables`).
 
 use std::path::Path;
 
 use polars::prelude::*;
 
-use super::spill::{read_parquet, write_parquet};
-use super::PrepError;
-use crate::store::{atomic, paths};
+use super::error::StoreError;
+use super::parquet::{read_parquet, write_parquet};
+use super::{atomic, paths};
 
 /// `servers.parquet` of `out`, read for an update: its path, the table and its server names.
-fn open_for_update(out: &Path) -> Result<(std::path::PathBuf, DataFrame, Vec<String>), PrepError> {
+fn open_for_update(out: &Path) -> Result<(std::path::PathBuf, DataFrame, Vec<String>), StoreError> {
     let path = crate::store::paths::servers_table(out);
     let df = read_parquet(&path)?;
-    let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+    let pe = |e: PolarsError| StoreError::Parquet { path: path.clone(), source: e };
     let names: Vec<String> = df
         .column("server_name")
         .map_err(pe)?
@@ -30,7 +30,7 @@ fn open_for_update(out: &Path) -> Result<(std::path::PathBuf, DataFrame, Vec<Str
 
 /// Replaces `servers.parquet` of `out` with `df` (`store::atomic`: a temporary name of this
 /// host and process, fsync, rename), so a reader sees the old table or the new one.
-fn replace_table(out: &Path, df: &mut DataFrame) -> Result<(), PrepError> {
+fn replace_table(out: &Path, df: &mut DataFrame) -> Result<(), StoreError> {
     atomic::write_with(&paths::servers_table(out), atomic::Mode::Replace, |tmp| write_parquet(tmp, df))
 }
 
@@ -46,9 +46,9 @@ pub struct Learned {
 
 /// Writes learned rates into `servers.parquet` (temporary file, then rename), so the next run
 /// starts from them. Hosts not in `learned` keep their row as it was.
-pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Learned>) -> Result<(), PrepError> {
+pub fn update_learned(out: &Path, learned: &std::collections::HashMap<String, Learned>) -> Result<(), StoreError> {
     let (path, mut df, names) = open_for_update(out)?;
-    let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+    let pe = |e: PolarsError| StoreError::Parquet { path: path.clone(), source: e };
     let old_rate = df.column("learned_rate_limit").map_err(pe)?.f64().map_err(pe)?.clone();
     let old_cap = df.column("learned_max_in_flight").map_err(pe)?.u32().map_err(pe)?.clone();
     let old_at = df.column("learned_at").map_err(pe)?.str().map_err(pe)?.clone();
@@ -91,30 +91,30 @@ pub struct Profiled {
 /// `initial_rate_limit` becomes its start rate, and the `profiled_at`, `profile_latency_ms`,
 /// `profile_statuses`, `robots_status`, `crawl_delay` and `profile_notes` columns (created when
 /// missing) hold what was seen. Hosts not in `profiled` keep their row as it was.
-pub fn update_profiled(out: &Path, profiled: &std::collections::HashMap<String, Profiled>) -> Result<(), PrepError> {
+pub fn update_profiled(out: &Path, profiled: &std::collections::HashMap<String, Profiled>) -> Result<(), StoreError> {
     let (path, mut df, names) = open_for_update(out)?;
-    let pe = |e: PolarsError| PrepError::Parquet { path: path.clone(), source: e };
+    let pe = |e: PolarsError| StoreError::Parquet { path: path.clone(), source: e };
     let n = names.len();
     let pick = |i: usize| profiled.get(&names[i]);
     // An existing column's values, or nulls when the table predates it.
-    let old_text = |name: &str| -> Result<Vec<Option<String>>, PrepError> {
+    let old_text = |name: &str| -> Result<Vec<Option<String>>, StoreError> {
         match df.column(name) {
             Ok(c) => Ok(c.str().map_err(pe)?.iter().map(|v| v.map(str::to_string)).collect()),
             Err(_) => Ok(vec![None; n]),
         }
     };
-    let old_number = |name: &str| -> Result<Vec<Option<f64>>, PrepError> {
+    let old_number = |name: &str| -> Result<Vec<Option<f64>>, StoreError> {
         match df.column(name) {
             Ok(c) => Ok(c.f64().map_err(pe)?.iter().collect()),
             Err(_) => Ok(vec![None; n]),
         }
     };
-    let text = |name: &str, new: &dyn Fn(&Profiled) -> String| -> Result<Column, PrepError> {
+    let text = |name: &str, new: &dyn Fn(&Profiled) -> String| -> Result<Column, StoreError> {
         let old = old_text(name)?;
         let v: Vec<Option<String>> = (0..n).map(|i| pick(i).map(new).or_else(|| old[i].clone())).collect();
         Ok(Column::new(name.into(), v))
     };
-    let number = |name: &str, new: &dyn Fn(&Profiled) -> Option<f64>| -> Result<Column, PrepError> {
+    let number = |name: &str, new: &dyn Fn(&Profiled) -> Option<f64>| -> Result<Column, StoreError> {
         let old = old_number(name)?;
         // A profiled host's value replaces the old one, even when it is now unknown.
         let v: Vec<Option<f64>> = (0..n).map(|i| pick(i).map_or(old[i], new)).collect();
@@ -138,7 +138,7 @@ pub fn update_profiled(out: &Path, profiled: &std::collections::HashMap<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prep::batches::{read_servers_table, write_servers_table, ServerRow};
+    use crate::store::tables::{read_servers_table, write_servers_table, ServerRow};
 
     #[test]
     fn a_profile_sets_the_start_rate_and_its_columns_and_leaves_other_servers_alone() {

@@ -42,7 +42,7 @@ pub mod profile;
 pub mod progress;
 pub mod robots;
 pub mod slurm;
-pub mod store;
 pub mod status;
+pub mod store;
 pub mod telemetry;
 pub mod verify;

@@ -34,7 +34,11 @@ fn two_downloads_started_together_on_one_folder_one_runs_and_the_other_fetches_n
     let loser = outputs.iter().find(|o| o.status.code() == Some(1)).unwrap();
     let message = stderr(loser);
     assert!(message.contains("writer.lock is held by pid") && message.contains("one process at a time"), "{message}");
-    assert_eq!(origin.log(0).without_robots().len(), 30, "each image was asked for once, by the run that holds the lock");
+    assert_eq!(
+        origin.log(0).without_robots().len(),
+        30,
+        "each image was asked for once, by the run that holds the lock"
+    );
 
     let shards = shard_files(&job.out);
     assert_eq!(shards.len(), 1, "{shards:?}");

@@ -19,9 +19,9 @@ use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
 use crate::prep::space;
-use crate::store::shards::ledger::RetryFailed;
 use crate::status::runs::{self, RunEvent, RunLine};
 use crate::store::lock::OutputLock;
+use crate::store::shards::ledger::RetryFailed;
 
 /// Why a subcommand stopped.
 #[derive(Debug)]

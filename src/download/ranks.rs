@@ -21,14 +21,13 @@ use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
 use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan, Share};
 use crate::mpi_glue::world::World;
-use crate::store::tables::read_servers_table;
 use crate::store::shards::ledger;
+use crate::store::tables::read_servers_table;
 use crate::telemetry::counters::Snapshot;
 
 /// Images per second one core stores, for the planner's default rank capacity: measured by
 /// `make bench-download` at about 35 per core; 30 leaves room for the network side.
 pub const IMAGES_PER_SEC_PER_CORE: f64 = 30.0;
-
 
 /// What a rank reports to rank 0 at the end of a round: its hosts' learned states, its counters and wall
 /// time, or what went wrong.

@@ -27,10 +27,10 @@ use crate::config::Settings;
 use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::{build_client, HttpSettings};
 use crate::imaging::ImageSettings;
-use crate::store::batches::batch_rows;
-use crate::store::tables::{read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
+use crate::store::batches::batch_rows;
 use crate::store::shards::ledger::{self, RetryFailed};
+use crate::store::tables::{read_servers_table, ServerInfo};
 use crate::telemetry::events::RankGauges;
 use crate::telemetry::Counters;
 

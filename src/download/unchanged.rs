@@ -14,8 +14,8 @@ use anyhow::anyhow;
 
 use super::engine::HostFailure;
 use crate::store::batches::batch_id;
-use crate::store::tables::ServerInfo;
 use crate::store::shards::ledger::Ledger;
+use crate::store::tables::ServerInfo;
 
 /// Fails, naming the first batch whose shards were written for other content, and saying what
 /// to do. Batches of outputs that predate content ids are read to compute theirs.

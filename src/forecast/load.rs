@@ -13,9 +13,9 @@ use super::error::ForecastError;
 use super::sim::HostWork;
 use crate::config::Settings;
 use crate::overrides::Overrides;
-use crate::store::tables::read_servers_table;
 use crate::robots::RobotsPolicy;
 use crate::store::shards::ledger::{self, RetryFailed};
+use crate::store::tables::read_servers_table;
 
 /// The hosts of a job, ready to simulate.
 #[derive(Debug, Clone, PartialEq)]

@@ -62,4 +62,3 @@ pub fn write_server_batches(
     }
     Ok(ServerRow { server_name: server.to_string(), url_count: urls, batch_count: batches, batch_ids, batch_rows })
 }
-

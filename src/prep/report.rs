@@ -5,8 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::store::tables::ServerRow;
 use super::filter::DropReason;
+use crate::store::tables::ServerRow;
 
 /// Malformed lines kept as examples in the report; the rest are only counted.
 pub const MAX_SAMPLES: usize = 20;

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::batches::write_server_batches;
-use crate::store::tables::{write_servers_table, ServerRow};
 use super::filter::{self, DropReason, Rules};
 use super::input::{ColumnMap, Format, Input};
 use super::report::{peak_rss_mib, MalformedSample, PrepReport, MAX_SAMPLES, TOP_SERVERS};
@@ -17,6 +16,7 @@ use super::server_key::{check_url, sanitize_key};
 use super::spill::{bucket_count, merge_buckets, merge_workers, SpillWriter};
 use super::PrepError;
 use crate::progress::{human_count, Progress};
+use crate::store::tables::{write_servers_table, ServerRow};
 use crate::store::{atomic, paths};
 use crate::telemetry::events::PrepProgress;
 

@@ -143,8 +143,9 @@ pub fn read_all(out: &Path, servers: &HashSet<&str>) -> anyhow::Result<(Vec<Prof
 /// profile's columns beside them (see `store::table_updates::update_profiled`).
 pub fn merge(out: &Path, results: &[ProfileResult]) -> anyhow::Result<()> {
     let by_server: HashMap<String, Profiled> = results.iter().map(|r| (r.server.clone(), r.to_profiled())).collect();
-    update_profiled(out, &by_server)
-        .with_context(|| format!("cannot write the profiles into {}", crate::store::paths::servers_table(out).display()))
+    update_profiled(out, &by_server).with_context(|| {
+        format!("cannot write the profiles into {}", crate::store::paths::servers_table(out).display())
+    })
 }
 
 /// The counts of one profile run, over every rank.

@@ -26,11 +26,11 @@ use crate::fetch::client::{build_client, fetch, FetchFailure, HttpSettings};
 use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
 use crate::mpi_glue::world::World;
 use crate::overrides::Overrides;
-use crate::store::batches::read_batch_window;
-use crate::store::tables::ServerInfo;
 use crate::robots::cache::{self, Cached, CachedRobots};
 use crate::robots::gate::{verdict, Verdict};
 use crate::robots::{robots_url, url_path, Robots, RobotsPolicy};
+use crate::store::batches::read_batch_window;
+use crate::store::tables::ServerInfo;
 
 /// Rows of a server's first batch read to find its samples, per sample wanted: enough to find
 /// allowed URLs when robots.txt disallows some of them, little enough to read at once.

@@ -14,10 +14,10 @@ use serde::Serialize;
 
 use crate::actors::server::state::HostState;
 use crate::mpi_glue::planner::Plan;
-use crate::store::tables::{read_servers_table, ServerInfo};
-use crate::store::shards::ledger::{self, Ledger, RetryFailed};
 use crate::slurm::queue;
 use crate::slurm::record::{now_unix, JobKind, JobRecord};
+use crate::store::shards::ledger::{self, Ledger, RetryFailed};
+use crate::store::tables::{read_servers_table, ServerInfo};
 
 /// Rows, by their committed records.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]

@@ -58,7 +58,11 @@ pub fn host_name() -> &'static str {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
             .collect();
-        if clean.is_empty() { "unknown-host".to_string() } else { clean }
+        if clean.is_empty() {
+            "unknown-host".to_string()
+        } else {
+            clean
+        }
     })
 }
 
@@ -194,9 +198,8 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     let (from, to) = (c(from)?, c(to)?);
     // SAFETY: both arguments are valid NUL-terminated paths that outlive the call; AT_FDCWD
     // makes them relative to the working directory, as `fs::rename` does.
-    let r = unsafe {
-        libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE)
-    };
+    let r =
+        unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE) };
     if r == 0 {
         Ok(())
     } else {
@@ -235,10 +238,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shard-000000.h5");
         let write = |bytes: &'static [u8]| {
-            write_with(&path, Mode::New, |tmp| fs::write(tmp, bytes).map_err(|e| CommitError::Io {
-                path: tmp.to_path_buf(),
-                source: e,
-            }))
+            write_with(&path, Mode::New, |tmp| {
+                fs::write(tmp, bytes).map_err(|e| CommitError::Io { path: tmp.to_path_buf(), source: e })
+            })
         };
         write(b"first").unwrap();
         let err = write(b"second").unwrap_err();
@@ -292,7 +294,12 @@ mod tests {
                 let product = text.split("#[cfg(test)]").next().unwrap_or_default();
                 for (i, line) in product.lines().enumerate() {
                     if line.contains("rename(") && !line.trim_start().starts_with("//") {
-                        found.push(format!("{}:{}: {}", path.strip_prefix(&src).unwrap().display(), i + 1, line.trim()));
+                        found.push(format!(
+                            "{}:{}: {}",
+                            path.strip_prefix(&src).unwrap().display(),
+                            i + 1,
+                            line.trim()
+                        ));
                     }
                 }
             }

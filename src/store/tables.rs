@@ -157,4 +157,3 @@ pub fn read_servers_table(out: &Path) -> Result<Vec<ServerInfo>, StoreError> {
         })
         .collect())
 }
-

@@ -19,11 +19,11 @@ use std::path::{Path, PathBuf};
 
 use super::report::{Kind, Problem, Repair, Report};
 use super::scan::{check_images, read_batch, BatchScan};
-use crate::store::tables::read_servers_table;
-use crate::store::shards::compact::rewrite_shard;
-use crate::store::shards::summary::SUMMARY_FILE;
 use crate::store::atomic;
 use crate::store::paths::batch_quarantine;
+use crate::store::shards::compact::rewrite_shard;
+use crate::store::shards::summary::SUMMARY_FILE;
+use crate::store::tables::read_servers_table;
 
 /// Repairs what `report` found in `out` (see the module doc).
 pub fn repair(out: &Path, report: &Report) -> Repair {

@@ -9,8 +9,8 @@ use std::path::Path;
 use super::report::Report;
 use super::scan::{self, Options};
 use crate::mpi_glue::world::World;
-use crate::store::tables::{read_servers_table, ServerInfo};
 use crate::progress::{human_count, Progress};
+use crate::store::tables::{read_servers_table, ServerInfo};
 
 /// Checks this rank's share of the batches of `out`; on rank 0, returns the merged report of
 /// every rank (`None` on the others). Every rank of `world` must call it.

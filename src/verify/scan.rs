@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 
 use super::image;
 use super::report::{Kind, Problem, Report, Warning};
-use crate::store::tables::ServerInfo;
-use crate::store::shards::hdf5_io::{read_records, ImageData, ShardRecords, ShardError};
+use crate::store::atomic::is_temp;
+use crate::store::shards::hdf5_io::{read_records, ImageData, ShardError, ShardRecords};
 use crate::store::shards::ledger::{batch_dir, shards};
 use crate::store::shards::summary::{read_summary, SUMMARY_FILE};
-use crate::store::atomic::is_temp;
+use crate::store::tables::ServerInfo;
 
 /// Which images are checked.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -34,10 +34,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 
 use distributed_downloader::config::{DEFAULT_BATCH_SIZE, DEFAULT_INITIAL_RATE_LIMIT};
-use distributed_downloader::store::tables::read_servers_table;
 use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
 use distributed_downloader::prep::server_key::check_url;
 use distributed_downloader::store::shards::ledger;
+use distributed_downloader::store::tables::read_servers_table;
 use test_origin::{Behaviour, HostSpec, Origin};
 
 use crate::cli::BenchPolitenessArgs;

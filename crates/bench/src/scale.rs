@@ -21,14 +21,14 @@ use anyhow::{bail, Context};
 use distributed_downloader::config::{RawConfig, DEFAULT_INITIAL_RATE_LIMIT};
 use distributed_downloader::download::ranks::make_plan;
 use distributed_downloader::download::run::DownloadOptions;
-use distributed_downloader::store::batches::read_batch_window;
-use distributed_downloader::store::tables::{read_servers_table, ServerInfo};
 use distributed_downloader::prep::report::peak_rss_mib;
 use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
+use distributed_downloader::store::batches::read_batch_window;
 use distributed_downloader::store::shards::hdf5_io::write_shard;
 use distributed_downloader::store::shards::ledger::{batch_dir, scan_batch, RetryFailed};
 use distributed_downloader::store::shards::record::{FailureRecord, ShardContents};
 use distributed_downloader::store::shards::summary::{write_summary, SUMMARY_FILE};
+use distributed_downloader::store::tables::{read_servers_table, ServerInfo};
 
 use test_origin::{Behaviour, HostSpec, Origin};
 

@@ -24,8 +24,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::hdf5_io::{
-    put, read_records, shard_path, write_batch_id, write_errors, write_image_fields,
-    ImageData, ShardError, COMPACTS_BELOW_ATTR, STORED_CRC32,
+    put, read_records, shard_path, write_batch_id, write_errors, write_image_fields, ImageData, ShardError,
+    COMPACTS_BELOW_ATTR, STORED_CRC32,
 };
 use super::record::{FailureRecord, SuccessRecord};
 use crate::store::atomic;
@@ -378,7 +378,8 @@ mod tests {
         {
             let g = hdf5::File::open_rw(&parts[0].1).unwrap().group("images").unwrap();
             g.unlink("source_ids").unwrap();
-            put(&g, "source_ids", &crate::store::shards::hdf5_io::strings(["[\"A\", oops".to_string()].into_iter())).unwrap();
+            put(&g, "source_ids", &crate::store::shards::hdf5_io::strings(["[\"A\", oops".to_string()].into_iter()))
+                .unwrap();
         }
         let err = refused_naming(&dir, &parts, &parts[0].1);
         assert!(err.contains("source_ids") && err.contains("damaged"), "{err}");

@@ -553,8 +553,12 @@ mod tests {
         let dir = batch_dir(out.path(), "a.org", 0);
         let one = ShardContents { successes: vec![], failures: vec![failure("u1", "http_4xx", false)] };
         write_shard(&dir, 0, &one, "batch-a").unwrap();
-        fs::write(dir.join("ledger.json"), r#"{"next_seq":1,"succeeded":0,"failed":9,"retriable":0,
-            "failed_by_class":{},"data_bytes":0,"duplicates":0,"superseded":0,"batch_ids":[]}"#).unwrap();
+        fs::write(
+            dir.join("ledger.json"),
+            r#"{"next_seq":1,"succeeded":0,"failed":9,"retriable":0,
+            "failed_by_class":{},"data_bytes":0,"duplicates":0,"superseded":0,"batch_ids":[]}"#,
+        )
+        .unwrap();
         let ledger = scan(out.path(), RetryFailed::No).unwrap();
         assert_eq!(ledger.failed(), 1);
         assert!(ledger.distrust_note().unwrap().contains("older version"));

@@ -117,9 +117,13 @@ mod tests {
     #[test]
     fn a_summary_covers_only_the_exact_shards_it_counted_and_says_what_differs() {
         let present = BTreeMap::from([(0, 100), (1, 200), (2, 300)]);
-        let s = |shards: &[(u64, u64)]| BatchSummary { shards: Some(shards.iter().copied().collect()), ..BatchSummary::default() };
+        let s = |shards: &[(u64, u64)]| BatchSummary {
+            shards: Some(shards.iter().copied().collect()),
+            ..BatchSummary::default()
+        };
         assert_eq!(s(&[(0, 100), (1, 200), (2, 300)]).covers(&present), Ok(()));
-        let middle_gone = s(&[(0, 100), (1, 200), (2, 300), (3, 50)]).covers(&BTreeMap::from([(0, 100), (2, 300), (3, 50)]));
+        let middle_gone =
+            s(&[(0, 100), (1, 200), (2, 300), (3, 50)]).covers(&BTreeMap::from([(0, 100), (2, 300), (3, 50)]));
         assert_eq!(middle_gone.unwrap_err(), "shard-000001 is counted in ledger.json but missing");
         let extra = s(&[(0, 100), (1, 200)]).covers(&present).unwrap_err();
         assert_eq!(extra, "shard-000002 is not counted in ledger.json");
@@ -127,8 +131,11 @@ mod tests {
         assert_eq!(resized, "shard-000002 is 300 bytes, ledger.json counted 299");
         let old = BatchSummary { next_seq: 3, ..BatchSummary::default() };
         assert!(old.covers(&present).unwrap_err().contains("older version"));
-        let old_json: BatchSummary = serde_json::from_str(r#"{"next_seq":3,"succeeded":1,"failed":0,"retriable":0,
-            "failed_by_class":{},"data_bytes":0,"duplicates":0,"superseded":0,"batch_ids":[]}"#).unwrap();
+        let old_json: BatchSummary = serde_json::from_str(
+            r#"{"next_seq":3,"succeeded":1,"failed":0,"retriable":0,
+            "failed_by_class":{},"data_bytes":0,"duplicates":0,"superseded":0,"batch_ids":[]}"#,
+        )
+        .unwrap();
         assert_eq!(old_json.shards, None, "a summary of an older version reads, and is never trusted");
     }
 
@@ -136,7 +143,12 @@ mod tests {
     fn summaries_round_trip_and_damaged_ones_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_summary(dir.path()), None);
-        let s = BatchSummary { next_seq: 3, succeeded: 5, shards: Some(BTreeMap::from([(2, 9)])), ..BatchSummary::default() };
+        let s = BatchSummary {
+            next_seq: 3,
+            succeeded: 5,
+            shards: Some(BTreeMap::from([(2, 9)])),
+            ..BatchSummary::default()
+        };
         write_summary(dir.path(), &s).unwrap();
         assert_eq!(read_summary(dir.path()), Some(s));
         fs::write(dir.path().join(SUMMARY_FILE), b"{\"next_seq\": ").unwrap();

@@ -7,7 +7,8 @@
 #   4. download runs on 2 MPI ranks (rank 0 plans which rank owns which host), fetches the
 #      images politely into HDF5 shards, and prints its summary,
 #   5. `status` shows the totals, the servers (slowest first) and the plans,
-#   6. the origin reports what each server saw.
+#   6. `verify --full` checks every shard and every stored image (on 2 MPI ranks),
+#   7. the origin reports what each server saw.
 # Usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN (`make demo` passes both)
 set -euo pipefail
 BIN=${1:?usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN}
@@ -90,6 +91,9 @@ for path in sorted(glob.glob(sys.argv[1] + '/round-*.json')):
     for s in p['assignments']:
         print(f\"    {s['host']:<20} rank {s['rank']}  batches {s['partitions']}  {s['rate']:.1f} req/s\")
 " "$OUT/dataset/plans"
+echo
+echo "== verify --full on $RANKS MPI ranks: every shard whole, every image against its checksum and decoded"
+mpirun -n "$RANKS" --oversubscribe "$BIN" --config config/demo.env verify --full --output "$OUT/dataset"
 echo
 echo "== the origin"
 kill -TERM $ORIGIN

@@ -1,4 +1,4 @@
-//! What the user typed: `dd-bench [--config FILE] <prep|download|politeness>`. The Makefile's
+//! What the user typed: `dd-bench [--config FILE] <prep|download|politeness|scale|store>`. The Makefile's
 //! `bench-*` targets call these; see each module for what it measures.
 
 use std::path::PathBuf;
@@ -32,6 +32,10 @@ pub enum Command {
     /// Measure rank 0's planning (wall time, peak memory) on a dataset of GBIF's shape: 545
     /// servers, about 20,000 batches, with 1 and 3 committed shards per batch.
     Scale(ScaleArgs),
+    /// Measure, on a dataset of GBIF's shape with every row stored, the start of a download
+    /// (finishing interrupted merges, checking the ledgers), `verify` beside reading every shard,
+    /// and `verify --full` beside decoding every image.
+    Store(StoreArgs),
     /// One plan in this process, for `scale` (prints its figures).
     #[command(hide = true)]
     ScalePlan(ScalePlanArgs),
@@ -157,6 +161,16 @@ pub struct BenchPolitenessArgs {
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
     /// Scratch folder (removed afterwards unless --keep).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the generated dataset.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Scratch folder (removed first, and afterwards unless --keep).
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Keep the generated dataset.

@@ -23,6 +23,7 @@ mod gbif;
 mod politeness;
 mod quality;
 mod scale;
+mod store;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Command::Politeness(args) => politeness::run(args),
         Command::Scale(args) => scale::run(args),
         Command::ScalePlan(args) => scale::plan(args),
+        Command::Store(args) => store::run(args),
         Command::Codec(args) => codec::run_on_folder(args),
     };
     match result {

@@ -35,7 +35,7 @@ use test_origin::{Behaviour, HostSpec, Origin};
 use crate::cli::{ScaleArgs, ScalePlanArgs};
 
 /// Servers in GBIF's monthly snapshot.
-const SERVERS: usize = 545;
+pub(crate) const SERVERS: usize = 545;
 /// Batches in it, about.
 const BATCHES: usize = 20_000;
 /// Rows per generated batch; small, since planning cost grows with batches, not rows.
@@ -44,7 +44,7 @@ const ROWS_PER_BATCH: usize = 5;
 const RANKS: usize = 256;
 
 /// Batches of server `i` (0-based): Zipf-like, the largest first, at least one each.
-fn batches_of(i: usize) -> usize {
+pub(crate) fn batches_of(i: usize) -> usize {
     let total: f64 = (0..SERVERS).map(|k| 1.0 / (k as f64 + 1.0)).sum();
     ((BATCHES as f64 / total / (i as f64 + 1.0)).round() as usize).max(1)
 }

@@ -1,0 +1,171 @@
+//! `dd-bench store` (`make bench-store`): the output folder at GBIF's shape, checked and resumed.
+//!
+//! Builds a dataset of GBIF's shape (545 servers, about 20,000 batches, as `scale`), every row
+//! stored as a small JPEG, every batch complete; one batch in [`INTERRUPTED_EVERY`] is left in
+//! two parts and a temporary file, as a run killed in its merges leaves it. Then it times, with
+//! the product binary as a user runs it:
+//! - the start of a `download` on it (the lock, finishing the interrupted merges, checking every
+//!   batch's `ledger.json` against its shards, "nothing left to do"), and a second start with
+//!   nothing to finish;
+//! - `verify` (every shard's records, a sample of 8 images per batch) beside its peer, reading
+//!   every shard file whole (what a check at disk speed costs; warm page cache for both);
+//! - `verify --full` (every image's CRC-32 and a full decode) beside its peer, decoding the same
+//!   images in this process with the same decoder, one thread as `verify` uses per rank.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use distributed_downloader::config::DEFAULT_INITIAL_RATE_LIMIT;
+use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
+use distributed_downloader::store::batches::read_batch_window;
+use distributed_downloader::store::shards::hdf5_io::write_shard;
+use distributed_downloader::store::shards::ledger::{batch_dir, scan_batch, RetryFailed};
+use distributed_downloader::store::shards::record::{ShardContents, SuccessRecord};
+use distributed_downloader::store::shards::summary::write_summary;
+use distributed_downloader::store::tables::{read_servers_table, ServerInfo};
+
+use crate::cli::StoreArgs;
+use crate::scale::{batches_of, SERVERS};
+
+/// Rows per generated batch, each a stored image.
+const ROWS_PER_BATCH: usize = 5;
+/// Every this many batches, one is left unmerged (two parts and a killed merge's temporary file).
+const INTERRUPTED_EVERY: usize = 100;
+/// Distinct stored images, reused over the rows (the checks do not depend on which).
+const VARIANTS: u64 = 8;
+/// Stored image size: small, so 100,000 of them fit a bench's disk (about 1 GB).
+const STORED: (u32, u32) = (256, 192);
+
+pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
+    crate::remove_scratch(&args.dir);
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let out = args.dir.join("dataset");
+    let t = Instant::now();
+    let input = args.dir.join("urls.csv");
+    let mut lines = vec!["url".to_string()];
+    for s in 0..SERVERS {
+        lines.extend((0..batches_of(s) * ROWS_PER_BATCH).map(|j| format!("http://s{s}.example.org/img/{j}.jpg")));
+    }
+    std::fs::write(&input, lines.join("\n") + "\n")?;
+    prep_run::run(&PrepOptions::url_list(input, out.clone(), ROWS_PER_BATCH, DEFAULT_INITIAL_RATE_LIMIT))?;
+    let servers = read_servers_table(&out)?;
+    let images: Vec<Vec<u8>> =
+        (0..VARIANTS).map(|seed| test_origin::photo::synthetic_photo_jpeg(STORED.0, STORED.1, seed, 85)).collect();
+    let (batches, interrupted) = write_dataset(&out, &servers, &images)?;
+    eprintln!(
+        "bench-store: {batches} complete batches of {ROWS_PER_BATCH} images, {interrupted} of them left unmerged, \
+         written in {:.0} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let product = std::env::current_exe()?.with_file_name("distributed-downloader");
+    let config = args.dir.join("job.env");
+    std::fs::write(&config, "CONTACT=bench@example.org\n")?;
+    let cfg = config.display().to_string();
+    let out_arg = out.display().to_string();
+    let (start_s, said) = timed(&product, &["--config", &cfg, "download", "-o", &out_arg])?;
+    if !said.contains(&format!("{interrupted} complete batch(es) merged")) {
+        bail!("the first start did not finish the {interrupted} interrupted merges:\n{said}");
+    }
+    let (again_s, _) = timed(&product, &["--config", &cfg, "download", "-o", &out_arg])?;
+
+    let (shard_bytes, read_s) = read_every_shard(&out.join("downloads"))?;
+    let (verify_s, _) = timed(&product, &["verify", "-o", &out_arg])?;
+    let (full_s, _) = timed(&product, &["verify", "--full", "-o", &out_arg])?;
+    let decoded = batches * ROWS_PER_BATCH;
+    let t = Instant::now();
+    for i in 0..decoded {
+        let img = image::load_from_memory(&images[i % images.len()]).context("a stored image decodes")?;
+        std::hint::black_box(img);
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    println!(
+        "bench-store: batches={batches} unmerged={interrupted} images={decoded} shard_mib={:.0} \
+         download_start_s={start_s:.2} download_start_again_s={again_s:.2} \
+         verify_s={verify_s:.2} read_all_s={read_s:.2} verify_vs_read={:.2}x \
+         verify_full_s={full_s:.2} decode_s={decode_s:.2} full_vs_decode={:.2}x",
+        shard_bytes as f64 / (1 << 20) as f64,
+        verify_s / read_s,
+        full_s / decode_s
+    );
+    if !args.keep {
+        crate::remove_scratch(&args.dir);
+    }
+    Ok(())
+}
+
+/// Writes every batch as the writer would (its shard, then its `ledger.json`); every
+/// [`INTERRUPTED_EVERY`]th batch as two parts and a temporary file with no summary. Returns the
+/// batch count and how many were left unmerged.
+fn write_dataset(out: &Path, servers: &[ServerInfo], images: &[Vec<u8>]) -> anyhow::Result<(usize, usize)> {
+    let (mut batches, mut interrupted) = (0, 0);
+    for s in servers {
+        for p in 0..s.batch_count {
+            let rows = read_batch_window(out, &s.server_name, p, 0, ROWS_PER_BATCH)?;
+            let records: Vec<SuccessRecord> = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| SuccessRecord {
+                    uuid: r.uuid,
+                    url: r.url,
+                    server: s.server_name.clone(),
+                    source_ids: r.source_ids,
+                    original_width: STORED.0 * 4,
+                    original_height: STORED.1 * 4,
+                    stored_width: STORED.0,
+                    stored_height: STORED.1,
+                    format: "jpeg".into(),
+                    data: images[(batches + i) % images.len()].clone(),
+                    sha256: String::new(),
+                    md5: String::new(),
+                    fetched_at: 0.0,
+                })
+                .collect();
+            let id = s.batch_ids.as_ref().and_then(|ids| ids.get(p as usize)).cloned().unwrap_or_default();
+            let dir = batch_dir(out, &s.server_name, p);
+            if batches % INTERRUPTED_EVERY == 0 && records.len() > 1 {
+                let (a, b) = records.split_at(records.len() / 2);
+                write_shard(&dir, 0, &ShardContents { successes: a.to_vec(), failures: vec![] }, &id)?;
+                write_shard(&dir, 1, &ShardContents { successes: b.to_vec(), failures: vec![] }, &id)?;
+                std::fs::write(dir.join("shard-000002.h5.node-1-0.tmp"), b"a merge killed midway")?;
+                interrupted += 1;
+            } else {
+                write_shard(&dir, 0, &ShardContents { successes: records, failures: vec![] }, &id)?;
+                write_summary(&dir, &scan_batch(out, &s.server_name, p, RetryFailed::No)?.summary())?;
+            }
+            batches += 1;
+        }
+    }
+    Ok((batches, interrupted))
+}
+
+/// Runs the product with `args` and returns its wall time and its stderr; fails if it fails.
+fn timed(product: &Path, args: &[&str]) -> anyhow::Result<(f64, String)> {
+    let t = Instant::now();
+    let o = Command::new(product).args(args).output().with_context(|| format!("cannot start {}", product.display()))?;
+    let seconds = t.elapsed().as_secs_f64();
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
+    if !o.status.success() {
+        bail!("{args:?} failed ({}):\n{said}{}", o.status, String::from_utf8_lossy(&o.stdout));
+    }
+    Ok((seconds, said))
+}
+
+/// Reads every shard file under `dir` whole; returns the bytes read and the wall time.
+fn read_every_shard(dir: &Path) -> anyhow::Result<(u64, f64)> {
+    let t = Instant::now();
+    let (mut bytes, mut stack) = (0u64, vec![dir.to_path_buf()]);
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "h5") {
+                bytes += std::hint::black_box(std::fs::read(&path)?).len() as u64;
+            }
+        }
+    }
+    Ok((bytes, t.elapsed().as_secs_f64()))
+}

@@ -336,13 +336,7 @@ mod tests {
             initial_rate_limit: 1.0,
             learned_rate_limit: learned,
             learned_state: state.map(str::to_string),
-            batch_ids: None,
-            batch_rows: None,
-            robots_status: None,
-            crawl_delay: None,
-            profile_latency_ms: None,
-            profile_notes: None,
-            profiled_at: None,
+            ..ServerInfo::default()
         }
     }
 

@@ -81,15 +81,7 @@ mod tests {
             url_count: 0,
             batch_count: batches,
             initial_rate_limit: 1.0,
-            learned_rate_limit: None,
-            learned_state: None,
-            batch_ids: None,
-            batch_rows: None,
-            robots_status: None,
-            crawl_delay: None,
-            profile_latency_ms: None,
-            profile_notes: None,
-            profiled_at: None,
+            ..ServerInfo::default()
         }
     }
 

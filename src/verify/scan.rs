@@ -344,15 +344,8 @@ mod tests {
             url_count: rows,
             batch_count: 1,
             initial_rate_limit: 1.0,
-            learned_rate_limit: None,
-            learned_state: None,
-            batch_ids: None,
             batch_rows: Some(vec![rows]),
-            robots_status: None,
-            crawl_delay: None,
-            profile_latency_ms: None,
-            profile_notes: None,
-            profiled_at: None,
+            ..ServerInfo::default()
         }
     }
 

@@ -13,7 +13,7 @@
 //! about a minute (`--deadline`) and its peak RSS is printed.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use test_origin::{Behaviour, HostSpec, Origin};
 use crate::cli::{ScaleArgs, ScalePlanArgs};
 
 /// Servers in GBIF's monthly snapshot.
-pub(crate) const SERVERS: usize = 545;
+const SERVERS: usize = 545;
 /// Batches in it, about.
 const BATCHES: usize = 20_000;
 /// Rows per generated batch; small, since planning cost grows with batches, not rows.
@@ -44,31 +44,40 @@ const ROWS_PER_BATCH: usize = 5;
 const RANKS: usize = 256;
 
 /// Batches of server `i` (0-based): Zipf-like, the largest first, at least one each.
-pub(crate) fn batches_of(i: usize) -> usize {
+fn batches_of(i: usize) -> usize {
     let total: f64 = (0..SERVERS).map(|k| 1.0 / (k as f64 + 1.0)).sum();
     ((BATCHES as f64 / total / (i as f64 + 1.0)).round() as usize).max(1)
 }
 
-pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let out = args.dir.join("dataset");
+/// Preps, in `dir/dataset`, a URL list of GBIF's shape: [`SERVERS`] servers of Zipf-like sizes
+/// in about [`BATCHES`] batches of `rows_per_batch` rows. Returns the output folder and its
+/// servers.
+pub(crate) fn gbif_shaped(dir: &Path, rows_per_batch: usize) -> anyhow::Result<(PathBuf, Vec<ServerInfo>)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let out = dir.join("dataset");
     let t = Instant::now();
-    let input = args.dir.join("urls.csv");
+    let input = dir.join("urls.csv");
     let mut lines = vec!["url".to_string()];
     for s in 0..SERVERS {
-        lines.extend((0..batches_of(s) * ROWS_PER_BATCH).map(|j| format!("http://s{s}.example.org/img/{j}.jpg")));
+        lines.extend((0..batches_of(s) * rows_per_batch).map(|j| format!("http://s{s}.example.org/img/{j}.jpg")));
     }
     std::fs::write(&input, lines.join("\n") + "\n")?;
     crate::remove_scratch(&out);
-    prep_run::run(&PrepOptions::url_list(input, out.clone(), ROWS_PER_BATCH, DEFAULT_INITIAL_RATE_LIMIT))?;
+    prep_run::run(&PrepOptions::url_list(input, out.clone(), rows_per_batch, DEFAULT_INITIAL_RATE_LIMIT))?;
     let servers = read_servers_table(&out)?;
     let batches: u64 = servers.iter().map(|s| s.batch_count).sum();
     eprintln!(
-        "bench-scale: prepped {} servers, {batches} batches, {} rows in {:.1} s",
+        "bench: prepped {} servers, {batches} batches, {} rows in {:.1} s",
         servers.len(),
         lines.len() - 1,
         t.elapsed().as_secs_f64()
     );
+    Ok((out, servers))
+}
+
+pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
+    let (out, servers) = gbif_shaped(&args.dir, ROWS_PER_BATCH)?;
+    let batches: u64 = servers.iter().map(|s| s.batch_count).sum();
 
     let exe = std::env::current_exe().context("cannot find this program's own path")?;
     let mut seq = 0;

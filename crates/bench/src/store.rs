@@ -17,17 +17,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use distributed_downloader::config::DEFAULT_INITIAL_RATE_LIMIT;
-use distributed_downloader::prep::run::{self as prep_run, PrepOptions};
 use distributed_downloader::store::batches::read_batch_window;
 use distributed_downloader::store::shards::hdf5_io::write_shard;
 use distributed_downloader::store::shards::ledger::{batch_dir, scan_batch, RetryFailed};
 use distributed_downloader::store::shards::record::{ShardContents, SuccessRecord};
 use distributed_downloader::store::shards::summary::write_summary;
-use distributed_downloader::store::tables::{read_servers_table, ServerInfo};
+use distributed_downloader::store::tables::ServerInfo;
 
 use crate::cli::StoreArgs;
-use crate::scale::{batches_of, SERVERS};
 
 /// Rows per generated batch, each a stored image.
 const ROWS_PER_BATCH: usize = 5;
@@ -40,17 +37,8 @@ const STORED: (u32, u32) = (256, 192);
 
 pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
     crate::remove_scratch(&args.dir);
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let out = args.dir.join("dataset");
     let t = Instant::now();
-    let input = args.dir.join("urls.csv");
-    let mut lines = vec!["url".to_string()];
-    for s in 0..SERVERS {
-        lines.extend((0..batches_of(s) * ROWS_PER_BATCH).map(|j| format!("http://s{s}.example.org/img/{j}.jpg")));
-    }
-    std::fs::write(&input, lines.join("\n") + "\n")?;
-    prep_run::run(&PrepOptions::url_list(input, out.clone(), ROWS_PER_BATCH, DEFAULT_INITIAL_RATE_LIMIT))?;
-    let servers = read_servers_table(&out)?;
+    let (out, servers) = crate::scale::gbif_shaped(&args.dir, ROWS_PER_BATCH)?;
     let images: Vec<Vec<u8>> =
         (0..VARIANTS).map(|seed| test_origin::photo::synthetic_photo_jpeg(STORED.0, STORED.1, seed, 85)).collect();
     let (batches, interrupted) = write_dataset(&out, &servers, &images)?;

@@ -1,0 +1,128 @@
+//! Tests of `hdf5_io`: round trips, no replacing, damaged datasets and checksums.
+
+use super::*;
+
+pub fn sample() -> ShardContents {
+    let ok = |i: u32| SuccessRecord {
+        uuid: format!("uuid-{i}"),
+        url: format!("http://a.org/{i}.jpg"),
+        server: "a.org".into(),
+        source_ids: vec![format!("{i}"), "x\"y".into()],
+        original_width: 4000 + i,
+        original_height: 3000,
+        stored_width: 1024,
+        stored_height: 768,
+        format: "jpeg".into(),
+        data: vec![i as u8; 10 + i as usize],
+        sha256: "ab".repeat(32),
+        md5: "cd".repeat(16),
+        fetched_at: 1.7e9,
+    };
+    ShardContents {
+        successes: (0..3).map(ok).collect(),
+        failures: vec![FailureRecord {
+            uuid: "uuid-9".into(),
+            url: "http://a.org/9.jpg".into(),
+            server: "a.org".into(),
+            source_ids: vec!["9".into()],
+            error_class: "http_4xx".into(),
+            detail: "404 Not Found\0with a NUL".into(),
+            attempts: 1,
+            http_status: 404,
+            retriable: false,
+            failed_at: 1.7e9,
+        }],
+    }
+}
+
+#[test]
+fn a_shard_reads_back_exactly_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let contents = sample();
+    let path = write_shard(dir.path(), 7, &contents, "batch-a").unwrap();
+    assert_eq!(path.file_name().unwrap(), "shard-000007.h5");
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "only the committed shard: {names:?}");
+    let back = read_shard(&path).unwrap();
+    assert_eq!(back.successes, contents.successes);
+    assert_eq!(back.failures[0].detail, "404 Not Found\u{FFFD}with a NUL");
+    let index = read_index(&path).unwrap();
+    assert_eq!(index.succeeded, vec!["uuid-0", "uuid-1", "uuid-2"]);
+    let row = FailedRow { uuid: "uuid-9".into(), class: "http_4xx".into(), retriable: false, failed_at: 1.7e9 };
+    assert_eq!(index.failed, vec![row]);
+    assert_eq!(index.data_bytes, 10 + 11 + 12);
+    assert_eq!(index.batch_id.as_deref(), Some("batch-a"), "the batch content id is kept");
+}
+
+#[test]
+fn a_committed_shard_is_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
+    let before = fs::read(&first).unwrap();
+    let empty = ShardContents { successes: vec![], failures: vec![] };
+    let err = write_shard(dir.path(), 0, &empty, "batch-a").unwrap_err();
+    assert!(matches!(err, ShardError::Exists { .. }), "{err}");
+    assert!(err.to_string().contains("another download"), "{err}");
+    assert_eq!(fs::read(&first).unwrap(), before, "the committed shard is unchanged");
+    let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1, "no temporary file is left: {names:?}");
+}
+
+#[test]
+fn an_empty_shard_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_shard(dir.path(), 0, &ShardContents::default(), "batch-a").unwrap();
+    let index = read_index(&path).unwrap();
+    assert_eq!(index, ShardIndex { batch_id: Some("batch-a".into()), ..ShardIndex::default() });
+}
+
+#[test]
+fn crash_leftovers_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("shard-000001.h5.tmp"), b"half").unwrap();
+    write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
+    assert_eq!(remove_leftovers(dir.path()).unwrap(), 1);
+    assert!(shard_path(dir.path(), 0).exists());
+}
+
+#[test]
+fn each_image_carries_a_checksum_of_its_stored_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
+    let records = read_records(&path, false).unwrap();
+    let want: Vec<u32> = sample().successes.iter().map(|s| crc32fast::hash(&s.data)).collect();
+    assert_eq!(records.stored_crc32, Some(want));
+    let images = ImageData::open(&path).unwrap();
+    let (o, l) = records.spans[2];
+    assert_eq!(images.read(o, l).unwrap(), sample().successes[2].data);
+    assert!(matches!(images.read(o, l + 1), Err(ShardError::Damaged { .. })), "a span past the end");
+}
+
+#[test]
+fn a_damaged_shard_is_an_error_naming_the_file_never_a_panic_or_a_guess() {
+    let dir = tempfile::tempdir().unwrap();
+    let damage = |seq: u64, dataset: &str, change: &dyn Fn(&hdf5::Group)| -> String {
+        let path = write_shard(dir.path(), seq, &sample(), "batch-a").unwrap();
+        {
+            let g = hdf5::File::open_rw(&path).unwrap().group(dataset.split('/').next().unwrap()).unwrap();
+            g.unlink(dataset.split('/').nth(1).unwrap()).unwrap();
+            change(&g);
+        }
+        let err = read_records(&path, true).unwrap_err();
+        assert!(matches!(err, ShardError::Damaged { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()) && msg.contains("verify --full --repair"), "{msg}");
+        msg
+    };
+    let msg = damage(0, "images/data_offset", &|g| put(g, "data_offset", &[0u64, 10, 1 << 40]).unwrap());
+    assert!(msg.contains("past the end"), "{msg}");
+    let msg = damage(1, "images/url", &|g| put(g, "url", &strings(["a".to_string()].into_iter())).unwrap());
+    assert!(msg.contains("images/url has 1 entries"), "{msg}");
+    let msg =
+        damage(2, "errors/source_ids", &|g| put(g, "source_ids", &strings(["{".to_string()].into_iter())).unwrap());
+    assert!(msg.contains("errors/source_ids of row uuid-9"), "{msg}");
+    let msg = damage(3, "errors/retriable", &|g| put::<u8>(g, "retriable", &[]).unwrap());
+    assert!(msg.contains("errors/retriable"), "{msg}");
+    let index = read_index(&shard_path(dir.path(), 3)).unwrap_err();
+    assert!(matches!(index, ShardError::Damaged { .. }), "the index is checked too: {index}");
+}

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use crate::config::Settings;
 
 /// The default file name in the output folder.
-pub const FILE_NAME: &str = "overrides.toml";
+pub use crate::store::paths::OVERRIDES_FILE as FILE_NAME;
 
 /// One server's overrides; unset fields keep the usual value.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

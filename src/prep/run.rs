@@ -26,7 +26,7 @@ const GUESS_BYTES_PER_ROW: u64 = 150;
 
 /// Prep's own outputs in the output folder; `--force` replaces only these.
 pub const OUTPUTS: [&str; 4] = [paths::URLS_DIR, paths::SERVERS_TABLE, paths::PREP_REPORT, TMP_DIR];
-const TMP_DIR: &str = ".prep-tmp";
+use crate::store::paths::PREP_TMP_DIR as TMP_DIR;
 
 /// What the input rows mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -17,7 +17,7 @@ use super::rule::rate_text;
 use crate::store::table_updates::{update_profiled, Profiled};
 
 /// The folder under the output folder.
-pub const PROFILE_DIR: &str = "profile";
+pub use crate::store::paths::PROFILE_DIR;
 
 /// One server's profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::rules::{Robots, MAX_BYTES, PRODUCT_TOKEN};
 
 /// The folder under the output folder.
-pub const ROBOTS_DIR: &str = "robots";
+pub use crate::store::paths::ROBOTS_DIR;
 
 /// One host's last answer to robots.txt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

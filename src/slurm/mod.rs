@@ -12,7 +12,7 @@ pub mod queue;
 pub mod record;
 pub mod render;
 
-/// The folder of the output that holds the rendered scripts and the job record.
-pub const SLURM_DIR: &str = "slurm";
 /// The folder of the output that holds every job's and every rank's log.
-pub const LOGS_DIR: &str = "logs";
+pub use crate::store::paths::LOGS_DIR;
+/// The folder of the output that holds the rendered scripts and the job record.
+pub use crate::store::paths::SLURM_DIR;

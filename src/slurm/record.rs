@@ -68,7 +68,7 @@ pub struct JobRecord {
 
 impl JobRecord {
     pub fn path(out: &Path) -> PathBuf {
-        out.join(SLURM_DIR).join("jobs.json")
+        out.join(SLURM_DIR).join(crate::store::paths::JOBS_FILE)
     }
 
     /// The record, or an empty one when no chain was ever submitted.

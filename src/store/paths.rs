@@ -10,6 +10,7 @@
 //!   plans/round-<n>.json                               rank 0's plans
 //!   quarantine/server_name=<key>/partition_id=<n>/     shards `verify --repair` moved out
 //!   download_summary.json                              the last download's summary
+//!   runs.jsonl, robots/, profile/, overrides.toml, metrics/, slurm/jobs.json, logs/
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,24 @@ pub const QUARANTINE_DIR: &str = "quarantine";
 pub const DOWNLOAD_SUMMARY: &str = "download_summary.json";
 /// The lock of the process writing the folder.
 pub const LOCK_FILE: &str = "writer.lock";
+/// Prep's scratch folder while it runs; its outputs are moved out of it when complete.
+pub const PREP_TMP_DIR: &str = ".prep-tmp";
+/// Each server's last robots.txt answer, `robots/<server>.json`.
+pub const ROBOTS_DIR: &str = "robots";
+/// What `profile` found about each server, `profile/<server>.json`.
+pub const PROFILE_DIR: &str = "profile";
+/// The user's per-server overrides.
+pub const OVERRIDES_FILE: &str = "overrides.toml";
+/// A line per download start and end, what `status` reads recent throughput from.
+pub const RUNS_FILE: &str = "runs.jsonl";
+/// Each rank's last metrics and the job's Prometheus targets.
+pub const METRICS_DIR: &str = "metrics";
+/// The job scripts `submit` rendered and the chain's record.
+pub const SLURM_DIR: &str = "slurm";
+/// The chain's record of jobs, under [`SLURM_DIR`].
+pub const JOBS_FILE: &str = "jobs.json";
+/// The Slurm jobs' logs.
+pub const LOGS_DIR: &str = "logs";
 
 /// `server_name=<key>/partition_id=<n>`: where one batch lives under `urls/`, `downloads/` and
 /// `quarantine/`.

@@ -14,7 +14,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use super::names;
 
 /// The folder of the output that holds the targets files and the snapshots.
-pub const METRICS_DIR: &str = "metrics";
+pub use crate::store::paths::METRICS_DIR;
 
 /// Where and whether a rank serves its metrics.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,6 +18,21 @@ enum Limiter {
     Spacing(f64),
     /// Serves everything, but answers 500 to a random `p` of requests.
     Random5xx(f64),
+    /// nginx `limit_req` with `rate`, `burst` and `nodelay`: a leaky bucket counted in ms, that
+    /// lets `burst` requests through at once and then one per 1/rate.
+    Leaky { rate: f64, burst: u32 },
+    /// nginx `limit_req` without `nodelay`: the same bucket, but requests over the rate wait in
+    /// the server's queue (up to `burst`) and are answered at the rate.
+    Queued { rate: f64, burst: u32 },
+}
+
+impl Limiter {
+    fn limit(self) -> f64 {
+        match self {
+            Limiter::Window(l) | Limiter::Spacing(l) | Limiter::Random5xx(l) => l,
+            Limiter::Leaky { rate, .. } | Limiter::Queued { rate, .. } => rate,
+        }
+    }
 }
 
 /// A host with a limiter; requests take `latency` to answer.
@@ -25,11 +40,48 @@ struct SimHost {
     limiter: Limiter,
     served: VecDeque<Instant>,
     rng: SplitMix64,
+    /// nginx's state of a `limit_req` key: the excess (in requests) and when it was last updated.
+    excess: f64,
+    last: Option<Instant>,
 }
 
 impl SimHost {
     fn new(limiter: Limiter) -> SimHost {
-        SimHost { limiter, served: VecDeque::new(), rng: SplitMix64(42) }
+        SimHost { limiter, served: VecDeque::new(), rng: SplitMix64(42), excess: 0.0, last: None }
+    }
+
+    /// nginx's `ngx_http_limit_req_lookup`: the excess left after the time since the last
+    /// accepted request leaks at `rate` (in whole ms), plus this request; over `burst`, refused
+    /// (and nothing is updated). Returns the excess of an accepted request.
+    fn leaky(&mut self, t: Instant, rate: f64, burst: u32) -> Option<f64> {
+        let Some(last) = self.last else {
+            self.last = Some(t);
+            self.excess = 0.0;
+            return Some(0.0);
+        };
+        let ms = t.saturating_duration_since(last).as_millis() as f64;
+        let excess = (self.excess - rate * ms / 1000.0 + 1.0).max(0.0);
+        if excess > f64::from(burst) + 1e-9 {
+            return None;
+        }
+        self.excess = excess;
+        self.last = Some(t);
+        Some(excess)
+    }
+
+    /// The answer to a request arriving at `t`, and how long the server holds it before
+    /// answering (delay mode's queue).
+    fn answer(&mut self, t: Instant) -> (Outcome, Duration) {
+        match self.limiter {
+            Limiter::Leaky { rate, burst } => {
+                (Outcome::Status(if self.leaky(t, rate, burst).is_some() { 200 } else { 429 }), Duration::ZERO)
+            }
+            Limiter::Queued { rate, burst } => match self.leaky(t, rate, burst) {
+                Some(excess) => (Outcome::Status(200), Duration::from_secs_f64(excess / rate)),
+                None => (Outcome::Status(429), Duration::ZERO),
+            },
+            _ => (self.arrive(t), Duration::ZERO),
+        }
     }
 
     fn arrive(&mut self, t: Instant) -> Outcome {
@@ -50,6 +102,7 @@ impl SimHost {
                 let draw = (self.rng.next_u64() % 1_000_000) as f64 / 1e6;
                 return Outcome::Status(if draw < p { 500 } else { 200 });
             }
+            Limiter::Leaky { .. } | Limiter::Queued { .. } => unreachable!("answered by `answer`"),
         };
         Outcome::Status(if ok { 200 } else { 429 })
     }
@@ -63,6 +116,8 @@ struct SimResult {
     rates: Vec<(f64, f64)>,
     /// Arrival times of served requests, seconds since the first request.
     served: Vec<f64>,
+    /// Longest a request waited in the server's queue (delay mode).
+    max_held: Duration,
     controller: RateController,
 }
 
@@ -93,6 +148,7 @@ fn simulate(limiter: Limiter, controller: RateController, latency: Duration, sec
         requests: 0,
         rates: vec![(0.0, controller.rate())],
         served: Vec::new(),
+        max_held: Duration::ZERO,
         controller: controller.clone(),
     };
     let mut live = LiveHost::with_rate(controller, BreakerPolicy::default(), t0);
@@ -108,14 +164,17 @@ fn simulate(limiter: Limiter, controller: RateController, latency: Duration, sec
         let answer = in_flight.front().map(|r| r.1);
         match live.try_send(in_flight.len() as u32, t) {
             Gate::Send => {
-                let outcome = host.arrive(t);
+                let (outcome, held) = host.answer(t);
                 result.requests += 1;
                 match outcome {
                     Outcome::Status(429) => result.refusals += 1,
                     Outcome::Status(200) => result.served.push((t - t0).as_secs_f64()),
                     _ => {}
                 }
-                in_flight.push_back((t, t + latency, outcome));
+                result.max_held = result.max_held.max(held);
+                // Answers come back in the order they were sent (one connection's worth).
+                let done = (t + held + latency).max(in_flight.back().map_or(t, |r| r.1));
+                in_flight.push_back((t, done, outcome));
                 continue;
             }
             Gate::Wait { until } => t = answer.map_or(until, |a| a.min(until)),
@@ -151,7 +210,7 @@ fn one_refusal_lands_close_below_limits_from_half_to_fifty_per_second() {
     let windows = [0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 50.0].map(Limiter::Window);
     let spacings = [0.5, 1.0, 1.5, 2.5, 4.0, 8.0, 12.5, 30.0, 50.0].map(Limiter::Spacing);
     for limiter in windows.into_iter().chain(spacings) {
-        let (Limiter::Window(limit) | Limiter::Spacing(limit) | Limiter::Random5xx(limit)) = limiter;
+        let limit = limiter.limit();
         {
             // Shorter than PROBE_INTERVAL: this is about the first refusal, not the probes.
             let secs = (400.0 / limit).clamp(120.0, 590.0);
@@ -338,4 +397,48 @@ fn a_crawl_delay_ceiling_holds_whatever_the_host_teaches_even_below_the_floor() 
     assert!((host.rate().rate() - 1.0 / 60.0).abs() < 1e-12);
     host.on_peer_refusal(0.02, None, now);
     assert!(host.rate().rate() <= 1.0 / 60.0, "a peer's cut is floored at MIN_RATE, the ceiling still wins");
+}
+
+/// nginx `limit_req` shapes (rate, burst, `nodelay` or delay mode), and what their servers see
+/// today. The goals (at most 2 refusals, within 1.1x each host's floor, held at 90% of the limit)
+/// are not met yet against bursts; this guards what holds (every URL is served, refusals stay
+/// few, the rate never collapses, delay mode's queue stays within the in-flight cap) and prints
+/// the figures the rate controller's next rule is measured by.
+#[test]
+fn nginx_limit_req_shapes_are_served_with_few_refusals_and_a_bounded_queue() {
+    let shapes = [
+        Limiter::Leaky { rate: 0.5, burst: 1 },
+        Limiter::Leaky { rate: 2.0, burst: 0 },
+        Limiter::Leaky { rate: 2.0, burst: 1 },
+        Limiter::Leaky { rate: 2.0, burst: 4 },
+        Limiter::Leaky { rate: 2.0, burst: 10 },
+        Limiter::Leaky { rate: 8.0, burst: 4 },
+        Limiter::Leaky { rate: 8.0, burst: 10 },
+        Limiter::Leaky { rate: 20.0, burst: 10 },
+        Limiter::Queued { rate: 2.0, burst: 4 },
+        Limiter::Queued { rate: 8.0, burst: 10 },
+    ];
+    for limiter in shapes {
+        let limit = limiter.limit();
+        // A minute's worth of URLs at the limit: the host's floor is 60 s.
+        let urls = (limit * 60.0).round() as usize;
+        let r = simulate(limiter, RateController::new(config(40.0)), LAN, 180.0);
+        let done = r.served.get(urls - 1).copied().unwrap_or(f64::INFINITY);
+        let late = r.served_rate(120.0, 180.0);
+        println!(
+            "{limiter:?}: {} refusals; {urls} URLs served by {done:.1} s = {:.2}x the floor; held at {:.0}% of the \
+             limit after 2 min; longest in the server's queue {:?}",
+            r.refusals,
+            done / 60.0,
+            100.0 * late / limit,
+            r.max_held
+        );
+        assert!(r.refusals <= 3, "{limiter:?}: {} refusals", r.refusals);
+        assert!(done <= 2.0 * 60.0, "{limiter:?}: {urls} URLs took {done:.1} s");
+        assert!(late >= 0.55 * limit, "{limiter:?}: the rate collapsed to {late:.2} req/s");
+        // Delay mode: the server never queues more than the in-flight cap allows (2 requests:
+        // one being answered, one waiting its spacing).
+        let cap = RateConfig::default().max_in_flight;
+        assert!(r.max_held.as_secs_f64() <= f64::from(cap) / limit + 1e-3, "{limiter:?}: queued {:?}", r.max_held);
+    }
 }

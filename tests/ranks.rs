@@ -270,3 +270,38 @@ fn rebalance_when_a_rank_runs_out_of_work_hosts_move_to_it() {
     }
     println!("2 ranks, one slot each: static plan {:.1} s, with rounds {:.1} s", seconds[0], seconds[1]);
 }
+
+#[test]
+fn a_rank_0_that_cannot_write_the_servers_table_ends_the_job_on_every_rank_naming_the_file() {
+    // An immutable servers.parquet: rank 0 can read it and plan, but not write back what the
+    // hosts learned at the end of the round. The others must hear of it rather than wait for a
+    // plan that never comes.
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok), HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
+    let (dir, _) = prepped(&origin, 4, "INITIAL_RATE_LIMIT=8\n");
+    let (cfg, out) = (dir.path().join("job.env"), dir.path().join("out"));
+    let table = out.join("servers.parquet");
+    let chattr = |flag: &str| Command::new("chattr").arg(flag).arg(&table).status().expect("chattr runs");
+    assert!(chattr("+i").success(), "this test needs `chattr +i` (ext4 as root)");
+    let started = std::time::Instant::now();
+    let log = dir.path().join("job.log");
+    let mut child = mpirun_cmd(2, &["--config", cfg.to_str().unwrap(), "download", "-o", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            child.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(chattr("-i").success());
+    let status = status.unwrap_or_else(|| panic!("the job still ran after 120 s:\n{err}"));
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("servers.parquet") && err.contains("rank 0"), "{err}");
+}

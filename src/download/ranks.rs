@@ -238,7 +238,11 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
             }
         }
         // Hosts that move carry what was learned: the next round reads it from servers.parquet.
-        write_learned(&opts.out, &states)?;
+        // A failure here is rank 0's alone: it goes to every rank below, never returns early
+        // while the others wait in the next broadcast.
+        if let Err(e) = write_learned(&opts.out, &states) {
+            errors.push(format!("rank 0: {e:#}"));
+        }
         if opts.static_plan && errors.is_empty() {
             world.broadcast(serde_json::to_vec(&Ok::<Option<Plan>, RankError>(None)).expect("serialises"));
             break;

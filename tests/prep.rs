@@ -359,3 +359,23 @@ fn an_input_too_large_for_the_output_disk_is_refused_before_prep_starts() {
     }
     assert!(!out_dir.exists(), "nothing is written when prep is refused");
 }
+
+#[test]
+fn an_unclosed_quote_in_a_csv_costs_its_own_line_and_the_rows_after_it_are_read() {
+    let dir = tempdir();
+    let input = dir.path().join("list.csv");
+    std::fs::write(
+        &input,
+        "url,title\nhttp://a.org/1.jpg,\"a title that opens a quote\nhttp://a.org/2.jpg,two\nhttp://a.org/3.jpg,\"three, quoted\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    run_ok(&["prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let report = read_report(&out);
+    assert_eq!(report["rows_read"], 3, "{report}");
+    assert_eq!(report["dropped"]["malformed_line"], 1, "{report}");
+    assert_eq!(report["rows_kept"], 2, "{report}");
+    assert_eq!(report["malformed_samples"][0]["line"], 2, "the line is named: {report}");
+    let urls: BTreeSet<String> = read_urls(&out).into_iter().map(|r| r.url).collect();
+    assert_eq!(urls, BTreeSet::from(["http://a.org/2.jpg".to_string(), "http://a.org/3.jpg".to_string()]));
+}

@@ -276,7 +276,8 @@ fn a_rank_0_that_cannot_write_the_servers_table_ends_the_job_on_every_rank_namin
     // An immutable servers.parquet: rank 0 can read it and plan, but not write back what the
     // hosts learned at the end of the round. The others must hear of it rather than wait for a
     // plan that never comes.
-    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok), HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
+    let origin =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok), HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
     let (dir, _) = prepped(&origin, 4, "INITIAL_RATE_LIMIT=8\n");
     let (cfg, out) = (dir.path().join("job.env"), dir.path().join("out"));
     let table = out.join("servers.parquet");

@@ -9,6 +9,7 @@ mod files;
 mod lock;
 mod memory;
 mod metrics;
+mod nginx;
 mod overrides;
 mod plan;
 mod politeness;

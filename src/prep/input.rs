@@ -1,8 +1,9 @@
 //! Input readers: a URL list on disk, read in bounded chunks of [`RawRow`]s.
 //!
-//! Text files (GBIF `multimedia.txt`, any CSV or TSV) are read with the `csv` crate as bytes, so
-//! stray quotes and odd bytes never stop the read: a line with the wrong number of fields becomes
-//! a [`RawRow`] marked malformed, with its line number. Parquet files are read with polars, a
+//! Text files are read as bytes, so stray quotes and odd bytes never stop the read: a line with
+//! the wrong number of fields becomes a [`RawRow`] marked malformed, with its line number. TSV
+//! (GBIF `multimedia.txt`) has no quoting and is read with the `csv` crate; CSV is read a line
+//! at a time (`csv_line`), so an unclosed quote costs its own line and never the lines after it. Parquet files are read with polars, a
 //! slice of rows at a time. This module only finds and reads columns; which rows to keep is
 //! decided in `filter.rs`.
 
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use super::csv_line::CsvLines;
 use super::PrepError;
 
 /// Rows per chunk handed to the filters. Small enough that a chunk of long GBIF rows stays in the
@@ -102,6 +104,7 @@ pub struct Input {
 
 enum Source {
     Text { reader: csv::Reader<BufReader<File>>, record: csv::ByteRecord },
+    Csv { lines: CsvLines<BufReader<File>>, record: csv::ByteRecord },
     Parquet { offset: usize, total: usize },
 }
 
@@ -129,6 +132,27 @@ impl Input {
                     source: Source::Parquet { offset: 0, total },
                 })
             }
+            Format::Csv => {
+                let file = File::open(path).map_err(io_err)?;
+                let mut lines = CsvLines::new(BufReader::with_capacity(1 << 20, file));
+                let mut record = csv::ByteRecord::new();
+                match lines.next(&mut record).map_err(io_err)? {
+                    None => return Err(PrepError::EmptyInput { path: path.to_path_buf() }),
+                    Some(Err(why)) => return Err(PrepError::BadHeader { path: path.to_path_buf(), why }),
+                    Some(Ok(())) => {}
+                }
+                let columns = header_names(&record);
+                if columns.iter().all(|c| c.is_empty()) {
+                    return Err(PrepError::EmptyInput { path: path.to_path_buf() });
+                }
+                Ok(Input {
+                    path: path.to_path_buf(),
+                    columns,
+                    size_bytes,
+                    total_rows: None,
+                    source: Source::Csv { lines, record },
+                })
+            }
             fmt => {
                 let file = File::open(path).map_err(io_err)?;
                 let mut reader = csv::ReaderBuilder::new()
@@ -139,10 +163,7 @@ impl Input {
                     .from_reader(BufReader::with_capacity(1 << 20, file));
                 let header =
                     reader.byte_headers().map_err(|e| PrepError::Csv { path: path.to_path_buf(), source: e })?;
-                let columns: Vec<String> = header
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).trim().trim_start_matches('\u{feff}').to_string())
-                    .collect();
+                let columns = header_names(header);
                 if columns.iter().all(|c| c.is_empty()) {
                     return Err(PrepError::EmptyInput { path: path.to_path_buf() });
                 }
@@ -171,6 +192,7 @@ impl Input {
     pub fn fraction_done(&self) -> f64 {
         match &self.source {
             Source::Text { reader, .. } => reader.position().byte() as f64 / self.size_bytes.max(1) as f64,
+            Source::Csv { lines, .. } => lines.bytes as f64 / self.size_bytes.max(1) as f64,
             Source::Parquet { offset, total } => *offset as f64 / (*total).max(1) as f64,
         }
     }
@@ -190,19 +212,44 @@ impl Input {
         let index_of = |name: &Option<String>, cols: &[String]| -> Option<usize> {
             name.as_ref().and_then(|n| cols.iter().position(|c| c == n))
         };
+        let n_cols = self.columns.len();
+        let text_indexes = |cols: &[String]| Indexes {
+            id: index_of(&map.id, cols),
+            url: index_of(&Some(map.url.clone()), cols).expect("url column checked at open"),
+            kind: index_of(&map.kind, cols),
+            format: index_of(&map.format, cols),
+            basis: index_of(&map.basis_of_record, cols),
+            license: index_of(&map.license, cols),
+            source: index_of(&map.source, cols),
+            title: index_of(&map.title, cols),
+        };
         match &mut self.source {
+            Source::Csv { lines, record } => {
+                let idx = text_indexes(&self.columns);
+                let mut rows = Vec::with_capacity(CHUNK_ROWS);
+                while rows.len() < CHUNK_ROWS {
+                    let Some(split) =
+                        lines.next(record).map_err(|e| PrepError::Io { path: path.clone(), source: e })?
+                    else {
+                        break;
+                    };
+                    let line = lines.line_no;
+                    let malformed = match split {
+                        Err(why) => Some(why),
+                        Ok(()) if record.len() != n_cols => {
+                            Some(format!("expected {n_cols} fields, found {}", record.len()))
+                        }
+                        Ok(()) => None,
+                    };
+                    rows.push(match malformed {
+                        Some(why) => RawRow { line, malformed: Some(why), ..Default::default() },
+                        None => text_row(record, &idx, line),
+                    });
+                }
+                Ok(rows)
+            }
             Source::Text { reader, record } => {
-                let n_cols = self.columns.len();
-                let idx = Indexes {
-                    id: index_of(&map.id, &self.columns),
-                    url: index_of(&Some(map.url.clone()), &self.columns).expect("url column checked at open"),
-                    kind: index_of(&map.kind, &self.columns),
-                    format: index_of(&map.format, &self.columns),
-                    basis: index_of(&map.basis_of_record, &self.columns),
-                    license: index_of(&map.license, &self.columns),
-                    source: index_of(&map.source, &self.columns),
-                    title: index_of(&map.title, &self.columns),
-                };
+                let idx = text_indexes(&self.columns);
                 let mut rows = Vec::with_capacity(CHUNK_ROWS);
                 while rows.len() < CHUNK_ROWS {
                     let more = reader
@@ -270,6 +317,11 @@ impl Input {
             }
         }
     }
+}
+
+/// Column names from a header record: trimmed, without a UTF-8 byte order mark.
+fn header_names(header: &csv::ByteRecord) -> Vec<String> {
+    header.iter().map(|f| String::from_utf8_lossy(f).trim().trim_start_matches('\u{feff}').to_string()).collect()
 }
 
 struct Indexes {

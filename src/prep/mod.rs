@@ -8,6 +8,7 @@
 //! other command: the batch files and the servers table are written through `store`.
 
 pub mod batches;
+pub mod csv_line;
 pub mod filter;
 pub mod input;
 pub mod report;
@@ -53,6 +54,8 @@ pub enum PrepError {
          filesystem, or pass --skip-space-check if most rows will be filtered out"
     )]
     NoSpace { path: PathBuf, needed: String, available: String },
+    #[error("the header line of {path} cannot be read ({why}); check that the file is a CSV with a header line")]
+    BadHeader { path: PathBuf, why: String },
     #[error(transparent)]
     Commit(#[from] crate::store::atomic::CommitError),
     #[error(transparent)]

@@ -27,7 +27,8 @@ pub enum Command {
     /// Measure the codec limit and end-to-end download rate on a local corpus of photos.
     Download(BenchDownloadArgs),
     /// Measure, on 1 and 4 ranks, how close downloads come to what rate-limited, flaky and
-    /// unlimited local hosts allow, and print the rate-control goals as PASS or MISS.
+    /// unlimited local hosts and real nginx limiters allow, and print the rate-control goals as
+    /// PASS or MISS.
     Politeness(BenchPolitenessArgs),
     /// Measure rank 0's planning (wall time, peak memory) on a dataset of GBIF's shape: 545
     /// servers, about 20,000 batches, with 1 and 3 committed shards per batch.
@@ -156,6 +157,19 @@ pub struct BenchPolitenessArgs {
     /// download's logs, and every request the servers saw (`server-log.csv`).
     #[arg(long)]
     pub keep: bool,
+    /// Run one section only: the scripted hosts of the test origin, or real nginx `limit_req`
+    /// hosts. Both when not given.
+    #[arg(long, value_enum)]
+    pub only: Option<PolitenessSection>,
+}
+
+/// The sections of `dd-bench politeness`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolitenessSection {
+    /// The test origin's scripted limiters, flaky and unlimited hosts (issue 12).
+    Scripted,
+    /// Real nginx `limit_req` hosts of several rates, bursts and modes (issue 29).
+    Nginx,
 }
 
 #[derive(Debug, Args)]

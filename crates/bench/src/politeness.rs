@@ -1,8 +1,12 @@
 //! `dd-bench politeness` (`make bench-politeness`): how close a download with default settings comes to what polite servers
 //! allow, judged on what the servers saw (issue 12, "rate control").
 //!
-//! Owns the benchmark's host mix and its two runs; `report` owns the measures and goals printed
-//! after each. It does not touch the rate controller: the download runs as the product binary
+//! Two sections, each run on 1 and then 4 ranks: the scripted hosts below, then real nginx
+//! `limit_req` hosts of several shapes (`nginx`, issue 29); `--only` picks one.
+//!
+//! Owns the scripted section's host mix and its two runs, and what both sections share (prep,
+//! the download as a child process); `report` owns the measures and goals printed after each
+//! scripted run. It does not touch the rate controller: the download runs as the product binary
 //! (`distributed-downloader`, built next to this one) in a child process (1 rank) and under `mpirun -n 4 --bind-to none` (4 ranks), each time on a
 //! fresh test origin and a fresh prep output, with a config holding only `CONTACT` and
 //! `MAX_RATE_LIMIT=40`, so every other setting is the default being measured (prep too uses the
@@ -22,6 +26,7 @@
 //! command fail (exit 1) and keeps the scratch folder with its logs; a missed goal does not:
 //! this is a benchmark, not a test.
 
+mod nginx;
 mod report;
 
 use std::collections::BTreeMap;
@@ -40,7 +45,7 @@ use distributed_downloader::store::shards::ledger;
 use distributed_downloader::store::tables::read_servers_table;
 use test_origin::{Behaviour, HostSpec, Origin};
 
-use crate::cli::BenchPolitenessArgs;
+use crate::cli::{BenchPolitenessArgs, PolitenessSection};
 use report::{print_result, HostTimes};
 
 /// The hosts, as the `origin` subcommand spells them, and their URLs at `--scale 1`: chosen so
@@ -148,7 +153,8 @@ fn product_binary() -> anyhow::Result<PathBuf> {
     Ok(exe)
 }
 
-/// `dd-bench politeness`: both runs, each followed by its table and goals.
+/// `dd-bench politeness`: each section's runs (both sections unless `--only`), each followed by
+/// its table and goals.
 pub fn run(args: &BenchPolitenessArgs) -> anyhow::Result<()> {
     if !(args.scale.is_finite() && args.scale > 0.0) {
         bail!("--scale must be a number above 0 (1 is the full mix, 0.25 a quick run), not {}", args.scale);
@@ -159,7 +165,32 @@ pub fn run(args: &BenchPolitenessArgs) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(args.timeout_secs);
     let exe = product_binary()?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let plan = host_plan(args.scale)?;
+    let mut failed = Vec::new();
+    if args.only != Some(PolitenessSection::Nginx) {
+        failed
+            .extend(run_scripted(args.scale, &exe, &args.dir, timeout)?.into_iter().map(|r| format!("{r} (scripted)")));
+    }
+    if args.only != Some(PolitenessSection::Scripted) {
+        failed.extend(nginx::run(args.scale, &exe, &args.dir, timeout)?.into_iter().map(|r| format!("{r} (nginx)")));
+    }
+    if !failed.is_empty() {
+        bail!(
+            "the runs on {} rank(s) did not complete; inputs, outputs and logs are kept in {}",
+            failed.join(", "),
+            args.dir.display()
+        );
+    }
+    if !args.keep {
+        // Only scratch space: a folder that cannot be removed is left behind, the figures stand.
+        crate::remove_scratch(&args.dir);
+    }
+    Ok(())
+}
+
+/// The scripted section (issue 12): one run per rank count on the test origin's hosts, each
+/// followed by its table and goals. Returns the rank counts whose run did not complete.
+fn run_scripted(scale: f64, exe: &Path, root: &Path, timeout: Duration) -> anyhow::Result<Vec<usize>> {
+    let plan = host_plan(scale)?;
     let floor = plan.iter().map(HostPlan::floor).fold(0.0, f64::max);
     eprintln!(
         "bench-politeness: {} hosts, {} URLs, floor {floor:.1} s per run; runs on {RANKS:?} ranks follow \
@@ -169,8 +200,8 @@ pub fn run(args: &BenchPolitenessArgs) -> anyhow::Result<()> {
     );
     let mut failed = Vec::new();
     for ranks in RANKS {
-        let dir = args.dir.join(format!("ranks-{ranks}"));
-        match run_once(ranks, &plan, &exe, &dir, timeout) {
+        let dir = root.join(format!("ranks-{ranks}"));
+        match run_once(ranks, &plan, exe, &dir, timeout) {
             Ok(result) => {
                 print_result(&result);
                 if result.summary.is_none() {
@@ -183,17 +214,7 @@ pub fn run(args: &BenchPolitenessArgs) -> anyhow::Result<()> {
             }
         }
     }
-    if !failed.is_empty() {
-        bail!(
-            "the run on {failed:?} rank(s) did not complete; inputs, outputs and logs are kept in {}",
-            args.dir.display()
-        );
-    }
-    if !args.keep {
-        // Only scratch space: a folder that cannot be removed is left behind, the figures stand.
-        crate::remove_scratch(&args.dir);
-    }
-    Ok(())
+    Ok(failed)
 }
 
 /// A fresh origin, URL list, config and prep output in `dir`, one download on `ranks` ranks, and
@@ -216,13 +237,9 @@ fn run_once<'a>(
     for (i, host) in plan.iter().enumerate() {
         urls.extend((0..host.urls).map(|n| origin.url(i, &format!("/img/w64-h48-{n}.jpg"))));
     }
-    let (input, config, out) = (dir.join("urls.csv"), dir.join("job.env"), dir.join("out"));
-    std::fs::write(&input, format!("url\n{}\n", urls.join("\n")))
-        .with_context(|| format!("cannot write {}", input.display()))?;
-    std::fs::write(&config, format!("CONTACT={CONTACT}\nMAX_RATE_LIMIT={MAX_RATE_LIMIT}\n"))
-        .with_context(|| format!("cannot write {}", config.display()))?;
-    prep_run::run(&PrepOptions::url_list(input, out.clone(), DEFAULT_BATCH_SIZE, DEFAULT_INITIAL_RATE_LIMIT))?;
-    let outcome = download(exe, ranks, &config, &out, dir, &origin, timeout);
+    let (config, out) = prepare(dir, &urls)?;
+    let seen = || (0..origin.len()).map(|i| origin.log(i).len()).sum();
+    let outcome = download(exe, ranks, &config, &out, dir, &seen, timeout);
     origin.stop();
     let logged = write_server_log(&dir.join("server-log.csv"), &origin, plan);
     let summary = outcome?;
@@ -233,23 +250,54 @@ fn run_once<'a>(
     let ledger = ledger::scan(&out, ledger::RetryFailed::No)?;
     let mut hosts = Vec::new();
     for (i, host) in plan.iter().enumerate() {
-        let key = check_url(origin.base_url(i))
-            .map_err(|e| anyhow!("the origin's URL {} has no server key ({e:?})", origin.base_url(i)))?
-            .server;
-        let batches: Vec<_> = ledger.batches.iter().filter(|((s, _), _)| *s == key).map(|(_, b)| b).collect();
-        let failed: u64 = batches.iter().map(|b| b.failed).sum();
-        let failed_5xx: u64 = batches.iter().filter_map(|b| b.failed_by_class.get("http_5xx")).sum();
+        let key = server_key(origin.base_url(i))?;
+        let rows = Rows::of(&ledger, &key);
         hosts.push(HostResult {
             plan: host,
             addr: origin.addr(i).to_string(),
             times: HostTimes::of(&origin.log(i)),
             learned: learned.get(&key).copied().flatten(),
-            stored: batches.iter().map(|b| b.succeeded).sum(),
-            failed_5xx,
-            failed_other: failed.saturating_sub(failed_5xx),
+            stored: rows.stored,
+            failed_5xx: rows.failed_5xx,
+            failed_other: rows.failed - rows.failed_5xx,
         });
     }
     Ok(RunResult { ranks, hosts, summary, timeout })
+}
+
+/// Writes the URL list, the config (only `CONTACT` and `MAX_RATE_LIMIT`) and the prep output
+/// in `dir`; returns the config's path and the output folder.
+fn prepare(dir: &Path, urls: &[String]) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let (input, config, out) = (dir.join("urls.csv"), dir.join("job.env"), dir.join("out"));
+    std::fs::write(&input, format!("url\n{}\n", urls.join("\n")))
+        .with_context(|| format!("cannot write {}", input.display()))?;
+    std::fs::write(&config, format!("CONTACT={CONTACT}\nMAX_RATE_LIMIT={MAX_RATE_LIMIT}\n"))
+        .with_context(|| format!("cannot write {}", config.display()))?;
+    prep_run::run(&PrepOptions::url_list(input, out.clone(), DEFAULT_BATCH_SIZE, DEFAULT_INITIAL_RATE_LIMIT))?;
+    Ok((config, out))
+}
+
+/// The server key prep gives the host of `base_url`, as the ledger and servers table spell it.
+fn server_key(base_url: &str) -> anyhow::Result<String> {
+    Ok(check_url(base_url).map_err(|e| anyhow!("the URL {base_url} has no server key ({e:?})"))?.server)
+}
+
+/// One host's rows in the committed shards.
+struct Rows {
+    stored: u64,
+    failed: u64,
+    failed_5xx: u64,
+}
+
+impl Rows {
+    fn of(ledger: &ledger::Ledger, key: &str) -> Rows {
+        let batches: Vec<_> = ledger.batches.iter().filter(|((s, _), _)| s == key).map(|(_, b)| b).collect();
+        Rows {
+            stored: batches.iter().map(|b| b.succeeded).sum(),
+            failed: batches.iter().map(|b| b.failed).sum(),
+            failed_5xx: batches.iter().filter_map(|b| b.failed_by_class.get("http_5xx")).sum(),
+        }
+    }
 }
 
 /// Writes every request each host saw to `path` as CSV (seconds from the origin's start), for a
@@ -267,14 +315,15 @@ fn write_server_log(path: &Path, origin: &Origin, plan: &[HostPlan]) -> anyhow::
 }
 
 /// Runs `download --json` on `ranks` ranks and returns its summary, or `None` if it was stopped
-/// at `timeout`. Stdout and stderr go to files in `dir`, named in any error.
+/// at `timeout`. Stdout and stderr go to files in `dir`, named in any error; `seen` counts the
+/// requests the servers have logged, for the progress lines.
 fn download(
     exe: &Path,
     ranks: usize,
     config: &Path,
     out: &Path,
     dir: &Path,
-    origin: &Origin,
+    seen: &dyn Fn() -> usize,
     timeout: Duration,
 ) -> anyhow::Result<Option<serde_json::Value>> {
     let (stdout_path, stderr_path) = (dir.join("download-stdout.json"), dir.join("download-stderr.log"));
@@ -315,8 +364,7 @@ fn download(
             return Ok(None);
         }
         if elapsed >= next_note {
-            let requests: usize = (0..origin.len()).map(|i| origin.log(i).len()).sum();
-            eprintln!("bench-politeness: {} s, the servers have seen {requests} requests", elapsed.as_secs());
+            eprintln!("bench-politeness: {} s, the servers have seen {} requests", elapsed.as_secs(), seen());
             next_note += PROGRESS_EVERY;
         }
         std::thread::sleep(POLL);

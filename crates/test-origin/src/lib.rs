@@ -6,7 +6,8 @@
 //! Tests assert on those logs, not on what the client reports. A minimal HTTP/1.1 server written
 //! directly on tokio (`http`, `server`) answers what the script decides (`respond`), serving
 //! deterministic images made from the URL path (`images`). `photo` makes photo-like JPEGs for
-//! codec tests and benchmarks; `rng` is the one fixed RNG behind everything generated.
+//! codec tests and benchmarks; `rng` is the one fixed RNG behind everything generated. `nginx`
+//! runs a real nginx `limit_req` per host and reads its access logs as the same `RequestLog`.
 //!
 //! ```no_run
 //! use test_origin::{Behaviour, HostSpec, Origin};
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod http;
 pub mod images;
 pub mod log;
+pub mod nginx;
 pub mod photo;
 mod respond;
 pub mod rng;
@@ -29,4 +31,5 @@ pub mod server;
 
 pub use behaviour::{Behaviour, BehaviourParseError, RetryAfterForm, RobotsFile, BEHAVIOUR_SYNTAX, BOMB_SIDE};
 pub use log::{RequestLog, RequestRecord};
+pub use nginx::{Nginx, NginxHost};
 pub use server::{HostSpec, Origin};

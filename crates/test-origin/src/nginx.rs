@@ -1,0 +1,507 @@
+//! `origin::nginx`: real nginx `limit_req` hosts, for the tests and benchmarks that must not
+//! trust our own model of a rate limiter (DESIGN §5).
+//!
+//! Owns [`Nginx`] and [`NginxHost`]: writing an `nginx.conf` into a fresh temp folder, starting
+//! nginx as a child process (`daemon off; master_process off`: the child is the server), and
+//! reading its access logs back as the crate's [`RequestLog`], so the helpers the scripted
+//! origin's tests use (`count_status`, `max_requests_in_window`, `max_in_flight`) work unchanged.
+//! It does not install nginx: `scripts/nginx.sh install` does, and prints the path to pass to
+//! [`Nginx::start_with`]; [`Nginx::start`] looks for it itself.
+//!
+//! # What each host is
+//! One `server` block on its loopback address and a free port, with its own zone
+//! (`limit_req_zone $server_name … rate=R`), `limit_req … burst=B [nodelay]` at server level —
+//! so robots.txt counts against the limit, as on a real server — `limit_req_status 429`, and with
+//! `retry_after` an `error_page 429` that adds `Retry-After: N`. Every host serves one root: an
+//! allow-all `robots.txt`, and the image behind each URL made with [`Nginx::url`] (the file is
+//! written from [`images::served_bytes`] the first time its URL is asked for, so its bytes are
+//! exactly the scripted origin's). Any other path is a 404. Everything else is nginx's default
+//! (keep-alive 75 s and 1000 requests per connection), as on a server nobody tuned.
+//!
+//! # What the logs can say
+//! nginx writes a request's line when it ends, with `$msec` (the end, to the millisecond) and
+//! `$request_time` (since its first byte was read, to the millisecond): `arrived` is their
+//! difference and `completed` is `$msec`, both from [`Nginx::started_at`]. So times are good to
+//! about 1 ms, and a request still being answered (delayed by `limit_req` in delay mode, say) is
+//! not in the log yet: read logs after the client is done. `connection` is renumbered per host
+//! from 1, in order of each connection's first request.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::images;
+use super::log::{RequestLog, RequestRecord};
+
+/// Longest nginx may take to accept connections on every host. It starts in milliseconds; the
+/// margin is for a loaded 2-core test machine.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long nginx gets to exit after SIGTERM before it is killed. It exits at once (fast
+/// shutdown drops open connections), so this only bounds a wedged process.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Poll interval while waiting for nginx to start or stop.
+const POLL: Duration = Duration::from_millis(20);
+/// Where Debian puts nginx, outside a normal user's PATH.
+const DEBIAN_NGINX: &str = "/usr/sbin/nginx";
+/// Environment variable naming the nginx binary, ahead of PATH.
+pub const NGINX_ENV: &str = "DD_NGINX";
+/// The access log format: tab-separated, so a tab in a user agent (nginx escapes it as `\x09`)
+/// cannot shift a field.
+const LOG_FORMAT: &str = "$msec\\t$request_time\\t$status\\t$connection\\t$body_bytes_sent\\t\
+                          $sent_http_content_length\\t$request_method\\t$request_uri\\t$http_user_agent";
+
+/// One rate-limited host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NginxHost {
+    /// A loopback address (`127.x.y.z`); the port is picked free at start.
+    pub addr: Ipv4Addr,
+    /// `limit_req_zone … rate`, in requests per second. nginx takes a whole number per second or
+    /// per minute, so `rate × 60` must be whole (0.5 is written `30r/m`).
+    pub rate: f64,
+    /// `limit_req … burst`: requests beyond the rate the bucket holds before refusing.
+    pub burst: u32,
+    /// `nodelay`: a burst is served at once. Without it (delay mode) requests beyond the rate
+    /// are held by the server and released at the rate, and only those beyond the burst refused.
+    pub nodelay: bool,
+    /// Seconds of `Retry-After` on each 429; `None`: a bare 429, as `limit_req` sends.
+    pub retry_after: Option<u32>,
+}
+
+impl NginxHost {
+    /// `127.0.0.<last_octet>`, no burst, nodelay, no `Retry-After`.
+    pub fn loopback(last_octet: u8, rate: f64) -> NginxHost {
+        NginxHost { addr: Ipv4Addr::new(127, 0, 0, last_octet), rate, burst: 0, nodelay: true, retry_after: None }
+    }
+
+    pub fn burst(self, burst: u32) -> NginxHost {
+        NginxHost { burst, ..self }
+    }
+
+    /// Delay mode: no `nodelay`.
+    pub fn delay(self) -> NginxHost {
+        NginxHost { nodelay: false, ..self }
+    }
+
+    pub fn retry_after(self, secs: u32) -> NginxHost {
+        NginxHost { retry_after: Some(secs), ..self }
+    }
+
+    /// The rate as nginx spells it: `2r/s`, or `30r/m` for a rate under 1 or not whole.
+    pub fn rate_spec(&self) -> io::Result<String> {
+        let per_minute = self.rate * 60.0;
+        if !(self.rate > 0.0 && (per_minute - per_minute.round()).abs() < 1e-9 && per_minute >= 1.0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("nginx rate {} req/s cannot be written as whole requests per minute", self.rate),
+            ));
+        }
+        Ok(if self.rate >= 1.0 && self.rate.fract() == 0.0 {
+            format!("{}r/s", self.rate as u64)
+        } else {
+            format!("{}r/m", per_minute.round() as u64)
+        })
+    }
+
+    /// A short name for tables: `2r/s b4 nodelay`, `0.5r/s b1 delay RA2`.
+    pub fn label(&self) -> String {
+        let mode = if self.nodelay { "nodelay" } else { "delay" };
+        let ra = self.retry_after.map(|s| format!(" RA{s}")).unwrap_or_default();
+        format!("{}r/s b{} {mode}{ra}", self.rate, self.burst)
+    }
+}
+
+/// A running nginx serving [`NginxHost`]s. Dropping it stops nginx and removes its folder.
+pub struct Nginx {
+    child: Option<Child>,
+    /// The temp folder holding the config, the logs, the pid file and the served root.
+    dir: PathBuf,
+    hosts: Vec<NginxHost>,
+    addrs: Vec<SocketAddr>,
+    base_urls: Vec<String>,
+    started: Instant,
+    /// `started` on the wall clock, which is what `$msec` is on.
+    started_epoch: Duration,
+}
+
+impl Nginx {
+    /// [`Nginx::start_with`] the nginx named by `$DD_NGINX`, else the one on PATH, else Debian's
+    /// `/usr/sbin/nginx`.
+    pub fn start(hosts: Vec<NginxHost>) -> io::Result<Nginx> {
+        Nginx::start_with(&find_binary()?, hosts)
+    }
+
+    /// Writes the config for `hosts`, starts `binary` on it, and returns once every host accepts
+    /// connections. Errors on a host that is not loopback or a rate nginx cannot spell, and, with
+    /// nginx's error log, if nginx exits or does not listen within [`START_TIMEOUT`].
+    pub fn start_with(binary: &Path, hosts: Vec<NginxHost>) -> io::Result<Nginx> {
+        let dir = temp_dir()?;
+        // From here on, dropping `nginx` removes the folder (and stops the child, once there is one).
+        let mut nginx = Nginx {
+            child: None,
+            dir,
+            hosts,
+            addrs: Vec::new(),
+            base_urls: Vec::new(),
+            started: Instant::now(),
+            started_epoch: Duration::ZERO,
+        };
+        for h in &nginx.hosts {
+            if !h.addr.is_loopback() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("nginx host {} is not a loopback address; use 127.x.y.z", h.addr),
+                ));
+            }
+            let addr = free_port(h.addr)?;
+            nginx.addrs.push(addr);
+            nginx.base_urls.push(format!("http://{addr}"));
+        }
+        for sub in ["www", "tmp"] {
+            std::fs::create_dir_all(nginx.dir.join(sub))?;
+        }
+        std::fs::write(nginx.dir.join("www/robots.txt"), "User-agent: *\nAllow: /\n")?;
+        let conf = nginx.dir.join("nginx.conf");
+        std::fs::write(&conf, render_config(&nginx.dir, &nginx.hosts, &nginx.addrs)?)?;
+        let output = std::fs::File::create(nginx.dir.join("nginx.out"))?;
+        nginx.started = Instant::now();
+        nginx.started_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(&nginx.dir)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(nginx.dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {}: {e}", binary.display())))?;
+        nginx.child = Some(child);
+        nginx.wait_listening(binary)?;
+        Ok(nginx)
+    }
+
+    /// Waits until every host accepts a connection, failing with nginx's messages if it exits
+    /// or [`START_TIMEOUT`] passes.
+    fn wait_listening(&mut self, binary: &Path) -> io::Result<()> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut pending = self.addrs.clone();
+        while !pending.is_empty() {
+            pending.retain(|a| TcpStream::connect_timeout(a, POLL).is_err());
+            if pending.is_empty() {
+                break;
+            }
+            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() >= deadline {
+                let why = match exited {
+                    Some(status) => format!("exited with {status}"),
+                    None => format!("was not listening on {pending:?} after {} s", START_TIMEOUT.as_secs()),
+                };
+                return Err(io::Error::other(format!(
+                    "nginx ({}) {why}; config {}; its messages:\n{}",
+                    binary.display(),
+                    self.dir.join("nginx.conf").display(),
+                    self.messages()
+                )));
+            }
+            std::thread::sleep(POLL);
+        }
+        Ok(())
+    }
+
+    /// nginx's error log and anything it wrote to stdout or stderr, for error messages.
+    pub fn messages(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        format!("{}{}", read("nginx.out"), read("error.log"))
+    }
+
+    /// The address host `i` (in `start` order) listens on.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.addrs[i]
+    }
+
+    /// `http://127.x.y.z:port` of host `i`, without a trailing slash.
+    pub fn base_url(&self, i: usize) -> &str {
+        &self.base_urls[i]
+    }
+
+    /// `base_url(i)` followed by `path` (which starts with `/`). An image path (as the scripted
+    /// origin reads them: `/img/w64-h48-7.jpg`) is written into the served root if it is not
+    /// there yet, so the URL answers 200 with [`images::served_bytes`]; any other path is a 404.
+    /// Panics if the file cannot be written: the harness's folder is broken.
+    pub fn url(&self, i: usize, path: &str) -> String {
+        let clean = path.split(['?', '#']).next().unwrap_or(path);
+        if let Some(bytes) = images::served_bytes(clean) {
+            let file = self.dir.join("www").join(clean.trim_start_matches('/'));
+            if !file.exists() {
+                let write =
+                    file.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|_| std::fs::write(&file, &*bytes));
+                if let Err(e) = write {
+                    panic!("cannot write {}: {e}", file.display());
+                }
+            }
+        }
+        format!("{}{path}", self.base_urls[i])
+    }
+
+    /// The host `i` was started as.
+    pub fn host(&self, i: usize) -> &NginxHost {
+        &self.hosts[i]
+    }
+
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// The instant every `RequestRecord` time is measured from (just before nginx started).
+    pub fn started_at(&self) -> Instant {
+        self.started
+    }
+
+    /// What host `i` has logged so far, in arrival order: every request that has ended (see the
+    /// module docs). Still readable after `stop()`. A line that does not parse is skipped (none
+    /// should: the format is ours).
+    pub fn log(&self, i: usize) -> RequestLog {
+        let text = std::fs::read_to_string(self.dir.join(format!("access-{i}.log"))).unwrap_or_default();
+        parse_log(&text, self.started_epoch)
+    }
+
+    /// Stops nginx: SIGTERM, then SIGKILL after [`STOP_GRACE`]. Idempotent; also done on drop.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        // If SIGTERM cannot be sent, the kill below still stops it; errors from `kill` and `wait`
+        // there only mean it has exited already.
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+        // Scratch only: a folder that cannot be removed costs disk, not correctness.
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `$DD_NGINX`, else `nginx` on PATH, else Debian's path.
+fn find_binary() -> io::Result<PathBuf> {
+    if let Some(p) = std::env::var_os(NGINX_ENV) {
+        return Ok(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("nginx"))
+        .chain(std::iter::once(PathBuf::from(DEBIAN_NGINX)));
+    for candidate in on_path {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no nginx found (${NGINX_ENV}, PATH, {DEBIAN_NGINX}); `scripts/nginx.sh install` installs it"),
+    ))
+}
+
+/// A new, empty folder under the system temp folder.
+fn temp_dir() -> io::Result<PathBuf> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("dd-nginx-{}-{n}-{nanos}", std::process::id()));
+    std::fs::create_dir(&dir)?;
+    Ok(dir)
+}
+
+/// A port free on `ip` right now: nginx cannot be told to bind port 0 and report it, so bind
+/// one here, read it, and let it go. Another process could take it before nginx does; then
+/// nginx fails to start and says so.
+fn free_port(ip: Ipv4Addr) -> io::Result<SocketAddr> {
+    let listener = TcpListener::bind((ip, 0))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind a port on {ip} for nginx: {e}")))?;
+    listener.local_addr()
+}
+
+/// The whole `nginx.conf` for `hosts` listening on `addrs`, every path inside `dir`.
+fn render_config(dir: &Path, hosts: &[NginxHost], addrs: &[SocketAddr]) -> io::Result<String> {
+    let d = dir.display();
+    let mut conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log error;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+         \x20   types {{ image/jpeg jpg jpeg; image/png png; image/webp webp; image/gif gif; image/tiff tif tiff; \
+         image/bmp bmp; text/plain txt; }}\n\
+         \x20   default_type application/octet-stream;\n\
+         \x20   client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n\
+         \x20   fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    scgi_temp_path {d}/tmp/scgi;\n\
+         \x20   log_format dd \"{LOG_FORMAT}\";\n\
+         \x20   limit_req_status 429;\n"
+    );
+    for (i, (h, addr)) in hosts.iter().zip(addrs).enumerate() {
+        let nodelay = if h.nodelay { " nodelay" } else { "" };
+        conf += &format!(
+            "    limit_req_zone $server_name zone=h{i}:1m rate={rate};\n\
+             \x20   server {{\n\
+             \x20       listen {addr};\n\
+             \x20       server_name h{i};\n\
+             \x20       access_log {d}/access-{i}.log dd;\n\
+             \x20       root {d}/www;\n\
+             \x20       limit_req zone=h{i} burst={burst}{nodelay};\n\
+             \x20       location / {{ }}\n",
+            rate = h.rate_spec()?,
+            burst = h.burst,
+        );
+        if let Some(secs) = h.retry_after {
+            conf += &format!(
+                "        error_page 429 = @limited;\n\
+                 \x20       location @limited {{ add_header Retry-After {secs} always; return 429; }}\n"
+            );
+        }
+        conf += "    }\n";
+    }
+    conf += "}\n";
+    Ok(conf)
+}
+
+/// Records from an access log in [`LOG_FORMAT`], in arrival order, times from `start` (since the
+/// Unix epoch).
+fn parse_log(text: &str, start: Duration) -> RequestLog {
+    let mut records: Vec<(u64, RequestRecord)> = text.lines().filter_map(|l| parse_line(l, start)).collect();
+    records.sort_by_key(|(_, r)| (r.arrived, r.completed));
+    // nginx numbers connections across the whole server; number them per host, from 1.
+    let mut seen: Vec<u64> = Vec::new();
+    let records = records
+        .into_iter()
+        .map(|(serial, mut r)| {
+            r.connection = match seen.iter().position(|&s| s == serial) {
+                Some(p) => p as u64 + 1,
+                None => {
+                    seen.push(serial);
+                    seen.len() as u64
+                }
+            };
+            r
+        })
+        .collect();
+    RequestLog::new(records)
+}
+
+/// One line: the record, and nginx's connection serial number.
+fn parse_line(line: &str, start: Duration) -> Option<(u64, RequestRecord)> {
+    let f: Vec<&str> = line.split('\t').collect();
+    if f.len() != 9 {
+        return None;
+    }
+    let end = Duration::from_millis(millis(f[0])?);
+    let took = Duration::from_millis(millis(f[1])?);
+    let number = |s: &str| if s == "-" { Some(0) } else { s.parse::<u64>().ok() };
+    let record = RequestRecord {
+        method: unescape(f[6]),
+        path: unescape(f[7]),
+        arrived: end.saturating_sub(took).saturating_sub(start),
+        completed: Some(end.saturating_sub(start)),
+        status: f[2].parse().ok()?,
+        user_agent: (f[8] != "-").then(|| unescape(f[8])),
+        bytes_sent: number(f[4])?,
+        content_length: number(f[5])?,
+        connection: 0,
+    };
+    Some((f[3].parse().ok()?, record))
+}
+
+/// `1796196649.167` or `0.004` (seconds, three decimals) as milliseconds.
+fn millis(s: &str) -> Option<u64> {
+    let (whole, frac) = s.split_once('.')?;
+    if frac.len() != 3 {
+        return None;
+    }
+    Some(whole.parse::<u64>().ok()? * 1000 + frac.parse::<u64>().ok()?)
+}
+
+/// Undoes nginx's default log escaping: `"`, `\` and bytes outside printable ASCII as `\xHH`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let (mut out, mut i) = (Vec::with_capacity(b.len()), 0);
+    while i < b.len() {
+        let hex = (b[i] == b'\\' && i + 3 < b.len() && b[i + 1] == b'x')
+            .then(|| std::str::from_utf8(&b[i + 2..i + 4]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .flatten();
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_spelled_per_second_when_whole_and_per_minute_otherwise() {
+        let spec = |r: f64| NginxHost::loopback(2, r).rate_spec();
+        assert_eq!(spec(2.0).unwrap(), "2r/s");
+        assert_eq!(spec(20.0).unwrap(), "20r/s");
+        assert_eq!(spec(0.5).unwrap(), "30r/m");
+        assert_eq!(spec(1.5).unwrap(), "90r/m");
+        assert!(spec(0.01).is_err() && spec(0.0).is_err() && spec(f64::NAN).is_err());
+        assert_eq!(NginxHost::loopback(2, 0.5).burst(1).delay().retry_after(2).label(), "0.5r/s b1 delay RA2");
+    }
+
+    #[test]
+    fn the_config_gives_each_host_its_zone_burst_mode_and_retry_after() {
+        let hosts = [NginxHost::loopback(2, 2.0).burst(4), NginxHost::loopback(3, 0.5).burst(1).delay().retry_after(3)];
+        let addrs: Vec<SocketAddr> = vec!["127.0.0.2:4000".parse().unwrap(), "127.0.0.3:4001".parse().unwrap()];
+        let conf = render_config(Path::new("/t"), &hosts, &addrs).unwrap();
+        assert!(conf.contains("zone=h0:1m rate=2r/s;") && conf.contains("zone=h1:1m rate=30r/m;"), "{conf}");
+        assert!(conf.contains("limit_req zone=h0 burst=4 nodelay;") && conf.contains("limit_req zone=h1 burst=1;"));
+        assert!(conf.contains("listen 127.0.0.3:4001;") && conf.contains("access_log /t/access-1.log dd;"));
+        assert_eq!(conf.matches("add_header Retry-After 3 always").count(), 1, "only the second host: {conf}");
+        assert!(conf.contains("log_format dd \"$msec\\t$request_time\\t$status"), "{conf}");
+    }
+
+    #[test]
+    fn a_log_line_becomes_a_record_timed_from_the_start_with_connections_renumbered() {
+        let start = Duration::from_millis(1_000_000_000);
+        let text = "1000000.250\t0.050\t200\t17\t1500\t1500\tGET\t/img/a.jpg\tdd \\x22x\\x22\n\
+                    1000000.210\t0.000\t429\t9\t169\t169\tGET\t/robots.txt\t-\n\
+                    garbage line\n";
+        let log = parse_log(text, start);
+        assert_eq!(log.len(), 2);
+        assert_eq!(
+            (log[0].path.as_str(), log[0].status, log[0].user_agent.as_deref()),
+            ("/img/a.jpg", 200, Some("dd \"x\""))
+        );
+        assert_eq!((log[0].arrived, log[0].completed), (Duration::from_millis(200), Some(Duration::from_millis(250))));
+        assert_eq!((log[0].connection, log[1].connection), (1, 2), "by first arrival, not nginx's serial");
+        assert_eq!(
+            (log[1].arrived, log[1].user_agent.clone(), log[1].content_length),
+            (Duration::from_millis(210), None, 169)
+        );
+    }
+}

@@ -1,0 +1,202 @@
+//! `download` against real nginx `limit_req` limiters (DESIGN §5: our origin is a model, nginx is
+//! what small institutional servers run). What must hold for any sane rate controller, judged on
+//! nginx's own access log: every row done once, nothing fetched twice, no second over what the
+//! limiter allows, a queue at the server no deeper than the client's in-flight cap, Retry-After
+//! obeyed, and a run that stays near each host's floor.
+//!
+//! The wall-time bound here is loose on purpose (2× the floor): it catches a controller stuck at
+//! a fraction of the limit, not one 20% off. The 1.1× goal is held by the benchmark
+//! (`make bench-politeness`, its nginx section), not by these tests.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use test_origin::{images, Nginx, NginxHost, RequestLog};
+
+use crate::download::{assert_each_url_once, job, records, Job};
+use crate::util::*;
+
+/// Each host gets `rate × FLOOR` URLs: long enough to get past slow start, short enough that a
+/// test stays under a minute at 2× the floor.
+const FLOOR_SECS: f64 = 12.0;
+/// The loose bound on a host's wall time (first arrival to last completion) against its floor.
+const WALL_BOUND: f64 = 2.0;
+/// Slack on a Retry-After pause: nginx logs to the millisecond, and timers fire a little early.
+const PAUSE_SLACK: Duration = Duration::from_millis(50);
+/// A request the client had already sent when a 429 left the server may land just after it on
+/// loopback; one landing later than this was sent after the client saw the 429.
+const REACTION: Duration = Duration::from_millis(20);
+/// `MAX_IN_FLIGHT_PER_HOST`'s default: the deepest queue a delay-mode limiter may hold for us.
+const IN_FLIGHT_CAP: usize = 2;
+
+/// `scripts/nginx.sh install`: Debian's nginx; its path.
+fn nginx_bin() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nginx.sh");
+    let out = Command::new(&script).arg("install").output().expect("run scripts/nginx.sh");
+    assert!(out.status.success(), "scripts/nginx.sh install failed:\n{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    PathBuf::from(text.lines().find_map(|l| l.strip_prefix("nginx=")).expect("nginx path"))
+}
+
+/// nginx serving `hosts`, each with `rate × FLOOR_SECS` URLs, prepped with `config`.
+fn limited(hosts: Vec<NginxHost>, config: &str) -> (Nginx, Job, Vec<String>) {
+    let nginx = Nginx::start_with(&nginx_bin(), hosts).unwrap();
+    let mut urls = Vec::new();
+    for i in 0..nginx.len() {
+        let n = (nginx.host(i).rate * FLOOR_SECS).round() as usize;
+        urls.extend((0..n).map(|k| nginx.url(i, &format!("/img/w64-h48-{k}.jpg"))));
+    }
+    let job = job(&urls, 1000, config);
+    (nginx, job, urls)
+}
+
+/// What every nginx test asserts after its download: each row has one record and is stored,
+/// each image was served once, and each host was done within `WALL_BOUND` × its floor.
+fn assert_done_once_near_the_floor(nginx: &Nginx, job: &Job, urls: &[String]) -> Vec<RequestLog> {
+    let (ok, failed) = records(&job.out);
+    assert_each_url_once(urls, &ok, &failed);
+    assert!(failed.is_empty(), "a limiter's 429s must not cost a row: {:?}", &failed[..failed.len().min(3)]);
+    let logs: Vec<RequestLog> = (0..nginx.len()).map(|i| nginx.log(i)).collect();
+    for (i, log) in logs.iter().enumerate() {
+        let host = nginx.host(i).label();
+        let mut served: HashMap<&str, usize> = HashMap::new();
+        for r in log.iter().filter(|r| r.status == 200 && r.path != "/robots.txt") {
+            *served.entry(r.path.as_str()).or_default() += 1;
+        }
+        assert!(served.values().all(|&n| n == 1), "{host}: an image stored once was fetched again");
+        assert_eq!(served.len(), urls.iter().filter(|u| u.starts_with(nginx.base_url(i))).count(), "{host}");
+        let floor = FLOOR_SECS;
+        let first = log.iter().map(|r| r.arrived).min().unwrap();
+        let last = log.iter().filter_map(|r| r.completed).max().unwrap();
+        let wall = (last - first).as_secs_f64();
+        assert!(
+            wall <= WALL_BOUND * floor,
+            "{host}: {wall:.1} s for a floor of {floor:.1} s ({} requests, {} refused)",
+            log.len(),
+            log.count_status(429)
+        );
+    }
+    logs
+}
+
+#[test]
+fn the_nginx_harness_limits_as_configured_and_logs_what_it_served() {
+    let hosts =
+        vec![NginxHost::loopback(60, 1.0).burst(1).retry_after(3), NginxHost::loopback(61, 1.0).burst(1).delay()];
+    let nginx = Nginx::start_with(&nginx_bin(), hosts).unwrap();
+    let path = "/img/w64-h48-3.jpg";
+    let url = nginx.url(0, path);
+    let get = |host: usize, path: &str| -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect(nginx.addr(host)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: h\r\nUser-Agent: probe \"1\"\r\nConnection: close\r\n\r\n").unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        let at = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&reply[..at]).to_string();
+        (head[9..12].parse().unwrap(), head, reply[at + 4..].to_vec())
+    };
+    // burst=1: the bucket takes two at once, then refuses until it drains at 1 req/s.
+    let answers: Vec<(u16, String, Vec<u8>)> = (0..4).map(|_| get(0, path)).collect();
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert_eq!(statuses, [200, 200, 429, 429], "{url}");
+    assert_eq!(answers[0].2, *images::served_bytes(path).unwrap(), "the harness serves the origin's image bytes");
+    assert!(answers[2].1.contains("\r\nRetry-After: 3"), "{}", answers[2].1);
+    assert!(!answers[0].1.contains("Retry-After"), "only the 429 carries it");
+    assert_eq!(get(0, "/img/nothing.txt").0, 429, "robots.txt and 404s count against the limit too");
+
+    // Delay mode: the second of two requests at once is held about 1/rate, not refused.
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| get(1, path).0);
+        let b = s.spawn(|| get(1, path).0);
+        assert_eq!((a.join().unwrap(), b.join().unwrap()), (200, 200));
+    });
+    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+
+    let log = nginx.log(0);
+    assert_eq!(log.statuses(), [200, 200, 429, 429, 429]);
+    assert_eq!(log[0].user_agent.as_deref(), Some("probe \"1\""));
+    assert_eq!((log[0].path.as_str(), log[0].bytes_sent), (path, images::served_bytes(path).unwrap().len() as u64));
+    assert_eq!(log.iter().map(|r| r.connection).collect::<Vec<_>>(), [1, 2, 3, 4, 5], "one connection each");
+    assert!(log.windows(2).all(|w| w[0].arrived <= w[1].arrived), "in arrival order");
+    let now = nginx.started_at().elapsed() + Duration::from_millis(5);
+    assert!(log[4].completed.unwrap() <= now, "times from the harness's start: {:?} > {now:?}", log[4].completed);
+    let delayed = nginx.log(1);
+    assert_eq!(delayed.max_in_flight(), 2, "nginx held the second while serving the first");
+    let held = delayed.iter().filter_map(|r| r.duration()).max().unwrap();
+    assert!(held >= Duration::from_millis(900) && held < Duration::from_millis(1500), "{held:?}");
+}
+
+#[test]
+fn nodelay_limiters_never_see_more_than_rate_plus_burst_in_a_second() {
+    let hosts = vec![
+        NginxHost::loopback(62, 0.5).burst(1),
+        NginxHost::loopback(63, 2.0),
+        NginxHost::loopback(64, 2.0).burst(4),
+        NginxHost::loopback(65, 8.0).burst(10),
+    ];
+    let (nginx, job, urls) = limited(hosts, "");
+    let summary = job.download_ok(&[]);
+    assert_eq!(summary["remaining"], 0);
+    let logs = assert_done_once_near_the_floor(&nginx, &job, &urls);
+    for (i, log) in logs.iter().enumerate() {
+        let h = nginx.host(i);
+        // nginx lets `burst + 1` through at once and one more every 1/rate: what a polite client
+        // may send in any second, refused requests included.
+        let allowed = (h.rate + h.burst as f64 + 1.0).floor() as usize;
+        let peak = log.max_requests_in_window(Duration::from_secs(1));
+        assert!(peak <= allowed, "{}: {peak} requests in 1 s, allowed {allowed}", h.label());
+    }
+}
+
+#[test]
+fn delay_mode_limiters_never_queue_more_than_the_in_flight_cap() {
+    let hosts = vec![
+        NginxHost::loopback(66, 2.0).burst(1).delay(),
+        NginxHost::loopback(67, 2.0).burst(4).delay(),
+        NginxHost::loopback(68, 8.0).burst(10).delay(),
+    ];
+    let (nginx, job, urls) = limited(hosts, "");
+    job.download_ok(&[]);
+    let logs = assert_done_once_near_the_floor(&nginx, &job, &urls);
+    for (i, log) in logs.iter().enumerate() {
+        let queued = log.max_in_flight();
+        assert!(queued <= IN_FLIGHT_CAP, "{}: nginx held {queued} of our requests at once", nginx.host(i).label());
+    }
+}
+
+#[test]
+fn a_429_with_retry_after_pauses_its_host_for_that_long() {
+    // Starting at 4 req/s, above every limit here with at most one request of burst, makes a
+    // refusal certain on each host whatever the controller does next, so the pause is tested.
+    let hosts = vec![
+        NginxHost::loopback(69, 1.0).retry_after(2),
+        NginxHost::loopback(70, 2.0).burst(1).retry_after(1),
+        NginxHost::loopback(71, 2.0).burst(1).delay().retry_after(2),
+    ];
+    let (nginx, job, urls) = limited(hosts, "INITIAL_RATE_LIMIT=4\n");
+    job.download_ok(&[]);
+    let logs = assert_done_once_near_the_floor(&nginx, &job, &urls);
+    for (i, log) in logs.iter().enumerate() {
+        let h = nginx.host(i);
+        let pause = Duration::from_secs(h.retry_after.unwrap().into());
+        assert!(log.count_status(429) >= 1, "{}: no refusal, so nothing was tested", h.label());
+        for refusal in log.iter().filter(|r| r.status == 429) {
+            let told = refusal.completed.unwrap();
+            let early = log.iter().find(|r| r.arrived > told + REACTION && r.arrived + PAUSE_SLACK < told + pause);
+            if let Some(r) = early {
+                panic!(
+                    "{}: a 429 at {told:?} said Retry-After {pause:?}, and {} arrived at {:?}",
+                    h.label(),
+                    r.path,
+                    r.arrived
+                );
+            }
+        }
+    }
+}

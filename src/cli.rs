@@ -229,6 +229,9 @@ pub struct ProfileArgs {
     /// Print the results as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Refuse to start when the overrides file names a server that is not in this dataset.
+    #[arg(long)]
+    pub strict_overrides: bool,
 }
 
 #[derive(Debug, Args)]
@@ -257,4 +260,8 @@ pub struct DownloadArgs {
     /// On many ranks, keep the first plan for the whole run (no rounds): for comparisons.
     #[arg(long, hide = true)]
     pub static_plan: bool,
+    /// Refuse to start when the overrides file names a server that is not in this dataset
+    /// (by default a warning names it and the server key it likely meant).
+    #[arg(long)]
+    pub strict_overrides: bool,
 }

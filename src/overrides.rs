@@ -13,8 +13,9 @@
 //! ```
 //!
 //! The file is `SERVER_OVERRIDES`, else `<output>/overrides.toml` when it exists. Table names are
-//! server names as `status` lists them. A name that is not in the servers table is reported, not
-//! an error: the list may be shared between datasets.
+//! server names as `status` lists them. A name that is not in the servers table is reported with
+//! the key it likely meant (`unknown_report`), not an error unless `--strict-overrides`: the list
+//! may be shared between datasets.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -149,6 +150,61 @@ impl Overrides {
     pub fn unknown<'a>(&'a self, known: &std::collections::HashSet<&str>) -> Vec<&'a str> {
         self.servers.keys().map(String::as_str).filter(|s| !known.contains(s)).collect()
     }
+
+    /// One sentence on the names in the file that are not among `known` server keys, each with
+    /// the key it most likely meant (another case, `host:port` for `host_port`, a URL, a typo);
+    /// `None` when every name is a server. Such an override applies to nothing: a server the
+    /// user meant to exclude would still be crawled.
+    pub fn unknown_report(&self, known: &[&str]) -> Option<String> {
+        let set: std::collections::HashSet<&str> = known.iter().copied().collect();
+        let unknown = self.unknown(&set);
+        if unknown.is_empty() {
+            return None;
+        }
+        let named: Vec<String> = unknown
+            .iter()
+            .map(|name| match closest(name, known) {
+                Some(key) => format!("{name:?} (did you mean {key:?}?)"),
+                None => format!("{name:?}"),
+            })
+            .collect();
+        let file = self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        Some(format!(
+            "{} server name(s) in {file} are not servers of this dataset, so their overrides apply to nothing: {}. \
+             Names are server keys as `status` lists them (lowercase, `host_port` for a port)",
+            unknown.len(),
+            named.join(", ")
+        ))
+    }
+}
+
+/// The server key `name` most likely means: the same key once spelled as one (lowercase, no
+/// scheme or path, `:` as `_`), else the nearest key within a few typed characters.
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let lower = name.trim().to_ascii_lowercase();
+    let bare = lower.trim_start_matches("https://").trim_start_matches("http://");
+    let spelled = bare.split('/').next().unwrap_or_default().replace(':', "_");
+    if let Some(k) = known.iter().find(|k| **k == spelled) {
+        return Some(k);
+    }
+    let (best, distance) = known.iter().map(|k| (*k, edit_distance(&spelled, k))).min_by_key(|(_, d)| *d)?;
+    (distance <= 2.max(spelled.len() / 8)).then_some(best)
+}
+
+/// Levenshtein distance in bytes (server keys are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut diagonal = row[0];
+        row[0] = i;
+        for j in 1..=b.len() {
+            let above = row[j];
+            row[j] = (row[j] + 1).min(row[j - 1] + 1).min(diagonal + usize::from(a[i - 1] != b[j - 1]));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -174,6 +230,22 @@ mod tests {
         assert_eq!((plain.initial_rate, plain.max_rate, plain.overridden), (3.0, s.max_rate_limit, false));
         let known: std::collections::HashSet<&str> = ["cdn.example.org", "museum.org"].into();
         assert_eq!(o.unknown(&known), ["slow.org"]);
+    }
+
+    #[test]
+    fn names_that_are_not_servers_are_reported_with_the_key_they_likely_meant() {
+        let text = "[\"Fragile.Museum.org\"]\nexclude = true\n[\"host:8080\"]\nexclude = true\n\
+                    [\"images.exmaple.org\"]\nmax_rate = 1\n[\"elsewhere.net\"]\nmax_rate = 1\n[\"a.org\"]\nmax_rate = 1\n";
+        let o = Overrides::parse(text, Path::new("o.toml")).unwrap();
+        let known = ["fragile.museum.org", "host_8080", "images.example.org", "a.org"];
+        let report = o.unknown_report(&known).unwrap();
+        assert!(report.starts_with("4 server name(s) in o.toml"), "{report}");
+        assert!(report.contains("\"Fragile.Museum.org\" (did you mean \"fragile.museum.org\"?)"), "{report}");
+        assert!(report.contains("\"host:8080\" (did you mean \"host_8080\"?)"), "{report}");
+        assert!(report.contains("\"images.exmaple.org\" (did you mean \"images.example.org\"?)"), "{report}");
+        assert!(report.contains("\"elsewhere.net\",") || report.contains("\"elsewhere.net\"."), "no guess: {report}");
+        let exact = Overrides::parse("[\"a.org\"]\nmax_rate = 1\n", Path::new("o.toml")).unwrap();
+        assert_eq!(exact.unknown_report(&known), None);
     }
 
     #[test]

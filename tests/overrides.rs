@@ -100,3 +100,26 @@ fn overrides_win_over_profile_and_survive_re_profiling() {
     assert_eq!(std::fs::read_to_string(j.out.join("overrides.toml")).unwrap(), overrides, "re-profiling keeps them");
     assert_eq!(rate()["rate"], 3.0, "the override still wins: {}", rate());
 }
+
+#[test]
+fn an_override_for_a_misspelt_server_is_named_with_the_key_it_meant_and_strict_refuses() {
+    let origin = Origin::start(vec![HostSpec::loopback(117, Behaviour::Ok)]).unwrap();
+    let list: Vec<String> = (0..3).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let j = job(&list, 100, FAST);
+    let key = origin.base_url(0).trim_start_matches("http://").replace(':', "_");
+    // The user wrote the server as a URL writes it, `host:port`: it matches no server key.
+    let written = origin.base_url(0).trim_start_matches("http://").to_string();
+    std::fs::write(j.out.join("overrides.toml"), format!("[\"{written}\"]\nexclude = true\n")).unwrap();
+
+    let strict = j.download(&["--strict-overrides"]);
+    assert_eq!(strict.status.code(), Some(2), "{}", stderr(&strict));
+    let err = stderr(&strict);
+    assert!(err.contains(&format!("{written:?} (did you mean {key:?}?)")), "{err}");
+    assert_eq!(origin.log(0).len(), 0, "refused before any request");
+
+    let out = j.download(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("did you mean {key:?}")), "warned: {}", stderr(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["succeeded"], 3, "the override applied to nothing, so the server was downloaded: {summary}");
+}

@@ -158,11 +158,37 @@ fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
     }
     let world = World::init(launch.mpi_launched).map_err(failed)?;
     let _lock = lock_for_job(&world, &output, "download").map_err(failed)?;
+    check_overrides(&world, &output, &settings, args.strict_overrides)?;
     let exporter = start_exporter(&world, &launch, &settings, &output, "download");
     let result = run_download(&world, &launch, &output, settings, contact, deadline, &args);
     stop_exporter(exporter, &world, &output);
     world.barrier(); // rank 0 releases the lock once every rank is done writing
     result
+}
+
+/// Warns (rank 0), or with `strict` refuses on every rank, when the overrides file names servers
+/// that are not in the dataset. Every rank reads the same files, so all decide alike and none
+/// waits on another. A folder or file that cannot be read is left for the run to report.
+pub(crate) fn check_overrides(
+    world: &World,
+    output: &std::path::Path,
+    settings: &Settings,
+    strict: bool,
+) -> Result<(), Failure> {
+    let (Ok(servers), Ok(overrides)) =
+        (crate::store::tables::read_servers_table(output), crate::overrides::Overrides::load(output, settings))
+    else {
+        return Ok(());
+    };
+    let known: Vec<&str> = servers.iter().map(|s| s.server_name.as_str()).collect();
+    let Some(report) = overrides.unknown_report(&known) else { return Ok(()) };
+    if strict {
+        return Err(Failure::Usage(anyhow!("{report} (--strict-overrides)")));
+    }
+    if world.is_root() {
+        eprintln!("warning: {report}");
+    }
+    Ok(())
 }
 
 /// Rank 0 takes the output folder's lock for the whole job, before anything is written there;

@@ -36,6 +36,7 @@ pub(super) fn profile(settings: &Settings, args: ProfileArgs) -> Result<(), Fail
     let launch = Launch::from_env();
     let world = World::init(launch.mpi_launched).map_err(failed)?;
     let _lock = super::lock_for_job(&world, &output, "profile").map_err(failed)?;
+    super::check_overrides(&world, &output, settings, args.strict_overrides)?;
     if world.is_root() && settings.robots == crate::robots::RobotsPolicy::Ignore {
         eprintln!(
             "profile: WARNING: ROBOTS=ignore: robots.txt is not asked for and its Crawl-delay is not obeyed. \

@@ -149,11 +149,8 @@ fn every_row_ends_in_exactly_one_record_with_the_right_class() {
     assert_eq!(summary["failed"], 18);
     // The server saw who we are.
     let ua = origin.log(0)[0].user_agent.clone().unwrap();
-    let expected = format!(
-        "distributed-downloader/{} (+https://github.com/Imageomics/distributed-downloader; contact: tests@example.org)",
-        env!("CARGO_PKG_VERSION")
-    );
-    assert_eq!(ua, expected, "product token, version, project page and the operator's contact");
+    let expected = format!("distributed-downloader/{} (contact: tests@example.org)", env!("CARGO_PKG_VERSION"));
+    assert_eq!(ua, expected, "product token, version and the operator's contact, and no page that is not theirs");
 }
 
 #[test]

@@ -52,6 +52,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("INITIAL_RATE_LIMIT", "requests/s a server starts at"),
     ("IGNORED_SERVERS_FILE", "file of server keys to leave out"),
     ("CONTACT", "operator contact put in the User-Agent"),
+    ("CRAWL_INFO_URL", "a page about your crawl, put in the User-Agent"),
     ("MAX_SIDE", "longest side of a stored image"),
     ("JPEG_QUALITY", "quality of re-encoded JPEGs"),
     ("REENCODE", "auto or always"),
@@ -131,6 +132,8 @@ pub struct Settings {
     pub initial_rate_limit: f64,
     pub ignored_servers_file: Option<PathBuf>,
     pub contact: Option<String>,
+    /// A page about the operator's crawl, put in the User-Agent (`CRAWL_INFO_URL`).
+    pub crawl_info_url: Option<String>,
     pub max_side: u32,
     pub jpeg_quality: u8,
     pub reencode: Reencode,
@@ -238,6 +241,7 @@ impl RawConfig {
             )?,
             ignored_servers_file: v.text("IGNORED_SERVERS_FILE").map(PathBuf::from),
             contact: v.text("CONTACT"),
+            crawl_info_url: v.info_url("CRAWL_INFO_URL")?,
             max_side: v.parse(
                 "MAX_SIDE",
                 imaging::DEFAULT_MAX_SIDE,
@@ -395,6 +399,20 @@ impl Values<'_> {
         ConfigError::BadValue { key: key.to_string(), origin, value: value.to_string(), problem: problem.to_string() }
     }
 
+    /// An http(s) URL a header may carry (no spaces or control characters), if set.
+    fn info_url(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        let Some(url) = self.text(key) else { return Ok(None) };
+        let web = url.starts_with("https://") || url.starts_with("http://");
+        if !web || url.chars().any(|c| c.is_whitespace() || c.is_control() || c == ';' || c == ')') {
+            return Err(self.bad(
+                key,
+                &url,
+                "must be an http(s) URL without spaces, `;` or `)`, e.g. https://example.org/crawl",
+            ));
+        }
+        Ok(Some(url))
+    }
+
     fn parse<T: std::str::FromStr>(
         &self,
         key: &str,
@@ -439,6 +457,21 @@ pub(crate) mod tests {
         let err = RawConfig::from_file(f.path()).unwrap_err().to_string();
         assert!(err.contains("BATCH_SIZ"), "{err}");
         assert!(err.contains(&f.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_crawl_info_url_goes_into_the_user_agent_and_a_bad_one_is_refused() {
+        let f = write_env("CRAWL_INFO_URL=https://lab.example.org/crawl\n");
+        let s = RawConfig::from_file(f.path()).unwrap().validate().unwrap();
+        let ua = crate::fetch::client::user_agent("ops@example.org", s.crawl_info_url.as_deref());
+        assert!(ua.ends_with("(+https://lab.example.org/crawl; contact: ops@example.org)"), "{ua}");
+        let plain = crate::fetch::client::user_agent("ops@example.org", None);
+        assert!(plain.ends_with(" (contact: ops@example.org)") && !plain.contains("http"), "{plain}");
+        for bad in ["lab.example.org", "https://a b", "https://a;b"] {
+            let f = write_env(&format!("CRAWL_INFO_URL=\"{bad}\"\n"));
+            let err = RawConfig::from_file(f.path()).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains("CRAWL_INFO_URL"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl HttpSettings {
     /// The settings of every request of a run (`download`, `profile`) for the operator `contact`.
     pub fn new(s: &crate::config::Settings, contact: &str) -> HttpSettings {
         HttpSettings {
-            user_agent: user_agent(contact),
+            user_agent: user_agent(contact, s.crawl_info_url.as_deref()),
             deadlines: crate::fetch::deadlines::Deadlines {
                 head: s.head_timeout,
                 idle: s.idle_timeout,
@@ -85,14 +85,14 @@ impl HttpSettings {
 }
 
 /// The User-Agent every request carries: the product token robots.txt rules name, the version,
-/// the project's page (what this crawler is and how it behaves) and the operator's contact.
-pub fn user_agent(contact: &str) -> String {
-    format!(
-        "{}/{} (+{}; contact: {contact})",
-        crate::robots::PRODUCT_TOKEN,
-        env!("CARGO_PKG_VERSION"),
-        env!("CARGO_PKG_HOMEPAGE")
-    )
+/// the operator's page about the crawl when they gave one (`CRAWL_INFO_URL`), and their contact.
+/// No other page: an operator who follows a link must reach the people running this crawl.
+pub fn user_agent(contact: &str, info_url: Option<&str>) -> String {
+    let token = format!("{}/{}", crate::robots::PRODUCT_TOKEN, env!("CARGO_PKG_VERSION"));
+    match info_url {
+        Some(url) => format!("{token} (+{url}; contact: {contact})"),
+        None => format!("{token} (contact: {contact})"),
+    }
 }
 
 /// Builds the one client a rank shares: pooled connections, only http(s) redirects.

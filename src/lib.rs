@@ -11,6 +11,7 @@
 //! - `actors`: per-host politeness (token bucket, adaptive rate, retry, circuit breaker, state).
 //! - `download`: the coordinator of one rank: actors, progress, deadline, summary.
 //! - `mpi_glue`: the only caller of `mpi::` (a world of ranks, single-rank without a launcher) and the rank-0 planner.
+//! - `exit`: the exit codes, one type.
 //! - `environment`: the one place the launcher's environment (Slurm) is read.
 //! - `prep`: input lists to per-server URL batches (with `store`, the only user of polars).
 //! - `progress`: a bar on a terminal, plain lines in logs.
@@ -32,6 +33,7 @@ pub mod commands;
 pub mod config;
 pub mod download;
 pub mod environment;
+pub mod exit;
 pub mod fetch;
 pub mod forecast;
 pub mod imaging;

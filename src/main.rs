@@ -1,29 +1,27 @@
 //! Parses the command line, runs the subcommand, and maps the outcome to an exit code.
 //!
-//! Exit codes: 0 success; 1 the run failed (bad input, I/O, ...); 2 usage or configuration error;
-//! 3 a download that committed nothing new while rows remain.
+//! Exit codes: `distributed_downloader::exit::Exit` (0 success, 1 the run failed, 2 usage or
+//! configuration error, 3 a download that committed nothing new while rows remain).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use distributed_downloader::cli::Cli;
 use distributed_downloader::commands::{self, Failure};
+use distributed_downloader::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(e)) => {
+        Ok(()) => Exit::Success.into(),
+        Err(failure) => {
+            let (exit, e) = match failure {
+                Failure::Usage(e) => (Exit::Usage, e),
+                Failure::Run(e) => (Exit::Failed, e),
+                Failure::NoProgress(e) => (Exit::NoProgress, e),
+            };
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Run(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-        Err(Failure::NoProgress(e)) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(3)
+            exit.into()
         }
     }
 }

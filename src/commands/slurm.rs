@@ -16,6 +16,7 @@ use crate::slurm::{LOGS_DIR, SLURM_DIR};
 use crate::status;
 
 use super::output_dir;
+use crate::exit::Exit;
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot make {} absolute", path.display()))
@@ -267,11 +268,10 @@ pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
         }
         Err(_) => None,
     };
-    let previous_failed = chain.jobs[..index]
-        .iter()
-        .rev()
-        .find_map(|j| j.ended.as_ref())
-        .is_some_and(|e| !matches!(e.exit_code, 0 | crate::slurm::chain::EXIT_NO_PROGRESS));
+    let previous_failed =
+        chain.jobs[..index].iter().rev().find_map(|j| j.ended.as_ref()).is_some_and(|e| {
+            !matches!(crate::exit::Exit::from_code(e.exit_code), Some(Exit::Success | Exit::NoProgress))
+        });
     chain.jobs[index].ended = Some(JobEnd { exit_code, at: now_unix(), remaining });
     let decision = after_job(kind, exit_code, remaining, previous_failed);
     if let AfterJob::Stop(reason) = &decision {

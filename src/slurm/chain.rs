@@ -2,11 +2,7 @@
 //! jobs still queued) and say why. A pure decision; `commands` records it and calls `scancel`.
 
 use super::record::JobKind;
-
-/// The download's exit code when a run committed no new record while rows remain.
-pub const EXIT_NO_PROGRESS: i32 = 3;
-/// The exit code of a usage or configuration error: the next job would fail the same way.
-pub const EXIT_USAGE: i32 = 2;
+use crate::exit::Exit;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AfterJob {
@@ -17,27 +13,27 @@ pub enum AfterJob {
 /// `remaining`: rows without a committed record after the job (`None` when unreadable);
 /// `previous_failed`: the job before it in the chain recorded a failure (exit 1 or other).
 pub fn after_job(kind: JobKind, exit_code: i32, remaining: Option<u64>, previous_failed: bool) -> AfterJob {
-    match (kind, exit_code) {
-        (JobKind::Prep, 0) => AfterJob::GoOn,
-        (JobKind::Prep, code) => AfterJob::Stop(format!(
-            "prep failed (exit {code}): see its log under logs/, fix the input or the config, and run `submit` again"
+    match (kind, Exit::from_code(exit_code)) {
+        (JobKind::Prep, Some(Exit::Success)) => AfterJob::GoOn,
+        (JobKind::Prep, _) => AfterJob::Stop(format!(
+            "prep failed (exit {exit_code}): see its log under logs/, fix the input or the config, and run `submit` again"
         )),
-        (JobKind::Download, 0) if remaining == Some(0) => {
+        (JobKind::Download, Some(Exit::Success)) if remaining == Some(0) => {
             AfterJob::Stop("complete: every row has a committed record".into())
         }
-        (JobKind::Download, 0) => AfterJob::GoOn,
-        (JobKind::Download, EXIT_NO_PROGRESS) => AfterJob::Stop(format!(
+        (JobKind::Download, Some(Exit::Success)) => AfterJob::GoOn,
+        (JobKind::Download, Some(Exit::NoProgress)) => AfterJob::Stop(format!(
             "nothing changed: the job committed no new record while {} rows remain (their hosts \
              failed, were parked or asked us to wait). The next jobs would do the same; see \
              `status`, and run `submit` again when the servers answer (or `download --retry-failed`)",
             remaining.map(|r| r.to_string()).unwrap_or_else(|| "some".into())
         )),
-        (JobKind::Download, EXIT_USAGE) => AfterJob::Stop(
+        (JobKind::Download, Some(Exit::Usage)) => AfterJob::Stop(
             "the download refused its configuration (exit 2): fix the config file as its log says, and run `submit` again"
                 .into(),
         ),
-        (JobKind::Download, code) if previous_failed => AfterJob::Stop(format!(
-            "two jobs in a row failed (this one with exit {code}): see their logs under logs/, then run `submit` again"
+        (JobKind::Download, _) if previous_failed => AfterJob::Stop(format!(
+            "two jobs in a row failed (this one with exit {exit_code}): see their logs under logs/, then run `submit` again"
         )),
         (JobKind::Download, _) => AfterJob::GoOn,
     }

@@ -20,8 +20,25 @@ fn main() -> ExitCode {
                 Failure::Run(e) => (Exit::Failed, e),
                 Failure::NoProgress(e) => (Exit::NoProgress, e),
             };
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", causes(&e));
             exit.into()
         }
     }
+}
+
+/// The error and its causes, each said once: many messages already end with their cause (an
+/// I/O error, a path), and `{:#}` would print it a second time.
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }

@@ -60,3 +60,28 @@ fn product_binary_holds_no_test_origin_or_benchmarks() {
         assert!(!found, "the product binary contains symbols of `{crate_name}`");
     }
 }
+
+/// Each fatal error says its cause once: many messages already end with their cause, and the
+/// error chain used to print it a second time.
+#[test]
+fn each_fatal_error_says_its_cause_once() {
+    let dir = tempdir();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let cfg = dir.path().join("job.env");
+    std::fs::write(&cfg, "CONTACT=tests@example.org\n").unwrap();
+    let (cfg, empty) = (cfg.to_str().unwrap(), empty.to_str().unwrap());
+    let out_dir = dir.path().join("out");
+    let cases: [(&[&str], &str); 4] = [
+        (&["prep", "-i", "/nonexistent/list.csv", "-o", out_dir.to_str().unwrap()], "No such file or directory"),
+        (&["--config", cfg, "download", "-o", empty], "holds no prep output"),
+        (&["--config", cfg, "verify", "-o", empty], "holds no prep output"),
+        (&["--config", cfg, "download", "-o", "/nonexistent/out"], "does not exist"),
+    ];
+    for (args, cause) in cases {
+        let out = run(args);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert_eq!(err.matches(cause).count(), 1, "{args:?} says {cause:?} once:\n{err}");
+    }
+}

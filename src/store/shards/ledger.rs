@@ -44,6 +44,15 @@ pub enum LedgerError {
         #[source]
         source: ShardError,
     },
+    #[error(
+        "cannot remove the shards a merged shard replaces in {path} ({source}); nothing is counted twice, but \
+         check the permissions of that folder, then re-run"
+    )]
+    Cleanup {
+        path: PathBuf,
+        #[source]
+        source: ShardError,
+    },
 }
 
 /// Which failures count as not done: those `download --retry-failed` tries again.
@@ -297,7 +306,7 @@ pub fn scan_batch(out: &Path, server: &str, partition: u64, retry: RetryFailed) 
     let removed = remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
     let mut batch = scan_dir(&dir, retry)?;
     let parts = std::mem::take(&mut batch.replaced_parts);
-    super::compact::remove_parts(&dir, &parts).map_err(|e| LedgerError::Unreadable { path: dir.clone(), source: e })?;
+    super::compact::remove_parts(&dir, &parts).map_err(|e| LedgerError::Cleanup { path: dir.clone(), source: e })?;
     Ok(BatchLedger { leftovers_removed: removed + parts.len(), ..batch })
 }
 

@@ -102,6 +102,13 @@ fn every_rank_serves_labelled_metrics_lists_itself_for_prometheus_and_leaves_a_s
         assert!(endpoint.starts_with("127.0.0.1:"), "loopback by default: {endpoint}");
         let body = scrape(endpoint);
         assert!(body.contains(&format!("rank=\"{rank}\"")) && body.contains("job=\"local\""), "{body}");
+        // Every failure class has a series from the start: a panel shows 0, not "no data".
+        for class in distributed_downloader::fetch::outcome::ErrorClass::ALL {
+            let series = format!("class=\"{}\"", class.as_str());
+            let failed =
+                body.lines().any(|l| l.starts_with("distributed_downloader_rows_failed_total") && l.contains(&series));
+            assert!(failed, "rank {rank}: no rows_failed_total series for {series}:\n{body}");
+        }
         // What a live scrape returns passes promtool too.
         let exposition = body.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
         let mut check = Command::new(&promtool)

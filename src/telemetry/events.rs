@@ -62,6 +62,15 @@ pub enum AnswerClass {
 }
 
 impl AnswerClass {
+    /// The classes of an answer with a status (transport failures are `ErrorClass`es).
+    pub const ALL_STATUS: [AnswerClass; 5] = [
+        AnswerClass::Status2xx,
+        AnswerClass::Status3xx,
+        AnswerClass::Status4xx,
+        AnswerClass::Status429,
+        AnswerClass::Status5xx,
+    ];
+
     pub fn of(outcome: &Outcome) -> AnswerClass {
         match *outcome {
             Outcome::Status(429) => AnswerClass::Status429,

@@ -119,6 +119,16 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
     for phase in crate::actors::server::state::HostPhase::ALL {
         metrics::gauge!(names::HOSTS, "state" => phase.as_str()).set(0.0);
     }
+    // Every class of a per-class counter reads 0 until it happens (an empty `host` label:
+    // panels sum by class), so a failure panel shows 0, not "no data".
+    for class in crate::fetch::outcome::ErrorClass::ALL {
+        metrics::counter!(names::ROWS_FAILED_TOTAL, "host" => "", "class" => class.as_str()).increment(0);
+        metrics::counter!(names::RETRIES_TOTAL, "host" => "", "class" => class.as_str()).increment(0);
+    }
+    for class in super::events::AnswerClass::ALL_STATUS {
+        metrics::counter!(names::REQUESTS_TOTAL, "host" => "", "class" => class.as_str()).increment(0);
+    }
+    metrics::counter!(names::REFUSALS_TOTAL, "host" => "").increment(0);
     Ok(INSTALLED.get_or_init(|| Exporter { handle, endpoint, identity }))
 }
 

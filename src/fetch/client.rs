@@ -189,23 +189,49 @@ fn cut(c: Cut) -> FetchFailure {
     FetchFailure::Transport { kind: TransportKind::Timeout, detail: c.detail() }
 }
 
-/// Places a reqwest error in the bounded [`TransportKind`] set, from the error and its causes.
+/// Places a reqwest error in the bounded [`TransportKind`] set, from the error's kind and the
+/// types of its causes: a TLS error is a `rustls::Error`, a refused or reset connection an
+/// `io::Error` of that kind. Only a failed name lookup, which the resolver reports as a plain
+/// `io::Error`, is told by its words, and those are read from the causes alone: the top
+/// message holds the URL, and a host called `tls.example.org` must not make a refused
+/// connection a TLS failure.
 fn transport(e: reqwest::Error) -> FetchFailure {
-    let mut chain = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(&e);
+    let e = e.without_url();
+    let mut causes: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+    let mut source = std::error::Error::source(&e);
     while let Some(err) = source {
-        chain.push_str(&err.to_string().to_ascii_lowercase());
-        chain.push_str(": ");
+        causes.push(err);
         source = err.source();
     }
-    let kind = if e.is_timeout() {
+    let io_kind = causes.iter().find_map(|c| c.downcast_ref::<std::io::Error>()).map(std::io::Error::kind);
+    let tls = causes.iter().any(|c| c.downcast_ref::<rustls::Error>().is_some());
+    let words: String = causes.iter().map(|c| c.to_string().to_ascii_lowercase() + ": ").collect();
+    use std::io::ErrorKind as Io;
+    let kind = if e.is_timeout() || io_kind == Some(Io::TimedOut) {
         TransportKind::Timeout
     } else if e.is_redirect() {
         TransportKind::TooManyRedirects
-    } else if chain.contains("dns") || chain.contains("lookup address") || chain.contains("name or service") {
-        TransportKind::Dns
-    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
+    } else if tls {
         TransportKind::Tls
+    } else if matches!(
+        io_kind,
+        Some(
+            Io::ConnectionRefused
+                | Io::ConnectionReset
+                | Io::ConnectionAborted
+                | Io::NotConnected
+                | Io::AddrNotAvailable
+                | Io::HostUnreachable
+                | Io::NetworkUnreachable
+        )
+    ) {
+        TransportKind::Connect
+    } else if e.is_connect()
+        && ["failed to lookup address", "name or service not known", "nodename nor servname", "no address"]
+            .iter()
+            .any(|w| words.contains(w))
+    {
+        TransportKind::Dns
     } else if e.is_connect() {
         TransportKind::Connect
     } else if e.is_body() || e.is_decode() {
@@ -213,5 +239,38 @@ fn transport(e: reqwest::Error) -> FetchFailure {
     } else {
         TransportKind::Other
     };
-    FetchFailure::Transport { kind, detail: chain.trim_end_matches(": ").to_string() }
+    let detail = format!("{e}: {words}");
+    FetchFailure::Transport { kind, detail: detail.trim_end_matches(": ").to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The class of what one GET to `url` ends with, `host` resolved to `addr`.
+    fn class_of(url: &str, host: &str, addr: std::net::SocketAddr) -> TransportKind {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .resolve(host, addr)
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap();
+            let err = client.get(url).send().await.expect_err("nothing listens there");
+            match transport(err) {
+                FetchFailure::Transport { kind, .. } => kind,
+                other => panic!("{other:?}"),
+            }
+        })
+    }
+
+    #[test]
+    fn a_refused_connection_is_connect_whatever_the_host_is_called() {
+        // A port nothing listens on: bound, then let go.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let url = format!("http://tls.example.org:{}/dns/certificate.jpg", addr.port());
+        assert_eq!(class_of(&url, "tls.example.org", addr), TransportKind::Connect);
+    }
 }

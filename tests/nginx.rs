@@ -73,6 +73,14 @@ fn assert_done_once_near_the_floor(nginx: &Nginx, job: &Job, urls: &[String]) ->
         let first = log.iter().map(|r| r.arrived).min().unwrap();
         let last = log.iter().filter_map(|r| r.completed).max().unwrap();
         let wall = (last - first).as_secs_f64();
+        // Shown with --nocapture: how much room each bound has.
+        eprintln!(
+            "{host}: wall {wall:.1} s (floor {floor:.0}), {} requests, {} refused, peak {}/s, {} at once",
+            log.len(),
+            log.count_status(429),
+            log.max_requests_in_window(Duration::from_secs(1)),
+            log.max_in_flight()
+        );
         assert!(
             wall <= WALL_BOUND * floor,
             "{host}: {wall:.1} s for a floor of {floor:.1} s ({} requests, {} refused)",
@@ -126,10 +134,11 @@ fn the_nginx_harness_limits_as_configured_and_logs_what_it_served() {
     assert!(log.windows(2).all(|w| w[0].arrived <= w[1].arrived), "in arrival order");
     let now = nginx.started_at().elapsed() + Duration::from_millis(5);
     assert!(log[4].completed.unwrap() <= now, "times from the harness's start: {:?} > {now:?}", log[4].completed);
-    let delayed = nginx.log(1);
-    assert_eq!(delayed.max_in_flight(), 2, "nginx held the second while serving the first");
-    let held = delayed.iter().filter_map(|r| r.duration()).max().unwrap();
-    assert!(held >= Duration::from_millis(900) && held < Duration::from_millis(1500), "{held:?}");
+    let mut took: Vec<Duration> = nginx.log(1).iter().filter_map(|r| r.duration()).collect();
+    took.sort();
+    assert_eq!(took.len(), 2);
+    assert!(took[0] < Duration::from_millis(100), "the first went through: {took:?}");
+    assert!(took[1] >= Duration::from_millis(900) && took[1] < Duration::from_millis(1500), "held 1 s: {took:?}");
 }
 
 #[test]

@@ -61,7 +61,9 @@ pub struct NginxHost {
     /// `limit_req_zone … rate`, in requests per second. nginx takes a whole number per second or
     /// per minute, so `rate × 60` must be whole (0.5 is written `30r/m`).
     pub rate: f64,
-    /// `limit_req … burst`: requests beyond the rate the bucket holds before refusing.
+    /// `limit_req … burst`: requests beyond the rate the bucket holds before refusing. 0 is
+    /// written by leaving `burst` out (nginx refuses `burst=0`): every two accepted requests are
+    /// then at least 1/rate apart.
     pub burst: u32,
     /// `nodelay`: a burst is served at once. Without it (delay mode) requests beyond the rate
     /// are held by the server and released at the rate, and only those beyond the burst refused.
@@ -340,45 +342,65 @@ fn free_port(ip: Ipv4Addr) -> io::Result<SocketAddr> {
     listener.local_addr()
 }
 
+/// `nginx.conf` up to the hosts: one process that is the server, every path in `@DIR@`.
+const CONFIG_HEAD: &str = r#"daemon off;
+master_process off;
+worker_processes 1;
+pid @DIR@/nginx.pid;
+error_log @DIR@/error.log error;
+events { worker_connections 1024; }
+http {
+    types {
+        image/jpeg jpg jpeg; image/png png; image/webp webp; image/gif gif;
+        image/tiff tif tiff; image/bmp bmp; text/plain txt;
+    }
+    default_type application/octet-stream;
+    client_body_temp_path @DIR@/tmp/body;
+    proxy_temp_path @DIR@/tmp/proxy;
+    fastcgi_temp_path @DIR@/tmp/fastcgi;
+    uwsgi_temp_path @DIR@/tmp/uwsgi;
+    scgi_temp_path @DIR@/tmp/scgi;
+    log_format dd "@LOG_FORMAT@";
+    limit_req_status 429;
+"#;
+
+/// One host `@I@`; `@LIMIT@` is `limit_req`'s arguments after the zone.
+const CONFIG_HOST: &str = r#"    limit_req_zone $server_name zone=h@I@:1m rate=@RATE@;
+    server {
+        listen @ADDR@;
+        server_name h@I@;
+        access_log @DIR@/access-@I@.log dd;
+        root @DIR@/www;
+        limit_req zone=h@I@@LIMIT@;
+        location / { }
+"#;
+
+/// What a host with `retry_after` adds: its 429 goes through a location that sets the header
+/// (`limit_req` does not apply twice to one request, so this answers 429, not another refusal).
+const CONFIG_RETRY_AFTER: &str = r#"        error_page 429 = @limited;
+        location @limited { add_header Retry-After @SECS@ always; return 429; }
+"#;
+
 /// The whole `nginx.conf` for `hosts` listening on `addrs`, every path inside `dir`.
 fn render_config(dir: &Path, hosts: &[NginxHost], addrs: &[SocketAddr]) -> io::Result<String> {
-    let d = dir.display();
-    let mut conf = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log error;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n\
-         \x20   types {{ image/jpeg jpg jpeg; image/png png; image/webp webp; image/gif gif; image/tiff tif tiff; \
-         image/bmp bmp; text/plain txt; }}\n\
-         \x20   default_type application/octet-stream;\n\
-         \x20   client_body_temp_path {d}/tmp/body;\n    proxy_temp_path {d}/tmp/proxy;\n\
-         \x20   fastcgi_temp_path {d}/tmp/fastcgi;\n    uwsgi_temp_path {d}/tmp/uwsgi;\n    scgi_temp_path {d}/tmp/scgi;\n\
-         \x20   log_format dd \"{LOG_FORMAT}\";\n\
-         \x20   limit_req_status 429;\n"
-    );
+    let dir = dir.display().to_string();
+    let mut conf = CONFIG_HEAD.replace("@LOG_FORMAT@", LOG_FORMAT);
     for (i, (h, addr)) in hosts.iter().zip(addrs).enumerate() {
+        // nginx refuses `burst=0`; leaving it out is the same (its default).
+        let burst = if h.burst > 0 { format!(" burst={}", h.burst) } else { String::new() };
         let nodelay = if h.nodelay { " nodelay" } else { "" };
-        conf += &format!(
-            "    limit_req_zone $server_name zone=h{i}:1m rate={rate};\n\
-             \x20   server {{\n\
-             \x20       listen {addr};\n\
-             \x20       server_name h{i};\n\
-             \x20       access_log {d}/access-{i}.log dd;\n\
-             \x20       root {d}/www;\n\
-             \x20       limit_req zone=h{i} burst={burst}{nodelay};\n\
-             \x20       location / {{ }}\n",
-            rate = h.rate_spec()?,
-            burst = h.burst,
-        );
+        conf += &CONFIG_HOST
+            .replace("@I@", &i.to_string())
+            .replace("@RATE@", &h.rate_spec()?)
+            .replace("@ADDR@", &addr.to_string())
+            .replace("@LIMIT@", &format!("{burst}{nodelay}"));
         if let Some(secs) = h.retry_after {
-            conf += &format!(
-                "        error_page 429 = @limited;\n\
-                 \x20       location @limited {{ add_header Retry-After {secs} always; return 429; }}\n"
-            );
+            conf += &CONFIG_RETRY_AFTER.replace("@SECS@", &secs.to_string());
         }
         conf += "    }\n";
     }
     conf += "}\n";
-    Ok(conf)
+    Ok(conf.replace("@DIR@", &dir))
 }
 
 /// Records from an access log in [`LOG_FORMAT`], in arrival order, times from `start` (since the
@@ -459,49 +481,5 @@ fn unescape(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_are_spelled_per_second_when_whole_and_per_minute_otherwise() {
-        let spec = |r: f64| NginxHost::loopback(2, r).rate_spec();
-        assert_eq!(spec(2.0).unwrap(), "2r/s");
-        assert_eq!(spec(20.0).unwrap(), "20r/s");
-        assert_eq!(spec(0.5).unwrap(), "30r/m");
-        assert_eq!(spec(1.5).unwrap(), "90r/m");
-        assert!(spec(0.01).is_err() && spec(0.0).is_err() && spec(f64::NAN).is_err());
-        assert_eq!(NginxHost::loopback(2, 0.5).burst(1).delay().retry_after(2).label(), "0.5r/s b1 delay RA2");
-    }
-
-    #[test]
-    fn the_config_gives_each_host_its_zone_burst_mode_and_retry_after() {
-        let hosts = [NginxHost::loopback(2, 2.0).burst(4), NginxHost::loopback(3, 0.5).burst(1).delay().retry_after(3)];
-        let addrs: Vec<SocketAddr> = vec!["127.0.0.2:4000".parse().unwrap(), "127.0.0.3:4001".parse().unwrap()];
-        let conf = render_config(Path::new("/t"), &hosts, &addrs).unwrap();
-        assert!(conf.contains("zone=h0:1m rate=2r/s;") && conf.contains("zone=h1:1m rate=30r/m;"), "{conf}");
-        assert!(conf.contains("limit_req zone=h0 burst=4 nodelay;") && conf.contains("limit_req zone=h1 burst=1;"));
-        assert!(conf.contains("listen 127.0.0.3:4001;") && conf.contains("access_log /t/access-1.log dd;"));
-        assert_eq!(conf.matches("add_header Retry-After 3 always").count(), 1, "only the second host: {conf}");
-        assert!(conf.contains("log_format dd \"$msec\\t$request_time\\t$status"), "{conf}");
-    }
-
-    #[test]
-    fn a_log_line_becomes_a_record_timed_from_the_start_with_connections_renumbered() {
-        let start = Duration::from_millis(1_000_000_000);
-        let text = "1000000.250\t0.050\t200\t17\t1500\t1500\tGET\t/img/a.jpg\tdd \\x22x\\x22\n\
-                    1000000.210\t0.000\t429\t9\t169\t169\tGET\t/robots.txt\t-\n\
-                    garbage line\n";
-        let log = parse_log(text, start);
-        assert_eq!(log.len(), 2);
-        assert_eq!(
-            (log[0].path.as_str(), log[0].status, log[0].user_agent.as_deref()),
-            ("/img/a.jpg", 200, Some("dd \"x\""))
-        );
-        assert_eq!((log[0].arrived, log[0].completed), (Duration::from_millis(200), Some(Duration::from_millis(250))));
-        assert_eq!((log[0].connection, log[1].connection), (1, 2), "by first arrival, not nginx's serial");
-        assert_eq!(
-            (log[1].arrived, log[1].user_agent.clone(), log[1].content_length),
-            (Duration::from_millis(210), None, 169)
-        );
-    }
-}
+#[path = "nginx_tests.rs"]
+mod tests;

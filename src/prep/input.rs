@@ -142,40 +142,31 @@ impl Input {
                     Some(Ok(())) => {}
                 }
                 let columns = header_names(&record);
-                if columns.iter().all(|c| c.is_empty()) {
-                    return Err(PrepError::EmptyInput { path: path.to_path_buf() });
-                }
-                Ok(Input {
-                    path: path.to_path_buf(),
-                    columns,
-                    size_bytes,
-                    total_rows: None,
-                    source: Source::Csv { lines, record },
-                })
+                Input::text(path, columns, size_bytes, Source::Csv { lines, record })
             }
-            fmt => {
+            _ => {
+                // Tab-separated, no quoting: a line is a record, whatever quotes it holds.
                 let file = File::open(path).map_err(io_err)?;
                 let mut reader = csv::ReaderBuilder::new()
-                    .delimiter(if fmt == Format::Csv { b',' } else { b'\t' })
-                    .quoting(fmt == Format::Csv)
+                    .delimiter(b'\t')
+                    .quoting(false)
                     .flexible(true)
                     .has_headers(true)
                     .from_reader(BufReader::with_capacity(1 << 20, file));
                 let header =
                     reader.byte_headers().map_err(|e| PrepError::Csv { path: path.to_path_buf(), source: e })?;
                 let columns = header_names(header);
-                if columns.iter().all(|c| c.is_empty()) {
-                    return Err(PrepError::EmptyInput { path: path.to_path_buf() });
-                }
-                Ok(Input {
-                    path: path.to_path_buf(),
-                    columns,
-                    size_bytes,
-                    total_rows: None,
-                    source: Source::Text { reader, record: csv::ByteRecord::new() },
-                })
+                Input::text(path, columns, size_bytes, Source::Text { reader, record: csv::ByteRecord::new() })
             }
         }
+    }
+
+    /// A text input with header `columns`; a header of empty names is an empty input.
+    fn text(path: &Path, columns: Vec<String>, size_bytes: u64, source: Source) -> Result<Input, PrepError> {
+        if columns.iter().all(|c| c.is_empty()) {
+            return Err(PrepError::EmptyInput { path: path.to_path_buf() });
+        }
+        Ok(Input { path: path.to_path_buf(), columns, size_bytes, total_rows: None, source })
     }
 
     /// The column names found in the file, in file order.

@@ -390,16 +390,5 @@ fn download(
 
 /// SIGTERM (mpirun passes it on to its ranks), then SIGKILL after [`TERM_GRACE`].
 fn stop(child: &mut Child) {
-    // If SIGTERM cannot be sent, the SIGKILL below still stops the child; errors from `kill` and
-    // `wait` there only mean it has already exited.
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let deadline = Instant::now() + TERM_GRACE;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(POLL);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    test_origin::process::terminate(child, TERM_GRACE);
 }

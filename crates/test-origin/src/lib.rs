@@ -7,7 +7,8 @@
 //! directly on tokio (`http`, `server`) answers what the script decides (`respond`), serving
 //! deterministic images made from the URL path (`images`). `photo` makes photo-like JPEGs for
 //! codec tests and benchmarks; `rng` is the one fixed RNG behind everything generated. `nginx`
-//! runs a real nginx `limit_req` per host and reads its access logs as the same `RequestLog`.
+//! runs a real nginx `limit_req` per host and reads its access logs as the same `RequestLog`;
+//! `process` stops a child (nginx, mpirun) with SIGTERM, then SIGKILL.
 //!
 //! ```no_run
 //! use test_origin::{Behaviour, HostSpec, Origin};
@@ -25,6 +26,7 @@ pub mod images;
 pub mod log;
 pub mod nginx;
 pub mod photo;
+pub mod process;
 mod respond;
 pub mod rng;
 pub mod server;

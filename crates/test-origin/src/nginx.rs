@@ -279,18 +279,7 @@ impl Nginx {
     /// Stops nginx: SIGTERM, then SIGKILL after [`STOP_GRACE`]. Idempotent; also done on drop.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        // If SIGTERM cannot be sent, the kill below still stops it; errors from `kill` and `wait`
-        // there only mean it has exited already.
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(POLL);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::process::terminate(&mut child, STOP_GRACE);
     }
 }
 

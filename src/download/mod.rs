@@ -5,11 +5,12 @@
 //! coordinator: it starts the actors, drives progress, the deadline and the final drain;
 //! `summary` reads the committed shards back and reports what is done and what remains;
 //! `learned` writes what hosts learned back into `servers.parquet`; `unchanged` refuses shards
-//! written for other batch content; `ranks` runs rounds over many ranks, and `rounds` is the
+//! written for other batch content; `interrupted` finishes what an interrupted run left first; `ranks` runs rounds over many ranks, and `rounds` is the
 //! rule for ending one early.
 
 pub mod cpu_pool;
 pub mod engine;
+pub mod interrupted;
 pub mod learned;
 pub mod ranks;
 pub mod rounds;

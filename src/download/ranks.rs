@@ -298,7 +298,7 @@ pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<
     let servers = read_servers_table(&opts.out)?;
     let mut done = ledger::scan(&opts.out, opts.retry_failed)?;
     super::unchanged::check(&opts.out, &servers, &done)?;
-    if super::run::finish_interrupted(&opts.out, &servers, &done, opts.retry_failed)? {
+    if super::interrupted::finish(&opts.out, &servers, &done, opts.retry_failed)? {
         done = ledger::scan(&opts.out, opts.retry_failed)?;
     }
     let overrides = crate::overrides::Overrides::load(&opts.out, &opts.settings)?;

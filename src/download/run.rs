@@ -186,7 +186,7 @@ pub fn run_round(
         // ranks, rank 0 does this before each plan.)
         let whole = ledger::scan(&opts.out, opts.retry_failed)?;
         super::unchanged::check(&opts.out, &servers, &whole)?;
-        finish_interrupted(&opts.out, &servers, &whole, opts.retry_failed)?;
+        super::interrupted::finish(&opts.out, &servers, &whole, opts.retry_failed)?;
     }
     let before = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed)?;
     super::unchanged::check(&opts.out, &servers, &before)?;
@@ -460,35 +460,6 @@ async fn drive(
         return Err(anyhow!("download stopped: {error}; committed shards are safe, re-run to continue"));
     }
     Ok((stopped, states))
-}
-
-/// Before planning: merges the complete batches an interrupted run left in many shards and
-/// removes leftovers (`store::shards::finish`), and says so. `done` is a whole-folder scan by `retry`;
-/// the work needs one without a retry cutoff, read again when `retry` has one. Returns whether
-/// anything changed on disk (the caller's ledger is then stale).
-pub fn finish_interrupted(
-    out: &std::path::Path,
-    servers: &[ServerInfo],
-    done: &ledger::Ledger,
-    retry: RetryFailed,
-) -> anyhow::Result<bool> {
-    let mut plain = match retry {
-        RetryFailed::No => done.clone(),
-        RetryFailed::Before(_) => ledger::scan(out, RetryFailed::No)?,
-    };
-    let finished = crate::store::shards::finish::finish_interrupted(out, servers, &mut plain)?;
-    if finished.resummarised > 0 {
-        eprintln!("download: ledger.json rewritten from the shards for {} batch(es)", finished.resummarised);
-    }
-    if finished.merged > 0 || finished.cleaned > 0 {
-        eprintln!(
-            "download: finished what an interrupted run left: {} complete batch(es) merged into one shard, \
-             leftovers removed in {} batch(es)",
-            finished.merged, finished.cleaned
-        );
-        return Ok(true);
-    }
-    Ok(false)
 }
 
 /// A host's learned state from `servers.parquet`, ready for a new run; `None`, with a warning,

@@ -181,15 +181,24 @@ pub fn run_round(
             None => batch_rows(&opts.out, host, *p)?,
         };
     }
-    if opts.owned.is_none() {
-        // One rank over the whole folder: finish what an interrupted run left first. (On many
-        // ranks, rank 0 does this before each plan.)
+    let scan_kept = || ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed);
+    let before = if opts.owned.is_none() {
+        // One rank over the whole folder: finish what an interrupted run left first (on many
+        // ranks, rank 0 does this before each plan), then count from the same scan unless the
+        // finishing changed the folder.
         let whole = ledger::scan(&opts.out, opts.retry_failed)?;
         super::unchanged::check(&opts.out, &servers, &whole)?;
-        super::interrupted::finish(&opts.out, &servers, &whole, opts.retry_failed)?;
-    }
-    let before = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed)?;
-    super::unchanged::check(&opts.out, &servers, &before)?;
+        if super::interrupted::finish(&opts.out, &servers, &whole, opts.retry_failed)? {
+            scan_kept()?
+        } else {
+            let batches = whole.batches.into_iter().filter(|(key, _)| keep.contains(key)).collect();
+            ledger::Ledger { batches }
+        }
+    } else {
+        let before = scan_kept()?;
+        super::unchanged::check(&opts.out, &servers, &before)?;
+        before
+    };
     let done_before = before.done();
     let out_name = opts.out.display().to_string();
     let idle = |stopped| {

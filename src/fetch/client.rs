@@ -249,6 +249,7 @@ mod tests {
 
     /// The class of what one GET to `url` ends with, `host` resolved to `addr`.
     fn class_of(url: &str, host: &str, addr: std::net::SocketAddr) -> TransportKind {
+        // Err only when a provider is installed already (another test did it): nothing to do.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {

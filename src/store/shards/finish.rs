@@ -15,7 +15,7 @@
 use std::path::Path;
 
 use super::compact::{compact, Compacted};
-use super::hdf5_io::ShardError;
+use super::hdf5_io::{remove_leftovers, ShardError};
 use super::ledger::{batch_dir, scan_batch, shards, BatchLedger, Ledger, LedgerError, RetryFailed};
 use super::summary::write_summary;
 use crate::store::tables::ServerInfo;
@@ -54,18 +54,19 @@ pub fn merge_batch(
     batch_id: &str,
 ) -> Result<(Option<Compacted>, BatchLedger), FinishError> {
     let dir = batch_dir(out, server, partition);
-    // The owner's view first: removes a crash's temporary files and replaced parts.
-    let before = scan_batch(out, server, partition, RetryFailed::No)?;
+    // A crash's temporary files go first; the parts are read once, by the merge. Parts a
+    // merged shard already replaces (a crash before their removal) are merged again with it,
+    // which changes no row: its records come after theirs and are final.
+    remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
     let listed = shards(&dir)?;
-    let merged = compact(&dir, &listed, before.next_seq, batch_id).map_err(|source| FinishError::Merge {
+    let next_seq = listed.last().map_or(0, |(seq, _)| seq + 1);
+    let merged = compact(&dir, &listed, next_seq, batch_id).map_err(|source| FinishError::Merge {
         server: server.to_string(),
         partition,
         source,
     })?;
-    let after = match merged {
-        Some(_) => scan_batch(out, server, partition, RetryFailed::No)?,
-        None => before,
-    };
+    // Counts the result (one shard once merged) and removes what a merged shard replaces.
+    let after = scan_batch(out, server, partition, RetryFailed::No)?;
     keep_summary(&dir, &after);
     Ok((merged, after))
 }

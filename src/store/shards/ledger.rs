@@ -261,7 +261,7 @@ fn counts(dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
             None => distrusted = Some("it has no readable ledger.json".into()),
         }
     }
-    let mut batch = scan_dir(dir, retry)?;
+    let mut batch = scan_dir(listing.shards, retry)?;
     batch.done = HashSet::new();
     batch.to_retry_classes = HashMap::new();
     batch.leftovers_seen = listing.temporary + batch.replaced_parts.len();
@@ -304,18 +304,19 @@ pub fn scan_batch(out: &Path, server: &str, partition: u64, retry: RetryFailed) 
         return Ok(BatchLedger::default());
     }
     let removed = remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
-    let mut batch = scan_dir(&dir, retry)?;
+    let mut batch = scan_dir(shards(&dir)?, retry)?;
     let parts = std::mem::take(&mut batch.replaced_parts);
     super::compact::remove_parts(&dir, &parts).map_err(|e| LedgerError::Cleanup { path: dir.clone(), source: e })?;
     Ok(BatchLedger { leftovers_removed: removed + parts.len(), ..batch })
 }
 
-fn scan_dir(part_dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
+/// Counts a batch from its committed shards (`listed`, in order), reading each one's index.
+fn scan_dir(listed: Vec<(u64, PathBuf)>, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
     /// A row's latest record: `None` for a success.
     type Latest = Option<FailedRow>;
     let mut batch = BatchLedger::default();
     let mut indexes = Vec::new();
-    for (seq, path) in shards(part_dir)? {
+    for (seq, path) in listed {
         let index = read_index(&path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
         let size = fs::metadata(&path).map_err(|e| LedgerError::Io { path: path.clone(), source: e })?.len();
         indexes.push((seq, path, index, size));

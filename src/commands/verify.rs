@@ -38,7 +38,10 @@ pub(super) fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Failur
         }
         false => None,
     };
-    let opts = Options { sample: if args.full { None } else { Some(args.sample.unwrap_or(DEFAULT_SAMPLE)) } };
+    let opts = Options {
+        sample: if args.full { None } else { Some(args.sample.unwrap_or(DEFAULT_SAMPLE)) },
+        threads: crate::download::cpu_pool::cpu_threads(settings.cpu_threads),
+    };
     let Some(mut report) = run::run(&world, &output, &opts) else {
         return Ok(()); // ranks other than 0: rank 0 reports for all
     };

@@ -98,11 +98,9 @@ fn repair_batch(
         let keep = match &shard.records {
             Err(_) => HashSet::new(),
             Ok(r) => {
-                // Image data that cannot be opened keeps nothing: every row is fetched again.
-                let Ok(bad) = check_images(shard, 0..r.contents.successes.len()) else {
-                    plans.push((i, HashSet::new()));
-                    continue;
-                };
+                // An image that cannot be read is a bad row like one that does not decode.
+                let all: Vec<usize> = (0..r.contents.successes.len()).collect();
+                let bad = check_images(shard, &all);
                 let bad: HashSet<&str> = bad.iter().map(|(j, _, _)| r.contents.successes[*j].uuid.as_str()).collect();
                 bad_rows.extend(bad.iter().map(|u| u.to_string()));
                 let ids =

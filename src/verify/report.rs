@@ -139,6 +139,15 @@ impl Report {
         }
     }
 
+    /// Counts the clean batches of the batches checked: those without a problem and not among
+    /// `unfinished` (batches whose check did not finish), by (server, partition).
+    pub fn count_clean(&mut self, unfinished: impl IntoIterator<Item = (String, u64)>) {
+        let mut dirty: std::collections::BTreeSet<(String, u64)> =
+            self.problems.iter().map(|p| (p.server.clone(), p.partition)).collect();
+        dirty.extend(unfinished);
+        self.batches_clean = self.batches.saturating_sub(dirty.len() as u64);
+    }
+
     /// Whether anything is wrong (warnings are not).
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty() && self.rank_errors.is_empty()

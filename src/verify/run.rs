@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use super::pool::Pool;
 use super::report::Report;
 use super::scan::{self, Options};
 use crate::mpi_glue::world::World;
@@ -48,25 +49,34 @@ fn check_share(world: &World, out: &Path, opts: &Options) -> Report {
     let mine = share(&servers, world.rank(), world.size());
     let label = if world.size() > 1 { format!("verify rank {}", world.rank()) } else { "verify".to_string() };
     let mut progress = Progress::new(&label);
-    for (i, (server, partition)) in mine.iter().enumerate() {
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            scan::check_batch(out, server, *partition, opts, &mut report)
-        }));
-        if checked.is_err() {
-            report.rank_errors.push(format!(
-                "{who}checking server_name={}/partition_id={partition} panicked; please report it",
-                server.server_name
-            ));
+    let mut unfinished = Vec::new();
+    let found = std::thread::scope(|scope| {
+        let pool = Pool::start(scope, opts.threads);
+        for (i, (server, partition)) in mine.iter().enumerate() {
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                scan::check_batch(out, server, *partition, opts, &mut report, &mut |job| pool.submit(job))
+            }));
+            if checked.is_err() {
+                unfinished.push((server.server_name.clone(), *partition));
+                report.rank_errors.push(format!(
+                    "{who}checking server_name={}/partition_id={partition} panicked; please report it",
+                    server.server_name
+                ));
+            }
+            report.problems.extend(pool.drain());
+            let message = format!(
+                "{} of {} batches, {} images checked, {} problems",
+                i + 1,
+                mine.len(),
+                human_count(report.images_checked),
+                report.problems.len()
+            );
+            progress.update((i + 1) as f64 / mine.len() as f64, &message);
         }
-        let message = format!(
-            "{} of {} batches, {} images checked, {} problems",
-            i + 1,
-            mine.len(),
-            human_count(report.images_checked),
-            report.problems.len()
-        );
-        progress.update((i + 1) as f64 / mine.len() as f64, &message);
-    }
+        pool.finish()
+    });
+    report.problems.extend(found);
+    report.count_clean(unfinished);
     progress.finish();
     report
 }

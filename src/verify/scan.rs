@@ -11,9 +11,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::image;
+use super::pool::ImageJob;
 use super::report::{Kind, Problem, Report, Warning};
 use crate::store::atomic::is_temp;
-use crate::store::shards::hdf5_io::{read_records, ImageData, ShardError, ShardRecords};
+use crate::store::shards::hdf5_io::{open_records, ImageData, ShardError, ShardRecords};
 use crate::store::shards::ledger::{batch_dir, shards};
 use crate::store::shards::summary::{read_summary, SUMMARY_FILE};
 use crate::store::tables::ServerInfo;
@@ -23,6 +24,8 @@ use crate::store::tables::ServerInfo;
 pub struct Options {
     /// Images checked per batch, spread over its shards; `None`: every image (`--full`).
     pub sample: Option<usize>,
+    /// Threads checking images (CRC-32 and decode) while the batches are read.
+    pub threads: usize,
 }
 
 /// One committed shard as read.
@@ -31,6 +34,8 @@ pub(crate) struct ShardScan {
     pub path: PathBuf,
     /// Its records, or why they cannot be read.
     pub records: Result<ShardRecords, String>,
+    /// Its image bytes, from the same open of the file (`None` when the records are unreadable).
+    pub data: Option<ImageData>,
 }
 
 /// Where a row's final record is.
@@ -101,12 +106,15 @@ pub(crate) fn read_batch(out: &Path, server: &str, partition: u64) -> Result<Opt
         next_seq,
     };
     for (seq, path) in listed {
-        let records = read_records(&path, false).map_err(|e| short(&e));
+        let (records, data) = match open_records(&path) {
+            Ok((records, data)) => (Ok(records), Some(data)),
+            Err(e) => (Err(short(&e)), None),
+        };
         if records.is_err() && !path.exists() {
             scan.vanished.push(path);
             continue;
         }
-        scan.shards.push(ShardScan { seq, path, records });
+        scan.shards.push(ShardScan { seq, path, records, data });
     }
     scan.cutoff = scan.shards.iter().filter_map(|s| s.records.as_ref().ok()?.compacts_below).max().unwrap_or(0);
     for i in 0..scan.shards.len() {
@@ -127,31 +135,50 @@ pub(crate) fn read_batch(out: &Path, server: &str, partition: u64) -> Result<Opt
     Ok(Some(scan))
 }
 
-/// Checks images `which` (indexes into its successes) of shard `shard`: the problems found, as
-/// (index, kind, detail). An error is a shard whose image data cannot be opened.
-pub(crate) fn check_images(
+/// Reads images `which` (indexes into its successes, ascending) of shard `shard` and hands each
+/// to `check` with its index, or returns the index, kind and detail of one that cannot be read.
+fn read_images(
     shard: &ShardScan,
-    which: impl IntoIterator<Item = usize>,
-) -> Result<Vec<(usize, Kind, String)>, String> {
-    let Ok(records) = &shard.records else { return Ok(Vec::new()) };
-    let data = ImageData::open(&shard.path).map_err(|e| short(&e))?;
-    let mut bad = Vec::new();
-    for i in which {
-        let (offset, length) = records.spans[i];
-        let crc = records.stored_crc32.as_ref().map(|c| c[i]);
-        let checked = match data.read(offset, length) {
-            Ok(bytes) => image::check(&records.contents.successes[i], &bytes, crc),
-            Err(e) => Err((Kind::Unreadable, short(&e))),
-        };
-        if let Err((kind, detail)) = checked {
-            bad.push((i, kind, detail));
+    which: &[usize],
+    mut check: impl FnMut(usize, Vec<u8>, Option<u32>),
+) -> Vec<(usize, Kind, String)> {
+    let (Ok(records), Some(data)) = (&shard.records, &shard.data) else { return Vec::new() };
+    let spans: Vec<(u64, u64)> = which.iter().map(|&i| records.spans[i]).collect();
+    let mut unreadable = Vec::new();
+    for (&i, bytes) in which.iter().zip(data.read_many(&spans)) {
+        match bytes {
+            Ok(bytes) => check(i, bytes, records.stored_crc32.as_ref().map(|c| c[i])),
+            Err(e) => unreadable.push((i, Kind::Unreadable, short(&e))),
         }
     }
-    Ok(bad)
+    unreadable
 }
 
-/// Checks batch `partition` of `server` and adds what it finds to `report`.
-pub(crate) fn check_batch(out: &Path, server: &ServerInfo, partition: u64, opts: &Options, report: &mut Report) {
+/// Checks images `which` of shard `shard` here, one after another (`--repair` uses it): the
+/// problems found, as (index, kind, detail).
+pub(crate) fn check_images(shard: &ShardScan, which: &[usize]) -> Vec<(usize, Kind, String)> {
+    let Ok(records) = &shard.records else { return Vec::new() };
+    let mut bad = Vec::new();
+    let unreadable = read_images(shard, which, |i, bytes, crc| {
+        if let Err((kind, detail)) = image::check(&records.contents.successes[i], &bytes, crc) {
+            bad.push((i, kind, detail));
+        }
+    });
+    bad.extend(unreadable);
+    bad.sort_by_key(|b| b.0);
+    bad
+}
+
+/// Checks batch `partition` of `server` and adds what it finds to `report`; its images, read
+/// here, go to `check_image` (a worker pool, see `pool.rs`, or [`ImageJob::check`] at once).
+pub(crate) fn check_batch(
+    out: &Path,
+    server: &ServerInfo,
+    partition: u64,
+    opts: &Options,
+    report: &mut Report,
+    check_image: &mut dyn FnMut(ImageJob),
+) {
     let name = &server.server_name;
     let problem = |kind, shard: Option<&Path>, row: Option<(&str, &str)>, detail: String| Problem {
         kind,
@@ -168,7 +195,6 @@ pub(crate) fn check_batch(out: &Path, server: &ServerInfo, partition: u64, opts:
         path: Some(path.into()),
         detail: detail.into(),
     };
-    let before = report.problems.len();
     report.batches += 1;
     let rows = server.rows_in(out, partition);
     match &rows {
@@ -177,10 +203,7 @@ pub(crate) fn check_batch(out: &Path, server: &ServerInfo, partition: u64, opts:
     }
     let scan = match read_batch(out, name, partition) {
         Ok(Some(scan)) => scan,
-        Ok(None) => {
-            report.batches_clean += u64::from(report.problems.len() == before);
-            return;
-        }
+        Ok(None) => return,
         Err(e) => {
             report.problems.push(problem(Kind::Unreadable, None, None, e));
             return;
@@ -231,19 +254,18 @@ pub(crate) fn check_batch(out: &Path, server: &ServerInfo, partition: u64, opts:
     });
     for (i, which) in sample(&scan, opts.sample) {
         let shard = &scan.shards[i];
+        let Ok(r) = &shard.records else { continue };
         report.images_checked += which.len() as u64;
-        match check_images(shard, which) {
-            Err(e) => report.problems.push(problem(Kind::Unreadable, Some(&shard.path), None, e)),
-            Ok(bad) => {
-                let Ok(r) = &shard.records else { continue };
-                for (j, kind, detail) in bad {
-                    let s = &r.contents.successes[j];
-                    report.problems.push(problem(kind, Some(&shard.path), Some((&s.uuid, &s.url)), detail));
-                }
-            }
+        let unreadable = read_images(shard, &which, |j, bytes, crc| {
+            let record = r.contents.successes[j].clone();
+            let (server, shard) = (name.clone(), shard.path.clone());
+            check_image(ImageJob { server, partition, shard, record, bytes, crc });
+        });
+        for (j, kind, detail) in unreadable {
+            let s = &r.contents.successes[j];
+            report.problems.push(problem(kind, Some(&shard.path), Some((&s.uuid, &s.url)), detail));
         }
     }
-    report.batches_clean += u64::from(report.problems.len() == before);
 }
 
 /// Compares `ledger.json` with the counts scanned (succeeded, failed) when it covers exactly
@@ -365,7 +387,12 @@ mod tests {
         write_summary(&dir, &summary).unwrap();
 
         let mut report = Report::default();
-        check_batch(out.path(), &server(2), 0, &Options { sample: Some(8) }, &mut report);
+        let mut found = Vec::new();
+        check_batch(out.path(), &server(2), 0, &Options { sample: Some(8), threads: 1 }, &mut report, &mut |j| {
+            found.extend(j.check())
+        });
+        assert!(found.is_empty(), "the images are intact: {found:?}");
+        report.count_clean([]);
         report.finish();
         let kinds: Vec<&str> = report.problems.iter().map(|p| p.kind.as_str()).collect();
         // By batch, then file (none, ledger.json, the shard), then kind.
@@ -377,7 +404,9 @@ mod tests {
         assert_eq!(report.batches_clean, 0);
 
         let mut sampled = Report::default();
-        check_batch(out.path(), &server(3), 0, &Options { sample: Some(2) }, &mut sampled);
+        let mut checked = 0;
+        check_batch(out.path(), &server(3), 0, &Options { sample: Some(2), threads: 1 }, &mut sampled, &mut |_| checked += 1);
+        assert_eq!(checked, 2, "each sampled image is handed over to be checked");
         assert_eq!(sampled.images_checked, 2, "a sample of 2 of the 3 images");
         let picks = |n| sample(&read_batch(out.path(), "a.org", 0).unwrap().unwrap(), Some(n));
         assert_eq!(picks(2), [(0, vec![0]), (1, vec![0])], "spread over the shards");

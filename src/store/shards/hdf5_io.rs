@@ -319,9 +319,21 @@ pub struct ShardRecords {
 /// Reads a shard's records; without `with_data`, the successes' `data` stay empty (read them one
 /// by one with [`ImageData`]). A shard whose datasets disagree is [`ShardError::Damaged`].
 pub fn read_records(path: &Path, with_data: bool) -> Result<ShardRecords, ShardError> {
+    let file = hdf5::File::open(path).map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
+    records_of(path, &file, with_data)
+}
+
+/// A shard's records (without image bytes) and a reader of its image bytes, from one open of the
+/// file: what `verify` reads of every shard.
+pub fn open_records(path: &Path) -> Result<(ShardRecords, ImageData), ShardError> {
+    let file = hdf5::File::open(path).map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
+    let records = records_of(path, &file, false)?;
+    Ok((records, ImageData::of(path, &file)?))
+}
+
+fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRecords, ShardError> {
     let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
-    let file = hdf5::File::open(path).map_err(h5err)?;
-    let (c, uuid) = Columns::open(path, &file, "images")?;
+    let (c, uuid) = Columns::open(path, file, "images")?;
     let (url, server, ids) = (c.strings("url")?, c.strings("server")?, c.strings("source_ids")?);
     let (format, sha, md5) = (c.strings("format")?, c.strings("sha256")?, c.strings("md5")?);
     let (ow, oh) = (c.raw::<u32>("original_width")?, c.raw::<u32>("original_height")?);
@@ -358,7 +370,7 @@ pub fn read_records(path: &Path, with_data: bool) -> Result<ShardRecords, ShardE
         });
         records.spans.push((o, l));
     }
-    let (c, uuid) = Columns::open(path, &file, "errors")?;
+    let (c, uuid) = Columns::open(path, file, "errors")?;
     let (url, server, ids) = (c.strings("url")?, c.strings("server")?, c.strings("source_ids")?);
     let (class, detail, attempts) = (c.strings("error_class")?, c.strings("detail")?, c.raw::<u32>("attempts")?);
     let (status, retriable, failed_at) =
@@ -377,9 +389,15 @@ pub fn read_records(path: &Path, with_data: bool) -> Result<ShardRecords, ShardE
             failed_at: failed_at[i],
         });
     }
-    (records.batch_id, records.compacts_below) = root_attrs(&file);
+    (records.batch_id, records.compacts_below) = root_attrs(file);
     Ok(records)
 }
+
+/// Most bytes [`ImageData::read_many`] reads at once.
+pub const READ_RUN: u64 = 32 << 20;
+
+/// Largest gap between two spans that [`ImageData::read_many`] still reads in one go.
+const RUN_GAP: u64 = 64 << 10;
 
 /// The stored bytes of one shard, read one image at a time (compaction, `verify`).
 pub struct ImageData {
@@ -390,11 +408,54 @@ pub struct ImageData {
 
 impl ImageData {
     pub fn open(path: &Path) -> Result<ImageData, ShardError> {
-        let data = hdf5::File::open(path)
-            .and_then(|f| f.dataset("images/data"))
-            .map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
+        let file = hdf5::File::open(path).map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
+        ImageData::of(path, &file)
+    }
+
+    fn of(path: &Path, file: &hdf5::File) -> Result<ImageData, ShardError> {
+        let data =
+            file.dataset("images/data").map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
         let len = data.size() as u64;
         Ok(ImageData { path: path.to_path_buf(), data, len })
+    }
+
+    /// The bytes of each of `spans` ((offset, length) in `images/data`), in order. Neighbouring
+    /// spans are read together, up to [`READ_RUN`] bytes a read: one read per image costs more
+    /// than the bytes when images are small. A span past the end is an error, as in [`read`].
+    ///
+    /// [`read`]: ImageData::read
+    pub fn read_many(&self, spans: &[(u64, u64)]) -> Vec<Result<Vec<u8>, ShardError>> {
+        let mut out: Vec<Result<Vec<u8>, ShardError>> = Vec::with_capacity(spans.len());
+        let mut i = 0;
+        while i < spans.len() {
+            // A run: spans that follow each other closely (gaps up to RUN_GAP), within READ_RUN.
+            let (start, first_len) = spans[i];
+            let mut end = start.saturating_add(first_len);
+            let mut j = i + 1;
+            while j < spans.len() {
+                let (o, l) = spans[j];
+                let e = o.saturating_add(l);
+                if o < end || o - end > RUN_GAP || e.saturating_sub(start) > READ_RUN || e > self.len {
+                    break;
+                }
+                end = e;
+                j += 1;
+            }
+            if j == i + 1 || end > self.len {
+                out.push(self.read(start, first_len));
+                i += 1;
+                continue;
+            }
+            match self.read(start, end - start) {
+                Ok(run) => out.extend(spans[i..j].iter().map(|&(o, l)| {
+                    let from = (o - start) as usize;
+                    Ok(run[from..from + l as usize].to_vec())
+                })),
+                Err(_) => out.extend(spans[i..j].iter().map(|&(o, l)| self.read(o, l))),
+            }
+            i = j;
+        }
+        out
     }
 
     /// Bytes `offset..offset + length` of `images/data`.

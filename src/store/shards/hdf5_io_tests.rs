@@ -99,6 +99,22 @@ fn each_image_carries_a_checksum_of_its_stored_bytes() {
 }
 
 #[test]
+fn many_images_are_read_together_and_a_bad_span_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
+    let (records, images) = open_records(&path).unwrap();
+    assert_eq!(records, read_records(&path, false).unwrap(), "one open reads what read_records reads");
+    let want: Vec<Vec<u8>> = sample().successes.into_iter().map(|s| s.data).collect();
+    let got: Vec<Vec<u8>> = images.read_many(&records.spans).into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, want, "every image, in order, from reads of neighbouring spans");
+    let mut spans = records.spans.clone();
+    spans[1].1 += 1 << 30;
+    let got = images.read_many(&spans);
+    assert!(matches!(got[1], Err(ShardError::Damaged { .. })), "the span past the end: {:?}", got[1]);
+    assert_eq!((got[0].as_ref().unwrap(), got[2].as_ref().unwrap()), (&want[0], &want[2]), "its neighbours are read");
+}
+
+#[test]
 fn a_damaged_shard_is_an_error_naming_the_file_never_a_panic_or_a_guess() {
     let dir = tempfile::tempdir().unwrap();
     let damage = |seq: u64, dataset: &str, change: &dyn Fn(&hdf5::Group)| -> String {

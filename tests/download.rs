@@ -337,6 +337,37 @@ fn kill_9_then_resume_loses_and_duplicates_nothing() {
 }
 
 #[test]
+fn a_deadline_75_s_away_at_default_timeouts_stores_images_cuts_a_stuck_transfer_and_ends_before_it() {
+    // The stuck host answers after 100 s: its transfers are still running at the cut.
+    let origin = Origin::start(vec![
+        HostSpec::loopback(2, Behaviour::Ok),
+        HostSpec::loopback(3, Behaviour::Slow { delay: Duration::from_secs(100) }),
+    ])
+    .unwrap();
+    let mut urls: Vec<String> = (0..100).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let stuck: Vec<String> = (0..4).map(|i| origin.url(1, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    urls.extend(stuck.iter().cloned());
+    // Default request timeouts (600 s): the margin is 60 s, so 15 s of new requests.
+    let job = job(&urls, 200, "INITIAL_RATE_LIMIT=2\nMAX_RATE_LIMIT=2\n");
+    let started = Instant::now();
+    let out = job.download(&["--deadline", "+75s"]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(75), "ended {took:?} after the start, past its deadline");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["stopped_by_deadline"], true, "{summary}");
+    let stored = summary["succeeded"].as_u64().unwrap();
+    assert!(stored >= 10, "15 s at 2 req/s stores images: {summary}");
+    let (ok, failed) = records(&job.out);
+    assert_eq!(ok.len() as u64, stored, "every stored image is committed");
+    assert!(origin.log(1).without_robots().into_vec().len() >= 1, "the stuck host was asked");
+    let recorded_stuck = ok.iter().map(|r| &r.url).chain(failed.iter().map(|f| &f.url)).filter(|u| stuck.contains(u));
+    assert_eq!(recorded_stuck.count(), 0, "a cut transfer leaves its row pending, with no record");
+    assert_eq!(summary["remaining"].as_u64().unwrap(), 104 - stored - failed.len() as u64);
+    assert!(stderr(&out).contains("cutting"), "the cut is said: {}", stderr(&out));
+}
+
+#[test]
 fn the_deadline_stops_cleanly_and_the_next_run_finishes() {
     let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
     let urls: Vec<String> = (0..40).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::cpu_pool::cpu_threads;
 use super::learned::write_learned;
 use super::rounds::RoundRule;
-use super::run::{run_round, DownloadOptions, NoRounds, Owned, RoundSignal, ShareRefusal, COMMIT_MARGIN};
+use super::run::{run_round, DownloadOptions, NoRounds, Owned, RoundSignal, ShareRefusal, deadline_margin};
 use super::summary::DownloadSummary;
 use crate::actors::server::state::HostState;
 use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan, Share};
@@ -125,7 +125,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
     let started = Instant::now();
     let stop_at = opts.deadline.map(|d| {
         let left = d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-        Instant::now() + left.saturating_sub(opts.settings.request_timeout + COMMIT_MARGIN)
+        Instant::now() + left.saturating_sub(deadline_margin(opts.settings.request_timeout))
     });
     let (mut run_counters, mut stopped) = (Snapshot::default(), false);
     let mut previous: Option<Plan> = None;

@@ -37,9 +37,21 @@ use crate::telemetry::Counters;
 /// How often the writer is asked to commit rows that have waited long enough.
 const TICK_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Time kept after the stop before the deadline for the writer's final commit. Committing a
-/// 512 MB shard with fsync takes a few seconds on a parallel file system; 30 s is generous.
+/// Time kept before the deadline for the writer's final commit: transfers still running then
+/// are cut. Committing a 512 MB shard with fsync takes a few seconds on a parallel file system;
+/// 30 s is generous.
 pub const COMMIT_MARGIN: Duration = Duration::from_secs(30);
+
+/// Most time given to the requests in flight to finish between the stop of new requests and the
+/// cut. Most images take seconds; a transfer longer than this is cut, and its row stays
+/// pending for the next run, which is cheaper than idling every job for a whole request timeout.
+pub const MAX_DRAIN: Duration = Duration::from_secs(30);
+
+/// How long before the deadline new requests stop: the drain (`REQUEST_TIMEOUT_SECS`, at most
+/// [`MAX_DRAIN`]) and the commit margin. 60 s at default settings.
+pub fn deadline_margin(request_timeout: Duration) -> Duration {
+    request_timeout.min(MAX_DRAIN) + COMMIT_MARGIN
+}
 
 /// One host (or one share of a host) a rank owns.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,17 +221,18 @@ pub fn run_round(
     let stop_at = match opts.deadline {
         None => None,
         Some(deadline) => {
-            let margin = opts.settings.request_timeout + COMMIT_MARGIN;
+            let margin = deadline_margin(opts.settings.request_timeout);
             let left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
             if left <= margin {
                 eprintln!(
-                    "download: the deadline is {:.0} s away, less than the {:.0} s needed to finish requests and commit; starting nothing",
+                    "download: the deadline is {:.0} s away, within the {:.0} s kept to finish requests and commit; starting nothing",
                     left.as_secs_f64(),
                     margin.as_secs_f64()
                 );
                 return Ok(idle(true));
             }
-            Some(Instant::now() + (left - margin))
+            let now = Instant::now();
+            Some((now + (left - margin), now + left.saturating_sub(COMMIT_MARGIN)))
         }
     };
     if done_before >= rows_total {
@@ -265,7 +278,7 @@ pub fn run_round(
     let shares: HashMap<String, u32> = owned.iter().map(|o| (o.host.clone(), o.shares)).collect();
 
     let counters = Arc::new(Counters::default());
-    let stops = Stops { deadline: stop_at, round_end, signal };
+    let stops = Stops { deadline: stop_at.map(|s| s.0), cut: stop_at.map(|s| s.1), round_end, signal };
     let outcome = actix::System::new().block_on(drive(
         opts.clone(),
         plans,
@@ -314,8 +327,10 @@ fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, Rate
 /// The async part: returns whether the run stopped for the deadline, and each host's learned state.
 /// When the coordinator stops issuing new requests.
 struct Stops<'a> {
-    /// Before the job's deadline (ends the job).
+    /// Before the job's deadline (ends the job): no new requests from then on.
     deadline: Option<Instant>,
+    /// [`COMMIT_MARGIN`] before the deadline: transfers still running are cut.
+    cut: Option<Instant>,
     /// At the end of the round (the next round re-plans).
     round_end: Option<Instant>,
     signal: &'a dyn RoundSignal,
@@ -330,6 +345,8 @@ async fn drive(
     stops: Stops<'_>,
 ) -> anyhow::Result<(bool, Vec<(String, HostState)>)> {
     let stop_at = stops.deadline;
+    // Kept to the end of the run: a fetch treats a closed channel as "never cut".
+    let (cut_tx, cut) = tokio::sync::watch::channel(false);
     let (http, image, rate, breaker, retry) = engine_settings(&opts);
     let client = build_client(&http).context("cannot build the HTTP client")?;
     let writer: Addr<WriterActor> = {
@@ -364,6 +381,7 @@ async fn drive(
         robots: opts.settings.robots,
         robots_cache: opts.settings.robots_cache,
         run_started: opts.run_started,
+        cut,
     });
     eprintln!(
         "download: {} hosts, {} of {} rows left, {} CPU threads, deadline {}",
@@ -415,6 +433,13 @@ async fn drive(
                         eprintln!("download: deadline near: no new requests; finishing those in flight and committing");
                         for a in addrs.values() { a.do_send(StopIssuing); }
                     }
+                }
+                if stops.cut.is_some_and(|cut| Instant::now() >= cut) && !*cut_tx.borrow() {
+                    let running = max_in_flight.saturating_sub(engine.slots.lock().expect("slots lock").available());
+                    eprintln!(
+                        "download: deadline: cutting {running} transfer(s) still running; their rows stay pending for the next run"
+                    );
+                    let _ = cut_tx.send(true);
                 }
                 for r in stops.signal.peer_refusals() {
                     if let Some(addr) = addrs.get(&r.host) {

@@ -9,7 +9,7 @@ use super::scale::Params;
 use super::sim::SimConfig;
 use crate::config::Settings;
 use crate::download::rounds::RoundRule;
-use crate::download::run::COMMIT_MARGIN;
+use crate::download::run::deadline_margin;
 
 /// What the user typed, `None` where the config decides.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -68,7 +68,7 @@ pub fn resolve(settings: &Settings, flags: Flags) -> Result<Params, ForecastErro
         throughput_from,
         slurm_time: settings.slurm.time.clone(),
         // A job stops taking work this long before its end (see `download::run`).
-        slurm_work_secs: settings.slurm.time_secs as f64 - request_timeout - COMMIT_MARGIN.as_secs_f64(),
+        slurm_work_secs: settings.slurm.time_secs as f64 - deadline_margin(settings.request_timeout).as_secs_f64(),
         chain_jobs: settings.slurm.chain_jobs,
     })
 }

@@ -266,8 +266,26 @@ impl ServerActor {
         self.in_flight += 1;
         let engine = Arc::clone(&self.engine);
         let url = task.url.clone();
-        let fut = async move { fetch(&engine.client, &url, &engine.http, &engine.body_budget).await };
-        ctx.spawn(wrap_future(fut).map(move |result, act: &mut Self, ctx| act.on_response(task, sent_at, result, ctx)));
+        let mut cut = self.engine.cut.clone();
+        let fut = async move {
+            tokio::select! {
+                result = fetch(&engine.client, &url, &engine.http, &engine.body_budget) => Some(result),
+                // A closed channel (the run is ending anyway) never cuts.
+                Ok(_) = cut.wait_for(|cut| *cut) => None,
+            }
+        };
+        ctx.spawn(wrap_future(fut).map(move |result, act: &mut Self, ctx| match result {
+            Some(result) => act.on_response(task, sent_at, result, ctx),
+            None => act.on_cut(ctx),
+        }));
+    }
+
+    /// A transfer cut at the deadline: nothing is recorded, so its row stays pending for the
+    /// next run, and the host learns nothing from it.
+    fn on_cut(&mut self, ctx: &mut Context<Self>) {
+        self.in_flight -= 1;
+        self.engine.give_back_slot();
+        self.maybe_finish(ctx);
     }
 
     fn on_response(

@@ -3,6 +3,7 @@
 mod util;
 
 mod cli;
+mod dead_hosts;
 mod deadlines;
 mod download;
 mod files;

@@ -57,7 +57,7 @@ pub struct Engine {
     pub robots_cache: std::time::Duration,
     /// When the `download` command started (see `DownloadOptions::run_started`).
     pub run_started: std::time::SystemTime,
-    /// Becomes `true` once, set by `run.rs` [`COMMIT_MARGIN`](super::run::COMMIT_MARGIN) before
+    /// Becomes `true` once, set by `run.rs` [`COMMIT_MARGIN`](super::ending::COMMIT_MARGIN) before
     /// the deadline: transfers still running are dropped and their rows stay pending.
     pub cut: tokio::sync::watch::Receiver<bool>,
 }

@@ -1,4 +1,5 @@
-//! What hosts learned, written back into `servers.parquet` between rounds and runs.
+//! What hosts learned, written back into `servers.parquet` between rounds and runs, and read
+//! back at the start of the next.
 //!
 //! Owns merging the states of a split host's shares into one state for the host. The state
 //! itself is `actors::server::state::HostState`; the parquet columns are `prep::batches`'.
@@ -11,6 +12,22 @@ use anyhow::Context;
 
 use crate::actors::server::state::HostState;
 use crate::store::table_updates::{update_learned, Learned};
+
+/// A host's learned state from `servers.parquet`, ready for a new run; `None`, with a warning,
+/// when it cannot be read (a hand edit, a damaged table): the host then starts fresh from
+/// `INITIAL_RATE_LIMIT` rather than from a guess.
+pub fn restore_state(host: &str, json: &str) -> Option<HostState> {
+    match serde_json::from_str::<HostState>(json) {
+        Ok(state) => Some(HostState::for_new_run(state)),
+        Err(e) => {
+            eprintln!(
+                "download: warning: the learned state of {host} in servers.parquet cannot be read ({e}); \
+                 the host starts fresh from INITIAL_RATE_LIMIT, and this run's state replaces it"
+            );
+            None
+        }
+    }
+}
 
 /// Writes what hosts learned into `servers.parquet` (see [`merge`] for split hosts).
 pub fn write_learned(out: &Path, states: &[(String, u32, HostState)]) -> anyhow::Result<()> {

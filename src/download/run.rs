@@ -11,12 +11,13 @@ use anyhow::{anyhow, Context as _};
 use tokio::sync::mpsc;
 
 use super::cpu_pool::{cpu_threads, CpuPool};
+use super::ending::{deadline_margin, deadline_stops, Stall, STALL_LIMIT};
 use super::engine::{Engine, HostEvent, HostFailure};
 use super::slots::Slots;
 use super::summary::DownloadSummary;
 use crate::actors::server::actor::ServerActor;
 use crate::actors::server::messages::HostPlan;
-use crate::actors::server::messages::{PeerRefusal, StopIssuing};
+use crate::actors::server::messages::{GiveUpParked, PeerRefusal, StopIssuing};
 use crate::actors::server::rate::RateConfig;
 use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
 use crate::actors::server::state::HostState;
@@ -36,22 +37,6 @@ use crate::telemetry::Counters;
 
 /// How often the writer is asked to commit rows that have waited long enough.
 const TICK_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Time kept before the deadline for the writer's final commit: transfers still running then
-/// are cut. Committing a 512 MB shard with fsync takes a few seconds on a parallel file system;
-/// 30 s is generous.
-pub const COMMIT_MARGIN: Duration = Duration::from_secs(30);
-
-/// Most time given to the requests in flight to finish between the stop of new requests and the
-/// cut. Most images take seconds; a transfer longer than this is cut, and its row stays
-/// pending for the next run, which is cheaper than idling every job for a whole request timeout.
-pub const MAX_DRAIN: Duration = Duration::from_secs(30);
-
-/// How long before the deadline new requests stop: the drain (`REQUEST_TIMEOUT_SECS`, at most
-/// [`MAX_DRAIN`]) and the commit margin. 60 s at default settings.
-pub fn deadline_margin(request_timeout: Duration) -> Duration {
-    request_timeout.min(MAX_DRAIN) + COMMIT_MARGIN
-}
 
 /// One host (or one share of a host) a rank owns.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,21 +203,17 @@ pub fn run_round(
         summary.stopped_by_deadline = stopped;
         RunResult { summary, states: Vec::new() }
     };
-    let stop_at = match opts.deadline {
+    let timeout = opts.settings.request_timeout;
+    let stop_at = match opts.deadline.map(|d| deadline_stops(d, timeout, Instant::now(), SystemTime::now())) {
         None => None,
-        Some(deadline) => {
-            let margin = deadline_margin(opts.settings.request_timeout);
-            let left = deadline.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-            if left <= margin {
-                eprintln!(
-                    "download: the deadline is {:.0} s away, within the {:.0} s kept to finish requests and commit; starting nothing",
-                    left.as_secs_f64(),
-                    margin.as_secs_f64()
-                );
-                return Ok(idle(true));
-            }
-            let now = Instant::now();
-            Some((now + (left - margin), now + left.saturating_sub(COMMIT_MARGIN)))
+        Some(Ok(stops)) => Some(stops),
+        Some(Err(left)) => {
+            eprintln!(
+                "download: the deadline is {:.0} s away, within the {:.0} s kept to finish requests and commit; starting nothing",
+                left.as_secs_f64(),
+                deadline_margin(timeout).as_secs_f64()
+            );
+            return Ok(idle(true));
         }
     };
     if done_before >= rows_total {
@@ -254,7 +235,7 @@ pub fn run_round(
             .ok_or_else(|| anyhow!("host {} is not in servers.parquet of {}", o.host, opts.out.display()))?;
         let eff = overrides.effective(&o.host, s.initial_rate_limit, &opts.settings);
         // What an earlier run learned; outages (parking) are forgotten, rates and limits kept.
-        let mut learned = s.learned_state.as_deref().and_then(|j| restore_state(&o.host, j));
+        let mut learned = s.learned_state.as_deref().and_then(|j| super::learned::restore_state(&o.host, j));
         if let (Some(state), Some(set)) = (learned.as_mut(), overrides.get(&o.host)) {
             // The user's start and in-flight cap win over the learned ones; the known limit is
             // kept (the rate controller holds below it and probes as usual).
@@ -329,7 +310,7 @@ fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, Rate
 struct Stops<'a> {
     /// Before the job's deadline (ends the job): no new requests from then on.
     deadline: Option<Instant>,
-    /// [`COMMIT_MARGIN`] before the deadline: transfers still running are cut.
+    /// `COMMIT_MARGIN` before the deadline: transfers still running are cut.
     cut: Option<Instant>,
     /// At the end of the round (the next round re-plans).
     round_end: Option<Instant>,
@@ -405,6 +386,7 @@ async fn drive(
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let max_in_flight = opts.settings.max_requests_in_flight;
     let mut last_writer_tick = Instant::now();
+    let mut stall = Stall::default();
     let t0 = Instant::now();
     while !open.is_empty() {
         tokio::select! {
@@ -463,6 +445,14 @@ async fn drive(
                     }
                 }
                 let s = counters.snapshot();
+                if stall.check(&s, Instant::now()) {
+                    eprintln!(
+                        "download: no progress for {} s and {} host(s) parked: recording their rows as `parked` (retriable; `download --retry-failed` asks them again)",
+                        STALL_LIMIT.as_secs(),
+                        s.hosts_parked
+                    );
+                    for a in addrs.values() { a.do_send(GiveUpParked { after: STALL_LIMIT }); }
+                }
                 let done = done_before + s.images_stored + s.rows_failed;
                 let (busy, workers) = engine.cpu.busy();
                 RankGauges {
@@ -494,20 +484,4 @@ async fn drive(
         return Err(anyhow!("download stopped: {error}; committed shards are safe, re-run to continue"));
     }
     Ok((stopped, states))
-}
-
-/// A host's learned state from `servers.parquet`, ready for a new run; `None`, with a warning,
-/// when it cannot be read (a hand edit, a damaged table): the host then starts fresh from
-/// `INITIAL_RATE_LIMIT` rather than from a guess.
-fn restore_state(host: &str, json: &str) -> Option<HostState> {
-    match serde_json::from_str::<HostState>(json) {
-        Ok(state) => Some(HostState::for_new_run(state)),
-        Err(e) => {
-            eprintln!(
-                "download: warning: the learned state of {host} in servers.parquet cannot be read ({e}); \
-                 the host starts fresh from INITIAL_RATE_LIMIT, and this run's state replaces it"
-            );
-            None
-        }
-    }
 }

@@ -9,7 +9,7 @@ use super::scale::Params;
 use super::sim::SimConfig;
 use crate::config::Settings;
 use crate::download::rounds::RoundRule;
-use crate::download::run::deadline_margin;
+use crate::download::ending::deadline_margin;
 
 /// What the user typed, `None` where the config decides.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -41,6 +41,16 @@ pub struct Wake;
 #[rtype(result = "()")]
 pub struct StopIssuing;
 
+/// Sent by the coordinator when its hosts have made no progress for `after` (no image stored,
+/// no row recorded, no answer) while some are parked: a parked host records its rows as
+/// retriable `parked` failures and finishes, so the run ends instead of waiting out the parking
+/// schedule. Hosts that are not parked ignore it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct GiveUpParked {
+    pub after: std::time::Duration,
+}
+
 /// Sent by the coordinator when another share of this host, on another rank, was refused: the
 /// share's rate after its cut, and what is left of the server's `Retry-After`, if any. The actor
 /// follows the rate down (never up) and pauses, so together the shares stay within the host's

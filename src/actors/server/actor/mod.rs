@@ -11,15 +11,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+mod handlers;
 mod robots;
 use robots::RobotsStep;
 mod writes;
 
 use actix::fut::wrap_future;
-use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, SpawnHandle};
+use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, SpawnHandle};
 
 use super::feed::{perform, Feed, ReadDone};
-use super::messages::{HostPlan, PeerRefusal, StopIssuing, Wake};
+use super::messages::HostPlan;
 use super::rate::ChangeReason;
 use super::retry::{classify, Decision};
 use super::row::Task;
@@ -280,14 +281,6 @@ impl ServerActor {
         }));
     }
 
-    /// A transfer cut at the deadline: nothing is recorded, so its row stays pending for the
-    /// next run, and the host learns nothing from it.
-    fn on_cut(&mut self, ctx: &mut Context<Self>) {
-        self.in_flight -= 1;
-        self.engine.give_back_slot();
-        self.maybe_finish(ctx);
-    }
-
     fn on_response(
         &mut self,
         mut task: Task,
@@ -455,55 +448,5 @@ impl ServerActor {
         let state = self.live.export(Instant::now(), SystemTime::now());
         let _ = self.engine.events.send(HostEvent::Finished { host: self.host.clone(), state });
         ctx.stop();
-    }
-}
-
-impl Actor for ServerActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        HostStateChanged { host: &self.host, from: None, to: HostPhase::Active, detail: "" }
-            .emit(&self.engine.counters);
-        self.pump(ctx);
-    }
-}
-
-impl Handler<Wake> for ServerActor {
-    type Result = ();
-
-    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
-        self.pump(ctx);
-        // Woken for a free slot: if it is still free, this host did not need it; pass it on.
-        self.engine.pass_on_slot();
-    }
-}
-
-impl Handler<PeerRefusal> for ServerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: PeerRefusal, ctx: &mut Self::Context) {
-        let now = Instant::now();
-        let pause = msg.pause.map(|p| format!(", pausing {:.1} s", p.as_secs_f64())).unwrap_or_default();
-        crate::telemetry::events::log(
-            "INFO",
-            &format!(
-                "{}: another share of this host was refused; following it to {:.2} req/s{pause}",
-                self.host, msg.share_rate
-            ),
-        );
-        if let Some(c) = self.live.on_peer_refusal(msg.share_rate, msg.pause, now) {
-            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
-        }
-        // A pending wake may be earlier than the new spacing or pause; the gate decides again.
-        self.pump(ctx);
-    }
-}
-
-impl Handler<StopIssuing> for ServerActor {
-    type Result = ();
-
-    fn handle(&mut self, _: StopIssuing, ctx: &mut Self::Context) {
-        self.stopping = true;
-        self.maybe_finish(ctx);
     }
 }

@@ -1,0 +1,53 @@
+//! Hosts that never answer: the run still ends by itself, with every row recorded, and a later
+//! `--retry-failed` asks them again. Only loopback addresses; a closed port stands for a dead
+//! server.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use test_origin::{Behaviour, HostSpec, Origin};
+
+use crate::download::{job, records};
+
+/// A loopback address on which nothing listens (bound, then closed): connections are refused.
+fn closed_port(last_octet: u8) -> SocketAddr {
+    TcpListener::bind(("127.0.0.".to_string() + &last_octet.to_string(), 0)).unwrap().local_addr().unwrap()
+}
+
+#[test]
+fn a_dead_host_beside_a_healthy_one_is_recorded_within_minutes_and_retry_failed_fetches_it_once_it_is_back() {
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let dead = closed_port(7);
+    let mut urls: Vec<String> = (0..10).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let dead_urls: Vec<String> = (0..5).map(|i| format!("http://{dead}/img/w64-h48-{i}.jpg")).collect();
+    urls.extend(dead_urls.iter().cloned());
+    // Default parking (30 s, then 2 min, 8 min, 30 min); only retries are quick.
+    let job = job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=5\nCONNECT_TIMEOUT_SECS=2\n");
+    let started = Instant::now();
+    let out = job.download(&[]);
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    // The bound: the first parking (30 s), then a minute without progress (ending::STALL_LIMIT).
+    assert!(took < Duration::from_secs(150), "the run took {took:?}, past the 90 s stall bound with slack:\n{said}");
+    assert!(said.contains("no progress for 60 s"), "the give-up is said:\n{said}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["succeeded"].as_u64(), summary["remaining"].as_u64()), (Some(10), Some(0)), "{summary}");
+    let (_, failed) = records(&job.out);
+    let mut dead_rows: Vec<(&str, &str, bool)> =
+        failed.iter().map(|f| (f.url.as_str(), f.error_class.as_str(), f.retriable)).collect();
+    dead_rows.sort();
+    assert_eq!(dead_rows.len(), 5, "every row of the dead host has a record: {dead_rows:?}");
+    assert!(
+        dead_rows.iter().all(|(url, class, retriable)| dead_urls.iter().any(|u| u == url)
+            && ["parked", "connect"].contains(class)
+            && *retriable),
+        "recorded as retriable unreachable-host failures: {dead_rows:?}"
+    );
+
+    // The server comes back on the same address: `--retry-failed` asks exactly those rows again.
+    let back = Origin::start(vec![HostSpec::new(dead, Behaviour::Ok)]).unwrap();
+    let again = job.download_ok(&["--retry-failed"]);
+    assert_eq!(again["succeeded"].as_u64(), Some(15), "{again}");
+    assert_eq!(back.log(0).without_robots().into_vec().len(), 5, "each dead row asked once more");
+}

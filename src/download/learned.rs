@@ -16,9 +16,9 @@ use crate::store::table_updates::{update_learned, Learned};
 /// A host's learned state from `servers.parquet`, ready for a new run; `None`, with a warning,
 /// when it cannot be read (a hand edit, a damaged table): the host then starts fresh from
 /// `INITIAL_RATE_LIMIT` rather than from a guess.
-pub fn restore_state(host: &str, json: &str) -> Option<HostState> {
+pub fn restore_state(host: &str, json: &str, run_started: SystemTime) -> Option<HostState> {
     match serde_json::from_str::<HostState>(json) {
-        Ok(state) => Some(HostState::for_new_run(state)),
+        Ok(state) => Some(state.for_run(run_started)),
         Err(e) => {
             eprintln!(
                 "download: warning: the learned state of {host} in servers.parquet cannot be read ({e}); \
@@ -99,6 +99,7 @@ mod tests {
             parks: 0,
             parked_until_unix_ms: None,
             dead: false,
+            saved_unix_ms: None,
         }
     }
 

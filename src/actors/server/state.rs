@@ -60,6 +60,10 @@ pub struct HostState {
     pub parked_until_unix_ms: Option<u64>,
     /// Given up for the run that wrote this state.
     pub dead: bool,
+    /// When the state was saved (Unix ms). A state saved by the same run (at the end of an
+    /// earlier round) keeps its outage; one from an earlier run does not (see [`HostState::for_run`]).
+    #[serde(default)]
+    pub saved_unix_ms: Option<u64>,
 }
 
 impl HostState {
@@ -68,6 +72,17 @@ impl HostState {
     /// forgotten, so a host that was down yesterday is tried again today.
     pub fn for_new_run(self) -> HostState {
         HostState { consecutive_failures: 0, parks: 0, parked_until_unix_ms: None, dead: false, ..self }
+    }
+
+    /// The state a round of the run that started at `run_started` starts from: as saved when an
+    /// earlier round of that run saved it (parking and death move with the host from round to
+    /// round, whichever rank owns it next), else [`HostState::for_new_run`].
+    pub fn for_run(self, run_started: SystemTime) -> HostState {
+        let started_ms = run_started.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        match self.saved_unix_ms {
+            Some(saved) if saved >= started_ms => self,
+            _ => self.for_new_run(),
+        }
     }
 }
 
@@ -240,6 +255,7 @@ impl LiveHost {
             parks: self.breaker.parks(),
             parked_until_unix_ms: self.breaker.parked_until().map(|i| to_unix_ms(i, now, wall)),
             dead: self.breaker.is_dead(),
+            saved_unix_ms: Some(to_unix_ms(now, now, wall)),
         }
     }
 
@@ -446,6 +462,21 @@ mod tests {
         host.observe(&Outcome::Status(500), Some(secs(30)), t0 + secs(1), t0 + secs(2));
         assert_eq!(host.pause_left(t0 + secs(2)), Some(secs(30)));
         assert!(matches!(host.try_send(0, t0 + secs(3)), Gate::Wait { until } if until == t0 + secs(32)));
+    }
+
+    #[test]
+    fn a_later_round_of_the_same_run_keeps_the_outage_and_a_new_run_forgets_it() {
+        let t0 = Instant::now();
+        let started = wall();
+        let saved = eventful_host(t0).export(t0 + secs(10), started + secs(10));
+        assert!(saved.parks > 0 && saved.parked_until_unix_ms.is_some(), "{saved:?}");
+        let next_round = saved.clone().for_run(started);
+        assert_eq!(next_round, saved, "a round of the same run: parking moves with the host");
+        let next_run = saved.clone().for_run(started + secs(3600));
+        assert_eq!((next_run.parks, next_run.parked_until_unix_ms, next_run.dead), (0, None, false));
+        assert_eq!(next_run.known_limit, saved.known_limit, "the limit is kept either way");
+        let older = HostState { saved_unix_ms: None, ..saved };
+        assert_eq!(older.for_run(started).parks, 0, "a state of an older version: a new run's");
     }
 
     #[test]

@@ -13,7 +13,11 @@
 //!
 //! A host whose robots.txt never answers within the retry budget is given up for the run: its
 //! rows are recorded as retriable `robots` failures. On a host split over ranks only the share
-//! that holds the host's first batch asks; the others wait for its answer in the cache.
+//! that holds the host's first batch asks; the others wait for its answer in the cache, looking
+//! at it less and less often (every [`FOLLOW_POLL`], doubling up to [`FOLLOW_POLL_MAX`]). A
+//! share that has waited [`FOLLOW_LIMIT`] without an answer (the asking share stuck behind a
+//! parked host, or gone) asks robots.txt itself: one more request to the host at most, and the
+//! wait is bounded.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +27,13 @@ use crate::fetch::outcome::{Outcome, TransportKind};
 /// How often a share that does not ask looks for the asking share's answer: a small file read,
 /// and only shares of split hosts do it, so it can be often enough not to delay them.
 pub const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+/// Longest time between two looks at the cache while following.
+pub const FOLLOW_POLL_MAX: Duration = Duration::from_secs(5);
+
+/// Longest a share follows before it asks robots.txt itself. The asking share's own budget (a
+/// few retries with backoff) is well inside it, so this only fires when that share is stuck.
+pub const FOLLOW_LIMIT: Duration = Duration::from_secs(5 * 60);
 
 /// What an answer to robots.txt means.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,12 +103,14 @@ pub struct RobotsGate {
     asks: bool,
     /// Answers of robots.txt that were "not now".
     failures: u32,
+    /// While following: since when, and the wait before the next look.
+    following: Option<(Instant, Duration)>,
 }
 
 impl RobotsGate {
     /// `obey`: whether robots.txt is obeyed at all; `asks`: whether this share asks.
     pub fn new(obey: bool, asks: bool) -> RobotsGate {
-        RobotsGate { state: if obey { State::Unread } else { State::Off }, asks, failures: 0 }
+        RobotsGate { state: if obey { State::Unread } else { State::Off }, asks, failures: 0, following: None }
     }
 
     pub fn next(&self, now: Instant) -> Next<'_> {
@@ -125,7 +138,21 @@ impl RobotsGate {
             Some(Cached::Rules(r)) => State::Known(r),
             Some(Cached::Unreachable(why)) => State::GaveUp(why),
             None if self.asks => State::Due(now),
-            None => State::Following(now + FOLLOW_POLL),
+            None => {
+                let (since, poll) = match self.following {
+                    None => (now, FOLLOW_POLL),
+                    Some((since, poll)) => (since, (poll * 2).min(FOLLOW_POLL_MAX)),
+                };
+                if now.saturating_duration_since(since) >= FOLLOW_LIMIT {
+                    // The asking share has not answered for the host: this share asks.
+                    self.asks = true;
+                    self.following = None;
+                    State::Due(now)
+                } else {
+                    self.following = Some((since, poll));
+                    State::Following(now + poll)
+                }
+            }
         };
     }
 
@@ -211,10 +238,33 @@ mod tests {
         let mut follower = RobotsGate::new(true, false);
         follower.reading();
         follower.cache_read(None, t0);
-        assert_eq!(follower.next(t0), Next::WaitUntil(t0 + FOLLOW_POLL), "never asks itself");
+        assert_eq!(follower.next(t0), Next::WaitUntil(t0 + FOLLOW_POLL), "does not ask itself");
         assert_eq!(follower.next(t0 + FOLLOW_POLL), Next::ReadCache);
         follower.cache_read(Some(Cached::Unreachable("HTTP 503".into())), t0);
         assert_eq!(follower.next(t0), Next::GiveUp("HTTP 503"));
         assert_eq!(RobotsGate::new(false, true).next(t0), Next::Go(None));
+    }
+
+    #[test]
+    fn a_follower_looks_less_often_and_asks_itself_once_the_asking_share_is_silent_too_long() {
+        let t0 = Instant::now();
+        let mut follower = RobotsGate::new(true, false);
+        let (mut now, mut looks, mut gaps) = (t0, 0, Vec::new());
+        loop {
+            follower.reading();
+            follower.cache_read(None, now);
+            match follower.next(now) {
+                Next::WaitUntil(at) => {
+                    gaps.push(at - now);
+                    now = at;
+                    looks += 1;
+                }
+                Next::Ask => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(now - t0 >= FOLLOW_LIMIT && now - t0 < FOLLOW_LIMIT + FOLLOW_POLL_MAX, "asks at the limit: {:?}", now - t0);
+        assert_eq!(gaps[..4], [250, 500, 1000, 2000].map(Duration::from_millis), "the looks spread out");
+        assert!(gaps.iter().all(|g| *g <= FOLLOW_POLL_MAX) && looks < 70, "{looks} looks in 5 minutes, not 1,200");
     }
 }

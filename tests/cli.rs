@@ -84,4 +84,5 @@ fn each_fatal_error_says_its_cause_once() {
         assert!(!out.status.success(), "{args:?}: {err}");
         assert_eq!(err.matches(cause).count(), 1, "{args:?} says {cause:?} once:\n{err}");
     }
+    assert!(!out_dir.exists(), "a prep whose input cannot be read leaves no output folder behind");
 }

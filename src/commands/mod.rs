@@ -88,6 +88,13 @@ fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
         force: args.force,
         rows_per_bucket: args.rows_per_bucket,
     };
+    // Before anything is written: an input that cannot be opened leaves no output folder behind.
+    if let Err(e) = std::fs::metadata(&opts.input) {
+        return Err(Failure::Run(anyhow!(
+            "prep of {} failed: cannot read the input: {e}; check --input",
+            opts.input.display()
+        )));
+    }
     // Before anything is written, and before the exporter starts: a full disk an hour in costs
     // the hour.
     if let Some(needed) = space::needed_bytes(&opts.input, opts.format).filter(|_| !args.skip_space_check) {

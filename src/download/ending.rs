@@ -104,7 +104,8 @@ mod tests {
     fn parked_hosts_are_given_up_after_a_minute_without_progress_and_only_then() {
         let t = Instant::now();
         let at = |s: u64| t + Duration::from_secs(s);
-        let snap = |stored: u64, parked: i64| Snapshot { images_stored: stored, hosts_parked: parked, ..Default::default() };
+        let snap =
+            |stored: u64, parked: i64| Snapshot { images_stored: stored, hosts_parked: parked, ..Default::default() };
         let mut stall = Stall::default();
         assert!(!stall.check(&snap(5, 1), at(0)));
         assert!(!stall.check(&snap(5, 1), at(59)), "not before a minute");

@@ -235,7 +235,8 @@ pub fn run_round(
             .ok_or_else(|| anyhow!("host {} is not in servers.parquet of {}", o.host, opts.out.display()))?;
         let eff = overrides.effective(&o.host, s.initial_rate_limit, &opts.settings);
         // What an earlier run learned; outages (parking) are forgotten, rates and limits kept.
-        let mut learned = s.learned_state.as_deref().and_then(|j| super::learned::restore_state(&o.host, j, opts.run_started));
+        let mut learned =
+            s.learned_state.as_deref().and_then(|j| super::learned::restore_state(&o.host, j, opts.run_started));
         if let (Some(state), Some(set)) = (learned.as_mut(), overrides.get(&o.host)) {
             // The user's start and in-flight cap win over the learned ones; the known limit is
             // kept (the rate controller holds below it and probes as usual).

@@ -8,8 +8,8 @@ use super::error::ForecastError;
 use super::scale::Params;
 use super::sim::SimConfig;
 use crate::config::Settings;
-use crate::download::rounds::RoundRule;
 use crate::download::ending::deadline_margin;
+use crate::download::rounds::RoundRule;
 
 /// What the user typed, `None` where the config decides.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

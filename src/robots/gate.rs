@@ -263,7 +263,11 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert!(now - t0 >= FOLLOW_LIMIT && now - t0 < FOLLOW_LIMIT + FOLLOW_POLL_MAX, "asks at the limit: {:?}", now - t0);
+        assert!(
+            now - t0 >= FOLLOW_LIMIT && now - t0 < FOLLOW_LIMIT + FOLLOW_POLL_MAX,
+            "asks at the limit: {:?}",
+            now - t0
+        );
         assert_eq!(gaps[..4], [250, 500, 1000, 2000].map(Duration::from_millis), "the looks spread out");
         assert!(gaps.iter().all(|g| *g <= FOLLOW_POLL_MAX) && looks < 70, "{looks} looks in 5 minutes, not 1,200");
     }

@@ -405,7 +405,9 @@ mod tests {
 
         let mut sampled = Report::default();
         let mut checked = 0;
-        check_batch(out.path(), &server(3), 0, &Options { sample: Some(2), threads: 1 }, &mut sampled, &mut |_| checked += 1);
+        check_batch(out.path(), &server(3), 0, &Options { sample: Some(2), threads: 1 }, &mut sampled, &mut |_| {
+            checked += 1
+        });
         assert_eq!(checked, 2, "each sampled image is handed over to be checked");
         assert_eq!(sampled.images_checked, 2, "a sample of 2 of the 3 images");
         let picks = |n| sample(&read_batch(out.path(), "a.org", 0).unwrap().unwrap(), Some(n));

@@ -117,7 +117,8 @@ fn decode_all(images: &[Vec<u8>], count: usize, threads: usize) -> anyhow::Resul
             .map(|w| {
                 s.spawn(move || -> anyhow::Result<()> {
                     for i in (w..count).step_by(threads) {
-                        let img = image::load_from_memory(&images[i % images.len()]).context("a stored image decodes")?;
+                        let img =
+                            image::load_from_memory(&images[i % images.len()]).context("a stored image decodes")?;
                         std::hint::black_box(img);
                     }
                     Ok(())
@@ -133,7 +134,8 @@ fn decode_all(images: &[Vec<u8>], count: usize, threads: usize) -> anyhow::Resul
 fn one_server(dir: &Path) -> anyhow::Result<(PathBuf, Vec<ServerInfo>)> {
     std::fs::create_dir_all(dir)?;
     let (input, out) = (dir.join("urls.csv"), dir.join("dataset"));
-    let lines: Vec<String> = (0..BIG_BATCHES * BIG_ROWS).map(|j| format!("http://big.example.org/img/{j}.jpg")).collect();
+    let lines: Vec<String> =
+        (0..BIG_BATCHES * BIG_ROWS).map(|j| format!("http://big.example.org/img/{j}.jpg")).collect();
     std::fs::write(&input, format!("url\n{}\n", lines.join("\n")))?;
     prep_run::run(&PrepOptions::url_list(input, out.clone(), BIG_ROWS, DEFAULT_INITIAL_RATE_LIMIT))?;
     let servers = read_servers_table(&out)?;

@@ -413,8 +413,7 @@ impl ImageData {
     }
 
     fn of(path: &Path, file: &hdf5::File) -> Result<ImageData, ShardError> {
-        let data =
-            file.dataset("images/data").map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
+        let data = file.dataset("images/data").map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
         let len = data.size() as u64;
         Ok(ImageData { path: path.to_path_buf(), data, len })
     }

@@ -80,7 +80,7 @@ pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
 
     let t = Instant::now();
     let (out, servers) = one_server(&args.dir.join("big"))?;
-    let (batches, _) = write_dataset(&out, &servers, &images, BIG_ROWS, usize::MAX)?;
+    let (batches, _) = write_dataset(&out, &servers, &images, BIG_ROWS, 0)?;
     eprintln!("bench-store: {batches} batches of {BIG_ROWS} images written in {:.0} s", t.elapsed().as_secs_f64());
     checks("gbif-batch-size", &product, &out, batches * BIG_ROWS, &images)?;
     if !args.keep {
@@ -143,7 +143,7 @@ fn one_server(dir: &Path) -> anyhow::Result<(PathBuf, Vec<ServerInfo>)> {
 }
 
 /// Writes every batch of `rows` rows as the writer would (its shard, then its `ledger.json`);
-/// every `interrupted_every`th batch as two parts and a temporary file with no summary. Returns
+/// every `interrupted_every`th batch (none for 0) as two parts and a temporary file with no summary. Returns
 /// the batch count and how many were left unmerged.
 fn write_dataset(
     out: &Path,
@@ -177,7 +177,7 @@ fn write_dataset(
                 .collect();
             let id = s.batch_ids.as_ref().and_then(|ids| ids.get(p as usize)).cloned().unwrap_or_default();
             let dir = batch_dir(out, &s.server_name, p);
-            if batches % interrupted_every == 0 && records.len() > 1 {
+            if interrupted_every > 0 && batches % interrupted_every == 0 && records.len() > 1 {
                 let (a, b) = records.split_at(records.len() / 2);
                 write_shard(&dir, 0, &ShardContents { successes: a.to_vec(), failures: vec![] }, &id)?;
                 write_shard(&dir, 1, &ShardContents { successes: b.to_vec(), failures: vec![] }, &id)?;

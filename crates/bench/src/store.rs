@@ -76,7 +76,9 @@ pub fn run(args: &StoreArgs) -> anyhow::Result<()> {
          download_start_s={start_s:.2} download_start_again_s={again_s:.2}"
     );
     checks("gbif-batch-count", &product, &out, batches * ROWS_PER_BATCH, &images)?;
-    crate::remove_scratch(&args.dir.join("many"));
+    if !args.keep {
+        crate::remove_scratch(&args.dir.join("many"));
+    }
 
     let t = Instant::now();
     let (out, servers) = one_server(&args.dir.join("big"))?;

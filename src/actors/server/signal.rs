@@ -40,10 +40,8 @@ pub enum ChangeReason {
     SlowStart,
     Probe,
     Refused,
-    /// Climbing back toward the estimate after a first refusal.
-    Recover,
-    /// The host's answers queue up: held just below the rate it answers at.
-    Queueing,
+    /// The estimate after a refusal, once the answers in flight at the refusal had landed.
+    Settled,
     Failures,
     /// Healthy answers after a failure cut.
     Regrow,
@@ -59,8 +57,7 @@ impl ChangeReason {
             ChangeReason::SlowStart => "slow_start",
             ChangeReason::Probe => "probe",
             ChangeReason::Refused => "refused",
-            ChangeReason::Recover => "recover_after_refusal",
-            ChangeReason::Queueing => "server_queueing",
+            ChangeReason::Settled => "refusal_estimate",
             ChangeReason::Failures => "clustered_failures",
             ChangeReason::Regrow => "regrow_after_failures",
             ChangeReason::PeerShare => "peer_share_refused",

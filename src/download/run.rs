@@ -422,6 +422,7 @@ async fn drive(
                     eprintln!(
                         "download: deadline: cutting {running} transfer(s) still running; their rows stay pending for the next run"
                     );
+                    // Fails only when no fetch holds a receiver, and then there is nothing to cut.
                     let _ = cut_tx.send(true);
                 }
                 for r in stops.signal.peer_refusals() {

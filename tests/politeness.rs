@@ -22,7 +22,7 @@ fn learned_state(out: &Path, origin: &Origin, host: usize) -> serde_json::Value 
 }
 
 #[test]
-fn at_defaults_limited_hosts_see_one_refusal_and_random_503s_neither_slow_nor_lose_a_host() {
+fn at_defaults_limited_hosts_see_at_most_two_refusals_and_random_503s_neither_slow_nor_lose_a_host() {
     // Default rate settings: slow start from INITIAL_RATE_LIMIT up to MAX_RATE_LIMIT (10).
     let origin = Origin::start(vec![
         HostSpec::loopback(2, Behaviour::RateLimited { per_second: 2.0, retry_after: None }),
@@ -31,7 +31,9 @@ fn at_defaults_limited_hosts_see_one_refusal_and_random_503s_neither_slow_nor_lo
         HostSpec::loopback(5, Behaviour::Ok),
     ])
     .unwrap();
-    let counts = [16, 48, 40, 40];
+    // 16 s of URLs at each limited host: long enough for the climb back after a refusal to
+    // reach its hold before the host runs out of URLs.
+    let counts = [32, 128, 40, 40];
     let mut urls = Vec::new();
     for (host, n) in counts.iter().enumerate() {
         urls.extend((0..*n).map(|i| origin.url(host, &format!("/img/w64-h48-{i}.jpg"))));
@@ -44,7 +46,8 @@ fn at_defaults_limited_hosts_see_one_refusal_and_random_503s_neither_slow_nor_lo
     assert_eq!(summary["remaining"], 0);
     for (host, limit) in [(0, 2), (1, 8)] {
         let log = origin.log(host);
-        assert!(log.count_status(429) <= 1, "host limited to {limit}/s was refused {} times", log.count_status(429));
+        // A sliding window pays one refusal to be found and at most one more to be pinned.
+        assert!(log.count_status(429) <= 2, "host limited to {limit}/s was refused {} times", log.count_status(429));
         assert_eq!(log.count_status(200), counts[host], "every image fetched once");
         let window = log.max_requests_in_window(Duration::from_secs(1));
         assert!(window <= limit + 1, "{window} requests in 1 s at a host that allows {limit}");

@@ -1,56 +1,73 @@
 //! The adaptive rate of one host: find the rate it allows in seconds, then hold just below it.
 //!
 //! # The rule, and why
-//! A host moves through two phases.
-//!
 //! **Slow start.** A host with no learned limit starts at `INITIAL_RATE_LIMIT`. Every answered
 //! request that was *pressed* (sent when the token bucket allowed it, not late because the
 //! in-flight cap or an empty queue held it back) multiplies the rate by `1 + SLOW_START_GAIN / r`
-//! (for `r` ≥ 1 req/s). At `r` requests a second that is a growth of `SLOW_START_GAIN` per second
-//! in time (about ×1.42 a second), so 1 → 10 req/s takes about 6.6 s and 1 → 40 about 10.5 s,
-//! while each single step near a limit of 8 is only 4%. Growth per request rather than per
-//! second means the steps are finest where a host answers fastest. A host whose in-flight cap
-//! binds (rate × its smoothed latency above the cap), or whose requests leave late because the
-//! queue ran dry, does not climb on paper.
+//! (for `r` ≥ 1 req/s): about ×1.42 a second, 1 → 10 req/s in 6.6 s, each step at 8 req/s 4%.
+//! A host whose in-flight cap binds, or whose queue ran dry, does not climb on paper.
 //!
-//! **The first refusal ends slow start.** By then the rate has overshot the limit (a limiter
-//! counts over a window, which lags the ramp), so "halve" or "the rate before the refusal" are
-//! both wrong by tens of percent. Instead the controller reads its own send history, which is
-//! exactly what the server counted: the requests the host *accepted* in the second before the
-//! refused one (a sliding-window limit of L lets exactly L through), and the rate of the last
-//! accepted pressed request (a spacing limit lets nothing faster through). The lower of the two
-//! is the estimate; the host is held at `HOLD_FRACTION` of it, never above `HOLD_FRACTION` of
-//! the refused rate. For the first window after the cut the host is sent no faster than it was
-//! a window before the refusal: the limiter still counts the ramp, whose oldest requests leave
-//! its window at that slower pace. After that window, once the answers that were in flight at
-//! the refusal have landed, the estimate is made again with them (*settled*) and held. With
-//! fewer than two accepted requests there is no evidence, and the rate is halved. Simulated
-//! against strict sliding-window limiters of 0.5 to 50 req/s (what rate limits are usually
-//! stated as), this holds at 97% of the limit after exactly one refusal. Against a limiter that
-//! refuses any two requests closer than 1/L (nginx `limit_req` with no burst) it also pays one
-//! refusal but holds lower, at 73–97%: the count of the last second still contains the slower
-//! ramp. Probing (below) wins the rest back over hours.
+//! **The first refusal ends slow start** (`recovery.rs`). The send log is what the server
+//! counted, and three readings of it bound the limit from above: the rate of the last accepted
+//! pressed request (a spacing limit lets nothing faster through), the highest rate at which a
+//! leaky bucket fits the log (`leaky_fit.rs` replays nginx's `limit_req` arithmetic), and the
+//! requests accepted in the second before the refused one (a sliding window lets exactly L
+//! through). The lowest, at `HOLD_FRACTION`, is the *estimate*. The host is not held there at
+//! once: a limiter with a burst has a full bucket when it refuses, and refuses again anything
+//! above its rate. It restarts where the host must let the bucket drain if its burst is at most
+//! `DRAIN_BURST` (and half the requests sent), no lower than a quarter of the estimate, and
+//! climbs back, ×1.16 a second and slower near the estimate, no step above 10% near it. When the
+//! log also fits a limit with *no* burst, that limit lies between the fastest accepted spacing
+//! and the refused one: the restart is no lower than half the estimate (a short ramp fits any
+//! rate with a burst), and if the estimate is below `CREEP_GAP` (90%) of just below the refused
+//! rate, once at the estimate the climb creeps on toward that. The estimate is made again once
+//! the answers in flight at the refusal have landed (it only rises).
+//!
+//! **A second refusal pins the rate.** A refused creep is held at `HOLD_FRACTION` of the fastest
+//! rate accepted since the cut, but no higher than two holds below the refused rate (a window
+//! limiter lets jittered sends a little above its limit through for a while), and no lower than
+//! the estimate. Otherwise, if the fit is now bounded below
+//! (refused, drained, refused again), the host is held at `HOLD_FRACTION` of the lowest rate it
+//! fits; if the log still fits no burst, at the fastest rate accepted since the cut; if the log
+//! now needs a burst, the first refusal's rule runs again. Refused again within `REPEAT_WINDOW`
+//! of a cut from the fit: halve.
+//!
+//! **Delay mode.** A server that queues instead of refusing (nginx without `nodelay`) answers
+//! later and later: four accepted answers in a row, each half a spacing slower than the quickest
+//! recent one, none quicker than the one before and none sent after a pause
+//! (`SendLog::queueing`), hold the host at `HOLD_FRACTION` of the rate they came back at. That
+//! ends slow start and counts as a cut.
 //!
 //! **Hold.** Rates stay put. After `PROBE_INTERVAL` without a refusal, one pressed success
-//! raises the rate by `PROBE_STEP` (+5%), so a host whose limit was raised is found again. A
-//! refusal while holding (usually a probe that went too far) goes back through the estimate and
-//! doubles the quiet time before the next probe, up to `MAX_PROBE_INTERVAL`: a long run pays a
-//! refusal every few hours at most. A second refusal within `REPEAT_WINDOW` of a cut means the
-//! estimate was wrong or the server is struggling, and the rate is halved.
+//! raises the rate by `PROBE_STEP` (+5%), so a raised limit is found again. A refused probe goes
+//! back to the rate before it and doubles the quiet time, up to `MAX_PROBE_INTERVAL`.
 //!
 //! **Failures are not refusals.** Only a 429, or an error status with a `Retry-After`, speaks
-//! about the rate. A 5xx without `Retry-After`, a 408 or a timeout is a failure: it does not
-//! grow the rate, and it cuts (halving) only when failures are 60% of the last
-//! `FAILURE_WINDOW` answers. Random 5xx at 15% essentially never reach that; at 50% they do
-//! within a few hundred answers. A failure cut is relief, not knowledge: it never touches the
-//! remembered limit or ends slow start, and healthy answers regrow the rate at slow-start pace
-//! to where it was.
+//! about the rate (`retry.rs` honours the `Retry-After`). A 5xx without one, a 408 or a timeout
+//! is a failure: it does not grow the rate, and cuts (halving) only when failures are 60% of the
+//! last `FAILURE_WINDOW` answers; random 5xx at 15% essentially never do. A failure cut never
+//! touches the remembered limit, and healthy answers regrow the rate to where it was.
 //!
 //! **Memory.** The lowest refused rate is remembered with how often and when it was seen
-//! ([`KnownLimit`]); `state.rs` stores it. A host restored with a limit starts in hold at its
-//! learned rate, and probes soon (`CAREFUL_PROBE_INTERVAL`) if the limit was seen once or long
-//! ago. A host restored without one starts a new slow start from its learned rate, but never
-//! below `INITIAL_RATE_LIMIT`: a low rate learned from failures alone is not carried over.
+//! ([`KnownLimit`]); `state.rs` stores it with the held rate, which is never above the limit
+//! (delay mode included). A host restored with a limit starts in hold at its learned rate and
+//! probes soon (`CAREFUL_PROBE_INTERVAL`) if the limit was seen once or long ago; without one it
+//! slow-starts from its learned rate, never below `INITIAL_RATE_LIMIT`.
+//!
+//! # Figures (`rate_tests.rs`: virtual time, 5 ms latency, arrivals jittered by up to 3 ms,
+//! default settings, 40 req/s ceiling)
+//! - Sliding windows of 0.5–50 req/s: 1–2 refusals, held at 97%. nginx with no burst (spacing)
+//!   0.5–12.5 req/s: 1–2 refusals, 92–97%; at 30 and 50 req/s the 3 ms of jitter is 9–15% of a
+//!   spacing, and the hold is 89% and 84%. 6 h at a window of 8: 2 refusals, then 5 refused
+//!   probes 20 to 160 minutes apart.
+//! - 41 nginx `limit_req` shapes (0.5, 2, 8, 20 req/s; burst 0, 1, 4, 10; `nodelay`, delay mode,
+//!   `Retry-After`; a 5-token bucket), 40 s of URLs each: 64 refusals of 51,668 requests; at most
+//!   2 per host, except 3 where the burst is larger than half the requests sent before the first
+//!   refusal (0.5 req/s with burst 4 or 10, the bucket at 0.5, 2 with burst 10, 20 with burst 1);
+//!   held at 90–100%, except 0.5 req/s with burst 4 and `Retry-After` (60–63%) and 0.5 req/s with
+//!   burst 1 in delay mode (89%). Delay mode: the server's queue never longer than the in-flight
+//!   cap, learned rate 0.89–0.97 of the limit. Wall time 0.50–1.14× the floor at 0.5–2 req/s and
+//!   1.11–1.32× at 8 and 20, where slow start from 1 req/s costs 3–6 s.
 //!
 //! This module owns the numbers only. It does not space requests (`token_bucket.rs`), decide
 //! retries or park hosts (`retry.rs`), or serialise itself (`state.rs`).
@@ -58,11 +75,16 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::send_log::{Answer, SendLog, ESTIMATE_WINDOW};
+use super::send_log::{Answer, SendLog};
 use crate::config::DEFAULT_INITIAL_RATE_LIMIT;
 use crate::fetch::outcome::Outcome;
 
 pub use super::signal::{ChangeReason, RateChange, Signal};
+use recovery::Recovery;
+pub use recovery::{CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, RECOVERY_GAIN, RECOVERY_MAX_STEP, REPEAT_WINDOW};
+
+#[path = "recovery.rs"]
+mod recovery;
 
 /// Slowest rate a host is ever cut to, one request every 30 s. No server can call that load, and
 /// a host with a thousand URLs still finishes within a working day.
@@ -86,12 +108,9 @@ pub const SLOW_START_GAIN: f64 = 0.35;
 /// fraction, so jitter of up to 3% of a spacing never makes two land in one limiter slot.
 pub const HOLD_FRACTION: f64 = 0.97;
 
-/// Cut applied when there is no evidence to estimate from, after a refusal soon after a cut, or
-/// on clustered failures: the classic multiplicative decrease, immediate relief for a server.
+/// Cut applied when there is no evidence to estimate from, after a refusal soon after a cut the
+/// fit could not explain, or on clustered failures: immediate relief for a server.
 pub const DECREASE_FACTOR: f64 = 0.5;
-
-/// A refusal this soon after the last cut means the estimate did not hold: halve.
-pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Quiet time in hold before the first probe above the held rate. Ten minutes of a GBIF run is
 /// thousands of requests on a fast host, and one refused probe in ten minutes is far under 1%.
@@ -144,9 +163,9 @@ impl Default for RateConfig {
 /// Where a host is in finding its rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Growing until the first refusal or the ceiling.
+    /// Growing until the first refusal, a queue at the server, or the ceiling.
     SlowStart,
-    /// Holding, with a rare probe upwards.
+    /// Recovering toward the estimate after a refusal, or holding with a rare probe upwards.
     Hold,
 }
 
@@ -173,15 +192,22 @@ pub struct RateController {
     /// When the rate was last cut. A refusal of a request sent before that reflects the old
     /// rate, which has already been paid for, so it does not cut again.
     last_cut: Option<Instant>,
+    /// Whether the last cut came from the leaky-bucket fit: refused again soon after, the fit
+    /// was wrong for this host and the rate is halved.
+    fitted_cut: bool,
     /// Start of the current quiet period in hold (the last cut or probe); set at the first send.
     quiet_since: Option<Instant>,
     probe_interval: Duration,
+    /// The rate before the last probe: where a refused probe goes back to.
+    before_probe: Option<f64>,
     /// What was sent and how it was answered: the evidence for growth and for the estimate.
     sends: SendLog,
     /// Whether each of the last `FAILURE_WINDOW` answers was a failure.
     answers: VecDeque<bool>,
-    /// A refusal whose estimate waits for answers still in flight: (refused send, refused rate).
-    pending: Option<(Instant, f64)>,
+    recovery: Option<Recovery>,
+    /// Set when a climb back crept past its estimate to the refused spacing without a second
+    /// refusal: the most a later round or run is taught (see [`RateController::learned_rate`]).
+    unconfirmed_above: Option<f64>,
     /// The rate before a failure cut, regrown to at slow-start pace by pressed successes.
     regrow_to: Option<f64>,
     /// A ceiling the host itself set (robots.txt `Crawl-delay`), which nothing learned
@@ -231,11 +257,14 @@ impl RateController {
             phase,
             limit,
             last_cut: None,
+            fitted_cut: false,
             quiet_since: None,
             probe_interval: if trusted { PROBE_INTERVAL } else { CAREFUL_PROBE_INTERVAL },
+            before_probe: None,
             sends: SendLog::default(),
             answers: VecDeque::new(),
-            pending: None,
+            recovery: None,
+            unconfirmed_above: None,
             regrow_to: None,
             ceiling: None,
         }
@@ -245,6 +274,17 @@ impl RateController {
     pub fn rate(&self) -> f64 {
         self.rate
     }
+
+    /// The rate to carry to the next round or run: the current rate, but while climbing back
+    /// after a refusal, at most `HOLD_FRACTION` of the lower of the rate and the estimate. Above
+    /// the estimate the climb creeps toward the refused spacing until a second refusal pins the
+    /// rate, and an estimate that no second refusal has confirmed can sit at the limit itself: a
+    /// run that ends mid-climb must not teach the next one a rate nothing has confirmed.
+    pub fn learned_rate(&self) -> f64 {
+        let cap = self.recovery.map(|r| r.to * HOLD_FRACTION).or(self.unconfirmed_above);
+        cap.map_or(self.rate, |c| self.rate.min(c).max(MIN_RATE))
+    }
+
 
     pub fn phase(&self) -> Phase {
         self.phase
@@ -294,7 +334,6 @@ impl RateController {
     ) -> Option<RateChange> {
         let signal = Signal::of(outcome, has_retry_after);
         let from = self.rate;
-        let mut reason = None;
         let answer = match signal {
             Signal::Success => Answer::Accepted,
             Signal::Refusal => Answer::Refused,
@@ -303,19 +342,19 @@ impl RateController {
         let sent = self.sends.answer(sent_at, answer, now);
         let pressed = sent.is_some_and(|s| s.pressed);
         let sent_rate = sent.map(|s| s.rate);
-        match signal {
+        let reason = match signal {
             Signal::Success => {
                 self.record_answer(false);
-                reason = self.on_success(pressed, now);
+                self.settle();
+                self.on_queue(now).or_else(|| self.on_success(pressed, sent_rate, now))
             }
-            Signal::Refusal => reason = self.on_refusal(sent_at, sent_rate.unwrap_or(self.rate), now),
+            Signal::Refusal => self.on_refusal(sent_at, sent_rate.unwrap_or(self.rate), now),
             Signal::Failure => {
                 self.record_answer(true);
-                reason = self.on_failure();
+                self.on_failure()
             }
-            Signal::Neutral => {}
-        }
-        reason = self.settle(now).or(reason);
+            Signal::Neutral => None,
+        };
         self.rate = self.bounded(self.rate);
         (self.rate != from).then(|| RateChange { from, to: self.rate, reason: reason.unwrap_or(ChangeReason::Refused) })
     }
@@ -327,8 +366,9 @@ impl RateController {
         self.phase = Phase::Hold;
         self.last_cut = Some(now);
         self.quiet_since = Some(now);
-        self.pending = None;
+        self.recovery = None;
         self.regrow_to = None;
+        self.before_probe = None;
         if share_rate.is_finite() && share_rate > 0.0 {
             self.rate = self.bounded(self.rate.min(share_rate).max(MIN_RATE));
         }
@@ -371,24 +411,30 @@ impl RateController {
         }
     }
 
-    fn on_success(&mut self, pressed: bool, now: Instant) -> Option<ChangeReason> {
+    fn on_success(&mut self, pressed: bool, sent_rate: Option<f64>, now: Instant) -> Option<ChangeReason> {
+        if let Some((r, sent)) = self.recovery.as_mut().zip(sent_rate.filter(|_| pressed)) {
+            r.accepted = Some(r.accepted.map_or(sent, |a| a.max(sent)));
+        }
         if !pressed || self.rate >= self.config.max_rate {
             return None;
         }
         // The in-flight cap already bounds the host: a higher rate would be on paper only.
-        if self.sends.latency().is_some_and(|l| self.grown() * l > f64::from(self.max_in_flight)) {
+        if self.sends.latency().is_some_and(|l| self.grown(SLOW_START_GAIN) * l > f64::from(self.max_in_flight)) {
             return None;
         }
         if let Some(target) = self.regrow_to {
-            self.rate = self.grown().min(target);
+            self.rate = self.grown(SLOW_START_GAIN).min(target);
             if self.rate >= target {
                 self.regrow_to = None;
             }
             return Some(ChangeReason::Regrow);
         }
+        if let Some(r) = self.recovery {
+            return self.climb(r, now);
+        }
         match self.phase {
             Phase::SlowStart => {
-                self.rate = self.grown();
+                self.rate = self.grown(SLOW_START_GAIN);
                 Some(ChangeReason::SlowStart)
             }
             Phase::Hold => {
@@ -397,68 +443,36 @@ impl RateController {
                     return None;
                 }
                 self.quiet_since = Some(now);
+                self.before_probe = Some(self.rate);
                 self.rate = (self.rate * PROBE_STEP).min(self.config.max_rate);
                 Some(ChangeReason::Probe)
             }
         }
     }
 
-    /// The rate one slow-start step up.
-    fn grown(&self) -> f64 {
-        (self.rate * (1.0 + SLOW_START_GAIN / self.rate.max(1.0))).min(self.config.max_rate)
+    /// The rate one growth step up at `gain` per second (see `SLOW_START_GAIN`).
+    fn grown(&self, gain: f64) -> f64 {
+        (self.rate * (1.0 + gain / self.rate.max(1.0))).min(self.config.max_rate)
     }
 
-    fn on_refusal(&mut self, sent_at: Instant, refused_rate: f64, now: Instant) -> Option<ChangeReason> {
-        if self.last_cut.is_some_and(|cut| sent_at < cut) {
+    /// A host whose answers queue up (nginx without `nodelay`, or a server at its capacity) is
+    /// held just below the rate it answers at, and stops growing.
+    fn on_queue(&mut self, now: Instant) -> Option<ChangeReason> {
+        let service = self.sends.queueing()?;
+        let held = (service * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate);
+        if self.rate <= held {
             return None;
         }
-        self.limit = Some(match self.limit {
-            Some(l) => KnownLimit { rate: l.rate.min(refused_rate), refusals: l.refusals + 1, seen_at: Some(now) },
-            None => KnownLimit { rate: refused_rate, refusals: 1, seen_at: Some(now) },
-        });
-        let repeated = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) < REPEAT_WINDOW);
-        if self.phase == Phase::Hold && !repeated {
-            self.probe_interval = (self.probe_interval * 2).min(MAX_PROBE_INTERVAL);
-        }
+        self.rate = held;
         self.phase = Phase::Hold;
+        // A cut like a refusal's: a refusal of a request sent before it was sent too fast for
+        // the queue, and is paid for already.
         self.last_cut = Some(now);
-        self.quiet_since = Some(now);
-        self.pending = None;
+        self.recovery = None;
         self.regrow_to = None;
-        if repeated {
-            self.rate = (self.rate * DECREASE_FACTOR).max(MIN_RATE);
-            return Some(ChangeReason::Refused);
-        }
-        // For one window the host is sent what left its window a window ago (the ramp was
-        // slower then), so the limiter's count does not creep up while the old sends drain.
-        let then = self.sends.rate_at(sent_at.checked_sub(ESTIMATE_WINDOW)).unwrap_or(self.rate);
-        self.rate = self.estimate(sent_at, refused_rate).min(then.max(MIN_RATE));
-        self.pending = Some((sent_at, refused_rate));
-        Some(ChangeReason::Refused)
-    }
-
-    /// A window after the cut, once every send before the refused one has its answer, the
-    /// estimate is made again with all of them and becomes the held rate.
-    fn settle(&mut self, now: Instant) -> Option<ChangeReason> {
-        let (sent_at, refused_rate) = self.pending?;
-        let drained = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) >= ESTIMATE_WINDOW);
-        if !drained || self.sends.unanswered_before(sent_at) {
-            return None;
-        }
-        self.pending = None;
-        let settled = self.estimate(sent_at, refused_rate);
-        (settled > self.rate).then(|| {
-            self.rate = settled;
-            ChangeReason::Settled
-        })
-    }
-
-    /// The rate to hold at after a refusal of a request sent at `refused_at` at `refused_rate`
-    /// (see the module header).
-    fn estimate(&self, refused_at: Instant, refused_rate: f64) -> f64 {
-        let accepted = self.sends.accepted_before(refused_at, refused_rate);
-        let held = accepted.unwrap_or(refused_rate * DECREASE_FACTOR).min(refused_rate) * HOLD_FRACTION;
-        held.clamp(MIN_RATE, self.config.max_rate)
+        self.before_probe = None;
+        self.quiet_since = Some(now);
+        Some(ChangeReason::Queueing)
     }
 
     fn on_failure(&mut self) -> Option<ChangeReason> {

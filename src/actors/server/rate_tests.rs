@@ -24,13 +24,24 @@ enum Limiter {
     /// nginx `limit_req` without `nodelay`: the same bucket, but requests over the rate wait in
     /// the server's queue (up to `burst`) and are answered at the rate.
     Queued { rate: f64, burst: u32 },
+    /// A token bucket (CDNs, API gateways): `capacity` tokens refilled continuously at `rate`.
+    Tokens { rate: f64, capacity: f64 },
 }
 
 impl Limiter {
     fn limit(self) -> f64 {
         match self {
             Limiter::Window(l) | Limiter::Spacing(l) | Limiter::Random5xx(l) => l,
-            Limiter::Leaky { rate, .. } | Limiter::Queued { rate, .. } => rate,
+            Limiter::Leaky { rate, .. } | Limiter::Queued { rate, .. } | Limiter::Tokens { rate, .. } => rate,
+        }
+    }
+
+    /// Requests the limiter lets through at once on top of the rate.
+    fn burst(self) -> f64 {
+        match self {
+            Limiter::Leaky { burst, .. } | Limiter::Queued { burst, .. } => f64::from(burst),
+            Limiter::Tokens { capacity, .. } => capacity - 1.0,
+            Limiter::Window(_) | Limiter::Spacing(_) | Limiter::Random5xx(_) => 0.0,
         }
     }
 }
@@ -102,6 +113,13 @@ impl SimHost {
                 let draw = (self.rng.next_u64() % 1_000_000) as f64 / 1e6;
                 return Outcome::Status(if draw < p { 500 } else { 200 });
             }
+            Limiter::Tokens { rate, capacity } => {
+                let idle = self.last.map_or(capacity, |l| t.saturating_duration_since(l).as_secs_f64() * rate);
+                let tokens = (self.excess + idle).min(capacity);
+                self.last = Some(t);
+                self.excess = if tokens >= 1.0 { tokens - 1.0 } else { tokens };
+                tokens >= 1.0
+            }
             Limiter::Leaky { .. } | Limiter::Queued { .. } => unreachable!("answered by `answer`"),
         };
         Outcome::Status(if ok { 200 } else { 429 })
@@ -116,6 +134,10 @@ struct SimResult {
     rates: Vec<(f64, f64)>,
     /// Arrival times of served requests, seconds since the first request.
     served: Vec<f64>,
+    /// Arrival times of all requests, refused ones included.
+    arrived: Vec<f64>,
+    /// Arrival times of refused requests.
+    refused: Vec<f64>,
     /// Longest a request waited in the server's queue (delay mode).
     max_held: Duration,
     controller: RateController,
@@ -132,6 +154,14 @@ impl SimResult {
         self.rates.iter().find(|(_, rate)| *rate >= r - 1e-9).map(|(t, _)| *t)
     }
 
+    /// Most requests (refused ones included) that arrived in any 1 s, less the arrivals' jitter:
+    /// two sends a second apart may arrive a little less than a second apart.
+    fn peak_per_second(&self) -> usize {
+        let a = &self.arrived;
+        let span = 1.0 - JITTER.as_secs_f64();
+        (0..a.len()).map(|i| a[i..].iter().take_while(|t| **t < a[i] + span).count()).max().unwrap_or(0)
+    }
+
     fn min_rate(&self) -> f64 {
         self.rates.iter().map(|(_, r)| *r).fold(f64::INFINITY, f64::min)
     }
@@ -140,6 +170,17 @@ impl SimResult {
 /// Drives a `LiveHost` (gate, bucket, controller) against `host` in virtual time, with a queue
 /// that never empties, for `secs` seconds. Answers come back in order after `latency`.
 fn simulate(limiter: Limiter, controller: RateController, latency: Duration, secs: f64) -> SimResult {
+    simulate_with(limiter, None, controller, latency, secs)
+}
+
+/// `simulate`, with a `Retry-After` of `retry_after` on every refusal.
+fn simulate_with(
+    limiter: Limiter,
+    retry_after: Option<Duration>,
+    controller: RateController,
+    latency: Duration,
+    secs: f64,
+) -> SimResult {
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(secs);
     let mut host = SimHost::new(limiter);
@@ -148,27 +189,40 @@ fn simulate(limiter: Limiter, controller: RateController, latency: Duration, sec
         requests: 0,
         rates: vec![(0.0, controller.rate())],
         served: Vec::new(),
+        arrived: Vec::new(),
+        refused: Vec::new(),
         max_held: Duration::ZERO,
         controller: controller.clone(),
     };
     let mut live = LiveHost::with_rate(controller, BreakerPolicy::default(), t0);
     let mut in_flight: VecDeque<(Instant, Instant, Outcome)> = VecDeque::new();
     let mut t = t0;
+    // Requests reach the server up to JITTER after they leave, at random: timers fire late,
+    // connections and the network add their own. A rate exactly at a window's limit is refused
+    // now and then, as it is on a real server.
+    let mut jitter = SplitMix64(7);
     while t < end {
         while let Some(&(sent, done, outcome)) = in_flight.front().filter(|r| r.1 <= t) {
             in_flight.pop_front();
-            if let Some(change) = live.observe(&outcome, None, sent, done) {
+            let ra = retry_after.filter(|_| outcome == Outcome::Status(429));
+            if let Some(change) = live.observe(&outcome, ra, sent, done) {
                 result.rates.push(((done - t0).as_secs_f64(), change.to));
             }
         }
         let answer = in_flight.front().map(|r| r.1);
         match live.try_send(in_flight.len() as u32, t) {
             Gate::Send => {
-                let (outcome, held) = host.answer(t);
+                let lag = Duration::from_micros(jitter.next_u64() % JITTER.as_micros() as u64);
+                let at = t + lag;
+                let (outcome, held) = host.answer(at);
                 result.requests += 1;
+                result.arrived.push((at - t0).as_secs_f64());
                 match outcome {
-                    Outcome::Status(429) => result.refusals += 1,
-                    Outcome::Status(200) => result.served.push((t - t0).as_secs_f64()),
+                    Outcome::Status(429) => {
+                        result.refusals += 1;
+                        result.refused.push((at - t0).as_secs_f64());
+                    }
+                    Outcome::Status(200) => result.served.push((at - t0).as_secs_f64()),
                     _ => {}
                 }
                 result.max_held = result.max_held.max(held);
@@ -192,6 +246,9 @@ fn config(max_rate: f64) -> RateConfig {
 
 const LAN: Duration = Duration::from_millis(5);
 
+/// Most a request's arrival at the server lags its departure (see `simulate_with`).
+const JITTER: Duration = Duration::from_millis(3);
+
 #[test]
 fn slow_start_reaches_the_ceiling_within_seconds_and_stops_there() {
     let r = simulate(Limiter::Random5xx(0.0), RateController::new(config(40.0)), LAN, 60.0);
@@ -205,7 +262,7 @@ fn slow_start_reaches_the_ceiling_within_seconds_and_stops_there() {
 }
 
 #[test]
-fn one_refusal_lands_close_below_limits_from_half_to_fifty_per_second() {
+fn at_most_two_refusals_land_close_below_limits_from_half_to_fifty_per_second() {
     // A window limiter counts whole requests, so its limits are whole numbers above 1 req/s.
     let windows = [0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 50.0].map(Limiter::Window);
     let spacings = [0.5, 1.0, 1.5, 2.5, 4.0, 8.0, 12.5, 30.0, 50.0].map(Limiter::Spacing);
@@ -223,12 +280,15 @@ fn one_refusal_lands_close_below_limits_from_half_to_fifty_per_second() {
                 100.0 * late / limit,
                 r.controller.rate()
             );
-            assert!(r.refusals <= 1, "{limiter:?}: the operator saw {} refusals", r.refusals);
+            // Two, not one: a climb that ends a little above a limit pays a second refusal to
+            // pin the rate (the issue's goal is at most 2 per limited host).
+            assert!(r.refusals <= 2, "{limiter:?}: the operator saw {} refusals", r.refusals);
             // The estimate is the lower of the requests accepted in the last second and the last
             // accepted step. A window limiter's count is exact; against a spacing limiter the
-            // count still holds the ramp, which is safe but low (documented in rate.rs).
+            // count still holds the ramp, which is safe but low (documented in rate.rs), and the
+            // sends' jitter takes its share of every spacing: 9% at 30 req/s with 3 ms.
             let floor = match limiter {
-                Limiter::Spacing(_) => 0.7,
+                Limiter::Spacing(_) => 0.9 * (1.0 - JITTER.as_secs_f64() * limit),
                 _ => 0.95,
             };
             assert!(late >= floor * limit, "{limiter:?}: served at only {late:.3} req/s");
@@ -244,7 +304,7 @@ fn a_host_allowing_8_per_second_is_served_at_7_within_15_seconds() {
     let best = (0..=140).map(|i| r.served_rate(i as f64 / 10.0, i as f64 / 10.0 + 1.0)).fold(0.0, f64::max);
     assert!(best >= 7.0, "best 1 s window in the first 15 s served {best}");
     assert!(r.served_rate(15.0, 60.0) >= 7.0, "and it stays there: {}", r.served_rate(15.0, 60.0));
-    assert_eq!(r.refusals, 1);
+    assert!(r.refusals <= 2, "{} refusals", r.refusals);
 }
 
 #[test]
@@ -272,8 +332,12 @@ fn a_host_bound_by_its_in_flight_cap_does_not_climb_on_paper() {
 #[test]
 fn a_long_run_at_a_limit_pays_a_refusal_every_few_hours_at_most() {
     let r = simulate(Limiter::Window(8.0), RateController::new(RateConfig::default()), LAN, 6.0 * 3600.0);
-    println!("6 h at 8 req/s: {} refusals of {} requests", r.refusals, r.requests);
-    assert!(r.refusals <= 6, "{} refusals in 6 hours", r.refusals);
+    println!("6 h at 8 req/s: {} refusals of {} requests, at {:?} s", r.refusals, r.requests, r.refused);
+    // Finding the limit pays up to 2 (the issue's goal); after that only refused probes, whose
+    // quiet time doubles from 10 minutes: 20, 40, 80 and 160 minutes apart, 5 in 6 hours.
+    let finding = r.refused.iter().filter(|t| **t < 60.0).count();
+    assert!(finding <= 2, "{finding} refusals finding the limit");
+    assert!(r.refusals as usize - finding <= 5, "{} refusals in 6 hours", r.refusals);
     let last_hours = r.served_rate(3.0 * 3600.0, 6.0 * 3600.0);
     assert!(last_hours >= 7.4, "served {last_hours} req/s");
     assert!(r.controller.probe_interval() >= Duration::from_secs(3600), "probes become rare");
@@ -399,46 +463,5 @@ fn a_crawl_delay_ceiling_holds_whatever_the_host_teaches_even_below_the_floor() 
     assert!(host.rate().rate() <= 1.0 / 60.0, "a peer's cut is floored at MIN_RATE, the ceiling still wins");
 }
 
-/// nginx `limit_req` shapes (rate, burst, `nodelay` or delay mode), and what their servers see
-/// today. The goals (at most 2 refusals, within 1.1x each host's floor, held at 90% of the limit)
-/// are not met yet against bursts; this guards what holds (every URL is served, refusals stay
-/// few, the rate never collapses, delay mode's queue stays within the in-flight cap) and prints
-/// the figures the rate controller's next rule is measured by.
-#[test]
-fn nginx_limit_req_shapes_are_served_with_few_refusals_and_a_bounded_queue() {
-    let shapes = [
-        Limiter::Leaky { rate: 0.5, burst: 1 },
-        Limiter::Leaky { rate: 2.0, burst: 0 },
-        Limiter::Leaky { rate: 2.0, burst: 1 },
-        Limiter::Leaky { rate: 2.0, burst: 4 },
-        Limiter::Leaky { rate: 2.0, burst: 10 },
-        Limiter::Leaky { rate: 8.0, burst: 4 },
-        Limiter::Leaky { rate: 8.0, burst: 10 },
-        Limiter::Leaky { rate: 20.0, burst: 10 },
-        Limiter::Queued { rate: 2.0, burst: 4 },
-        Limiter::Queued { rate: 8.0, burst: 10 },
-    ];
-    for limiter in shapes {
-        let limit = limiter.limit();
-        // A minute's worth of URLs at the limit: the host's floor is 60 s.
-        let urls = (limit * 60.0).round() as usize;
-        let r = simulate(limiter, RateController::new(config(40.0)), LAN, 180.0);
-        let done = r.served.get(urls - 1).copied().unwrap_or(f64::INFINITY);
-        let late = r.served_rate(120.0, 180.0);
-        println!(
-            "{limiter:?}: {} refusals; {urls} URLs served by {done:.1} s = {:.2}x the floor; held at {:.0}% of the \
-             limit after 2 min; longest in the server's queue {:?}",
-            r.refusals,
-            done / 60.0,
-            100.0 * late / limit,
-            r.max_held
-        );
-        assert!(r.refusals <= 3, "{limiter:?}: {} refusals", r.refusals);
-        assert!(done <= 2.0 * 60.0, "{limiter:?}: {urls} URLs took {done:.1} s");
-        assert!(late >= 0.55 * limit, "{limiter:?}: the rate collapsed to {late:.2} req/s");
-        // Delay mode: the server never queues more than the in-flight cap allows (2 requests:
-        // one being answered, one waiting its spacing).
-        let cap = RateConfig::default().max_in_flight;
-        assert!(r.max_held.as_secs_f64() <= f64::from(cap) / limit + 1e-3, "{limiter:?}: queued {:?}", r.max_held);
-    }
-}
+#[path = "rate_shapes_tests.rs"]
+mod shapes;

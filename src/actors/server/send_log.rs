@@ -1,13 +1,17 @@
 //! What was sent to one host and how it was answered: the evidence the rate controller reads.
 //!
-//! Owns the recent sends (when, at which rate, whether the bucket was what held them), the
-//! smoothed latency, and the two readings taken after a refusal: how many requests the host
-//! accepted in the window before it, and the rate of the last accepted pressed request. It does
-//! not decide anything about the rate; `rate.rs` does. Time is passed in.
+//! Owns the recent sends (when, at which rate, whether the bucket was what held them, how long
+//! the answer took), the smoothed latency, and the readings taken from them: after a refusal,
+//! how many requests the host accepted in the window before it and the rate of the last
+//! accepted pressed request; the sends as answered, for the leaky-bucket fit
+//! (`leaky_fit.rs`); and whether the host is queueing our requests (its answers taking longer
+//! and longer), with the rate it answers them at. It does not decide anything about the rate;
+//! `rate.rs` does. Time is passed in.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::leaky_fit::Answered;
 use super::rate::MIN_RATE;
 
 /// A request counts as pressed if it left at most this many spacings (1/rate) after the previous
@@ -35,9 +39,24 @@ pub const ESTIMATE_WINDOW: Duration = Duration::from_secs(1);
 /// earlier, so reaching a quarter spacing back counts the one and never the other.
 const WINDOW_SLACK: f64 = 0.25;
 
-/// Sends kept for the estimate: enough to cover a second at the highest rates and the answers
-/// that are still in flight; about 8 KB per host.
-const HISTORY_LEN: usize = 256;
+/// Sends kept for the estimate and the fit: the fit reads from before the first refusal's ramp
+/// to the second refusal, up to a minute at 20 req/s; about 40 KB per busy host (a host that
+/// sent less keeps less).
+const HISTORY_LEN: usize = 1024;
+
+/// Accepted answers whose quickest is taken as the host's latency without a queue.
+const BASE_ANSWERS: usize = 32;
+
+/// Accepted answers in a row that must each have waited in a queue (see `QUEUE_SPACINGS`)
+/// before the host counts as queueing. Four answers queued and none quicker than the one before
+/// is a queue that grows or stays; fewer could be a few large files in a row.
+const QUEUE_ANSWERS: usize = 4;
+
+/// An answer counts as queued when it took this many spacings (1/rate) longer than the host's
+/// quickest recent answer. nginx in delay mode holds a request `excess / rate`, so at a rate 5%
+/// above its limit the delay passes half a spacing after ten requests, while the in-flight cap
+/// of two keeps it under two spacings.
+const QUEUE_SPACINGS: f64 = 0.5;
 
 /// How an answered send went, as far as the estimate cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +76,8 @@ pub struct Sent {
     /// It left when the bucket allowed it (see `PRESSED_SLACK`).
     pub pressed: bool,
     pub answer: Answer,
+    /// Seconds from send to answer, once answered.
+    pub took: f64,
 }
 
 /// The recent sends of one host.
@@ -83,7 +104,7 @@ impl SendLog {
                 .sends
                 .back()
                 .is_some_and(|p| now.saturating_duration_since(p.at).as_secs_f64() <= PRESSED_SLACK * spacing);
-        self.sends.push_back(Sent { at: now, rate, pressed, answer: Answer::Pending });
+        self.sends.push_back(Sent { at: now, rate, pressed, answer: Answer::Pending, took: 0.0 });
         if self.sends.len() > HISTORY_LEN {
             self.sends.pop_front();
         }
@@ -92,8 +113,9 @@ impl SendLog {
     /// The request sent at `sent_at` was answered at `now`; returns it as sent, if remembered.
     pub fn answer(&mut self, sent_at: Instant, answer: Answer, now: Instant) -> Option<Sent> {
         let sent = self.sends.iter_mut().rev().find(|s| s.at == sent_at)?;
-        sent.answer = answer;
         let took = now.saturating_duration_since(sent_at).as_secs_f64();
+        sent.answer = answer;
+        sent.took = took;
         self.latency = Some(self.latency.map_or(took, |l| l + LATENCY_SMOOTHING * (took - l)));
         Some(*sent)
     }
@@ -115,19 +137,65 @@ impl SendLog {
         self.sends.iter().any(|s| s.at < t && s.answer == Answer::Pending)
     }
 
-    /// What the host accepted before a request sent at `refused_at` at `refused_rate` was
-    /// refused: the lower of the accepted requests in the window before it (at least two) and
-    /// the rate of the last accepted pressed request; `None` with no such evidence.
-    pub fn accepted_before(&self, refused_at: Instant, refused_rate: f64) -> Option<f64> {
+    /// Requests per second the host accepted in the window before a request sent at
+    /// `refused_at` at `refused_rate` was refused (a sliding-window limit of L lets exactly L
+    /// through); `None` with fewer than two.
+    pub fn accepted_in_window(&self, refused_at: Instant, refused_rate: f64) -> Option<f64> {
         let slack = Duration::from_secs_f64(WINDOW_SLACK / refused_rate.max(MIN_RATE));
         let from = refused_at.checked_sub(ESTIMATE_WINDOW + slack);
-        let accepted = || self.sends.iter().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
-        let counted = accepted().filter(|s| from.is_none_or(|f| s.at >= f)).count();
-        let by_count = (counted >= 2).then(|| counted as f64 / ESTIMATE_WINDOW.as_secs_f64());
-        let by_spacing = accepted().rev().find(|s| s.pressed).map(|s| s.rate);
-        match (by_count, by_spacing) {
-            (Some(c), Some(s)) => Some(c.min(s)),
-            (c, s) => c.or(s),
+        let accepted = self.sends.iter().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
+        let counted = accepted.filter(|s| from.is_none_or(|f| s.at >= f)).count();
+        (counted >= 2).then(|| counted as f64 / ESTIMATE_WINDOW.as_secs_f64())
+    }
+
+    /// The rate of the last accepted pressed request sent before `refused_at` (a spacing limit
+    /// lets nothing faster through).
+    pub fn last_accepted_pressed(&self, refused_at: Instant) -> Option<f64> {
+        let accepted = self.sends.iter().rev().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
+        accepted.filter(|s| s.pressed).map(|s| s.rate).next()
+    }
+
+    /// The answered sends, oldest first, as the leaky-bucket fit reads them: an accepted request
+    /// passed the limiter, a refused one did not; failures and unanswered sends say nothing.
+    pub fn answered(&self) -> Vec<Answered> {
+        let known = self.sends.iter().filter(|s| matches!(s.answer, Answer::Accepted | Answer::Refused));
+        known.map(|s| Answered { at: s.at, accepted: s.answer == Answer::Accepted }).collect()
+    }
+
+    /// The highest rate any remembered request was sent at.
+    pub fn highest_rate(&self) -> Option<f64> {
+        self.sends.iter().map(|s| s.rate).reduce(f64::max)
+    }
+
+    /// Whether the host holds our requests in a queue: the last `QUEUE_ANSWERS` accepted answers,
+    /// sent without a pause between them, each took `QUEUE_SPACINGS` spacings longer than the
+    /// quickest of the last `BASE_ANSWERS`,
+    /// and none came back quicker than the one before. Returns the rate at which the host
+    /// answered them, which is the rate it serves at while it queues.
+    pub fn queueing(&self) -> Option<f64> {
+        let mut accepted = self.sends.iter().rev().filter(|s| s.answer == Answer::Accepted);
+        let recent: Vec<&Sent> = accepted.by_ref().take(BASE_ANSWERS).collect();
+        if recent.len() < QUEUE_ANSWERS + 1 {
+            return None;
         }
+        let base = recent.iter().map(|s| s.took).fold(f64::INFINITY, f64::min);
+        let queued = &recent[..QUEUE_ANSWERS];
+        let waited = queued.iter().all(|s| s.took >= base + QUEUE_SPACINGS / s.rate);
+        // Each sent when the bucket or the in-flight cap let it go (within `PRESSED_SLACK`
+        // spacings of the one before, or no later than that one's answer): answers that straddle
+        // a pause (a `Retry-After`, an empty queue) come back slowly because they left slowly.
+        let paced = queued.windows(2).all(|w| {
+            let gap = w[0].at.saturating_duration_since(w[1].at).as_secs_f64();
+            gap <= (PRESSED_SLACK / w[0].rate).max(w[1].took)
+        });
+        // Newest first: each answer took no less than the one sent before it (to a tenth of a
+        // spacing, the ms a timer may be early).
+        let growing = queued.windows(2).all(|w| w[0].took >= w[1].took - 0.1 / w[0].rate);
+        if !(waited && paced && growing) {
+            return None;
+        }
+        let done = |s: &Sent| s.at + Duration::from_secs_f64(s.took);
+        let span = done(queued[0]).saturating_duration_since(done(queued[QUEUE_ANSWERS - 1])).as_secs_f64();
+        (span > 0.0).then(|| (QUEUE_ANSWERS - 1) as f64 / span)
     }
 }

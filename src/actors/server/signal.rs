@@ -40,8 +40,10 @@ pub enum ChangeReason {
     SlowStart,
     Probe,
     Refused,
-    /// The estimate after a refusal, once the answers in flight at the refusal had landed.
-    Settled,
+    /// Climbing back toward the estimate after a first refusal.
+    Recover,
+    /// The host's answers queue up: held just below the rate it answers at.
+    Queueing,
     Failures,
     /// Healthy answers after a failure cut.
     Regrow,
@@ -57,7 +59,8 @@ impl ChangeReason {
             ChangeReason::SlowStart => "slow_start",
             ChangeReason::Probe => "probe",
             ChangeReason::Refused => "refused",
-            ChangeReason::Settled => "refusal_estimate",
+            ChangeReason::Recover => "recover_after_refusal",
+            ChangeReason::Queueing => "server_queueing",
             ChangeReason::Failures => "clustered_failures",
             ChangeReason::Regrow => "regrow_after_failures",
             ChangeReason::PeerShare => "peer_share_refused",

@@ -243,7 +243,7 @@ impl LiveHost {
     pub fn export(&self, now: Instant, wall: SystemTime) -> HostState {
         let limit = self.rate.known_limit();
         HostState {
-            rate: round_rate(self.rate.rate()),
+            rate: round_rate(self.rate.learned_rate()),
             known_limit: limit.map(|l| round_rate(l.rate)),
             limit_refusals: limit.map_or(0, |l| l.refusals),
             limit_seen_unix_ms: limit

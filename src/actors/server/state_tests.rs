@@ -35,7 +35,9 @@ fn state_round_trips_through_json() {
     let t0 = Instant::now();
     let now = t0 + secs(10);
     let saved = eventful_host(t0).export(now, wall());
-    assert_eq!(saved.rate, 1.1155, "halved with no evidence, held at 97%");
+    // Halved with no evidence and held at 97% (1.1155), then carried at 97% of that while the
+    // climb back toward it has not confirmed it.
+    assert_eq!(saved.rate, 1.082035, "halved with no evidence, carried below the unconfirmed estimate");
     assert_eq!((saved.known_limit, saved.limit_refusals), (Some(2.3), 1));
     assert!(saved.limit_seen_unix_ms.is_some());
     assert_eq!(saved.parks, 1);

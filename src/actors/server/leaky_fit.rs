@@ -1,0 +1,170 @@
+//! Which leaky buckets could have given the answers a host gave: nginx's `limit_req` fitted to
+//! the send log.
+//!
+//! nginx keeps per key an *excess* in requests and the time of the last accepted request. A
+//! request at `t` has excess `max(0, excess - rate × (t - last) + 1)`; above `burst` it is
+//! refused and nothing is updated, otherwise it is accepted and the state moves on. The first
+//! request on a fresh key is free. A token bucket of `burst + 1` tokens refilled at `rate`
+//! accepts exactly the same requests, and so do most API gateways' "rate and burst" limits.
+//!
+//! For a candidate rate `r`, the excess after each accepted request depends on the accepted
+//! sends alone (a refused one changes nothing), not on the burst. One pass over the log gives,
+//! for each `r`, the least burst that let every accepted request through (the largest excess an
+//! accepted one had) and an upper bound (a refused one must have had more than the burst). `r`
+//! is *consistent* when the first is below the second. Refusals only ever exclude rates above
+//! the truth, and acceptances after a refusal exclude rates below it (the bucket was full when
+//! it refused, so whatever it accepted since, it drained), so a few refusals pin the rate.
+//!
+//! Times are read on our clock, which differs from the server's by network and timer jitter:
+//! an excess is trusted only to `JITTER` seconds of leak either way. A host that limits by some
+//! other rule (a sliding window, a block after a burst) may have no consistent rate at all; the
+//! caller then falls back on other evidence. This module owns the arithmetic only; `rate.rs`
+//! decides what to do with it, and `send_log.rs` keeps the sends it reads. Time is passed in.
+
+use std::time::{Duration, Instant};
+
+/// Candidate rates are spaced by this factor: 1%, finer than the 3% held below an estimate.
+const GRID_STEP: f64 = 1.01;
+
+/// Most candidates looked at: 1% steps from 1/30 req/s to 60 req/s are 750.
+const MAX_CANDIDATES: usize = 1200;
+
+/// How far our clock's view of a request may be from the server's: timers fire a few ms late
+/// and a request crosses the network in a varying time. Seen up to about 5 ms on loopback;
+/// 10 ms keeps a 20 req/s limit fittable (its excess is then trusted to 0.2 requests per end).
+pub const JITTER: Duration = Duration::from_millis(10);
+
+/// A send the host answered, in the order they were sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Answered {
+    pub at: Instant,
+    pub accepted: bool,
+}
+
+/// A rate consistent with the log, and the least burst that goes with it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Candidate {
+    pub rate: f64,
+    /// The largest excess an accepted request had at this rate: the host's burst is at least this.
+    pub burst: f64,
+}
+
+/// The rates between `low` and `high` that a leaky bucket could limit the host to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeakyFit {
+    /// Consistent candidates, lowest rate first.
+    candidates: Vec<Candidate>,
+    /// The lowest rate looked at; a fit whose lowest candidate is this one is not bounded below.
+    floor: f64,
+}
+
+impl LeakyFit {
+    /// Fits rates from `low` to `high` (1% apart) to `log`, which must hold at least one refusal
+    /// to exclude anything above the truth.
+    pub fn new(log: &[Answered], low: f64, high: f64) -> LeakyFit {
+        let mut candidates = Vec::new();
+        // Without a refusal every rate fits, which says nothing.
+        let refused = log.iter().any(|a| !a.accepted);
+        let mut rate = if refused { low } else { f64::INFINITY };
+        while rate <= high && candidates.len() < MAX_CANDIDATES {
+            if let Some(burst) = least_burst(log, rate) {
+                candidates.push(Candidate { rate, burst });
+            }
+            rate *= GRID_STEP;
+        }
+        LeakyFit { candidates, floor: low }
+    }
+
+    /// The lowest consistent rate, if the log bounds it from below (a rate the host was seen to
+    /// drain at after refusing). `None` with no consistent rate or none excluded below.
+    pub fn lowest(&self) -> Option<f64> {
+        self.candidates.first().filter(|c| c.rate > self.floor * GRID_STEP.sqrt()).map(|c| c.rate)
+    }
+
+    /// The highest consistent rate.
+    pub fn highest(&self) -> Option<f64> {
+        self.candidates.last().map(|c| c.rate)
+    }
+
+    /// The lowest consistent rate whose burst is at most `burst` requests: what the host allows
+    /// at least, if its burst is no larger.
+    pub fn lowest_with_burst(&self, burst: f64) -> Option<f64> {
+        self.candidates.iter().find(|c| c.burst <= burst).map(|c| c.rate)
+    }
+
+    /// The consistent rates that need no burst at all (a spacing limit, nginx with `burst=0`),
+    /// as (lowest, if bounded below by an accepted spacing; highest). `None` when the log needs
+    /// a burst at every rate: the host let a run through faster than it refused one.
+    pub fn burst_free(&self) -> Option<(Option<f64>, f64)> {
+        let mut free = self.candidates.iter().filter(|c| c.burst <= 0.0).map(|c| c.rate);
+        let low = free.next()?;
+        let high = free.next_back().unwrap_or(low);
+        Some(((low > self.floor * GRID_STEP.sqrt()).then_some(low), high))
+    }
+
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+}
+
+/// Replays `log` through a bucket leaking at `rate` from empty; returns the least burst that
+/// accepted every accepted request, if every refused request would have exceeded it.
+fn least_burst(log: &[Answered], rate: f64) -> Option<f64> {
+    let slack = rate * JITTER.as_secs_f64();
+    let mut excess = 0.0_f64;
+    let mut last: Option<Instant> = None;
+    // Largest excess among accepted requests (read generously), smallest among refused ones
+    // (read strictly).
+    let (mut most_accepted, mut least_refused) = (0.0_f64, f64::INFINITY);
+    for a in log {
+        // The excess before nginx's clamp at zero; the first request on a key is free.
+        let unclamped = match last {
+            Some(l) => excess - rate * a.at.saturating_duration_since(l).as_secs_f64() + 1.0,
+            None => 0.0,
+        };
+        if a.accepted {
+            most_accepted = most_accepted.max(unclamped - slack);
+            excess = unclamped.max(0.0);
+            last = Some(a.at);
+        } else {
+            // Refusing the first request is no leaky bucket's doing: nothing fits.
+            let jitter = if last.is_some() { slack } else { 0.0 };
+            least_refused = least_refused.min(unclamped + jitter);
+        }
+    }
+    // A burst is never negative, and a refused request had more excess than the burst.
+    (most_accepted.max(0.0) < least_refused).then_some(most_accepted.max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(t0: Instant, sends: &[(f64, bool)]) -> Vec<Answered> {
+        sends.iter().map(|&(s, accepted)| Answered { at: t0 + Duration::from_secs_f64(s), accepted }).collect()
+    }
+
+    #[test]
+    fn a_refused_request_closer_than_the_spacing_bounds_the_rate_from_above() {
+        // 2 req/s accepted, then one 0.4 s after: refused by a bucket of 2 req/s and no burst.
+        let t0 = Instant::now();
+        let fit = LeakyFit::new(&log(t0, &[(0.0, true), (0.5, true), (1.0, true), (1.4, false)]), 0.1, 10.0);
+        let zero_burst = fit.candidates().iter().filter(|c| c.burst < 0.05).map(|c| c.rate);
+        let (lo, hi) = zero_burst.fold((f64::MAX, 0.0_f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        assert!((1.9..=2.1).contains(&lo) && hi < 2.6, "no burst: {lo}..{hi}");
+        assert!(fit.highest().unwrap() < 2.6);
+        assert_eq!(fit.lowest(), None, "one refusal says nothing from below: a slow bucket with a burst fits too");
+    }
+
+    #[test]
+    fn acceptances_after_a_refusal_pin_the_rate_from_below() {
+        // Refused at 0.4 s spacing, then 1 req/s accepted for 20 s, then refused at 1.2 req/s.
+        let t0 = Instant::now();
+        let mut sends = vec![(0.0, true), (0.5, true), (0.9, false)];
+        sends.extend((0..20).map(|i| (2.0 + i as f64, true)));
+        sends.push((21.8, false));
+        let fit = LeakyFit::new(&log(t0, &sends), 0.1, 10.0);
+        let lo = fit.lowest().expect("bounded below");
+        assert!(lo > 0.85 && lo <= 1.0, "{lo}");
+    }
+}

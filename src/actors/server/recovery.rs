@@ -1,0 +1,244 @@
+//! The climb back after a refusal: where a host restarts, what it climbs to, and how a second
+//! refusal pins its rate. A child of `rate.rs`, whose `RateController` it extends; its header
+//! has the rule as a whole and the figures.
+//!
+//! It reads the send log (`send_log.rs`) and the leaky-bucket fit (`leaky_fit.rs`); it does not
+//! grow the rate in slow start, probe, or handle failures (`rate.rs`). Time is passed in.
+
+use std::time::{Duration, Instant};
+
+use super::super::leaky_fit::LeakyFit;
+use super::{
+    ChangeReason, KnownLimit, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MAX_PROBE_INTERVAL, MIN_RATE,
+};
+
+/// A refusal this soon after the last cut belongs to the same episode: the estimate did not hold.
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
+
+/// The burst a host is assumed to have at most when choosing where to restart after a first
+/// refusal: the rate is cut to what the host must allow if its burst is no larger. nginx
+/// examples and most configurations use 5 to 20; a larger burst costs one more refusal.
+pub const DRAIN_BURST: f64 = 10.0;
+
+/// Sends per request of burst assumed: with few sends, the burst cannot be told from the rate,
+/// and a burst of half of what was sent is assumed at most (a host that refused the fifth
+/// request after a pause lets 2 through on top of its rate, not 10).
+pub const DRAIN_EVIDENCE: f64 = 2.0;
+
+/// Growth per second (natural log) while recovering from the cut after a first refusal toward
+/// the estimate, at full pace far from it; it slows to a quarter of this near the estimate.
+/// ×1.16 a second crosses a limit slowly enough that the refusal which ends the recovery finds
+/// the host's bucket refilled by a steady excess, which is what pins its rate.
+pub const RECOVERY_GAIN: f64 = 0.15;
+
+/// Largest step of the climb after a first refusal, per request, once within a factor of two of
+/// the estimate. Below 1 req/s the climb's pace per second would make single steps of 30% or
+/// more; a spacing limit is then crossed by at most 10%, and the spacing accepted before it is
+/// within 10% of the limit.
+pub const RECOVERY_MAX_STEP: f64 = 0.1;
+
+/// The creep on past the estimate toward the refused spacing runs only when the estimate is
+/// below this share of it. Closer, the creep gains less than the 10% the hold may lie below a
+/// limit, and the refused rate it creeps toward can be a window's limit plus one step, which
+/// jittered sends get through for a while.
+pub const CREEP_GAP: f64 = 0.9;
+
+/// The climb back after a first refusal: from the cut toward the estimate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Recovery {
+    /// The rate cut to.
+    pub(super) from: f64,
+    /// The estimate climbed to; reaching it ends the recovery.
+    pub(super) to: f64,
+    /// The refused send and its rate, while answers sent before it are still in flight: the
+    /// estimate is made again once they have landed.
+    pub(super) unsettled: Option<(Instant, f64)>,
+    /// Where the climb creeps on to after `to`, slowly: just below the refused spacing when the
+    /// log fits a limit with no burst, else `to`. A refusal during the creep goes back to the
+    /// highest rate accepted since the cut.
+    pub(super) upper: f64,
+    /// The log fitted a limit with no burst at the first refusal.
+    pub(super) spaced: bool,
+    /// The highest rate a pressed request was accepted at since the cut.
+    pub(super) accepted: Option<f64>,
+}
+
+impl RateController {
+    /// One pressed success while climbing back after a first refusal: full pace far below the
+    /// estimate, a quarter of it close by, then (once settled) a creep at that quarter pace on
+    /// toward `upper`.
+    pub(super) fn climb(&mut self, r: Recovery, now: Instant) -> Option<ChangeReason> {
+        let left = (r.to / self.rate).ln() / (r.to / r.from).ln().max(f64::EPSILON);
+        let creeping = self.rate >= r.to;
+        if creeping && r.unsettled.is_some() {
+            return None;
+        }
+        let gain = match creeping {
+            true => RECOVERY_GAIN / 4.0,
+            false => RECOVERY_GAIN * left.clamp(0.25, 1.0),
+        };
+        // Per request, so below 1 req/s each step is larger than in slow start (a host cut to a
+        // thirtieth of a request per second is back within minutes, not an hour); within a
+        // factor of two of the estimate, up to RECOVERY_MAX_STEP.
+        let step = gain / self.rate.max(0.25);
+        let step = if self.rate * 2.0 > r.to { step.min(RECOVERY_MAX_STEP) } else { step };
+        let top = if creeping { r.upper } else { r.to };
+        self.rate = (self.rate * (1.0 + step)).min(top).min(self.config.max_rate);
+        if self.rate >= r.upper.min(self.config.max_rate) && r.unsettled.is_none() {
+            self.recovery = None;
+            self.quiet_since = Some(now);
+            self.unconfirmed_above = (r.upper > r.to).then_some(r.to * HOLD_FRACTION);
+        }
+        Some(ChangeReason::Recover)
+    }
+
+    /// A refusal of the request sent at `sent_at` at `refused_rate`: the rules of `rate.rs`'s
+    /// header, "The first refusal" and "A second refusal", in the order they are tried.
+    pub(super) fn on_refusal(&mut self, sent_at: Instant, refused_rate: f64, now: Instant) -> Option<ChangeReason> {
+        if self.last_cut.is_some_and(|cut| sent_at < cut) {
+            return None;
+        }
+        self.limit = Some(match self.limit {
+            Some(l) => KnownLimit { rate: l.rate.min(refused_rate), refusals: l.refusals + 1, seen_at: Some(now) },
+            None => KnownLimit { rate: refused_rate, refusals: 1, seen_at: Some(now) },
+        });
+        let repeated = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) < REPEAT_WINDOW);
+        let probe = self.before_probe.take();
+        let held = self.phase == Phase::Hold && self.recovery.is_none() && !repeated;
+        if held {
+            self.probe_interval = (self.probe_interval * 2).min(MAX_PROBE_INTERVAL);
+        }
+        let fitted_before = std::mem::replace(&mut self.fitted_cut, false);
+        let climbing = self.recovery.take();
+        self.unconfirmed_above = None;
+        self.phase = Phase::Hold;
+        self.last_cut = Some(now);
+        self.quiet_since = Some(now);
+        self.regrow_to = None;
+        let ceiling = (refused_rate * HOLD_FRACTION).max(MIN_RATE);
+        if let Some(before) = probe.filter(|_| held) {
+            // A refused probe: back to the rate held without refusal before it.
+            self.rate = before.min(ceiling);
+            return Some(ChangeReason::Refused);
+        }
+        if repeated && fitted_before {
+            // The fit did not describe this host: classic relief, then recover from there.
+            self.rate = (self.rate * DECREASE_FACTOR).max(MIN_RATE);
+            self.recovery = Some(Recovery {
+                from: self.rate,
+                to: self.rate,
+                unsettled: None,
+                upper: self.rate,
+                spaced: false,
+                accepted: None,
+            });
+            return Some(ChangeReason::Refused);
+        }
+        let fit = self.fit(refused_rate);
+        let spaced = |c: &Recovery| c.spaced && fit.burst_free().is_some();
+        if let Some(climb) = climbing.filter(|c| spaced(c) && self.rate > c.to) {
+            // The creep above the estimate was refused and the log still fits a limit with no
+            // burst: the estimate held, and the limit lies just below the refused rate. Held a
+            // step below the fastest rate accepted since the cut, and two holds below the refused
+            // rate: a window limiter lets a rate a little above its limit through for a while
+            // when the sends jitter, so the fastest accepted may itself be over the limit.
+            let accepted = climb.accepted.unwrap_or(climb.to) * HOLD_FRACTION;
+            let held = accepted.min(ceiling * HOLD_FRACTION);
+            self.rate = held.max(climb.to).min(ceiling).max(MIN_RATE);
+            return Some(ChangeReason::Refused);
+        }
+        if let Some(low) = fit.lowest() {
+            // Refused and drained before: the host's rate is pinned from both sides.
+            self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
+            self.fitted_cut = true;
+            return Some(ChangeReason::Refused);
+        }
+        if let Some(climb) = climbing.filter(spaced) {
+            // The climb from half a spacing limit was refused before the estimate, the log still
+            // fits a limit with no burst, and the fit cannot pin the rate: back to the fastest
+            // spacing accepted since the cut, or with none (a `Retry-After` pause came between)
+            // half the rate. A log that now needs a burst has a full bucket to drain: the first
+            // refusal's rule below.
+            let back = climb.accepted.unwrap_or(self.rate.min(climb.from) * DECREASE_FACTOR);
+            self.rate = back.min(ceiling).max(MIN_RATE);
+            return Some(ChangeReason::Refused);
+        }
+        // A first refusal: climb back toward the estimate from what the host allows for sure
+        // (if its burst is at most DRAIN_BURST), so its bucket drains before the climb crosses
+        // its rate and a second refusal, if any, pins that rate.
+        let to = match repeated {
+            // The fit explains nothing (no leaky bucket): what a sliding window let through.
+            true => self
+                .sends
+                .accepted_in_window(sent_at, refused_rate)
+                .map_or(self.rate * DECREASE_FACTOR, |c| (c * HOLD_FRACTION).min(ceiling)),
+            false => self.estimate(sent_at, refused_rate, &fit),
+        };
+        let burst = DRAIN_BURST.min(self.sends.answered().len() as f64 / DRAIN_EVIDENCE);
+        let mut from = fit.lowest_with_burst(burst).map_or(to, |r| (r * HOLD_FRACTION).min(to));
+        // A log that fits a limit with no burst also bounds it from above by the refused
+        // spacing: once at the estimate, creep on toward just below that.
+        let spaced = fit.burst_free().filter(|_| !repeated).map(|(_, high)| high.min(refused_rate) * HOLD_FRACTION);
+        // Within CREEP_GAP of that, the creep would buy less than the goal's margin and risk a
+        // rate above a window's limit: the estimate is where the climb ends.
+        let creep = spaced.filter(|u| to < CREEP_GAP * u);
+        if spaced.is_some() {
+            // Too few sends to say how much burst the climb used (a ramp of a few requests fits
+            // any rate): no deeper than the classic halving.
+            from = from.max(to * DECREASE_FACTOR);
+        } else if !repeated {
+            // A burst the few sends cannot bound (three fast requests fit a burst of two at any
+            // rate) would restart at `MIN_RATE`, a minute and more of climbing: no deeper than
+            // halving twice.
+            from = from.max(to * DECREASE_FACTOR * DECREASE_FACTOR);
+        }
+        self.rate = from.clamp(MIN_RATE, self.config.max_rate);
+        let to = to.min(self.config.max_rate).max(self.rate);
+        let unsettled = self.sends.unanswered_before(sent_at).then_some((sent_at, refused_rate));
+        self.recovery = Some(Recovery {
+            from: self.rate,
+            to,
+            unsettled,
+            upper: creep.map_or(to, |u| u.min(self.config.max_rate).max(to)),
+            spaced: spaced.is_some(),
+            accepted: None,
+        });
+        Some(ChangeReason::Refused)
+    }
+
+    /// Once every send before the refused one has its answer, the estimate the recovery climbs
+    /// to is made again with all of them (it only ever rises).
+    pub(super) fn settle(&mut self) {
+        let Some(Recovery { unsettled: Some((sent_at, refused_rate)), .. }) = self.recovery else { return };
+        if self.sends.unanswered_before(sent_at) {
+            return;
+        }
+        let to = self.estimate(sent_at, refused_rate, &self.fit(refused_rate));
+        if let Some(r) = self.recovery.as_mut() {
+            r.to = r.to.max(to);
+            r.unsettled = None;
+        }
+    }
+
+    /// The leaky buckets that fit the send log, from `MIN_RATE` to half again the fastest send.
+    fn fit(&self, refused_rate: f64) -> LeakyFit {
+        let high = self.sends.highest_rate().unwrap_or(refused_rate).max(refused_rate) * 1.5;
+        LeakyFit::new(&self.sends.answered(), MIN_RATE, high)
+    }
+
+    /// The rate to climb back to after a refusal of a request sent at `refused_at` at
+    /// `refused_rate`: the requests accepted in the second before it (what a sliding window
+    /// lets through), or if higher the lowest rate a leaky bucket without burst fits (what a
+    /// spacing limit lets through), but never above the rate of the last accepted pressed
+    /// request; held at `HOLD_FRACTION`, and halved without evidence.
+    fn estimate(&self, refused_at: Instant, refused_rate: f64, fit: &LeakyFit) -> f64 {
+        let readings = [
+            self.sends.last_accepted_pressed(refused_at),
+            fit.highest(),
+            self.sends.accepted_in_window(refused_at, refused_rate),
+        ];
+        let best = readings.into_iter().flatten().reduce(f64::min);
+        let held = best.unwrap_or(refused_rate * DECREASE_FACTOR).min(refused_rate) * HOLD_FRACTION;
+        held.clamp(MIN_RATE, self.config.max_rate)
+    }
+}

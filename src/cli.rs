@@ -249,7 +249,7 @@ pub struct DownloadArgs {
     /// Print the summary as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Log every shard commit.
+    /// Log every shard commit and every change of a host's rate (cuts are always logged).
     #[arg(long, short)]
     pub verbose: bool,
     /// Also try again the rows whose committed record is a retriable failure (parked,

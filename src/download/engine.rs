@@ -55,6 +55,8 @@ pub struct Engine {
     pub robots: crate::robots::RobotsPolicy,
     /// How long a cached robots.txt answer from an earlier run is reused (`ROBOTS_CACHE_HOURS`).
     pub robots_cache: std::time::Duration,
+    /// `download --verbose`: log every rate change, rises included.
+    pub verbose: bool,
     /// When the `download` command started (see `DownloadOptions::run_started`).
     pub run_started: std::time::SystemTime,
     /// Becomes `true` once, set by `run.rs` [`COMMIT_MARGIN`](super::ending::COMMIT_MARGIN) before

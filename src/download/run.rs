@@ -362,6 +362,7 @@ async fn drive(
         opt_out_tags: opts.settings.opt_out_tags.clone(),
         robots: opts.settings.robots,
         robots_cache: opts.settings.robots_cache,
+        verbose: opts.verbose,
         run_started: opts.run_started,
         cut,
     });

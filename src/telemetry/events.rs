@@ -249,6 +249,8 @@ pub struct RateChanged<'a> {
     pub from: f64,
     pub to: f64,
     pub reason: ChangeReason,
+    /// Log rises too (`download --verbose`); cuts are always logged.
+    pub verbose: bool,
 }
 
 impl RateChanged<'_> {
@@ -257,7 +259,7 @@ impl RateChanged<'_> {
         let direction = if self.to > self.from { "up" } else { "down" };
         counter!(names::RATE_CHANGES_TOTAL, "host" => host.clone(), "direction" => direction).increment(1);
         gauge!(names::HOST_RATE_REQUESTS_PER_SECOND, "host" => host).set(self.to);
-        if direction == "down" {
+        if direction == "down" || self.verbose {
             log(
                 "INFO",
                 &format!("{}: rate {:.2} -> {:.2} req/s ({})", self.host, self.from, self.to, self.reason.as_str()),

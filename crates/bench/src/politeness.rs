@@ -338,7 +338,8 @@ fn download(
         }
         cmd
     };
-    cmd.arg("--config").arg(config).args(["download", "--json", "-o"]).arg(out);
+    // --verbose: every rate change goes into the log, for a closer look at a shape.
+    cmd.arg("--config").arg(config).args(["download", "--json", "--verbose", "-o"]).arg(out);
     let create = |p: &PathBuf| File::create(p).with_context(|| format!("cannot create {}", p.display()));
     cmd.stdin(Stdio::null()).stdout(create(&stdout_path)?).stderr(create(&stderr_path)?);
     let mut child = cmd.spawn().with_context(|| match ranks {

@@ -36,7 +36,11 @@
 //! later and later: four accepted answers in a row, each half a spacing slower than the quickest
 //! recent one, none quicker than the one before and none sent after a pause
 //! (`SendLog::queueing`), hold the host at `HOLD_FRACTION` of the rate they came back at. That
-//! ends slow start and counts as a cut.
+//! ends slow start and counts as a cut. A small queue (`burst=1`) refuses before four answers
+//! show it: then the answers that came back slower and slower before the refusal are a fourth
+//! reading of the estimate, the rate the server released them at (`served_while_queued`), and
+//! no creep follows. A request still unanswered when a later one was refused was held, so the
+//! fit reads it as let through.
 //!
 //! **Hold.** Rates stay put. After `PROBE_INTERVAL` without a refusal, one pressed success
 //! raises the rate by `PROBE_STEP` (+5%), so a raised limit is found again. A refused probe goes
@@ -284,7 +288,6 @@ impl RateController {
         let cap = self.recovery.map(|r| r.to * HOLD_FRACTION).or(self.unconfirmed_above);
         cap.map_or(self.rate, |c| self.rate.min(c).max(MIN_RATE))
     }
-
 
     pub fn phase(&self) -> Phase {
         self.phase

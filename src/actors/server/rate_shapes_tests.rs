@@ -159,4 +159,3 @@ fn a_retry_after_pause_is_not_taken_for_an_accepted_spacing() {
     let held = r.served_rate(60.0, 180.0);
     assert!(held >= 0.9, "held at {held} req/s");
 }
-

@@ -181,7 +181,9 @@ impl RateController {
         let spaced = fit.burst_free().filter(|_| !repeated).map(|(_, high)| high.min(refused_rate) * HOLD_FRACTION);
         // Within CREEP_GAP of that, the creep would buy less than the goal's margin and risk a
         // rate above a window's limit: the estimate is where the climb ends.
-        let creep = spaced.filter(|u| to < CREEP_GAP * u);
+        // A queue the host served at its rate measured that rate: nothing to creep toward.
+        let queued = self.sends.served_while_queued(sent_at).is_some();
+        let creep = spaced.filter(|u| to < CREEP_GAP * u && !queued);
         if spaced.is_some() {
             // Too few sends to say how much burst the climb used (a ramp of a few requests fits
             // any rate): no deeper than the classic halving.
@@ -215,6 +217,13 @@ impl RateController {
         }
         let to = self.estimate(sent_at, refused_rate, &self.fit(refused_rate));
         if let Some(r) = self.recovery.as_mut() {
+            // Without a creep the climb ends at the estimate, so a risen estimate moves its end;
+            // a queue now seen to be served at its rate ends any creep.
+            if self.sends.served_while_queued(sent_at).is_some() {
+                r.upper = r.to.max(to);
+            } else if r.upper <= r.to {
+                r.upper = r.upper.max(to);
+            }
             r.to = r.to.max(to);
             r.unsettled = None;
         }
@@ -236,6 +245,7 @@ impl RateController {
             self.sends.last_accepted_pressed(refused_at),
             fit.highest(),
             self.sends.accepted_in_window(refused_at, refused_rate),
+            self.sends.served_while_queued(refused_at),
         ];
         let best = readings.into_iter().flatten().reduce(f64::min);
         let held = best.unwrap_or(refused_rate * DECREASE_FACTOR).min(refused_rate) * HOLD_FRACTION;

@@ -52,6 +52,11 @@ const BASE_ANSWERS: usize = 32;
 /// is a queue that grows or stays; fewer could be a few large files in a row.
 const QUEUE_ANSWERS: usize = 4;
 
+/// Answers with rising latency before a refusal that give the rate a queue was served at (see
+/// `SendLog::served_while_queued`): three are two intervals between releases, and a burst of
+/// one in delay mode lets no more than three build up before refusing.
+const QUEUED_RUN: usize = 3;
+
 /// An answer counts as queued when it took this many spacings (1/rate) longer than the host's
 /// quickest recent answer. nginx in delay mode holds a request `excess / rate`, so at a rate 5%
 /// above its limit the delay passes half a spacing after ten requests, while the in-flight cap
@@ -155,11 +160,41 @@ impl SendLog {
         accepted.filter(|s| s.pressed).map(|s| s.rate).next()
     }
 
+    /// The rate at which the host answered a queue it was building before `refused_at`: the
+    /// newest accepted answers before it, each of which took longer than the one sent before
+    /// (by a twentieth of a spacing), at least `QUEUED_RUN` of them and the last half a spacing
+    /// slower than the first. A server in delay mode (nginx's `limit_req` without `nodelay`)
+    /// releases what it holds at exactly its rate, so their answers come back 1/rate apart
+    /// however fast they were sent; a burst that let them through says nothing about that.
+    /// Unanswered sends are skipped.
+    pub fn served_while_queued(&self, refused_at: Instant) -> Option<f64> {
+        let answered = self.sends.iter().rev().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
+        let mut run: Vec<&Sent> = Vec::new();
+        for s in answered {
+            match run.last() {
+                Some(newer) if newer.took < s.took + 0.05 / newer.rate => break,
+                _ => run.push(s),
+            }
+        }
+        let (newest, oldest) = (run.first()?, run.last()?);
+        if run.len() < QUEUED_RUN || newest.took - oldest.took < QUEUE_SPACINGS / newest.rate {
+            return None;
+        }
+        let done = |s: &Sent| s.at + Duration::from_secs_f64(s.took);
+        let span = done(newest).saturating_duration_since(done(oldest)).as_secs_f64();
+        (span > 0.0).then(|| (run.len() - 1) as f64 / span)
+    }
+
     /// The answered sends, oldest first, as the leaky-bucket fit reads them: an accepted request
-    /// passed the limiter, a refused one did not; failures and unanswered sends say nothing.
+    /// passed the limiter, a refused one did not; failures say nothing. A send still unanswered
+    /// when one sent after it was refused is taken as accepted: a limiter answers a refusal at
+    /// once, so an answer that takes longer is one a server in delay mode holds, having let it
+    /// through. Other unanswered sends say nothing.
     pub fn answered(&self) -> Vec<Answered> {
-        let known = self.sends.iter().filter(|s| matches!(s.answer, Answer::Accepted | Answer::Refused));
-        known.map(|s| Answered { at: s.at, accepted: s.answer == Answer::Accepted }).collect()
+        let last_refused = self.sends.iter().rev().find(|s| s.answer == Answer::Refused).map(|s| s.at);
+        let held = |s: &Sent| s.answer == Answer::Pending && last_refused.is_some_and(|r| s.at < r);
+        let known = self.sends.iter().filter(|s| matches!(s.answer, Answer::Accepted | Answer::Refused) || held(s));
+        known.map(|s| Answered { at: s.at, accepted: s.answer != Answer::Refused }).collect()
     }
 
     /// The highest rate any remembered request was sent at.
@@ -197,5 +232,63 @@ impl SendLog {
         let done = |s: &Sent| s.at + Duration::from_secs_f64(s.took);
         let span = done(queued[0]).saturating_duration_since(done(queued[QUEUE_ANSWERS - 1])).as_secs_f64();
         (span > 0.0).then(|| (QUEUE_ANSWERS - 1) as f64 / span)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What real nginx at 2 req/s, `burst=1`, delay mode did to a ramp (seconds from the first
+    /// request: sent, answered, accepted): answers held 10, 90, 215 and 365 ms, released 0.5 s
+    /// apart, and the next request refused at once while the last was still held.
+    fn delay_mode_ramp() -> (SendLog, Instant, Instant) {
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let mut log = SendLog::default();
+        let sends = [(0.0, 1.0, 0.0), (1.0, 1.35, 0.0), (1.74, 1.7, 0.0), (2.33, 2.05, 0.0)];
+        let queued = [(2.82, 2.4, 0.010), (3.24, 2.75, 0.090), (3.615, 2.75, 0.215), (3.964, 3.1, 0.365)];
+        for (sent, rate, took) in sends.into_iter().chain(queued) {
+            log.record(at(sent), rate, Duration::ZERO);
+            if sent < 3.9 {
+                log.answer(at(sent), Answer::Accepted, at(sent + took));
+            }
+        }
+        let refused = at(4.289);
+        log.record(refused, 3.1, Duration::ZERO);
+        log.answer(refused, Answer::Refused, refused);
+        (log, at(3.964), refused)
+    }
+
+    #[test]
+    fn a_delay_mode_queue_is_read_at_the_rate_its_answers_were_released() {
+        let (mut log, held, refused) = delay_mode_ramp();
+        let rate = log.served_while_queued(refused).expect("three answers slower and slower");
+        assert!((rate - 2.0).abs() < 0.05, "released 0.5 s apart: {rate}");
+        log.answer(held, Answer::Accepted, held + Duration::from_secs_f64(0.365));
+        let rate = log.served_while_queued(refused).unwrap();
+        assert!((rate - 2.0).abs() < 0.05, "and still once the held answer landed: {rate}");
+    }
+
+    #[test]
+    fn answers_of_even_latency_are_not_a_queue() {
+        let t0 = Instant::now();
+        let mut log = SendLog::default();
+        for i in 0..8 {
+            let sent = t0 + Duration::from_millis(300 * i);
+            log.record(sent, 3.3, Duration::ZERO);
+            log.answer(sent, Answer::Accepted, sent + Duration::from_millis(40 + 3 * (i % 2)));
+        }
+        assert_eq!(log.served_while_queued(t0 + Duration::from_secs(3)), None);
+    }
+
+    #[test]
+    fn a_send_still_held_when_a_later_one_was_refused_counts_as_let_through() {
+        let (log, held, _) = delay_mode_ramp();
+        let answered = log.answered();
+        assert_eq!(answered.len(), 9, "the held send is read too");
+        let read = answered.iter().find(|a| a.at == held).expect("held send in the fit's input");
+        assert!(read.accepted);
+        assert!(!answered.last().unwrap().accepted, "the refused one is a refusal");
     }
 }

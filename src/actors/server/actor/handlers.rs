@@ -56,7 +56,8 @@ impl Handler<PeerRefusal> for ServerActor {
             ),
         );
         if let Some(c) = self.live.on_peer_refusal(msg.share_rate, msg.pause, now) {
-            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
+            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason, verbose: self.engine.verbose }
+                .emit(&self.engine.counters);
         }
         // A pending wake may be earlier than the new spacing or pause; the gate decides again.
         self.pump(ctx);

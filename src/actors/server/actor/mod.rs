@@ -347,7 +347,8 @@ impl ServerActor {
         };
         let change = self.live.observe(&outcome, retry_after, sent_at, now);
         if let Some(c) = change {
-            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
+            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason, verbose: self.engine.verbose }
+                .emit(&self.engine.counters);
         }
         let refused = matches!(change, Some(c) if c.reason == ChangeReason::Refused);
         if self.shares > 1 && (refused || (retry_after.is_some() && outcome.is_refusal(true))) {

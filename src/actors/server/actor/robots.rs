@@ -135,7 +135,8 @@ impl ServerActor {
         // The answer teaches the host's state like any other: a Retry-After pauses the host, a
         // host that does not answer is parked and, in the end, given up.
         if let Some(c) = self.live.observe(&outcome, retry_after, sent_at, now) {
-            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
+            RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason, verbose: self.engine.verbose }
+                .emit(&self.engine.counters);
         }
         let status = match outcome {
             Outcome::Status(s) => Some(s),
@@ -190,7 +191,14 @@ impl ServerActor {
             let ceiling = 1.0 / d / f64::from(self.shares);
             said.push_str(&format!("; Crawl-delay {d} s: at most {ceiling:.3} req/s"));
             if let Some(c) = self.live.cap_rate(ceiling, Instant::now()) {
-                RateChanged { host: &self.host, from: c.from, to: c.to, reason: c.reason }.emit(&self.engine.counters);
+                RateChanged {
+                    host: &self.host,
+                    from: c.from,
+                    to: c.to,
+                    reason: c.reason,
+                    verbose: self.engine.verbose,
+                }
+                .emit(&self.engine.counters);
             }
         }
         log("INFO", &said);

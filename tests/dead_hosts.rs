@@ -51,3 +51,55 @@ fn a_dead_host_beside_a_healthy_one_is_recorded_within_minutes_and_retry_failed_
     assert_eq!(again["succeeded"].as_u64(), Some(15), "{again}");
     assert_eq!(back.log(0).without_robots().into_vec().len(), 5, "each dead row asked once more");
 }
+
+#[test]
+fn a_name_that_does_not_exist_is_recorded_nxdomain_in_seconds_and_retry_failed_asks_again() {
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let mut urls: Vec<String> = (0..10).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    // `.invalid` never resolves (RFC 6761): the resolver answers "no such name" without a query.
+    let gone: Vec<String> = (0..5).map(|i| format!("http://museum.invalid/img/w64-h48-{i}.jpg")).collect();
+    urls.extend(gone.iter().cloned());
+    let job = job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=5\nCONNECT_TIMEOUT_SECS=2\n");
+    let started = Instant::now();
+    let out = job.download(&[]);
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    // Not parked: the first park alone is 30 s.
+    assert!(
+        took < Duration::from_secs(25),
+        "the run took {took:?}; a name that does not exist is not waited for:\n{said}"
+    );
+    assert!(said.contains("museum.invalid does not exist (NXDOMAIN), asked 2 times"), "said once, plainly:\n{said}");
+    assert!(!said.contains("parked"), "not reported as a parked host:\n{said}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["succeeded"].as_u64(), summary["remaining"].as_u64()), (Some(10), Some(0)), "{summary}");
+    assert_eq!(summary["failed_by_class"]["nxdomain"].as_u64(), Some(5), "{summary}");
+    let (_, failed) = records(&job.out);
+    let mut rows: Vec<(&str, &str, bool)> =
+        failed.iter().map(|f| (f.url.as_str(), f.error_class.as_str(), f.retriable)).collect();
+    rows.sort();
+    let expected: Vec<(&str, &str, bool)> = gone.iter().map(|u| (u.as_str(), "nxdomain", true)).collect();
+    assert_eq!(rows, expected, "every row of the missing name recorded as retriable `nxdomain`");
+
+    // `--retry-failed` asks again (the name may exist by then); it still does not.
+    let again = job.download(&["--retry-failed"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["run"]["rows_failed"].as_u64(), Some(5), "the 5 rows were tried again: {again}");
+    assert_eq!(again["failed_by_class"]["nxdomain"].as_u64(), Some(5), "{again}");
+}
+
+#[test]
+fn without_robots_txt_the_image_requests_meet_the_missing_name_and_end_the_host_just_as_fast() {
+    // ROBOTS=ignore: no robots.txt request comes first, so the image requests find out.
+    let gone: Vec<String> = (0..6).map(|i| format!("http://gone.invalid:8080/img/w64-h48-{i}.jpg")).collect();
+    let job = job(&gone, 100, "ROBOTS=ignore\nBACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=5\n");
+    let started = Instant::now();
+    let summary = job.download_ok(&[]);
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert_eq!(summary["failed_by_class"]["nxdomain"].as_u64(), Some(6), "{summary}");
+    assert_eq!(summary["remaining"].as_u64(), Some(0), "{summary}");
+    // One row paid the two lookups; the others were recorded without a request of their own.
+    assert!(summary["run"]["requests"].as_u64().unwrap() <= 3, "{summary}");
+}

@@ -10,9 +10,7 @@ use super::budget::{BodyBudget, BodyPermit};
 use super::deadlines::{Cut, Deadlines, Progress};
 use super::outcome::{Outcome, TransportKind};
 
-/// Redirects followed at most. Image CDNs chain two or three; five is what browsers consider a
-/// generous minimum and what the issue fixes.
-pub const MAX_REDIRECTS: usize = 5;
+pub use super::redirect::MAX_REDIRECTS;
 
 /// Connections kept idle per host. Our per-host in-flight cap is small, so a few suffice.
 const POOL_IDLE_PER_HOST: usize = 4;
@@ -95,21 +93,21 @@ pub fn user_agent(contact: &str, info_url: Option<&str>) -> String {
     }
 }
 
-/// Builds the one client a rank shares: pooled connections, only http(s) redirects.
+/// Builds the one client a rank shares: pooled connections, redirects as `redirect` allows.
 pub fn build_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
     // reqwest is built without a default TLS crypto provider; install ring's once.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let policy = reqwest::redirect::Policy::custom(|attempt| {
-        if attempt.previous().len() >= MAX_REDIRECTS {
-            attempt.error("too many redirects")
-        } else if !matches!(attempt.url().scheme(), "http" | "https") {
-            attempt.error("redirect to a scheme other than http(s)")
-        } else {
-            attempt.follow()
+        let previous = attempt.previous();
+        let (Some(origin), Some(from)) = (previous.first(), previous.last()) else { return attempt.follow() };
+        match super::redirect::refused(origin, from, attempt.url(), previous.len() - 1) {
+            Some(refusal) => attempt.error(refusal),
+            None => attempt.follow(),
         }
     });
     reqwest::Client::builder()
         .user_agent(s.user_agent.clone())
+        .dns_resolver(std::sync::Arc::new(super::dns::SystemResolver))
         .redirect(policy)
         .connect_timeout(s.connect_timeout)
         .timeout(s.deadlines.ceiling)
@@ -190,11 +188,10 @@ fn cut(c: Cut) -> FetchFailure {
 }
 
 /// Places a reqwest error in the bounded [`TransportKind`] set, from the error's kind and the
-/// types of its causes: a TLS error is a `rustls::Error`, a refused or reset connection an
-/// `io::Error` of that kind. Only a failed name lookup, which the resolver reports as a plain
-/// `io::Error`, is told by its words, and those are read from the causes alone: the top
-/// message holds the URL, and a host called `tls.example.org` must not make a refused
-/// connection a TLS failure.
+/// types of its causes, never from words: a failed lookup is one of `dns`'s errors (a name that
+/// does not exist apart from a resolver that could not answer), a TLS error a `rustls::Error`,
+/// a refused or reset connection an `io::Error` of that kind. The messages hold the URL, and a
+/// host called `tls.example.org` must not make a refused connection a TLS failure.
 fn transport(e: reqwest::Error) -> FetchFailure {
     let e = e.without_url();
     let mut causes: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
@@ -205,9 +202,17 @@ fn transport(e: reqwest::Error) -> FetchFailure {
     }
     let io_kind = causes.iter().find_map(|c| c.downcast_ref::<std::io::Error>()).map(std::io::Error::kind);
     let tls = causes.iter().any(|c| c.downcast_ref::<rustls::Error>().is_some());
+    let no_such_name = causes.iter().find_map(|c| c.downcast_ref::<super::dns::NoSuchName>());
+    let lookup_failed = causes.iter().any(|c| c.downcast_ref::<super::dns::LookupFailed>().is_some());
     let words: String = causes.iter().map(|c| c.to_string().to_ascii_lowercase() + ": ").collect();
     use std::io::ErrorKind as Io;
-    let kind = if e.is_timeout() || io_kind == Some(Io::TimedOut) {
+    if let Some(nx) = no_such_name {
+        // The whole story in one sentence; the layers above it add nothing.
+        return FetchFailure::Transport { kind: TransportKind::NoSuchName, detail: nx.to_string() };
+    }
+    let kind = if lookup_failed {
+        TransportKind::Dns
+    } else if e.is_timeout() || io_kind == Some(Io::TimedOut) {
         TransportKind::Timeout
     } else if e.is_redirect() {
         TransportKind::TooManyRedirects
@@ -226,12 +231,6 @@ fn transport(e: reqwest::Error) -> FetchFailure {
         )
     ) {
         TransportKind::Connect
-    } else if e.is_connect()
-        && ["failed to lookup address", "name or service not known", "nodename nor servname", "no address"]
-            .iter()
-            .any(|w| words.contains(w))
-    {
-        TransportKind::Dns
     } else if e.is_connect() {
         TransportKind::Connect
     } else if e.is_body() || e.is_decode() {
@@ -265,6 +264,27 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         })
+    }
+
+    #[test]
+    fn a_name_that_does_not_exist_is_no_such_name_and_never_leaves_the_machine() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let kind = rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .dns_resolver(std::sync::Arc::new(super::super::dns::SystemResolver))
+                .build()
+                .unwrap();
+            let err = client.get("http://museum.invalid/img/1.jpg").send().await.expect_err("no such name");
+            match transport(err) {
+                FetchFailure::Transport { kind, detail } => {
+                    assert!(detail.contains("museum.invalid does not exist (NXDOMAIN)"), "{detail}");
+                    kind
+                }
+                other => panic!("{other:?}"),
+            }
+        });
+        assert_eq!(kind, TransportKind::NoSuchName);
     }
 
     #[test]

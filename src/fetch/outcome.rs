@@ -14,15 +14,19 @@ use std::fmt;
 pub enum TransportKind {
     /// The total deadline of the request passed (connect, headers and body together).
     Timeout,
-    /// The host name did not resolve.
+    /// The host name did not resolve: the resolver could not answer (asked again later).
     Dns,
+    /// The DNS answered that the host name does not exist (NXDOMAIN) or has no address.
+    NoSuchName,
     /// The TCP connection was refused, reset or unreachable before any HTTP was spoken.
     Connect,
     /// The TLS handshake failed (bad or expired certificate, no common protocol).
     Tls,
     /// The status line arrived but reading the body failed part way (connection dropped).
     Body,
-    /// More redirects than the client follows; usually a redirect loop on the server.
+    /// A redirect the client would not follow (`fetch::redirect`): more than it follows
+    /// (usually a loop on the server), https to http, or a public host pointing into local
+    /// addresses.
     TooManyRedirects,
     /// Anything the HTTP client could not place above.
     Other,
@@ -49,9 +53,12 @@ pub enum ErrorClass {
     Http5xx,
     Timeout,
     Dns,
+    /// The DNS answered, twice, that the host name does not exist (NXDOMAIN).
+    Nxdomain,
     Connect,
     Tls,
-    /// A redirect loop, or a 3xx the client could not follow.
+    /// A redirect loop, a redirect refused by `fetch::redirect`, or a 3xx the client could not
+    /// follow.
     Redirect,
     /// The body is larger than the configured maximum download size.
     TooLarge,
@@ -74,12 +81,13 @@ pub enum ErrorClass {
 
 impl ErrorClass {
     /// Every class, in a fixed order (used to pre-register counters and to check names).
-    pub const ALL: [ErrorClass; 17] = [
+    pub const ALL: [ErrorClass; 18] = [
         ErrorClass::Http4xx,
         ErrorClass::Http429,
         ErrorClass::Http5xx,
         ErrorClass::Timeout,
         ErrorClass::Dns,
+        ErrorClass::Nxdomain,
         ErrorClass::Connect,
         ErrorClass::Tls,
         ErrorClass::Redirect,
@@ -102,6 +110,7 @@ impl ErrorClass {
             ErrorClass::Http5xx => "http_5xx",
             ErrorClass::Timeout => "timeout",
             ErrorClass::Dns => "dns",
+            ErrorClass::Nxdomain => "nxdomain",
             ErrorClass::Connect => "connect",
             ErrorClass::Tls => "tls",
             ErrorClass::Redirect => "redirect",
@@ -150,6 +159,7 @@ impl Outcome {
             Outcome::Transport(kind) => match kind {
                 TransportKind::Timeout => ErrorClass::Timeout,
                 TransportKind::Dns => ErrorClass::Dns,
+                TransportKind::NoSuchName => ErrorClass::Nxdomain,
                 TransportKind::Connect => ErrorClass::Connect,
                 TransportKind::Tls => ErrorClass::Tls,
                 TransportKind::Body => ErrorClass::Body,
@@ -167,7 +177,8 @@ impl Outcome {
     /// failures. DNS is retriable because resolvers fail transiently, but only a few times (see
     /// `RetryPolicy::max_dns_retries`), and it counts toward the host's circuit breaker like
     /// connect and timeout, so a name that is really gone parks the host instead of costing
-    /// every URL its full retry budget.
+    /// every URL its full retry budget. A definitive "no such name" is tried once more
+    /// (`NXDOMAIN_RETRIES`): a zone being reloaded answers NXDOMAIN for a moment.
     ///
     /// Not retriable: 2xx (nothing to retry), 3xx, other 4xx (404 stays 404, 403 stays 403),
     /// TLS failures (a certificate does not fix itself within a run), redirect loops, and
@@ -179,7 +190,11 @@ impl Outcome {
             }
             Outcome::Transport(kind) => matches!(
                 kind,
-                TransportKind::Timeout | TransportKind::Dns | TransportKind::Connect | TransportKind::Body
+                TransportKind::Timeout
+                    | TransportKind::Dns
+                    | TransportKind::NoSuchName
+                    | TransportKind::Connect
+                    | TransportKind::Body
             ),
         }
     }
@@ -196,7 +211,9 @@ impl Outcome {
     }
 
     /// Timeout, DNS or connect failure: the host may be down. These, and only these, count
-    /// toward the circuit breaker; any HTTP status proves the host is reachable.
+    /// toward the circuit breaker; any HTTP status proves the host is reachable. A name that
+    /// does not exist is not parked: its host gives up on the second such answer
+    /// (`NXDOMAIN_RETRIES`).
     pub fn suggests_host_down(&self) -> bool {
         matches!(self, Outcome::Transport(TransportKind::Timeout | TransportKind::Dns | TransportKind::Connect))
     }
@@ -217,6 +234,7 @@ mod tests {
                 "http_5xx",
                 "timeout",
                 "dns",
+                "nxdomain",
                 "connect",
                 "tls",
                 "redirect",

@@ -348,8 +348,10 @@ async fn ask_robots(shared: &Shared, server: &str, first_url: Option<&str>, pace
                 }
             };
             let mut notes = Vec::new();
-            if outcome == Outcome::Transport(TransportKind::Dns) {
-                notes.push("DNS fails".to_string());
+            match outcome {
+                Outcome::Transport(TransportKind::Dns) => notes.push("DNS fails".to_string()),
+                Outcome::Transport(TransportKind::NoSuchName) => notes.push("the name does not exist".to_string()),
+                _ => {}
             }
             notes.push(format!("{said}: download will wait for it"));
             RobotsAnswer { rules: None, status: shown, go: false, notes }

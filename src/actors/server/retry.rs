@@ -24,6 +24,11 @@ pub const DEFAULT_MAX_RETRIES: u32 = 5;
 /// times is almost always gone; the circuit breaker then parks the whole host.
 pub const DEFAULT_MAX_DNS_RETRIES: u32 = 2;
 
+/// Retries after the DNS answered that a host name does not exist (NXDOMAIN): one, since a
+/// zone being reloaded answers NXDOMAIN for a moment; a second such answer is definitive, and
+/// the host's remaining rows are recorded as `nxdomain` at once.
+pub const NXDOMAIN_RETRIES: u32 = 1;
+
 /// Ceiling of the first backoff. A transient 5xx (a Tomcat restart, a busy IIIF server) tends to
 /// clear within seconds; 2 s doubles to 32 s by the fifth retry. The server itself is protected
 /// by its host's rate (every retry waits for a token like any request, and clustered failures
@@ -113,6 +118,7 @@ pub fn classify(
     }
     let budget = match outcome {
         Outcome::Transport(TransportKind::Dns) => policy.max_retries.min(policy.max_dns_retries),
+        Outcome::Transport(TransportKind::NoSuchName) => policy.max_retries.min(NXDOMAIN_RETRIES),
         _ => policy.max_retries,
     };
     if attempt >= budget {

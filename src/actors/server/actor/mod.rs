@@ -29,7 +29,7 @@ use crate::actors::writer::messages::{BatchOpened, Record};
 use crate::download::engine::{Engine, HostEvent, HostFailure};
 use crate::fetch::budget::BodyPermit;
 use crate::fetch::client::{fetch, FetchFailure, Fetched};
-use crate::fetch::outcome::{ErrorClass, Outcome};
+use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
 use crate::fetch::retry_after::parse_retry_after;
 use crate::imaging::process;
 use crate::robots::gate::RobotsGate;
@@ -56,8 +56,12 @@ pub struct ServerActor {
     /// Open batches read to their end: committed once their last row is written.
     read_to_end: HashSet<u64>,
     /// The host was given up: every row left is recorded as a failure of this class (`parked`,
-    /// or `robots` when robots.txt never answered), retriable, a window at a time.
+    /// `robots` when robots.txt never answered, `nxdomain` when the name does not exist),
+    /// retriable, a window at a time.
     given_up: Option<(ErrorClass, String)>,
+    /// Answers so far that the host's name does not exist (NXDOMAIN), from robots.txt or image
+    /// requests alike; past `NXDOMAIN_RETRIES` the host is given up.
+    no_such_name: u32,
     /// Its robots.txt: nothing is sent before the rules are known.
     robots: RobotsGate,
     in_flight: u32,
@@ -107,6 +111,7 @@ impl ServerActor {
             outstanding: HashMap::new(),
             read_to_end: HashSet::new(),
             given_up: None,
+            no_such_name: 0,
             robots,
             in_flight: 0,
             processing: 0,
@@ -359,6 +364,14 @@ impl ServerActor {
                 share_rate: self.live.rate().rate(),
                 pause: self.live.pause_left(now),
             });
+        }
+        if outcome == Outcome::Transport(TransportKind::NoSuchName) && self.name_is_gone() {
+            // Whichever rows asked, the name does not exist for any of them.
+            self.engine.give_back_slot();
+            let why = format!("{detail}, asked {} times", self.no_such_name);
+            self.record_failure(task, ErrorClass::Nxdomain, detail, true, ctx);
+            self.give_up_no_such_name(why, ctx);
+            return self.pump(ctx);
         }
         let decision = classify(&outcome, task.attempts - 1, retry_after, &self.engine.retry, rand::random::<f64>());
         match decision {

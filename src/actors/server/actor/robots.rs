@@ -11,7 +11,7 @@ use super::ServerActor;
 use crate::actors::server::retry::{classify, Decision};
 use crate::actors::server::state::HostPhase;
 use crate::fetch::client::{fetch, FetchFailure};
-use crate::fetch::outcome::{ErrorClass, Outcome};
+use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
 use crate::fetch::retry_after::parse_retry_after;
 use crate::robots::cache::{self, CachedRobots};
 use crate::robots::gate::{verdict, Next, Verdict};
@@ -154,6 +154,14 @@ impl ServerActor {
             }
             Verdict::NotNow => {
                 let attempt = self.robots.failures();
+                if outcome == Outcome::Transport(TransportKind::NoSuchName) && self.name_is_gone() {
+                    // The DNS said twice that the name does not exist: no request can reach it.
+                    let why = format!("{detail}, asked {} times", self.no_such_name);
+                    self.write_robots_cache(CachedRobots::unreachable(&url, &why), ctx);
+                    self.robots.not_now(None, why.clone(), now);
+                    self.give_up_no_such_name(why, ctx);
+                    return;
+                }
                 // A host that does not answer at all is the circuit breaker's to judge (parked,
                 // then given up with its rows `parked`); only its statuses use up the budget.
                 let counted = if matches!(outcome, Outcome::Transport(_)) { 0 } else { attempt };
@@ -167,13 +175,17 @@ impl ServerActor {
                     Some(after) => log(
                         "INFO",
                         &format!(
-                            "{}: {url} answered {detail}: no image is fetched until it answers; asking again in {:.1} s",
+                            "{}: {url} {} {detail}: no image is fetched until it answers; asking again in {:.1} s",
                             self.host,
+                            if status.is_some() { "answered" } else { "failed:" },
                             after.as_secs_f64()
                         ),
                     ),
                     None => {
-                        log("WARN", &format!("{}: {why}; its rows are recorded as retriable `robots` failures", self.host));
+                        log(
+                            "WARN",
+                            &format!("{}: {why}; its rows are recorded as retriable `robots` failures", self.host),
+                        );
                         self.write_robots_cache(CachedRobots::unreachable(&url, &why), ctx);
                     }
                 }

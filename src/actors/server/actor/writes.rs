@@ -5,12 +5,13 @@ use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext, Context};
 
 use super::{ServerActor, GIVEN_UP_WRITES};
+use crate::actors::server::retry::NXDOMAIN_RETRIES;
 use crate::actors::server::row::Task;
 use crate::actors::server::state::HostPhase;
 use crate::actors::writer::messages::{BatchDone, Record, Store};
 use crate::download::engine::{HostEvent, HostFailure};
 use crate::fetch::outcome::ErrorClass;
-use crate::telemetry::events::RowFailed;
+use crate::telemetry::events::{log, RowFailed};
 
 impl ServerActor {
     /// Commits a batch once it has been read to its end and its last row written.
@@ -94,19 +95,50 @@ impl ServerActor {
 
     /// Gives the host up for the run: every row still queued or in unread batches ends as a
     /// retriable failure of `class` (`parked` for a host that stayed unreachable, `robots` for
-    /// one whose robots.txt never answered), with `detail`.
+    /// one whose robots.txt never answered, `nxdomain` for a name that does not exist), with
+    /// `detail`.
     pub(super) fn give_up(&mut self, class: ErrorClass, detail: String, ctx: &mut Context<Self>) {
         if self.given_up.is_none() {
             let why = match class {
                 ErrorClass::Robots => {
                     "robots.txt never answered; remaining rows recorded as retriable `robots` failures"
                 }
+                // Said once by `give_up_no_such_name`; the host is not parked, it finishes.
+                ErrorClass::Nxdomain => "",
                 _ => "host unreachable after repeated parking; remaining rows recorded as `parked`",
             };
-            self.set_phase(HostPhase::Parked, why);
+            if !why.is_empty() {
+                self.set_phase(HostPhase::Parked, why);
+            }
             self.given_up = Some((class, detail));
         }
         self.record_given_up(ctx);
+    }
+
+    /// Counts one more answer that the host's name does not exist; true once there have been
+    /// more than `NXDOMAIN_RETRIES` (the name is gone for this run).
+    pub(super) fn name_is_gone(&mut self) -> bool {
+        self.no_such_name += 1;
+        self.no_such_name > NXDOMAIN_RETRIES
+    }
+
+    /// The DNS answered twice that the host's name does not exist (`why` says what it answered):
+    /// the host is given up at once, its rows `nxdomain`, retried by `download --retry-failed`.
+    pub(super) fn give_up_no_such_name(&mut self, why: String, ctx: &mut Context<Self>) {
+        if self.given_up.is_some() {
+            // Said already; an answer still in flight only ends its own row.
+            return;
+        }
+        log(
+            "WARN",
+            &format!(
+                "{}: {why}; its rows are recorded as `nxdomain` (`download --retry-failed` asks again)",
+                self.host
+            ),
+        );
+        let detail = format!("{why}; `download --retry-failed` tries the row again");
+        self.give_up(ErrorClass::Nxdomain, detail, ctx);
+        self.maybe_finish(ctx);
     }
 
     /// Records the next rows of a given-up host. At most [`GIVEN_UP_WRITES`] rows are with the

@@ -40,7 +40,7 @@ const PROBE: (f64, f64) = (8.0, 10.0);
 /// Goal (a): the whole run may take this multiple of its floor.
 const FLOOR_SLACK: f64 = 1.1;
 /// Goal (b): refusals allowed per rate-limited host, and as a share of all requests.
-const MAX_REFUSALS_PER_HOST: usize = 1;
+const MAX_REFUSALS_PER_HOST: usize = 2;
 const MAX_REFUSED_SHARE: f64 = 0.01;
 /// Goal (c): served requests the 8 req/s host must reach in one second.
 const MID_HOST_TARGET: usize = 7;
@@ -234,7 +234,7 @@ fn goals(r: &RunResult, wall: f64, floor: f64, refused_share: f64) -> Vec<Goal> 
         limited.iter().map(|h| format!("{} {}", h.plan.spelling, h.times.as_ref().map_or(0, |t| t.refusals))).collect();
     goals.push(Goal {
         id: "(b)",
-        what: "<= 1 refusal per rate-limited host, <= 1% of requests refused",
+        what: "<= 2 refusals per rate-limited host, <= 1% of requests refused",
         pass: limited.iter().all(|h| h.times.as_ref().map_or(0, |t| t.refusals) <= MAX_REFUSALS_PER_HOST)
             && refused_share <= MAX_REFUSED_SHARE,
         detail: format!("429s: {}; {:.2}% of all requests", per_host.join(", "), 100.0 * refused_share),

@@ -17,6 +17,7 @@ mod politeness;
 mod prep;
 mod profile;
 mod ranks;
+mod redirects;
 mod robots;
 mod safety;
 mod slurm;

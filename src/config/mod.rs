@@ -53,6 +53,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("IGNORED_SERVERS_FILE", "file of server keys to leave out"),
     ("CONTACT", "operator contact put in the User-Agent"),
     ("CRAWL_INFO_URL", "a page about your crawl, put in the User-Agent"),
+    ("RESOLVE", "host names pinned to addresses, `name=address` pairs separated by commas"),
     ("MAX_SIDE", "longest side of a stored image"),
     ("JPEG_QUALITY", "quality of re-encoded JPEGs"),
     ("REENCODE", "auto or always"),
@@ -134,6 +135,9 @@ pub struct Settings {
     pub contact: Option<String>,
     /// A page about the operator's crawl, put in the User-Agent (`CRAWL_INFO_URL`).
     pub crawl_info_url: Option<String>,
+    /// Host names answered with these addresses instead of the DNS (`RESOLVE`), like curl's
+    /// `--resolve`: a mirror, a staging server, a test.
+    pub resolve: Vec<(String, std::net::IpAddr)>,
     pub max_side: u32,
     pub jpeg_quality: u8,
     pub reencode: Reencode,
@@ -242,6 +246,7 @@ impl RawConfig {
             ignored_servers_file: v.text("IGNORED_SERVERS_FILE").map(PathBuf::from),
             contact: v.text("CONTACT"),
             crawl_info_url: v.info_url("CRAWL_INFO_URL")?,
+            resolve: v.pins("RESOLVE")?,
             max_side: v.parse(
                 "MAX_SIDE",
                 imaging::DEFAULT_MAX_SIDE,
@@ -399,6 +404,24 @@ impl Values<'_> {
         ConfigError::BadValue { key: key.to_string(), origin, value: value.to_string(), problem: problem.to_string() }
     }
 
+    /// `name=address` pairs separated by commas: a host name and the IP address it is pinned to.
+    fn pins(&self, key: &str) -> Result<Vec<(String, std::net::IpAddr)>, ConfigError> {
+        let Some(text) = self.text(key) else { return Ok(Vec::new()) };
+        let problem = "must be `name=address` pairs separated by commas, e.g. museum.example.org=192.0.2.7";
+        let mut pins = Vec::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, addr) = pair.split_once('=').ok_or_else(|| self.bad(key, &text, problem))?;
+            let (name, addr) = (name.trim().to_ascii_lowercase(), addr.trim());
+            let ip =
+                addr.parse().map_err(|_| self.bad(key, &text, &format!("{problem}; `{addr}` is not an IP address")))?;
+            if name.is_empty() || name.parse::<std::net::IpAddr>().is_ok() || name.contains([':', '/', ' ']) {
+                return Err(self.bad(key, &text, &format!("{problem}; `{name}` is not a host name")));
+            }
+            pins.push((name, ip));
+        }
+        Ok(pins)
+    }
+
     /// An http(s) URL a header may carry (no spaces or control characters), if set.
     fn info_url(&self, key: &str) -> Result<Option<String>, ConfigError> {
         let Some(url) = self.text(key) else { return Ok(None) };
@@ -457,6 +480,22 @@ pub(crate) mod tests {
         let err = RawConfig::from_file(f.path()).unwrap_err().to_string();
         assert!(err.contains("BATCH_SIZ"), "{err}");
         assert!(err.contains(&f.path().display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn resolve_pins_names_to_addresses_and_a_malformed_pair_is_refused_by_name() {
+        let f = write_env("RESOLVE=\"Museum.Example.org=127.0.0.5, cdn.example.net=::1\"\n");
+        let s = RawConfig::from_file(f.path()).unwrap().validate().unwrap();
+        let expect: Vec<(String, std::net::IpAddr)> = vec![
+            ("museum.example.org".into(), "127.0.0.5".parse().unwrap()),
+            ("cdn.example.net".into(), "::1".parse().unwrap()),
+        ];
+        assert_eq!(s.resolve, expect);
+        for bad in ["museum.example.org", "museum.example.org=not-an-ip", "127.0.0.1=127.0.0.2"] {
+            let f = write_env(&format!("RESOLVE={bad}\n"));
+            let err = RawConfig::from_file(f.path()).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains("RESOLVE") && err.contains("name=address"), "{bad}: {err}");
+        }
     }
 
     #[test]

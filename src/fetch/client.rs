@@ -29,6 +29,8 @@ pub struct HttpSettings {
     pub connect_timeout: Duration,
     /// Bodies larger than this end as `too_large` without being read to the end.
     pub max_body_bytes: u64,
+    /// Host names answered with these addresses instead of the DNS (`RESOLVE`).
+    pub resolve: Vec<(String, std::net::IpAddr)>,
 }
 
 /// A response with a status line.
@@ -78,6 +80,7 @@ impl HttpSettings {
             },
             connect_timeout: s.connect_timeout,
             max_body_bytes: s.max_body_bytes,
+            resolve: s.resolve.clone(),
         }
     }
 }
@@ -105,15 +108,19 @@ pub fn build_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
             None => attempt.follow(),
         }
     });
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(s.user_agent.clone())
         .dns_resolver(std::sync::Arc::new(super::dns::SystemResolver))
         .redirect(policy)
         .connect_timeout(s.connect_timeout)
         .timeout(s.deadlines.ceiling)
         .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build()
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
+    for (name, ip) in &s.resolve {
+        // Port 0: the URL's own port is used.
+        builder = builder.resolve(name, std::net::SocketAddr::new(*ip, 0));
+    }
+    builder.build()
 }
 
 /// Fetches `url` under the limits of [`Deadlines`], reserving the body's share of `budget`

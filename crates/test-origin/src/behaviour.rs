@@ -41,6 +41,9 @@ pub enum Behaviour {
     /// Answers `hops` 302s in a chain (`/p` → `/hop/1/p` → … → `/hop/<hops>/p`) on the same
     /// host, then serves the image for the original `/p`.
     Redirect { hops: u32 },
+    /// Answers 302 to `{to}{path}` for every path but robots.txt: a host that moved its images
+    /// elsewhere (another host, another scheme, an address of the tester's choosing).
+    RedirectTo { to: String },
     /// Answers 404 to everything.
     NotFound,
     /// Answers 403 to everything.

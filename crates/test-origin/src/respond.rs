@@ -198,6 +198,11 @@ impl Script {
                 Reply { pacing: Pacing::Trickle { bytes_per_sec: (*bytes_per_sec).max(1) }, ..image(path) }
             }
             Behaviour::Redirect { hops } => redirect(path, *hops, base_url),
+            Behaviour::RedirectTo { to } => {
+                let mut reply = Reply::text(302, "moved\n");
+                reply.headers.push(("Location", format!("{to}{path}")));
+                reply
+            }
             Behaviour::NotFound => Reply::text(404, "not found\n"),
             Behaviour::Forbidden => Reply::text(403, "forbidden\n"),
             Behaviour::Corrupt => {

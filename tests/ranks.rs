@@ -306,3 +306,46 @@ fn a_rank_0_that_cannot_write_the_servers_table_ends_the_job_on_every_rank_namin
     assert!(!status.success(), "{err}");
     assert!(err.contains("servers.parquet") && err.contains("rank 0"), "{err}");
 }
+
+#[test]
+fn a_host_parked_when_a_round_ends_stays_parked_in_the_next_round() {
+    // One host never answers in time (its head takes 5 s, the limit is 0.5 s): five timeouts
+    // park it for PARK_SECS. A 404 host finishes at once and leaves its rank idle, so with
+    // MIN_ROUND_SECS=0 the round ends while the host is parked, and its rows move or stay.
+    // Whoever owns it next must wait out the same parking, not ask again at once.
+    let hosts = vec![
+        HostSpec::loopback(2, Behaviour::Slow { delay: Duration::from_secs(5) }),
+        HostSpec::loopback(3, Behaviour::NotFound),
+        HostSpec::loopback(4, Behaviour::Slow { delay: Duration::from_millis(100) }),
+    ];
+    let origin = Origin::start(hosts).unwrap();
+    let park = 20.0;
+    let config = format!(
+        "HEAD_TIMEOUT_SECS=0.5\nPARK_SECS={park}\nBACKOFF_BASE_SECS=0.05\nMIN_ROUND_SECS=0\nINITIAL_RATE_LIMIT=5\nMAX_RATE_LIMIT=5\n"
+    );
+    let (dir, _) = prepped(&origin, 40, &config);
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    // The deadline stops new requests 60 s before it: about 40 s in, well after the parking.
+    let o = mpirun(2, &["--config", &p("job.env"), "download", "-o", &p("out"), "--deadline", "+100s"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("out/plans/round-0001.json").exists(), "a second round began:\n{}", stderr(&o));
+    let mut asked: Vec<f64> =
+        origin.log(0).without_robots().into_vec().iter().map(|r| r.arrived.as_secs_f64()).collect();
+    asked.sort_by(f64::total_cmp);
+    assert!(asked.len() >= 6, "the host was asked before and after its parking: {asked:?}");
+    // The parking is the longest silence: from the last request before it to the first after.
+    let (before, after) =
+        asked.windows(2).map(|w| (w[0], w[1])).max_by(|a, b| (a.1 - a.0).total_cmp(&(b.1 - b.0))).unwrap();
+    let said = stderr(&o);
+    assert!(after - before >= park - 1.0, "asked again {:.1} s after {before:.1} s: {asked:?}\n{said}", after - before);
+    // The round ended inside that silence (its time is counted from the download's start, which
+    // came before the first request).
+    let ended: f64 = said
+        .lines()
+        .find_map(|l| l.split("out of work after ").nth(1)?.split(" s").next()?.parse().ok())
+        .unwrap_or_else(|| panic!("round 0 ended early:\n{said}"));
+    assert!(
+        ended > before - asked[0] && ended < after - asked[0],
+        "round ended at {ended} s, not while parked: {asked:?}"
+    );
+}

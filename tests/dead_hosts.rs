@@ -14,20 +14,27 @@ fn closed_port(last_octet: u8) -> SocketAddr {
     TcpListener::bind(("127.0.0.".to_string() + &last_octet.to_string(), 0)).unwrap().local_addr().unwrap()
 }
 
-#[test]
-fn a_dead_host_beside_a_healthy_one_is_recorded_within_minutes_and_retry_failed_fetches_it_once_it_is_back() {
+/// Ten healthy rows on a fresh origin followed by `others`, downloaded with quick retries and
+/// default parking: the job, how long the download took and what it said.
+fn beside_a_healthy_host(others: &[String]) -> (crate::download::Job, Duration, std::process::Output) {
     let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
-    let dead = closed_port(7);
     let mut urls: Vec<String> = (0..10).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
-    let dead_urls: Vec<String> = (0..5).map(|i| format!("http://{dead}/img/w64-h48-{i}.jpg")).collect();
-    urls.extend(dead_urls.iter().cloned());
+    urls.extend(others.iter().cloned());
     // Default parking (30 s, then 2 min, 8 min, 30 min); only retries are quick.
     let job = job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=5\nCONNECT_TIMEOUT_SECS=2\n");
     let started = Instant::now();
     let out = job.download(&[]);
     let took = started.elapsed();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (job, took, out)
+}
+
+#[test]
+fn a_dead_host_beside_a_healthy_one_is_recorded_within_minutes_and_retry_failed_fetches_it_once_it_is_back() {
+    let dead = closed_port(7);
+    let dead_urls: Vec<String> = (0..5).map(|i| format!("http://{dead}/img/w64-h48-{i}.jpg")).collect();
+    let (job, took, out) = beside_a_healthy_host(&dead_urls);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{said}");
     // The bound: the first parking (30 s), then a minute without progress (ending::STALL_LIMIT).
     assert!(took < Duration::from_secs(150), "the run took {took:?}, past the 90 s stall bound with slack:\n{said}");
     assert!(said.contains("no progress for 60 s"), "the give-up is said:\n{said}");
@@ -54,17 +61,10 @@ fn a_dead_host_beside_a_healthy_one_is_recorded_within_minutes_and_retry_failed_
 
 #[test]
 fn a_name_that_does_not_exist_is_recorded_nxdomain_in_seconds_and_retry_failed_asks_again() {
-    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
-    let mut urls: Vec<String> = (0..10).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
     // `.invalid` never resolves (RFC 6761): the resolver answers "no such name" without a query.
     let gone: Vec<String> = (0..5).map(|i| format!("http://museum.invalid/img/w64-h48-{i}.jpg")).collect();
-    urls.extend(gone.iter().cloned());
-    let job = job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=5\nCONNECT_TIMEOUT_SECS=2\n");
-    let started = Instant::now();
-    let out = job.download(&[]);
-    let took = started.elapsed();
+    let (job, took, out) = beside_a_healthy_host(&gone);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{said}");
     // Not parked: the first park alone is 30 s.
     assert!(
         took < Duration::from_secs(25),

@@ -225,20 +225,20 @@ fn transport(e: reqwest::Error) -> FetchFailure {
         TransportKind::TooManyRedirects
     } else if tls {
         TransportKind::Tls
-    } else if matches!(
-        io_kind,
-        Some(
-            Io::ConnectionRefused
-                | Io::ConnectionReset
-                | Io::ConnectionAborted
-                | Io::NotConnected
-                | Io::AddrNotAvailable
-                | Io::HostUnreachable
-                | Io::NetworkUnreachable
+    } else if e.is_connect()
+        || matches!(
+            io_kind,
+            Some(
+                Io::ConnectionRefused
+                    | Io::ConnectionReset
+                    | Io::ConnectionAborted
+                    | Io::NotConnected
+                    | Io::AddrNotAvailable
+                    | Io::HostUnreachable
+                    | Io::NetworkUnreachable
+            )
         )
-    ) {
-        TransportKind::Connect
-    } else if e.is_connect() {
+    {
         TransportKind::Connect
     } else if e.is_body() || e.is_decode() {
         TransportKind::Body

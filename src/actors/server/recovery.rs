@@ -54,8 +54,9 @@ pub(super) struct Recovery {
     /// estimate is made again once they have landed.
     pub(super) unsettled: Option<(Instant, f64)>,
     /// Where the climb creeps on to after `to`, slowly: just below the refused spacing when the
-    /// log fits a limit with no burst, else `to`. A refusal during the creep goes back to the
-    /// highest rate accepted since the cut.
+    /// log fits a limit with no burst and the estimate is under `CREEP_GAP` of that, else `to`.
+    /// A refusal during the creep holds a step below the highest rate accepted since the cut and
+    /// two steps below the refused rate.
     pub(super) upper: f64,
     /// The log fitted a limit with no burst at the first refusal.
     pub(super) spaced: bool,

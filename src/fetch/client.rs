@@ -10,8 +10,6 @@ use super::budget::{BodyBudget, BodyPermit};
 use super::deadlines::{Cut, Deadlines, Progress};
 use super::outcome::{Outcome, TransportKind};
 
-pub use super::redirect::MAX_REDIRECTS;
-
 /// Connections kept idle per host. Our per-host in-flight cap is small, so a few suffice.
 const POOL_IDLE_PER_HOST: usize = 4;
 
@@ -275,6 +273,7 @@ mod tests {
 
     #[test]
     fn a_name_that_does_not_exist_is_no_such_name_and_never_leaves_the_machine() {
+        // Err only when a provider is installed already (another test did it): nothing to do.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let kind = rt.block_on(async {

@@ -13,7 +13,7 @@
 //! Hops to another host are followed; that host's robots.txt and rate are not consulted yet.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use reqwest::Url;
 
@@ -85,14 +85,6 @@ fn local_v6(ip: Ipv6Addr) -> bool {
     let unique_local = (first & 0xFE00) == 0xFC00; // fc00::/7
     let link_local = (first & 0xFFC0) == 0xFE80; // fe80::/10
     ip.is_loopback() || ip.is_unspecified() || unique_local || link_local
-}
-
-/// Whether `ip` is a local address in the sense above (for callers holding an address).
-pub fn is_local_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => local_v4(v4),
-        IpAddr::V6(v6) => local_v6(v6),
-    }
 }
 
 #[cfg(test)]

@@ -24,9 +24,10 @@ pub const DEFAULT_MAX_RETRIES: u32 = 5;
 /// times is almost always gone; the circuit breaker then parks the whole host.
 pub const DEFAULT_MAX_DNS_RETRIES: u32 = 2;
 
-/// Retries after the DNS answered that a host name does not exist (NXDOMAIN): one, since a
-/// zone being reloaded answers NXDOMAIN for a moment; a second such answer is definitive, and
-/// the host's remaining rows are recorded as `nxdomain` at once.
+/// Answers that a host name does not exist (NXDOMAIN) tolerated before the host is given up:
+/// one, since a zone being reloaded answers NXDOMAIN for a moment. The ServerActor counts them
+/// per host (robots.txt and image requests alike); a second such answer is definitive, and the
+/// host's remaining rows are recorded as `nxdomain` at once.
 pub const NXDOMAIN_RETRIES: u32 = 1;
 
 /// Ceiling of the first backoff. A transient 5xx (a Tomcat restart, a busy IIIF server) tends to
@@ -118,7 +119,6 @@ pub fn classify(
     }
     let budget = match outcome {
         Outcome::Transport(TransportKind::Dns) => policy.max_retries.min(policy.max_dns_retries),
-        Outcome::Transport(TransportKind::NoSuchName) => policy.max_retries.min(NXDOMAIN_RETRIES),
         _ => policy.max_retries,
     };
     if attempt >= budget {

@@ -180,9 +180,7 @@ impl SendLog {
         if run.len() < QUEUED_RUN || newest.took - oldest.took < QUEUE_SPACINGS / newest.rate {
             return None;
         }
-        let done = |s: &Sent| s.at + Duration::from_secs_f64(s.took);
-        let span = done(newest).saturating_duration_since(done(oldest)).as_secs_f64();
-        (span > 0.0).then(|| (run.len() - 1) as f64 / span)
+        answered_rate(&run)
     }
 
     /// The answered sends, oldest first, as the leaky-bucket fit reads them: an accepted request
@@ -229,10 +227,17 @@ impl SendLog {
         if !(waited && paced && growing) {
             return None;
         }
-        let done = |s: &Sent| s.at + Duration::from_secs_f64(s.took);
-        let span = done(queued[0]).saturating_duration_since(done(queued[QUEUE_ANSWERS - 1])).as_secs_f64();
-        (span > 0.0).then(|| (QUEUE_ANSWERS - 1) as f64 / span)
+        answered_rate(queued)
     }
+}
+
+/// The rate at which `sends` (newest first) were answered: their count less one over the time
+/// from the oldest answer to the newest. A queue's answers leave at the rate it is served at.
+fn answered_rate(sends: &[&Sent]) -> Option<f64> {
+    let (newest, oldest) = (sends.first()?, sends.last()?);
+    let done = |s: &Sent| s.at + Duration::from_secs_f64(s.took);
+    let span = done(newest).saturating_duration_since(done(oldest)).as_secs_f64();
+    (span > 0.0).then(|| (sends.len() - 1) as f64 / span)
 }
 
 #[cfg(test)]

@@ -1,0 +1,81 @@
+//! The config file's keys, values and errors, read from temporary files.
+
+use super::*;
+use std::io::Write;
+
+/// A config file holding `text` (also used by `slurm.rs`'s tests).
+pub(crate) fn write_env(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn defaults_apply_when_keys_are_missing_or_empty() {
+    let f = write_env("BATCH_SIZE=\n# a comment\nCONTACT=me@example.org\n");
+    let s = RawConfig::from_file(f.path()).unwrap().validate().unwrap();
+    assert_eq!(s.batch_size, DEFAULT_BATCH_SIZE);
+    assert_eq!(s.initial_rate_limit, DEFAULT_INITIAL_RATE_LIMIT);
+    assert_eq!(s.contact.as_deref(), Some("me@example.org"));
+}
+
+#[test]
+fn unknown_key_names_the_key_and_the_file() {
+    let f = write_env("BATCH_SIZ=5\n");
+    let err = RawConfig::from_file(f.path()).unwrap_err().to_string();
+    assert!(err.contains("BATCH_SIZ"), "{err}");
+    assert!(err.contains(&f.path().display().to_string()), "{err}");
+}
+
+#[test]
+fn resolve_pins_names_to_addresses_and_a_malformed_pair_is_refused_by_name() {
+    let f = write_env("RESOLVE=\"Museum.Example.org=127.0.0.5, cdn.example.net=::1\"\n");
+    let s = RawConfig::from_file(f.path()).unwrap().validate().unwrap();
+    let expect: Vec<(String, std::net::IpAddr)> = vec![
+        ("museum.example.org".into(), "127.0.0.5".parse().unwrap()),
+        ("cdn.example.net".into(), "::1".parse().unwrap()),
+    ];
+    assert_eq!(s.resolve, expect);
+    for bad in ["museum.example.org", "museum.example.org=not-an-ip", "127.0.0.1=127.0.0.2"] {
+        let f = write_env(&format!("RESOLVE={bad}\n"));
+        let err = RawConfig::from_file(f.path()).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("RESOLVE") && err.contains("name=address"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn a_crawl_info_url_goes_into_the_user_agent_and_a_bad_one_is_refused() {
+    let f = write_env("CRAWL_INFO_URL=https://lab.example.org/crawl\n");
+    let s = RawConfig::from_file(f.path()).unwrap().validate().unwrap();
+    let ua = crate::fetch::client::user_agent("ops@example.org", s.crawl_info_url.as_deref());
+    assert!(ua.ends_with("(+https://lab.example.org/crawl; contact: ops@example.org)"), "{ua}");
+    let plain = crate::fetch::client::user_agent("ops@example.org", None);
+    assert!(plain.ends_with(" (contact: ops@example.org)") && !plain.contains("http"), "{plain}");
+    for bad in ["lab.example.org", "https://a b", "https://a;b"] {
+        let f = write_env(&format!("CRAWL_INFO_URL=\"{bad}\"\n"));
+        let err = RawConfig::from_file(f.path()).unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("CRAWL_INFO_URL"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn malformed_value_names_the_key_and_the_file() {
+    let f = write_env("BATCH_SIZE=ten\n");
+    let err = RawConfig::from_file(f.path()).unwrap().validate().unwrap_err().to_string();
+    assert!(err.contains("BATCH_SIZE") && err.contains("ten"), "{err}");
+    assert!(err.contains(&f.path().display().to_string()), "{err}");
+    let f = write_env("INITIAL_RATE_LIMIT=-2\n");
+    let err = RawConfig::from_file(f.path()).unwrap().validate().unwrap_err().to_string();
+    assert!(err.contains("INITIAL_RATE_LIMIT"), "{err}");
+}
+
+#[test]
+fn example_env_documents_every_key() {
+    let text = include_str!("../../config/example.env");
+    for (key, _) in KEYS {
+        assert!(text.contains(&format!("{key}=")), "config/example.env lacks {key}");
+    }
+    // And the example itself must be a valid config.
+    let f = write_env(text);
+    RawConfig::from_file(f.path()).unwrap().validate().unwrap();
+}

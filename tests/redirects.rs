@@ -1,9 +1,80 @@
-//! Which redirects a download follows, judged by what the servers saw. Only loopback
-//! addresses: a public-looking name is pinned to one with `RESOLVE`.
+//! Which redirects a download follows, and how it treats the server a redirect leads to,
+//! judged by what the servers saw. Only loopback addresses: a public-looking name is pinned to
+//! one with `RESOLVE`.
 
-use test_origin::{Behaviour, HostSpec, Origin};
+use std::time::Duration;
 
-use crate::download::{assert_each_url_once, job, records};
+use test_origin::{Behaviour, HostSpec, Origin, RobotsFile};
+
+use crate::download::{assert_each_url_once, job, records, FAST};
+
+/// The server key of an origin's host `i`: its address and port, as prep writes it.
+fn key(origin: &Origin, i: usize) -> String {
+    let a = origin.addr(i);
+    format!("{}_{}", a.ip(), a.port())
+}
+
+#[test]
+fn a_redirect_to_another_server_obeys_that_servers_robots_txt() {
+    let disallow_all = RobotsFile::Text("User-agent: *\nDisallow: /\n".into());
+    let target = Origin::start(vec![HostSpec::loopback(3, Behaviour::Ok).with_robots(disallow_all)]).unwrap();
+    let mover =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::RedirectTo { to: target.base_url(0).to_string() })])
+            .unwrap();
+    let urls: Vec<String> = (0..10).map(|i| mover.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let job = job(&urls, 100, FAST);
+    let summary = job.download_ok(&[]);
+    let (ok, failed) = records(&job.out);
+    assert_each_url_once(&urls, &ok, &failed);
+    assert!(ok.is_empty(), "nothing may come from a server whose robots.txt disallows it: {summary}");
+    for f in &failed {
+        assert_eq!((f.error_class.as_str(), f.retriable), ("robots", false), "{f:?}");
+        assert!(
+            f.detail.contains(&format!("redirected to {}", target.base_url(0))),
+            "the record says where: {}",
+            f.detail
+        );
+    }
+    let seen = target.log(0);
+    assert_eq!(seen.count_path("/robots.txt"), 1, "the target's robots.txt is asked once: {seen:?}");
+    assert!(seen.without_robots().is_empty(), "no image request reached the target: {seen:?}");
+    assert_eq!(mover.log(0).without_robots().len(), 10, "each row asked its own server once");
+}
+
+#[test]
+fn a_redirect_to_another_server_goes_at_that_servers_pace_and_the_row_says_where_it_led() {
+    let target = Origin::start(vec![HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
+    let mover =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::RedirectTo { to: target.base_url(0).to_string() })])
+            .unwrap();
+    let paths: Vec<String> = (0..8).map(|i| format!("/img/w64-h48-{i}.jpg")).collect();
+    let urls: Vec<String> = paths.iter().map(|p| mover.url(0, p)).collect();
+    // A server reached by redirects is asked at most INITIAL_RATE_LIMIT times a second (one
+    // rank): 4 here, a request every 250 ms.
+    let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=4\n"));
+    let summary = job.download_ok(&[]);
+    let (ok, failed) = records(&job.out);
+    assert_each_url_once(&urls, &ok, &failed);
+    assert_eq!(ok.len(), 8, "{summary}");
+    for r in &ok {
+        let path = r.url.strip_prefix(mover.base_url(0)).expect("a mover URL");
+        assert_eq!(r.final_url, target.url(0, path), "the record holds where the image came from");
+        assert_eq!(r.redirects, 1);
+        assert_eq!(r.server, key(&mover, 0), "the row stays with the server of its URL");
+    }
+    let seen = target.log(0);
+    assert_eq!(seen.count_path("/robots.txt"), 1, "the target's robots.txt first, once: {seen:?}");
+    assert_eq!(seen[0].path, "/robots.txt", "before any image: {seen:?}");
+    assert_eq!(seen.without_robots().len(), 8);
+    assert_eq!(seen.max_in_flight(), 1, "one request at a time");
+    for pair in seen.windows(2) {
+        let gap = pair[1].arrived.saturating_sub(pair[0].arrived);
+        // 250 ms apart, less what a loopback scheduler can blur.
+        assert!(gap >= Duration::from_millis(225), "the target was asked {gap:?} apart: {seen:?}");
+    }
+    // The robots.txt answer is kept like any host's, so other ranks and the next run reuse it.
+    assert!(job.out.join("robots").join(format!("{}.json", key(&target, 0))).exists());
+}
 
 #[test]
 fn a_public_name_cannot_redirect_the_crawl_into_local_addresses_and_a_local_origin_still_can() {

@@ -62,6 +62,9 @@ pub struct Engine {
     /// Becomes `true` once, set by `run.rs` [`COMMIT_MARGIN`](super::ending::COMMIT_MARGIN) before
     /// the deadline: transfers still running are dropped and their rows stay pending.
     pub cut: tokio::sync::watch::Receiver<bool>,
+    /// Servers reached by a redirect from another server, with their robots.txt and spacing;
+    /// shared by the rank's ServerActors.
+    pub guests: super::guests::Guests,
 }
 
 /// Why a host's actor had to stop the run.

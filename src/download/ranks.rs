@@ -198,7 +198,8 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
         let mine = if owned.is_empty() {
             Ok(None)
         } else {
-            run_round(DownloadOptions { owned: Some(owned), ..opts.clone() }, signal, None).map(Some)
+            run_round(DownloadOptions { owned: Some(owned), ranks: world.size() as u32, ..opts.clone() }, signal, None)
+                .map(Some)
         };
         if !opts.static_plan {
             if world.is_root() {

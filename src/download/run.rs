@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::cpu_pool::{cpu_threads, CpuPool};
 use super::ending::{deadline_margin, deadline_stops, Stall, STALL_LIMIT};
 use super::engine::{Engine, HostEvent, HostFailure};
+use super::guests::Guests;
 use super::slots::Slots;
 use super::summary::DownloadSummary;
 use crate::actors::server::actor::ServerActor;
@@ -69,6 +70,9 @@ pub struct DownloadOptions {
     /// When the `download` command started: a robots.txt answer fetched since is never asked
     /// again in this run, whatever `ROBOTS_CACHE_HOURS` says.
     pub run_started: SystemTime,
+    /// Ranks of the job (1 for a single-rank run): a server reached by redirects is asked at
+    /// most `INITIAL_RATE_LIMIT / ranks` times a second from each.
+    pub ranks: u32,
 }
 
 impl DownloadOptions {
@@ -84,6 +88,7 @@ impl DownloadOptions {
             static_plan: false,
             retry_failed: RetryFailed::No,
             run_started: SystemTime::now(),
+            ranks: 1,
         }
     }
 }
@@ -365,6 +370,7 @@ async fn drive(
         verbose: opts.verbose,
         run_started: opts.run_started,
         cut,
+        guests: Guests::new(opts.settings.initial_rate_limit / f64::from(opts.ranks.max(1))),
     });
     eprintln!(
         "download: {} hosts, {} of {} rows left, {} CPU threads, deadline {}",

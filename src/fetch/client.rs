@@ -1,5 +1,10 @@
 //! The shared HTTP client and one fetch: the limits of `deadlines`, a body cap, a bounded
-//! redirect chain.
+//! redirect chain followed hop by hop under the rules of `redirect`.
+//!
+//! An image fetch follows redirects within its own server and stops at a redirect to another
+//! server, returning where it points ([`Fetched::moved_to`]): that server's robots.txt and rate
+//! are the ServerActor's to consult (`download::guests`), not the client's. A robots.txt fetch
+//! follows redirects across servers, as RFC 9309 §2.3.1.2 asks.
 //!
 //! This module turns a URL into bytes or an [`Outcome`]; it does not decide about retries or
 //! rates (the ServerActor does) and never looks inside the bytes (`imaging` does).
@@ -47,6 +52,40 @@ pub struct Fetched {
     pub head_after: Duration,
     /// Every `X-Robots-Tag` header value.
     pub robots_tags: Vec<String>,
+    /// The URL that gave this answer, when redirects were followed to it.
+    pub final_url: Option<String>,
+    /// Redirects followed before this answer, on the whole chain.
+    pub redirects: u32,
+    /// A redirect to another server that was not followed ([`OtherServers::Stop`]): its target,
+    /// allowed by the rules of `redirect`. The status is the redirect's.
+    pub moved_to: Option<reqwest::Url>,
+}
+
+/// Whether a fetch follows a redirect to another server itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherServers {
+    /// robots.txt: its rules are wherever the redirects end.
+    Follow,
+    /// Images: the other server is asked under its own robots.txt and rate, by the caller.
+    Stop,
+}
+
+/// Where a fetch starts: the URL, and the chain of redirects that led to it.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    pub url: reqwest::Url,
+    /// The URL the chain started at: a local origin may redirect within local addresses.
+    pub origin: reqwest::Url,
+    /// Redirects followed before this URL.
+    pub redirects: u32,
+}
+
+impl Hop {
+    /// The first URL of a chain; `None` when `url` is not an absolute URL.
+    pub fn first(url: &str) -> Option<Hop> {
+        let url = reqwest::Url::parse(url).ok()?;
+        Some(Hop { origin: url.clone(), url, redirects: 0 })
+    }
 }
 
 /// Why a fetch produced no usable response.
@@ -94,22 +133,15 @@ pub fn user_agent(contact: &str, info_url: Option<&str>) -> String {
     }
 }
 
-/// Builds the one client a rank shares: pooled connections, redirects as `redirect` allows.
+/// Builds the one client a rank shares: pooled connections, and no redirect followed by
+/// reqwest (`fetch` follows them itself, hop by hop).
 pub fn build_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
     // reqwest is built without a default TLS crypto provider; install ring's once.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let previous = attempt.previous();
-        let (Some(origin), Some(from)) = (previous.first(), previous.last()) else { return attempt.follow() };
-        match super::redirect::refused(origin, from, attempt.url(), previous.len() - 1) {
-            Some(refusal) => attempt.error(refusal),
-            None => attempt.follow(),
-        }
-    });
     let mut builder = reqwest::Client::builder()
         .user_agent(s.user_agent.clone())
         .dns_resolver(std::sync::Arc::new(super::dns::SystemResolver))
-        .redirect(policy)
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(s.connect_timeout)
         .timeout(s.deadlines.ceiling)
         .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
@@ -121,21 +153,53 @@ pub fn build_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
     builder.build()
 }
 
-/// Fetches `url` under the limits of [`Deadlines`], reserving the body's share of `budget`
-/// (its `Content-Length`, else the body cap) before reading it. Waiting for the budget does not
-/// count against the idle and minimum-rate limits.
+/// Fetches `url` under the limits of [`Deadlines`], following every redirect the rules of
+/// `redirect` allow (robots.txt, `profile`). See [`fetch_from`].
 pub async fn fetch(
     client: &reqwest::Client,
     url: &str,
     s: &HttpSettings,
     budget: &BodyBudget,
 ) -> Result<Fetched, FetchFailure> {
+    match Hop::first(url) {
+        Some(hop) => fetch_from(client, hop, OtherServers::Follow, s, budget).await,
+        None => Err(not_a_url(url)),
+    }
+}
+
+/// Fetches from `start` under the limits of [`Deadlines`] (counted from the first hop here),
+/// reserving the body's share of `budget` (its `Content-Length`, else the body cap) before
+/// reading it. Waiting for the budget does not count against the idle and minimum-rate limits.
+/// A redirect is followed when the rules of `redirect` allow it and, with
+/// [`OtherServers::Stop`], only within the server of the URL that redirects.
+pub async fn fetch_from(
+    client: &reqwest::Client,
+    start: Hop,
+    other: OtherServers,
+    s: &HttpSettings,
+    budget: &BodyBudget,
+) -> Result<Fetched, FetchFailure> {
     let sent = Instant::now();
     let d = &s.deadlines;
-    let mut response = match tokio::time::timeout(d.head.min(d.ceiling), client.get(url).send()).await {
-        Ok(result) => result.map_err(transport)?,
-        Err(_) => return Err(cut(Cut::Head { limit: d.head.min(d.ceiling) })),
+    let head_limit = d.head.min(d.ceiling);
+    let Hop { mut url, origin, mut redirects } = start;
+    let (mut response, moved_to) = loop {
+        let left = head_limit.saturating_sub(sent.elapsed());
+        let response = match tokio::time::timeout(left, client.get(url.clone()).send()).await {
+            Ok(result) => result.map_err(transport)?,
+            Err(_) => return Err(cut(Cut::Head { limit: head_limit })),
+        };
+        let Some(to) = redirect_target(&response, &url)? else { break (response, None) };
+        if let Some(refusal) = super::redirect::refused(&origin, &url, &to, redirects as usize) {
+            return Err(FetchFailure::Transport { kind: TransportKind::TooManyRedirects, detail: refusal.reason });
+        }
+        if other == OtherServers::Stop && !same_server(&url, &to) {
+            break (response, Some(to));
+        }
+        redirects += 1;
+        url = to;
     };
+    let final_url = (redirects > 0).then(|| url.to_string());
     let head_after = sent.elapsed();
     let status = response.status().as_u16();
     let header = |name: reqwest::header::HeaderName| {
@@ -154,6 +218,9 @@ pub async fn fetch(
             content_type,
             head_after,
             robots_tags,
+            final_url,
+            redirects,
+            moved_to,
         });
     }
     let max = s.max_body_bytes;
@@ -185,7 +252,45 @@ pub async fn fetch(
             return Err(cut(c));
         }
     }
-    Ok(Fetched { status, body, permit: Some(permit), retry_after, content_type, head_after, robots_tags })
+    Ok(Fetched {
+        status,
+        body,
+        permit: Some(permit),
+        retry_after,
+        content_type,
+        head_after,
+        robots_tags,
+        final_url,
+        redirects,
+        moved_to: None,
+    })
+}
+
+/// Where a redirect answer points: `None` for any other answer (a 3xx without a `Location` is
+/// an answer like any other). A `Location` that is not a URL ends the fetch as `redirect`.
+fn redirect_target(response: &reqwest::Response, from: &reqwest::Url) -> Result<Option<reqwest::Url>, FetchFailure> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let Some(location) = response.headers().get(reqwest::header::LOCATION) else { return Ok(None) };
+    let bad = |why: &str| FetchFailure::Transport {
+        kind: TransportKind::TooManyRedirects,
+        detail: format!("the redirect's Location {why}"),
+    };
+    let text = location.to_str().map_err(|_| bad("is not text"))?;
+    from.join(text).map(Some).map_err(|_| bad(&format!("`{text}` is not a URL")))
+}
+
+/// Whether two URLs are on one server, as the server key has it: the same host and port, the
+/// scheme's default port dropped (`http://a.org/` and `https://a.org/` are one server).
+pub fn same_server(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    let key = |u: &reqwest::Url| (u.host_str().map(str::to_ascii_lowercase), u.port());
+    key(a) == key(b)
+}
+
+/// The failure of a row whose URL does not parse (prep keeps only URLs that do).
+pub fn not_a_url(url: &str) -> FetchFailure {
+    FetchFailure::Transport { kind: TransportKind::Other, detail: format!("`{url}` is not an absolute URL") }
 }
 
 fn cut(c: Cut) -> FetchFailure {

@@ -10,7 +10,8 @@
 //!   origin, as in the tests and the demo) may redirect within local addresses.
 //!
 //! Only the URL is read: a public name that resolves to a private address is not caught here.
-//! Hops to another host are followed; that host's robots.txt and rate are not consulted yet.
+//! A hop to another server is not followed by the client for an image: the row goes to
+//! `download::guests`, which asks that server's robots.txt and keeps to its spacing.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};

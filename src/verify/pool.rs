@@ -126,6 +126,8 @@ mod tests {
                 sha256: String::new(),
                 md5: String::new(),
                 fetched_at: 0.0,
+                final_url: String::new(),
+                redirects: 0,
             },
             crc: Some(crc32fast::hash(&bytes)),
             bytes,

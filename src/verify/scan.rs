@@ -342,6 +342,8 @@ mod tests {
             sha256: String::new(),
             md5: String::new(),
             fetched_at: 0.0,
+            final_url: String::new(),
+            redirects: 0,
         }
     }
 

@@ -175,6 +175,8 @@ fn write_dataset(
                     sha256: String::new(),
                     md5: String::new(),
                     fetched_at: 0.0,
+                    final_url: String::new(),
+                    redirects: 0,
                 })
                 .collect();
             let id = s.batch_ids.as_ref().and_then(|ids| ids.get(p as usize)).cloned().unwrap_or_default();

@@ -128,7 +128,17 @@ impl Feed {
             }
             let replaces = b.retries.get(&key).cloned();
             let (uuid, url, source_ids) = (r.uuid, r.url, r.source_ids);
-            self.queue.push_back(Task { uuid, url, source_ids, partition, attempts: 0, last_status: 0, replaces });
+            self.queue.push_back(Task {
+                uuid,
+                url,
+                source_ids,
+                partition,
+                attempts: 0,
+                last_status: 0,
+                replaces,
+                final_url: None,
+                redirects: 0,
+            });
         }
         Fed { partition, queued: (self.queue.len() - before) as u64, batch_read: b.next_row >= b.rows }
     }

@@ -20,6 +20,9 @@ pub struct Task {
     pub last_status: u16,
     /// With `--retry-failed`: the class of the committed retriable failure this row retries.
     pub replaces: Option<String>,
+    /// Where the last answer came from when redirects led there, and how many were followed.
+    pub final_url: Option<String>,
+    pub redirects: u32,
 }
 
 impl Task {
@@ -40,6 +43,8 @@ impl Task {
             // Empty unless MD5=on.
             md5: p.md5.map(|m| hex(&m)).unwrap_or_default(),
             fetched_at: unix_now(),
+            final_url: self.final_url.clone().unwrap_or_default(),
+            redirects: self.redirects,
         }
     }
 

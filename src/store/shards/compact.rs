@@ -248,6 +248,8 @@ mod tests {
             sha256: format!("sha-{uuid}"),
             md5: format!("md5-{uuid}"),
             fetched_at: 1.0,
+            final_url: String::new(),
+            redirects: 0,
         }
     }
 

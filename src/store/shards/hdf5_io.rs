@@ -7,6 +7,8 @@
 //! /images/data                                                             uint8 [total]: the stored bytes, concatenated
 //! /images/stored_crc32                                                     uint32 [n]: CRC-32 of each image's stored bytes
 //! /images/fetched_at                                                       float64 [n], Unix seconds
+//! /images/final_url                                                        string [n]: where redirects led, "" if none
+//! /images/redirects                                                        uint8 [n]: redirects followed
 //! /errors/uuid, url, server, source_ids, error_class, detail              strings [m]
 //! /errors/attempts uint32, http_status uint16, retriable uint8, failed_at float64   [m]
 //! ```
@@ -16,7 +18,8 @@
 //!
 //! `sha256` and `md5` are of the original bytes as served, so they cannot check a resized or
 //! re-encoded image; `stored_crc32` is of the bytes stored here, and `verify` and `compact`
-//! check them against it. Shards of older versions lack it (read as `None`).
+//! check them against it. Shards of older versions lack it (read as `None`), and lack
+//! `final_url` and `redirects` (read as "" and 0).
 //!
 //! Reading never trusts the file: datasets of unequal length, spans outside `images/data` and
 //! unparsable `source_ids` are [`ShardError::Damaged`], naming the file.
@@ -41,6 +44,10 @@ pub const BATCH_ID_ATTR: &str = "batch_id";
 
 /// Dataset of `images/`: CRC-32 of each image's stored bytes (see the module doc).
 pub const STORED_CRC32: &str = "stored_crc32";
+
+/// Datasets of `images/` added after the first format: where redirects led, and how many.
+pub const FINAL_URL: &str = "final_url";
+pub const REDIRECTS: &str = "redirects";
 
 /// Root attribute of a compacted shard (see `compact`): it holds the final record of every row
 /// of the shards numbered below this value in its folder, which it replaces.
@@ -178,6 +185,9 @@ pub(super) fn write_image_fields(
     put(g, "data_offset", offsets)?;
     put(g, "data_length", lengths)?;
     put(g, "fetched_at", &recs.iter().map(|r| r.fetched_at).collect::<Vec<f64>>())?;
+    put(g, FINAL_URL, &s(&|r| r.final_url.clone()))?;
+    // At most `fetch::redirect::MAX_REDIRECTS` (5): a byte holds it.
+    put(g, REDIRECTS, &recs.iter().map(|r| r.redirects.min(255) as u8).collect::<Vec<u8>>())?;
     Ok(())
 }
 
@@ -341,6 +351,8 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
     let (offsets, lengths) = (c.raw::<u64>("data_offset")?, c.raw::<u64>("data_length")?);
     let fetched = c.raw::<f64>("fetched_at")?;
     let stored_crc32 = if c.g.link_exists(STORED_CRC32) { Some(c.raw::<u32>(STORED_CRC32)?) } else { None };
+    let final_urls = if c.g.link_exists(FINAL_URL) { c.strings(FINAL_URL)? } else { vec![String::new(); c.n] };
+    let redirects = if c.g.link_exists(REDIRECTS) { c.raw::<u8>(REDIRECTS)? } else { vec![0; c.n] };
     let data_set = c.g.dataset("data").map_err(h5err)?;
     let data_len = data_set.size() as u64;
     let data = if with_data { data_set.read_raw::<u8>().map_err(h5err)? } else { Vec::new() };
@@ -367,6 +379,8 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
             sha256: sha[i].clone(),
             md5: md5[i].clone(),
             fetched_at: fetched[i],
+            final_url: final_urls[i].clone(),
+            redirects: u32::from(redirects[i]),
         });
         records.spans.push((o, l));
     }

@@ -17,6 +17,8 @@ pub fn sample() -> ShardContents {
         sha256: "ab".repeat(32),
         md5: "cd".repeat(16),
         fetched_at: 1.7e9,
+        final_url: String::new(),
+        redirects: 0,
     };
     ShardContents {
         successes: (0..3).map(ok).collect(),

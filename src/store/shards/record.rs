@@ -23,6 +23,10 @@ pub struct SuccessRecord {
     pub md5: String,
     /// When the fetch completed, seconds since the Unix epoch.
     pub fetched_at: f64,
+    /// The URL the image came from when redirects led there; empty when `url` answered itself.
+    pub final_url: String,
+    /// Redirects followed from `url` to the image (0 when it answered itself).
+    pub redirects: u32,
 }
 
 /// One row that ended without an image.

@@ -1,16 +1,20 @@
-//! The ServerActor: one per host, the only thing that talks to that host.
+//! The ServerActor: one per host, the only thing that talks to that host (a server that a
+//! redirect leads to is asked by the rank's guests, `guest.rs`).
 //!
 //! It owns the host's [`Feed`] (its queue, filled in windows read on the blocking pool) and its
 //! [`LiveHost`] (token bucket, adaptive rate, in-flight cap, Retry-After backoff, circuit
 //! breaker). Handlers stay thin: the decisions are made by the plain logic in `feed.rs`,
 //! `state.rs`, `rate.rs` and `retry.rs`; this file only moves rows between the feed, the network,
-//! the CPU pool and the writer. A row that needs a retry goes back to the end of
+//! the CPU pool and the writer; `decide.rs` turns an answer into a stored image, a retry or a
+//! failure record. A row that needs a retry goes back to the end of
 //! the queue after its wait; it is never retried in a loop.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+mod decide;
+mod guest;
 mod handlers;
 mod robots;
 use robots::RobotsStep;
@@ -22,21 +26,16 @@ use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, SpawnHandle};
 use super::feed::{perform, Feed, ReadDone};
 use super::messages::HostPlan;
 use super::rate::ChangeReason;
-use super::retry::{classify, Decision};
 use super::row::Task;
 use super::state::{Gate, HostPhase, HostState, LiveHost};
-use crate::actors::writer::messages::{BatchOpened, Record};
+use crate::actors::writer::messages::BatchOpened;
 use crate::download::engine::{Engine, HostEvent, HostFailure};
-use crate::fetch::budget::BodyPermit;
-use crate::fetch::client::{fetch, FetchFailure, Fetched};
+use crate::fetch::client::{fetch_from, not_a_url, FetchFailure, Fetched, Hop, OtherServers};
 use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
 use crate::fetch::retry_after::parse_retry_after;
-use crate::imaging::process;
 use crate::robots::gate::RobotsGate;
 use crate::robots::RobotsPolicy;
-use crate::telemetry::events::{
-    AnswerClass, HostGauges, HostStateChanged, ImageStored, RateChanged, RequestCompleted, RetryScheduled,
-};
+use crate::telemetry::events::{AnswerClass, HostGauges, HostStateChanged, RateChanged, RequestCompleted};
 
 /// Rows of a given-up host with the writer at once: enough to keep it busy, little memory.
 const GIVEN_UP_WRITES: u32 = 256;
@@ -274,8 +273,9 @@ impl ServerActor {
         let url = task.url.clone();
         let mut cut = self.engine.cut.clone();
         let fut = async move {
+            let Some(hop) = Hop::first(&url) else { return Some(Err(not_a_url(&url))) };
             tokio::select! {
-                result = fetch(&engine.client, &url, &engine.http, &engine.body_budget) => Some(result),
+                result = fetch_from(&engine.client, hop, OtherServers::Stop, &engine.http, &engine.body_budget) => Some(result),
                 // A closed channel (the run is ending anyway) never cuts.
                 Ok(_) = cut.wait_for(|cut| *cut) => None,
             }
@@ -373,78 +373,16 @@ impl ServerActor {
             self.give_up_no_such_name(why, ctx);
             return self.pump(ctx);
         }
-        let decision = classify(&outcome, task.attempts - 1, retry_after, &self.engine.retry, rand::random::<f64>());
-        match decision {
-            Decision::Done => match result {
-                Ok(fetched) => {
-                    let tags = &self.engine.opt_out_tags;
-                    match crate::robots::opt_out(&fetched.robots_tags, crate::robots::PRODUCT_TOKEN, tags) {
-                        Some(tag) => {
-                            // The operator opted out: the body is dropped (and its budget with it).
-                            drop(fetched);
-                            self.engine.give_back_slot();
-                            let detail = format!("the response's X-Robots-Tag says `{tag}`; the image was not stored");
-                            self.record_failure(task, ErrorClass::OptedOut, detail, false, ctx);
-                        }
-                        None => self.process_body(task, fetched.body, fetched.permit, ctx),
-                    }
-                }
-                Err(_) => {
-                    self.engine.give_back_slot();
-                    self.record_failure(task, ErrorClass::Other, detail, false, ctx);
-                }
-            },
-            Decision::Retry { after } => {
-                self.engine.give_back_slot();
-                let class = outcome.class().unwrap_or(ErrorClass::Other);
-                RetryScheduled { host: &self.host, class }.emit(&self.engine.counters);
-                self.waiting_retries += 1;
-                ctx.run_later(after, move |act, ctx| {
-                    act.waiting_retries -= 1;
-                    act.feed.queue.push_back(task);
-                    act.pump(ctx);
-                });
-            }
-            Decision::GiveUp { class } => {
-                self.engine.give_back_slot();
-                self.record_failure(task, class, detail, outcome.is_retriable(), ctx);
-            }
-        }
-        self.pump(ctx);
-    }
-
-    /// Decodes, resizes, encodes and hashes on the CPU pool, then hands the row to the writer.
-    /// The body's share of the budget (`permit`) is given back once it has been processed.
-    fn process_body(&mut self, task: Task, body: Vec<u8>, permit: Option<BodyPermit>, ctx: &mut Context<Self>) {
-        self.processing += 1;
-        let engine = Arc::clone(&self.engine);
-        let host = self.host.clone();
-        let fut = async move {
-            let settings = engine.image.clone();
-            let result = engine.cpu.submit(move || process(&body, &settings)).await;
-            drop(permit);
-            let record = match result {
-                Ok(Ok(p)) => {
-                    let timings = p.timings;
-                    Ok((task.success(&host, p), timings))
-                }
-                Ok(Err(e)) => Err((e.class(), e.to_string())),
-                Err(_) => Err((ErrorClass::Decode, "the decoder panicked on this image".to_string())),
+        if let Ok(Fetched { moved_to: Some(to), redirects, .. }) = &result {
+            // Another server: asked under its own robots.txt and rate (`download::guests`).
+            let hop = Hop {
+                url: to.clone(),
+                origin: Hop::first(&task.url).map(|h| h.origin).unwrap_or(to.clone()),
+                redirects: redirects + 1,
             };
-            (task, record)
-        };
-        ctx.spawn(wrap_future(fut).map(|(task, record), act: &mut Self, ctx| {
-            act.processing -= 1;
-            act.engine.give_back_slot();
-            match record {
-                Ok((success, timings)) => {
-                    ImageStored { stored_bytes: success.data.len() as u64, timings }.emit(&act.engine.counters);
-                    act.hand_to_writer(task.partition, Record::Success(success), task.replaces, ctx);
-                }
-                Err((class, detail)) => act.record_failure(task, class, detail, false, ctx),
-            }
-            act.pump(ctx);
-        }));
+            return self.hand_to_guest(task, hop, ctx);
+        }
+        self.decide(task, outcome, retry_after, result, detail, ctx);
     }
 
     fn maybe_finish(&mut self, ctx: &mut Context<Self>) {

@@ -18,7 +18,7 @@ endif
 setup:
 	./scripts/setup.sh
 
-# The workspace: the product, the test origin and the benchmarks (see the README's layout).
+# The workspace: the product, the test origin and the benchmarks (see docs/architecture.md).
 build: setup
 	cargo build --locked --workspace
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the build and the tests need, idempotently.
 # On a cluster without root, skip this script and `module load` OpenMPI and HDF5
-# instead (see the README, "Install on a cluster").
+# instead (see docs/install.md, "Install on a cluster").
 set -euo pipefail
 
 PKGS=(libopenmpi-dev openmpi-bin libhdf5-dev libclang-dev clang pkg-config libturbojpeg0-dev python3-h5py python3-pil)
@@ -20,7 +20,7 @@ fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages: ${missing[*]}" >&2
-    echo "setup: run this script as root, or load them with 'module load' on a cluster (see README)" >&2
+    echo "setup: run this script as root, or load them with 'module load' on a cluster (see docs/install.md)" >&2
     exit 1
 fi
 

@@ -1,5 +1,5 @@
 //! The exit codes of every subcommand: one type, used by `main`, by `job-end` to read how a job
-//! ended, and checked against the README's table by a test.
+//! ended, and checked against the table in docs/exit-codes.md by a test.
 
 /// How a subcommand ended, as its process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,18 +40,18 @@ impl From<Exit> for std::process::ExitCode {
 mod tests {
     use super::*;
 
-    /// The README's exit-code table lists exactly these codes.
+    /// The exit-code table of docs/exit-codes.md lists exactly these codes.
     #[test]
-    fn the_readme_table_lists_every_exit_code_and_no_other() {
-        let readme = include_str!("../README.md");
-        let table = readme.split("## Exit codes").nth(1).expect("the README has an exit-code table");
+    fn the_docs_table_lists_every_exit_code_and_no_other() {
+        let table = include_str!("../docs/exit-codes.md");
+        assert!(table.starts_with("# Exit codes"), "docs/exit-codes.md is the exit-code page");
         let rows: Vec<i32> = table
             .lines()
             .skip_while(|l| !l.starts_with('|'))
             .take_while(|l| l.starts_with('|'))
             .filter_map(|l| l.trim_start_matches('|').split('|').next()?.trim().parse().ok())
             .collect();
-        assert_eq!(rows, Exit::ALL.map(Exit::code), "README rows: {rows:?}");
+        assert_eq!(rows, Exit::ALL.map(Exit::code), "docs/exit-codes.md rows: {rows:?}");
         assert_eq!(Exit::from_code(3), Some(Exit::NoProgress));
         assert_eq!(Exit::from_code(137), None);
     }

@@ -390,14 +390,14 @@ fn the_deadline_stops_cleanly_and_the_next_run_finishes() {
 }
 
 #[test]
-fn the_readme_python_snippet_reads_a_shard() {
+fn the_output_format_python_snippet_reads_a_shard() {
     let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
     let urls = vec![origin.url(0, "/img/w2000-h1000-1.jpg")];
     let job = job(&urls, 10, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
     job.download_ok(&[]);
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("```python\nimport h5py").expect("README has the h5py snippet");
-    let snippet = &readme[start + 10..];
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/output-format.md")).unwrap();
+    let start = doc.find("```python\nimport h5py").expect("docs/output-format.md has the h5py snippet");
+    let snippet = &doc[start + 10..];
     let snippet = &snippet[..snippet.find("```").unwrap()];
     let shard = &shard_files(&job.out)[0];
     assert!(shard.exists());

@@ -196,9 +196,9 @@ fn panel_queries() -> Vec<(String, String)> {
 }
 
 #[test]
-fn the_dashboard_uses_only_metrics_we_export_and_the_readme_describes_every_panel() {
+fn the_dashboard_uses_only_metrics_we_export_and_the_metrics_page_describes_every_panel() {
     let known: Vec<&str> = distributed_downloader::telemetry::names::METRICS.iter().map(|m| m.0).collect();
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md")).unwrap();
     let queries = panel_queries();
     assert!(queries.len() >= 10, "{queries:?}");
     for (title, expr) in &queries {
@@ -210,7 +210,7 @@ fn the_dashboard_uses_only_metrics_we_export_and_the_readme_describes_every_pane
             rest = &rest[i + name.len()..];
         }
         assert!(expr.contains("job=~\"$job\""), "panel {title:?} ignores the job variable: {expr}");
-        assert!(readme.contains(&format!("**{title}**")), "the README does not describe the panel {title:?}");
+        assert!(doc.contains(&format!("**{title}**")), "docs/metrics.md does not describe the panel {title:?}");
     }
     let d = dashboard();
     let vars: Vec<&str> =

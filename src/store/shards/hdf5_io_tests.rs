@@ -17,8 +17,9 @@ pub fn sample() -> ShardContents {
         sha256: "ab".repeat(32),
         md5: "cd".repeat(16),
         fetched_at: 1.7e9,
-        final_url: String::new(),
-        redirects: 0,
+        // The second image came through two redirects.
+        final_url: if i == 1 { "https://cdn.a.org/1.jpg".into() } else { String::new() },
+        redirects: if i == 1 { 2 } else { 0 },
     };
     ShardContents {
         successes: (0..3).map(ok).collect(),
@@ -143,4 +144,18 @@ fn a_damaged_shard_is_an_error_naming_the_file_never_a_panic_or_a_guess() {
     assert!(msg.contains("errors/retriable"), "{msg}");
     let index = read_index(&shard_path(dir.path(), 3)).unwrap_err();
     assert!(matches!(index, ShardError::Damaged { .. }), "the index is checked too: {index}");
+}
+
+#[test]
+fn a_shard_written_before_redirects_were_recorded_reads_as_no_redirect() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
+    {
+        let g = hdf5::File::open_rw(&path).unwrap().group("images").unwrap();
+        g.unlink(FINAL_URL).unwrap();
+        g.unlink(REDIRECTS).unwrap();
+    }
+    let back = read_shard(&path).unwrap();
+    assert!(back.successes.iter().all(|s| s.final_url.is_empty() && s.redirects == 0), "{:?}", back.successes);
+    assert_eq!(back.successes.len(), 3);
 }

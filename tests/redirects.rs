@@ -120,3 +120,25 @@ fn a_public_name_cannot_redirect_the_crawl_into_local_addresses_and_a_local_orig
     let seen = target.log(0).without_robots().into_vec();
     assert_eq!(seen.len(), 4, "only the local origin's redirects reached the target: {seen:?}");
 }
+
+#[test]
+fn a_public_name_cannot_lead_the_crawl_into_local_addresses_through_a_name_either() {
+    let target = Origin::start(vec![HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
+    // cdn.example.net resolves (by RESOLVE, as a DNS could) to the local target's address.
+    let to = format!("http://cdn.example.net:{}", target.addr(0).port());
+    let mover = Origin::start(vec![HostSpec::loopback(2, Behaviour::RedirectTo { to })]).unwrap();
+    let public = mover.addr(0);
+    let urls: Vec<String> =
+        (0..4).map(|i| format!("http://museum.example.org:{}/img/w64-h48-{i}.jpg", public.port())).collect();
+    let config = format!("{FAST}RESOLVE=museum.example.org={},cdn.example.net={}\n", public.ip(), target.addr(0).ip());
+    let job = job(&urls, 100, &config);
+    let summary = job.download_ok(&[]);
+    let (ok, failed) = records(&job.out);
+    assert_each_url_once(&urls, &ok, &failed);
+    assert!(ok.is_empty(), "{summary}");
+    for f in &failed {
+        assert_eq!((f.error_class.as_str(), f.retriable), ("redirect", false), "{f:?}");
+        assert!(f.detail.contains("cdn.example.net resolves only to local addresses (127.0.0.3)"), "{}", f.detail);
+    }
+    assert!(target.log(0).is_empty(), "nothing reached the local address, not even robots.txt: {:?}", target.log(0));
+}

@@ -9,7 +9,9 @@
 //! - one request at a time, spaced by at least `ranks / INITIAL_RATE_LIMIT`, so that all ranks
 //!   together ask a guest no faster than a new host starts;
 //! - a refusal (429, or any answer with `Retry-After`) doubles the spacing, and a Retry-After
-//!   pauses the guest for as long as it says.
+//!   pauses the guest for as long as it says;
+//! - when the chain started at a public host, through a client whose resolver refuses names
+//!   that resolve only to local addresses (`fetch::dns`).
 //!
 //! The redirect answer itself was a request to the first server and is charged to it there.
 //! A guest that is also a host of the run keeps its own ServerActor: the two are not shared, so
@@ -127,6 +129,7 @@ impl Guests {
     /// Asks the server `hop` points at, under its robots.txt and spacing, and follows further
     /// redirects to other servers the same way (the chain's count and rules go on).
     pub async fn fetch(&self, engine: &Engine, mut hop: Hop) -> GuestEnd {
+        let client = if crate::fetch::redirect::is_local(&hop.origin) { &engine.client } else { &engine.public_client };
         loop {
             let key = crate::prep::server_key::check_url(hop.url.as_str())
                 .map(|c| c.server)
@@ -134,7 +137,7 @@ impl Guests {
             let guest = self.guest(&key);
             let mut turn = guest.turn.lock().await;
             if engine.robots == RobotsPolicy::Obey {
-                let rules = match guest.rules(&mut turn, engine, &hop.url).await {
+                let rules = match guest.rules(&mut turn, engine, client, &hop.url).await {
                     Ok(rules) => rules,
                     Err(end) => return end,
                 };
@@ -149,8 +152,7 @@ impl Guests {
             turn.wait().await;
             let sent = Instant::now();
             turn.sent(sent);
-            let result =
-                fetch_from(&engine.client, hop.clone(), OtherServers::Stop, &engine.http, &engine.body_budget).await;
+            let result = fetch_from(client, hop.clone(), OtherServers::Stop, &engine.http, &engine.body_budget).await;
             let (outcome, retry_after) = guest.completed(&result, sent, engine);
             turn.answered(&outcome, retry_after, Instant::now());
             drop(turn);
@@ -166,7 +168,13 @@ impl Guests {
 
 impl Guest {
     /// The guest's rules: known, from the cache, or asked now (in the guest's turn).
-    async fn rules(&self, turn: &mut Turn, engine: &Engine, url: &reqwest::Url) -> Result<Arc<Robots>, GuestEnd> {
+    async fn rules(
+        &self,
+        turn: &mut Turn,
+        engine: &Engine,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+    ) -> Result<Arc<Robots>, GuestEnd> {
         let now = Instant::now();
         match &turn.robots {
             GuestRobots::Known(rules) => return Ok(Arc::clone(rules)),
@@ -191,7 +199,7 @@ impl Guest {
         turn.wait().await;
         let sent = Instant::now();
         turn.sent(sent);
-        let result = fetch(&engine.client, &robots, &engine.http, &engine.body_budget).await;
+        let result = fetch(client, &robots, &engine.http, &engine.body_budget).await;
         let (outcome, retry_after) = self.completed(&result, sent, engine);
         turn.answered(&outcome, retry_after, Instant::now());
         let (body, detail) = match &result {
@@ -205,13 +213,21 @@ impl Guest {
                     Outcome::Status(s) => Some(s),
                     Outcome::Transport(_) => None,
                 };
-                let entry = CachedRobots::answered(&robots, status, body, &detail);
-                let (out, key) = (engine.out.clone(), self.key.clone());
-                let written = tokio::task::spawn_blocking(move || cache::write(&out, &key, &entry)).await;
-                if let Ok(Err(e)) = written {
-                    log("WARN", &format!("{}: cannot keep its robots.txt answer: {e:#}; it is asked again", self.key));
+                // Only what the server said is kept for other ranks and runs; a refused redirect
+                // (which means no rules) is this chain's business.
+                if status.is_some() {
+                    let entry = CachedRobots::answered(&robots, status, body, &detail);
+                    let (out, key) = (engine.out.clone(), self.key.clone());
+                    let written = tokio::task::spawn_blocking(move || cache::write(&out, &key, &entry)).await;
+                    if let Ok(Err(e)) = written {
+                        log(
+                            "WARN",
+                            &format!("{}: cannot keep its robots.txt answer: {e:#}; it is asked again", self.key),
+                        );
+                    }
                 }
-                Ok(self.know(turn, rules, &format!("{robots} answered ({detail})")))
+                let what = if status.is_some() { "answered" } else { "could not be read, so it sets no rules" };
+                Ok(self.know(turn, rules, &format!("{robots} {what} ({detail})")))
             }
             Verdict::NotNow => {
                 let why = format!(

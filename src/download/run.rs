@@ -27,7 +27,7 @@ use crate::actors::writer::messages::{Drain, Tick};
 use crate::actors::writer::policy::ShardPolicy;
 use crate::config::Settings;
 use crate::fetch::budget::BodyBudget;
-use crate::fetch::client::{build_client, HttpSettings};
+use crate::fetch::client::{build_client, build_public_client, HttpSettings};
 use crate::imaging::ImageSettings;
 use crate::progress::{human_count, Progress};
 use crate::store::batches::batch_rows;
@@ -336,6 +336,7 @@ async fn drive(
     let (cut_tx, cut) = tokio::sync::watch::channel(false);
     let (http, image, rate, breaker, retry) = engine_settings(&opts);
     let client = build_client(&http).context("cannot build the HTTP client")?;
+    let public_client = build_public_client(&http).context("cannot build the HTTP client")?;
     let writer: Addr<WriterActor> = {
         let policy = ShardPolicy {
             max_rows: opts.settings.commit_rows,
@@ -352,6 +353,7 @@ async fn drive(
     let engine = Arc::new(Engine {
         out: opts.out.clone(),
         client,
+        public_client,
         http,
         image,
         rate,

@@ -136,21 +136,27 @@ pub fn user_agent(contact: &str, info_url: Option<&str>) -> String {
 /// Builds the one client a rank shares: pooled connections, and no redirect followed by
 /// reqwest (`fetch` follows them itself, hop by hop).
 pub fn build_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
+    client_with(s, super::dns::SystemResolver::new(&s.resolve))
+}
+
+/// The client for servers reached by a redirect from a public host: the same, but a name that
+/// resolves only to local addresses is refused (`redirect`).
+pub fn build_public_client(s: &HttpSettings) -> reqwest::Result<reqwest::Client> {
+    client_with(s, super::dns::SystemResolver::new(&s.resolve).public_only())
+}
+
+fn client_with(s: &HttpSettings, resolver: super::dns::SystemResolver) -> reqwest::Result<reqwest::Client> {
     // reqwest is built without a default TLS crypto provider; install ring's once.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder()
+    reqwest::Client::builder()
         .user_agent(s.user_agent.clone())
-        .dns_resolver(std::sync::Arc::new(super::dns::SystemResolver))
+        .dns_resolver(std::sync::Arc::new(resolver))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(s.connect_timeout)
         .timeout(s.deadlines.ceiling)
         .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT);
-    for (name, ip) in &s.resolve {
-        // Port 0: the URL's own port is used.
-        builder = builder.resolve(name, std::net::SocketAddr::new(*ip, 0));
-    }
-    builder.build()
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build()
 }
 
 /// Fetches `url` under the limits of [`Deadlines`], following every redirect the rules of
@@ -314,6 +320,9 @@ fn transport(e: reqwest::Error) -> FetchFailure {
     let tls = causes.iter().any(|c| c.downcast_ref::<rustls::Error>().is_some());
     let no_such_name = causes.iter().find_map(|c| c.downcast_ref::<super::dns::NoSuchName>());
     let lookup_failed = causes.iter().any(|c| c.downcast_ref::<super::dns::LookupFailed>().is_some());
+    if let Some(local) = causes.iter().find_map(|c| c.downcast_ref::<super::dns::LocalOnly>()) {
+        return FetchFailure::Transport { kind: TransportKind::TooManyRedirects, detail: local.to_string() };
+    }
     let words: String = causes.iter().map(|c| c.to_string().to_ascii_lowercase() + ": ").collect();
     use std::io::ErrorKind as Io;
     if let Some(nx) = no_such_name {
@@ -383,7 +392,7 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let kind = rt.block_on(async {
             let client = reqwest::Client::builder()
-                .dns_resolver(std::sync::Arc::new(super::super::dns::SystemResolver))
+                .dns_resolver(std::sync::Arc::new(super::super::dns::SystemResolver::default()))
                 .build()
                 .unwrap();
             let err = client.get("http://museum.invalid/img/1.jpg").send().await.expect_err("no such name");

@@ -8,11 +8,18 @@
 //! plain `dns` failure, which a later attempt may fix. Names under `.invalid` are answered
 //! "no such name" at once, as RFC 6761 §6.4 asks of resolver libraries: no query leaves.
 //!
+//! Names pinned by `RESOLVE` are answered from the pins, without a query. A resolver made
+//! [`SystemResolver::public_only`] (the client for servers reached by a redirect from a public
+//! host) drops loopback, private, link-local and other local addresses from its answers, and a
+//! name left with none is a [`LocalOnly`] error: a public server cannot lead the crawl into the
+//! cluster's own network through a name, any more than through an address in the URL.
+//!
 //! It does not retry or decide what a failure means for a host (`actors::server` does).
 
 use std::ffi::{CStr, CString};
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::Arc;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -46,23 +53,78 @@ impl fmt::Display for LookupFailed {
 
 impl std::error::Error for LookupFailed {}
 
+/// A name that resolves only to local addresses, asked by a resolver that takes public ones
+/// only (see the module header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalOnly {
+    pub name: String,
+    pub addrs: Vec<IpAddr>,
+}
+
+impl fmt::Display for LocalOnly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addrs: Vec<String> = self.addrs.iter().map(IpAddr::to_string).collect();
+        write!(
+            f,
+            "{} resolves only to local addresses ({}): a redirect from a public host is not followed there",
+            self.name,
+            addrs.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for LocalOnly {}
+
 /// The client's resolver: the system's, with its answers classified (see the module header).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemResolver;
+#[derive(Debug, Clone, Default)]
+pub struct SystemResolver {
+    /// `RESOLVE`'s pins: lowercase name and address.
+    pins: Arc<Vec<(String, IpAddr)>>,
+    public_only: bool,
+}
+
+impl SystemResolver {
+    /// The system's resolver, with `pins` answered first.
+    pub fn new(pins: &[(String, IpAddr)]) -> SystemResolver {
+        let pins = pins.iter().map(|(n, ip)| (n.trim_end_matches('.').to_ascii_lowercase(), *ip)).collect();
+        SystemResolver { pins: Arc::new(pins), public_only: false }
+    }
+
+    /// The same resolver, keeping public addresses only.
+    pub fn public_only(self) -> SystemResolver {
+        SystemResolver { public_only: true, ..self }
+    }
+}
 
 impl Resolve for SystemResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let name = name.as_str().to_string();
+        let (pins, public_only) = (Arc::clone(&self.pins), self.public_only);
         Box::pin(async move {
-            if is_reserved_invalid(&name) {
+            let wanted = name.trim_end_matches('.').to_ascii_lowercase();
+            let pinned: Vec<SocketAddr> =
+                pins.iter().filter(|(n, _)| *n == wanted).map(|(_, ip)| SocketAddr::new(*ip, 0)).collect();
+            let addrs = if !pinned.is_empty() {
+                pinned
+            } else if is_reserved_invalid(&name) {
                 return Err(Box::new(NoSuchName { name }) as _);
+            } else {
+                let asked = name.clone();
+                match tokio::task::spawn_blocking(move || lookup(&asked)).await {
+                    Ok(Ok(addrs)) => addrs,
+                    Ok(Err(e)) => return Err(e),
+                    Err(join) => return Err(Box::new(join) as _),
+                }
+            };
+            if !public_only {
+                return Ok(Box::new(addrs.into_iter()) as Addrs);
             }
-            let looked = tokio::task::spawn_blocking(move || lookup(&name)).await;
-            match looked {
-                Ok(Ok(addrs)) => Ok(Box::new(addrs.into_iter()) as Addrs),
-                Ok(Err(e)) => Err(e),
-                Err(join) => Err(Box::new(join) as _),
+            let (local, public): (Vec<SocketAddr>, Vec<SocketAddr>) =
+                addrs.into_iter().partition(|a| crate::fetch::redirect::is_local_ip(a.ip()));
+            if public.is_empty() {
+                return Err(Box::new(LocalOnly { name, addrs: local.iter().map(SocketAddr::ip).collect() }) as _);
             }
+            Ok(Box::new(public.into_iter()) as Addrs)
         })
     }
 }
@@ -145,10 +207,33 @@ mod tests {
             assert!(!is_reserved_invalid(name), "{name}");
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let err = rt.block_on(SystemResolver.resolve("gone.invalid".parse().unwrap())).err().expect("no address");
+        let err =
+            rt.block_on(SystemResolver::default().resolve("gone.invalid".parse().unwrap())).err().expect("no address");
         let nx = err.downcast_ref::<NoSuchName>().expect("a NoSuchName error");
         assert_eq!(nx.name, "gone.invalid");
         assert_eq!(err.to_string(), "the name gone.invalid does not exist (NXDOMAIN)");
+    }
+
+    #[test]
+    fn a_public_only_resolver_drops_local_addresses_and_refuses_a_name_left_with_none() {
+        let pins = vec![
+            ("cdn.example.net".to_string(), "127.0.0.3".parse().unwrap()),
+            ("Mixed.Example.NET".to_string(), "10.0.0.7".parse().unwrap()),
+            ("mixed.example.net".to_string(), "93.184.216.34".parse().unwrap()),
+        ];
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let ask = |r: &SystemResolver, name: &str| -> Result<Vec<IpAddr>, String> {
+            rt.block_on(r.resolve(name.parse().unwrap())).map(|a| a.map(|s| s.ip()).collect()).map_err(|e| {
+                assert!(e.downcast_ref::<LocalOnly>().is_some(), "{e}");
+                e.to_string()
+            })
+        };
+        let all = SystemResolver::new(&pins);
+        assert_eq!(ask(&all, "cdn.example.net"), Ok(vec!["127.0.0.3".parse().unwrap()]), "pins answer first");
+        let public = SystemResolver::new(&pins).public_only();
+        let err = ask(&public, "CDN.example.net.").unwrap_err();
+        assert!(err.contains("CDN.example.net. resolves only to local addresses (127.0.0.3)"), "{err}");
+        assert_eq!(ask(&public, "mixed.example.net"), Ok(vec!["93.184.216.34".parse().unwrap()]), "public ones kept");
     }
 
     #[test]

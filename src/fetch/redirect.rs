@@ -9,7 +9,8 @@
 //!   point the crawler at the cluster's own network. A host that is itself local (a loopback
 //!   origin, as in the tests and the demo) may redirect within local addresses.
 //!
-//! Only the URL is read: a public name that resolves to a private address is not caught here.
+//! Only the URL is read here; a public name that resolves to a local address is caught by the
+//! resolver of the client used after a cross-server redirect (`dns::SystemResolver::public_only`).
 //! A hop to another server is not followed by the client for an image: the row goes to
 //! `download::guests`, which asks that server's robots.txt and keeps to its spacing.
 
@@ -61,7 +62,7 @@ pub fn refused(origin: &Url, from: &Url, to: &Url, hops: usize) -> Option<Redire
 
 /// The URL's host is a loopback, private, link-local, shared (CGNAT), unique-local or
 /// unspecified address, or `localhost`.
-fn is_local(url: &Url) -> bool {
+pub fn is_local(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => local_v4(ip),
         Some(url::Host::Ipv6(ip)) => local_v6(ip),
@@ -70,6 +71,14 @@ fn is_local(url: &Url) -> bool {
             name == "localhost" || name.ends_with(".localhost")
         }
         None => false,
+    }
+}
+
+/// A loopback, private, link-local, shared (CGNAT), unique-local or unspecified address.
+pub fn is_local_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => local_v4(v4),
+        std::net::IpAddr::V6(v6) => local_v6(v6),
     }
 }
 

@@ -349,3 +349,30 @@ fn a_host_parked_when_a_round_ends_stays_parked_in_the_next_round() {
         "round ended at {ended} s, not while parked: {asked:?}"
     );
 }
+
+#[test]
+fn every_share_of_a_split_host_whose_name_does_not_exist_records_its_rows_as_nxdomain() {
+    // As in the split-host test above, slow ranks make the planner split a 16 req/s host in two;
+    // its name is under `.invalid`, answered "no such name" without a query (RFC 6761). Only
+    // one share asks robots.txt; the other must learn from its answer that the name is gone.
+    let dir = tempdir();
+    let urls: Vec<String> = (0..40).map(|i| format!("http://museum.invalid/img/w64-h48-{i}.jpg")).collect();
+    std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
+    let config = "CONTACT=tests@example.org\nBATCH_SIZE=4\nINITIAL_RATE_LIMIT=16\nMAX_RATE_LIMIT=16\n\
+                  MAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=4\nBACKOFF_BASE_SECS=0.05\n";
+    std::fs::write(dir.path().join("job.env"), config).unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    run_ok(&["--config", &p("job.env"), "prep", "-i", &p("list.csv"), "-o", &p("out")]);
+    let started = std::time::Instant::now();
+    let o = mpirun(3, &["--config", &p("job.env"), "download", "-o", &p("out"), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let took = started.elapsed();
+    let out = dir.path().join("out");
+    let plan = first_plan(&out);
+    assert_eq!(plan["assignments"].as_array().unwrap().len(), 2, "split in 2: {plan}");
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rank 0 prints one summary");
+    assert_eq!(summary["failed_by_class"]["nxdomain"].as_u64(), Some(40), "every row of both shares: {summary}");
+    assert_eq!(summary["retriable"].as_u64(), Some(40), "{summary}");
+    assert!(took < Duration::from_secs(60), "the job took {took:?}");
+    assert_eq!(records_per_url(&out).len(), urls.len());
+}

@@ -35,6 +35,10 @@ pub struct CachedRobots {
     /// a later run.
     #[serde(default)]
     pub unreachable: bool,
+    /// Unreachable because the DNS said the name does not exist (NXDOMAIN): the other shares
+    /// record their rows as `nxdomain` too, not `robots`.
+    #[serde(default)]
+    pub no_such_name: bool,
 }
 
 /// What a cache entry says for a run.
@@ -63,12 +67,18 @@ impl CachedRobots {
             text,
             detail: detail.to_string(),
             unreachable: false,
+            no_such_name: false,
         }
     }
 
     /// `url` never answered in this run, for `detail`.
     pub fn unreachable(url: &str, detail: &str) -> CachedRobots {
         CachedRobots { unreachable: true, ..CachedRobots::answered(url, None, b"", detail) }
+    }
+
+    /// `url`'s host name does not exist (the DNS said so), for `detail`.
+    pub fn no_such_name(url: &str, detail: &str) -> CachedRobots {
+        CachedRobots { no_such_name: true, ..CachedRobots::unreachable(url, detail) }
     }
 
     /// The rules of a definitive answer, `None` for an unreachable entry.

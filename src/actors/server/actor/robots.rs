@@ -13,7 +13,7 @@ use crate::actors::server::state::HostPhase;
 use crate::fetch::client::{fetch, FetchFailure};
 use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
 use crate::fetch::retry_after::parse_retry_after;
-use crate::robots::cache::{self, CachedRobots};
+use crate::robots::cache::{self, Cached, CachedRobots};
 use crate::robots::gate::{verdict, Next, Verdict};
 use crate::robots::{robots_url, Robots};
 use crate::telemetry::events::{log, AnswerClass, RateChanged, RequestCompleted};
@@ -80,7 +80,15 @@ impl ServerActor {
         let job = tokio::task::spawn_blocking(move || cache::read(&out, &host));
         ctx.spawn(wrap_future(job).map(|entry, act: &mut Self, ctx| {
             let e = &act.engine;
-            let found = entry.ok().flatten().and_then(|c| c.usable(e.run_started, SystemTime::now(), e.robots_cache));
+            let entry = entry.ok().flatten();
+            let gone = entry.as_ref().is_some_and(|c| c.no_such_name);
+            let found = entry.and_then(|c| c.usable(e.run_started, SystemTime::now(), e.robots_cache));
+            if let (Some(Cached::Unreachable(why)), true) = (&found, gone) {
+                // The asking share of this split host found that the name does not exist.
+                let why = format!("another share of this host found: {why}");
+                act.give_up_no_such_name(why, ctx);
+                return act.pump(ctx);
+            }
             act.robots.cache_read(found, Instant::now());
             if let Some(rules) = act.robots.rules().cloned() {
                 act.obey(&rules, "kept from an earlier answer");
@@ -157,7 +165,7 @@ impl ServerActor {
                 if outcome == Outcome::Transport(TransportKind::NoSuchName) && self.name_is_gone() {
                     // The DNS said twice that the name does not exist: no request can reach it.
                     let why = format!("{detail}, asked {} times", self.no_such_name);
-                    self.write_robots_cache(CachedRobots::unreachable(&url, &why), ctx);
+                    self.write_robots_cache(CachedRobots::no_such_name(&url, &why), ctx);
                     self.robots.not_now(None, why.clone(), now);
                     self.give_up_no_such_name(why, ctx);
                     return;

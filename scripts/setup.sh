@@ -4,7 +4,8 @@
 # instead (see docs/install.md, "Install on a cluster").
 set -euo pipefail
 
-PKGS=(libopenmpi-dev openmpi-bin libhdf5-dev libclang-dev clang pkg-config libturbojpeg0-dev python3-h5py python3-pil)
+# openssl: the tests make a throwaway certificate authority for their TLS server.
+PKGS=(libopenmpi-dev openmpi-bin libhdf5-dev libclang-dev clang pkg-config libturbojpeg0-dev python3-h5py python3-pil openssl)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -37,7 +37,7 @@ const REACTION: Duration = Duration::from_millis(20);
 const IN_FLIGHT_CAP: usize = 2;
 
 /// `scripts/nginx.sh install`: Debian's nginx; its path.
-fn nginx_bin() -> PathBuf {
+pub(crate) fn nginx_bin() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/nginx.sh");
     let out = Command::new(&script).arg("install").output().expect("run scripts/nginx.sh");
     assert!(out.status.success(), "scripts/nginx.sh install failed:\n{}", stderr(&out));

@@ -2,11 +2,16 @@
 //! judged by what the servers saw. Only loopback addresses: a public-looking name is pinned to
 //! one with `RESOLVE`.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
+use test_origin::nginx::{Nginx, NginxHost};
 use test_origin::{Behaviour, HostSpec, Origin, RobotsFile};
 
 use crate::download::{assert_each_url_once, job, records, FAST};
+use crate::nginx::nginx_bin;
+use crate::util::{bin, stderr};
 
 /// The server key of an origin's host `i`: its address and port, as prep writes it.
 fn key(origin: &Origin, i: usize) -> String {
@@ -141,4 +146,83 @@ fn a_public_name_cannot_lead_the_crawl_into_local_addresses_through_a_name_eithe
         assert!(f.detail.contains("cdn.example.net resolves only to local addresses (127.0.0.3)"), "{}", f.detail);
     }
     assert!(target.log(0).is_empty(), "nothing reached the local address, not even robots.txt: {:?}", target.log(0));
+}
+
+/// A throwaway certificate authority and a server certificate for `name` it signed, made with
+/// the openssl command: (the authority's certificate, the server's certificate, its key).
+fn test_certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |f: &str| dir.join(f);
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (scripts/setup.sh installs it)");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=dd test CA"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", &format!("/CN={name}")]]
+            .concat(),
+    );
+    std::fs::write(
+        p("server.ext"),
+        format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (p("ca.pem"), p("server.pem"), p("server.key"))
+}
+
+#[test]
+fn an_https_server_cannot_redirect_the_crawl_down_to_http() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificate(certs.path(), "secure.example.org");
+    let target = Origin::start(vec![HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
+    // A real nginx over TLS, answering every image with a 302 to the plain-http target.
+    let host = NginxHost::loopback(9, 100.0).tls(&cert, &key).redirect_to(target.base_url(0));
+    let nginx = Nginx::start_with(&nginx_bin(), vec![host]).unwrap();
+    let addr = nginx.addr(0);
+    let urls: Vec<String> =
+        (0..3).map(|i| format!("https://secure.example.org:{}/img/w64-h48-{i}.jpg", addr.port())).collect();
+    let job = job(&urls, 100, &format!("{FAST}RESOLVE=secure.example.org={}\n", addr.ip()));
+    // The client trusts the system's authorities; SSL_CERT_FILE names the test's instead.
+    let (cfg, out) = (job.config.to_str().unwrap(), job.out.to_str().unwrap());
+    let o = bin().args(["--config", cfg, "download", "-o", out, "--json"]).env("SSL_CERT_FILE", &ca).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (ok, failed) = records(&job.out);
+    assert_each_url_once(&urls, &ok, &failed);
+    assert!(ok.is_empty(), "{}", String::from_utf8_lossy(&o.stdout));
+    for f in &failed {
+        assert_eq!((f.error_class.as_str(), f.retriable), ("redirect", false), "{f:?}");
+        assert!(f.detail.contains("from https to http"), "the record says why: {}", f.detail);
+    }
+    let seen = nginx.log(0);
+    assert_eq!(seen.count_path("/robots.txt"), 1, "robots.txt was read over TLS: {seen:?}");
+    assert_eq!(seen.count_status(302), 3, "each image asked once over TLS and redirected: {seen:?}");
+    assert!(target.log(0).is_empty(), "nothing went to the plain-http target: {:?}", target.log(0));
 }

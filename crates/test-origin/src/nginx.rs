@@ -16,7 +16,9 @@
 //! allow-all `robots.txt`, and the image behind each URL made with [`Nginx::url`] (the file is
 //! written from [`images::served_bytes`] the first time its URL is asked for, so its bytes are
 //! exactly the scripted origin's). Any other path is a 404. Everything else is nginx's default
-//! (keep-alive 75 s and 1000 requests per connection), as on a server nobody tuned.
+//! (keep-alive 75 s and 1000 requests per connection), as on a server nobody tuned. A host may
+//! also be served over TLS ([`NginxHost::tls`]) and answer its images with a redirect
+//! ([`NginxHost::redirect_to`]).
 //!
 //! # What the logs can say
 //! nginx writes a request's line when it ends, with `$msec` (the end, to the millisecond) and
@@ -70,12 +72,34 @@ pub struct NginxHost {
     pub nodelay: bool,
     /// Seconds of `Retry-After` on each 429; `None`: a bare 429, as `limit_req` sends.
     pub retry_after: Option<u32>,
+    /// Served over TLS with this certificate chain and key (PEM files) instead of plain http.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Every path under `/img/` answered `302` to this base URL followed by the request's URI.
+    pub redirect_to: Option<String>,
 }
 
 impl NginxHost {
     /// `127.0.0.<last_octet>`, no burst, nodelay, no `Retry-After`.
     pub fn loopback(last_octet: u8, rate: f64) -> NginxHost {
-        NginxHost { addr: Ipv4Addr::new(127, 0, 0, last_octet), rate, burst: 0, nodelay: true, retry_after: None }
+        NginxHost {
+            addr: Ipv4Addr::new(127, 0, 0, last_octet),
+            rate,
+            burst: 0,
+            nodelay: true,
+            retry_after: None,
+            tls: None,
+            redirect_to: None,
+        }
+    }
+
+    /// Served over TLS with the PEM certificate chain `cert` and its `key`.
+    pub fn tls(self, cert: &Path, key: &Path) -> NginxHost {
+        NginxHost { tls: Some((cert.to_path_buf(), key.to_path_buf())), ..self }
+    }
+
+    /// Answers every `/img/` path with a `302` to `base` followed by the request's URI.
+    pub fn redirect_to(self, base: &str) -> NginxHost {
+        NginxHost { redirect_to: Some(base.to_string()), ..self }
     }
 
     pub fn burst(self, burst: u32) -> NginxHost {
@@ -159,7 +183,8 @@ impl Nginx {
             }
             let addr = free_port(h.addr)?;
             nginx.addrs.push(addr);
-            nginx.base_urls.push(format!("http://{addr}"));
+            let scheme = if h.tls.is_some() { "https" } else { "http" };
+            nginx.base_urls.push(format!("{scheme}://{addr}"));
         }
         for sub in ["www", "tmp"] {
             std::fs::create_dir_all(nginx.dir.join(sub))?;
@@ -378,11 +403,24 @@ fn render_config(dir: &Path, hosts: &[NginxHost], addrs: &[SocketAddr]) -> io::R
         // nginx refuses `burst=0`; leaving it out is the same (its default).
         let burst = if h.burst > 0 { format!(" burst={}", h.burst) } else { String::new() };
         let nodelay = if h.nodelay { " nodelay" } else { "" };
+        let listen = match &h.tls {
+            Some((cert, key)) => {
+                format!(
+                    "{addr} ssl;\n        ssl_certificate {};\n        ssl_certificate_key {}",
+                    cert.display(),
+                    key.display()
+                )
+            }
+            None => addr.to_string(),
+        };
         conf += &CONFIG_HOST
             .replace("@I@", &i.to_string())
             .replace("@RATE@", &h.rate_spec()?)
-            .replace("@ADDR@", &addr.to_string())
+            .replace("@ADDR@", &listen)
             .replace("@LIMIT@", &format!("{burst}{nodelay}"));
+        if let Some(base) = &h.redirect_to {
+            conf += &format!("        location /img/ {{ return 302 {base}$request_uri; }}\n");
+        }
         if let Some(secs) = h.retry_after {
             conf += &CONFIG_RETRY_AFTER.replace("@SECS@", &secs.to_string());
         }

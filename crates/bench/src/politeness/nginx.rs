@@ -147,7 +147,15 @@ pub(super) fn run(scale: f64, exe: &Path, root: &Path, timeout: Duration) -> any
         .zip(1..)
         .map(|(&(rate, burst, nodelay, retry_after), octet)| {
             let [a, b, c] = ADDR_PREFIX;
-            let host = NginxHost { addr: [a, b, c, octet].into(), rate, burst, nodelay, retry_after };
+            let host = NginxHost {
+                addr: [a, b, c, octet].into(),
+                rate,
+                burst,
+                nodelay,
+                retry_after,
+                tls: None,
+                redirect_to: None,
+            };
             (host, ((rate * FLOOR_SECS * scale).round() as usize).max(1))
         })
         .collect();

@@ -357,7 +357,8 @@ fn prep_exports_its_progress_and_hosts_beyond_the_label_cap_are_grouped_as_other
     }
     // One row more than URLs: a duplicate, which prep reads and keeps but merges.
     urls.push(urls[0].clone());
-    std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
+    // A blank line after the last row: read after the last chunk of rows, counted all the same.
+    std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n\n", urls.join("\n"))).unwrap();
     let cfg = dir.path().join("job.env");
     std::fs::write(&cfg, "CONTACT=t@example.org\nINITIAL_RATE_LIMIT=8\nMETRICS_HOST_LABELS=1\n").unwrap();
     let out = dir.path().join("out");
@@ -366,7 +367,9 @@ fn prep_exports_its_progress_and_hosts_beyond_the_label_cap_are_grouped_as_other
     let prep = std::fs::read_to_string(out.join("metrics/local-prep.prom")).expect("prep leaves its snapshot");
     let value =
         |text: &str, name: &str| series(text).into_iter().filter(|(n, _, _)| n == name).map(|(_, _, v)| v).sum::<f64>();
-    assert_eq!(value(&prep, "distributed_downloader_prep_rows_read_total"), 7.0, "{prep}");
+    // Lines, as in the report and `wc -l`: the header, 7 rows and the blank line.
+    assert_eq!(value(&prep, "distributed_downloader_prep_rows_read_total"), 9.0, "{prep}");
+    assert_eq!(read_report(&out)["rows_read"], 9);
     assert_eq!(value(&prep, "distributed_downloader_prep_rows_kept_total"), 7.0, "{prep}");
     assert!(!out.join("metrics/targets-local.json").exists(), "prep's targets file is gone when it ends");
 

@@ -43,7 +43,8 @@ fn gbif_multimedia_filters_by_reason_and_cuts_exact_batches() {
 
     let report = read_report(&out);
     assert_eq!(report["schema"], "gbif");
-    assert_eq!(report["rows_read"], 36 + 9);
+    assert_eq!(report["rows_read"], 1 + 36 + 9, "the lines of the file, as wc -l counts them: the header and 45 rows");
+    assert_eq!(report["lines_not_rows"], 1);
     let dropped: BTreeMap<String, u64> = serde_json::from_value(report["dropped"].clone()).unwrap();
     assert_eq!(dropped["missing_id"], 1);
     assert_eq!(dropped["missing_url"], 1);
@@ -133,7 +134,7 @@ fn hostile_host_strings_stay_inside_the_output_folder() {
         assert_eq!(server_dir.canonicalize().unwrap().parent().unwrap(), out.join("urls").canonicalize().unwrap());
     }
     let report = read_report(&out);
-    assert_eq!(report["rows_read"], 5);
+    assert_eq!(report["rows_read"], 6, "the header and 5 rows");
     let accounted = report["rows_kept"].as_u64().unwrap()
         + report["dropped"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>();
     assert_eq!(accounted, 5, "every row is kept or dropped for a reason");
@@ -302,7 +303,7 @@ fn odd_bytes_and_stray_quotes_do_not_stop_the_read() {
     let out = dir.path().join("out");
     run_ok(&["prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     let report = read_report(&out);
-    assert_eq!(report["rows_read"], 3);
+    assert_eq!(report["rows_read"], 4, "the header and 3 rows");
     assert_eq!(report["dropped"]["malformed_line"], 0, "quotes are data in GBIF's TSV");
     let ids: BTreeSet<String> = read_urls(&out).into_iter().flat_map(|r| r.source_ids).collect();
     assert!(ids.contains("1") && ids.contains("2"), "{ids:?}");
@@ -372,10 +373,79 @@ fn an_unclosed_quote_in_a_csv_costs_its_own_line_and_the_rows_after_it_are_read(
     let out = dir.path().join("out");
     run_ok(&["prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     let report = read_report(&out);
-    assert_eq!(report["rows_read"], 3, "{report}");
+    assert_eq!(report["rows_read"], 4, "the 4 lines of the file, header included: {report}");
     assert_eq!(report["dropped"]["malformed_line"], 1, "{report}");
     assert_eq!(report["rows_kept"], 2, "{report}");
     assert_eq!(report["malformed_samples"][0]["line"], 2, "the line is named: {report}");
     let urls: BTreeSet<String> = read_urls(&out).into_iter().map(|r| r.url).collect();
     assert_eq!(urls, BTreeSet::from(["http://a.org/2.jpg".to_string(), "http://a.org/3.jpg".to_string()]));
+}
+
+/// `wc -l` of `bytes`, plus one for a last line without a newline.
+fn lines_of(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64 + u64::from(bytes.last().is_some_and(|b| *b != b'\n'))
+}
+
+/// `rows_read` is the input's line count, and every line is the header, a blank line, a kept row
+/// or a row dropped for a reason: for CSV and GBIF's TSV, with LF and CRLF line ends, with and
+/// without a newline after the last line.
+#[test]
+fn rows_read_counts_the_lines_of_a_text_input_and_every_line_is_accounted_for() {
+    let csv = [
+        "url,title",
+        "http://a.org/1.jpg,one",
+        "",
+        "http://a.org/2.jpg,\"an open quote",
+        "ftp://a.org/3.jpg,three",
+        "http://a.org/4.jpg,\"four, quoted\"",
+    ];
+    let tsv = [
+        GBIF_HEADER.to_string(),
+        gbif_line("1", "StillImage", "image/jpeg", "http://a.org/1.jpg"),
+        String::new(),
+        "2\tStillImage\timage/jpeg".to_string(),
+        gbif_line("3", "StillImage", "image/jpeg", "ftp://a.org/3.jpg"),
+        gbif_line("4", "StillImage", "image/jpeg", "http://a.org/4.jpg"),
+    ];
+    let dir = tempdir();
+    for (name, lines) in [("list.csv", csv.map(String::from)), ("multimedia.txt", tsv)] {
+        for (ending, last) in [("\n", "\n"), ("\r\n", "\r\n"), ("\n", ""), ("\r\n", "")] {
+            let case = format!("{name} with {ending:?} line ends and {last:?} after the last line");
+            let body = lines.join(ending) + last;
+            let input = dir.path().join(name);
+            std::fs::write(&input, &body).unwrap();
+            let out = dir.path().join("out");
+            run_ok(&["prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--force"]);
+            let report = read_report(&out);
+            let n = |key: &str| report[key].as_u64().unwrap_or_else(|| panic!("{case}: no {key} in {report}"));
+            let dropped: BTreeMap<String, u64> = serde_json::from_value(report["dropped"].clone()).unwrap();
+            assert_eq!(n("rows_read"), 6, "{case}: {report}");
+            assert_eq!(n("rows_read"), lines_of(body.as_bytes()), "{case}: {report}");
+            assert_eq!(n("lines_not_rows"), 2, "{case}: the header and the blank line: {report}");
+            assert_eq!(n("rows_kept"), 2, "{case}: {report}");
+            assert_eq!(dropped["malformed_line"], 1, "{case}: {report}");
+            assert_eq!(dropped["invalid_url"], 1, "{case}: {report}");
+            assert_eq!(report["malformed_samples"][0]["line"], 4, "{case}: the line is named: {report}");
+            let accounted = n("lines_not_rows") + n("rows_kept") + dropped.values().sum::<u64>();
+            assert_eq!(n("rows_read"), accounted, "{case}: every line is accounted for: {report}");
+            let urls: BTreeSet<String> = read_urls(&out).into_iter().map(|r| r.url).collect();
+            assert_eq!(urls, BTreeSet::from(["http://a.org/1.jpg".into(), "http://a.org/4.jpg".into()]), "{case}");
+        }
+    }
+}
+
+/// Parquet has no header and no blank lines: `rows_read` is its row count.
+#[test]
+fn rows_read_of_a_parquet_input_is_its_row_count() {
+    let dir = tempdir();
+    let input = dir.path().join("list.parquet");
+    let mut df = df!("url" => ["http://a.org/1.jpg", "not a url", "http://a.org/2.jpg"]).unwrap();
+    ParquetWriter::new(File::create(&input).unwrap()).finish(&mut df).unwrap();
+    let out = dir.path().join("out");
+    run_ok(&["prep", "-i", input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let report = read_report(&out);
+    assert_eq!(report["rows_read"], 3, "{report}");
+    assert_eq!(report["lines_not_rows"], 0, "{report}");
+    assert_eq!(report["rows_kept"], 2, "{report}");
+    assert_eq!(report["dropped"]["invalid_url"], 1, "{report}");
 }

@@ -1,11 +1,12 @@
 //! Input readers: a URL list on disk, read in bounded chunks of [`RawRow`]s.
 //!
-//! Text files are read as bytes, so stray quotes and odd bytes never stop the read: a line with
-//! the wrong number of fields becomes a [`RawRow`] marked malformed, with its line number. TSV
-//! (GBIF `multimedia.txt`) has no quoting and is read with the `csv` crate; CSV is read a line
-//! at a time (`csv_line`), so an unclosed quote costs its own line and never the lines after it. Parquet files are read with polars, a
-//! slice of rows at a time. This module only finds and reads columns; which rows to keep is
-//! decided in `filter.rs`.
+//! Text files are read as bytes, a line at a time (`csv_line`), so stray quotes and odd bytes
+//! never stop the read: a line with the wrong number of fields becomes a [`RawRow`] marked
+//! malformed, with its line number. TSV (GBIF `multimedia.txt`) has no quoting; in CSV an
+//! unclosed quote costs its own line and never the lines after it. Every line of a text file is
+//! the header, a blank line or a row, so the lines read ([`Input::lines_read`]) are the lines
+//! `wc -l` counts. Parquet files are read with polars, a slice of rows at a time. This module
+//! only finds and reads columns; which rows to keep is decided in `filter.rs`.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::csv_line::CsvLines;
+use super::csv_line::{Dialect, TextLines};
 use super::PrepError;
 
 /// Rows per chunk handed to the filters. Small enough that a chunk of long GBIF rows stays in the
@@ -77,7 +78,8 @@ impl ColumnMap {
 /// One input row, reduced to the fields prep uses. Empty fields are `None`.
 #[derive(Debug, Clone, Default)]
 pub struct RawRow {
-    /// 1-based line number in a text file (the header is line 1), or 1-based row number in parquet.
+    /// 1-based line number in a text file (header and blank lines counted), or 1-based row number
+    /// in parquet.
     pub line: u64,
     /// Set when the line could not be split into the header's fields; the other fields are empty.
     pub malformed: Option<String>,
@@ -103,8 +105,7 @@ pub struct Input {
 }
 
 enum Source {
-    Text { reader: csv::Reader<BufReader<File>>, record: csv::ByteRecord },
-    Csv { lines: CsvLines<BufReader<File>>, record: csv::ByteRecord },
+    Text { lines: TextLines<BufReader<File>>, record: csv::ByteRecord },
     Parquet { offset: usize, total: usize },
 }
 
@@ -132,9 +133,12 @@ impl Input {
                     source: Source::Parquet { offset: 0, total },
                 })
             }
-            Format::Csv => {
+            text => {
+                // CSV with quoting within a line; anything else tab-separated with no quoting at
+                // all: a line is a record, whatever quotes it holds.
+                let dialect = if text == Format::Csv { Dialect::Csv } else { Dialect::Tsv };
                 let file = File::open(path).map_err(io_err)?;
-                let mut lines = CsvLines::new(BufReader::with_capacity(1 << 20, file));
+                let mut lines = TextLines::new(BufReader::with_capacity(1 << 20, file), dialect);
                 let mut record = csv::ByteRecord::new();
                 match lines.next(&mut record).map_err(io_err)? {
                     None => return Err(PrepError::EmptyInput { path: path.to_path_buf() }),
@@ -142,31 +146,18 @@ impl Input {
                     Some(Ok(())) => {}
                 }
                 let columns = header_names(&record);
-                Input::text(path, columns, size_bytes, Source::Csv { lines, record })
-            }
-            _ => {
-                // Tab-separated, no quoting: a line is a record, whatever quotes it holds.
-                let file = File::open(path).map_err(io_err)?;
-                let mut reader = csv::ReaderBuilder::new()
-                    .delimiter(b'\t')
-                    .quoting(false)
-                    .flexible(true)
-                    .has_headers(true)
-                    .from_reader(BufReader::with_capacity(1 << 20, file));
-                let header =
-                    reader.byte_headers().map_err(|e| PrepError::Csv { path: path.to_path_buf(), source: e })?;
-                let columns = header_names(header);
-                Input::text(path, columns, size_bytes, Source::Text { reader, record: csv::ByteRecord::new() })
+                if columns.iter().all(|c| c.is_empty()) {
+                    return Err(PrepError::EmptyInput { path: path.to_path_buf() });
+                }
+                Ok(Input {
+                    path: path.to_path_buf(),
+                    columns,
+                    size_bytes,
+                    total_rows: None,
+                    source: Source::Text { lines, record },
+                })
             }
         }
-    }
-
-    /// A text input with header `columns`; a header of empty names is an empty input.
-    fn text(path: &Path, columns: Vec<String>, size_bytes: u64, source: Source) -> Result<Input, PrepError> {
-        if columns.iter().all(|c| c.is_empty()) {
-            return Err(PrepError::EmptyInput { path: path.to_path_buf() });
-        }
-        Ok(Input { path: path.to_path_buf(), columns, size_bytes, total_rows: None, source })
     }
 
     /// The column names found in the file, in file order.
@@ -182,9 +173,26 @@ impl Input {
     /// How far the read has got, as a fraction of the file.
     pub fn fraction_done(&self) -> f64 {
         match &self.source {
-            Source::Text { reader, .. } => reader.position().byte() as f64 / self.size_bytes.max(1) as f64,
-            Source::Csv { lines, .. } => lines.bytes as f64 / self.size_bytes.max(1) as f64,
+            Source::Text { lines, .. } => lines.bytes as f64 / self.size_bytes.max(1) as f64,
             Source::Parquet { offset, total } => *offset as f64 / (*total).max(1) as f64,
+        }
+    }
+
+    /// Lines read so far from a text input, as `wc -l` counts them (a last line without a newline
+    /// counts too): the header, blank lines and rows. For parquet, the rows read so far.
+    pub fn lines_read(&self) -> u64 {
+        match &self.source {
+            Source::Text { lines, .. } => lines.line_no,
+            Source::Parquet { offset, .. } => *offset as u64,
+        }
+    }
+
+    /// Of [`Input::lines_read`], those that are not rows: the header and blank lines (0 for
+    /// parquet). Blank lines before the header count here too.
+    pub fn lines_not_rows(&self) -> u64 {
+        match &self.source {
+            Source::Text { lines, .. } => 1 + lines.blank_lines,
+            Source::Parquet { .. } => 0,
         }
     }
 
@@ -215,7 +223,7 @@ impl Input {
             title: index_of(&map.title, cols),
         };
         match &mut self.source {
-            Source::Csv { lines, record } => {
+            Source::Text { lines, record } => {
                 let idx = text_indexes(&self.columns);
                 let mut rows = Vec::with_capacity(CHUNK_ROWS);
                 while rows.len() < CHUNK_ROWS {
@@ -236,29 +244,6 @@ impl Input {
                         Some(why) => RawRow { line, malformed: Some(why), ..Default::default() },
                         None => text_row(record, &idx, line),
                     });
-                }
-                Ok(rows)
-            }
-            Source::Text { reader, record } => {
-                let idx = text_indexes(&self.columns);
-                let mut rows = Vec::with_capacity(CHUNK_ROWS);
-                while rows.len() < CHUNK_ROWS {
-                    let more = reader
-                        .read_byte_record(record)
-                        .map_err(|e| PrepError::Csv { path: path.clone(), source: e })?;
-                    if !more {
-                        break;
-                    }
-                    let line = record.position().map(|p| p.line()).unwrap_or(0);
-                    if record.len() != n_cols {
-                        rows.push(RawRow {
-                            line,
-                            malformed: Some(format!("expected {n_cols} fields, found {}", record.len())),
-                            ..Default::default()
-                        });
-                        continue;
-                    }
-                    rows.push(text_row(record, &idx, line));
                 }
                 Ok(rows)
             }

@@ -28,12 +28,6 @@ pub enum PrepError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot read {path} as CSV/TSV: {source}")]
-    Csv {
-        path: PathBuf,
-        #[source]
-        source: csv::Error,
-    },
     #[error("parquet error on {path}: {source}")]
     Parquet {
         path: PathBuf,

@@ -27,7 +27,12 @@ pub struct PrepReport {
     pub output: String,
     /// `gbif` or `generic`.
     pub schema: String,
+    /// Lines of a text input (CSV, TSV), as `wc -l` counts them plus a last line without a
+    /// newline: the header and blank lines included. Rows of a parquet input. Always
+    /// `lines_not_rows + rows_kept + sum(dropped)`.
     pub rows_read: u64,
+    /// Lines read that hold no row: the header and blank lines of a text input; 0 for parquet.
+    pub lines_not_rows: u64,
     /// Rows that passed every filter (before identical URLs were merged).
     pub rows_kept: u64,
     /// Dropped rows by reason; every reason is listed, zeros included.
@@ -66,6 +71,9 @@ impl fmt::Display for PrepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "prep: {} -> {} ({} schema)", self.input, self.output, self.schema)?;
         writeln!(f, "  rows read        {:>12}", self.rows_read)?;
+        if self.lines_not_rows > 0 {
+            writeln!(f, "    {:<18}{:>10}  (lines that hold no row)", "header and blank", self.lines_not_rows)?;
+        }
         writeln!(f, "  rows kept        {:>12}", self.rows_kept)?;
         writeln!(f, "  rows dropped     {:>12}", self.dropped_total())?;
         for (reason, n) in self.dropped.iter().filter(|(_, n)| **n > 0) {

@@ -115,11 +115,13 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
     progress.phase(&format!("reading {} ({} columns)", opts.input.display(), input.columns().len()));
     loop {
         let chunk = input.next_chunk(&map)?;
+        // Lines, not rows: the header and blank lines count too, so the total matches `wc -l`.
+        report.rows_read = input.lines_read();
+        report.lines_not_rows = input.lines_not_rows();
         if chunk.is_empty() {
             break;
         }
         for row in chunk {
-            report.rows_read += 1;
             let line = row.line;
             let malformed = row.malformed.clone();
             match filter::apply(&rules, row) {
@@ -141,8 +143,12 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
         let (rows_read, rows_kept) = (report.rows_read, report.rows_kept);
         PrepProgress { rows_read, rows_kept, phase: "read", fraction: input.fraction_done() }.emit();
     }
+    // Blank lines after the last row are read only by the last, empty chunk: the metric ends
+    // equal to the report.
+    let (rows_read, rows_kept) = (report.rows_read, report.rows_kept);
+    PrepProgress { rows_read, rows_kept, phase: "read", fraction: 1.0 }.emit();
     spill.flush()?;
-    if report.rows_read == 0 {
+    if report.rows_kept + report.dropped_total() == 0 {
         let _ = fs::remove_dir_all(&tmp);
         return Err(PrepError::EmptyInput { path: opts.input.clone() });
     }

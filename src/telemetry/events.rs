@@ -187,6 +187,8 @@ impl RankGauges {
 
 /// Prep moved on: rows read and kept so far, and how far its current phase is.
 pub struct PrepProgress {
+    /// As the report's `rows_read`: lines of a text input read so far (header and blank lines
+    /// included), rows of a parquet one; after the read, the report's final value.
     pub rows_read: u64,
     pub rows_kept: u64,
     /// `read`, `merge` or `write`.

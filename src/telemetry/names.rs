@@ -108,7 +108,7 @@ pub const METRICS: &[(&str, Kind, metrics::Unit, &str)] = &[
     (ROWS_REMAINING, Kind::Gauge, metrics::Unit::Count, "Rows this rank owns in the current round without a record yet"),
     (ROUND, Kind::Gauge, metrics::Unit::Count, "The round this rank is in (many ranks; 0 on one)"),
     (HOSTS_MOVED_TOTAL, Kind::Counter, metrics::Unit::Count, "Hosts rank 0 moved to another rank between rounds"),
-    (PREP_ROWS_READ_TOTAL, Kind::Counter, metrics::Unit::Count, "Prep: input rows read"),
+    (PREP_ROWS_READ_TOTAL, Kind::Counter, metrics::Unit::Count, "Prep: input lines read (CSV/TSV, header and blank lines included) or rows read (parquet)"),
     (PREP_ROWS_KEPT_TOTAL, Kind::Counter, metrics::Unit::Count, "Prep: input rows the filters kept"),
     (PREP_PHASE_PROGRESS_RATIO, Kind::Gauge, metrics::Unit::Percent, "Prep: how far each phase is, from 0 to 1, by phase (read, merge, write)"),
 ];

@@ -20,8 +20,10 @@ fn beside_a_healthy_host(others: &[String]) -> (crate::download::Job, Duration, 
     let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
     let mut urls: Vec<String> = (0..10).map(|i| origin.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
     urls.extend(others.iter().cloned());
-    // Default parking (30 s, then 2 min, 8 min, 30 min); only retries are quick.
-    let job = job(&urls, 100, "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=5\nCONNECT_TIMEOUT_SECS=2\n");
+    // Default parking (30 s, then 2 min, 8 min, 30 min); only retries are quick, and few (a
+    // tarpit's row costs a whole request limit per attempt).
+    let config = "BACKOFF_BASE_SECS=0.05\nREQUEST_TIMEOUT_SECS=5\nCONNECT_TIMEOUT_SECS=2\nMAX_RETRIES=2\n";
+    let job = job(&urls, 100, config);
     let started = Instant::now();
     let out = job.download(&[]);
     let took = started.elapsed();
@@ -30,10 +32,17 @@ fn beside_a_healthy_host(others: &[String]) -> (crate::download::Job, Duration, 
 }
 
 #[test]
-fn a_dead_host_beside_a_healthy_one_is_recorded_within_minutes_and_retry_failed_fetches_it_once_it_is_back() {
+fn dead_missing_and_tarpit_hosts_beside_a_healthy_one_are_recorded_within_minutes_and_retry_failed_asks_again() {
+    // Beside the healthy host: a closed port (a dead server), a name that does not exist, and a
+    // tarpit sending 200 bytes a second, whose trickle keeps the rank busy while the dead
+    // server is parked.
     let dead = closed_port(7);
+    let tarpit = Origin::start(vec![HostSpec::loopback(8, Behaviour::Trickle { bytes_per_sec: 200 })]).unwrap();
     let dead_urls: Vec<String> = (0..5).map(|i| format!("http://{dead}/img/w64-h48-{i}.jpg")).collect();
-    let (job, took, out) = beside_a_healthy_host(&dead_urls);
+    let gone_urls: Vec<String> = (0..3).map(|i| format!("http://museum.invalid/img/w64-h48-{i}.jpg")).collect();
+    let slow_urls: Vec<String> = (0..2).map(|i| tarpit.url(0, &format!("/img/w64-h48-{i}.jpg"))).collect();
+    let others: Vec<String> = [&dead_urls[..], &gone_urls, &slow_urls].concat();
+    let (job, took, out) = beside_a_healthy_host(&others);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     // The bound: the first parking (30 s), then a minute without progress (ending::STALL_LIMIT).
     assert!(took < Duration::from_secs(150), "the run took {took:?}, past the 90 s stall bound with slack:\n{said}");
@@ -41,22 +50,26 @@ fn a_dead_host_beside_a_healthy_one_is_recorded_within_minutes_and_retry_failed_
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((summary["succeeded"].as_u64(), summary["remaining"].as_u64()), (Some(10), Some(0)), "{summary}");
     let (_, failed) = records(&job.out);
-    let mut dead_rows: Vec<(&str, &str, bool)> =
-        failed.iter().map(|f| (f.url.as_str(), f.error_class.as_str(), f.retriable)).collect();
-    dead_rows.sort();
-    assert_eq!(dead_rows.len(), 5, "every row of the dead host has a record: {dead_rows:?}");
-    assert!(
-        dead_rows.iter().all(|(url, class, retriable)| dead_urls.iter().any(|u| u == url)
-            && ["parked", "connect"].contains(class)
-            && *retriable),
-        "recorded as retriable unreachable-host failures: {dead_rows:?}"
-    );
+    assert_eq!(failed.len(), others.len(), "every row of the three hosts has a record: {failed:?}");
+    for f in &failed {
+        let classes: &[&str] = if dead_urls.contains(&f.url) {
+            &["parked", "connect"]
+        } else if gone_urls.contains(&f.url) {
+            &["nxdomain"]
+        } else {
+            assert!(slow_urls.contains(&f.url), "{f:?}");
+            &["timeout", "parked"]
+        };
+        assert!(classes.contains(&f.error_class.as_str()) && f.retriable, "{} recorded as {f:?}", f.url);
+    }
 
-    // The server comes back on the same address: `--retry-failed` asks exactly those rows again.
+    // The dead server comes back on the same address: `--retry-failed` asks its rows again (and
+    // the others, which fail as before).
     let back = Origin::start(vec![HostSpec::new(dead, Behaviour::Ok)]).unwrap();
     let again = job.download_ok(&["--retry-failed"]);
     assert_eq!(again["succeeded"].as_u64(), Some(15), "{again}");
     assert_eq!(back.log(0).without_robots().into_vec().len(), 5, "each dead row asked once more");
+    assert_eq!(again["failed_by_class"]["nxdomain"].as_u64(), Some(3), "{again}");
 }
 
 #[test]

@@ -39,6 +39,10 @@ pub struct CachedRobots {
     /// record their rows as `nxdomain` too, not `robots`.
     #[serde(default)]
     pub no_such_name: bool,
+    /// Unreachable because the host stayed unreachable (parked, then given up): the other
+    /// shares record their rows as `parked` too.
+    #[serde(default)]
+    pub parked: bool,
 }
 
 /// What a cache entry says for a run.
@@ -68,12 +72,18 @@ impl CachedRobots {
             detail: detail.to_string(),
             unreachable: false,
             no_such_name: false,
+            parked: false,
         }
     }
 
     /// `url` never answered in this run, for `detail`.
     pub fn unreachable(url: &str, detail: &str) -> CachedRobots {
         CachedRobots { unreachable: true, ..CachedRobots::answered(url, None, b"", detail) }
+    }
+
+    /// `url`'s host stayed unreachable and was given up, for `detail`.
+    pub fn parked(url: &str, detail: &str) -> CachedRobots {
+        CachedRobots { parked: true, ..CachedRobots::unreachable(url, detail) }
     }
 
     /// `url`'s host name does not exist (the DNS said so), for `detail`.

@@ -179,6 +179,12 @@ impl RobotsGate {
         self.failures
     }
 
+    /// This share asks robots.txt for the host and has no answer yet: if it gives the host up,
+    /// the other shares must hear of it from the cache.
+    pub fn unanswered_asker(&self) -> bool {
+        self.asks && !matches!(self.state, State::Off | State::Known(_) | State::GaveUp(_))
+    }
+
     /// The rules, once known.
     pub fn rules(&self) -> Option<&Robots> {
         match &self.state {

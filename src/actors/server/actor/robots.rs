@@ -81,13 +81,22 @@ impl ServerActor {
         ctx.spawn(wrap_future(job).map(|entry, act: &mut Self, ctx| {
             let e = &act.engine;
             let entry = entry.ok().flatten();
-            let gone = entry.as_ref().is_some_and(|c| c.no_such_name);
+            let (gone, parked) = entry.as_ref().map_or((false, false), |c| (c.no_such_name, c.parked));
             let found = entry.and_then(|c| c.usable(e.run_started, SystemTime::now(), e.robots_cache));
-            if let (Some(Cached::Unreachable(why)), true) = (&found, gone) {
-                // The asking share of this split host found that the name does not exist.
-                let why = format!("another share of this host found: {why}");
-                act.give_up_no_such_name(why, ctx);
-                return act.pump(ctx);
+            if let Some(Cached::Unreachable(why)) = &found {
+                // The asking share of this split host gave it up: its rows go the same way.
+                if gone {
+                    act.give_up_no_such_name(format!("another share of this host found: {why}"), ctx);
+                    return act.pump(ctx);
+                }
+                if parked {
+                    let why = format!(
+                        "another share of this host found it unreachable ({why}); `download --retry-failed` tries the row again"
+                    );
+                    act.give_up(ErrorClass::Parked, why, ctx);
+                    act.maybe_finish(ctx);
+                    return act.pump(ctx);
+                }
             }
             act.robots.cache_read(found, Instant::now());
             if let Some(rules) = act.robots.rules().cloned() {
@@ -224,7 +233,7 @@ impl ServerActor {
         log("INFO", &said);
     }
 
-    fn write_robots_cache(&mut self, entry: CachedRobots, ctx: &mut Context<Self>) {
+    pub(super) fn write_robots_cache(&mut self, entry: CachedRobots, ctx: &mut Context<Self>) {
         let (out, host) = (self.engine.out.clone(), self.host.clone());
         let job = tokio::task::spawn_blocking(move || cache::write(&out, &host, &entry));
         ctx.spawn(wrap_future(job).map(|written, act: &mut Self, _| {

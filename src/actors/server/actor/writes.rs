@@ -11,6 +11,7 @@ use crate::actors::server::state::HostPhase;
 use crate::actors::writer::messages::{BatchDone, Record, Store};
 use crate::download::engine::{HostEvent, HostFailure};
 use crate::fetch::outcome::ErrorClass;
+use crate::robots::cache::CachedRobots;
 use crate::telemetry::events::{log, RowFailed};
 
 impl ServerActor {
@@ -109,6 +110,11 @@ impl ServerActor {
             };
             if !why.is_empty() {
                 self.set_phase(HostPhase::Parked, why);
+            }
+            let robots = self.feed.queue.front().and_then(|t| crate::robots::robots_url(&t.url));
+            if let (ErrorClass::Parked, true, Some(url)) = (class, self.robots.unanswered_asker(), robots) {
+                // The other shares of a split host wait for this share's robots.txt answer.
+                self.write_robots_cache(CachedRobots::parked(&url, &detail), ctx);
             }
             self.given_up = Some((class, detail));
         }

@@ -79,3 +79,50 @@ fn example_env_documents_every_key() {
     let f = write_env(text);
     RawConfig::from_file(f.path()).unwrap().validate().unwrap();
 }
+
+/// The key table of `docs/configuration.md`: each row's keys and their documented defaults
+/// (`None` for a default described in words, such as "(none)").
+fn documented_defaults() -> Vec<(String, Option<String>)> {
+    let doc = include_str!("../../docs/configuration.md");
+    let mut rows = Vec::new();
+    for line in doc.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let keys: Vec<String> = cells[1].split(',').map(|k| k.trim().trim_matches('`').to_string()).collect();
+        let default = cells[2];
+        // A row of several keys lists their defaults in order, or one for all.
+        let parts: Vec<&str> = default.split(", ").collect();
+        for (i, key) in keys.into_iter().enumerate() {
+            let d = if keys_len_matches(&parts, cells[1]) { parts[i] } else { default };
+            rows.push((key, (!d.starts_with('(')).then(|| d.to_string())));
+        }
+    }
+    rows
+}
+
+fn keys_len_matches(parts: &[&str], keys_cell: &str) -> bool {
+    let n = keys_cell.split(',').count();
+    n > 1 && parts.len() == n
+}
+
+#[test]
+fn the_configuration_guide_lists_every_key_once_with_the_default_the_code_uses() {
+    let rows = documented_defaults();
+    let documented: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+    let mut sorted = documented.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), documented.len(), "a key is listed twice in docs/configuration.md: {documented:?}");
+    for (key, _) in KEYS {
+        assert!(documented.contains(key), "docs/configuration.md lacks {key}");
+    }
+    for key in &documented {
+        assert!(KEYS.iter().any(|(k, _)| k == key), "docs/configuration.md lists {key}, which is not a key");
+    }
+    let defaults = RawConfig::from_file(write_env("").path()).unwrap().validate().unwrap();
+    for (key, default) in rows.iter().filter_map(|(k, d)| Some((k, d.as_ref()?))) {
+        let f = write_env(&format!("{key}={default}\n"));
+        let set = RawConfig::from_file(f.path()).unwrap().validate();
+        let set = set.unwrap_or_else(|e| panic!("{key}={default} (the documented default) is refused: {e}"));
+        assert_eq!(set, defaults, "docs/configuration.md says {key} defaults to {default}; the code's default differs");
+    }
+}

@@ -29,9 +29,6 @@ pub struct Engine {
     pub out: PathBuf,
     /// One HTTP client (one connection pool) for every host of the rank.
     pub client: reqwest::Client,
-    /// The client for servers reached by a redirect from a public host: names that resolve
-    /// only to local addresses are refused (`fetch::dns`).
-    pub public_client: reqwest::Client,
     pub http: HttpSettings,
     pub image: ImageSettings,
     /// Every host's starting rate settings; a ServerActor copies and scales them for its share.

@@ -18,17 +18,19 @@
 //! such a server may see its own rate plus the guest rate (the docs say so).
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::engine::Engine;
-use crate::fetch::client::{fetch, fetch_from, FetchFailure, Fetched, Hop, OtherServers};
+use crate::fetch::budget::BodyBudget;
+use crate::fetch::client::{fetch, fetch_from, FetchFailure, Fetched, Hop, HttpSettings, OtherServers};
 use crate::fetch::outcome::Outcome;
 use crate::fetch::retry_after::parse_retry_after;
 use crate::robots::cache::{self, Cached, CachedRobots};
 use crate::robots::gate::{verdict, Verdict};
 use crate::robots::{robots_url, url_path, Robots, RobotsPolicy, PRODUCT_TOKEN};
 use crate::telemetry::events::{log, AnswerClass, RequestCompleted};
+use crate::telemetry::Counters;
 
 /// How long a guest whose robots.txt did not answer is left alone before it is asked again;
 /// its rows meanwhile are recorded as retriable `robots` failures without a request.
@@ -48,11 +50,32 @@ pub enum GuestEnd {
     RobotsNotNow(String),
 }
 
+/// What the guests share with the rest of the rank, given once when the rank starts.
+pub struct GuestSetup {
+    /// The output folder, whose `robots/` cache the guests' answers join.
+    pub out: PathBuf,
+    /// The rank's client, for chains that started at a local origin.
+    pub client: reqwest::Client,
+    /// The client whose resolver refuses names that resolve only to local addresses, for
+    /// chains that started at a public host.
+    pub public_client: reqwest::Client,
+    pub http: HttpSettings,
+    pub body_budget: BodyBudget,
+    pub counters: Arc<Counters>,
+    pub robots: RobotsPolicy,
+    /// How long a cached robots.txt answer from an earlier run is reused.
+    pub robots_cache: Duration,
+    pub run_started: SystemTime,
+    /// Requests per second each guest gets from this rank at most (`INITIAL_RATE_LIMIT / ranks`).
+    pub rate: f64,
+}
+
 /// The guests of one rank.
 pub struct Guests {
     servers: Mutex<HashMap<String, Arc<Guest>>>,
     /// Between two requests to one guest from this rank, at least.
     spacing: Duration,
+    rank: GuestSetup,
 }
 
 struct Guest {
@@ -112,10 +135,9 @@ impl Turn {
 }
 
 impl Guests {
-    /// Guests asked at most `rate` requests per second each from this rank.
-    pub fn new(rate: f64) -> Guests {
-        let rate = if rate.is_finite() && rate > 0.0 { rate } else { 1.0 };
-        Guests { servers: Mutex::new(HashMap::new()), spacing: Duration::from_secs_f64(1.0 / rate) }
+    pub fn new(rank: GuestSetup) -> Guests {
+        let rate = if rank.rate.is_finite() && rank.rate > 0.0 { rank.rate } else { 1.0 };
+        Guests { servers: Mutex::new(HashMap::new()), spacing: Duration::from_secs_f64(1.0 / rate), rank }
     }
 
     fn guest(&self, key: &str) -> Arc<Guest> {
@@ -128,7 +150,8 @@ impl Guests {
 
     /// Asks the server `hop` points at, under its robots.txt and spacing, and follows further
     /// redirects to other servers the same way (the chain's count and rules go on).
-    pub async fn fetch(&self, engine: &Engine, mut hop: Hop) -> GuestEnd {
+    pub async fn fetch(&self, mut hop: Hop) -> GuestEnd {
+        let engine = &self.rank;
         let client = if crate::fetch::redirect::is_local(&hop.origin) { &engine.client } else { &engine.public_client };
         loop {
             let key = crate::prep::server_key::check_url(hop.url.as_str())
@@ -171,7 +194,7 @@ impl Guest {
     async fn rules(
         &self,
         turn: &mut Turn,
-        engine: &Engine,
+        engine: &GuestSetup,
         client: &reqwest::Client,
         url: &reqwest::Url,
     ) -> Result<Arc<Robots>, GuestEnd> {
@@ -261,7 +284,7 @@ impl Guest {
         &self,
         result: &Result<Fetched, FetchFailure>,
         sent: Instant,
-        engine: &Engine,
+        engine: &GuestSetup,
     ) -> (Outcome, Option<Duration>) {
         let (outcome, retry_after, bytes, head) = match result {
             Ok(f) => {

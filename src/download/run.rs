@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::cpu_pool::{cpu_threads, CpuPool};
 use super::ending::{deadline_margin, deadline_stops, Stall, STALL_LIMIT};
 use super::engine::{Engine, HostEvent, HostFailure};
-use super::guests::Guests;
+use super::guests::{GuestSetup, Guests};
 use super::slots::Slots;
 use super::summary::DownloadSummary;
 use crate::actors::server::actor::ServerActor;
@@ -337,6 +337,8 @@ async fn drive(
     let (http, image, rate, breaker, retry) = engine_settings(&opts);
     let client = build_client(&http).context("cannot build the HTTP client")?;
     let public_client = build_public_client(&http).context("cannot build the HTTP client")?;
+    let body_budget = BodyBudget::new(opts.settings.cpu_queue_bytes);
+    let http_for_guests = http.clone();
     let writer: Addr<WriterActor> = {
         let policy = ShardPolicy {
             max_rows: opts.settings.commit_rows,
@@ -352,8 +354,7 @@ async fn drive(
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let engine = Arc::new(Engine {
         out: opts.out.clone(),
-        client,
-        public_client,
+        client: client.clone(),
         http,
         image,
         rate,
@@ -362,7 +363,7 @@ async fn drive(
         retry_failed: opts.retry_failed,
         counters: Arc::clone(&counters),
         cpu: CpuPool::new(threads),
-        body_budget: BodyBudget::new(opts.settings.cpu_queue_bytes),
+        body_budget: body_budget.clone(),
         slots: Mutex::new(Slots::new(opts.settings.max_requests_in_flight)),
         writer: writer.clone(),
         events: events_tx,
@@ -372,7 +373,18 @@ async fn drive(
         verbose: opts.verbose,
         run_started: opts.run_started,
         cut,
-        guests: Guests::new(opts.settings.initial_rate_limit / f64::from(opts.ranks.max(1))),
+        guests: Guests::new(GuestSetup {
+            out: opts.out.clone(),
+            client,
+            public_client,
+            http: http_for_guests,
+            body_budget: body_budget.clone(),
+            counters: Arc::clone(&counters),
+            robots: opts.settings.robots,
+            robots_cache: opts.settings.robots_cache,
+            run_started: opts.run_started,
+            rate: opts.settings.initial_rate_limit / f64::from(opts.ranks.max(1)),
+        }),
     });
     eprintln!(
         "download: {} hosts, {} of {} rows left, {} CPU threads, deadline {}",

@@ -27,7 +27,7 @@ impl ServerActor {
         let mut cut = self.engine.cut.clone();
         let fut = async move {
             tokio::select! {
-                end = engine.guests.fetch(&engine, hop) => Some(end),
+                end = engine.guests.fetch(hop) => Some(end),
                 // A closed channel (the run is ending anyway) never cuts.
                 Ok(_) = cut.wait_for(|cut| *cut) => None,
             }

@@ -1,5 +1,9 @@
 //! The command line and the config file: errors a user sees before anything runs.
 
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
 use crate::util::*;
 
 #[test]
@@ -54,11 +58,54 @@ fn product_binary_holds_no_test_origin_or_benchmarks() {
         assert_eq!(out.status.code(), Some(2), "`{sub}` is still a subcommand: {}", stderr(&out));
     }
     // Every function of a crate carries the crate's name in its symbol (kept in every profile).
-    let binary = std::fs::read(env!("CARGO_BIN_EXE_distributed-downloader")).expect("read the product binary");
+    let binary = Path::new(env!("CARGO_BIN_EXE_distributed-downloader"));
+    assert!(file_contains(binary, b"distributed_downloader"), "the search finds the product's own crate");
     for crate_name in ["test_origin", "dd_bench"] {
-        let found = binary.windows(crate_name.len()).any(|w| w == crate_name.as_bytes());
+        let found = file_contains(binary, crate_name.as_bytes());
         assert!(!found, "the product binary contains symbols of `{crate_name}`");
     }
+}
+
+/// How much of a file [`file_contains`] reads at a time.
+const PIECE: usize = 16 << 20;
+
+/// Whether the file at `path` holds `needle` anywhere. The debug binary is over a gigabyte: it is
+/// read in pieces, each searched with the C library's `memmem`, as a byte-by-byte scan in this
+/// unoptimised test crate took two minutes.
+fn file_contains(path: &Path, needle: &[u8]) -> bool {
+    let mut file = File::open(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut buf = vec![0u8; PIECE + needle.len()];
+    // Bytes carried over from the end of the previous piece, so a needle across two is found.
+    let mut kept = 0;
+    loop {
+        let n = file.read(&mut buf[kept..]).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        if n == 0 {
+            return false;
+        }
+        let filled = kept + n;
+        let haystack = &buf[..filled];
+        // SAFETY: both pointers and lengths come from live slices, which memmem only reads.
+        let at = unsafe { libc::memmem(haystack.as_ptr().cast(), filled, needle.as_ptr().cast(), needle.len()) };
+        if !at.is_null() {
+            return true;
+        }
+        kept = (needle.len() - 1).min(filled);
+        buf.copy_within(filled - kept..filled, 0);
+    }
+}
+
+#[test]
+fn file_contains_finds_a_needle_across_two_pieces_and_no_other() {
+    let dir = tempdir();
+    let path = dir.path().join("blob");
+    // The first read fills PIECE + 11 bytes: the needle starts 3 bytes before its end.
+    let needle = b"test_origin";
+    let at = PIECE + needle.len() - 3;
+    let mut blob = vec![0u8; 2 * PIECE];
+    blob[at..at + needle.len()].copy_from_slice(needle);
+    std::fs::write(&path, &blob).unwrap();
+    assert!(file_contains(&path, needle));
+    assert!(!file_contains(&path, b"dd_bench"));
 }
 
 /// Each fatal error says its cause once: many messages already end with their cause, and the

@@ -1,11 +1,16 @@
 //! Limits that fit the body: a slow transfer that keeps going is stored in one attempt, while a
 //! slow head, a stalled body and a trickle end as `timeout` by their own limit. The limits are
-//! scaled down here (1 s where the defaults say 30 or 60); `fetch::deadlines` shows in virtual
-//! time that the defaults store a 100 MB image sent at 300 KB/s.
+//! scaled down here, so the tests take seconds: `fetch::deadlines` shows on a simulated clock
+//! that the default limits read a 100 MB image sent at 300 KB/s to the end, and the second test
+//! runs that transfer for real with the image and the limits a twentieth of the defaults.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use distributed_downloader::config::DEFAULT_MAX_BODY_MB;
+use distributed_downloader::fetch::deadlines::{
+    DEFAULT_HEAD_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS, DEFAULT_MIN_TRANSFER_KB_PER_SEC, DEFAULT_REQUEST_TIMEOUT_SECS,
+};
 use test_origin::{images, Behaviour, HostSpec, Origin};
 
 use crate::download::{job, records};
@@ -52,20 +57,55 @@ fn a_slow_steady_body_is_stored_in_one_attempt_and_stuck_ones_end_by_their_own_l
     }
 }
 
+/// How much smaller the image and the limits of the default-limits test are than the case they
+/// stand for. 20 keeps that test under 20 s while the idle limit (1.5 s) stays 15 times the gap
+/// between the origin's writes (0.1 s), which leaves a busy machine room.
+const SCALE: f64 = 20.0;
+
+/// The one total deadline the four limits replaced: what a slow image used to be cut at.
+const OLD_TOTAL_DEADLINE_SECS: f64 = 120.0;
+
+/// The default limits scaled by [`SCALE`]: each time limit and the body cap `SCALE` times
+/// smaller, the minimum rate unchanged (the image shrinks in bytes and in time alike, so its rate
+/// stays 300 KB/s). Retries keep their default, so a transfer that was cut would show up as a
+/// second request.
+fn default_limits_scaled() -> String {
+    format!(
+        "HEAD_TIMEOUT_SECS={}\nIDLE_TIMEOUT_SECS={}\nMIN_TRANSFER_KB_PER_SEC={}\nREQUEST_TIMEOUT_SECS={}\n\
+         MAX_BODY_MB={}\nINITIAL_RATE_LIMIT=1\n",
+        DEFAULT_HEAD_TIMEOUT_SECS / SCALE,
+        DEFAULT_IDLE_TIMEOUT_SECS / SCALE,
+        DEFAULT_MIN_TRANSFER_KB_PER_SEC,
+        DEFAULT_REQUEST_TIMEOUT_SECS / SCALE,
+        (DEFAULT_MAX_BODY_MB as f64 / SCALE).ceil(),
+    )
+}
+
 #[test]
-fn a_100_mb_image_sent_at_300_kb_per_s_is_stored_in_one_attempt_with_the_default_limits() {
-    // A herbarium sheet from a slow museum server: about 340 s of steady transfer, far past the
-    // old 120 s total deadline, well within the default limits (idle 30 s, 32 KB/s, ceiling 600 s).
-    let side = 5772;
+fn a_slow_steady_image_is_stored_in_one_attempt_under_the_default_limits_scaled_to_a_twentieth() {
+    // The case: a herbarium sheet of 100 MB from a museum server sending 300 KB/s, about 333 s of
+    // steady transfer, far past the old 120 s total deadline and well within the defaults (head
+    // 60 s, idle 30 s, 32 KB/s, ceiling 600 s, body cap 200 MB); `fetch::deadlines` proves it
+    // on a simulated clock. Here it runs for real at a twentieth: a 5 MB image at the same
+    // 300 KB/s (about 17 s), under head 3 s, idle 1.5 s, 32 KB/s, ceiling 30 s and a 10 MB cap.
+    // 54 + 3 x 1288^2 bytes is 100 MB / 20.1, and 1288 px is still resized to 1024.
+    let side = 1288;
     let origin =
         Origin::start(vec![HostSpec::loopback(2, Behaviour::LargeBmp { side, bytes_per_sec: 300_000 })]).unwrap();
     let urls = vec![origin.url(0, "/sheets/BM000521570.bmp")];
-    let job = job(&urls, 10, "INITIAL_RATE_LIMIT=1\n");
+    let job = job(&urls, 10, &default_limits_scaled());
     let summary = job.download_ok(&[]);
     assert_eq!(summary["succeeded"], 1, "{summary}");
     let log = origin.log(0).without_robots();
     assert_eq!(log.len(), 1, "one attempt");
     assert_eq!(log[0].bytes_sent, 54 + 3 * u64::from(side) * u64::from(side));
+    // Read to the end although it outlasted the old total deadline and many idle limits, scaled
+    // alike: only its progress kept it going.
+    let took = log[0].duration().expect("the body was sent to the end");
+    let old_deadline = Duration::from_secs_f64(OLD_TOTAL_DEADLINE_SECS / SCALE);
+    assert!(took > old_deadline, "the transfer took {took:?}, not past the old deadline scaled ({old_deadline:?})");
+    let idle = Duration::from_secs_f64(DEFAULT_IDLE_TIMEOUT_SECS / SCALE);
+    assert!(took > idle * 5, "the transfer took {took:?}, not several idle limits ({idle:?})");
     let (ok, _) = records(&job.out);
     assert_eq!((ok[0].original_width, ok[0].stored_width), (side, 1024));
 }

@@ -19,6 +19,21 @@ fn defaults_apply_when_keys_are_missing_or_empty() {
     assert_eq!(s.contact.as_deref(), Some("me@example.org"));
 }
 
+/// An empty config resolves to the limits that `fetch::deadlines`'s tests prove read a 100 MB
+/// image sent at 300 KB/s to the end, and to a body cap that lets it through (tests/deadlines.rs
+/// runs that transfer for real, scaled down, with these values divided alike).
+#[test]
+fn an_empty_config_resolves_to_the_limits_that_read_a_100_mb_image() {
+    let f = write_env("");
+    let s = RawConfig::from_file(f.path()).unwrap().validate().unwrap();
+    let secs = std::time::Duration::from_secs_f64;
+    assert_eq!(s.head_timeout, secs(deadlines::DEFAULT_HEAD_TIMEOUT_SECS));
+    assert_eq!(s.idle_timeout, secs(deadlines::DEFAULT_IDLE_TIMEOUT_SECS));
+    assert_eq!(s.min_transfer_bytes_per_sec, deadlines::DEFAULT_MIN_TRANSFER_KB_PER_SEC * 1e3);
+    assert_eq!(s.request_timeout, secs(deadlines::DEFAULT_REQUEST_TIMEOUT_SECS));
+    assert!(s.max_body_bytes >= 100_000_000, "a default body cap of {} bytes refuses a 100 MB image", s.max_body_bytes);
+}
+
 #[test]
 fn unknown_key_names_the_key_and_the_file() {
     let f = write_env("BATCH_SIZ=5\n");

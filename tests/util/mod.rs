@@ -1,4 +1,5 @@
-//! Shared helpers: a temp folder per test, running the binary, reading prep's outputs back.
+//! Shared helpers: a temp folder per test, running the binary, reading prep's outputs back, and
+//! a Python with h5py (`python`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -6,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use polars::prelude::*;
+
+mod python;
+pub use python::python_with;
 
 /// The built binary under test.
 pub fn bin() -> Command {

@@ -151,16 +151,16 @@ impl Guests {
     /// Asks the server `hop` points at, under its robots.txt and spacing, and follows further
     /// redirects to other servers the same way (the chain's count and rules go on).
     pub async fn fetch(&self, mut hop: Hop) -> GuestEnd {
-        let engine = &self.rank;
-        let client = if crate::fetch::redirect::is_local(&hop.origin) { &engine.client } else { &engine.public_client };
+        let rank = &self.rank;
+        let client = if crate::fetch::redirect::is_local(&hop.origin) { &rank.client } else { &rank.public_client };
         loop {
             let key = crate::prep::server_key::check_url(hop.url.as_str())
                 .map(|c| c.server)
                 .unwrap_or_else(|_| hop.url.host_str().unwrap_or_default().to_string());
             let guest = self.guest(&key);
             let mut turn = guest.turn.lock().await;
-            if engine.robots == RobotsPolicy::Obey {
-                let rules = match guest.rules(&mut turn, engine, client, &hop.url).await {
+            if rank.robots == RobotsPolicy::Obey {
+                let rules = match guest.rules(&mut turn, rank, client, &hop.url).await {
                     Ok(rules) => rules,
                     Err(end) => return end,
                 };
@@ -175,8 +175,8 @@ impl Guests {
             turn.wait().await;
             let sent = Instant::now();
             turn.sent(sent);
-            let result = fetch_from(client, hop.clone(), OtherServers::Stop, &engine.http, &engine.body_budget).await;
-            let (outcome, retry_after) = guest.completed(&result, sent, engine);
+            let result = fetch_from(client, hop.clone(), OtherServers::Stop, &rank.http, &rank.body_budget).await;
+            let (outcome, retry_after) = guest.completed(&result, sent, rank);
             turn.answered(&outcome, retry_after, Instant::now());
             drop(turn);
             match result {
@@ -194,7 +194,7 @@ impl Guest {
     async fn rules(
         &self,
         turn: &mut Turn,
-        engine: &GuestSetup,
+        rank: &GuestSetup,
         client: &reqwest::Client,
         url: &reqwest::Url,
     ) -> Result<Arc<Robots>, GuestEnd> {
@@ -204,9 +204,9 @@ impl Guest {
             GuestRobots::NotNow { until, why } if now < *until => return Err(GuestEnd::RobotsNotNow(why.clone())),
             _ => {}
         }
-        let (out, key) = (engine.out.clone(), self.key.clone());
+        let (out, key) = (rank.out.clone(), self.key.clone());
         let entry = tokio::task::spawn_blocking(move || cache::read(&out, &key)).await.ok().flatten();
-        let cached = entry.and_then(|c| c.usable(engine.run_started, SystemTime::now(), engine.robots_cache));
+        let cached = entry.and_then(|c| c.usable(rank.run_started, SystemTime::now(), rank.robots_cache));
         let robots = robots_url(url.as_str()).unwrap_or_default();
         match cached {
             Some(Cached::Rules(rules)) => {
@@ -222,8 +222,8 @@ impl Guest {
         turn.wait().await;
         let sent = Instant::now();
         turn.sent(sent);
-        let result = fetch(client, &robots, &engine.http, &engine.body_budget).await;
-        let (outcome, retry_after) = self.completed(&result, sent, engine);
+        let result = fetch(client, &robots, &rank.http, &rank.body_budget).await;
+        let (outcome, retry_after) = self.completed(&result, sent, rank);
         turn.answered(&outcome, retry_after, Instant::now());
         let (body, detail) = match &result {
             Ok(f) => (f.body.as_slice(), format!("HTTP {}", f.status)),
@@ -240,7 +240,7 @@ impl Guest {
                 // (which means no rules) is this chain's business.
                 if status.is_some() {
                     let entry = CachedRobots::answered(&robots, status, body, &detail);
-                    let (out, key) = (engine.out.clone(), self.key.clone());
+                    let (out, key) = (rank.out.clone(), self.key.clone());
                     let written = tokio::task::spawn_blocking(move || cache::write(&out, &key, &entry)).await;
                     if let Ok(Err(e)) = written {
                         log(
@@ -284,7 +284,7 @@ impl Guest {
         &self,
         result: &Result<Fetched, FetchFailure>,
         sent: Instant,
-        engine: &GuestSetup,
+        rank: &GuestSetup,
     ) -> (Outcome, Option<Duration>) {
         let (outcome, retry_after, bytes, head) = match result {
             Ok(f) => {
@@ -303,7 +303,7 @@ impl Guest {
             head_seconds: head,
             refusal: outcome.is_refusal(retry_after.is_some()),
         }
-        .emit(&engine.counters);
+        .emit(&rank.counters);
         (outcome, retry_after)
     }
 }

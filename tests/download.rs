@@ -425,9 +425,17 @@ fn redirects_are_followed_up_to_five_hops_and_an_http_date_retry_after_is_obeyed
     let job = job(&urls, 100, &format!("{FAST}INITIAL_RATE_LIMIT=3\n"));
     let summary = job.download_ok(&[]);
     assert_eq!(summary["succeeded"], 6, "{summary}");
-    let (_, failed) = records(&job.out);
+    let (ok, failed) = records(&job.out);
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].error_class, "redirect", "7 hops is more than the 5 followed");
+    for r in ok.iter().filter(|r| r.url.starts_with(origin.base_url(0))) {
+        // Behaviour::Redirect's chain: /p -> /hop/1/p -> /hop/2/p -> /hop/3/p, which answers.
+        let path = r.url.strip_prefix(origin.base_url(0)).unwrap();
+        assert_eq!((r.final_url.clone(), r.redirects), (origin.url(0, &format!("/hop/3{path}")), 3), "{}", r.url);
+    }
+    for r in ok.iter().filter(|r| r.url.starts_with(origin.base_url(2))) {
+        assert_eq!((r.final_url.as_str(), r.redirects), ("", 0), "an image that came from its own URL");
+    }
     let log = origin.log(2);
     assert!(log.count_status(429) >= 1, "3 req/s against 1 req/s meets a 429");
     for r in log.iter().filter(|r| r.status == 429) {

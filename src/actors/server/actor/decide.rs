@@ -27,9 +27,13 @@ impl ServerActor {
         outcome: Outcome,
         retry_after: Option<Duration>,
         result: Result<Fetched, FetchFailure>,
-        detail: String,
+        mut detail: String,
         ctx: &mut Context<Self>,
     ) {
+        if let Ok(Fetched { final_url: Some(url), redirects, .. }) = &result {
+            // A stored image keeps these in its own columns; a failure says them here.
+            detail = format!("{detail} at {url}, after {redirects} redirect(s)");
+        }
         let decision = classify(&outcome, task.attempts - 1, retry_after, &self.engine.retry, rand::random::<f64>());
         match decision {
             Decision::Done => match result {

@@ -20,9 +20,8 @@ pub use slurm::{parse_slurm_time, SlurmSettings};
 /// it trades commit overhead against work lost on a crash; 10,000 matches GBIF-scale runs.
 pub const DEFAULT_BATCH_SIZE: usize = 10_000;
 
-/// Requests per second a server starts at before anything is learned about it. Small museum
-/// servers are common in GBIF, so the start is gentle; the engine raises it on success.
-pub const DEFAULT_INITIAL_RATE_LIMIT: f64 = 1.0;
+/// Requests per second a server starts at (owned by the rate controller, which uses it).
+pub use crate::actors::server::rate::DEFAULT_INITIAL_RATE_LIMIT;
 
 /// Upper bound for `BATCH_SIZE`: above this one batch no longer fits comfortably in a shard.
 const MAX_BATCH_SIZE: usize = 10_000_000;

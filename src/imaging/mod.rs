@@ -21,6 +21,7 @@
 //! - `webp`: the private wrapper over libwebp's decoder (built from source by `libwebp-sys`), for
 //!   lossy WebP.
 //! - `scratch`: what a worker thread reuses from image to image (handles, buffers, resizer).
+//! - `stages`: where an image's time went, and what the two finishing paths are handed.
 //! - `pixels`: CMYK and alpha to RGB, target size, resize, orientation.
 
 mod error;
@@ -32,12 +33,14 @@ mod plane_resize;
 mod scratch;
 mod settings;
 mod sniff;
+mod stages;
 mod stored_format;
 mod turbo;
 mod turbo_compress;
 mod webp;
 
 pub use error::ImageError;
-pub use pipeline::{process, Processed, StageSeconds};
+pub use pipeline::{process, Processed};
 pub use settings::{ImageSettings, Reencode, StoreAs, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE};
+pub use stages::StageSeconds;
 pub use stored_format::StoredFormat;

@@ -19,9 +19,10 @@ use super::error::ImageError;
 use super::jpeg_meta;
 use super::pixels::{self, Rgb};
 use super::planar::{finish_planes, SourcePlanes};
-use super::scratch::{PixelBuffers, Scratch};
+use super::scratch::Scratch;
 use super::settings::{ImageSettings, Reencode, StoreAs};
 use super::sniff::{self, Format};
+use super::stages::{Finishing, StageSeconds};
 use super::stored_format::StoredFormat;
 use super::turbo::{self, PlaneSize, PlanesInto, Scale, TurboError};
 use super::webp;
@@ -67,28 +68,6 @@ pub struct Processed {
     /// Where the worker's time went.
     pub timings: StageSeconds,
 }
-
-/// Seconds one image spent in each stage of [`process`] (0 for a stage it skipped). Timings take
-/// no part in equality: two runs on the same image give the same result, however long each took.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StageSeconds {
-    /// Sniffing, header checks and decoding to pixels (or deciding to keep the original).
-    pub decode: f64,
-    /// SHA-256 and MD5 of the original bytes.
-    pub hash: f64,
-    /// Resizing and turning upright.
-    pub resize: f64,
-    /// Encoding the stored JPEG.
-    pub encode: f64,
-}
-
-impl PartialEq for StageSeconds {
-    fn eq(&self, _: &StageSeconds) -> bool {
-        true
-    }
-}
-
-impl Eq for StageSeconds {}
 
 /// What the header says, before any pixel is decoded. Sizes are as coded, before orientation.
 #[derive(Debug, Clone, Copy)]
@@ -221,18 +200,6 @@ struct Pixels<'a> {
     data: &'a [u8],
     width: u32,
     height: u32,
-}
-
-/// What `finish` and `planar::finish_planes` share: the stored size (as coded) and the turn to
-/// apply, the settings, and the worker's reusable state with the clock the resize stage started.
-pub(super) struct Finishing<'a> {
-    pub target: (u32, u32),
-    pub orientation: Orientation,
-    pub settings: &'a ImageSettings,
-    pub scratch: &'a mut Scratch,
-    pub buffers: &'a mut PixelBuffers,
-    pub timings: &'a mut StageSeconds,
-    pub clock: std::time::Instant,
 }
 
 /// Resizes `source` to `target` (as coded), turns it upright and encodes it (or keeps raw RGB),

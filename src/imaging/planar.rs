@@ -8,8 +8,8 @@
 use image::metadata::Orientation;
 
 use super::error::ImageError;
-use super::pipeline::Finishing;
 use super::pixels;
+use super::stages::Finishing;
 use super::stored_format::StoredFormat;
 use super::turbo::{self, PlaneSize, TurboError};
 

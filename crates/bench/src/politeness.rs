@@ -45,7 +45,7 @@ use distributed_downloader::store::shards::ledger;
 use distributed_downloader::store::tables::read_servers_table;
 use test_origin::{Behaviour, HostSpec, Origin};
 
-use crate::cli::{BenchPolitenessArgs, PolitenessSection};
+use crate::cli::{BenchPolitenessArgs, PolitenessSection, RUN_TIMEOUT};
 use report::{print_result, HostTimes};
 
 /// The hosts, as the `origin` subcommand spells them, and their URLs at `--scale 1`: chosen so
@@ -70,10 +70,6 @@ const RANKS: [usize; 2] = [1, 4];
 const MAX_RATE_LIMIT: f64 = 40.0;
 /// Goes into the User-Agent; `download` refuses to start without a contact.
 const CONTACT: &str = "bench@example.org";
-/// Default longest a run may take. A controller that meets the goals needs about 45 s at
-/// `--scale 1` and the slow one it replaces (1 req/s, +0.1 per 20 successes) a few minutes on
-/// the rate-limited hosts; past 10 minutes the table says more than waiting would.
-pub const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a timed-out run gets to stop after SIGTERM (mpirun then stops its ranks) before SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(5);
 /// How often the child is checked for exit: small against any run's length.

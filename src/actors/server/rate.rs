@@ -80,7 +80,6 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::send_log::{Answer, SendLog};
-use crate::config::DEFAULT_INITIAL_RATE_LIMIT;
 use crate::fetch::outcome::Outcome;
 
 pub use super::signal::{ChangeReason, RateChange, Signal};
@@ -90,9 +89,11 @@ pub use recovery::{CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, RECOVERY_GAIN, RECOVE
 #[path = "recovery.rs"]
 mod recovery;
 
-/// Slowest rate a host is ever cut to, one request every 30 s. No server can call that load, and
-/// a host with a thousand URLs still finishes within a working day.
-pub const MIN_RATE: f64 = 1.0 / 30.0;
+pub use super::token_bucket::MIN_RATE;
+
+/// Requests per second a server starts at before anything is learned about it. Small museum
+/// servers are common in GBIF, so the start is gentle; the engine raises it on success.
+pub const DEFAULT_INITIAL_RATE_LIMIT: f64 = 1.0;
 
 /// Default ceiling in requests per second. Even a large institutional server should not see more
 /// than ten image downloads a second from one research crawl; operators can raise it.

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::leaky_fit::Answered;
-use super::rate::MIN_RATE;
+use super::token_bucket::MIN_RATE;
 
 /// A request counts as pressed if it left at most this many spacings (1/rate) after the previous
 /// one, and the last `LATENESS_SENDS` requests together left at most `PRESSED_SLACK - 1`

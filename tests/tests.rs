@@ -8,6 +8,7 @@ mod deadlines;
 mod docs_links;
 mod download;
 mod files;
+mod import_loops;
 mod lock;
 mod memory;
 mod metrics;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::StatusReport;
+use super::gather::StatusReport;
 use crate::slurm::record::JobKind;
 
 /// `3d 4h`, `2h 05m`, `4m 10s`, `12s`.

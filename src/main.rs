@@ -7,12 +7,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use distributed_downloader::cli::Cli;
-use distributed_downloader::commands::{self, Failure};
+use distributed_downloader::commands::{dispatch, Failure};
 use distributed_downloader::exit::Exit;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match commands::run(cli) {
+    match dispatch::run(cli) {
         Ok(()) => Exit::Success.into(),
         Err(failure) => {
             let (exit, e) = match failure {

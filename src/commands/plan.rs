@@ -33,7 +33,7 @@ pub fn plan(settings: &Settings, args: PlanArgs) -> Result<(), Failure> {
         let source = format!("GBIF-like list ({} servers, {} URLs)", gbif_like::SERVERS, gbif_like::URLS);
         (source, load::Loaded { hosts, excluded: Vec::new(), done: 0 })
     } else {
-        let out = super::output_dir(&args.output, settings)?;
+        let out = super::edges::output_dir(&args.output, settings)?;
         let loaded = load::load(&out, settings).map_err(|e| failure(e, || format!("cannot plan {}", out.display())))?;
         (out.display().to_string(), loaded)
     };

@@ -27,7 +27,7 @@ struct JsonReport<'a> {
 
 pub(super) fn profile(settings: &Settings, args: ProfileArgs) -> Result<(), Failure> {
     let started = std::time::SystemTime::now();
-    let (output, contact) = super::output_and_contact(settings, &args.output, &args.contact)?;
+    let (output, contact) = super::edges::output_and_contact(settings, &args.output, &args.contact)?;
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("profile of {} failed", output.display())));
     // Read before the world is joined: a folder without prep's output fails the same way on
     // every rank, and before any rank waits for another.
@@ -35,8 +35,8 @@ pub(super) fn profile(settings: &Settings, args: ProfileArgs) -> Result<(), Fail
     let overrides = Overrides::load(&output, settings).map_err(|e| Failure::Usage(e.into()))?;
     let launch = Launch::from_env();
     let world = World::init(launch.mpi_launched).map_err(failed)?;
-    let _lock = super::lock_for_job(&world, &output, "profile").map_err(failed)?;
-    super::check_overrides(&world, &output, settings, args.strict_overrides)?;
+    let _lock = super::edges::lock_for_job(&world, &output, "profile").map_err(failed)?;
+    super::edges::check_overrides(&world, &output, settings, args.strict_overrides)?;
     if world.is_root() && settings.robots == crate::robots::RobotsPolicy::Ignore {
         eprintln!(
             "profile: WARNING: ROBOTS=ignore: robots.txt is not asked for and its Crawl-delay is not obeyed. \

@@ -15,7 +15,7 @@ use crate::slurm::render::{self, Paths};
 use crate::slurm::{LOGS_DIR, SLURM_DIR};
 use crate::status;
 
-use super::output_dir;
+use super::edges::output_dir;
 use crate::exit::Exit;
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -19,7 +19,7 @@ use crate::verify::{repair, run};
 const DEFAULT_SAMPLE: usize = 8;
 
 pub(super) fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Failure> {
-    let output = super::output_dir(&args.output, settings)?;
+    let output = super::edges::output_dir(&args.output, settings)?;
     if args.sample == Some(0) {
         return Err(Failure::Usage(anyhow!("--sample must be at least 1 (or use --full)")));
     }

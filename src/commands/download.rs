@@ -1,0 +1,156 @@
+//! `download`: flags and environment (deadline, Slurm's CPUs) over the config file, the lock,
+//! the exporter, and one run over this rank's world; `runs.jsonl`'s start and end lines.
+
+use anyhow::{anyhow, Context};
+
+use super::edges::{check_overrides, lock_for_job, output_and_contact, start_exporter, stop_exporter};
+use super::Failure;
+use crate::cli::DownloadArgs;
+use crate::config::Settings;
+use crate::download::ranks::run_ranks;
+use crate::download::run::{self as download_run, DownloadOptions};
+use crate::environment::{parse_deadline, Launch};
+use crate::mpi_glue::world::World;
+use crate::status::runs::{self, RunEvent, RunLine};
+use crate::store::shards::ledger::RetryFailed;
+
+pub(super) fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
+    let usage = |m: String| Failure::Usage(anyhow!(m));
+    let (output, contact) = output_and_contact(settings, &args.output, &args.contact)?;
+    let launch = Launch::from_env();
+    let deadline = match (&args.deadline, launch.slurm_job_end_time) {
+        (Some(d), _) => {
+            Some(parse_deadline(d, std::time::SystemTime::now()).map_err(|e| usage(format!("--deadline {e}")))?)
+        }
+        (None, Some(end)) => Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(end)),
+        (None, None) => None,
+    };
+    let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
+    let mut settings = settings.clone();
+    if settings.cpu_threads == 0 {
+        if let Some(n) = launch.slurm_cpus_per_task {
+            settings.cpu_threads = n;
+        }
+    }
+    let world = World::init(launch.mpi_launched).map_err(failed)?;
+    let _lock = lock_for_job(&world, &output, "download").map_err(failed)?;
+    check_overrides(&world, &output, &settings, args.strict_overrides)?;
+    let exporter = start_exporter(&world, &launch, &settings, &output, "download");
+    let result = run_download(&world, &launch, &output, settings, contact, deadline, &args);
+    stop_exporter(exporter, &world, &output);
+    world.barrier(); // rank 0 releases the lock once every rank is done writing
+    result
+}
+
+/// One download on this rank (every rank of the world calls it): the run, and on rank 0 the
+/// summary, `runs.jsonl` and the verdict on progress.
+fn run_download(
+    world: &World,
+    launch: &Launch,
+    output: &std::path::Path,
+    settings: Settings,
+    contact: String,
+    deadline: Option<std::time::SystemTime>,
+    args: &DownloadArgs,
+) -> Result<(), Failure> {
+    let output = output.to_path_buf();
+    let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
+    if world.is_root() && settings.robots == crate::robots::RobotsPolicy::Ignore {
+        eprintln!(
+            "download: WARNING: ROBOTS=ignore: robots.txt is not asked for and its rules and Crawl-delay are not \
+             obeyed; every URL is fetched. Use this only where the servers' operators agreed; remove the key \
+             to obey robots.txt again"
+        );
+    }
+    // Rank 0 notes where the output stands before the run, to say what this run changed.
+    let before = if world.is_root() { starting_point(&output, world.size(), launch) } else { None };
+    let retry_failed = if args.retry_failed {
+        // Rank 0's clock for every rank: failures committed by this run, on any rank, are final.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let bytes = world.broadcast(now.as_secs_f64().to_le_bytes().to_vec());
+        let cutoff =
+            bytes.try_into().map(f64::from_le_bytes).map_err(|_| failed(anyhow!("rank 0 sent no start time")))?;
+        RetryFailed::Before(cutoff)
+    } else {
+        RetryFailed::No
+    };
+    let opts = DownloadOptions {
+        deadline,
+        verbose: args.verbose,
+        static_plan: args.static_plan,
+        retry_failed,
+        ..DownloadOptions::new(output.clone(), settings, contact)
+    };
+    let summary = if world.size() == 1 {
+        let result = download_run::run(opts).map_err(failed)?;
+        crate::download::learned::write_learned(&output, &result.states).map_err(failed)?;
+        result.summary
+    } else {
+        match run_ranks(world, opts).map_err(failed)? {
+            Some(summary) => summary,
+            None => return Ok(()),
+        }
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+    let path = crate::store::paths::download_summary(&output);
+    crate::store::atomic::replace(&path, (json.clone() + "\n").as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+        .map_err(Failure::Run)?;
+    if args.json {
+        println!("{json}");
+    } else {
+        println!("{summary}");
+    }
+    let done = summary.rows_total.saturating_sub(summary.remaining);
+    let end = RunLine {
+        event: RunEvent::End,
+        at: crate::slurm::record::now_unix(),
+        job: launch.slurm_job_id.clone(),
+        ranks: world.size(),
+        done,
+        succeeded: summary.succeeded,
+        remaining: summary.remaining,
+    };
+    if let Err(e) = runs::append(&output, &end) {
+        eprintln!("warning: {e:#} (only `status` reads it)");
+    }
+    if let Some(b) = before {
+        if summary.remaining > 0 && done == b.done && summary.succeeded == b.succeeded {
+            return Err(Failure::NoProgress(anyhow!(
+                "no progress: this run committed no new record and {} rows remain. Their hosts failed, were \
+                 parked or asked us to wait{}; running again now would do the same. See `status` for the \
+                 servers, and run `download` again later (or `download --retry-failed`)",
+                summary.remaining,
+                if summary.stopped_by_deadline { " until the deadline" } else { "" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Rank 0, before a download: prints what earlier runs committed and appends the start line of
+/// `runs.jsonl`. `None` when the output cannot be read yet (the run itself then says why).
+fn starting_point(out: &std::path::Path, ranks: usize, launch: &Launch) -> Option<RunLine> {
+    let servers = crate::store::tables::read_servers_table(out).ok()?;
+    let done = crate::store::shards::ledger::scan(out, RetryFailed::No).ok()?;
+    let t = crate::status::totals(&servers, &done);
+    let line = RunLine {
+        event: RunEvent::Start,
+        at: crate::slurm::record::now_unix(),
+        job: launch.slurm_job_id.clone(),
+        ranks,
+        done: t.rows - t.remaining,
+        succeeded: t.stored,
+        remaining: t.remaining,
+    };
+    if line.done > 0 {
+        eprintln!(
+            "download: resuming: {} of {} rows already have a committed record ({} stored, {} failed); {} remain",
+            line.done, t.rows, t.stored, t.failed, t.remaining
+        );
+    }
+    if let Err(e) = runs::append(out, &line) {
+        eprintln!("warning: {e:#} (only `status` reads it)");
+    }
+    Some(line)
+}

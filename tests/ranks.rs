@@ -351,16 +351,16 @@ fn a_host_parked_when_a_round_ends_stays_parked_in_the_next_round() {
     );
 }
 
-#[test]
-fn every_share_of_a_split_host_whose_name_does_not_exist_records_its_rows_as_nxdomain() {
-    // As in the split-host test above, slow ranks make the planner split a 16 req/s host in two;
-    // its name is under `.invalid`, answered "no such name" without a query (RFC 6761). Only
-    // one share asks robots.txt; the other must learn from its answer that the name is gone.
+/// The split host of the tests above (slow ranks make the planner split a 16 req/s host in
+/// two) with `urls` on it, downloaded on 3 ranks: the output folder, what the job printed, how
+/// long it took. The plan must split it.
+fn split_host_job(urls: &[String], extra_config: &str) -> (tempfile::TempDir, std::process::Output, Duration) {
     let dir = tempdir();
-    let urls: Vec<String> = (0..40).map(|i| format!("http://museum.invalid/img/w64-h48-{i}.jpg")).collect();
     std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
-    let config = "CONTACT=tests@example.org\nBATCH_SIZE=4\nINITIAL_RATE_LIMIT=16\nMAX_RATE_LIMIT=16\n\
-                  MAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=4\nBACKOFF_BASE_SECS=0.05\n";
+    let config = format!(
+        "CONTACT=tests@example.org\nBATCH_SIZE=4\nINITIAL_RATE_LIMIT=16\nMAX_RATE_LIMIT=16\n\
+         MAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=4\nBACKOFF_BASE_SECS=0.05\n{extra_config}"
+    );
     std::fs::write(dir.path().join("job.env"), config).unwrap();
     let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
     run_ok(&["--config", &p("job.env"), "prep", "-i", &p("list.csv"), "-o", &p("out")]);
@@ -368,39 +368,34 @@ fn every_share_of_a_split_host_whose_name_does_not_exist_records_its_rows_as_nxd
     let o = mpirun(3, &["--config", &p("job.env"), "download", "-o", &p("out"), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let took = started.elapsed();
-    let out = dir.path().join("out");
-    let plan = first_plan(&out);
+    let plan = first_plan(&dir.path().join("out"));
     assert_eq!(plan["assignments"].as_array().unwrap().len(), 2, "split in 2: {plan}");
+    (dir, o, took)
+}
+
+#[test]
+fn every_share_of_a_split_host_whose_name_does_not_exist_records_its_rows_as_nxdomain() {
+    // Its name is under `.invalid`, answered "no such name" without a query (RFC 6761). Only
+    // one share asks robots.txt; the other must learn from its answer that the name is gone.
+    let urls: Vec<String> = (0..40).map(|i| format!("http://museum.invalid/img/w64-h48-{i}.jpg")).collect();
+    let (dir, o, took) = split_host_job(&urls, "");
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rank 0 prints one summary");
     assert_eq!(summary["failed_by_class"]["nxdomain"].as_u64(), Some(40), "every row of both shares: {summary}");
     assert_eq!(summary["retriable"].as_u64(), Some(40), "{summary}");
     assert!(took < Duration::from_secs(60), "the job took {took:?}");
-    assert_eq!(records_per_url(&out).len(), urls.len());
+    assert_eq!(records_per_url(&dir.path().join("out")).len(), urls.len());
 }
 
 #[test]
 fn every_share_of_a_split_host_on_a_closed_port_records_its_rows_within_the_bound() {
-    // The split host of the tests above, on a port where nothing listens: one share asks its
-    // robots.txt and is parked, the other waits for that answer. Neither may wait for ever.
+    // On a port where nothing listens: one share asks its robots.txt and is parked, the other
+    // waits for that answer. Neither may wait for ever.
     let dead = std::net::TcpListener::bind("127.0.0.7:0").unwrap().local_addr().unwrap();
-    let dir = tempdir();
     let urls: Vec<String> = (0..40).map(|i| format!("http://{dead}/img/w64-h48-{i}.jpg")).collect();
-    std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n", urls.join("\n"))).unwrap();
-    let config = "CONTACT=tests@example.org\nBATCH_SIZE=4\nINITIAL_RATE_LIMIT=16\nMAX_RATE_LIMIT=16\n\
-                  MAX_IN_FLIGHT_PER_HOST=2\nRANK_IMAGES_PER_SEC=4\nBACKOFF_BASE_SECS=0.05\nCONNECT_TIMEOUT_SECS=2\n";
-    std::fs::write(dir.path().join("job.env"), config).unwrap();
-    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
-    run_ok(&["--config", &p("job.env"), "prep", "-i", &p("list.csv"), "-o", &p("out")]);
-    let started = std::time::Instant::now();
-    let o = mpirun(3, &["--config", &p("job.env"), "download", "-o", &p("out"), "--json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let took = started.elapsed();
-    let out = dir.path().join("out");
-    let plan = first_plan(&out);
-    assert_eq!(plan["assignments"].as_array().unwrap().len(), 2, "split in 2: {plan}");
+    let (dir, o, took) = split_host_job(&urls, "CONNECT_TIMEOUT_SECS=2\n");
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("rank 0 prints one summary");
     assert_eq!((summary["failed"].as_u64(), summary["retriable"].as_u64()), (Some(40), Some(40)), "{summary}");
     // The bound of the dead-host rule: the first parking (30 s), then a minute without progress.
     assert!(took < Duration::from_secs(150), "the job took {took:?}:\n{}", stderr(&o));
-    assert_eq!(records_per_url(&out).len(), urls.len());
+    assert_eq!(records_per_url(&dir.path().join("out")).len(), urls.len());
 }

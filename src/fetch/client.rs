@@ -215,19 +215,20 @@ pub async fn fetch_from(
     let content_type = header(reqwest::header::CONTENT_TYPE);
     let robots_tags: Vec<String> =
         response.headers().get_all("x-robots-tag").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    let head = Fetched {
+        status,
+        body: Vec::new(),
+        permit: None,
+        retry_after,
+        content_type,
+        head_after,
+        robots_tags,
+        final_url,
+        redirects,
+        moved_to,
+    };
     if !(200..300).contains(&status) {
-        return Ok(Fetched {
-            status,
-            body: Vec::new(),
-            permit: None,
-            retry_after,
-            content_type,
-            head_after,
-            robots_tags,
-            final_url,
-            redirects,
-            moved_to,
-        });
+        return Ok(head);
     }
     let max = s.max_body_bytes;
     let announced = response.content_length();
@@ -258,18 +259,7 @@ pub async fn fetch_from(
             return Err(cut(c));
         }
     }
-    Ok(Fetched {
-        status,
-        body,
-        permit: Some(permit),
-        retry_after,
-        content_type,
-        head_after,
-        robots_tags,
-        final_url,
-        redirects,
-        moved_to: None,
-    })
+    Ok(Fetched { body, permit: Some(permit), ..head })
 }
 
 /// Where a redirect answer points: `None` for any other answer (a 3xx without a `Location` is

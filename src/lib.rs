@@ -6,9 +6,12 @@
 //! - `cli`: clap structs, what the user typed.
 //! - `config`: the `.env` file read into validated `Settings`.
 //! - `commands`: each subcommand's `run()`, where flags and config are merged (anyhow lives here).
-//! - `fetch`: what an HTTP attempt ended as (`Outcome`, `ErrorClass`) and `Retry-After` parsing.
+//! - `host`: the politeness rules as plain numbers, a leaf importing nothing of the crate: what an
+//!   attempt ended as (`Outcome`, `ErrorClass`), token bucket, adaptive rate, retry and parking,
+//!   one host's state.
+//! - `fetch`: one HTTP attempt (client, resolver, redirect rule, deadlines) and `Retry-After` parsing.
 //! - `imaging`: one image's bytes to what we store (decode, bomb check, resize, JPEG, hashes).
-//! - `actors`: per-host politeness (token bucket, adaptive rate, retry, circuit breaker, state).
+//! - `actors`: the ServerActor per host (applying `host`'s rules) and the WriterActor.
 //! - `download`: the coordinator of one rank: actors, progress, deadline, summary.
 //! - `mpi_glue`: the only caller of `mpi::` (a world of ranks, single-rank without a launcher) and the rank-0 planner.
 //! - `exit`: the exit codes, one type.
@@ -36,6 +39,7 @@ pub mod environment;
 pub mod exit;
 pub mod fetch;
 pub mod forecast;
+pub mod host;
 pub mod imaging;
 pub mod mpi_glue;
 pub mod overrides;

@@ -2,7 +2,9 @@
 //! `self::` path in `src/` (in `use` lines and in code alike; comments and test modules left out)
 //! is resolved to the file of the longest module it names, and the files must form no circle.
 //! A loop is reported with the files in it and the paths that tie them, so it can be cut where
-//! it is. Modules placed with `#[path = "..."]` are followed to their files.
+//! it is. Modules placed with `#[path = "..."]` are followed to their files. On the same graph:
+//! `host` (the politeness rules) is a leaf that reads no clock, and the lower layers never import
+//! the coordinator, the subcommands or (for the HTTP client) the config.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -121,8 +123,14 @@ fn split_top(s: &str) -> Vec<String> {
     parts.into_iter().filter(|p| !p.trim().is_empty()).collect()
 }
 
-#[test]
-fn the_product_crate_has_no_import_loop() {
+/// The crate's files by module, and its import edges: file -> file, with the paths that make them.
+struct Graph {
+    src: PathBuf,
+    file_module: BTreeMap<PathBuf, Module>,
+    edges: BTreeMap<PathBuf, BTreeMap<PathBuf, BTreeSet<String>>>,
+}
+
+fn import_graph() -> Graph {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
@@ -160,6 +168,13 @@ fn the_product_crate_has_no_import_loop() {
             }
         }
     }
+    assert!(edges.len() > 50, "the check reads the crate's imports: only {} files import anything", edges.len());
+    Graph { src, file_module, edges }
+}
+
+#[test]
+fn the_product_crate_has_no_import_loop() {
+    let Graph { src, file_module, edges } = import_graph();
     // Files that reach each other are in one loop.
     let reach = |from: &PathBuf| -> BTreeSet<PathBuf> {
         let (mut seen, mut stack) = (BTreeSet::new(), vec![from.clone()]);
@@ -187,10 +202,68 @@ fn the_product_crate_has_no_import_loop() {
             ));
         }
     }
-    assert!(edges.len() > 50, "the check reads the crate's imports: only {} files import anything", edges.len());
     assert!(
         loops.is_empty(),
         "files of src/ that import each other, directly or through others:\n{}",
         loops.join("\n")
     );
+}
+
+/// Files under `src/<from>` import nothing under any of `src/<to>`.
+fn imports_across(g: &Graph, from: &str, to: &[&str]) -> Vec<String> {
+    let under = |f: &PathBuf, dir: &str| f.strip_prefix(&g.src).unwrap().starts_with(dir);
+    let mut found = Vec::new();
+    for (file, targets) in g.edges.iter().filter(|(f, _)| under(f, from)) {
+        for (target, why) in targets.iter().filter(|(t, _)| to.iter().any(|d| under(t, d))) {
+            let name = |p: &PathBuf| p.strip_prefix(&g.src).unwrap().display().to_string();
+            found.push(format!("{} -> {} ({why:?})", name(file), name(target)));
+        }
+    }
+    found
+}
+
+/// `host` is the politeness logic as a leaf: it imports nothing else of the crate, and its code
+/// (tests aside) reads no clock and uses no actor, runtime or HTTP crate, so every rule in it is
+/// tested on a simulated clock.
+#[test]
+fn the_politeness_rules_are_a_leaf_that_reads_no_clock() {
+    let g = import_graph();
+    let others: Vec<String> = g
+        .file_module
+        .values()
+        .filter_map(|m| m.first().cloned())
+        .filter(|top| top != "host")
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let others: Vec<&str> = others.iter().map(String::as_str).chain(["lib.rs"]).collect();
+    let out = imports_across(&g, "host", &others);
+    assert!(out.is_empty(), "src/host/ imports from the rest of the crate:\n{}", out.join("\n"));
+    let mut host_files = Vec::new();
+    rust_files(&g.src.join("host"), &mut host_files);
+    assert!(host_files.len() >= 8, "src/host/ holds the politeness logic: {host_files:?}");
+    for f in host_files.iter().filter(|f| !f.to_string_lossy().ends_with("_tests.rs")) {
+        let text = code(&std::fs::read_to_string(f).unwrap());
+        for banned in ["Instant::now", "SystemTime::now", "actix", "tokio", "reqwest", "rand::", "std::fs", "std::net"]
+        {
+            assert!(
+                !text.contains(banned),
+                "{} uses {banned}: the caller passes time in and does the I/O",
+                f.display()
+            );
+        }
+    }
+}
+
+/// The layers point one way: the actors and the code below them never import the coordinator
+/// (`download`) or the subcommands (`commands`), and the HTTP client never imports the config.
+#[test]
+fn lower_layers_do_not_import_the_coordinator_or_the_config() {
+    let g = import_graph();
+    let mut found = Vec::new();
+    for low in ["actors", "fetch", "robots", "store", "imaging", "telemetry"] {
+        found.extend(imports_across(&g, low, &["download", "commands"]));
+    }
+    found.extend(imports_across(&g, "fetch", &["config"]));
+    assert!(found.is_empty(), "imports pointing back up:\n{}", found.join("\n"));
 }

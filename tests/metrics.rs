@@ -103,7 +103,7 @@ fn every_rank_serves_labelled_metrics_lists_itself_for_prometheus_and_leaves_a_s
         let body = scrape(endpoint);
         assert!(body.contains(&format!("rank=\"{rank}\"")) && body.contains("job=\"local\""), "{body}");
         // Every failure class has a series from the start: a panel shows 0, not "no data".
-        for class in distributed_downloader::fetch::outcome::ErrorClass::ALL {
+        for class in distributed_downloader::host::outcome::ErrorClass::ALL {
             let series = format!("class=\"{}\"", class.as_str());
             let failed =
                 body.lines().any(|l| l.starts_with("distributed_downloader_rows_failed_total") && l.contains(&series));

@@ -1,30 +1,23 @@
-//! The one entry of the subcommands: the settings from the config file, then the subcommand.
+//! The one entry of the subcommands: the job (config file and environment) resolved once, then
+//! the subcommand.
 
 use super::download::download;
+use super::invocation::Invocation;
 use super::prep::prep;
 use super::{plan, profile, slurm, verify, Failure};
 use crate::cli::{Cli, Command};
-use crate::config::{RawConfig, Settings};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
-    let settings = load_settings(&cli).map_err(Failure::Usage)?;
+    let inv = Invocation::resolve(&cli)?;
     match cli.command {
-        Command::Prep(args) => prep(&settings, args),
-        Command::Profile(args) => profile::profile(&settings, args),
-        Command::Download(args) => download(&settings, args),
-        Command::Plan(args) => plan::plan(&settings, args),
-        Command::Submit(args) => slurm::submit(cli.config.as_deref(), &settings, args),
-        Command::Status(args) => slurm::status(&settings, args),
-        Command::Cancel(args) => slurm::cancel(&settings, args),
-        Command::Verify(args) => verify::verify(&settings, args),
-        Command::JobEnd(args) => slurm::job_end(&settings, args),
+        Command::Prep(args) => prep(&inv, args),
+        Command::Profile(args) => profile::profile(&inv, args),
+        Command::Download(args) => download(&inv, args),
+        Command::Plan(args) => plan::plan(&inv, args),
+        Command::Submit(args) => slurm::submit(&inv, args),
+        Command::Status(args) => slurm::status(&inv, args),
+        Command::Cancel(args) => slurm::cancel(&inv, args),
+        Command::Verify(args) => verify::verify(&inv, args),
+        Command::JobEnd(args) => slurm::job_end(&inv, args),
     }
-}
-
-fn load_settings(cli: &Cli) -> anyhow::Result<Settings> {
-    let raw = match &cli.config {
-        Some(path) => RawConfig::from_file(path)?,
-        None => RawConfig { origin: "defaults".into(), ..Default::default() },
-    };
-    Ok(raw.validate()?)
 }

@@ -3,7 +3,8 @@
 
 use anyhow::{anyhow, Context};
 
-use super::edges::{check_overrides, lock_for_job, output_and_contact, start_exporter, stop_exporter};
+use super::edges::{check_overrides, lock_for_job, start_exporter, stop_exporter};
+use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::DownloadArgs;
 use crate::config::Settings;
@@ -14,10 +15,11 @@ use crate::mpi_glue::world::World;
 use crate::status::runs::{self, RunEvent, RunLine};
 use crate::store::shards::ledger::RetryFailed;
 
-pub(super) fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Failure> {
+pub(super) fn download(inv: &Invocation, args: DownloadArgs) -> Result<(), Failure> {
     let usage = |m: String| Failure::Usage(anyhow!(m));
-    let (output, contact) = output_and_contact(settings, &args.output, &args.contact)?;
-    let launch = Launch::from_env();
+    let output = inv.output(&args.output)?;
+    let contact = inv.contact(&args.contact)?;
+    let launch = &inv.launch;
     let deadline = match (&args.deadline, launch.slurm_job_end_time) {
         (Some(d), _) => {
             Some(parse_deadline(d, std::time::SystemTime::now()).map_err(|e| usage(format!("--deadline {e}")))?)
@@ -26,17 +28,11 @@ pub(super) fn download(settings: &Settings, args: DownloadArgs) -> Result<(), Fa
         (None, None) => None,
     };
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
-    let mut settings = settings.clone();
-    if settings.cpu_threads == 0 {
-        if let Some(n) = launch.slurm_cpus_per_task {
-            settings.cpu_threads = n;
-        }
-    }
     let world = World::init(launch.mpi_launched).map_err(failed)?;
     let _lock = lock_for_job(&world, &output, "download").map_err(failed)?;
-    check_overrides(&world, &output, &settings, args.strict_overrides)?;
-    let exporter = start_exporter(&world, &launch, &settings, &output, "download");
-    let result = run_download(&world, &launch, &output, settings, contact, deadline, &args);
+    check_overrides(&world, &output, &inv.settings, args.strict_overrides)?;
+    let exporter = start_exporter(&world, inv, &output, "download");
+    let result = run_download(&world, launch, &output, inv.settings.clone(), contact, deadline, &args);
     stop_exporter(exporter, &world, &output);
     world.barrier(); // rank 0 releases the lock once every rank is done writing
     result

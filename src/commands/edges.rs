@@ -1,43 +1,14 @@
-//! What several subcommands resolve before they start: the output folder and the operator's
-//! contact from flags and config, the output folder's lock, the overrides check, and the metrics
-//! exporter of a rank.
+//! What several subcommands do before and after their work: the output folder's lock, the
+//! overrides check, and the metrics exporter of a rank. (The output folder and the contact are
+//! the job's, `job.rs`.)
 
 use anyhow::anyhow;
 
+use super::invocation::Invocation;
 use super::Failure;
 use crate::config::Settings;
-use crate::environment::Launch;
 use crate::mpi_glue::world::World;
 use crate::store::lock::OutputLock;
-
-/// The output folder a subcommand works on: its `--output` flag, else `OUTPUT_DIR` from the
-/// config file; a usage error naming both when neither is given.
-pub(super) fn output_dir(
-    given: &Option<std::path::PathBuf>,
-    settings: &Settings,
-) -> Result<std::path::PathBuf, Failure> {
-    given.clone().or_else(|| settings.output_dir.clone()).ok_or_else(|| {
-        Failure::Usage(anyhow!("no output folder: pass --output DIR or set OUTPUT_DIR in the config file"))
-    })
-}
-
-/// The output folder and the operator's contact of a command that sends requests (`download`,
-/// `profile`): the flags, else the config file; both are required.
-pub(super) fn output_and_contact(
-    settings: &Settings,
-    output: &Option<std::path::PathBuf>,
-    contact: &Option<String>,
-) -> Result<(std::path::PathBuf, String), Failure> {
-    let usage = |m: String| Failure::Usage(anyhow!(m));
-    let output = output_dir(output, settings)?;
-    let contact = contact.clone().or_else(|| settings.contact.clone()).ok_or_else(|| {
-        usage("no contact: server operators must be able to reach you. Pass --contact you@example.org or set CONTACT in the config file".into())
-    })?;
-    if contact.chars().any(|c| c.is_control()) {
-        return Err(usage(format!("--contact {contact:?} contains control characters")));
-    }
-    Ok((output, contact))
-}
 
 /// Warns (rank 0), or with `strict` refuses on every rank, when the overrides file names servers
 /// that are not in the dataset. Every rank reads the same files, so all decide alike and none
@@ -74,19 +45,18 @@ pub(super) fn lock_for_job(world: &World, out: &std::path::Path, command: &str) 
 /// every rank's endpoint. A rank that cannot export still downloads (with a warning).
 pub(super) fn start_exporter(
     world: &World,
-    launch: &Launch,
-    settings: &Settings,
+    inv: &Invocation,
     output: &std::path::Path,
     command: &'static str,
 ) -> Option<&'static crate::telemetry::exporter::Exporter> {
     use crate::telemetry::exporter;
     let identity = exporter::Identity {
         rank: world.rank(),
-        local_rank: launch.local_rank,
-        job: launch.slurm_job_id.clone().unwrap_or_else(|| "local".into()),
+        local_rank: inv.launch.local_rank,
+        job: inv.launch.slurm_job_id.clone().unwrap_or_else(|| "local".into()),
         command,
     };
-    let installed = match exporter::install(&settings.metrics, identity) {
+    let installed = match exporter::install(&inv.settings.metrics, identity) {
         Ok(e) => Some(e),
         Err(e) => {
             crate::telemetry::events::log("WARN", &format!("metrics: {e:#}; this rank exports none"));

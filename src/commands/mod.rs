@@ -2,13 +2,15 @@
 //!
 //! This is the edge where `anyhow` is used; errors are split into usage errors (exit 2), run
 //! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. `dispatch::run`
-//! is the entry; `edges` resolves what several subcommands need first (output folder, contact,
-//! lock, overrides, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify` and
+//! is the entry: it resolves the `invocation` once (config file, environment; the output folder
+//! and contact from flags over config); `edges` is what several subcommands do around their work
+//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify` and
 //! `slurm` (submit, status, cancel, job-end) are one file each.
 
 pub mod dispatch;
 mod download;
 mod edges;
+mod invocation;
 mod plan;
 mod prep;
 mod profile;

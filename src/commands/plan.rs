@@ -4,9 +4,9 @@
 
 use anyhow::anyhow;
 
+use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::PlanArgs;
-use crate::config::Settings;
 use crate::forecast::error::ForecastError;
 use crate::forecast::params::{resolve, Flags};
 use crate::forecast::{gbif_like, load, scale};
@@ -20,7 +20,8 @@ fn failure(e: ForecastError, context: impl FnOnce() -> String) -> Failure {
     }
 }
 
-pub fn plan(settings: &Settings, args: PlanArgs) -> Result<(), Failure> {
+pub fn plan(inv: &Invocation, args: PlanArgs) -> Result<(), Failure> {
+    let settings = &inv.settings;
     let flags = Flags {
         nodes: args.nodes,
         ranks_per_node: args.ranks_per_node,
@@ -33,7 +34,7 @@ pub fn plan(settings: &Settings, args: PlanArgs) -> Result<(), Failure> {
         let source = format!("GBIF-like list ({} servers, {} URLs)", gbif_like::SERVERS, gbif_like::URLS);
         (source, load::Loaded { hosts, excluded: Vec::new(), done: 0 })
     } else {
-        let out = super::edges::output_dir(&args.output, settings)?;
+        let out = inv.output(&args.output)?;
         let loaded = load::load(&out, settings).map_err(|e| failure(e, || format!("cannot plan {}", out.display())))?;
         (out.display().to_string(), loaded)
     };

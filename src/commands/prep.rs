@@ -2,18 +2,18 @@
 
 use anyhow::{anyhow, Context};
 
-use super::edges::{output_dir, start_exporter, stop_exporter};
+use super::edges::{start_exporter, stop_exporter};
+use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::PrepArgs;
-use crate::config::Settings;
-use crate::environment::Launch;
 use crate::mpi_glue::world::World;
 use crate::prep::run::{self as prep_run, PrepOptions};
 use crate::prep::space;
 use crate::store::lock::OutputLock;
 
-pub(super) fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
-    let output = output_dir(&args.output, settings)?;
+pub(super) fn prep(inv: &Invocation, args: PrepArgs) -> Result<(), Failure> {
+    let settings = &inv.settings;
+    let output = inv.output(&args.output)?;
     let batch_size = args.batch_size.unwrap_or(settings.batch_size);
     if batch_size == 0 {
         return Err(Failure::Usage(anyhow!("--batch-size must be greater than zero")));
@@ -57,7 +57,7 @@ pub(super) fn prep(settings: &Settings, args: PrepArgs) -> Result<(), Failure> {
         .map_err(Failure::Run)?;
     // Prep of a GBIF snapshot runs for an hour: it exports its progress like a download rank.
     let world = World::single();
-    let exporter = start_exporter(&world, &Launch::from_env(), settings, &opts.output, "prep");
+    let exporter = start_exporter(&world, inv, &opts.output, "prep");
     let report = prep_run::run(&opts);
     stop_exporter(exporter, &world, &opts.output);
     let report = report.with_context(|| format!("prep of {} failed", opts.input.display())).map_err(Failure::Run)?;

@@ -7,10 +7,9 @@ use std::path::Path;
 use anyhow::anyhow;
 use serde::Serialize;
 
+use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::ProfileArgs;
-use crate::config::Settings;
-use crate::environment::Launch;
 use crate::mpi_glue::world::World;
 use crate::overrides::Overrides;
 use crate::profile::result::{self, Counts, ProfileResult};
@@ -25,16 +24,17 @@ struct JsonReport<'a> {
     servers: &'a [ProfileResult],
 }
 
-pub(super) fn profile(settings: &Settings, args: ProfileArgs) -> Result<(), Failure> {
+pub(super) fn profile(inv: &Invocation, args: ProfileArgs) -> Result<(), Failure> {
     let started = std::time::SystemTime::now();
-    let (output, contact) = super::edges::output_and_contact(settings, &args.output, &args.contact)?;
+    let settings = &inv.settings;
+    let output = inv.output(&args.output)?;
+    let contact = inv.contact(&args.contact)?;
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("profile of {} failed", output.display())));
     // Read before the world is joined: a folder without prep's output fails the same way on
     // every rank, and before any rank waits for another.
     let servers = crate::store::tables::read_servers_table(&output).map_err(|e| failed(e.into()))?;
     let overrides = Overrides::load(&output, settings).map_err(|e| Failure::Usage(e.into()))?;
-    let launch = Launch::from_env();
-    let world = World::init(launch.mpi_launched).map_err(failed)?;
+    let world = World::init(inv.launch.mpi_launched).map_err(failed)?;
     let _lock = super::edges::lock_for_job(&world, &output, "profile").map_err(failed)?;
     super::edges::check_overrides(&world, &output, settings, args.strict_overrides)?;
     if world.is_root() && settings.robots == crate::robots::RobotsPolicy::Ignore {

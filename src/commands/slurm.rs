@@ -15,7 +15,7 @@ use crate::slurm::render::{self, Paths};
 use crate::slurm::{LOGS_DIR, SLURM_DIR};
 use crate::status;
 
-use super::edges::output_dir;
+use super::invocation::Invocation;
 use crate::exit::Exit;
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
@@ -51,14 +51,15 @@ fn jobs_from_plan(out: &Path, settings: &Settings) -> Result<u32, Failure> {
     Ok(u32::try_from(jobs.max(1)).unwrap_or(u32::MAX))
 }
 
-pub fn submit(config: Option<&Path>, settings: &Settings, args: SubmitArgs) -> Result<(), Failure> {
+pub fn submit(inv: &Invocation, args: SubmitArgs) -> Result<(), Failure> {
+    let (config, settings) = (inv.config.as_deref(), &inv.settings);
     let usage = |m: String| Failure::Usage(anyhow!(m));
     let run = |e: anyhow::Error| Failure::Run(e);
     let config = config.ok_or_else(|| {
         usage("submit needs --config FILE: the jobs read the same file, so every value is set once".into())
     })?;
     let config = absolute(config).map_err(run)?;
-    let out = absolute(&output_dir(&args.output, settings)?).map_err(run)?;
+    let out = absolute(&inv.output(&args.output)?).map_err(run)?;
     let bin = std::env::current_exe().context("cannot tell where this binary is").map_err(run)?;
     let s = &settings.slurm;
     let jobs = if args.jobs_from_plan { jobs_from_plan(&out, settings)? } else { args.jobs.unwrap_or(s.chain_jobs) };
@@ -196,9 +197,9 @@ fn refuse_a_second_chain(out: &Path, config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn cancel(settings: &Settings, args: CancelArgs) -> Result<(), Failure> {
+pub fn cancel(inv: &Invocation, args: CancelArgs) -> Result<(), Failure> {
     let run = |e: anyhow::Error| Failure::Run(e);
-    let out = output_dir(&args.output, settings)?;
+    let out = inv.output(&args.output)?;
     let mut record = JobRecord::load(&out).map_err(run)?;
     let Some(chain) = record.chains.last_mut() else {
         println!("cancel: no chain was submitted on {}", out.display());
@@ -228,9 +229,9 @@ pub fn cancel(settings: &Settings, args: CancelArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
+pub fn job_end(inv: &Invocation, args: JobEndArgs) -> Result<(), Failure> {
     let run = |e: anyhow::Error| Failure::Run(e);
-    let out = output_dir(&args.output, settings)?;
+    let out = inv.output(&args.output)?;
     // A node crash or a kill leaves the job's writer lock behind: its ranks are gone now.
     match crate::store::lock::release_for_job(&out, &args.job) {
         Ok(crate::store::lock::JobRelease::Released(h)) => {
@@ -307,8 +308,9 @@ pub fn job_end(settings: &Settings, args: JobEndArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn status(settings: &Settings, args: StatusArgs) -> Result<(), Failure> {
-    let out = output_dir(&args.output, settings)?;
+pub fn status(inv: &Invocation, args: StatusArgs) -> Result<(), Failure> {
+    let settings = &inv.settings;
+    let out = inv.output(&args.output)?;
     if !out.is_dir() {
         return Err(Failure::Run(anyhow!("{} does not exist: run `prep` or `submit` first", out.display())));
     }

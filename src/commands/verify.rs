@@ -5,10 +5,9 @@
 
 use anyhow::anyhow;
 
+use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::VerifyArgs;
-use crate::config::Settings;
-use crate::environment::Launch;
 use crate::mpi_glue::world::World;
 use crate::verify::report::Report;
 use crate::verify::scan::Options;
@@ -18,8 +17,8 @@ use crate::verify::{repair, run};
 /// enough that a GBIF-sized output is checked in minutes (every shard's records are still read).
 const DEFAULT_SAMPLE: usize = 8;
 
-pub(super) fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Failure> {
-    let output = super::edges::output_dir(&args.output, settings)?;
+pub(super) fn verify(inv: &Invocation, args: VerifyArgs) -> Result<(), Failure> {
+    let output = inv.output(&args.output)?;
     if args.sample == Some(0) {
         return Err(Failure::Usage(anyhow!("--sample must be at least 1 (or use --full)")));
     }
@@ -27,8 +26,7 @@ pub(super) fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Failur
     if !output.is_dir() {
         return Err(failed(anyhow!("{} does not exist: check --output or OUTPUT_DIR", output.display())));
     }
-    let launch = Launch::from_env();
-    let world = World::init(launch.mpi_launched).map_err(failed)?;
+    let world = World::init(inv.launch.mpi_launched).map_err(failed)?;
     // Repair moves shards: no download may write meanwhile. Rank 0 takes the lock before any
     // rank reads, and every rank learns whether it did.
     let _lock = match args.repair {
@@ -40,7 +38,7 @@ pub(super) fn verify(settings: &Settings, args: VerifyArgs) -> Result<(), Failur
     };
     let opts = Options {
         sample: if args.full { None } else { Some(args.sample.unwrap_or(DEFAULT_SAMPLE)) },
-        threads: crate::download::cpu_pool::cpu_threads(settings.cpu_threads),
+        threads: crate::actors::cpu_pool::cpu_threads(inv.settings.cpu_threads),
     };
     let Some(mut report) = run::run(&world, &output, &opts) else {
         return Ok(()); // ranks other than 0: rank 0 reports for all

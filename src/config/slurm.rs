@@ -1,6 +1,7 @@
 //! The `SLURM_*` keys of the configuration file: what `submit` asks Slurm for.
 
-use super::{ConfigError, Values};
+use super::read::Values;
+use super::ConfigError;
 
 /// The `SLURM_*` keys: what `submit` puts in the job scripts. Optional fields left unset are
 /// left to the site's defaults (no `#SBATCH` line).

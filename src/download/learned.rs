@@ -2,7 +2,7 @@
 //! back at the start of the next.
 //!
 //! Owns merging the states of a split host's shares into one state for the host. The state
-//! itself is `actors::server::state::HostState`; the parquet columns are `prep::batches`'.
+//! itself is `host::state::HostState`; the parquet columns are `prep::batches`'.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 
-use crate::actors::server::state::HostState;
+use crate::host::state::HostState;
 use crate::store::table_updates::{update_learned, Learned};
 
 /// A host's learned state from `servers.parquet`, ready for a new run; `None`, with a warning,

@@ -13,13 +13,13 @@ use anyhow::{anyhow, Context};
 
 use std::time::{Duration, Instant, SystemTime};
 
-use super::cpu_pool::cpu_threads;
 use super::ending::deadline_margin;
 use super::learned::write_learned;
 use super::rounds::RoundRule;
 use super::run::{run_round, DownloadOptions, NoRounds, Owned, RoundSignal, ShareRefusal};
 use super::summary::DownloadSummary;
-use crate::actors::server::state::HostState;
+use crate::actors::cpu_pool::cpu_threads;
+use crate::host::state::HostState;
 use crate::mpi_glue::planner::{plan, HostLoad, Limits, Plan, Share};
 use crate::mpi_glue::world::World;
 use crate::store::shards::ledger;

@@ -10,24 +10,25 @@ use actix::{Actor, Addr, SyncArbiter};
 use anyhow::{anyhow, Context as _};
 use tokio::sync::mpsc;
 
-use super::cpu_pool::{cpu_threads, CpuPool};
 use super::ending::{deadline_margin, deadline_stops, Stall, STALL_LIMIT};
-use super::engine::{Engine, HostEvent, HostFailure};
-use super::guests::{GuestSetup, Guests};
-use super::slots::Slots;
 use super::summary::DownloadSummary;
+use crate::actors::cpu_pool::{cpu_threads, CpuPool};
+use crate::actors::engine::Engine;
+use crate::actors::guests::{GuestSetup, Guests};
+use crate::actors::messages::HostPlan;
+use crate::actors::messages::{Drain, Tick};
+use crate::actors::messages::{GiveUpParked, PeerRefusal, StopIssuing};
+use crate::actors::messages::{HostEvent, HostFailure};
 use crate::actors::server::actor::ServerActor;
-use crate::actors::server::messages::HostPlan;
-use crate::actors::server::messages::{GiveUpParked, PeerRefusal, StopIssuing};
-use crate::actors::server::rate::RateConfig;
-use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
-use crate::actors::server::state::HostState;
+use crate::actors::slots::Slots;
 use crate::actors::writer::actor::WriterActor;
-use crate::actors::writer::messages::{Drain, Tick};
 use crate::actors::writer::policy::ShardPolicy;
 use crate::config::Settings;
 use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::{build_client, build_public_client, HttpSettings};
+use crate::host::rate::RateConfig;
+use crate::host::retry::{BreakerPolicy, RetryPolicy};
+use crate::host::state::HostState;
 use crate::imaging::ImageSettings;
 use crate::progress::{human_count, Progress};
 use crate::store::batches::batch_rows;
@@ -292,7 +293,7 @@ pub fn run_round(
 
 fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, RateConfig, BreakerPolicy, RetryPolicy) {
     let s = &opts.settings;
-    let http = HttpSettings::new(s, &opts.contact);
+    let http = s.http(&opts.contact);
     let image = ImageSettings {
         max_side: s.max_side,
         jpeg_quality: s.jpeg_quality,

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::anyhow;
 
-use super::engine::HostFailure;
+use crate::actors::messages::HostFailure;
 use crate::store::batches::batch_id;
 use crate::store::shards::ledger::Ledger;
 use crate::store::tables::ServerInfo;

@@ -3,7 +3,7 @@
 //!
 //! An image fetch follows redirects within its own server and stops at a redirect to another
 //! server, returning where it points ([`Fetched::moved_to`]): that server's robots.txt and rate
-//! are the ServerActor's to consult (`download::guests`), not the client's. A robots.txt fetch
+//! are the ServerActor's to consult (`actors::guests`), not the client's. A robots.txt fetch
 //! follows redirects across servers, as RFC 9309 §2.3.1.2 asks.
 //!
 //! This module turns a URL into bytes or an [`Outcome`]; it does not decide about retries or
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::budget::{BodyBudget, BodyPermit};
 use super::deadlines::{Cut, Deadlines, Progress};
-use super::outcome::{Outcome, TransportKind};
+use crate::host::outcome::{Outcome, TransportKind};
 
 /// Connections kept idle per host. Our per-host in-flight cap is small, so a few suffice.
 const POOL_IDLE_PER_HOST: usize = 4;
@@ -22,7 +22,7 @@ const POOL_IDLE_PER_HOST: usize = 4;
 /// most without holding sockets on hosts we have finished with.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Settings of the shared client, resolved from the config.
+/// Settings of the shared client, resolved from the config (`config::Settings::http`).
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub user_agent: String,
@@ -100,24 +100,6 @@ impl FetchFailure {
         match self {
             FetchFailure::Transport { kind, .. } => Some(Outcome::Transport(*kind)),
             FetchFailure::TooLarge { .. } => None,
-        }
-    }
-}
-
-impl HttpSettings {
-    /// The settings of every request of a run (`download`, `profile`) for the operator `contact`.
-    pub fn new(s: &crate::config::Settings, contact: &str) -> HttpSettings {
-        HttpSettings {
-            user_agent: user_agent(contact, s.crawl_info_url.as_deref()),
-            deadlines: crate::fetch::deadlines::Deadlines {
-                head: s.head_timeout,
-                idle: s.idle_timeout,
-                min_bytes_per_sec: s.min_transfer_bytes_per_sec,
-                ceiling: s.request_timeout,
-            },
-            connect_timeout: s.connect_timeout,
-            max_body_bytes: s.max_body_bytes,
-            resolve: s.resolve.clone(),
         }
     }
 }

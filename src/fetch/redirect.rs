@@ -12,7 +12,7 @@
 //! Only the URL is read here; a public name that resolves to a local address is caught by the
 //! resolver of the client used after a cross-server redirect (`dns::SystemResolver::public_only`).
 //! A hop to another server is not followed by the client for an image: the row goes to
-//! `download::guests`, which asks that server's robots.txt and keeps to its spacing.
+//! `actors::guests`, which asks that server's robots.txt and keeps to its spacing.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};

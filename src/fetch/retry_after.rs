@@ -4,16 +4,12 @@
 //! form (`Wed, 21 Oct 2015 07:28:00 GMT`) or the two obsolete forms RFC 9110 still requires
 //! recipients to read (RFC 850 `Wednesday, 21-Oct-15 07:28:00 GMT` and asctime
 //! `Wed Oct 21 07:28:00 2015`); dates are parsed by the `httpdate` crate. This module only turns
-//! text into a `Duration`; whether to honour it for a given status is `actors::server::retry`'s
+//! text into a `Duration`; whether to honour it for a given status is `host::retry`'s
 //! call. The current time is passed in, so parsing is deterministic.
 
 use std::time::{Duration, SystemTime};
 
-/// Longest wait a `Retry-After` can impose. Real maintenance windows and rate-limit resets are
-/// seconds to minutes; a value of a day or a date years ahead is nearly always a misconfigured
-/// server, and obeying it would freeze that host's queue for the rest of the run. One hour
-/// honours any plausible request and still lets the retry budget settle the URL within the run.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
+use crate::host::retry::MAX_RETRY_AFTER;
 
 /// The wait a `Retry-After` value asks for, measured from `now`.
 ///

@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-use crate::fetch::outcome::ErrorClass;
+use crate::host::outcome::ErrorClass;
 
 /// A failure of `process`. Every variant maps to exactly one error class (see `class`).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

@@ -10,7 +10,7 @@
 //! - `run`: the I/O: which servers a rank profiles, robots.txt (cached as a download caches it,
 //!   so the download does not ask again), the samples, and rank 0's merge.
 //!
-//! Not here: the download's own adaptive rate (`actors::server::rate`) takes over from the
+//! Not here: the download's own adaptive rate (`host::rate`) takes over from the
 //! start rate, and per-server overrides (`overrides`) win over it.
 
 pub mod result;

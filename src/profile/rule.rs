@@ -24,7 +24,7 @@
 
 use std::time::Duration;
 
-use crate::actors::server::rate::MIN_RATE;
+use crate::host::rate::MIN_RATE;
 
 /// The shortest median response time the rule divides by. Loopback and cached answers come
 /// back in well under a millisecond; dividing by that would only be clamped by the ceiling

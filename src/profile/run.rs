@@ -23,7 +23,7 @@ use super::samples::{self, Answer, Sample, MIN_SPACING};
 use crate::config::Settings;
 use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::{build_client, fetch, FetchFailure, HttpSettings};
-use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
+use crate::host::outcome::{ErrorClass, Outcome, TransportKind};
 use crate::mpi_glue::world::World;
 use crate::overrides::Overrides;
 use crate::robots::cache::{self, Cached, CachedRobots};
@@ -146,7 +146,7 @@ struct Shared {
 }
 
 async fn profile_all(opts: &ProfileOptions, todo: Vec<ServerInfo>, counts: &mut Counts) -> anyhow::Result<()> {
-    let http = HttpSettings::new(&opts.settings, &opts.contact);
+    let http = opts.settings.http(&opts.contact);
     let client = build_client(&http).context("cannot build the HTTP client")?;
     let shared = Arc::new(Shared {
         opts: opts.clone(),

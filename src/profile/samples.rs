@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::rule::Evidence;
-use crate::fetch::outcome::{ErrorClass, Outcome};
+use crate::host::outcome::{ErrorClass, Outcome};
 
 /// The shortest start-to-start spacing of a server's requests during `profile`: one a second,
 /// the default starting rate of a download, so profiling never asks more of a server than the

@@ -22,7 +22,7 @@
 use std::time::{Duration, Instant};
 
 use super::rules::{Robots, PRODUCT_TOKEN};
-use crate::fetch::outcome::{Outcome, TransportKind};
+use crate::host::outcome::{Outcome, TransportKind};
 
 /// How often a share that does not ask looks for the asking share's answer: a small file read,
 /// and only shares of split hosts do it, so it can be often enough not to delay them.

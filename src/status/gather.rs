@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::runs;
-use crate::actors::server::state::HostState;
+use crate::host::state::HostState;
 use crate::mpi_glue::planner::Plan;
 use crate::slurm::queue;
 use crate::slurm::record::{now_unix, JobKind, JobRecord};

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fetch::outcome::ErrorClass;
+use crate::host::outcome::ErrorClass;
 
 /// Shared by every actor of a rank (behind an `Arc`). Only `events.rs` writes to it.
 #[derive(Debug, Default)]

@@ -7,9 +7,9 @@ use metrics::{counter, gauge, histogram};
 
 use super::counters::Counters;
 use super::names;
-use crate::actors::server::rate::ChangeReason;
-use crate::actors::server::state::HostPhase;
-use crate::fetch::outcome::{ErrorClass, Outcome};
+use crate::host::outcome::{ErrorClass, Outcome};
+use crate::host::rate::ChangeReason;
+use crate::host::state::HostPhase;
 
 /// Hosts beyond this many get the label value `other`, so a run over 100,000 hosts cannot blow up
 /// the Prometheus series count. 2,000 covers GBIF's ~545 image servers with room to spare;
@@ -342,7 +342,7 @@ impl ShardCommitted<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fetch::outcome::TransportKind;
+    use crate::host::outcome::TransportKind;
 
     #[test]
     fn answer_labels_keep_429_apart_and_never_invent_a_status_for_a_transport_failure() {

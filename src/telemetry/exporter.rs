@@ -116,12 +116,12 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
     // Series that exist from the start, so a scrape before the first event already shows the
     // rank (and a dashboard sees 0, not "no data").
     metrics::counter!(names::SHARDS_COMMITTED_TOTAL).increment(0);
-    for phase in crate::actors::server::state::HostPhase::ALL {
+    for phase in crate::host::state::HostPhase::ALL {
         metrics::gauge!(names::HOSTS, "state" => phase.as_str()).set(0.0);
     }
     // Every class of a per-class counter reads 0 until it happens (an empty `host` label:
     // panels sum by class), so a failure panel shows 0, not "no data".
-    for class in crate::fetch::outcome::ErrorClass::ALL {
+    for class in crate::host::outcome::ErrorClass::ALL {
         metrics::counter!(names::ROWS_FAILED_TOTAL, "host" => "", "class" => class.as_str()).increment(0);
         metrics::counter!(names::RETRIES_TOTAL, "host" => "", "class" => class.as_str()).increment(0);
     }

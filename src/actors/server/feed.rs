@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use super::row::Task;
-use crate::download::engine::HostFailure;
+use crate::actors::messages::HostFailure;
 use crate::store::batches::{batch_id, batch_rows, read_batch_window, BatchRow};
 use crate::store::shards::ledger::{scan_batch, BatchLedger, RetryFailed};
 

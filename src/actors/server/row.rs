@@ -3,7 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::fetch::outcome::ErrorClass;
+use crate::host::outcome::ErrorClass;
 use crate::imaging::Processed;
 use crate::store::shards::record::{hex, FailureRecord, SuccessRecord};
 

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use actix::{Actor, Handler, SyncContext};
 
-use super::messages::{BatchDone, BatchOpened, Drain, DrainReport, Record, Store, Tick};
 use super::policy::ShardPolicy;
+use crate::actors::messages::{BatchDone, BatchOpened, Drain, DrainReport, Record, Store, Tick};
 use crate::store::shards::finish::{merge_batch, FinishError};
 use crate::store::shards::hdf5_io::{write_shard, ShardError};
 use crate::store::shards::ledger::batch_dir;

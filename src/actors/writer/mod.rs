@@ -5,5 +5,4 @@
 //! `crate::shards`.
 
 pub mod actor;
-pub mod messages;
 pub mod policy;

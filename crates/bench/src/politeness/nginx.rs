@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use distributed_downloader::actors::server::rate::DEFAULT_MAX_IN_FLIGHT;
+use distributed_downloader::host::rate::DEFAULT_MAX_IN_FLIGHT;
 use distributed_downloader::store::shards::ledger;
 use distributed_downloader::store::tables::read_servers_table;
 use test_origin::{Nginx, NginxHost, RequestLog};

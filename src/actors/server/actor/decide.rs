@@ -9,12 +9,12 @@ use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext, Context};
 
 use super::ServerActor;
-use crate::actors::server::retry::{classify, Decision};
+use crate::actors::messages::Record;
 use crate::actors::server::row::Task;
-use crate::actors::writer::messages::Record;
 use crate::fetch::budget::BodyPermit;
 use crate::fetch::client::{FetchFailure, Fetched};
-use crate::fetch::outcome::{ErrorClass, Outcome};
+use crate::host::outcome::{ErrorClass, Outcome};
+use crate::host::retry::{classify, Decision};
 use crate::imaging::process;
 use crate::telemetry::events::{ImageStored, RetryScheduled};
 

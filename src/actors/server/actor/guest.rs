@@ -1,5 +1,5 @@
 //! A row whose server redirected it to another server: handed to the rank's guests
-//! (`download::guests`), which ask that server under its own robots.txt and spacing, and decided
+//! (`actors::guests`), which ask that server under its own robots.txt and spacing, and decided
 //! here from what it answered. The other server's answer teaches this host's rate nothing: a
 //! 429 from a CDN is not this server's limit.
 //!
@@ -13,11 +13,11 @@ use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext, Context};
 
 use super::ServerActor;
+use crate::actors::guests::GuestEnd;
 use crate::actors::server::row::Task;
-use crate::download::guests::GuestEnd;
 use crate::fetch::client::{FetchFailure, Hop};
-use crate::fetch::outcome::{ErrorClass, Outcome};
 use crate::fetch::retry_after::parse_retry_after;
+use crate::host::outcome::{ErrorClass, Outcome};
 
 impl ServerActor {
     /// Hands `task` to the rank's guests at `hop` (a server other than this host).

@@ -7,9 +7,9 @@ use std::time::Instant;
 use actix::{Actor, Context, Handler};
 
 use super::ServerActor;
-use crate::actors::server::messages::{GiveUpParked, PeerRefusal, StopIssuing, Wake};
-use crate::actors::server::state::HostPhase;
-use crate::fetch::outcome::ErrorClass;
+use crate::actors::messages::{GiveUpParked, PeerRefusal, StopIssuing, Wake};
+use crate::host::outcome::ErrorClass;
+use crate::host::state::HostPhase;
 use crate::telemetry::events::{HostStateChanged, RateChanged};
 
 impl ServerActor {

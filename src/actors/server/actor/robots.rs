@@ -8,11 +8,11 @@ use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext, Context};
 
 use super::ServerActor;
-use crate::actors::server::retry::{classify, Decision};
-use crate::actors::server::state::HostPhase;
 use crate::fetch::client::{fetch, FetchFailure};
-use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
 use crate::fetch::retry_after::parse_retry_after;
+use crate::host::outcome::{ErrorClass, Outcome, TransportKind};
+use crate::host::retry::{classify, Decision};
+use crate::host::state::HostPhase;
 use crate::robots::cache::{self, Cached, CachedRobots};
 use crate::robots::gate::{verdict, Next, Verdict};
 use crate::robots::{robots_url, Robots};

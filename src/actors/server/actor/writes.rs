@@ -4,15 +4,18 @@
 use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext, Context};
 
-use super::{ServerActor, GIVEN_UP_WRITES};
-use crate::actors::server::retry::NXDOMAIN_RETRIES;
+use super::ServerActor;
+use crate::actors::messages::{BatchDone, Record, Store};
+use crate::actors::messages::{HostEvent, HostFailure};
 use crate::actors::server::row::Task;
-use crate::actors::server::state::HostPhase;
-use crate::actors::writer::messages::{BatchDone, Record, Store};
-use crate::download::engine::{HostEvent, HostFailure};
-use crate::fetch::outcome::ErrorClass;
+use crate::host::outcome::ErrorClass;
+use crate::host::retry::NXDOMAIN_RETRIES;
+use crate::host::state::HostPhase;
 use crate::robots::cache::CachedRobots;
 use crate::telemetry::events::{log, RowFailed};
+
+/// Rows of a given-up host with the writer at once: enough to keep it busy, little memory.
+const GIVEN_UP_WRITES: u32 = 256;
 
 impl ServerActor {
     /// Commits a batch once it has been read to its end and its last row written.

@@ -12,8 +12,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fetch::outcome::{ErrorClass, Outcome, TransportKind};
-use crate::fetch::retry_after::MAX_RETRY_AFTER;
+use crate::host::outcome::{ErrorClass, Outcome, TransportKind};
+
+/// Longest wait a `Retry-After` can impose. Real maintenance windows and rate-limit resets are
+/// seconds to minutes; a value of a day or a date years ahead is nearly always a misconfigured
+/// server, and obeying it would freeze that host's queue for the rest of the run. One hour
+/// honours any plausible request and still lets the retry budget settle the URL within the run.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
 
 /// Retries per URL after its first attempt. Five retries with the default backoff span up to
 /// about a minute, long enough to ride out a restarting server, short enough that a broken URL

@@ -1,4 +1,4 @@
-//! What every actor of one rank shares. Built once by `run.rs` from the validated settings.
+//! What every actor of one rank shares. Built once by `download::run` from the validated settings.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -8,20 +8,17 @@ use tokio::sync::mpsc;
 
 use super::cpu_pool::CpuPool;
 use super::slots::Slots;
-use crate::actors::server::messages::Wake;
-use crate::actors::server::rate::RateConfig;
-use crate::actors::server::retry::{BreakerPolicy, RetryPolicy};
-use crate::actors::server::state::HostState;
+use crate::actors::messages::{HostEvent, Wake};
 use crate::actors::writer::actor::WriterActor;
 use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::HttpSettings;
+use crate::host::rate::RateConfig;
+use crate::host::retry::{BreakerPolicy, RetryPolicy};
 use crate::imaging::ImageSettings;
-use crate::store::error::StoreError;
-use crate::store::shards::hdf5_io::ShardError;
-use crate::store::shards::ledger::{LedgerError, RetryFailed};
+use crate::store::shards::ledger::RetryFailed;
 use crate::telemetry::Counters;
 
-/// Built once per run by `run.rs` and shared read-only (`Arc<Engine>`) by every actor: no field
+/// Built once per run by `download::run` and shared read-only (`Arc<Engine>`) by every actor: no field
 /// is ever replaced. What changes while the run goes is behind its own synchronisation, and each
 /// such field says who changes it.
 pub struct Engine {
@@ -59,54 +56,12 @@ pub struct Engine {
     pub verbose: bool,
     /// When the `download` command started (see `DownloadOptions::run_started`).
     pub run_started: std::time::SystemTime,
-    /// Becomes `true` once, set by `run.rs` [`COMMIT_MARGIN`](super::ending::COMMIT_MARGIN) before
+    /// Becomes `true` once, set by `download::run` its `COMMIT_MARGIN` before
     /// the deadline: transfers still running are dropped and their rows stay pending.
     pub cut: tokio::sync::watch::Receiver<bool>,
     /// Servers reached by a redirect from another server, with their robots.txt and spacing;
     /// shared by the rank's ServerActors.
     pub guests: super::guests::Guests,
-}
-
-/// Why a host's actor had to stop the run.
-#[derive(Debug, thiserror::Error)]
-pub enum HostFailure {
-    #[error("cannot read batch {partition}: {source}")]
-    ReadBatch {
-        partition: u64,
-        #[source]
-        source: StoreError,
-    },
-    #[error("cannot read the committed shards of batch {partition}: {source}")]
-    ScanShards {
-        partition: u64,
-        #[source]
-        source: LedgerError,
-    },
-    #[error(
-        "batch {partition} is not the batch its committed shards were downloaded from (content {was}, now \
-         {now}): prep was re-run on a changed input, and its rows would be fetched twice. Re-run prep \
-         with --force on the original input, or move downloads/ away to start the dataset over"
-    )]
-    BatchChanged { partition: u64, was: String, now: String },
-    #[error("reading a batch stopped unexpectedly: {0}")]
-    ReadPanicked(String),
-    #[error("a shard commit failed: {0}")]
-    Commit(#[from] ShardError),
-    #[error("the shard writer stopped unexpectedly: {0}")]
-    WriterGone(#[from] actix::MailboxError),
-}
-
-/// What a ServerActor tells the coordinator.
-#[derive(Debug)]
-pub enum HostEvent {
-    /// The host has nothing left in flight: all its rows are recorded, or it was told to stop
-    /// and the rest is left for the next round or run (the shards say how many).
-    Finished { host: String, state: HostState },
-    /// A commit failed: the run must stop (the rows not committed will be fetched again).
-    Fatal { host: String, error: HostFailure },
-    /// A share of a split host was refused: its rate after the cut and what is left of the
-    /// server's pause, for the coordinator to pass to the host's other shares on other ranks.
-    Refused { host: String, share_rate: f64, pause: Option<std::time::Duration> },
 }
 
 impl Engine {

@@ -80,7 +80,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::send_log::{Answer, SendLog};
-use crate::fetch::outcome::Outcome;
+use crate::host::outcome::Outcome;
 
 pub use super::signal::{ChangeReason, RateChange, Signal};
 use recovery::Recovery;

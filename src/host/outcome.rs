@@ -5,7 +5,7 @@
 //! made-up status code, so a researcher reading the error records can tell "the server said 5xx"
 //! from "we never reached the server". This module owns the mapping to [`ErrorClass`] and the
 //! answer to "is this worth another try?". It does not decide when to retry (see
-//! `actors::server::retry`) nor how a host's rate reacts (see `actors::server::rate`).
+//! `host::retry`) nor how a host's rate reacts (see `host::rate`).
 
 use std::fmt;
 

@@ -1,8 +1,8 @@
 //! Tests of `state.rs`: saving and restoring a host, the gate, and what a new run or round keeps.
 
 use super::*;
-use crate::actors::server::rate::{Phase, CAREFUL_PROBE_INTERVAL};
-use crate::fetch::outcome::TransportKind;
+use crate::host::outcome::TransportKind;
+use crate::host::rate::{Phase, CAREFUL_PROBE_INTERVAL};
 
 const TIMEOUT: Outcome = Outcome::Transport(TransportKind::Timeout);
 

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::rate::{KnownLimit, RateChange, RateConfig, RateController, LIMIT_TRUST_AGE, MAX_PROBE_INTERVAL};
 use super::retry::{Availability, BreakerPolicy, CircuitBreaker};
 use super::token_bucket::{TokenBucket, DEFAULT_BURST};
-use crate::fetch::outcome::Outcome;
-use crate::fetch::retry_after::MAX_RETRY_AFTER;
+use crate::host::outcome::Outcome;
+use crate::host::retry::MAX_RETRY_AFTER;
 
 /// Longest wait read back from a stored state. Nothing this crate stores lies further ahead:
 /// `Retry-After` is capped at one hour and the longest default parking is 30 minutes.

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::fetch::budget::BodyBudget;
 use crate::fetch::client::{fetch, fetch_from, FetchFailure, Fetched, Hop, HttpSettings, OtherServers};
-use crate::fetch::outcome::Outcome;
 use crate::fetch::retry_after::parse_retry_after;
+use crate::host::outcome::Outcome;
 use crate::robots::cache::{self, Cached, CachedRobots};
 use crate::robots::gate::{verdict, Verdict};
 use crate::robots::{robots_url, url_path, Robots, RobotsPolicy, PRODUCT_TOKEN};

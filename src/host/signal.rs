@@ -2,7 +2,7 @@
 //! and a [`RateChange`] with its [`ChangeReason`] (whose `as_str()` log lines and metric labels
 //! carry). Plain data, kept apart from the rule in `rate.rs`.
 
-use crate::fetch::outcome::{Outcome, TransportKind};
+use crate::host::outcome::{Outcome, TransportKind};
 
 /// What one answer says about the host's rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,10 +23,19 @@ build: setup
 	cargo build --locked --workspace
 
 # setup installed python3-h5py, so a test that finds no Python with h5py fails instead of
-# skipping its h5py check (tests/util/python.rs).
+# skipping its h5py check (tests/util/python.rs). The tests run under cargo-nextest when it is
+# installed (.config/nextest.toml: one pool of 8 for every test binary), else under cargo test
+# with 8 threads per binary; then the doc examples compile.
+TEST_THREADS ?= 8
 test: setup
 	cargo build --locked --workspace --tests --bins
-	DD_REQUIRE_H5PY=1 cargo test --locked --workspace --no-fail-fast
+	if cargo nextest --version >/dev/null 2>&1; then \
+		DD_REQUIRE_H5PY=1 cargo nextest run --locked --workspace --no-fail-fast --test-threads $(TEST_THREADS); \
+	else \
+		echo "make test: cargo-nextest not found; running cargo test"; \
+		DD_REQUIRE_H5PY=1 cargo test --locked --workspace --no-fail-fast -- --test-threads $(TEST_THREADS); \
+	fi
+	cargo test --locked --workspace --doc
 
 demo: build
 	./scripts/demo.sh "$(BIN)" "$(ORIGIN_BIN)"

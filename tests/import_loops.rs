@@ -267,3 +267,31 @@ fn lower_layers_do_not_import_the_coordinator_or_the_config() {
     found.extend(imports_across(&g, "fetch", &["config"]));
     assert!(found.is_empty(), "imports pointing back up:\n{}", found.join("\n"));
 }
+
+/// Every `mod.rs` holds its folder's docs, `mod` and `use` lines and at most one short shared
+/// type (such as the module's error enum): no function, no `impl`, and the code its folder does
+/// lives in files named for what they do.
+#[test]
+fn mod_rs_files_hold_docs_mod_lines_and_at_most_one_short_type() {
+    let g = import_graph();
+    let mut found = Vec::new();
+    let mod_files: Vec<&PathBuf> = g.file_module.keys().filter(|f| f.ends_with("mod.rs")).collect();
+    assert!(mod_files.len() >= 15, "the crate's folders: {mod_files:?}");
+    for f in mod_files {
+        let text = code(&std::fs::read_to_string(f).unwrap());
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let name = f.strip_prefix(&g.src).unwrap().display();
+        let top: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ') && !l.trim().is_empty()).collect();
+        let fns = top.iter().filter(|l| l.contains("fn ") || l.starts_with("impl")).count();
+        let types = top.iter().filter(|l| l.contains("struct ") || l.contains("enum ")).count();
+        let body = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("pub mod") && !l.starts_with("mod "))
+            .filter(|l| !l.starts_with("pub use") && !l.starts_with("use ") && !l.starts_with("pub(crate) mod"))
+            .count();
+        if fns > 0 || types > 1 || body > 60 {
+            found.push(format!("{name}: {fns} function(s) or impl(s), {types} type(s), {body} lines of code"));
+        }
+    }
+    assert!(found.is_empty(), "mod.rs files that hold code:\n{}", found.join("\n"));
+}

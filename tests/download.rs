@@ -390,25 +390,6 @@ fn the_deadline_stops_cleanly_and_the_next_run_finishes() {
 }
 
 #[test]
-fn the_output_format_python_snippet_reads_a_shard() {
-    let Some(mut python) = python_with(&["h5py", "PIL"], "the Python snippet of docs/output-format.md") else { return };
-    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
-    let urls = vec![origin.url(0, "/img/w2000-h1000-1.jpg")];
-    let job = job(&urls, 10, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
-    job.download_ok(&[]);
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/output-format.md")).unwrap();
-    let start = doc.find("```python\nimport h5py").expect("docs/output-format.md has the h5py snippet");
-    let snippet = &doc[start + 10..];
-    let snippet = &snippet[..snippet.find("```").unwrap()];
-    let shard = &shard_files(&job.out)[0];
-    assert!(shard.exists());
-    let script =
-        format!("{snippet}\nassert img.size == (1024, 512), img.size\nassert meta['format'] == 'jpeg', meta\n");
-    let out = python.arg("-c").arg(&script).env("OUT", &job.out).output().unwrap();
-    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-}
-
-#[test]
 fn redirects_are_followed_up_to_five_hops_and_an_http_date_retry_after_is_obeyed() {
     let origin = Origin::start(vec![
         HostSpec::loopback(2, Behaviour::Redirect { hops: 3 }),

@@ -1,5 +1,6 @@
 //! Few files: a complete batch ends as one shard, whatever the commit interval cut it into, and
-//! kill -9 at any moment (during merges included) loses nothing and counts nothing twice.
+//! kill -9 at any moment (during merges included) loses nothing and counts nothing twice. And a
+//! shard reads in Python as docs/output-format.md shows.
 
 use std::time::Duration;
 
@@ -55,4 +56,23 @@ print(len(rows), len(set(rows)))
     let out = python.arg("-c").arg(script).env("OUT", &job.out).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2400 2400");
+}
+
+#[test]
+fn the_output_format_python_snippet_reads_a_shard() {
+    let Some(mut python) = python_with(&["h5py", "PIL"], "the Python snippet of docs/output-format.md") else { return };
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let urls = vec![origin.url(0, "/img/w2000-h1000-1.jpg")];
+    let job = job(&urls, 10, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
+    job.download_ok(&[]);
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/output-format.md")).unwrap();
+    let start = doc.find("```python\nimport h5py").expect("docs/output-format.md has the h5py snippet");
+    let snippet = &doc[start + 10..];
+    let snippet = &snippet[..snippet.find("```").unwrap()];
+    let shard = &shard_files(&job.out)[0];
+    assert!(shard.exists());
+    let script =
+        format!("{snippet}\nassert img.size == (1024, 512), img.size\nassert meta['format'] == 'jpeg', meta\n");
+    let out = python.arg("-c").arg(&script).env("OUT", &job.out).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }

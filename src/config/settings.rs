@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use super::SlurmSettings;
 use crate::fetch::client::{user_agent, HttpSettings};
 use crate::fetch::deadlines::Deadlines;
-use crate::imaging::{Reencode, StoreAs};
+use crate::host::rate::RateConfig;
+use crate::host::retry::{BreakerPolicy, RetryPolicy};
+use crate::imaging::{ImageSettings, Reencode, StoreAs};
 
 /// Validated settings: only this type reaches the subcommands.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,5 +89,36 @@ impl Settings {
             max_body_bytes: self.max_body_bytes,
             resolve: self.resolve.clone(),
         }
+    }
+
+    /// What the image pipeline is given.
+    pub fn image(&self) -> ImageSettings {
+        ImageSettings {
+            max_side: self.max_side,
+            jpeg_quality: self.jpeg_quality,
+            reencode: self.reencode,
+            store: self.store,
+            max_pixels: self.max_pixels,
+            md5: self.md5,
+        }
+    }
+
+    /// Every host's starting rate settings, before a host's share and overrides apply.
+    pub fn rate(&self) -> RateConfig {
+        RateConfig {
+            initial_rate: self.initial_rate_limit,
+            max_rate: self.max_rate_limit,
+            max_in_flight: self.max_in_flight_per_host,
+        }
+    }
+
+    /// When a host that stopped answering is parked, and for how long first.
+    pub fn breaker(&self) -> BreakerPolicy {
+        BreakerPolicy { first_park: self.park, ..BreakerPolicy::default() }
+    }
+
+    /// How often and after how long a URL is tried again.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy { max_retries: self.max_retries, backoff_base: self.backoff_base, ..RetryPolicy::default() }
     }
 }

@@ -25,11 +25,8 @@ use crate::actors::writer::actor::WriterActor;
 use crate::actors::writer::policy::ShardPolicy;
 use crate::config::Settings;
 use crate::fetch::budget::BodyBudget;
-use crate::fetch::client::{build_client, build_public_client, HttpSettings};
-use crate::host::rate::RateConfig;
-use crate::host::retry::{BreakerPolicy, RetryPolicy};
+use crate::fetch::client::{build_client, build_public_client};
 use crate::host::state::HostState;
-use crate::imaging::ImageSettings;
 use crate::progress::{human_count, Progress};
 use crate::store::batches::batch_rows;
 use crate::store::shards::ledger::{self, RetryFailed};
@@ -291,27 +288,6 @@ pub fn run_round(
     Ok(RunResult { summary, states })
 }
 
-fn engine_settings(opts: &DownloadOptions) -> (HttpSettings, ImageSettings, RateConfig, BreakerPolicy, RetryPolicy) {
-    let s = &opts.settings;
-    let http = s.http(&opts.contact);
-    let image = ImageSettings {
-        max_side: s.max_side,
-        jpeg_quality: s.jpeg_quality,
-        reencode: s.reencode,
-        store: s.store,
-        max_pixels: s.max_pixels,
-        md5: s.md5,
-    };
-    let rate = RateConfig {
-        initial_rate: s.initial_rate_limit,
-        max_rate: s.max_rate_limit,
-        max_in_flight: s.max_in_flight_per_host,
-    };
-    let breaker = BreakerPolicy { first_park: s.park, ..BreakerPolicy::default() };
-    let retry = RetryPolicy { max_retries: s.max_retries, backoff_base: s.backoff_base, ..RetryPolicy::default() };
-    (http, image, rate, breaker, retry)
-}
-
 /// The async part: returns whether the run stopped for the deadline, and each host's learned state.
 /// When the coordinator stops issuing new requests.
 struct Stops<'a> {
@@ -335,7 +311,9 @@ async fn drive(
     let stop_at = stops.deadline;
     // Kept to the end of the run: a fetch treats a closed channel as "never cut".
     let (cut_tx, cut) = tokio::sync::watch::channel(false);
-    let (http, image, rate, breaker, retry) = engine_settings(&opts);
+    let s = &opts.settings;
+    let (http, image, rate) = (s.http(&opts.contact), s.image(), s.rate());
+    let (breaker, retry) = (s.breaker(), s.retry());
     let client = build_client(&http).context("cannot build the HTTP client")?;
     let public_client = build_public_client(&http).context("cannot build the HTTP client")?;
     let body_budget = BodyBudget::new(opts.settings.cpu_queue_bytes);

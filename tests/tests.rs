@@ -14,6 +14,7 @@ mod memory;
 mod metrics;
 mod nginx;
 mod overrides;
+mod perceptual;
 mod plan;
 mod politeness;
 mod prep;

@@ -5,7 +5,8 @@
 //! header, keeps small web images untouched, and otherwise decodes (JPEG through libjpeg-turbo
 //! with DCT-domain downscaling, still lossy WebP through libwebp), converts to 8-bit RGB (a
 //! colour JPEG stays in its Y, Cb and Cr planes instead), resizes with SIMD, applies EXIF
-//! orientation and encodes JPEG (or stores raw RGB). It hashes the original bytes once.
+//! orientation and encodes JPEG (or stores raw RGB). It hashes the original bytes once, and the
+//! stored pixels perceptually (PDQ and pHash) for finding near-duplicates.
 //! Named `imaging` so that `image` keeps meaning the image crate.
 //!
 //! - `settings`: `ImageSettings` and its defaults.
@@ -23,9 +24,13 @@
 //! - `scratch`: what a worker thread reuses from image to image (handles, buffers, resizer).
 //! - `stages`: where an image's time went, and what the two finishing paths are handed.
 //! - `pixels`: CMYK and alpha to RGB, target size, resize, orientation.
+//! - `perceptual`: the PDQ and pHash algorithms on pixels; `fingerprint`: which pixels of an
+//!   image they read (the stored ones, upright; a kept original decoded small).
 
 mod error;
+mod fingerprint;
 mod jpeg_meta;
+mod perceptual;
 mod pipeline;
 mod pixels;
 mod planar;
@@ -40,6 +45,8 @@ mod turbo_compress;
 mod webp;
 
 pub use error::ImageError;
+pub use fingerprint::Fingerprint;
+pub use perceptual::{hamming256, hamming64, parse_pdq_hex};
 pub use pipeline::{process, Processed};
 pub use settings::{ImageSettings, Reencode, StoreAs, DEFAULT_JPEG_QUALITY, DEFAULT_MAX_PIXELS, DEFAULT_MAX_SIDE};
 pub use stages::StageSeconds;

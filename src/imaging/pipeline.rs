@@ -16,13 +16,14 @@ use md5::Md5;
 use sha2::{Digest, Sha256};
 
 use super::error::ImageError;
+use super::fingerprint::{self, Fingerprint};
 use super::jpeg_meta;
 use super::pixels::{self, Rgb};
 use super::planar::{finish_planes, SourcePlanes};
 use super::scratch::Scratch;
 use super::settings::{ImageSettings, Reencode, StoreAs};
 use super::sniff::{self, Format};
-use super::stages::{Finishing, StageSeconds};
+use super::stages::{Finished, Finishing, StageSeconds};
 use super::stored_format::StoredFormat;
 use super::turbo::{self, PlaneSize, PlanesInto, Scale, TurboError};
 use super::webp;
@@ -65,6 +66,9 @@ pub struct Processed {
     pub resized: bool,
     /// `data` is not the original file (we encoded a JPEG or stored raw pixels).
     pub reencoded: bool,
+    /// The perceptual hashes of the stored image, upright; `None` only for an original kept as it
+    /// came that did not decode.
+    pub fingerprint: Option<Fingerprint>,
     /// Where the worker's time went.
     pub timings: StageSeconds,
 }
@@ -132,6 +136,10 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
     timings.hash = clock.elapsed().as_secs_f64();
     let rgb = match decoded {
         Decoded::KeepOriginal => {
+            let clock = std::time::Instant::now();
+            let fingerprint =
+                fingerprint::of_kept(bytes, format, (probe.width, probe.height), probe.orientation, scratch);
+            timings.fingerprint = clock.elapsed().as_secs_f64();
             return Ok(Processed {
                 original_width,
                 original_height,
@@ -143,8 +151,9 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
                 md5,
                 resized: false,
                 reencoded: false,
+                fingerprint,
                 timings,
-            })
+            });
         }
         other => other,
     };
@@ -178,7 +187,7 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
     scratch.planes = planes;
     scratch.decoded = decoded_buffer;
     scratch.buffers = buffers;
-    let (stored_width, stored_height, format, data) = finished?;
+    let Finished { width: stored_width, height: stored_height, format, data, fingerprint } = finished?;
     Ok(Processed {
         original_width,
         original_height,
@@ -190,6 +199,7 @@ fn process_with(bytes: &[u8], s: &ImageSettings, scratch: &mut Scratch) -> Resul
         md5,
         resized: (stored_width, stored_height) != (original_width, original_height),
         reencoded: true,
+        fingerprint,
         timings,
     })
 }
@@ -204,11 +214,7 @@ struct Pixels<'a> {
 
 /// Resizes `source` to `target` (as coded), turns it upright and encodes it (or keeps raw RGB),
 /// through the worker's reusable `buffers`. Returns the stored size, format and bytes.
-fn finish(
-    source: Pixels<'_>,
-    source_format: Format,
-    work: Finishing<'_>,
-) -> Result<(u32, u32, StoredFormat, Vec<u8>), ImageError> {
+fn finish(source: Pixels<'_>, source_format: Format, work: Finishing<'_>) -> Result<Finished, ImageError> {
     let Finishing { target, orientation, settings: s, scratch, buffers, timings, clock } = work;
     let (width, height) = target;
     let sized: &[u8] = if (source.width, source.height) == target {
@@ -234,12 +240,15 @@ fn finish(
     };
     timings.resize = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
+    let fingerprint = Fingerprint::of(upright, width, height, 3);
+    timings.fingerprint = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
     let (format, data) = match s.store {
         StoreAs::RawRgb => (StoredFormat::RawRgb, upright.to_vec()),
         StoreAs::Encoded => (StoredFormat::Jpeg, encode_jpeg(upright, width, height, s.jpeg_quality, scratch)?),
     };
     timings.encode = clock.elapsed().as_secs_f64();
-    Ok((width, height, format, data))
+    Ok(Finished { width, height, format, data, fingerprint })
 }
 
 /// Refuses a decompression bomb from its header size.

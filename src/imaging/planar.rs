@@ -8,8 +8,9 @@
 use image::metadata::Orientation;
 
 use super::error::ImageError;
+use super::fingerprint::Fingerprint;
 use super::pixels;
-use super::stages::Finishing;
+use super::stages::{Finished, Finishing};
 use super::stored_format::StoredFormat;
 use super::turbo::{self, PlaneSize, TurboError};
 
@@ -26,10 +27,7 @@ pub(super) struct SourcePlanes<'a> {
 /// chroma plane straight to the half size a 4:2:0 JPEG stores, and the planes are encoded as
 /// they are. No colour conversion and no chroma upsampling or downsampling happen on the way,
 /// and the chroma convolution works on a quarter of the pixels.
-pub(super) fn finish_planes(
-    source: SourcePlanes<'_>,
-    work: Finishing<'_>,
-) -> Result<(u32, u32, StoredFormat, Vec<u8>), ImageError> {
+pub(super) fn finish_planes(source: SourcePlanes<'_>, work: Finishing<'_>) -> Result<Finished, ImageError> {
     let Finishing { target, orientation, settings: s, scratch, buffers, timings, clock } = work;
     let turbo_error = |e: TurboError| ImageError::Unsupported { format: "jpeg", reason: e.message };
     let (width, height) = target;
@@ -79,11 +77,17 @@ pub(super) fn finish_planes(
         *out = &buffer[..];
     }
     timings.resize = clock.elapsed().as_secs_f64();
+    // The upright luma plane is the luminance the hashes read (padded by at most a row and a
+    // column, repeated from the edge).
+    let clock = std::time::Instant::now();
+    let luma = upright_sizes[0];
+    let fingerprint = Fingerprint::of(upright[0], luma.width, luma.height, 1);
+    timings.fingerprint = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let data = scratch
         .compressor()
         .and_then(|c| c.compress_planes_420(upright, upright_width, upright_height, s.jpeg_quality))
         .map_err(turbo_error)?;
     timings.encode = clock.elapsed().as_secs_f64();
-    Ok((upright_width, upright_height, StoredFormat::Jpeg, data))
+    Ok(Finished { width: upright_width, height: upright_height, format: StoredFormat::Jpeg, data, fingerprint })
 }

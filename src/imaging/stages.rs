@@ -1,12 +1,15 @@
 //! What the stages of one image share: where its time went ([`StageSeconds`], part of what
 //! `process` returns), and what the two ways of finishing it (`pipeline`'s `finish` for pixels,
-//! `planar::finish_planes` for a JPEG kept in planes) are handed ([`Finishing`]). A file of its
+//! `planar::finish_planes` for a JPEG kept in planes) are handed ([`Finishing`]) and give back
+//! ([`Finished`]). A file of its
 //! own so that `pipeline` and `planar` both import it and not each other.
 
 use image::metadata::Orientation;
 
+use super::fingerprint::Fingerprint;
 use super::scratch::{PixelBuffers, Scratch};
 use super::settings::ImageSettings;
+use super::stored_format::StoredFormat;
 
 /// Seconds one image spent in each stage of [`process`](super::process) (0 for a stage it
 /// skipped). Timings take no part in equality: two runs on the same image give the same result,
@@ -21,6 +24,8 @@ pub struct StageSeconds {
     pub resize: f64,
     /// Encoding the stored JPEG.
     pub encode: f64,
+    /// The perceptual hashes (PDQ and pHash), and for a kept original its small decode for them.
+    pub fingerprint: f64,
 }
 
 impl PartialEq for StageSeconds {
@@ -42,4 +47,14 @@ pub(super) struct Finishing<'a> {
     pub buffers: &'a mut PixelBuffers,
     pub timings: &'a mut StageSeconds,
     pub clock: std::time::Instant,
+}
+
+/// What a finishing path ends with: the stored image (upright size, format, bytes) and its
+/// perceptual fingerprint, taken from the upright pixels before they were encoded.
+pub(super) struct Finished {
+    pub width: u32,
+    pub height: u32,
+    pub format: StoredFormat,
+    pub data: Vec<u8>,
+    pub fingerprint: Option<Fingerprint>,
 }

@@ -139,7 +139,14 @@ impl ImageStored {
         c.images_stored.fetch_add(1, Relaxed);
         c.stored_bytes.fetch_add(self.stored_bytes, Relaxed);
         let t = self.timings;
-        for (stage, secs) in [("decode", t.decode), ("hash", t.hash), ("resize", t.resize), ("encode", t.encode)] {
+        let stages = [
+            ("decode", t.decode),
+            ("hash", t.hash),
+            ("resize", t.resize),
+            ("fingerprint", t.fingerprint),
+            ("encode", t.encode),
+        ];
+        for (stage, secs) in stages {
             if secs > 0.0 {
                 histogram!(names::IMAGE_STAGE_SECONDS, "stage" => stage).record(secs);
             }

@@ -34,7 +34,8 @@ pub const REQUEST_DURATION_SECONDS: &str = "distributed_downloader_request_durat
 pub const TIME_TO_FIRST_BYTE_SECONDS: &str = "distributed_downloader_time_to_first_byte_seconds";
 /// Refusals (a 429, or an error status with `Retry-After`), by `host`.
 pub const REFUSALS_TOTAL: &str = "distributed_downloader_refusals_total";
-/// Seconds a CPU worker spent on one image, by `stage` (`decode`, `hash`, `resize`, `encode`) (histogram).
+/// Seconds a CPU worker spent on one image, by `stage` (`decode`, `hash`, `resize`, `fingerprint`,
+/// `encode`) (histogram).
 pub const IMAGE_STAGE_SECONDS: &str = "distributed_downloader_image_stage_seconds";
 /// Seconds to write, fsync and rename one shard (histogram).
 pub const SHARD_COMMIT_SECONDS: &str = "distributed_downloader_shard_commit_seconds";
@@ -93,7 +94,7 @@ pub const METRICS: &[(&str, Kind, metrics::Unit, &str)] = &[
     (REQUEST_DURATION_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds from a request leaving to its last body byte, or to its failure"),
     (TIME_TO_FIRST_BYTE_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds from a request leaving to its response head"),
     (REFUSALS_TOTAL, Kind::Counter, metrics::Unit::Count, "Refusals (a 429, or an error status with Retry-After), by host"),
-    (IMAGE_STAGE_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds a CPU worker spent on one image, by stage (decode, hash, resize, encode)"),
+    (IMAGE_STAGE_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds a CPU worker spent on one image, by stage (decode, hash, resize, fingerprint, encode)"),
     (SHARD_COMMIT_SECONDS, Kind::Histogram, metrics::Unit::Seconds, "Seconds to write, fsync and rename one shard"),
     (SHARD_COMMIT_ROWS, Kind::Histogram, metrics::Unit::Count, "Rows in one committed shard"),
     (WRITER_OLDEST_PENDING_SECONDS, Kind::Gauge, metrics::Unit::Seconds, "Age of the oldest row handed to the writer and not committed yet"),

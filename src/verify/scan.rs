@@ -344,6 +344,9 @@ mod tests {
             fetched_at: 0.0,
             final_url: String::new(),
             redirects: 0,
+            pdq: String::new(),
+            pdq_quality: 0,
+            phash: 0,
         }
     }
 

@@ -119,15 +119,19 @@ impl CodecBench {
         )
     }
 
-    /// `stage=ms/img` for decode, hash, resize and encode, averaged over all images.
+    /// `stage=ms/img` for decode, hash, resize, fingerprint and encode, averaged over all images,
+    /// and the fingerprint's (the perceptual hashes') share of the image's time.
     pub fn stage_summary(&self) -> String {
         let per_image = |seconds: f64| if self.images > 0 { seconds * 1000.0 / self.images as f64 } else { 0.0 };
         let s = &self.stages;
+        let total = s.decode + s.hash + s.resize + s.fingerprint + s.encode;
+        let share = if total > 0.0 { 100.0 * s.fingerprint / total } else { 0.0 };
         format!(
-            "decode={:.1} hash={:.1} resize={:.1} encode={:.1}",
+            "decode={:.1} hash={:.1} resize={:.1} fingerprint={:.1} encode={:.1} fingerprint_share={share:.1}%",
             per_image(s.decode),
             per_image(s.hash),
             per_image(s.resize),
+            per_image(s.fingerprint),
             per_image(s.encode)
         )
     }
@@ -240,6 +244,7 @@ fn add_stages(total: &mut StageSeconds, part: &StageSeconds) {
     total.hash += part.hash;
     total.resize += part.resize;
     total.encode += part.encode;
+    total.fingerprint += part.fingerprint;
 }
 
 /// A hash of image `index`'s result, combined by XOR so the order workers finish in is irrelevant.

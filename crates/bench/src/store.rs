@@ -177,6 +177,9 @@ fn write_dataset(
                     fetched_at: 0.0,
                     final_url: String::new(),
                     redirects: 0,
+                    pdq: String::new(),
+                    pdq_quality: 0,
+                    phash: 0,
                 })
                 .collect();
             let id = s.batch_ids.as_ref().and_then(|ids| ids.get(p as usize)).cloned().unwrap_or_default();

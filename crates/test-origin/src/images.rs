@@ -13,6 +13,9 @@
 //!   a missing one defaults to [`DEFAULT_WIDTH`] × [`DEFAULT_HEIGHT`].
 //! - the pixels are a gradient, a few soft blobs and per-pixel noise, seeded by the whole path, so
 //!   `/img/a.jpg` and `/img/b.jpg` differ and JPEG sizes look like photographs, not flat fills.
+//!   A token `s<N>` seeds them by `N` instead: `/img/w1200-h900-s7.jpg` and `/a/w600-h450-s7.png`
+//!   are one picture at two sizes and in two formats (drawn in coordinates relative to the size;
+//!   only the per-pixel noise differs), as a photo published twice is.
 //! - a `cam` token (`/img/cam-w1600-h1200-3.jpg`) asks for a camera-like file instead, as the
 //!   download benchmark's corpus does: the pixels of [`crate::photo::synthetic_photo_rgb`]
 //!   (texture, shapes, sensor-like noise), a JPEG with 4:2:0 chroma as cameras and most web
@@ -62,6 +65,8 @@ pub struct ImageSpec {
     pub height: u32,
     /// The path has a `cam` token: camera-like pixels and encodings (see the module docs).
     pub camera: bool,
+    /// The path's `s<N>` token: the picture's seed, whatever its size and format.
+    pub seed: Option<u64>,
 }
 
 impl ImageSpec {
@@ -80,7 +85,7 @@ pub fn spec_for_path(path: &str) -> Option<ImageSpec> {
         None => (segment, ImageFormat::Jpeg),
         Some((stem, ext)) => (stem, format_for_extension(ext)?),
     };
-    let (mut width, mut height, mut camera) = (DEFAULT_WIDTH, DEFAULT_HEIGHT, false);
+    let (mut width, mut height, mut camera, mut seed) = (DEFAULT_WIDTH, DEFAULT_HEIGHT, false, None);
     for token in stem.split(['-', '_']) {
         if token == "cam" {
             camera = true;
@@ -88,12 +93,14 @@ pub fn spec_for_path(path: &str) -> Option<ImageSpec> {
             width = n;
         } else if let Some(n) = token.strip_prefix('h').and_then(|n| n.parse().ok()) {
             height = n;
+        } else if let Some(n) = token.strip_prefix('s').and_then(|n| n.parse().ok()) {
+            seed = Some(n);
         }
     }
     let fits = (1..=MAX_SIDE).contains(&width)
         && (1..=MAX_SIDE).contains(&height)
         && u64::from(width) * u64::from(height) <= MAX_PIXELS;
-    fits.then_some(ImageSpec { format, width, height, camera })
+    fits.then_some(ImageSpec { format, width, height, camera, seed })
 }
 
 /// The exact body an `Ok` host serves for `path`, or `None` when it answers 404.
@@ -107,7 +114,7 @@ pub fn served_bytes(path: &str) -> Option<Arc<Vec<u8>>> {
         return Some(hit);
     }
     // Encode outside the lock: two racing callers both encode, and get identical bytes.
-    let img = pixels(&spec, seed_for(key));
+    let img = pixels(&spec, spec.seed.unwrap_or_else(|| seed_for(key)));
     let bytes = Arc::new(match (spec.camera, spec.format) {
         (true, ImageFormat::Jpeg) => photo::camera_jpeg(img.as_raw(), spec.width, spec.height),
         (true, ImageFormat::WebP) => photo::lossy_webp(img.as_raw(), spec.width, spec.height),
@@ -126,7 +133,7 @@ pub fn served_sha256(path: &str) -> Option<String> {
 /// The pixels for `path` before encoding, e.g. to compare a lossless download pixel by pixel.
 pub fn pixels_for_path(path: &str) -> Option<RgbImage> {
     let spec = spec_for_path(path)?;
-    Some(pixels(&spec, seed_for(strip_query(path))))
+    Some(pixels(&spec, spec.seed.unwrap_or_else(|| seed_for(strip_query(path)))))
 }
 
 /// The pixels of `spec`: camera-like ones for a `cam` path, else the plain picture.

@@ -45,6 +45,9 @@ impl Task {
             fetched_at: unix_now(),
             final_url: self.final_url.clone().unwrap_or_default(),
             redirects: self.redirects,
+            pdq: p.fingerprint.map(|f| f.pdq_hex()).unwrap_or_default(),
+            pdq_quality: p.fingerprint.map_or(0, |f| f.pdq_quality),
+            phash: p.fingerprint.map_or(0, |f| f.phash),
         }
     }
 

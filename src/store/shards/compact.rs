@@ -250,6 +250,9 @@ mod tests {
             fetched_at: 1.0,
             final_url: String::new(),
             redirects: 0,
+            pdq: String::new(),
+            pdq_quality: 0,
+            phash: 0,
         }
     }
 

@@ -9,6 +9,7 @@
 //! /images/fetched_at                                                       float64 [n], Unix seconds
 //! /images/final_url                                                        string [n]: where redirects led, "" if none
 //! /images/redirects                                                        uint8 [n]: redirects followed
+//! /images/pdq, pdq_quality, phash        string [n] (64 hex, "" if none), uint8 [n], uint64 [n]
 //! /errors/uuid, url, server, source_ids, error_class, detail              strings [m]
 //! /errors/attempts uint32, http_status uint16, retriable uint8, failed_at float64   [m]
 //! ```
@@ -19,7 +20,7 @@
 //! `sha256` and `md5` are of the original bytes as served, so they cannot check a resized or
 //! re-encoded image; `stored_crc32` is of the bytes stored here, and `verify` and `compact`
 //! check them against it. Shards of older versions lack it (read as `None`), and lack
-//! `final_url` and `redirects` (read as "" and 0).
+//! `final_url`, `redirects` and the perceptual hashes (read as "" and 0).
 //!
 //! Reading never trusts the file: datasets of unequal length, spans outside `images/data` and
 //! unparsable `source_ids` are [`ShardError::Damaged`], naming the file.
@@ -48,6 +49,10 @@ pub const STORED_CRC32: &str = "stored_crc32";
 /// Datasets of `images/` added after the first format: where redirects led, and how many.
 pub const FINAL_URL: &str = "final_url";
 pub const REDIRECTS: &str = "redirects";
+/// Datasets of `images/` added after the first format: the stored image's perceptual hashes.
+pub const PDQ: &str = "pdq";
+pub const PDQ_QUALITY: &str = "pdq_quality";
+pub const PHASH: &str = "phash";
 
 /// Root attribute of a compacted shard (see `compact`): it holds the final record of every row
 /// of the shards numbered below this value in its folder, which it replaces.
@@ -188,6 +193,9 @@ pub(super) fn write_image_fields(
     put(g, FINAL_URL, &s(&|r| r.final_url.clone()))?;
     // At most `fetch::redirect::MAX_REDIRECTS` (5): a byte holds it.
     put(g, REDIRECTS, &recs.iter().map(|r| r.redirects.min(255) as u8).collect::<Vec<u8>>())?;
+    put(g, PDQ, &s(&|r| r.pdq.clone()))?;
+    put(g, PDQ_QUALITY, &recs.iter().map(|r| r.pdq_quality).collect::<Vec<u8>>())?;
+    put(g, PHASH, &recs.iter().map(|r| r.phash).collect::<Vec<u64>>())?;
     Ok(())
 }
 
@@ -353,6 +361,9 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
     let stored_crc32 = if c.g.link_exists(STORED_CRC32) { Some(c.raw::<u32>(STORED_CRC32)?) } else { None };
     let final_urls = if c.g.link_exists(FINAL_URL) { c.strings(FINAL_URL)? } else { vec![String::new(); c.n] };
     let redirects = if c.g.link_exists(REDIRECTS) { c.raw::<u8>(REDIRECTS)? } else { vec![0; c.n] };
+    let pdq = if c.g.link_exists(PDQ) { c.strings(PDQ)? } else { vec![String::new(); c.n] };
+    let pdq_quality = if c.g.link_exists(PDQ_QUALITY) { c.raw::<u8>(PDQ_QUALITY)? } else { vec![0; c.n] };
+    let phash = if c.g.link_exists(PHASH) { c.raw::<u64>(PHASH)? } else { vec![0; c.n] };
     let data_set = c.g.dataset("data").map_err(h5err)?;
     let data_len = data_set.size() as u64;
     let data = if with_data { data_set.read_raw::<u8>().map_err(h5err)? } else { Vec::new() };
@@ -381,6 +392,9 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
             fetched_at: fetched[i],
             final_url: final_urls[i].clone(),
             redirects: u32::from(redirects[i]),
+            pdq: pdq[i].clone(),
+            pdq_quality: pdq_quality[i],
+            phash: phash[i],
         });
         records.spans.push((o, l));
     }

@@ -20,6 +20,10 @@ pub fn sample() -> ShardContents {
         // The second image came through two redirects.
         final_url: if i == 1 { "https://cdn.a.org/1.jpg".into() } else { String::new() },
         redirects: if i == 1 { 2 } else { 0 },
+        // The third was kept as it came and did not decode: no perceptual hash.
+        pdq: if i == 2 { String::new() } else { format!("{i:x}").repeat(64) },
+        pdq_quality: if i == 2 { 0 } else { 90 + i as u8 },
+        phash: if i == 2 { 0 } else { u64::MAX - u64::from(i) },
     };
     ShardContents {
         successes: (0..3).map(ok).collect(),
@@ -157,5 +161,22 @@ fn a_shard_written_before_redirects_were_recorded_reads_as_no_redirect() {
     }
     let back = read_shard(&path).unwrap();
     assert!(back.successes.iter().all(|s| s.final_url.is_empty() && s.redirects == 0), "{:?}", back.successes);
+    assert_eq!(back.successes.len(), 3);
+}
+
+#[test]
+fn a_shard_written_before_perceptual_hashes_reads_as_having_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
+    assert_eq!(read_shard(&path).unwrap().successes, sample().successes, "the hashes are written and read back");
+    {
+        let g = hdf5::File::open_rw(&path).unwrap().group("images").unwrap();
+        for name in [PDQ, PDQ_QUALITY, PHASH] {
+            g.unlink(name).unwrap();
+        }
+    }
+    let back = read_shard(&path).unwrap();
+    let none = |s: &SuccessRecord| s.pdq.is_empty() && s.pdq_quality == 0 && s.phash == 0;
+    assert!(back.successes.iter().all(none), "{:?}", back.successes);
     assert_eq!(back.successes.len(), 3);
 }

@@ -27,6 +27,13 @@ pub struct SuccessRecord {
     pub final_url: String,
     /// Redirects followed from `url` to the image (0 when it answered itself).
     pub redirects: u32,
+    /// PDQ perceptual hash of the stored image, 64 lowercase hex characters; empty when none was
+    /// computed (shards of older versions, an original kept as it came that did not decode).
+    pub pdq: String,
+    /// PDQ's quality of that hash, 0 (flat) to 100; below 50 a match is unreliable.
+    pub pdq_quality: u8,
+    /// 64-bit DCT pHash of the stored image (0 with `pdq` empty).
+    pub phash: u64,
 }
 
 /// One row that ended without an image.

@@ -1,0 +1,100 @@
+//! The perceptual fingerprint of a stored image: its PDQ hash (256 bits, with PDQ's quality
+//! score) and its 64-bit pHash, computed from pixels the pipeline already holds, upright (after
+//! EXIF orientation), so that the same photo served resized, re-encoded or under another URL gets
+//! a nearby hash. The algorithms are `perceptual`; this file picks the pixels.
+//!
+//! Which pixels: the stored image's, just before it is encoded (RGB, or a colour JPEG's luma
+//! plane, which is the luminance PDQ asks for). An original kept as it came was never decoded, so
+//! it is decoded small for the hash alone: a JPEG at the smallest DCT scale that keeps 128 pixels
+//! on a side (1/8 of a 1024-pixel image: a few percent of a full decode), other formats whole
+//! (they are at most `MAX_SIDE` on a side). If that decode fails the image is still stored as
+//! before, without a fingerprint: keeping originals has never depended on decoding them.
+
+use image::metadata::Orientation;
+
+use super::perceptual::{self, Pixels};
+use super::pixels;
+use super::scratch::Scratch;
+use super::sniff::Format;
+use super::turbo::Scale;
+
+/// Pixels on the short side a kept JPEG is decoded to for its hash, at least: twice PDQ's 64x64
+/// grid, so its tent filter still averages over real pixels.
+const KEPT_HASH_SIDE: u32 = 128;
+
+/// A stored image's perceptual hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// PDQ, most significant byte first (`perceptual::Pdq`'s order; hex with [`Fingerprint::pdq_hex`]).
+    pub pdq: [u8; 32],
+    /// PDQ's quality, 0 (flat) to 100: below 50 its authors call a match unreliable.
+    pub pdq_quality: u8,
+    /// The 64-bit DCT pHash.
+    pub phash: u64,
+}
+
+impl Fingerprint {
+    /// Both hashes of `width` x `height` pixels of `channels` interleaved 8-bit samples (1: luma or
+    /// gray, 3: RGB); `None` when the buffer does not hold that many.
+    pub(super) fn of(data: &[u8], width: u32, height: u32, channels: u8) -> Option<Fingerprint> {
+        let len = width as usize * height as usize * usize::from(channels);
+        let p = Pixels { width, height, channels, data: data.get(..len)? };
+        let pdq = perceptual::pdq(&p);
+        Some(Fingerprint { pdq: pdq.bits, pdq_quality: pdq.quality, phash: perceptual::phash(&p) })
+    }
+
+    /// The PDQ hash as 64 lowercase hex characters.
+    pub fn pdq_hex(&self) -> String {
+        perceptual::Pdq { bits: self.pdq, quality: self.pdq_quality }.to_hex()
+    }
+}
+
+/// The fingerprint of an original kept as it came, decoded small for it; `None` when it does not
+/// decode.
+pub(super) fn of_kept(
+    bytes: &[u8],
+    format: Format,
+    (width, height): (u32, u32),
+    orientation: Orientation,
+    scratch: &mut Scratch,
+) -> Option<Fingerprint> {
+    let rgb = match format {
+        Format::Jpeg => kept_jpeg(bytes, width, height, scratch)?,
+        other => {
+            let img = image::load_from_memory_with_format(bytes, other.image_format()).ok()?;
+            pixels::to_rgb8(img)
+        }
+    };
+    if orientation == Orientation::NoTransforms {
+        return Fingerprint::of(&rgb.pixels, rgb.width, rgb.height, 3);
+    }
+    let mut upright = Vec::new();
+    let (w, h) = pixels::orient_into::<3>(&rgb.pixels, rgb.width, rgb.height, orientation, &mut upright);
+    Fingerprint::of(&upright, w, h, 3)
+}
+
+/// A kept JPEG decoded to RGB at the smallest power-of-two DCT scale keeping [`KEPT_HASH_SIDE`]
+/// pixels on its short side (or its whole size, when smaller).
+fn kept_jpeg(bytes: &[u8], width: u32, height: u32, scratch: &mut Scratch) -> Option<pixels::Rgb> {
+    let short = width.min(height).max(1);
+    let want = |side: u32| (u64::from(side) * u64::from(KEPT_HASH_SIDE.min(short)) / u64::from(short)) as u32;
+    let scale = super::turbo::downscale_factors()
+        .iter()
+        .copied()
+        .filter(|f| f.denom % f.num == 0 && (f.denom / f.num).is_power_of_two())
+        .filter(|f| f.apply(width) >= want(width) && f.apply(height) >= want(height))
+        .min_by_key(|f| u64::from(f.num) * 64 / u64::from(f.denom))
+        .unwrap_or(Scale::ONE);
+    let decompressor = scratch.decompressor().ok()?;
+    let header = decompressor.header(bytes).ok()?;
+    let mut buffer = Vec::new();
+    let decoded = decompressor.decompress_into(bytes, &header, scale, header.is_cmyk(), 0, &mut buffer).ok()?;
+    let (w, h) = (decoded.width, decoded.height);
+    let pixels = if header.is_cmyk() {
+        pixels::cmyk_to_rgb(&buffer[..decoded.len], super::jpeg_meta::read_meta(bytes).adobe)
+    } else {
+        buffer.truncate(decoded.len);
+        buffer
+    };
+    Some(pixels::Rgb { width: w, height: h, pixels })
+}

@@ -217,6 +217,24 @@ fn small_jpeg_with_orientation_is_kept_and_reported_upright() {
     assert_eq!((p.stored_width, p.stored_height), (600, 800));
 }
 
+/// A kept original is never decoded to be stored, but its perceptual hash is of the picture as
+/// displayed: the same as that of its re-encoded, upright copy, and far from the sideways one.
+#[test]
+fn a_kept_original_is_fingerprinted_upright_like_its_reencoded_copy() {
+    let rotated = with_orientation(small_jpeg(), 6, true);
+    let kept = process(&rotated, &ImageSettings::default()).unwrap();
+    assert_eq!(kept.data, rotated, "kept as it came");
+    let always = ImageSettings { reencode: Reencode::Always, ..ImageSettings::default() };
+    let upright = process(&rotated, &always).unwrap().fingerprint.expect("a decoded image has one");
+    let sideways = process(small_jpeg(), &ImageSettings::default()).unwrap().fingerprint.unwrap();
+    let kept = kept.fingerprint.expect("the kept JPEG decodes");
+    let (same, turned) =
+        (crate::imaging::hamming256(&kept.pdq, &upright.pdq), crate::imaging::hamming256(&kept.pdq, &sideways.pdq));
+    assert!(same <= 16, "kept and re-encoded copies of one picture are {same} PDQ bits apart");
+    assert!(turned > 48, "the picture and its sideways twin are only {turned} PDQ bits apart");
+    assert!(kept.pdq_quality >= 50, "a photo-like image: PDQ quality {}", kept.pdq_quality);
+}
+
 /// CRC-32 (IEEE) as PNG chunks need, bit by bit: fine for a few bytes in a test.
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;

@@ -58,6 +58,11 @@ pub enum Command {
     /// their good rows, and leaves exactly the bad rows for the next `download`. Under mpirun,
     /// ranks share the batches.
     Verify(VerifyArgs),
+    /// Writes the manifest of the dataset, one parquet table with a row per URL (where its image
+    /// is: shard file and row; sizes, format, SHA-256, perceptual hashes; or why it failed), under
+    /// <output>/index/manifest/. A second run reads only batches whose shards changed. Under
+    /// mpirun, ranks share the batches.
+    Index(IndexArgs),
     /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
@@ -122,6 +127,19 @@ pub struct StatusArgs {
     /// List every server, not only the 20 slowest.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Index every batch again, changed or not.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

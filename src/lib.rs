@@ -28,6 +28,7 @@
 //!   the servers table, batch files and shards (the ledger of what is done, merges).
 //! - `slurm`: the job scripts `submit` renders, the chain of jobs and its record, Slurm's commands.
 //! - `status`: how far a download is, from the ledger, the servers table and the job record.
+//! - `index`: the manifest of the dataset (one parquet table), from the committed shards.
 //! - `verify`: checks the committed shards (and a sample or all of their images); `--repair`.
 
 pub mod actors;
@@ -41,6 +42,7 @@ pub mod fetch;
 pub mod forecast;
 pub mod host;
 pub mod imaging;
+pub mod index;
 pub mod mpi_glue;
 pub mod overrides;
 pub mod prep;

@@ -9,6 +9,7 @@ mod docs_links;
 mod download;
 mod files;
 mod import_loops;
+mod index;
 mod lock;
 mod memory;
 mod metrics;

@@ -1,0 +1,122 @@
+//! `index` over the whole output folder: each rank takes every n-th batch, writes the manifest of
+//! those whose shards changed since they were indexed (or were never indexed), and rank 0 sums up.
+//!
+//! Per batch, under `<output>/index/manifest/server_name=<key>/partition_id=<n>/`:
+//! `manifest.parquet` (its rows) and `indexed.json` (the shards it was made from, with their
+//! sizes, and its counts), each replaced atomically, the manifest first: a run killed between
+//! the two leaves a batch that the next run indexes again, never one it skips wrongly.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::batch::{manifest, signature, IndexError, Signature};
+use crate::mpi_glue::world::World;
+use crate::store::atomic::{self, Mode};
+use crate::store::parquet::write_parquet;
+use crate::store::paths;
+use crate::store::tables::read_servers_table;
+
+/// The manifest of a batch.
+const MANIFEST_FILE: &str = "manifest.parquet";
+/// What a batch's manifest was made from.
+const INDEXED_FILE: &str = "indexed.json";
+
+/// What `index` is asked to do.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    pub out: PathBuf,
+    /// Index every batch again, changed or not.
+    pub force: bool,
+}
+
+/// What a batch's manifest was made from, and what it holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct Indexed {
+    shards: Signature,
+    stored: u64,
+    failed: u64,
+}
+
+/// What `index` did, summed over the ranks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IndexReport {
+    /// The manifest folder: read it as one table.
+    pub manifest: String,
+    /// Batches of the dataset with committed shards.
+    pub batches: u64,
+    /// Of those, read and written by this run; the rest were unchanged since they were indexed.
+    pub indexed: u64,
+    pub unchanged: u64,
+    /// Rows in the manifest: stored images and failures (each row's final record).
+    pub stored: u64,
+    pub failed: u64,
+    /// Batches that could not be indexed, with why; their old manifest, if any, is left.
+    pub errors: Vec<String>,
+}
+
+/// The folder of every batch's manifest.
+pub fn manifest_dir(out: &Path) -> PathBuf {
+    out.join("index").join("manifest")
+}
+
+/// Runs on every rank; rank 0 gets the report of all of them.
+pub fn run(world: &World, opts: &IndexOptions) -> anyhow::Result<Option<IndexReport>> {
+    let servers = read_servers_table(&opts.out)?;
+    let batches: Vec<(&str, u64)> =
+        servers.iter().flat_map(|s| (0..s.batch_count).map(move |p| (s.server_name.as_str(), p))).collect();
+    let mut mine = IndexReport::default();
+    for (i, (server, partition)) in batches.into_iter().enumerate() {
+        if i % world.size() != world.rank() {
+            continue;
+        }
+        if let Err(e) = index_batch(opts, server, partition, &mut mine) {
+            mine.errors.push(format!("{server}/{partition}: {e}"));
+        }
+    }
+    let gathered = world.gather(serde_json::to_vec(&mine).expect("a report serialises"));
+    let Some(all) = gathered else { return Ok(None) };
+    let mut report = IndexReport { manifest: manifest_dir(&opts.out).display().to_string(), ..Default::default() };
+    for bytes in all {
+        let r: IndexReport = serde_json::from_slice(&bytes)?;
+        report.batches += r.batches;
+        report.indexed += r.indexed;
+        report.unchanged += r.unchanged;
+        report.stored += r.stored;
+        report.failed += r.failed;
+        report.errors.extend(r.errors);
+    }
+    Ok(Some(report))
+}
+
+/// Indexes one batch unless its shards are those it was indexed from.
+fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut IndexReport) -> Result<(), IndexError> {
+    let dir = manifest_dir(&opts.out).join(paths::batch_subdir(server, partition));
+    let shards = signature(&opts.out, server, partition)?;
+    if shards.is_empty() {
+        // Nothing committed (yet, or any more): no manifest.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .map_err(|e| crate::store::atomic::CommitError::Io { path: dir, source: e })?;
+        }
+        return Ok(());
+    }
+    report.batches += 1;
+    let before: Option<Indexed> =
+        std::fs::read(dir.join(INDEXED_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(before) = before.filter(|b| !opts.force && b.shards == shards && dir.join(MANIFEST_FILE).is_file()) {
+        report.unchanged += 1;
+        report.stored += before.stored;
+        report.failed += before.failed;
+        return Ok(());
+    }
+    let (mut df, stored) = manifest(&opts.out, server, partition)?;
+    let indexed = Indexed { shards, stored, failed: df.height() as u64 - stored };
+    atomic::write_with(&dir.join(MANIFEST_FILE), Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
+    let json = serde_json::to_vec_pretty(&indexed).expect("counts serialise");
+    atomic::replace(&dir.join(INDEXED_FILE), &json)?;
+    report.indexed += 1;
+    report.stored += indexed.stored;
+    report.failed += indexed.failed;
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `index`: the manifest of a downloaded dataset has every URL once, each stored row points at
+//! its record (shard file and row) with its hashes, each failed row says why, and a second
+//! `index` reads only the batches whose shards changed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use distributed_downloader::store::shards::hdf5_io::read_records;
+use polars::prelude::*;
+use test_origin::{Behaviour, HostSpec, Origin};
+
+use crate::download::{job, FAST};
+use crate::util::*;
+
+/// Every manifest file under `out/index/manifest`, concatenated.
+fn manifest(out: &Path) -> DataFrame {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![out.join("index/manifest")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                files.push(p);
+            }
+        }
+    }
+    let frames: Vec<DataFrame> =
+        files.iter().map(|f| ParquetReader::new(File::open(f).unwrap()).finish().unwrap()).collect();
+    frames.into_iter().reduce(|a, b| a.vstack(&b).unwrap()).expect("at least one manifest file")
+}
+
+fn index_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&run_ok(&["index", "-o", out.to_str().unwrap(), "--json"])).unwrap()
+}
+
+#[test]
+fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_changed_batches() {
+    let origin = Origin::start(vec![
+        HostSpec::loopback(2, Behaviour::Ok),
+        HostSpec::loopback(3, Behaviour::Random503 { percent: 100 }),
+    ])
+    .unwrap();
+    // 12 images and one page that is not an image on one host (3 batches of 5), and 3 URLs of a
+    // host that always answers 503 (retriable failures, 1 batch).
+    let mut urls: Vec<String> = (0..12).map(|i| origin.url(0, &format!("/img/cam-w320-h240-s{i}.jpg"))).collect();
+    urls.push(origin.url(0, "/about.html"));
+    urls.extend((0..3).map(|i| origin.url(1, &format!("/img/{i}.jpg"))));
+    let job = job(&urls, 5, &format!("{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"));
+    job.download_ok(&[]);
+
+    let first = index_json(&job.out);
+    let counts = |r: &serde_json::Value| {
+        ["batches", "indexed", "unchanged", "stored", "failed"].map(|k| r[k].as_u64().unwrap_or(u64::MAX))
+    };
+    assert_eq!(counts(&first), [4, 4, 0, 12, 4], "{first}");
+    let df = manifest(&job.out);
+    assert_eq!(df.height(), urls.len(), "one row per URL");
+    let col = |n: &str| df.column(n).unwrap().str().unwrap().clone();
+    let (uuid, url, status, shard, class, pdq, sha) =
+        (col("uuid"), col("url"), col("status"), col("shard"), col("error_class"), col("pdq"), col("sha256"));
+    let row = df.column("row").unwrap().u32().unwrap().clone();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for i in 0..df.height() {
+        *seen.entry(url.get(i).unwrap().to_string()).or_default() += 1;
+        let records = read_records(&job.out.join(shard.get(i).unwrap()), false).unwrap().contents;
+        let r = row.get(i).unwrap() as usize;
+        match status.get(i).unwrap() {
+            "stored" => {
+                let s = &records.successes[r];
+                assert_eq!((s.uuid.as_str(), s.sha256.as_str()), (uuid.get(i).unwrap(), sha.get(i).unwrap()));
+                assert_eq!(pdq.get(i).unwrap().len(), 64, "a stored image has its PDQ hash");
+            }
+            "failed" => {
+                assert_eq!(records.failures[r].uuid, uuid.get(i).unwrap());
+                let want = if url.get(i).unwrap().ends_with(".html") { "http_4xx" } else { "http_5xx" };
+                assert_eq!(class.get(i).unwrap(), want, "{}", url.get(i).unwrap());
+            }
+            other => panic!("status {other}"),
+        }
+    }
+    assert!(urls.iter().all(|u| seen.get(u) == Some(&1)), "each URL once: {seen:?}");
+
+    // Nothing changed: nothing is read again.
+    assert_eq!(counts(&index_json(&job.out)), [4, 0, 4, 12, 4]);
+    // The retriable failures are tried again (and fail again): only their batch has a new shard.
+    job.download_ok(&["--retry-failed"]);
+    let third = index_json(&job.out);
+    assert_eq!(counts(&third), [4, 1, 3, 12, 4], "{third}");
+    assert_eq!(manifest(&job.out).height(), urls.len(), "a retried row is still one row: its final record");
+}

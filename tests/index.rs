@@ -90,4 +90,11 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
     let third = index_json(&job.out);
     assert_eq!(counts(&third), [4, 1, 3, 12, 4], "{third}");
     assert_eq!(manifest(&job.out).height(), urls.len(), "a retried row is still one row: its final record");
+
+    // Two ranks share the batches and rank 0 reports for both: the same manifest.
+    let out = mpirun(2, &["index", "-o", job.out.to_str().unwrap(), "--json", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let both: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one report, from rank 0");
+    assert_eq!(counts(&both), [4, 4, 0, 12, 4], "{both}");
+    assert_eq!(manifest(&job.out).height(), urls.len());
 }

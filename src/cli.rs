@@ -63,6 +63,10 @@ pub enum Command {
     /// <output>/index/manifest/. A second run reads only batches whose shards changed. Under
     /// mpirun, ranks share the batches.
     Index(IndexArgs),
+    /// Finds duplicate images in the manifest (`index` first): the same bytes (SHA-256) and near
+    /// duplicates (PDQ perceptual hash), and with --against, images that leak a test set. Writes
+    /// <output>/dedup/duplicates.parquet (and leaks.parquet); changes nothing else.
+    Dedup(DedupArgs),
     /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
@@ -127,6 +131,25 @@ pub struct StatusArgs {
     /// List every server, not only the 20 slowest.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DedupArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// PDQ bits (of 256) within which two images are near duplicates (31: PDQ's authors' match
+    /// threshold).
+    #[arg(long, value_name = "BITS", default_value_t = crate::dedup::groups::DEFAULT_THRESHOLD,
+          value_parser = clap::value_parser!(u32).range(0..=128))]
+    pub threshold: u32,
+    /// A test set's PDQ hashes, one per line (64 hex characters, `#` comments): rows of the
+    /// dataset within the threshold of one are written to leaks.parquet.
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

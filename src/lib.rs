@@ -28,6 +28,7 @@
 //!   the servers table, batch files and shards (the ledger of what is done, merges).
 //! - `slurm`: the job scripts `submit` renders, the chain of jobs and its record, Slurm's commands.
 //! - `status`: how far a download is, from the ledger, the servers table and the job record.
+//! - `dedup`: exact and near-duplicate images and test-set leaks, from the manifest.
 //! - `index`: the manifest of the dataset (one parquet table), from the committed shards.
 //! - `verify`: checks the committed shards (and a sample or all of their images); `--repair`.
 
@@ -35,6 +36,7 @@ pub mod actors;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dedup;
 pub mod download;
 pub mod environment;
 pub mod exit;

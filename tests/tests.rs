@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod dead_hosts;
 mod deadlines;
+mod dedup;
 mod docs_links;
 mod download;
 mod files;

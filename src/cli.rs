@@ -67,6 +67,9 @@ pub enum Command {
     /// duplicates (PDQ perceptual hash), and with --against, images that leak a test set. Writes
     /// <output>/dedup/duplicates.parquet (and leaks.parquet); changes nothing else.
     Dedup(DedupArgs),
+    /// Writes a keep-list of the manifest's rows (`index` first) by size, aspect ratio, status
+    /// and lists of uuids or URLs, under <output>/filter/; fetches and rewrites nothing.
+    Filter(FilterArgs),
     /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
@@ -131,6 +134,34 @@ pub struct StatusArgs {
     /// List every server, not only the 20 slowest.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Rows of this status only.
+    #[arg(long, value_name = "STATUS", default_value = "stored", value_parser = ["stored", "failed", "any"])]
+    pub status: String,
+    /// Stored images at least this many pixels on their shorter side.
+    #[arg(long, value_name = "PIXELS")]
+    pub min_side: Option<u32>,
+    /// Stored images of at least this many pixels (width × height).
+    #[arg(long, value_name = "PIXELS")]
+    pub min_area: Option<u64>,
+    /// Stored images whose longer side is at most this many times the shorter one.
+    #[arg(long, value_name = "RATIO")]
+    pub max_aspect: Option<f64>,
+    /// Only rows whose uuid or URL is in this file (one per line, `#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub keep: Option<PathBuf>,
+    /// Never rows whose uuid or URL is in this file (one per line, `#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub drop: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

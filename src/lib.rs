@@ -29,6 +29,7 @@
 //! - `slurm`: the job scripts `submit` renders, the chain of jobs and its record, Slurm's commands.
 //! - `status`: how far a download is, from the ledger, the servers table and the job record.
 //! - `dedup`: exact and near-duplicate images and test-set leaks, from the manifest.
+//! - `filter`: a keep-list of the manifest's rows by size, aspect, status and lists.
 //! - `index`: the manifest of the dataset (one parquet table), from the committed shards.
 //! - `verify`: checks the committed shards (and a sample or all of their images); `--repair`.
 
@@ -41,6 +42,7 @@ pub mod download;
 pub mod environment;
 pub mod exit;
 pub mod fetch;
+pub mod filter;
 pub mod forecast;
 pub mod host;
 pub mod imaging;

@@ -9,6 +9,7 @@ mod dedup;
 mod docs_links;
 mod download;
 mod files;
+mod filter;
 mod import_loops;
 mod index;
 mod lock;

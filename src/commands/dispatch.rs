@@ -4,7 +4,7 @@
 use super::download::download;
 use super::invocation::Invocation;
 use super::prep::prep;
-use super::{dedup, index, plan, profile, slurm, verify, Failure};
+use super::{dedup, filter, index, plan, profile, slurm, verify, Failure};
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify(args) => verify::verify(&inv, args),
         Command::Index(args) => index::index(&inv, args),
         Command::Dedup(args) => dedup::dedup(&inv, args),
+        Command::Filter(args) => filter::filter(&inv, args),
         Command::JobEnd(args) => slurm::job_end(&inv, args),
     }
 }

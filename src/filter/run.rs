@@ -1,0 +1,104 @@
+//! `filter` over a dataset's manifest: every row's verdict, written as the keep-list.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context};
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::rules::{Row, Rules};
+use crate::index::run::manifest_dir;
+use crate::store::atomic::{self, Mode};
+use crate::store::parquet::{read_parquet, write_parquet};
+
+/// What `filter` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FilterReport {
+    pub rows: u64,
+    pub kept: u64,
+    /// Rows dropped, by the first rule each broke.
+    pub dropped: BTreeMap<String, u64>,
+    pub keep_file: String,
+    pub dropped_file: String,
+}
+
+/// The rows of every manifest file under `out`'s manifest folder.
+fn manifest_files(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = manifest_dir(out);
+    if !dir.is_dir() {
+        return Err(anyhow!("{} has no manifest: run `index` on it first", out.display()));
+    }
+    let (mut files, mut stack) = (Vec::new(), vec![dir]);
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+pub fn run(out: &Path, rules: &Rules) -> anyhow::Result<FilterReport> {
+    let (mut kept, mut dropped): (Vec<(String, String)>, Vec<(String, String, &str)>) = (Vec::new(), Vec::new());
+    for file in manifest_files(out)? {
+        let df = read_parquet(&file)?;
+        let mut read = || -> PolarsResult<()> {
+            let s = |n: &str| df.column(n).and_then(|c| c.str().cloned());
+            let (uuid, url, status) = (s("uuid")?, s("url")?, s("status")?);
+            let (w, h) = (df.column("stored_width")?.u32()?.clone(), df.column("stored_height")?.u32()?.clone());
+            for i in 0..df.height() {
+                let row = Row {
+                    uuid: uuid.get(i).unwrap_or_default(),
+                    url: url.get(i).unwrap_or_default(),
+                    stored: status.get(i) == Some("stored"),
+                    width: w.get(i).unwrap_or(0),
+                    height: h.get(i).unwrap_or(0),
+                };
+                match rules.verdict(row) {
+                    None => kept.push((row.uuid.to_string(), row.url.to_string())),
+                    Some(why) => dropped.push((row.uuid.to_string(), row.url.to_string(), why)),
+                }
+            }
+            Ok(())
+        };
+        read().map_err(|e| anyhow!("cannot read the manifest file {}: {e}", file.display()))?;
+    }
+    let dir = out.join("filter");
+    let (keep_file, dropped_file) = (dir.join("keep.parquet"), dir.join("dropped.parquet"));
+    let col = |n: &str, v: Vec<&str>| Column::new(n.into(), v);
+    let mut keep = DataFrame::new(
+        kept.len(),
+        vec![
+            col("uuid", kept.iter().map(|k| k.0.as_str()).collect()),
+            col("url", kept.iter().map(|k| k.1.as_str()).collect()),
+        ],
+    )?;
+    let mut drop = DataFrame::new(
+        dropped.len(),
+        vec![
+            col("uuid", dropped.iter().map(|d| d.0.as_str()).collect()),
+            col("url", dropped.iter().map(|d| d.1.as_str()).collect()),
+            col("reason", dropped.iter().map(|d| d.2).collect()),
+        ],
+    )?;
+    atomic::write_with(&keep_file, Mode::Replace, |tmp| write_parquet(tmp, &mut keep))?;
+    atomic::write_with(&dropped_file, Mode::Replace, |tmp| write_parquet(tmp, &mut drop))?;
+    atomic::replace(&dir.join("rules.json"), &serde_json::to_vec_pretty(rules).expect("rules serialise"))?;
+    let mut by_reason = BTreeMap::new();
+    for d in &dropped {
+        *by_reason.entry(d.2.to_string()).or_insert(0) += 1;
+    }
+    Ok(FilterReport {
+        rows: (kept.len() + dropped.len()) as u64,
+        kept: kept.len() as u64,
+        dropped: by_reason,
+        keep_file: keep_file.display().to_string(),
+        dropped_file: dropped_file.display().to_string(),
+    })
+}

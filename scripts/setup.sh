@@ -5,7 +5,8 @@
 set -euo pipefail
 
 # openssl: the tests make a throwaway certificate authority for their TLS server.
-PKGS=(libopenmpi-dev openmpi-bin libhdf5-dev libclang-dev clang pkg-config libturbojpeg0-dev python3-h5py python3-pil openssl)
+# python3-venv: scripts/python-env.sh makes the tests' Python (h5py and PIL from here, pyarrow).
+PKGS=(libopenmpi-dev openmpi-bin libhdf5-dev libclang-dev clang pkg-config libturbojpeg0-dev python3-h5py python3-pil python3-venv openssl)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -14,8 +15,14 @@ for p in "${PKGS[@]}"; do
     fi
 done
 
+# The tests' Python, after the packages it builds on.
+python_env() {
+    "$(dirname "$0")/python-env.sh" | sed '$d'
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
     echo "setup: system packages already installed"
+    python_env
     exit 0
 fi
 
@@ -29,4 +36,5 @@ echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+python_env
 echo "setup: done"

@@ -66,7 +66,7 @@ fn the_output_format_python_snippet_reads_a_shard() {
     let job = job(&urls, 10, &format!("{FAST}INITIAL_RATE_LIMIT=20\n"));
     job.download_ok(&[]);
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/output-format.md")).unwrap();
-    let start = doc.find("```python\nimport h5py").expect("docs/output-format.md has the h5py snippet");
+    let start = doc.find("```python\nimport h5py, io, json, glob").expect("docs/output-format.md has the h5py snippet");
     let snippet = &doc[start + 10..];
     let snippet = &snippet[..snippet.find("```").unwrap()];
     let shard = &shard_files(&job.out)[0];

@@ -83,6 +83,20 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
     }
     assert!(urls.iter().all(|u| seen.get(u) == Some(&1)), "each URL once: {seen:?}");
 
+    // The manifest as docs/output-format.md reads it: pyarrow for the table, h5py for an image.
+    if let Some(mut python) = python_with(&["h5py", "PIL", "pyarrow"], "the manifest snippet of docs/output-format.md")
+    {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/output-format.md")).unwrap();
+        let start = doc.find("```python\nimport h5py, io, os\nimport pyarrow").expect("the manifest snippet");
+        let snippet = &doc[start + 10..];
+        let snippet = &snippet[..snippet.find("```").unwrap()];
+        let out = python.arg("-c").arg(snippet).env("OUT", &job.out).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(said.starts_with(&format!("{} rows, 12 stored; first: http://", urls.len())), "{said}");
+        assert!(said.contains("(320, 240)"), "the image the manifest points at opens at its size: {said}");
+    }
+
     // Nothing changed: nothing is read again.
     assert_eq!(counts(&index_json(&job.out)), [4, 0, 4, 12, 4]);
     // The retriable failures are tried again (and fail again): only their batch has a new shard.

@@ -1,10 +1,11 @@
 //! `index` over the whole output folder: each rank takes every n-th batch, writes the manifest of
 //! those whose shards changed since they were indexed (or were never indexed), and rank 0 sums up.
 //!
-//! Per batch, under `<output>/index/manifest/server_name=<key>/partition_id=<n>/`:
-//! `manifest.parquet` (its rows) and `indexed.json` (the shards it was made from, with their
-//! sizes, and its counts), each replaced atomically, the manifest first: a run killed between
-//! the two leaves a batch that the next run indexes again, never one it skips wrongly.
+//! Per batch: `<output>/index/manifest/server_name=<key>/partition_id=<n>/manifest.parquet` (its
+//! rows; nothing else lives under `manifest/`, so readers can take the folder as one table) and
+//! `<output>/index/indexed/server_name=<key>/partition_id=<n>.json` (the shards it was made from,
+//! with their sizes, and its counts), each replaced atomically, the manifest first: a run killed
+//! between the two leaves a batch that the next run indexes again, never one it skips wrongly.
 
 use std::path::{Path, PathBuf};
 
@@ -19,9 +20,6 @@ use crate::store::tables::read_servers_table;
 
 /// The manifest of a batch.
 const MANIFEST_FILE: &str = "manifest.parquet";
-/// What a batch's manifest was made from.
-const INDEXED_FILE: &str = "indexed.json";
-
 /// What `index` is asked to do.
 #[derive(Debug, Clone)]
 pub struct IndexOptions {
@@ -92,6 +90,8 @@ pub fn run(world: &World, opts: &IndexOptions) -> anyhow::Result<Option<IndexRep
 /// Indexes one batch unless its shards are those it was indexed from.
 fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut IndexReport) -> Result<(), IndexError> {
     let dir = manifest_dir(&opts.out).join(paths::batch_subdir(server, partition));
+    let indexed_file =
+        opts.out.join("index/indexed").join(paths::batch_subdir(server, partition)).with_extension("json");
     let shards = signature(&opts.out, server, partition)?;
     if shards.is_empty() {
         // Nothing committed (yet, or any more): no manifest.
@@ -99,11 +99,11 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
             std::fs::remove_dir_all(&dir)
                 .map_err(|e| crate::store::atomic::CommitError::Io { path: dir, source: e })?;
         }
+        let _ = std::fs::remove_file(&indexed_file); // absent when the batch never was indexed
         return Ok(());
     }
     report.batches += 1;
-    let before: Option<Indexed> =
-        std::fs::read(dir.join(INDEXED_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let before: Option<Indexed> = std::fs::read(&indexed_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(before) = before.filter(|b| !opts.force && b.shards == shards && dir.join(MANIFEST_FILE).is_file()) {
         report.unchanged += 1;
         report.stored += before.stored;
@@ -114,7 +114,7 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
     let indexed = Indexed { shards, stored, failed: df.height() as u64 - stored };
     atomic::write_with(&dir.join(MANIFEST_FILE), Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
     let json = serde_json::to_vec_pretty(&indexed).expect("counts serialise");
-    atomic::replace(&dir.join(INDEXED_FILE), &json)?;
+    atomic::replace(&indexed_file, &json)?;
     report.indexed += 1;
     report.stored += indexed.stored;
     report.failed += indexed.failed;

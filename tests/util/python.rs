@@ -1,7 +1,9 @@
 //! A Python that has h5py (and whatever else a check imports), for the tests that read shards as
 //! a user would: with plain h5py, outside our code.
 //!
-//! Looked for in this order: `DD_PYTHON` (then that one only), `python3` on PATH, `/usr/bin/python3`.
+//! Looked for in this order: `DD_PYTHON` (then that one only), the venv `scripts/python-env.sh`
+//! makes (`DD_PYENV`, else `~/.cache/distributed-downloader/pyenv`: Debian's h5py and PIL, and
+//! pyarrow), `python3` on PATH, `/usr/bin/python3`.
 //! A `python3` on PATH is often a pyenv or venv one without h5py while the system one has it, so
 //! each is asked to import the modules rather than the first found being taken.
 //!
@@ -13,17 +15,27 @@
 use std::io::Write;
 use std::process::Command;
 
-/// The Pythons tried when `DD_PYTHON` is not set, in order.
+/// The Pythons tried after the project's venv when `DD_PYTHON` is not set, in order.
 const CANDIDATES: &[&str] = &["python3", "/usr/bin/python3"];
+
+/// The venv's python that `scripts/python-env.sh` makes, if a home or `DD_PYENV` names it.
+fn project_venv() -> Option<String> {
+    let venv = match std::env::var("DD_PYENV").ok().filter(|v| !v.is_empty()) {
+        Some(v) => std::path::PathBuf::from(v),
+        None => std::path::PathBuf::from(std::env::var_os("HOME")?).join(".cache/distributed-downloader/pyenv"),
+    };
+    Some(venv.join("bin/python3").display().to_string())
+}
 
 /// A command running a Python that imports every one of `modules` (`h5py`, `PIL`), ready for
 /// `-c <script>`; or `None` after printing that `check` (what the caller would prove with it)
 /// is skipped. Panics where a missing module must fail (see the module doc).
 pub fn python_with(modules: &[&str], check: &str) -> Option<Command> {
     let chosen = std::env::var("DD_PYTHON").ok().filter(|p| !p.is_empty());
+    let venv = project_venv();
     let candidates: Vec<&str> = match &chosen {
         Some(p) => vec![p.as_str()],
-        None => CANDIDATES.to_vec(),
+        None => venv.iter().map(String::as_str).chain(CANDIDATES.iter().copied()).collect(),
     };
     let imports = format!("import {}", modules.join(", "));
     let mut tried = Vec::new();
@@ -35,8 +47,9 @@ pub fn python_with(modules: &[&str], check: &str) -> Option<Command> {
         }
     }
     let missing = format!(
-        "no Python imports {}.\n  tried: {}\n  install: `apt-get install python3-h5py python3-pil` (scripts/setup.sh \
-         does), or `pip install h5py pillow`; or set DD_PYTHON to a Python that has them",
+        "no Python imports {}.\n  tried: {}\n  install: scripts/setup.sh (python3-h5py, python3-pil, and \
+         scripts/python-env.sh for pyarrow), or `pip install h5py pillow pyarrow`; or set DD_PYTHON to a Python \
+         that has them",
         modules.join(" and "),
         tried.join("; "),
     );

@@ -70,6 +70,11 @@ pub enum Command {
     /// Writes a keep-list of the manifest's rows (`index` first) by size, aspect ratio, status
     /// and lists of uuids or URLs, under <output>/filter/; fetches and rewrites nothing.
     Filter(FilterArgs),
+    /// Takes rows down by uuid or URL: each becomes a `removed` record that no later download
+    /// fetches again; --purge also rewrites the batches holding them so their image bytes are
+    /// gone. Takes the output folder's writer lock. Run it again with the same list: nothing
+    /// changes.
+    Remove(RemoveArgs),
     /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
@@ -134,6 +139,30 @@ pub struct StatusArgs {
     /// List every server, not only the 20 slowest.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("list").required(true).multiple(true).args(["uuids", "urls"])))]
+pub struct RemoveArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// A file of uuids to remove, one per line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub uuids: Option<PathBuf>,
+    /// A file of URLs to remove, one per line (`#` comments).
+    #[arg(long, value_name = "FILE")]
+    pub urls: Option<PathBuf>,
+    /// Why, kept in each tombstone's detail.
+    #[arg(long, value_name = "TEXT", default_value = "a removal request")]
+    pub reason: String,
+    /// Also rewrite each batch holding a removed row (merged into one shard of final records),
+    /// so its image bytes are gone.
+    #[arg(long)]
+    pub purge: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@
 //! - `dedup`: exact and near-duplicate images and test-set leaks, from the manifest.
 //! - `filter`: a keep-list of the manifest's rows by size, aspect, status and lists.
 //! - `index`: the manifest of the dataset (one parquet table), from the committed shards.
+//! - `remove`: takedowns: rows tombstoned so they are never fetched again, bytes purged.
 //! - `verify`: checks the committed shards (and a sample or all of their images); `--repair`.
 
 pub mod actors;
@@ -52,6 +53,7 @@ pub mod overrides;
 pub mod prep;
 pub mod profile;
 pub mod progress;
+pub mod remove;
 pub mod robots;
 pub mod slurm;
 pub mod status;

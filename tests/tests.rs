@@ -24,6 +24,7 @@ mod prep;
 mod profile;
 mod ranks;
 mod redirects;
+mod remove;
 mod robots;
 mod safety;
 mod slurm;

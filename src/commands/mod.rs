@@ -4,7 +4,7 @@
 //! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. `dispatch::run`
 //! is the entry: it resolves the `invocation` once (config file, environment; the output folder
 //! and contact from flags over config); `edges` is what several subcommands do around their work
-//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `filter` and
+//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `filter`, `remove` and
 //! `slurm` (submit, status, cancel, job-end) are one file each.
 
 mod dedup;
@@ -17,6 +17,7 @@ mod invocation;
 mod plan;
 mod prep;
 mod profile;
+mod remove;
 mod slurm;
 mod verify;
 

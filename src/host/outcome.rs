@@ -76,12 +76,14 @@ pub enum ErrorClass {
     Parked,
     /// Reading the body failed part way.
     Body,
+    /// Taken down by `remove`: never fetched again, and with `--purge` its bytes are gone.
+    Removed,
     Other,
 }
 
 impl ErrorClass {
     /// Every class, in a fixed order (used to pre-register counters and to check names).
-    pub const ALL: [ErrorClass; 18] = [
+    pub const ALL: [ErrorClass; 19] = [
         ErrorClass::Http4xx,
         ErrorClass::Http429,
         ErrorClass::Http5xx,
@@ -99,6 +101,7 @@ impl ErrorClass {
         ErrorClass::OptedOut,
         ErrorClass::Parked,
         ErrorClass::Body,
+        ErrorClass::Removed,
         ErrorClass::Other,
     ];
 
@@ -122,6 +125,7 @@ impl ErrorClass {
             ErrorClass::OptedOut => "opted_out",
             ErrorClass::Parked => "parked",
             ErrorClass::Body => "body",
+            ErrorClass::Removed => "removed",
             ErrorClass::Other => "other",
         }
     }

@@ -34,28 +34,28 @@ pub enum IndexError {
 
 /// One row's final record, as the manifest holds it.
 #[derive(Debug, Clone, Default)]
-struct Row {
-    uuid: String,
-    source_ids: Vec<String>,
-    url: String,
-    final_url: String,
+pub struct Row {
+    pub uuid: String,
+    pub source_ids: Vec<String>,
+    pub url: String,
+    pub final_url: String,
     /// The shard file, relative to the output folder, and the record's row in it (in `images/`
     /// for a stored image, in `errors/` for a failure).
-    shard: String,
-    row: u32,
-    status: &'static str,
-    error_class: String,
-    original_width: u32,
-    original_height: u32,
-    stored_width: u32,
-    stored_height: u32,
-    format: String,
-    stored_bytes: u64,
-    sha256: String,
-    pdq: String,
-    pdq_quality: u8,
-    phash: u64,
-    at: f64,
+    pub shard: String,
+    pub row: u32,
+    pub status: &'static str,
+    pub error_class: String,
+    pub original_width: u32,
+    pub original_height: u32,
+    pub stored_width: u32,
+    pub stored_height: u32,
+    pub format: String,
+    pub stored_bytes: u64,
+    pub sha256: String,
+    pub pdq: String,
+    pub pdq_quality: u8,
+    pub phash: u64,
+    pub at: f64,
 }
 
 /// The committed shards of a batch, by number, with their sizes: what its manifest is made from.
@@ -72,10 +72,10 @@ pub fn signature(out: &Path, server: &str, partition: u64) -> Result<Signature, 
     Ok(sig)
 }
 
-/// The manifest rows of one batch, as a table, and how many of them are stored images: each row's
-/// final record, a later shard's record replacing an earlier one's (a retried failure), shards a
-/// merged shard replaces left out.
-pub fn manifest(out: &Path, server: &str, partition: u64) -> Result<(DataFrame, u64), IndexError> {
+/// The final record of each row of one batch that has one, by uuid: a later shard's record
+/// replacing an earlier one's (a retried failure, a tombstone), shards a merged shard replaces
+/// left out.
+pub fn final_rows(out: &Path, server: &str, partition: u64) -> Result<BTreeMap<String, Row>, IndexError> {
     let dir = ledger::batch_dir(out, server, partition);
     let listed = if dir.is_dir() { ledger::shards(&dir)? } else { Vec::new() };
     let mut shards = Vec::with_capacity(listed.len());
@@ -114,7 +114,7 @@ pub fn manifest(out: &Path, server: &str, partition: u64) -> Result<(DataFrame, 
             let row = Row {
                 shard: shard.clone(),
                 row: i as u32,
-                status: "failed",
+                status: if f.error_class == "removed" { "removed" } else { "failed" },
                 error_class: f.error_class,
                 at: f.failed_at,
                 url: f.url,
@@ -125,7 +125,12 @@ pub fn manifest(out: &Path, server: &str, partition: u64) -> Result<(DataFrame, 
             latest.insert(f.uuid, row);
         }
     }
-    let rows: Vec<Row> = latest.into_values().collect();
+    Ok(latest)
+}
+
+/// The manifest rows of one batch, as a table, and how many of them are stored images.
+pub fn manifest(out: &Path, server: &str, partition: u64) -> Result<(DataFrame, u64), IndexError> {
+    let rows: Vec<Row> = final_rows(out, server, partition)?.into_values().collect();
     let stored = rows.iter().filter(|r| r.status == "stored").count() as u64;
     let df = frame(rows, server, partition)
         .map_err(|source| IndexError::Frame { batch: format!("{server}/{partition}"), source })?;

@@ -360,7 +360,11 @@ fn prep_exports_its_progress_and_hosts_beyond_the_label_cap_are_grouped_as_other
     // A blank line after the last row: read after the last chunk of rows, counted all the same.
     std::fs::write(dir.path().join("list.csv"), format!("url\n{}\n\n", urls.join("\n"))).unwrap();
     let cfg = dir.path().join("job.env");
-    std::fs::write(&cfg, "CONTACT=t@example.org\nINITIAL_RATE_LIMIT=8\nMETRICS_HOST_LABELS=1\n").unwrap();
+    // A port of its own: tests beside it run prep and download at the default port, and a rank
+    // that finds its port taken exports nothing (and leaves no snapshot).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!("CONTACT=t@example.org\nINITIAL_RATE_LIMIT=8\nMETRICS_HOST_LABELS=1\nMETRICS_PORT={port}\n");
+    std::fs::write(&cfg, config).unwrap();
     let out = dir.path().join("out");
     let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
     run_ok(&["--config", c, "prep", "-i", dir.path().join("list.csv").to_str().unwrap(), "-o", o]);

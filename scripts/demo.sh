@@ -8,7 +8,8 @@
 #      images politely into HDF5 shards, and prints its summary,
 #   5. `status` shows the totals, the servers (slowest first) and the plans,
 #   6. `verify --full` checks every shard and every stored image (on 2 MPI ranks),
-#   7. the origin reports what each server saw.
+#   7. `index` writes the manifest (on 2 MPI ranks) and `dedup` looks for duplicates in it,
+#   8. the origin reports what each server saw.
 # Usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN (`make demo` passes both)
 set -euo pipefail
 BIN=${1:?usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN}
@@ -95,6 +96,12 @@ echo
 echo "== verify --full on $RANKS MPI ranks: every shard whole, every image against its checksum and decoded"
 mpirun -n "$RANKS" --oversubscribe "$BIN" --config config/demo.env verify --full --output "$OUT/dataset"
 echo
+echo "== index on $RANKS MPI ranks: the manifest, one parquet table with a row per URL"
+mpirun -n "$RANKS" --oversubscribe "$BIN" --config config/demo.env index --output "$OUT/dataset"
+echo
+echo "== dedup: the same bytes, and the same photo resized or re-encoded (PDQ)"
+"$BIN" --config config/demo.env dedup --output "$OUT/dataset"
+echo
 echo "== the origin"
 kill -TERM $ORIGIN
 wait $ORIGIN || true
@@ -102,4 +109,4 @@ trap - EXIT
 cat "$OUT/origin.txt"
 echo
 echo "demo: done; dataset in $OUT/dataset (shards under downloads/, summary in download_summary.json,"
-echo "      each rank's metrics in metrics/local-rank-<n>.prom)"
+echo "      the manifest under index/manifest/, each rank's metrics in metrics/local-rank-<n>.prom)"

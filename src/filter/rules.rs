@@ -28,6 +28,8 @@ pub struct Row<'a> {
     pub uuid: &'a str,
     pub url: &'a str,
     pub stored: bool,
+    /// Taken down by `remove`: never kept, whatever the rules.
+    pub removed: bool,
     pub width: u32,
     pub height: u32,
 }
@@ -42,7 +44,9 @@ impl Rules {
         };
         let listed = |set: &HashSet<String>| set.contains(row.uuid) || set.contains(row.url);
         let (short, long) = (row.width.min(row.height), row.width.max(row.height));
-        if !status_ok {
+        if row.removed {
+            Some("removed")
+        } else if !status_ok {
             Some("status")
         } else if self.keep.as_ref().is_some_and(|k| !listed(k)) {
             Some("not_in_keep_list")
@@ -71,7 +75,7 @@ mod tests {
     use super::*;
 
     fn row(w: u32, h: u32) -> Row<'static> {
-        Row { uuid: "u1", url: "http://a.org/1.jpg", stored: true, width: w, height: h }
+        Row { uuid: "u1", url: "http://a.org/1.jpg", stored: true, removed: false, width: w, height: h }
     }
 
     #[test]
@@ -88,6 +92,8 @@ mod tests {
         assert_eq!(rules.verdict(row(120, 120)), Some("min_area"));
         assert_eq!(rules.verdict(row(600, 150)), Some("max_aspect"));
         assert_eq!(rules.verdict(Row { stored: false, ..row(0, 0) }), Some("status"));
+        let any = Rules { status: "any".into(), ..Rules::default() };
+        assert_eq!(any.verdict(Row { stored: false, removed: true, ..row(0, 0) }), Some("removed"), "never kept");
         let listed = Rules { drop: Some(read_list("# takedowns\nhttp://a.org/1.jpg\n")), ..rules.clone() };
         assert_eq!(listed.verdict(row(50, 50)), Some("in_drop_list"), "the list is named before the sizes");
         let keep = Rules { keep: Some(read_list("u2\n")), ..rules };

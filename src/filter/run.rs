@@ -57,6 +57,7 @@ pub fn run(out: &Path, rules: &Rules) -> anyhow::Result<FilterReport> {
                     uuid: uuid.get(i).unwrap_or_default(),
                     url: url.get(i).unwrap_or_default(),
                     stored: status.get(i) == Some("stored"),
+                    removed: status.get(i) == Some("removed"),
                     width: w.get(i).unwrap_or(0),
                     height: h.get(i).unwrap_or(0),
                 };

@@ -40,8 +40,8 @@ impl Fingerprint {
     pub(super) fn of(data: &[u8], width: u32, height: u32, channels: u8) -> Option<Fingerprint> {
         let len = width as usize * height as usize * usize::from(channels);
         let p = Pixels { width, height, channels, data: data.get(..len)? };
-        let pdq = perceptual::pdq(&p);
-        Some(Fingerprint { pdq: pdq.bits, pdq_quality: pdq.quality, phash: perceptual::phash(&p) })
+        let (pdq, phash) = perceptual::hashes(&p);
+        Some(Fingerprint { pdq: pdq.bits, pdq_quality: pdq.quality, phash })
     }
 
     /// The PDQ hash as 64 lowercase hex characters.

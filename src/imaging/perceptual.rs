@@ -62,7 +62,7 @@ const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 /// Borrowed, already decoded 8-bit pixels, interleaved row by row with no padding.
 ///
 /// `channels` is 1 (gray), 3 (RGB) or 4 (RGBA; alpha is ignored), and `data.len()` must be
-/// `width * height * channels`. Anything else is invalid input: [`pdq`] and [`phash`] then return an
+/// `width * height * channels`. Anything else is invalid input: [`hashes`] then returns an
 /// all-zero hash (and quality 0) instead of panicking, so callers should treat an all-zero hash as "none".
 #[derive(Debug, Clone, Copy)]
 pub struct Pixels<'a> {
@@ -139,14 +139,19 @@ impl Pdq {
 /// Computes the PDQ hash and quality of an image of any size ≥ 1×1. Images under 64 px on a side are
 /// sampled with repetition (PDQ's reference returns a zero hash below 5 px; this one hashes them anyway, and
 /// a 1×1 image gets quality 0). Invalid [`Pixels`] give an all-zero hash with quality 0.
+#[cfg(test)]
 pub fn pdq(p: &Pixels) -> Pdq {
     let Some((w, h)) = p.dims() else {
         return Pdq { bits: [0; PDQ_BYTES], quality: 0 };
     };
-    let (win_x, win_y) = (w.div_ceil(PDQ_WINDOW_DIVISOR), h.div_ceil(PDQ_WINDOW_DIVISOR));
-    let grid = reduce(p, &Taps::tent(w, win_x), &Taps::tent(h, win_y), PDQ_GRID);
+    let [grid] = reduce(p, [&pdq_taps(w, h)]);
+    pdq_of(&grid)
+}
+
+/// The PDQ hash of the 64×64 grid its filter made.
+fn pdq_of(grid: &[f32]) -> Pdq {
     let mut coeffs = [0f32; PDQ_FREQS * PDQ_FREQS];
-    low_frequency_dct(&grid, PDQ_GRID, dct_matrix(PDQ_GRID, PDQ_FREQS), PDQ_FREQS, &mut coeffs);
+    low_frequency_dct(grid, PDQ_GRID, dct_matrix(PDQ_GRID, PDQ_FREQS), PDQ_FREQS, &mut coeffs);
     let median = sorted(coeffs)[PDQ_MEDIAN_INDEX];
     let mut bits = [0u8; PDQ_BYTES];
     for (k, &c) in coeffs.iter().enumerate() {
@@ -154,21 +159,49 @@ pub fn pdq(p: &Pixels) -> Pdq {
             bits[PDQ_BYTES - 1 - k / 8] |= 1 << (k % 8);
         }
     }
-    Pdq { bits, quality: pdq_quality(&grid) }
+    Pdq { bits, quality: pdq_quality(grid) }
 }
 
 /// Computes the 64-bit DCT pHash: luminance, area-average to 32×32, DCT, the 8×8 frequencies (1..=8, 1..=8),
 /// bit `k = 8 * row + col` (value `1 << k`) set when that coefficient is above the median of the 64 (the mean
 /// of the two middle ones). Works for any size ≥ 1×1; invalid [`Pixels`] give 0. pHash has no quality score:
 /// for flat or nearly flat images its bits are arbitrary, so check [`Pdq::quality`] before trusting a match.
+#[cfg(test)]
 pub fn phash(p: &Pixels) -> u64 {
     let Some((w, h)) = p.dims() else { return 0 };
-    let grid = reduce(p, &Taps::area(w, PHASH_GRID), &Taps::area(h, PHASH_GRID), PHASH_GRID);
+    let [grid] = reduce(p, [&phash_taps(w, h)]);
+    phash_of(&grid)
+}
+
+/// The pHash of the 32×32 grid its area average made.
+fn phash_of(grid: &[f32]) -> u64 {
     let mut coeffs = [0f32; PHASH_FREQS * PHASH_FREQS];
-    low_frequency_dct(&grid, PHASH_GRID, dct_matrix(PHASH_GRID, PHASH_FREQS), PHASH_FREQS, &mut coeffs);
+    low_frequency_dct(grid, PHASH_GRID, dct_matrix(PHASH_GRID, PHASH_FREQS), PHASH_FREQS, &mut coeffs);
     let s = sorted(coeffs);
     let median = (s[s.len() / 2 - 1] + s[s.len() / 2]) / 2.0;
     coeffs.iter().enumerate().filter(|(_, &c)| c > median).fold(0, |acc, (k, _)| acc | 1 << k)
+}
+
+/// Both hashes of one image, reading its pixels (and turning them into luminance) once: what
+/// the download computes for every stored image. The same as `pdq` and `phash` apart (which
+/// the tests use).
+pub fn hashes(p: &Pixels) -> (Pdq, u64) {
+    let Some((w, h)) = p.dims() else {
+        return (Pdq { bits: [0; PDQ_BYTES], quality: 0 }, 0);
+    };
+    let [pdq_grid, phash_grid] = reduce(p, [&pdq_taps(w, h), &phash_taps(w, h)]);
+    (pdq_of(&pdq_grid), phash_of(&phash_grid))
+}
+
+/// PDQ's taps for a `w`×`h` image: its tent filter, decimated to 64×64.
+fn pdq_taps(w: usize, h: usize) -> Grid {
+    let (win_x, win_y) = (w.div_ceil(PDQ_WINDOW_DIVISOR), h.div_ceil(PDQ_WINDOW_DIVISOR));
+    Grid { xs: Taps::tent(w, win_x), ys: Taps::tent(h, win_y), m: PDQ_GRID }
+}
+
+/// pHash's taps for a `w`×`h` image: area averages to 32×32.
+fn phash_taps(w: usize, h: usize) -> Grid {
+    Grid { xs: Taps::area(w, PHASH_GRID), ys: Taps::area(h, PHASH_GRID), m: PHASH_GRID }
 }
 
 /// Number of differing bits between two 64-bit hashes (0..=64).
@@ -197,28 +230,42 @@ pub fn parse_pdq_hex(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Reduces the luminance to an m×m grid with separable taps: each row is first reduced to m columns
-/// (`xs`), then each output row is a weighted sum of those reduced rows (`ys`). One pass over the pixels,
-/// one row of luminance in memory at a time.
-fn reduce(p: &Pixels, xs: &Taps, ys: &Taps, m: usize) -> Vec<f32> {
+/// How one grid is made from the pixels: taps along each axis, and its side.
+struct Grid {
+    xs: Taps,
+    ys: Taps,
+    m: usize,
+}
+
+/// Reduces the luminance to each of `grids` (an m×m grid each) with separable taps: each row is
+/// first reduced to m columns (`xs`), then each output row is a weighted sum of those reduced
+/// rows (`ys`). One pass over the pixels for all grids, one row of luminance in memory at a time.
+fn reduce<const N: usize>(p: &Pixels, grids: [&Grid; N]) -> [Vec<f32>; N] {
     let (w, h) = (p.width as usize, p.height as usize);
     let mut row = vec![0f32; w];
-    let mut narrow = vec![0f32; h * m]; // every row, reduced to m columns
-    for (y, out) in narrow.chunks_exact_mut(m).enumerate() {
+    // Every row, reduced to each grid's m columns.
+    let mut narrow: [Vec<f32>; N] = std::array::from_fn(|g| vec![0f32; h * grids[g].m]);
+    for y in 0..h {
         p.luma_row(y, &mut row);
-        for (o, v) in out.iter_mut().enumerate() {
-            let (first, weights) = xs.get(o);
-            *v = weights.iter().zip(&row[first..]).map(|(wt, x)| wt * x).sum();
+        for (g, grid) in grids.iter().enumerate() {
+            let out = &mut narrow[g][y * grid.m..(y + 1) * grid.m];
+            for (o, v) in out.iter_mut().enumerate() {
+                let (first, weights) = grid.xs.get(o);
+                *v = weights.iter().zip(&row[first..]).map(|(wt, x)| wt * x).sum();
+            }
         }
     }
-    let mut grid = vec![0f32; m * m];
-    for (o, out) in grid.chunks_exact_mut(m).enumerate() {
-        let (first, weights) = ys.get(o);
-        for (wt, src) in weights.iter().zip(narrow[first * m..].chunks_exact(m)) {
-            out.iter_mut().zip(src).for_each(|(v, s)| *v += wt * s);
+    std::array::from_fn(|g| {
+        let (m, ys) = (grids[g].m, &grids[g].ys);
+        let mut out_grid = vec![0f32; m * m];
+        for (o, out) in out_grid.chunks_exact_mut(m).enumerate() {
+            let (first, weights) = ys.get(o);
+            for (wt, src) in weights.iter().zip(narrow[g][first * m..].chunks_exact(m)) {
+                out.iter_mut().zip(src).for_each(|(v, s)| *v += wt * s);
+            }
         }
-    }
-    grid
+        out_grid
+    })
 }
 
 /// How far a box window of `window` samples reaches (left, right) of its centre; for even windows the

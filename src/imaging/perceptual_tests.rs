@@ -289,3 +289,12 @@ fn timing_of_a_1024x768_image() {
     let phash_ms = t.elapsed().as_secs_f64() * 1000.0 / runs as f64;
     println!("1024x768 RGB: pdq {pdq_ms:.2} ms/call, phash {phash_ms:.2} ms/call");
 }
+
+#[test]
+fn both_hashes_in_one_pass_are_the_two_hashes_apart() {
+    for (w, h) in [(512usize, 384usize), (63, 65), (1, 1), (3, 200)] {
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| ((i * 7919) % 251) as u8).collect();
+        let p = Pixels { width: w as u32, height: h as u32, channels: 3, data: &rgb };
+        assert_eq!(hashes(&p), (pdq(&p), phash(&p)), "{w}x{h}");
+    }
+}

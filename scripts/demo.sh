@@ -41,7 +41,7 @@ for _ in $(seq 50); do
 done
 
 # A GBIF multimedia table with the usual dirt: a sound file, a row without identifier, a URL
-# shared by two records, an ftp URL, and a truncated line.
+# shared by two records, an ftp URL, and a truncated line; and duplicates for `dedup`.
 python3 - "$OUT/multimedia.txt" "$PORT" <<'PY'
 import sys
 out, port = sys.argv[1], sys.argv[2]
@@ -60,6 +60,11 @@ rows.append([str(gid + 1), "Sound", "audio/mpeg", f"http://127.0.0.2:{port}/a.mp
 rows.append([str(gid + 2), "StillImage", "image/jpeg", ""] + [""] * 11)
 rows.append([str(gid + 3), "StillImage", "image/jpeg", f"http://127.0.0.2:{port}/img/w800-h600-2-3.jpg"] + [""] * 11)
 rows.append([str(gid + 4), "", "image/png", "ftp://127.0.0.3/x.png"] + [""] * 11)
+# For dedup: one photo published by two museums at two sizes, and one file served by two hosts.
+for k, path in enumerate([f"2:{port}/img/cam-w2048-h1536-s7.jpg", f"3:{port}/img/cam-w800-h600-s7.jpg",
+                          f"2:{port}/img/cam-w640-h480-s43.jpg", f"4:{port}/img/cam-w640-h480-s43.jpg"]):
+    rows.append([str(gid + 10 + k), "StillImage", "image/jpeg", f"http://127.0.0.{path}"] + [""] * 9
+                + ["CC-BY 4.0", "Museum"])
 with open(out, "w") as f:
     f.write("\t".join(cols) + "\n")
     for r in rows:

@@ -294,8 +294,10 @@ fn timing_of_a_1024x768_image() {
         }
         t.elapsed().as_secs_f64() * 1000.0 / runs as f64
     };
-    let luma: Vec<u8> = img.chunks_exact(3).map(|c| ((u32::from(c[0]) + u32::from(c[1]) + u32::from(c[2])) / 3) as u8).collect();
-    let (both_rgb, both_luma) = (time(&p), time(&Pixels { width: w as u32, height: h as u32, channels: 1, data: &luma }));
+    let luma: Vec<u8> =
+        img.chunks_exact(3).map(|c| ((u32::from(c[0]) + u32::from(c[1]) + u32::from(c[2])) / 3) as u8).collect();
+    let (both_rgb, both_luma) =
+        (time(&p), time(&Pixels { width: w as u32, height: h as u32, channels: 1, data: &luma }));
     println!(
         "1024x768: pdq {pdq_ms:.2} ms/call, phash {phash_ms:.2} ms/call (RGB); both in one pass: RGB {both_rgb:.2} ms, \
          one luma plane {both_luma:.2} ms"

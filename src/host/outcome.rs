@@ -250,6 +250,7 @@ mod tests {
                 "opted_out",
                 "parked",
                 "body",
+                "removed",
                 "other"
             ]
         );

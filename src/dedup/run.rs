@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::groups::{find, leaks, Item, Skipped};
 use crate::imaging::parse_pdq_hex;
-use crate::index::run::manifest_dir;
+use crate::index::run::manifest_files;
 use crate::store::atomic::{self, Mode};
 use crate::store::parquet::{read_parquet, write_parquet};
 
@@ -53,22 +53,10 @@ pub struct DedupReport {
 
 /// The stored images of the manifest under `out`, with their urls.
 fn read_items(out: &Path) -> anyhow::Result<(Vec<Item>, Vec<String>)> {
-    let dir = manifest_dir(out);
-    if !dir.is_dir() {
-        return Err(anyhow!("{} has no manifest: run `index` on it first", out.display()));
-    }
     let (mut items, mut urls) = (Vec::new(), Vec::new());
-    let mut stack = vec![dir];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|x| x == "parquet") {
-                let added = add_rows(&read_parquet(&path)?, &mut items, &mut urls);
-                added.map_err(|e| anyhow!("cannot read the manifest file {}: {e}", path.display()))?;
-            }
-        }
+    for path in manifest_files(out)? {
+        let added = add_rows(&read_parquet(&path)?, &mut items, &mut urls);
+        added.map_err(|e| anyhow!("cannot read the manifest file {}: {e}", path.display()))?;
     }
     Ok((items, urls))
 }

@@ -1,14 +1,14 @@
 //! `filter` over a dataset's manifest: every row's verdict, written as the keep-list.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use polars::prelude::*;
 use serde::Serialize;
 
 use super::rules::{Row, Rules};
-use crate::index::run::manifest_dir;
+use crate::index::run::manifest_files;
 use crate::store::atomic::{self, Mode};
 use crate::store::parquet::{read_parquet, write_parquet};
 
@@ -21,27 +21,6 @@ pub struct FilterReport {
     pub dropped: BTreeMap<String, u64>,
     pub keep_file: String,
     pub dropped_file: String,
-}
-
-/// The rows of every manifest file under `out`'s manifest folder.
-fn manifest_files(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let dir = manifest_dir(out);
-    if !dir.is_dir() {
-        return Err(anyhow!("{} has no manifest: run `index` on it first", out.display()));
-    }
-    let (mut files, mut stack) = (Vec::new(), vec![dir]);
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|x| x == "parquet") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
 }
 
 pub fn run(out: &Path, rules: &Rules) -> anyhow::Result<FilterReport> {

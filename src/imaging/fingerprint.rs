@@ -16,7 +16,7 @@ use super::perceptual::{self, Pixels};
 use super::pixels;
 use super::scratch::Scratch;
 use super::sniff::Format;
-use super::turbo::Scale;
+use super::turbo::dct_scale;
 
 /// Pixels on the short side a kept JPEG is decoded to for its hash, at least. Four times PDQ's
 /// 64x64 grid: measured on a photo-like 800x600 JPEG, its hash at this size is 10 bits of 256 from
@@ -112,13 +112,7 @@ pub(super) fn of_kept(
 fn kept_jpeg(bytes: &[u8], width: u32, height: u32, scratch: &mut Scratch) -> Option<pixels::Rgb> {
     let short = width.min(height).max(1);
     let want = |side: u32| (u64::from(side) * u64::from(KEPT_HASH_SIDE.min(short)) / u64::from(short)) as u32;
-    let scale = super::turbo::downscale_factors()
-        .iter()
-        .copied()
-        .filter(|f| f.denom % f.num == 0 && (f.denom / f.num).is_power_of_two())
-        .filter(|f| f.apply(width) >= want(width) && f.apply(height) >= want(height))
-        .min_by_key(|f| u64::from(f.num) * 64 / u64::from(f.denom))
-        .unwrap_or(Scale::ONE);
+    let scale = dct_scale(width, height, want(width), want(height), false);
     let decompressor = scratch.decompressor().ok()?;
     let header = decompressor.header(bytes).ok()?;
     let mut buffer = Vec::new();

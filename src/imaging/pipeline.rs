@@ -25,7 +25,7 @@ use super::settings::{ImageSettings, Reencode, StoreAs};
 use super::sniff::{self, Format};
 use super::stages::{Finished, Finishing, StageSeconds};
 use super::stored_format::StoredFormat;
-use super::turbo::{self, PlaneSize, PlanesInto, Scale, TurboError};
+use super::turbo::{self, dct_scale, PlaneSize, PlanesInto, TurboError};
 use super::webp;
 
 /// Ceiling on decoder memory per pixel for the `image` crate decoders: RGBA at 16 bits. With
@@ -338,29 +338,6 @@ fn refuse_damaged(warning: Option<String>) -> Result<(), ImageError> {
         }
         _ => Ok(()),
     }
-}
-
-/// The smallest DCT scaling factor of 1/8, 1/4, 1/2 or 1 (and 3/8 when decoding to planes) that
-/// still yields at least `target` pixels on both sides, so the decoder does most of the
-/// shrinking (1/8 decodes 1/64 of the pixels) and the convolution only finishes the last factor
-/// of at most 2.
-///
-/// libjpeg-turbo 2.x also offers 5/8, 6/8, 7/8 (and more), but only the power-of-two sizes have
-/// SIMD inverse DCTs. Measured on this machine's camera-like corpus: decoding to RGB, 3/8 took
-/// 20% longer than 4/8; decoding to planes (no colour conversion, no upsampling) it takes 2%
-/// less, and the resize after it starts from 44% fewer pixels. 5/8, 6/8 and 7/8 take longer than
-/// a full-size decode to planes (7/8: 1.5 times as long).
-fn dct_scale(width: u32, height: u32, target_width: u32, target_height: u32, planes: bool) -> Scale {
-    let cheap = |f: &Scale| {
-        (f.denom % f.num == 0 && (f.denom / f.num).is_power_of_two()) || (planes && *f == Scale::THREE_EIGHTHS)
-    };
-    turbo::downscale_factors()
-        .iter()
-        .copied()
-        .filter(cheap)
-        .filter(|f| f.apply(width) >= target_width && f.apply(height) >= target_height)
-        .min_by_key(|f| u64::from(f.num) * 64 / u64::from(f.denom))
-        .unwrap_or(Scale::ONE)
 }
 
 fn decode_with_image_crate(

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, Context};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{manifest, signature, IndexError, Signature};
@@ -56,6 +57,28 @@ pub struct IndexReport {
 /// The folder of every batch's manifest.
 pub fn manifest_dir(out: &Path) -> PathBuf {
     out.join("index").join("manifest")
+}
+
+/// Every manifest file of `out`, in name order; an error telling to run `index` when there is no
+/// manifest (what `dedup` and `filter` read).
+pub fn manifest_files(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = manifest_dir(out);
+    if !dir.is_dir() {
+        return Err(anyhow!("{} has no manifest: run `index` on it first", out.display()));
+    }
+    let (mut files, mut stack) = (Vec::new(), vec![dir]);
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Runs on every rank; rank 0 gets the report of all of them.

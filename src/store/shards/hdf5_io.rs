@@ -33,6 +33,7 @@ use hdf5::H5Type;
 
 use super::record::{FailureRecord, ShardContents, SuccessRecord};
 use crate::store::atomic;
+use columns::Columns;
 
 /// Extension of committed shards; anything else in a batch folder is ignored (and temporary
 /// files, `store::atomic::is_temp`, are leftovers of a crash, removed on resume).
@@ -237,60 +238,6 @@ pub struct FailedRow {
     pub failed_at: f64,
 }
 
-fn read_strings(g: &hdf5::Group, name: &str) -> hdf5::Result<Vec<String>> {
-    Ok(g.dataset(name)?.read_raw::<VarLenUnicode>()?.into_iter().map(|s| s.as_str().to_string()).collect())
-}
-
-/// One group of a shard being read, whose every dataset must have as many entries as its
-/// `uuid`; one that does not is [`ShardError::Damaged`].
-struct Columns<'a> {
-    path: &'a Path,
-    g: hdf5::Group,
-    group: &'static str,
-    n: usize,
-}
-
-impl<'a> Columns<'a> {
-    /// The group and its uuids.
-    fn open(path: &'a Path, file: &hdf5::File, group: &'static str) -> Result<(Self, Vec<String>), ShardError> {
-        let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
-        let g = file.group(group).map_err(h5err)?;
-        let uuid = read_strings(&g, "uuid").map_err(h5err)?;
-        Ok((Columns { path, g, group, n: uuid.len() }, uuid))
-    }
-
-    fn sized<T>(&self, name: &str, read: hdf5::Result<Vec<T>>) -> Result<Vec<T>, ShardError> {
-        let v = read.map_err(|e| ShardError::Hdf5 { path: self.path.to_path_buf(), source: e })?;
-        if v.len() == self.n {
-            return Ok(v);
-        }
-        let (group, n) = (self.group, self.n);
-        Err(self.damaged(format!("{group}/{name} has {} entries where {group}/uuid has {n}", v.len())))
-    }
-
-    fn strings(&self, name: &str) -> Result<Vec<String>, ShardError> {
-        self.sized(name, read_strings(&self.g, name))
-    }
-
-    fn raw<T: H5Type>(&self, name: &str) -> Result<Vec<T>, ShardError> {
-        self.sized(name, self.g.dataset(name).and_then(|d| d.read_raw::<T>()))
-    }
-
-    fn damaged(&self, what: String) -> ShardError {
-        ShardError::Damaged { path: self.path.to_path_buf(), what }
-    }
-
-    /// Row `i`'s `source_ids`: never a silent `[]` for text that is not a JSON list of strings.
-    fn source_ids(&self, json: &str, uuid: &str) -> Result<Vec<String>, ShardError> {
-        serde_json::from_str(json).map_err(|e| {
-            self.damaged(format!(
-                "{}/source_ids of row {uuid} is not a JSON list of strings ({e}): {json:.80}",
-                self.group
-            ))
-        })
-    }
-}
-
 /// Reads which rows shard `path` holds. Used by resume, `status` and `verify`.
 pub fn read_index(path: &Path) -> Result<ShardIndex, ShardError> {
     let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
@@ -359,11 +306,9 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
     let (offsets, lengths) = (c.raw::<u64>("data_offset")?, c.raw::<u64>("data_length")?);
     let fetched = c.raw::<f64>("fetched_at")?;
     let stored_crc32 = if c.g.link_exists(STORED_CRC32) { Some(c.raw::<u32>(STORED_CRC32)?) } else { None };
-    let final_urls = if c.g.link_exists(FINAL_URL) { c.strings(FINAL_URL)? } else { vec![String::new(); c.n] };
-    let redirects = if c.g.link_exists(REDIRECTS) { c.raw::<u8>(REDIRECTS)? } else { vec![0; c.n] };
-    let pdq = if c.g.link_exists(PDQ) { c.strings(PDQ)? } else { vec![String::new(); c.n] };
-    let pdq_quality = if c.g.link_exists(PDQ_QUALITY) { c.raw::<u8>(PDQ_QUALITY)? } else { vec![0; c.n] };
-    let phash = if c.g.link_exists(PHASH) { c.raw::<u64>(PHASH)? } else { vec![0; c.n] };
+    let (final_urls, redirects) = (c.strings_or_empty(FINAL_URL)?, c.raw_or_default::<u8>(REDIRECTS)?);
+    let (pdq, pdq_quality) = (c.strings_or_empty(PDQ)?, c.raw_or_default::<u8>(PDQ_QUALITY)?);
+    let phash = c.raw_or_default::<u64>(PHASH)?;
     let data_set = c.g.dataset("data").map_err(h5err)?;
     let data_len = data_set.size() as u64;
     let data = if with_data { data_set.read_raw::<u8>().map_err(h5err)? } else { Vec::new() };
@@ -501,6 +446,9 @@ impl ImageData {
         Ok(bytes.to_vec())
     }
 }
+
+#[path = "hdf5_columns.rs"]
+mod columns;
 
 #[cfg(test)]
 #[path = "hdf5_io_tests.rs"]

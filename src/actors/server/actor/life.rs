@@ -87,6 +87,8 @@ impl ServerActor {
         let detail = if idle { "" } else { "stopped with rows left for the next round or run" };
         self.set_phase(HostPhase::Done, detail);
         let state = self.live.export(Instant::now(), SystemTime::now());
+        // Fails only once the coordinator has stopped listening (the run or round is over): the
+        // state is then not needed, and the shards already hold every row.
         let _ = self.engine.events.send(HostEvent::Finished { host: self.host.clone(), state });
         ctx.stop();
     }

@@ -75,6 +75,11 @@ pub enum Command {
     /// gone. Takes the output folder's writer lock. Run it again with the same list: nothing
     /// changes.
     Remove(RemoveArgs),
+    /// Makes a new dataset at a smaller size from the stored images, fetching nothing: each image
+    /// larger than --max-side is shrunk and encoded again (JPEG_QUALITY), smaller ones are kept
+    /// as they are; failures and removals carry over. Runs on many ranks under mpirun or srun;
+    /// run it again to resume.
+    Resize(ResizeArgs),
     /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
@@ -160,6 +165,22 @@ pub struct RemoveArgs {
     /// so its image bytes are gone.
     #[arg(long)]
     pub purge: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResizeArgs {
+    /// The dataset to read (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The new dataset: a new or empty folder, or one an interrupted `resize` left.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// The longest side of the new dataset's images, in pixels.
+    #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(16..))]
+    pub max_side: u32,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

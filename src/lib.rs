@@ -54,6 +54,7 @@ pub mod prep;
 pub mod profile;
 pub mod progress;
 pub mod remove;
+pub mod resize;
 pub mod robots;
 pub mod slurm;
 pub mod status;

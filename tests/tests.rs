@@ -25,6 +25,7 @@ mod profile;
 mod ranks;
 mod redirects;
 mod remove;
+mod resize;
 mod robots;
 mod safety;
 mod slurm;

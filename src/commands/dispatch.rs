@@ -4,7 +4,7 @@
 use super::download::download;
 use super::invocation::Invocation;
 use super::prep::prep;
-use super::{dedup, filter, index, plan, profile, remove, slurm, verify, Failure};
+use super::{dedup, filter, index, plan, profile, remove, resize, slurm, verify, Failure};
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -22,6 +22,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Dedup(args) => dedup::dedup(&inv, args),
         Command::Filter(args) => filter::filter(&inv, args),
         Command::Remove(args) => remove::remove(&inv, args),
+        Command::Resize(args) => resize::resize(&inv, args),
         Command::JobEnd(args) => slurm::job_end(&inv, args),
     }
 }

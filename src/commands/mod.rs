@@ -4,7 +4,7 @@
 //! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. `dispatch::run`
 //! is the entry: it resolves the `invocation` once (config file, environment; the output folder
 //! and contact from flags over config); `edges` is what several subcommands do around their work
-//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `filter`, `remove` and
+//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `filter`, `remove`, `resize` and
 //! `slurm` (submit, status, cancel, job-end) are one file each.
 
 mod dedup;
@@ -18,6 +18,7 @@ mod plan;
 mod prep;
 mod profile;
 mod remove;
+mod resize;
 mod slurm;
 mod verify;
 

@@ -136,6 +136,7 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
     let (mut df, stored) = manifest(&opts.out, server, partition)?;
     let indexed = Indexed { shards, stored, failed: df.height() as u64 - stored };
     atomic::write_with(&dir.join(MANIFEST_FILE), Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
+    crate::store::pause::point("index-batch");
     let json = serde_json::to_vec_pretty(&indexed).expect("counts serialise");
     atomic::replace(&indexed_file, &json)?;
     report.indexed += 1;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Python the tests read the output with, as a user would: Debian's python3 with its h5py and
-# PIL (python3-h5py, python3-pil, from scripts/setup.sh), plus pyarrow from PyPI (Debian 12 has
-# no package for it), in a venv that sees the system's packages. Idempotent: a venv whose Python
+# PIL (python3-h5py, python3-pil, from scripts/setup.sh), plus pyarrow and Hugging Face
+# `datasets` from PyPI (Debian 12 has no package for them), in a venv that sees the system's
+# packages. numpy stays below 2, which Debian's h5py was built for; the versions are pinned to a
+# set that imports together. Idempotent: a venv whose Python
 # already imports them is left as it is. Prints the venv's python on its last line.
 #
 #   scripts/python-env.sh            # create or check ~/.cache/distributed-downloader/pyenv
@@ -9,8 +11,8 @@
 set -euo pipefail
 
 VENV="${DD_PYENV:-$HOME/.cache/distributed-downloader/pyenv}"
-PYARROW="pyarrow==18.1.0"
-MODULES="import h5py, PIL, pyarrow, pyarrow.dataset"
+PACKAGES=("pyarrow==18.1.0" "datasets==3.1.0" "numpy==1.26.4" "pandas==3.0.6" "huggingface_hub==2.4.0")
+MODULES="import h5py, PIL, pyarrow, pyarrow.dataset, datasets"
 
 if [ -x "$VENV/bin/python3" ] && "$VENV/bin/python3" -c "$MODULES" 2>/dev/null; then
     echo "python-env: $VENV ready"
@@ -20,7 +22,7 @@ fi
 if [ ! -x "$VENV/bin/python3" ]; then
     /usr/bin/python3 -m venv --system-site-packages "$VENV"
 fi
-echo "python-env: installing $PYARROW into $VENV"
-"$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check "$PYARROW"
+echo "python-env: installing ${PACKAGES[*]} into $VENV"
+"$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check "${PACKAGES[@]}"
 "$VENV/bin/python3" -c "$MODULES"
 echo "$VENV/bin/python3"

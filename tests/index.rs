@@ -32,6 +32,20 @@ fn manifest(out: &Path) -> DataFrame {
     frames.into_iter().reduce(|a, b| a.vstack(&b).unwrap()).expect("at least one manifest file")
 }
 
+/// The uuids `index/index.h5` holds, in its order.
+fn h5_uuids(out: &Path) -> Vec<String> {
+    let f = hdf5::File::open(out.join("index/index.h5")).unwrap();
+    let ids = f.dataset("images/uuid").unwrap().read_raw::<hdf5::types::FixedAscii<36>>().unwrap();
+    ids.iter().map(|u| u.as_str().to_string()).collect()
+}
+
+/// The python snippet of docs/output-format.md that starts with `first_line`.
+fn doc_snippet(first_line: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/output-format.md")).unwrap();
+    let start = doc.find(&format!("```python\n{first_line}")).expect("the snippet") + 10;
+    doc[start..start + doc[start..].find("```").unwrap()].to_string()
+}
+
 fn index_json(out: &Path) -> serde_json::Value {
     serde_json::from_str(&run_ok(&["index", "-o", out.to_str().unwrap(), "--json"])).unwrap()
 }
@@ -114,6 +128,45 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
         assert!(said.starts_with(&format!("{} rows, 12 stored; first: http://", urls.len())), "{said}");
         assert!(said.contains("(320, 240)"), "the image the manifest points at opens at its size: {said}");
     }
+
+    // index.h5 spans every shard: 12 images, each read back through it as the manifest says.
+    assert_eq!((first["h5"]["images"].as_u64(), first["h5"]["left_out"].as_u64()), (Some(12), Some(0)), "{first}");
+    assert_eq!(h5_uuids(&job.out).len(), 12);
+    if let Some(mut python) = python_with(&["h5py", "PIL", "pyarrow"], "the index.h5 snippet of docs/output-format.md") {
+        let out = python.arg("-c").arg(doc_snippet("import h5py, hashlib")).env("OUT", &job.out).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(said.starts_with("12 images; first: http://"), "{said}");
+        assert!(said.contains("(320, 240) sha256 matches: True"), "the image's bytes, read through index.h5: {said}");
+    }
+    if let Some(mut python) = python_with(&["datasets"], "the Hugging Face datasets snippet of docs/output-format.md") {
+        let hf = job.out.parent().unwrap().join("hf-home");
+        let out = python
+            .arg("-c")
+            .arg(doc_snippet("import datasets"))
+            .env("OUT", &job.out)
+            .env("HF_HOME", &hf)
+            .env("HF_DATASETS_OFFLINE", "1")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(said.contains(&format!("{} rows, 12 stored", urls.len())), "{said}");
+    }
+    // A keep-list: index.h5 holds only the images it keeps; the manifest still has every row.
+    let keep: Vec<String> = h5_uuids(&job.out).into_iter().take(5).collect();
+    let list = job.out.parent().unwrap().join("keep.txt");
+    std::fs::write(&list, keep.join("\n")).unwrap();
+    run_ok(&["filter", "-o", job.out.to_str().unwrap(), "--keep", list.to_str().unwrap()]);
+    let kept = index_json(&job.out);
+    assert_eq!((kept["h5"]["images"].as_u64(), kept["h5"]["left_out"].as_u64()), (Some(5), Some(7)), "{kept}");
+    let mut held = h5_uuids(&job.out);
+    held.sort();
+    let mut want = keep.clone();
+    want.sort();
+    assert_eq!(held, want, "exactly the kept images");
+    assert_eq!(manifest(&job.out).height(), urls.len(), "the manifest keeps every row");
+    std::fs::remove_dir_all(job.out.join("filter")).unwrap();
 
     // Nothing changed: nothing is read again.
     assert_eq!(counts(&index_json(&job.out)), [4, 0, 4, 12, 4]);

@@ -39,10 +39,21 @@ pub(super) fn index(inv: &Invocation, args: IndexArgs) -> Result<(), Failure> {
 
 /// The report for a person: what was read, what the manifest holds, and how to open it.
 fn screen(r: &IndexReport) -> String {
-    format!(
+    let mut s = format!(
         "index: {} batch(es): {} indexed, {} unchanged since the last index\n  \
          manifest: {} image(s) stored, {} row(s) failed\n  \
          {}  (one table: pyarrow.dataset.dataset(path, partitioning=\"hive\"), or polars.read_parquet(path + \"/**/*.parquet\"))\n",
         r.batches, r.indexed, r.unchanged, r.stored, r.failed, r.manifest
-    )
+    );
+    if let Some(h5) = &r.h5 {
+        let kept = match &h5.keep_list {
+            Some(k) => format!(", {} left out by the keep-list {k}", h5.left_out),
+            None => String::new(),
+        };
+        s += &format!(
+            "  {}  ({} image(s) over {} shard(s){kept}: images/data[offset[i]:offset[i]+length[i]])\n",
+            h5.path, h5.images, h5.shards
+        );
+    }
+    s
 }

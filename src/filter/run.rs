@@ -50,7 +50,7 @@ pub fn run(out: &Path, rules: &Rules) -> anyhow::Result<FilterReport> {
         read().map_err(|e| anyhow!("cannot read the manifest file {}: {e}", file.display()))?;
     }
     let dir = out.join("filter");
-    let (keep_file, dropped_file) = (dir.join("keep.parquet"), dir.join("dropped.parquet"));
+    let (keep_file, dropped_file) = (crate::store::paths::keep_list(out), dir.join("dropped.parquet"));
     let col = |n: &str, v: Vec<&str>| Column::new(n.into(), v);
     let mut keep = DataFrame::new(
         kept.len(),

@@ -6,7 +6,10 @@
 //! class). `run` writes one parquet file per batch under `<output>/index/manifest/`, in the
 //! layout of `urls/` and `downloads/`, so that the folder reads as one table; a batch whose
 //! shards have not changed since it was indexed is not read again, and ranks share the batches.
-//! Images are never copied: the manifest says where each one is.
+//! `h5` writes `index/index.h5`, whose virtual dataset spans every shard's images, with an
+//! offset and length per stored image (only those the keep-list keeps, when `filter` wrote one).
+//! Images are never copied: the manifest and `index.h5` say where each one is.
 
 pub mod batch;
+pub mod h5;
 pub mod run;

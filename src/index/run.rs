@@ -13,6 +13,7 @@ use anyhow::{anyhow, Context};
 use serde::{Deserialize, Serialize};
 
 use super::batch::{manifest, signature, IndexError, Signature};
+use super::h5::{self, H5Report};
 use crate::mpi_glue::world::World;
 use crate::store::atomic::{self, Mode};
 use crate::store::parquet::write_parquet;
@@ -29,12 +30,18 @@ pub struct IndexOptions {
     pub force: bool,
 }
 
+/// The manifest's columns, as `index` writes them now: a manifest of an older version is made
+/// again (version 2 added `data_offset`, which `index.h5` reads).
+const MANIFEST_VERSION: u32 = 2;
+
 /// What a batch's manifest was made from, and what it holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 struct Indexed {
     shards: Signature,
     stored: u64,
     failed: u64,
+    #[serde(default)]
+    version: u32,
 }
 
 /// What `index` did, summed over the ranks.
@@ -52,6 +59,8 @@ pub struct IndexReport {
     pub failed: u64,
     /// Batches that could not be indexed, with why; their old manifest, if any, is left.
     pub errors: Vec<String>,
+    /// `index/index.h5`, as made now or before.
+    pub h5: Option<H5Report>,
 }
 
 /// The folder of every batch's manifest.
@@ -107,7 +116,38 @@ pub fn run(world: &World, opts: &IndexOptions) -> anyhow::Result<Option<IndexRep
         report.failed += r.failed;
         report.errors.extend(r.errors);
     }
+    report.h5 = Some(index_h5(&opts.out, report.indexed > 0 || opts.force)?);
     Ok(Some(report))
+}
+
+/// What `index.h5` was made from: when the manifest and the keep-list are as they were, it is
+/// not made again.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+struct H5Made {
+    keep: Option<(u64, u128)>,
+    report: H5Report,
+}
+
+/// Makes `index/index.h5` again when a batch's manifest changed (`changed`), the keep-list
+/// changed, or the file is missing.
+fn index_h5(out: &Path, changed: bool) -> anyhow::Result<H5Report> {
+    let keep = paths::keep_list(out);
+    let keep = keep.is_file().then_some(keep);
+    let stamp = keep.as_deref().and_then(|k| {
+        let meta = std::fs::metadata(k).ok()?;
+        let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        Some((meta.len(), modified))
+    });
+    let made_file = out.join("index").join("index-h5.json");
+    let before: Option<H5Made> = std::fs::read(&made_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let h5 = out.join("index").join(h5::INDEX_H5);
+    if let Some(before) = before.filter(|b| !changed && b.keep == stamp && h5.is_file()) {
+        return Ok(before.report);
+    }
+    let report = h5::write(out, &manifest_files(out)?, keep.as_deref())?;
+    let made = H5Made { keep: stamp, report: report.clone() };
+    atomic::replace(&made_file, &serde_json::to_vec_pretty(&made).expect("serialises"))?;
+    Ok(report)
 }
 
 /// Indexes one batch unless its shards are those it was indexed from.
@@ -127,14 +167,15 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
     }
     report.batches += 1;
     let before: Option<Indexed> = std::fs::read(&indexed_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(before) = before.filter(|b| !opts.force && b.shards == shards && dir.join(MANIFEST_FILE).is_file()) {
+    let current = |b: &Indexed| b.shards == shards && b.version == MANIFEST_VERSION;
+    if let Some(before) = before.filter(|b| !opts.force && current(b) && dir.join(MANIFEST_FILE).is_file()) {
         report.unchanged += 1;
         report.stored += before.stored;
         report.failed += before.failed;
         return Ok(());
     }
     let (mut df, stored) = manifest(&opts.out, server, partition)?;
-    let indexed = Indexed { shards, stored, failed: df.height() as u64 - stored };
+    let indexed = Indexed { shards, stored, failed: df.height() as u64 - stored, version: MANIFEST_VERSION };
     atomic::write_with(&dir.join(MANIFEST_FILE), Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
     crate::store::pause::point("index-batch");
     let json = serde_json::to_vec_pretty(&indexed).expect("counts serialise");

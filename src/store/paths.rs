@@ -56,6 +56,11 @@ pub fn batch_subdir(server: &str, partition: u64) -> PathBuf {
     Path::new(&format!("server_name={server}")).join(format!("partition_id={partition}"))
 }
 
+/// The keep-list `filter` writes in output folder `out`, which `index` respects.
+pub fn keep_list(out: &Path) -> PathBuf {
+    out.join("filter").join("keep.parquet")
+}
+
 /// The servers table of output folder `out`.
 pub fn servers_table(out: &Path) -> PathBuf {
     out.join(SERVERS_TABLE)

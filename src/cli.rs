@@ -67,6 +67,10 @@ pub enum Command {
     /// duplicates (PDQ perceptual hash), and with --against, images that leak a test set. Writes
     /// <output>/dedup/duplicates.parquet (and leaks.parquet); changes nothing else.
     Dedup(DedupArgs),
+    /// Reports the licences of the manifest's stored images (`index` first): how many per SPDX
+    /// id, publisher, dataset and server, how many can be credited (licence, rights holder or
+    /// creator, source), and the licence strings it could not read.
+    Licenses(LicensesArgs),
     /// Writes a keep-list of the manifest's rows (`index` first) by size, aspect ratio, status
     /// and lists of uuids or URLs, under <output>/filter/; fetches and rewrites nothing.
     Filter(FilterArgs),
@@ -171,6 +175,19 @@ pub struct RemoveArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct LicensesArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Publishers, datasets, servers and unread strings shown on screen, the largest first.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    /// Print the whole report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ResizeArgs {
     /// The dataset to read (overrides OUTPUT_DIR).
     #[arg(long, short, value_name = "DIR")]
@@ -209,6 +226,13 @@ pub struct FilterArgs {
     /// Never rows whose uuid or URL is in this file (one per line, `#` comments).
     #[arg(long, value_name = "FILE")]
     pub drop: Option<PathBuf>,
+    /// Only rows under these licences: SPDX ids, comma-separated (`licenses` lists the ids),
+    /// e.g. CC0-1.0,CC-BY-4.0.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    pub license: Option<Vec<String>>,
+    /// Only rows whose attribution is complete: a licence, a rights holder or creator, a source.
+    #[arg(long)]
+    pub attribution_complete: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -315,6 +339,18 @@ pub struct PrepArgs {
     /// Column holding the title.
     #[arg(long, value_name = "COLUMN")]
     pub title_col: Option<String>,
+    /// Column holding the rights holder (GBIF: rightsHolder).
+    #[arg(long, value_name = "COLUMN")]
+    pub rights_holder_col: Option<String>,
+    /// Column holding the creator (the photographer, say).
+    #[arg(long, value_name = "COLUMN")]
+    pub creator_col: Option<String>,
+    /// Column holding the publisher.
+    #[arg(long, value_name = "COLUMN")]
+    pub publisher_col: Option<String>,
+    /// Column holding the references (GBIF: a link to the record or the image's page).
+    #[arg(long, value_name = "COLUMN")]
+    pub references_col: Option<String>,
     /// URLs per batch of one server (overrides BATCH_SIZE).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,

@@ -48,6 +48,7 @@ pub mod forecast;
 pub mod host;
 pub mod imaging;
 pub mod index;
+pub mod licenses;
 pub mod mpi_glue;
 pub mod overrides;
 pub mod prep;

@@ -11,6 +11,7 @@ mod download;
 mod files;
 mod filter;
 mod import_loops;
+mod licenses;
 mod index;
 mod lock;
 mod memory;

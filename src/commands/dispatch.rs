@@ -4,7 +4,7 @@
 use super::download::download;
 use super::invocation::Invocation;
 use super::prep::prep;
-use super::{dedup, filter, index, plan, profile, remove, resize, slurm, verify, Failure};
+use super::{dedup, filter, index, licenses, plan, profile, remove, resize, slurm, verify, Failure};
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -20,6 +20,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Verify(args) => verify::verify(&inv, args),
         Command::Index(args) => index::index(&inv, args),
         Command::Dedup(args) => dedup::dedup(&inv, args),
+        Command::Licenses(args) => licenses::licenses(&inv, args),
         Command::Filter(args) => filter::filter(&inv, args),
         Command::Remove(args) => remove::remove(&inv, args),
         Command::Resize(args) => resize::resize(&inv, args),

@@ -18,6 +18,14 @@ pub(super) fn filter(inv: &Invocation, args: FilterArgs) -> Result<(), Failure> 
     if args.max_aspect.is_some_and(|r| !(r.is_finite() && r >= 1.0)) {
         return Err(usage("--max-aspect must be a ratio of 1 or more (longer side over shorter side)".into()));
     }
+    for id in args.license.iter().flatten().map(|i| i.trim()) {
+        let read = crate::licenses::spdx::normalise(id).id;
+        if read != id {
+            return Err(usage(format!(
+                "--license {id} is not a licence id as the manifest writes them; did you mean {read}? (`licenses` lists the ids)"
+            )));
+        }
+    }
     let list = |path: &Option<std::path::PathBuf>, flag: &str| -> Result<_, Failure> {
         let Some(path) = path else { return Ok(None) };
         let text = std::fs::read_to_string(path)
@@ -32,6 +40,8 @@ pub(super) fn filter(inv: &Invocation, args: FilterArgs) -> Result<(), Failure> 
         max_aspect: args.max_aspect,
         keep: list(&args.keep, "--keep")?,
         drop: list(&args.drop, "--drop")?,
+        licenses: args.license.clone().map(|ids| ids.into_iter().map(|i| i.trim().to_string()).collect()),
+        attribution_complete: args.attribution_complete,
     };
     let report =
         run(&output, &rules).map_err(|e| Failure::Run(e.context(format!("filter of {} failed", output.display()))))?;

@@ -4,7 +4,7 @@
 //! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. `dispatch::run`
 //! is the entry: it resolves the `invocation` once (config file, environment; the output folder
 //! and contact from flags over config); `edges` is what several subcommands do around their work
-//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `filter`, `remove`, `resize` and
+//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `licenses`, `filter`, `remove`, `resize` and
 //! `slurm` (submit, status, cancel, job-end) are one file each.
 
 mod dedup;
@@ -14,6 +14,7 @@ mod edges;
 mod filter;
 mod index;
 mod invocation;
+mod licenses;
 mod plan;
 mod prep;
 mod profile;

@@ -20,6 +20,10 @@ pub struct Rules {
     /// Never rows whose uuid or URL is listed (`--drop FILE`).
     #[serde(skip)]
     pub drop: Option<HashSet<String>>,
+    /// Only rows under one of these licence ids (SPDX, as `licenses` lists them).
+    pub licenses: Option<Vec<String>>,
+    /// Only rows whose attribution is complete (a licence, a rights holder or creator, a source).
+    pub attribution_complete: bool,
 }
 
 /// What the rules need of a row.
@@ -32,6 +36,9 @@ pub struct Row<'a> {
     pub removed: bool,
     pub width: u32,
     pub height: u32,
+    /// The licence as an SPDX id (the manifest's `license_id`).
+    pub license_id: &'a str,
+    pub attribution_complete: bool,
 }
 
 impl Rules {
@@ -52,6 +59,10 @@ impl Rules {
             Some("not_in_keep_list")
         } else if self.drop.as_ref().is_some_and(listed) {
             Some("in_drop_list")
+        } else if self.licenses.as_ref().is_some_and(|l| !l.iter().any(|id| id == row.license_id)) {
+            Some("license")
+        } else if self.attribution_complete && !row.attribution_complete {
+            Some("attribution_incomplete")
         } else if row.stored && self.min_side.is_some_and(|m| short < m) {
             Some("min_side")
         } else if row.stored && self.min_area.is_some_and(|m| u64::from(row.width) * u64::from(row.height) < m) {
@@ -75,7 +86,16 @@ mod tests {
     use super::*;
 
     fn row(w: u32, h: u32) -> Row<'static> {
-        Row { uuid: "u1", url: "http://a.org/1.jpg", stored: true, removed: false, width: w, height: h }
+        Row {
+            uuid: "u1",
+            url: "http://a.org/1.jpg",
+            stored: true,
+            removed: false,
+            width: w,
+            height: h,
+            license_id: "CC-BY-4.0",
+            attribution_complete: true,
+        }
     }
 
     #[test]
@@ -96,7 +116,13 @@ mod tests {
         assert_eq!(any.verdict(Row { stored: false, removed: true, ..row(0, 0) }), Some("removed"), "never kept");
         let listed = Rules { drop: Some(read_list("# takedowns\nhttp://a.org/1.jpg\n")), ..rules.clone() };
         assert_eq!(listed.verdict(row(50, 50)), Some("in_drop_list"), "the list is named before the sizes");
-        let keep = Rules { keep: Some(read_list("u2\n")), ..rules };
+        let keep = Rules { keep: Some(read_list("u2\n")), ..rules.clone() };
         assert_eq!(keep.verdict(row(200, 150)), Some("not_in_keep_list"));
+        let open = Rules { licenses: Some(vec!["CC0-1.0".into(), "CC-BY-4.0".into()]), ..rules.clone() };
+        assert_eq!(open.verdict(row(200, 150)), None);
+        let nc = Row { license_id: "CC-BY-NC-4.0", ..row(200, 150) };
+        assert_eq!(open.verdict(nc), Some("license"), "a licence not asked for");
+        let credited = Rules { attribution_complete: true, ..rules };
+        assert_eq!(credited.verdict(Row { attribution_complete: false, ..row(200, 150) }), Some("attribution_incomplete"));
     }
 }

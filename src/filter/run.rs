@@ -31,6 +31,8 @@ pub fn run(out: &Path, rules: &Rules) -> anyhow::Result<FilterReport> {
             let s = |n: &str| df.column(n).and_then(|c| c.str().cloned());
             let (uuid, url, status) = (s("uuid")?, s("url")?, s("status")?);
             let (w, h) = (df.column("stored_width")?.u32()?.clone(), df.column("stored_height")?.u32()?.clone());
+            let license_id = s("license_id")?;
+            let complete = df.column("attribution_complete")?.bool()?.clone();
             for i in 0..df.height() {
                 let row = Row {
                     uuid: uuid.get(i).unwrap_or_default(),
@@ -39,6 +41,8 @@ pub fn run(out: &Path, rules: &Rules) -> anyhow::Result<FilterReport> {
                     removed: status.get(i) == Some("removed"),
                     width: w.get(i).unwrap_or(0),
                     height: h.get(i).unwrap_or(0),
+                    license_id: license_id.get(i).unwrap_or("unknown"),
+                    attribution_complete: complete.get(i).unwrap_or(false),
                 };
                 match rules.verdict(row) {
                     None => kept.push((row.uuid.to_string(), row.url.to_string())),
@@ -47,7 +51,7 @@ pub fn run(out: &Path, rules: &Rules) -> anyhow::Result<FilterReport> {
             }
             Ok(())
         };
-        read().map_err(|e| anyhow!("cannot read the manifest file {}: {e}", file.display()))?;
+        read().map_err(|e| anyhow!("cannot read the manifest file {}: {e}; run `index` again", file.display()))?;
     }
     let dir = out.join("filter");
     let (keep_file, dropped_file) = (crate::store::paths::keep_list(out), dir.join("dropped.parquet"));

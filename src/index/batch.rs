@@ -5,6 +5,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use super::attribution::{self, Attribution, ATTRIBUTION_COLUMNS};
 use crate::store::error::StoreError;
 use crate::store::shards::hdf5_io::{read_records, ShardError};
 use crate::store::shards::ledger::{self, LedgerError};
@@ -58,6 +59,8 @@ pub struct Row {
     pub pdq_quality: u8,
     pub phash: u64,
     pub at: f64,
+    /// The licence and attribution `prep` kept for the row (see `attribution`).
+    pub attribution: Attribution,
 }
 
 /// The committed shards of a batch, by number, with their sizes: what its manifest is made from.
@@ -133,7 +136,12 @@ pub fn final_rows(out: &Path, server: &str, partition: u64) -> Result<BTreeMap<S
 
 /// The manifest rows of one batch, as a table, and how many of them are stored images.
 pub fn manifest(out: &Path, server: &str, partition: u64) -> Result<(DataFrame, u64), IndexError> {
-    let rows: Vec<Row> = final_rows(out, server, partition)?.into_values().collect();
+    let frame_err = |source| IndexError::Frame { batch: format!("{server}/{partition}"), source };
+    let mut credits = attribution::of_batch(out, server, partition).map_err(frame_err)?;
+    let mut rows: Vec<Row> = final_rows(out, server, partition)?.into_values().collect();
+    for r in &mut rows {
+        r.attribution = credits.remove(&r.uuid).unwrap_or_default();
+    }
     let stored = rows.iter().filter(|r| r.status == "stored").count() as u64;
     let df = frame(rows, server, partition)
         .map_err(|source| IndexError::Frame { batch: format!("{server}/{partition}"), source })?;
@@ -172,5 +180,14 @@ fn frame(rows: Vec<Row>, server: &str, batch: u64) -> PolarsResult<DataFrame> {
         Column::new("phash".into(), rows.iter().map(|r| r.phash).collect::<Vec<_>>()),
         Column::new("at".into(), rows.iter().map(|r| r.at).collect::<Vec<_>>()),
     ];
+    let mut columns = columns;
+    for (i, name) in ATTRIBUTION_COLUMNS.iter().enumerate() {
+        let values: Vec<Option<&str>> = rows.iter().map(|r| r.attribution.values.get(i).and_then(|v| v.as_deref())).collect();
+        columns.push(Column::new((*name).into(), values));
+    }
+    let taxon: Vec<Option<&str>> = rows.iter().map(|r| r.attribution.taxon_key.as_deref()).collect();
+    columns.push(Column::new("taxon_key".into(), taxon));
+    columns.push(s("license_id", &|r| r.attribution.license_id()));
+    columns.push(Column::new("attribution_complete".into(), rows.iter().map(|r| r.attribution.complete()).collect::<Vec<_>>()));
     DataFrame::new(n, columns)
 }

@@ -6,10 +6,12 @@
 //! class). `run` writes one parquet file per batch under `<output>/index/manifest/`, in the
 //! layout of `urls/` and `downloads/`, so that the folder reads as one table; a batch whose
 //! shards have not changed since it was indexed is not read again, and ranks share the batches.
-//! `h5` writes `index/index.h5`, whose virtual dataset spans every shard's images, with an
+//! `attribution` joins what prep kept of each row's licence and credits, by uuid, with the
+//! licence read as an SPDX id. `h5` writes `index/index.h5`, whose virtual dataset spans every shard's images, with an
 //! offset and length per stored image (only those the keep-list keeps, when `filter` wrote one).
 //! Images are never copied: the manifest and `index.h5` say where each one is.
 
+pub mod attribution;
 pub mod batch;
 pub mod h5;
 pub mod run;

@@ -70,9 +70,8 @@ pub struct KeptRow {
     pub source_id: String,
     pub url: String,
     pub server: String,
-    pub license: Option<String>,
-    pub source: Option<String>,
-    pub title: Option<String>,
+    /// The values of `carried::CARRIED`, in its order.
+    pub carried: super::carried::Values,
 }
 
 /// Decides one row.
@@ -109,9 +108,7 @@ pub fn apply(rules: &Rules, row: RawRow) -> Result<KeptRow, DropReason> {
         source_id: row.id.unwrap_or_default(),
         url: checked.url,
         server: checked.server,
-        license: row.license,
-        source: row.source,
-        title: row.title,
+        carried: row.carried,
     })
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use super::carried;
 use super::csv_line::{Dialect, TextLines};
 use super::PrepError;
 
@@ -57,18 +58,14 @@ pub struct ColumnMap {
     pub kind: Option<String>,
     pub format: Option<String>,
     pub basis_of_record: Option<String>,
-    pub license: Option<String>,
-    pub source: Option<String>,
-    pub title: Option<String>,
+    /// The input columns of `carried::CARRIED`, in its order.
+    pub carried: [Option<String>; carried::N],
 }
 
 impl ColumnMap {
     fn wanted(&self) -> Vec<&str> {
         let mut v = vec![self.url.as_str()];
-        for c in [&self.id, &self.kind, &self.format, &self.basis_of_record, &self.license, &self.source, &self.title]
-            .into_iter()
-            .flatten()
-        {
+        for c in [&self.id, &self.kind, &self.format, &self.basis_of_record].into_iter().chain(&self.carried).flatten() {
             v.push(c.as_str());
         }
         v
@@ -89,9 +86,8 @@ pub struct RawRow {
     pub kind: Option<String>,
     pub format: Option<String>,
     pub basis_of_record: Option<String>,
-    pub license: Option<String>,
-    pub source: Option<String>,
-    pub title: Option<String>,
+    /// The values of `carried::CARRIED`, in its order.
+    pub carried: carried::Values,
 }
 
 /// An open input: its column names, and a way to pull chunks.
@@ -218,9 +214,7 @@ impl Input {
             kind: index_of(&map.kind, cols),
             format: index_of(&map.format, cols),
             basis: index_of(&map.basis_of_record, cols),
-            license: index_of(&map.license, cols),
-            source: index_of(&map.source, cols),
-            title: index_of(&map.title, cols),
+            carried: std::array::from_fn(|i| index_of(&map.carried[i], cols)),
         };
         match &mut self.source {
             Source::Text { lines, record } => {
@@ -270,9 +264,7 @@ impl Input {
                 let kinds = col(&map.kind)?;
                 let formats = col(&map.format)?;
                 let basis = col(&map.basis_of_record)?;
-                let licenses = col(&map.license)?;
-                let sources = col(&map.source)?;
-                let titles = col(&map.title)?;
+                let carried = map.carried.iter().map(|c| col(c)).collect::<Result<Vec<_>, _>>()?;
                 let pick = |v: &Option<Vec<Option<String>>>, i: usize| v.as_ref().and_then(|v| nonempty(v[i].clone()));
                 let rows = (0..df.height())
                     .map(|i| RawRow {
@@ -283,9 +275,7 @@ impl Input {
                         kind: pick(&kinds, i),
                         format: pick(&formats, i),
                         basis_of_record: pick(&basis, i),
-                        license: pick(&licenses, i),
-                        source: pick(&sources, i),
-                        title: pick(&titles, i),
+                        carried: std::array::from_fn(|c| pick(&carried[c], i)),
                     })
                     .collect();
                 *offset += len;
@@ -306,9 +296,7 @@ struct Indexes {
     kind: Option<usize>,
     format: Option<usize>,
     basis: Option<usize>,
-    license: Option<usize>,
-    source: Option<usize>,
-    title: Option<usize>,
+    carried: [Option<usize>; carried::N],
 }
 
 fn text_row(record: &csv::ByteRecord, idx: &Indexes, line: u64) -> RawRow {
@@ -331,9 +319,7 @@ fn text_row(record: &csv::ByteRecord, idx: &Indexes, line: u64) -> RawRow {
         kind: lossy(idx.kind),
         format: lossy(idx.format),
         basis_of_record: lossy(idx.basis),
-        license: lossy(idx.license),
-        source: lossy(idx.source),
-        title: lossy(idx.title),
+        carried: idx.carried.map(lossy),
     }
 }
 

@@ -8,6 +8,7 @@
 //! other command: the batch files and the servers table are written through `store`.
 
 pub mod batches;
+pub mod carried;
 pub mod csv_line;
 pub mod filter;
 pub mod input;

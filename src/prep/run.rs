@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::batches::write_server_batches;
+use super::carried::{self, CARRIED};
 use super::filter::{self, DropReason, Rules};
 use super::input::{ColumnMap, Format, Input};
 use super::report::{peak_rss_mib, MalformedSample, PrepReport, MAX_SAMPLES, TOP_SERVERS};
@@ -48,9 +49,9 @@ pub struct PrepOptions {
     pub schema: Schema,
     pub url_col: Option<String>,
     pub id_col: Option<String>,
-    pub license_col: Option<String>,
-    pub source_col: Option<String>,
-    pub title_col: Option<String>,
+    /// The input columns named by the flags of `carried::CARRIED` (`--license-col`, ...), in its
+    /// order.
+    pub carried_cols: [Option<String>; carried::N],
     pub batch_size: usize,
     pub initial_rate_limit: f64,
     pub ignored_servers: Option<PathBuf>,
@@ -70,9 +71,7 @@ impl PrepOptions {
             schema: Schema::Generic,
             url_col: None,
             id_col: None,
-            license_col: None,
-            source_col: None,
-            title_col: None,
+            carried_cols: Default::default(),
             batch_size,
             initial_rate_limit,
             ignored_servers: None,
@@ -300,9 +299,9 @@ fn resolve_columns(input: &Input, opts: &PrepOptions) -> Result<(ColumnMap, bool
         map.kind = Some(required("type")?);
         map.format = Some(required("format")?);
         map.basis_of_record = input.find_column("basisOfRecord", true);
-        map.license = explicit(&opts.license_col, "--license-col")?.or_else(|| input.find_column("license", true));
-        map.source = explicit(&opts.source_col, "--source-col")?.or_else(|| input.find_column("source", true));
-        map.title = explicit(&opts.title_col, "--title-col")?.or_else(|| input.find_column("title", true));
+        for (i, c) in CARRIED.iter().enumerate() {
+            map.carried[i] = explicit(&opts.carried_cols[i], c.flag)?.or_else(|| input.find_column(c.gbif, true));
+        }
     } else {
         map.url = match explicit(&opts.url_col, "--url-col")? {
             Some(c) => c,
@@ -311,9 +310,9 @@ fn resolve_columns(input: &Input, opts: &PrepOptions) -> Result<(ColumnMap, bool
             }
         };
         map.id = explicit(&opts.id_col, "--id-col")?;
-        map.license = explicit(&opts.license_col, "--license-col")?;
-        map.source = explicit(&opts.source_col, "--source-col")?;
-        map.title = explicit(&opts.title_col, "--title-col")?;
+        for (i, c) in CARRIED.iter().enumerate() {
+            map.carried[i] = explicit(&opts.carried_cols[i], c.flag)?;
+        }
     }
     Ok((map, gbif))
 }

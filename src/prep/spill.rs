@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use polars::prelude::*;
 use uuid::Uuid;
 
+use super::carried::{self, CARRIED};
 use super::filter::KeptRow;
 use super::server_key::fnv1a;
 use super::PrepError;
@@ -76,25 +77,26 @@ pub struct SpillWriter {
 /// no row outlives its `push` as millions of small allocations waiting for the flush.
 struct BucketColumns {
     rows: usize,
-    columns: [StringChunkedBuilder; 6],
+    /// `source_id`, `url`, `server`, then the carried columns (`carried::CARRIED`).
+    columns: Vec<StringChunkedBuilder>,
 }
 
-/// The spill files' columns, in `BucketColumns::columns` order.
-const SPILL_COLUMNS: [&str; 6] = ["source_id", "url", "server", "license", "source", "title"];
+/// The spill files' first columns; the carried ones follow.
+const SPILL_COLUMNS: [&str; 3] = ["source_id", "url", "server"];
 
 impl BucketColumns {
     fn new() -> BucketColumns {
-        BucketColumns { rows: 0, columns: SPILL_COLUMNS.map(|name| StringChunkedBuilder::new(name.into(), 0)) }
+        let names = SPILL_COLUMNS.into_iter().chain(CARRIED.iter().map(|c| c.name));
+        BucketColumns { rows: 0, columns: names.map(|name| StringChunkedBuilder::new(name.into(), 0)).collect() }
     }
 
     fn push(&mut self, row: &KeptRow) {
-        let [id, url, server, license, source, title] = &mut self.columns;
-        id.append_value(&row.source_id);
-        url.append_value(&row.url);
-        server.append_value(&row.server);
-        license.append_option(row.license.as_deref());
-        source.append_option(row.source.as_deref());
-        title.append_option(row.title.as_deref());
+        self.columns[0].append_value(&row.source_id);
+        self.columns[1].append_value(&row.url);
+        self.columns[2].append_value(&row.server);
+        for (column, value) in self.columns[SPILL_COLUMNS.len()..].iter_mut().zip(&row.carried) {
+            column.append_option(value.as_deref());
+        }
         self.rows += 1;
     }
 
@@ -154,9 +156,9 @@ pub struct BucketStats {
     pub urls_per_server: HashMap<String, u64>,
 }
 
-/// (source id, license, source, title) of one row that referenced a URL, borrowed from the
-/// bucket's columns.
-type Reference<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+/// (source id, carried values) of one row that referenced a URL, borrowed from the bucket's
+/// columns.
+type Reference<'a> = (&'a str, [Option<&'a str>; carried::N]);
 
 struct UrlGroup<'a> {
     server: &'a str,
@@ -169,9 +171,8 @@ struct SpillColumns {
     ids: StringChunked,
     urls: StringChunked,
     servers: StringChunked,
-    licenses: StringChunked,
-    sources: StringChunked,
-    titles: StringChunked,
+    /// In `carried::CARRIED` order.
+    carried: Vec<StringChunked>,
 }
 
 impl SpillColumns {
@@ -185,9 +186,7 @@ impl SpillColumns {
             ids: get("source_id")?,
             urls: get("url")?,
             servers: get("server")?,
-            licenses: get("license")?,
-            sources: get("source")?,
-            titles: get("title")?,
+            carried: CARRIED.iter().map(|c| get(c.name)).collect::<Result<_, _>>()?,
         })
     }
 }
@@ -210,9 +209,8 @@ pub fn dedup_bucket(spill_dir: &Path, b: usize, by_server_dir: &Path) -> Result<
     let mut groups: HashMap<&str, UrlGroup<'_>, foldhash::fast::RandomState> = HashMap::default();
     for f in &files {
         let rows = f.urls.iter().zip(f.servers.iter()).zip(f.ids.iter());
-        let metadata = f.licenses.iter().zip(f.sources.iter()).zip(f.titles.iter());
-        for (((url, server), id), ((license, source), title)) in rows.zip(metadata) {
-            let reference = (id.unwrap_or_default(), license, source, title);
+        for (i, ((url, server), id)) in rows.enumerate() {
+            let reference = (id.unwrap_or_default(), std::array::from_fn(|c| f.carried[c].get(i)));
             match groups.get_mut(url.unwrap_or_default()) {
                 Some(g) => {
                     stats.duplicate_rows += 1;
@@ -301,9 +299,7 @@ fn url_frame(entries: &mut [(&str, UrlGroup)]) -> PolarsResult<DataFrame> {
     let n = entries.len();
     let mut uuids = Vec::with_capacity(n);
     let mut urls = Vec::with_capacity(n);
-    let mut licenses = Vec::with_capacity(n);
-    let mut sources = Vec::with_capacity(n);
-    let mut titles = Vec::with_capacity(n);
+    let mut carried: Vec<Vec<Option<&str>>> = (0..carried::N).map(|_| Vec::with_capacity(n)).collect();
     let mut ids = ListStringChunkedBuilder::new("source_ids".into(), n, n);
     let mut row_uuids = ListStringChunkedBuilder::new("row_uuids".into(), n, n);
     let mut rows: Vec<String> = Vec::new();
@@ -315,26 +311,22 @@ fn url_frame(entries: &mut [(&str, UrlGroup)]) -> PolarsResult<DataFrame> {
         uuids.push(image_uuid(url).to_string());
         urls.push(*url);
         let first = &g.refs[0];
-        licenses.push(first.1);
-        sources.push(first.2);
-        titles.push(first.3);
+        for (column, value) in carried.iter_mut().zip(first.1) {
+            column.push(value);
+        }
         ids.append_values_iter(g.refs.iter().map(|r| r.0));
         rows.clear();
         rows.extend(g.refs.iter().map(|r| row_uuid(r.0, url).to_string()));
         row_uuids.append_values_iter(rows.iter().map(String::as_str));
     }
-    DataFrame::new(
-        n,
-        vec![
-            Column::new("uuid".into(), uuids),
-            Column::new("url".into(), urls),
-            ids.finish().into_column(),
-            row_uuids.finish().into_column(),
-            Column::new("license".into(), licenses),
-            Column::new("source".into(), sources),
-            Column::new("title".into(), titles),
-        ],
-    )
+    let mut columns = vec![
+        Column::new("uuid".into(), uuids),
+        Column::new("url".into(), urls),
+        ids.finish().into_column(),
+        row_uuids.finish().into_column(),
+    ];
+    columns.extend(CARRIED.iter().zip(carried).map(|(c, values)| Column::new(c.name.into(), values)));
+    DataFrame::new(n, columns)
 }
 
 /// Prep's own intermediate files of `dir` (see `write_scratch`), in name order.
@@ -404,7 +396,7 @@ mod tests {
 
     fn kept(id: &str, server: &str, url: &str) -> KeptRow {
         let (source_id, server, url) = (id.to_string(), server.to_string(), url.to_string());
-        KeptRow { source_id, url, server, license: None, source: None, title: None }
+        KeptRow { source_id, url, server, carried: Default::default() }
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub enum Command {
     /// id, publisher, dataset and server, how many can be credited (licence, rights holder or
     /// creator, source), and the licence strings it could not read.
     Licenses(LicensesArgs),
+    /// Writes what a dataset built from GBIF must cite (`index` first): <output>/cite/
+    /// derived-dataset.csv (datasetKey,count of the images stored and kept, for GBIF's
+    /// derived-dataset registration), CITATION.bib and CITATION.cff.
+    Cite(CiteArgs),
     /// Writes a keep-list of the manifest's rows (`index` first) by size, aspect ratio, status
     /// and lists of uuids or URLs, under <output>/filter/; fetches and rewrites nothing.
     Filter(FilterArgs),
@@ -170,6 +174,25 @@ pub struct RemoveArgs {
     #[arg(long)]
     pub purge: bool,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CiteArgs {
+    /// The output folder (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The derived dataset's title.
+    #[arg(long, value_name = "TEXT", default_value = "of GBIF-mediated images")]
+    pub title: String,
+    /// Where the dataset is deposited (GBIF's "source URL").
+    #[arg(long, value_name = "URL")]
+    pub source_url: Option<String>,
+    /// The DOI GBIF gave the registered derived dataset.
+    #[arg(long, value_name = "DOI")]
+    pub doi: Option<String>,
+    /// Print the counts as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -351,6 +374,11 @@ pub struct PrepArgs {
     /// Column holding the references (GBIF: a link to the record or the image's page).
     #[arg(long, value_name = "COLUMN")]
     pub references_col: Option<String>,
+    /// GBIF's occurrence.txt from the same download: each URL gets its record's dataset,
+    /// publishing organisation, basis of record and taxonomy, joined on gbifID (streamed, in
+    /// bounded memory).
+    #[arg(long, value_name = "FILE")]
+    pub occurrence: Option<PathBuf>,
     /// URLs per batch of one server (overrides BATCH_SIZE).
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,

@@ -35,6 +35,7 @@
 //! - `verify`: checks the committed shards (and a sample or all of their images); `--repair`.
 
 pub mod actors;
+pub mod cite;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -4,7 +4,7 @@
 use super::download::download;
 use super::invocation::Invocation;
 use super::prep::prep;
-use super::{dedup, filter, index, licenses, plan, profile, remove, resize, slurm, verify, Failure};
+use super::{cite, dedup, filter, index, licenses, plan, profile, remove, resize, slurm, verify, Failure};
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Index(args) => index::index(&inv, args),
         Command::Dedup(args) => dedup::dedup(&inv, args),
         Command::Licenses(args) => licenses::licenses(&inv, args),
+        Command::Cite(args) => cite::cite(&inv, args),
         Command::Filter(args) => filter::filter(&inv, args),
         Command::Remove(args) => remove::remove(&inv, args),
         Command::Resize(args) => resize::resize(&inv, args),

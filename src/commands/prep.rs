@@ -35,6 +35,7 @@ pub(super) fn prep(inv: &Invocation, args: PrepArgs) -> Result<(), Failure> {
             args.publisher_col,
             args.references_col,
         ],
+        occurrence: args.occurrence,
         batch_size,
         initial_rate_limit: settings.initial_rate_limit,
         ignored_servers: args.ignored_servers.or_else(|| settings.ignored_servers_file.clone()),

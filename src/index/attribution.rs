@@ -91,5 +91,31 @@ pub fn of_batch(out: &Path, server: &str, partition: u64) -> PolarsResult<HashMa
         let values = columns.iter().map(|c| value(c, i)).collect();
         by_uuid.insert(uuid.to_string(), Attribution { values, taxon_key: value(&taxon, i) });
     }
+    join_occurrence(&paths::batch_occurrence(out, server, partition), &mut by_uuid)?;
     Ok(by_uuid)
+}
+
+/// Fills each uuid's dataset, publisher and taxonomy from the batch's `occurrence.parquet`, when
+/// `prep --occurrence` wrote one.
+fn join_occurrence(file: &Path, by_uuid: &mut HashMap<String, Attribution>) -> PolarsResult<()> {
+    if !file.is_file() {
+        return Ok(());
+    }
+    let df = read_parquet(file).map_err(|e| PolarsError::ComputeError(e.to_string().into()))?;
+    let uuids = df.column("uuid")?.str()?.clone();
+    let names: Vec<&str> = df.get_column_names().iter().map(|n| n.as_str()).filter(|n| *n != "uuid").collect();
+    for name in names {
+        let values = df.column(name)?.cast(&DataType::String)?.str()?.clone();
+        let at = ATTRIBUTION_COLUMNS.iter().position(|c| *c == name);
+        for i in 0..df.height() {
+            let (Some(uuid), Some(v)) = (uuids.get(i), values.get(i).filter(|v| !v.is_empty())) else { continue };
+            let Some(a) = by_uuid.get_mut(uuid) else { continue };
+            match at {
+                Some(at) => a.values[at] = Some(v.to_string()),
+                None if name == "taxon_key" => a.taxon_key = Some(v.to_string()),
+                None => {}
+            }
+        }
+    }
+    Ok(())
 }

@@ -19,6 +19,7 @@ use hdf5::types::FixedAscii;
 use polars::prelude::*;
 
 use crate::store::atomic::{self, Mode};
+use crate::store::keep::KeepList;
 use crate::store::parquet::read_parquet;
 
 /// The file, beside the manifest folder.
@@ -44,8 +45,8 @@ type Stored = Vec<(String, u64, u64, String)>;
 /// Writes `<out>/index/index.h5` from `manifests` (in order), keeping only the uuids of
 /// `keep` when given.
 pub fn write(out: &Path, manifests: &[PathBuf], keep: Option<&Path>) -> anyhow::Result<H5Report> {
-    let kept = keep.map(read_keep).transpose()?;
-    let wanted = |uuid: &str| kept.as_ref().is_none_or(|k| uuid_key(uuid).is_some_and(|u| k.binary_search(&u).is_ok()));
+    let kept = keep.map(KeepList::read).transpose()?;
+    let wanted = |uuid: &str| kept.as_ref().is_none_or(|k| k.contains(uuid));
     // Pass 1: each shard's extent (its furthest stored byte) and the rows.
     let mut extents: BTreeMap<String, u64> = BTreeMap::new();
     let (mut images, mut left_out) = (0u64, 0u64);
@@ -131,22 +132,4 @@ fn stored(file: &Path) -> anyhow::Result<Stored> {
             .collect())
     };
     read().map_err(|e| anyhow!("cannot read the manifest file {}: {e}; run `index --force`", file.display()))
-}
-
-/// The uuids of a keep-list, as sorted 128-bit keys (16 bytes each).
-fn read_keep(path: &Path) -> anyhow::Result<Vec<u128>> {
-    let df = read_parquet(path)?;
-    let uuids = df
-        .column("uuid")
-        .and_then(|c| c.str().cloned())
-        .map_err(|e| anyhow!("{} has no uuid column ({e}); run `filter` again", path.display()))?;
-    let mut keys: Vec<u128> = uuids.iter().flatten().filter_map(uuid_key).collect();
-    keys.sort_unstable();
-    Ok(keys)
-}
-
-/// A uuid's 128 bits, from its 36-character text.
-fn uuid_key(text: &str) -> Option<u128> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    (hex.len() == 32).then(|| u128::from_str_radix(&hex, 16).ok()).flatten()
 }

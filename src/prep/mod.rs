@@ -12,6 +12,7 @@ pub mod carried;
 pub mod csv_line;
 pub mod filter;
 pub mod input;
+pub mod occurrence;
 pub mod report;
 pub mod run;
 pub mod server_key;

@@ -50,6 +50,8 @@ pub struct PrepReport {
     pub wall_seconds: f64,
     /// Peak resident memory of the prep process, in MiB (Linux `VmHWM`).
     pub peak_rss_mib: Option<f64>,
+    /// The join with `--occurrence`, when asked.
+    pub occurrence: Option<super::occurrence::OccurrenceJoin>,
 }
 
 impl PrepReport {
@@ -90,6 +92,20 @@ impl fmt::Display for PrepReport {
             writeln!(f, "  largest servers:")?;
             for s in &self.largest_servers {
                 writeln!(f, "    {:<40}{:>10} URLs {:>6} batches", s.server_name, s.url_count, s.batch_count)?;
+            }
+        }
+        if let Some(j) = &self.occurrence {
+            writeln!(
+                f,
+                "  occurrence join  {:>12}  URLs matched in {} ({} occurrence rows); {} without a row{}",
+                j.matched_urls,
+                j.file,
+                j.rows,
+                j.unmatched_urls,
+                if j.missing_columns.is_empty() { String::new() } else { format!("; columns missing: {}", j.missing_columns.join(", ")) }
+            )?;
+            if j.malformed_lines > 0 {
+                writeln!(f, "    {} occurrence line(s) with too few fields skipped", j.malformed_lines)?;
             }
         }
         write!(f, "  wall time {:.1} s", self.wall_seconds)?;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use super::batches::write_server_batches;
 use super::carried::{self, CARRIED};
+use super::occurrence::{self, OCCURRENCE_DIR};
 use super::filter::{self, DropReason, Rules};
 use super::input::{ColumnMap, Format, Input};
 use super::report::{peak_rss_mib, MalformedSample, PrepReport, MAX_SAMPLES, TOP_SERVERS};
@@ -26,7 +27,7 @@ use crate::telemetry::events::PrepProgress;
 const GUESS_BYTES_PER_ROW: u64 = 150;
 
 /// Prep's own outputs in the output folder; `--force` replaces only these.
-pub const OUTPUTS: [&str; 4] = [paths::URLS_DIR, paths::SERVERS_TABLE, paths::PREP_REPORT, TMP_DIR];
+pub const OUTPUTS: [&str; 5] = [paths::URLS_DIR, OCCURRENCE_DIR, paths::SERVERS_TABLE, paths::PREP_REPORT, TMP_DIR];
 use crate::store::paths::PREP_TMP_DIR as TMP_DIR;
 
 /// What the input rows mean.
@@ -52,6 +53,8 @@ pub struct PrepOptions {
     /// The input columns named by the flags of `carried::CARRIED` (`--license-col`, ...), in its
     /// order.
     pub carried_cols: [Option<String>; carried::N],
+    /// GBIF's occurrence.txt of the same download, joined on the source id (`occurrence`).
+    pub occurrence: Option<PathBuf>,
     pub batch_size: usize,
     pub initial_rate_limit: f64,
     pub ignored_servers: Option<PathBuf>,
@@ -72,6 +75,7 @@ impl PrepOptions {
             url_col: None,
             id_col: None,
             carried_cols: Default::default(),
+            occurrence: None,
             batch_size,
             initial_rate_limit,
             ignored_servers: None,
@@ -97,6 +101,14 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
     let mut input = Input::open(&opts.input, opts.format)?;
     let (map, gbif) = resolve_columns(&input, opts)?;
     let rules = Rules { gbif, require_id: gbif || opts.id_col.is_some(), ignored };
+    if opts.occurrence.is_some() && !rules.require_id {
+        return Err(PrepError::MissingColumn {
+            column: "source id".into(),
+            path: opts.input.clone(),
+            found: input.columns().join(", "),
+            hint: " (--occurrence joins on it: name the column holding GBIF's gbifID with --id-col)".into(),
+        });
+    }
 
     let mut report = PrepReport::new();
     report.input = opts.input.display().to_string();
@@ -185,11 +197,17 @@ pub fn run(opts: &PrepOptions) -> Result<PrepReport, PrepError> {
         PrepProgress { rows_read, rows_kept, phase: "write", fraction }.emit();
     }
     write_servers_table(&paths::servers_table(&staged), &servers, opts.initial_rate_limit)?;
+    if let Some(file) = &opts.occurrence {
+        progress.phase(&format!("joining {} on the source id", file.display()));
+        report.occurrence = Some(occurrence::join(&staged, &servers, file, &tmp.join("join"))?);
+    }
     progress.finish();
 
     // Publish: durably, so a crash after prep never leaves a batch file empty.
-    for name in [paths::URLS_DIR, paths::SERVERS_TABLE] {
-        atomic::publish(&staged.join(name), &opts.output.join(name))?;
+    for name in [paths::URLS_DIR, OCCURRENCE_DIR, paths::SERVERS_TABLE] {
+        if staged.join(name).exists() {
+            atomic::publish(&staged.join(name), &opts.output.join(name))?;
+        }
     }
     let _ = fs::remove_dir_all(&tmp);
 

@@ -2,7 +2,7 @@
 //! batch, and rank 0 sums up.
 //!
 //! The new folder is a dataset of its own that every command reads: prep's output (`urls/`,
-//! `servers.parquet`, `prep_report.json`) is copied from the old folder (a fifth of prep's
+//! `occurrence/`, `servers.parquet`, `prep_report.json`) is copied from the old folder (a fifth of prep's
 //! input; links would let a later `prep --force` of one folder rewrite the other's), and
 //! `downloads/` holds the new shards. `resize.json` says what it was made
 //! from; a second `resize` into the same folder must ask for the same size (it resumes), and a
@@ -148,6 +148,9 @@ fn prepare(opts: &ResizeOptions) -> anyhow::Result<()> {
         }
     }
     copy_tree(&from.join(paths::URLS_DIR), &opts.to.join(paths::URLS_DIR))?;
+    if from.join(paths::OCCURRENCE_DIR).is_dir() {
+        copy_tree(&from.join(paths::OCCURRENCE_DIR), &opts.to.join(paths::OCCURRENCE_DIR))?;
+    }
     // Last: a folder with its record is set up whole.
     atomic::replace(&marker, &serde_json::to_vec_pretty(&made).expect("serialises"))?;
     Ok(())

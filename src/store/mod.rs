@@ -21,6 +21,7 @@
 pub mod atomic;
 pub mod batches;
 pub mod error;
+pub mod keep;
 pub mod lock;
 pub mod parquet;
 pub mod paths;

@@ -81,6 +81,15 @@ pub fn batch_urls(out: &Path, server: &str, partition: u64) -> PathBuf {
     out.join(URLS_DIR).join(batch_subdir(server, partition))
 }
 
+/// Where `prep --occurrence` puts each batch's joined dataset, publisher and taxonomy.
+pub const OCCURRENCE_DIR: &str = "occurrence";
+
+/// The file of one batch's joined occurrence fields (beside `urls/`, so that `urls/` reads as
+/// one table).
+pub fn batch_occurrence(out: &Path, server: &str, partition: u64) -> PathBuf {
+    out.join(OCCURRENCE_DIR).join(batch_subdir(server, partition)).join("occurrence.parquet")
+}
+
 /// The folder of one batch's shards.
 pub fn batch_shards(out: &Path, server: &str, partition: u64) -> PathBuf {
     out.join(DOWNLOADS_DIR).join(batch_subdir(server, partition))

@@ -134,6 +134,7 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
         url_col: None,
         id_col: None,
         carried_cols: Default::default(),
+        occurrence: None,
         batch_size: DEFAULT_BATCH_SIZE,
         initial_rate_limit: DEFAULT_INITIAL_RATE_LIMIT,
         ignored_servers: None,

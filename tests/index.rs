@@ -104,6 +104,11 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
                 let s = &records.successes[r];
                 assert_eq!((s.uuid.as_str(), s.sha256.as_str()), (uuid.get(i).unwrap(), sha.get(i).unwrap()));
                 assert_eq!(pdq.get(i).unwrap().len(), 64, "a stored image has its PDQ hash");
+                let path = url.get(i).unwrap().split_once("/img/").map(|(_, p)| format!("/img/{p}")).unwrap();
+                let served = test_origin::images::served_bytes(&path).unwrap();
+                assert_eq!(s.etag, test_origin::image_etag(&served), "the ETag the origin sent");
+                assert_eq!(s.last_modified, test_origin::IMAGE_LAST_MODIFIED);
+                assert_eq!(col("etag").get(i), Some(s.etag.as_str()), "and the manifest says it");
             }
             "failed" => {
                 assert_eq!(records.failures[r].uuid, uuid.get(i).unwrap());

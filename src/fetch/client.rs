@@ -56,6 +56,9 @@ pub struct Fetched {
     pub final_url: Option<String>,
     /// Redirects followed before this answer, on the whole chain.
     pub redirects: u32,
+    /// The `ETag` and `Last-Modified` headers, if any.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
     /// A redirect to another server that was not followed ([`OtherServers::Stop`]): its target,
     /// allowed by the rules of `redirect`. The status is the redirect's.
     pub moved_to: Option<reqwest::Url>,
@@ -195,6 +198,7 @@ pub async fn fetch_from(
     };
     let retry_after = header(reqwest::header::RETRY_AFTER);
     let content_type = header(reqwest::header::CONTENT_TYPE);
+    let (etag, last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
     let robots_tags: Vec<String> =
         response.headers().get_all("x-robots-tag").iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
     let head = Fetched {
@@ -207,6 +211,8 @@ pub async fn fetch_from(
         robots_tags,
         final_url,
         redirects,
+        etag,
+        last_modified,
         moved_to,
     };
     if !(200..300).contains(&status) {

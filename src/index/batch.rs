@@ -59,6 +59,8 @@ pub struct Row {
     pub pdq_quality: u8,
     pub phash: u64,
     pub at: f64,
+    pub etag: String,
+    pub last_modified: String,
     /// The licence and attribution `prep` kept for the row (see `attribution`).
     pub attribution: Attribution,
 }
@@ -109,6 +111,8 @@ pub fn final_rows(out: &Path, server: &str, partition: u64) -> Result<BTreeMap<S
                 phash: s.phash,
                 at: s.fetched_at,
                 final_url: s.final_url,
+                etag: s.etag,
+                last_modified: s.last_modified,
                 url: s.url,
                 source_ids: s.source_ids,
                 uuid: s.uuid.clone(),
@@ -179,6 +183,8 @@ fn frame(rows: Vec<Row>, server: &str, batch: u64) -> PolarsResult<DataFrame> {
         Column::new("pdq_quality".into(), rows.iter().map(|r| u32::from(r.pdq_quality)).collect::<Vec<_>>()),
         Column::new("phash".into(), rows.iter().map(|r| r.phash).collect::<Vec<_>>()),
         Column::new("at".into(), rows.iter().map(|r| r.at).collect::<Vec<_>>()),
+        s("etag", &|r| r.etag.clone()),
+        s("last_modified", &|r| r.last_modified.clone()),
     ];
     let mut columns = columns;
     for (i, name) in ATTRIBUTION_COLUMNS.iter().enumerate() {

@@ -31,8 +31,9 @@ pub struct IndexOptions {
 }
 
 /// The manifest's columns, as `index` writes them now: a manifest of an older version is made
-/// again (version 2 added `data_offset`, which `index.h5` reads; 3 the licence and attribution).
-const MANIFEST_VERSION: u32 = 3;
+/// again (version 2 added `data_offset`, which `index.h5` reads; 3 the licence and attribution;
+/// 4 the validators).
+const MANIFEST_VERSION: u32 = 4;
 
 /// What a batch's manifest was made from, and what it holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

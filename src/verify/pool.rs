@@ -127,6 +127,8 @@ mod tests {
                 md5: String::new(),
                 fetched_at: 0.0,
                 final_url: String::new(),
+                etag: String::new(),
+                last_modified: String::new(),
                 redirects: 0,
                 pdq: String::new(),
                 pdq_quality: 0,

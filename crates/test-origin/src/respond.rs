@@ -261,11 +261,26 @@ impl Script {
     }
 }
 
+/// The `Last-Modified` of every image: they are generated, so one fixed date.
+pub const IMAGE_LAST_MODIFIED: &str = "Tue, 01 Dec 2026 00:00:00 GMT";
+
 fn image(path: &str) -> Reply {
     match (images::spec_for_path(path), images::served_bytes(path)) {
-        (Some(spec), Some(data)) => Reply::new(200, spec.content_type(), Body::Shared { len: data.len(), data }),
+        (Some(spec), Some(data)) => {
+            let etag = image_etag(&data);
+            let mut reply = Reply::new(200, spec.content_type(), Body::Shared { len: data.len(), data });
+            reply.headers.push(("ETag", etag));
+            reply.headers.push(("Last-Modified", IMAGE_LAST_MODIFIED.to_owned()));
+            reply
+        }
         _ => not_an_image(path),
     }
+}
+
+/// The `ETag` of an image: a strong validator of its bytes (FNV-1a, quoted as HTTP wants).
+pub fn image_etag(bytes: &[u8]) -> String {
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    format!("\"{hash:016x}\"")
 }
 
 fn not_an_image(path: &str) -> Reply {

@@ -137,6 +137,8 @@ impl Feed {
                 last_status: 0,
                 replaces,
                 final_url: None,
+                etag: None,
+                last_modified: None,
                 redirects: 0,
             });
         }

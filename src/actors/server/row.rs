@@ -23,6 +23,9 @@ pub struct Task {
     /// Where the last answer came from when redirects led there, and how many were followed.
     pub final_url: Option<String>,
     pub redirects: u32,
+    /// The image answer's `ETag` and `Last-Modified`, once it came.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 impl Task {
@@ -45,6 +48,8 @@ impl Task {
             fetched_at: unix_now(),
             final_url: self.final_url.clone().unwrap_or_default(),
             redirects: self.redirects,
+            etag: self.etag.clone().unwrap_or_default(),
+            last_modified: self.last_modified.clone().unwrap_or_default(),
             pdq: p.fingerprint.map(|f| f.pdq_hex()).unwrap_or_default(),
             pdq_quality: p.fingerprint.map_or(0, |f| f.pdq_quality),
             phash: p.fingerprint.map_or(0, |f| f.phash),

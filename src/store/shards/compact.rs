@@ -249,6 +249,8 @@ mod tests {
             md5: format!("md5-{uuid}"),
             fetched_at: 1.0,
             final_url: String::new(),
+            etag: String::new(),
+            last_modified: String::new(),
             redirects: 0,
             pdq: String::new(),
             pdq_quality: 0,

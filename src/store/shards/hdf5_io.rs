@@ -10,6 +10,7 @@
 //! /images/final_url                                                        string [n]: where redirects led, "" if none
 //! /images/redirects                                                        uint8 [n]: redirects followed
 //! /images/pdq, pdq_quality, phash        string [n] (64 hex, "" if none), uint8 [n], uint64 [n]
+//! /images/etag, last_modified                                             string [n]: the answer's headers, "" if none
 //! /errors/uuid, url, server, source_ids, error_class, detail              strings [m]
 //! /errors/attempts uint32, http_status uint16, retriable uint8, failed_at float64   [m]
 //! ```
@@ -20,7 +21,7 @@
 //! `sha256` and `md5` are of the original bytes as served, so they cannot check a resized or
 //! re-encoded image; `stored_crc32` is of the bytes stored here, and `verify` and `compact`
 //! check them against it. Shards of older versions lack it (read as `None`), and lack
-//! `final_url`, `redirects` and the perceptual hashes (read as "" and 0).
+//! `final_url`, `redirects`, the perceptual hashes and the validators (read as "" and 0).
 //!
 //! Reading never trusts the file: datasets of unequal length, spans outside `images/data` and
 //! unparsable `source_ids` are [`ShardError::Damaged`], naming the file.
@@ -54,6 +55,9 @@ pub const REDIRECTS: &str = "redirects";
 pub const PDQ: &str = "pdq";
 pub const PDQ_QUALITY: &str = "pdq_quality";
 pub const PHASH: &str = "phash";
+/// Datasets of `images/` added after the first format: the answer's validators.
+pub const ETAG: &str = "etag";
+pub const LAST_MODIFIED: &str = "last_modified";
 
 /// Root attribute of a compacted shard (see `compact`): it holds the final record of every row
 /// of the shards numbered below this value in its folder, which it replaces.
@@ -197,6 +201,8 @@ pub(super) fn write_image_fields(
     put(g, PDQ, &s(&|r| r.pdq.clone()))?;
     put(g, PDQ_QUALITY, &recs.iter().map(|r| r.pdq_quality).collect::<Vec<u8>>())?;
     put(g, PHASH, &recs.iter().map(|r| r.phash).collect::<Vec<u64>>())?;
+    put(g, ETAG, &s(&|r| r.etag.clone()))?;
+    put(g, LAST_MODIFIED, &s(&|r| r.last_modified.clone()))?;
     Ok(())
 }
 
@@ -309,6 +315,7 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
     let (final_urls, redirects) = (c.strings_or_empty(FINAL_URL)?, c.raw_or_default::<u8>(REDIRECTS)?);
     let (pdq, pdq_quality) = (c.strings_or_empty(PDQ)?, c.raw_or_default::<u8>(PDQ_QUALITY)?);
     let phash = c.raw_or_default::<u64>(PHASH)?;
+    let (etags, last_modified) = (c.strings_or_empty(ETAG)?, c.strings_or_empty(LAST_MODIFIED)?);
     let data_set = c.g.dataset("data").map_err(h5err)?;
     let data_len = data_set.size() as u64;
     let data = if with_data { data_set.read_raw::<u8>().map_err(h5err)? } else { Vec::new() };
@@ -337,6 +344,8 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
             fetched_at: fetched[i],
             final_url: final_urls[i].clone(),
             redirects: u32::from(redirects[i]),
+            etag: etags[i].clone(),
+            last_modified: last_modified[i].clone(),
             pdq: pdq[i].clone(),
             pdq_quality: pdq_quality[i],
             phash: phash[i],

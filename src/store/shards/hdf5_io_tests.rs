@@ -19,6 +19,8 @@ pub fn sample() -> ShardContents {
         fetched_at: 1.7e9,
         // The second image came through two redirects.
         final_url: if i == 1 { "https://cdn.a.org/1.jpg".into() } else { String::new() },
+        etag: if i == 0 { "\"abc\"".into() } else { String::new() },
+        last_modified: if i == 0 { "Tue, 01 Dec 2026 00:00:00 GMT".into() } else { String::new() },
         redirects: if i == 1 { 2 } else { 0 },
         // The third was kept as it came and did not decode: no perceptual hash.
         pdq: if i == 2 { String::new() } else { format!("{i:x}").repeat(64) },

@@ -27,6 +27,10 @@ pub struct SuccessRecord {
     pub final_url: String,
     /// Redirects followed from `url` to the image (0 when it answered itself).
     pub redirects: u32,
+    /// The answer's `ETag` and `Last-Modified` headers as sent, empty when absent: what a later
+    /// run asks "has it changed?" with.
+    pub etag: String,
+    pub last_modified: String,
     /// PDQ perceptual hash of the stored image, 64 lowercase hex characters; empty when none was
     /// computed (shards of older versions, an original kept as it came that did not decode).
     pub pdq: String,

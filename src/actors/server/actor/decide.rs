@@ -40,6 +40,8 @@ impl ServerActor {
                 Ok(fetched) => {
                     task.final_url = fetched.final_url.clone();
                     task.redirects = fetched.redirects;
+                    task.etag = fetched.etag.clone();
+                    task.last_modified = fetched.last_modified.clone();
                     let tags = &self.engine.opt_out_tags;
                     match crate::robots::opt_out(&fetched.robots_tags, crate::robots::PRODUCT_TOKEN, tags) {
                         Some(tag) => {

@@ -14,7 +14,7 @@ use crate::download::{job, FAST};
 use crate::util::*;
 
 /// Every manifest file under `out/index/manifest`, concatenated.
-fn manifest(out: &Path) -> DataFrame {
+pub(crate) fn manifest(out: &Path) -> DataFrame {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut stack = vec![out.join("index/manifest")];
     while let Some(d) = stack.pop() {
@@ -68,21 +68,8 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
     // Killed between a batch's manifest and its record of what it was made from: the next run
     // indexes that batch again, and the manifest has each row once.
     let marker = job.out.parent().unwrap().join("paused");
-    let mut child = bin()
-        .args(["index", "-o", job.out.to_str().unwrap()])
-        .env("DD_TEST_PAUSE_AT", "index-batch")
-        .env("DD_TEST_PAUSE_MARKER", &marker)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = std::time::Instant::now();
-    while !marker.exists() && t.elapsed() < std::time::Duration::from_secs(60) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(marker.exists(), "index reached its first batch within 60 s");
+    let args = ["index", "-o", job.out.to_str().unwrap()];
+    kill_at_pause(&args, "index-batch", &marker, std::time::Duration::from_secs(60));
     let first = index_json(&job.out);
     let counts = |r: &serde_json::Value| {
         ["batches", "indexed", "unchanged", "stored", "failed"].map(|k| r[k].as_u64().unwrap_or(u64::MAX))

@@ -12,6 +12,7 @@ use polars::prelude::*;
 use test_origin::{Behaviour, HostSpec, Origin};
 
 use crate::download::FAST;
+use crate::index::manifest as read_manifest;
 use crate::util::*;
 
 /// (licence, rights holder, creator, references) of each row, and what the manifest must say:
@@ -170,31 +171,4 @@ fn licences_and_credits_reach_the_manifest_and_filter_keeps_exactly_the_allowed_
     let cite: serde_json::Value = serde_json::from_str(&run_ok(&["cite", "-o", o, "--json"])).unwrap();
     assert_eq!(cite["by_dataset"], serde_json::json!({"dataset-1": 1}), "{cite}");
     assert_eq!(cite["left_out"].as_u64(), Some(4), "{cite}");
-}
-
-/// Every manifest file under `out/index/manifest`, concatenated.
-fn read_manifest(out: &std::path::Path) -> DataFrame {
-    let pattern = out.join("index/manifest/**/*.parquet");
-    let files = glob_files(&pattern);
-    let frames = files.iter().map(|f| ParquetReader::new(File::open(f).unwrap()).finish().unwrap());
-    frames.reduce(|a, b| a.vstack(&b).unwrap()).expect("a manifest")
-}
-
-/// The files under the folder part of `pattern` ending as its file part does (`**/*.parquet`).
-fn glob_files(pattern: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let root = pattern.to_str().unwrap().split("/**").next().unwrap().to_string();
-    let mut files = Vec::new();
-    let mut stack = vec![std::path::PathBuf::from(root)];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    files
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use distributed_downloader::store::shards::record::SuccessRecord;
 use test_origin::{Behaviour, HostSpec, Origin};
@@ -42,21 +42,8 @@ fn resize_makes_a_smaller_dataset_that_every_command_reads_and_a_killed_run_resu
     };
     // Killed right after its first piece (2 rows of the first batch) is committed.
     let marker = job.out.parent().unwrap().join("paused");
-    let mut child = bin()
-        .args(args("200"))
-        .env("DD_TEST_PAUSE_AT", "resize-piece")
-        .env("DD_TEST_PAUSE_MARKER", &marker)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while !marker.exists() && t.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(marker.exists(), "resize reached its first commit within 60 s");
+    let first = args("200");
+    kill_at_pause(&first.each_ref().map(|s| s.as_str()), "resize-piece", &marker, Duration::from_secs(60));
     assert_eq!(shard_files(&new).len(), 1, "the killed run committed one piece");
 
     let args200 = args("200");

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use distributed_downloader::store::shards::hdf5_io::read_shard;
 use test_origin::{Behaviour, HostSpec, Origin};
@@ -26,21 +26,8 @@ fn one_batch() -> (Origin, Vec<String>, Job) {
 /// there with SIGKILL. Returns the folder of the batch that was being merged.
 fn kill_inside_a_merge(job: &Job) -> PathBuf {
     let marker = job.out.parent().unwrap().join("merging");
-    let mut child = bin()
-        .args(["--config", job.config.to_str().unwrap(), "download", "-o", job.out.to_str().unwrap()])
-        .env("DD_TEST_PAUSE_AT", "merge")
-        .env("DD_TEST_PAUSE_MARKER", &marker)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while !marker.exists() && t.elapsed() < Duration::from_secs(90) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL, inside the merge
-    child.wait().unwrap();
-    assert!(marker.exists(), "the download reached its first merge within 90 s");
+    let args = ["--config", job.config.to_str().unwrap(), "download", "-o", job.out.to_str().unwrap()];
+    kill_at_pause(&args, "merge", &marker, Duration::from_secs(90)); // SIGKILL, inside the merge
     let merging: Vec<PathBuf> =
         batch_dirs(&job.out).into_iter().filter(|d| names(d).iter().any(|n| n.ends_with(".tmp"))).collect();
     assert_eq!(merging.len(), 1, "one batch holds the merge's temporary file: {merging:?}");

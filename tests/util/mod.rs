@@ -50,6 +50,27 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs the binary with `args` until it stops at the test-only pause point `point` (see
+/// `store::pause`), then kills it there with SIGKILL. Panics if it does not get there within
+/// `limit`. `marker` is the file the pause point creates.
+pub fn kill_at_pause(args: &[&str], point: &str, marker: &Path, limit: std::time::Duration) {
+    let mut child = bin()
+        .args(args)
+        .env("DD_TEST_PAUSE_AT", point)
+        .env("DD_TEST_PAUSE_MARKER", marker)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !marker.exists() && t.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(marker.exists(), "{args:?} reached its pause point `{point}` within {limit:?}");
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

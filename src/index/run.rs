@@ -59,6 +59,11 @@ pub fn manifest_dir(out: &Path) -> PathBuf {
     out.join("index").join("manifest")
 }
 
+/// The manifest file of one batch.
+pub fn manifest_file(out: &Path, server: &str, partition: u64) -> PathBuf {
+    manifest_dir(out).join(paths::batch_subdir(server, partition)).join(MANIFEST_FILE)
+}
+
 /// Every manifest file of `out`, in name order; an error telling to run `index` when there is no
 /// manifest (what `dedup` and `filter` read).
 pub fn manifest_files(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -112,7 +117,8 @@ pub fn run(world: &World, opts: &IndexOptions) -> anyhow::Result<Option<IndexRep
 
 /// Indexes one batch unless its shards are those it was indexed from.
 fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut IndexReport) -> Result<(), IndexError> {
-    let dir = manifest_dir(&opts.out).join(paths::batch_subdir(server, partition));
+    let file = manifest_file(&opts.out, server, partition);
+    let dir = file.parent().expect("a manifest file lies in its batch's folder").to_path_buf();
     let indexed_file =
         opts.out.join("index/indexed").join(paths::batch_subdir(server, partition)).with_extension("json");
     let shards = signature(&opts.out, server, partition)?;
@@ -127,7 +133,7 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
     }
     report.batches += 1;
     let before: Option<Indexed> = std::fs::read(&indexed_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(before) = before.filter(|b| !opts.force && b.shards == shards && dir.join(MANIFEST_FILE).is_file()) {
+    if let Some(before) = before.filter(|b| !opts.force && b.shards == shards && file.is_file()) {
         report.unchanged += 1;
         report.stored += before.stored;
         report.failed += before.failed;
@@ -135,7 +141,7 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
     }
     let (mut df, stored) = manifest(&opts.out, server, partition)?;
     let indexed = Indexed { shards, stored, failed: df.height() as u64 - stored };
-    atomic::write_with(&dir.join(MANIFEST_FILE), Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
+    atomic::write_with(&file, Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
     let json = serde_json::to_vec_pretty(&indexed).expect("counts serialise");
     atomic::replace(&indexed_file, &json)?;
     report.indexed += 1;

@@ -228,11 +228,29 @@ fn join_near(
                 file.read_exact_at(&mut rec, u64::from(id) * ROW_BYTES as u64).map_err(at(rows_path))?;
                 items.push((id, item_of(&rec)));
             }
-            for (k, (a, x)) in items.iter().enumerate() {
-                for (b, y) in &items[k + 1..] {
-                    if near(x, y, s.threshold) {
-                        union.join(*a, *b)?;
+            // Joined first in memory, among the bucket's own rows (at most MAX_BUCKET), then at
+            // most one join on disk per row: a bucket of one picture stored a thousand times
+            // would otherwise cost half a million joins on disk, each a few system calls.
+            let mut local: Vec<usize> = (0..items.len()).collect();
+            let root = |local: &mut Vec<usize>, mut i: usize| {
+                while local[i] != i {
+                    local[i] = local[local[i]];
+                    i = local[i];
+                }
+                i
+            };
+            for (k, (_, x)) in items.iter().enumerate() {
+                for (j, (_, y)) in items.iter().enumerate().skip(k + 1) {
+                    let (rk, rj) = (root(&mut local, k), root(&mut local, j));
+                    if rk != rj && near(x, y, s.threshold) {
+                        local[rk.max(rj)] = rk.min(rj);
                     }
+                }
+            }
+            for k in 0..items.len() {
+                let r = root(&mut local, k);
+                if r != k {
+                    union.join(items[r].0, items[k].0)?;
                 }
             }
         }

@@ -47,9 +47,9 @@ impl Source for Rows {
     }
 }
 
-/// About 3,000 stored images: 60 photos with copies 4-14 bits apart (some chained), 30 files
-/// stored twice under two URLs, flat and hashless images, and 2,100 strangers that share one
-/// PDQ segment (a bucket too large to compare).
+/// About 3,300 stored images: 60 photos with copies 4-14 bits apart (some chained), 30 files
+/// stored twice under two URLs, a picture stored 300 times, flat and hashless images, and 2,100
+/// strangers that share one PDQ segment (a bucket too large to compare).
 fn manifest() -> Vec<Row> {
     let mut rng = Rng(0x5eed_d00d);
     let mut items = Vec::new();
@@ -87,6 +87,13 @@ fn manifest() -> Vec<Row> {
         if file % 5 == 0 {
             push(&mut items, None, 0, format!("same-{file}"), 10, 0);
         }
+    }
+    // One picture stored 300 times, re-encoded (other bytes, a few bits apart): one bucket per
+    // segment of 300 near rows, every pair a match.
+    let (picture, phash) = (rng.hash(), rng.next());
+    for copy in 0..300 {
+        let pdq = flip(picture, (rng.next() % 4) as usize, &mut rng);
+        push(&mut items, Some(pdq), phash, format!("picture-{copy}"), 40, 90);
     }
     let shared = rng.hash();
     for _ in 0..MAX_BUCKET + 100 {

@@ -167,7 +167,7 @@ pub fn find(
 fn join_same_bytes(parts: Vec<std::path::PathBuf>, union: &mut DiskUnion) -> anyhow::Result<()> {
     for path in parts {
         let mut reader = Reader::open(&path)?;
-        let mut records = Vec::new();
+        let mut records = Vec::with_capacity(reader.records(SHA_BYTES));
         let mut rec = [0u8; SHA_BYTES];
         while reader.next_into(&mut rec)? {
             records.push(rec);
@@ -210,7 +210,7 @@ fn join_near(
     }
     for path in spill.finish()? {
         let mut reader = Reader::open(&path)?;
-        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(reader.records(SEGMENT_BYTES));
         let mut pair = [0u8; SEGMENT_BYTES];
         while reader.next_into(&mut pair)? {
             let word = |r: &[u8]| u32::from_le_bytes(r.try_into().expect("4 bytes"));

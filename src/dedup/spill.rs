@@ -103,6 +103,13 @@ impl Reader {
         Ok(Reader { path: path.to_path_buf(), file: BufReader::with_capacity(READ_BUFFER, file) })
     }
 
+    /// How many records of `size` bytes the file holds: to size a vector once, since growing it
+    /// by doubling would hold the old and the new buffer at once, 1.5 times a partition.
+    pub fn records(&self, size: usize) -> usize {
+        let len = self.file.get_ref().metadata().map_or(0, |m| m.len());
+        (len / size as u64) as usize
+    }
+
     /// Fills `buf` with the next record; false at the end of the file.
     pub fn next_into(&mut self, buf: &mut [u8]) -> Result<bool, ScratchError> {
         match self.file.read_exact(buf) {

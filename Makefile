@@ -13,7 +13,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 
-.PHONY: setup build test demo bench bench-prep bench-download bench-politeness bench-scale bench-store
+.PHONY: setup build test demo bench bench-prep bench-download bench-politeness bench-scale bench-store bench-dedup bench-index
 
 setup:
 	./scripts/setup.sh
@@ -84,4 +84,16 @@ bench-store: setup
 	cargo build --locked --release --workspace
 	$(BENCH_BIN) store --dir $(BENCH_DIR)-store
 
-bench: bench-prep bench-download bench-politeness bench-scale bench-store
+# Generates a manifest of 10M rows (times BENCH_SCALE) with planted same-bytes and near-duplicate
+# groups and prints `dedup`'s wall time, rows/s and peak RSS, and whether it found exactly those.
+bench-dedup: setup
+	cargo build --locked --release --workspace
+	$(BENCH_BIN) dedup --scale $(BENCH_SCALE) --dir $(BENCH_DIR)-dedup
+
+# Generates a dataset of 1M rows (times BENCH_SCALE) of committed shards and prints `index`'s
+# wall time, rows/s and peak RSS, then again with every batch unchanged.
+bench-index: setup
+	cargo build --locked --release --workspace
+	$(BENCH_BIN) index --scale $(BENCH_SCALE) --dir $(BENCH_DIR)-index
+
+bench: bench-prep bench-download bench-politeness bench-scale bench-store bench-dedup bench-index

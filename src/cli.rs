@@ -275,6 +275,9 @@ pub struct DedupArgs {
     /// dataset within the threshold of one are written to leaks.parquet.
     #[arg(long, value_name = "FILE")]
     pub against: Option<PathBuf>,
+    /// Bytes of scratch records held in memory at once (tests make it tiny).
+    #[arg(long, hide = true, default_value_t = crate::dedup::spill::DEFAULT_PARTITION_BYTES)]
+    pub partition_bytes: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

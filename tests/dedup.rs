@@ -1,7 +1,8 @@
 //! `dedup` on a downloaded dataset where the origin serves one photo at four sizes and in three
 //! formats over two hosts, another photo's same bytes under two hosts, and other photos: exactly
 //! those two groups are found, the largest copy kept; and a test-set hash of a third photo (at
-//! a size the dataset does not hold) finds that photo.
+//! a size the dataset does not hold) finds that photo; the same with the smallest scratch
+//! partitions.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -69,4 +70,11 @@ fn copies_and_same_bytes_are_grouped_the_largest_kept_strangers_never_and_a_plan
     let leaks = read("leaks.parquet");
     assert_eq!(s(&leaks, "url"), vec![others[1].clone()], "seed 9's photo, and nothing else");
     assert_eq!(leaks.column("test_line").unwrap().u64().unwrap().get(0), Some(2));
+
+    // Scratch partitions of 64 bytes (every record of a group in a partition of its own where
+    // it can be): the same files, row for row, and no scratch left behind.
+    run_ok(&["dedup", "-o", out, "--against", against.to_str().unwrap(), "--partition-bytes", "64"]);
+    assert!(read("duplicates.parquet").equals(&dups) && read("leaks.parquet").equals(&leaks));
+    let left: Vec<_> = std::fs::read_dir(job.out.join("dedup")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 2, "only the two outputs: {left:?}");
 }

@@ -13,7 +13,12 @@ pub(super) fn dedup(inv: &Invocation, args: DedupArgs) -> Result<(), Failure> {
     if !output.is_dir() {
         return Err(Failure::Usage(anyhow!("{} does not exist: check --output or OUTPUT_DIR", output.display())));
     }
-    let opts = DedupOptions { out: output.clone(), threshold: args.threshold, against: args.against };
+    let opts = DedupOptions {
+        out: output.clone(),
+        threshold: args.threshold,
+        against: args.against,
+        partition_bytes: args.partition_bytes,
+    };
     let report = run(&opts).map_err(|e| Failure::Run(e.context(format!("dedup of {} failed", output.display()))))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("the report serialises"));

@@ -61,7 +61,7 @@ pub struct Skipped {
 }
 
 /// The eight 32-bit PDQ segments and two pHash halves of an item, each tagged with its place.
-fn segments(pdq: &[u8; 32], phash: u64) -> impl Iterator<Item = (u8, u32)> + '_ {
+pub(super) fn segments(pdq: &[u8; 32], phash: u64) -> impl Iterator<Item = (u8, u32)> + '_ {
     let pdq = (0..8u8).map(move |s| {
         let b = &pdq[usize::from(s) * 4..usize::from(s) * 4 + 4];
         (s, u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -91,12 +91,13 @@ impl Union {
 
 /// Whether `a` is a better keeper than `b`: the larger original, then the smaller source id,
 /// then the smaller uuid (so the choice never depends on the order rows were read in).
-fn better(a: &Item, b: &Item) -> bool {
+pub(super) fn better(a: &Item, b: &Item) -> bool {
     (std::cmp::Reverse(a.area), &a.first_source, &a.uuid) < (std::cmp::Reverse(b.area), &b.first_source, &b.uuid)
 }
 
 /// The duplicates among `items`: every member of a group but its keeper, groups numbered from 0
-/// in the order of their keepers' uuids.
+/// in the order of their keepers' uuids. Holds every item and bucket in memory: the reference
+/// that `bounded::find` (what `dedup` runs) is tested against.
 pub fn find(items: &[Item], threshold: u32) -> (Vec<Duplicate>, Skipped) {
     let mut union = Union((0..items.len()).collect());
     let mut by_sha: HashMap<&str, usize> = HashMap::new();
@@ -135,7 +136,7 @@ pub fn find(items: &[Item], threshold: u32) -> (Vec<Duplicate>, Skipped) {
 }
 
 /// Two images within `threshold` PDQ bits, their pHash agreeing too.
-fn near(a: &Item, b: &Item, threshold: u32) -> bool {
+pub(super) fn near(a: &Item, b: &Item, threshold: u32) -> bool {
     match (&a.pdq, &b.pdq) {
         (Some(x), Some(y)) => hamming256(x, y) <= threshold && hamming64(a.phash, b.phash) <= PHASH_CONFIRM,
         _ => false,
@@ -174,30 +175,44 @@ fn duplicates(items: &[Item], union: &mut Union) -> Vec<Duplicate> {
     out
 }
 
+/// A test set's PDQ hashes, indexed by their eight 32-bit segments.
+pub struct LeakIndex<'a> {
+    tests: &'a [[u8; 32]],
+    index: HashMap<(u8, u32), Vec<usize>>,
+}
+
+impl<'a> LeakIndex<'a> {
+    pub fn new(tests: &'a [[u8; 32]]) -> Self {
+        let mut index: HashMap<(u8, u32), Vec<usize>> = HashMap::new();
+        for (t, pdq) in tests.iter().enumerate() {
+            for key in segments(pdq, 0).take(8) {
+                index.entry(key).or_default().push(t);
+            }
+        }
+        LeakIndex { tests, index }
+    }
+
+    /// The test entries within `threshold` PDQ bits of `item`, in test-set order, with their
+    /// distance; none for an item too flat to match.
+    pub fn matches(&self, item: &Item, threshold: u32) -> Vec<(usize, u32)> {
+        let Some(pdq) = item.pdq.as_ref().filter(|_| item.pdq_quality >= MIN_QUALITY) else { return Vec::new() };
+        let mut seen: Vec<usize> =
+            segments(pdq, 0).take(8).flat_map(|k| self.index.get(&k).into_iter().flatten()).copied().collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.into_iter().map(|t| (t, hamming256(pdq, &self.tests[t]))).filter(|&(_, d)| d <= threshold).collect()
+    }
+}
+
 /// The dataset items within `threshold` PDQ bits of a test-set hash: (item, test entry, distance),
 /// found through the same segments (the test set has no pHash: PDQ segments only).
 pub fn leaks(items: &[Item], tests: &[[u8; 32]], threshold: u32) -> Vec<(usize, usize, u32)> {
-    let mut index: HashMap<(u8, u32), Vec<usize>> = HashMap::new();
-    for (t, pdq) in tests.iter().enumerate() {
-        for key in segments(pdq, 0).take(8) {
-            index.entry(key).or_default().push(t);
-        }
-    }
-    let mut found = Vec::new();
-    for (i, it) in items.iter().enumerate() {
-        let Some(pdq) = it.pdq.as_ref().filter(|_| it.pdq_quality >= MIN_QUALITY) else { continue };
-        let mut seen: Vec<usize> =
-            segments(pdq, 0).take(8).flat_map(|k| index.get(&k).cloned().unwrap_or_default()).collect();
-        seen.sort_unstable();
-        seen.dedup();
-        for t in seen {
-            let d = hamming256(pdq, &tests[t]);
-            if d <= threshold {
-                found.push((i, t, d));
-            }
-        }
-    }
-    found
+    let index = LeakIndex::new(tests);
+    let found = items
+        .iter()
+        .enumerate()
+        .flat_map(|(i, it)| index.matches(it, threshold).into_iter().map(move |(t, d)| (i, t, d)));
+    found.collect()
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 //!   member's `url` and the keeper's: one row per image that is not its group's keeper.
 //! - `<output>/dedup/leaks.parquet` (with `--against`): `uuid, url, test_line, distance`.
 //!
-//! Memory: one [`Item`] per stored image (about 150 bytes with its strings) and the candidate
-//! buckets (ten entries per image): about 2 GB for 10M images, 40 GB for 200M.
+//! Memory does not grow with the rows: `bounded` keeps what grows in scratch files under
+//! `<output>/dedup/.scratch` (about 100 bytes per stored image, removed at the end) and holds
+//! one manifest file, one partition and the largest group at a time.
 
 use std::path::{Path, PathBuf};
 
@@ -15,11 +16,28 @@ use anyhow::{anyhow, Context};
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::groups::{find, leaks, Item, Skipped};
+use super::bounded::{self, Row, Settings, Source};
+use super::groups::{Item, LeakIndex};
+use super::output;
 use crate::imaging::parse_pdq_hex;
 use crate::index::run::manifest_files;
-use crate::store::atomic::{self, Mode};
-use crate::store::parquet::{read_parquet, write_parquet};
+
+/// The scratch folder, under `<output>/dedup/`: left by a killed run, removed by the next.
+const SCRATCH_DIR: &str = ".scratch";
+
+/// The manifest columns `dedup` reads.
+const COLUMNS: [&str; 10] = [
+    "uuid",
+    "url",
+    "status",
+    "sha256",
+    "pdq",
+    "pdq_quality",
+    "phash",
+    "original_width",
+    "original_height",
+    "source_ids",
+];
 
 /// What `dedup` is asked to do.
 #[derive(Debug, Clone)]
@@ -30,6 +48,9 @@ pub struct DedupOptions {
     /// A test set's PDQ hashes, one per line (64 hex characters; `#` comments and blank lines
     /// ignored; anything after the hash on its line is a label and ignored).
     pub against: Option<PathBuf>,
+    /// Bytes of scratch records held in memory at once (`spill::DEFAULT_PARTITION_BYTES`; tests
+    /// make it tiny to spread every group over many partitions).
+    pub partition_bytes: u64,
 }
 
 /// What `dedup` found.
@@ -51,17 +72,44 @@ pub struct DedupReport {
     pub leaks_file: Option<String>,
 }
 
-/// The stored images of the manifest under `out`, with their urls.
-fn read_items(out: &Path) -> anyhow::Result<(Vec<Item>, Vec<String>)> {
-    let (mut items, mut urls) = (Vec::new(), Vec::new());
-    for path in manifest_files(out)? {
-        let added = add_rows(&read_parquet(&path)?, &mut items, &mut urls);
-        added.map_err(|e| anyhow!("cannot read the manifest file {}: {e}", path.display()))?;
-    }
-    Ok((items, urls))
+/// The stored images of the manifest, one manifest file in memory at a time.
+struct Manifest {
+    files: Vec<PathBuf>,
+    rows: u64,
 }
 
-fn add_rows(df: &DataFrame, items: &mut Vec<Item>, urls: &mut Vec<String>) -> PolarsResult<()> {
+impl Manifest {
+    fn open(out: &Path) -> anyhow::Result<Self> {
+        let files = manifest_files(out)?;
+        let mut rows = 0;
+        for path in &files {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let n = ParquetReader::new(file).num_rows();
+            rows += n.map_err(|e| anyhow!("cannot read the manifest file {}: {e}", path.display()))? as u64;
+        }
+        Ok(Manifest { files, rows })
+    }
+}
+
+impl Source for Manifest {
+    fn rows_hint(&self) -> u64 {
+        self.rows
+    }
+
+    fn each(&self, f: &mut dyn FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        for path in &self.files {
+            let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            let columns = Some(COLUMNS.iter().map(|c| c.to_string()).collect());
+            let df = ParquetReader::new(file).with_columns(columns).finish();
+            let df = df.map_err(|e| anyhow!("cannot read the manifest file {}: {e}", path.display()))?;
+            each_row(&df, f).with_context(|| format!("cannot read the manifest file {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Gives each stored row of `df` to `f`.
+fn each_row(df: &DataFrame, f: &mut dyn FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let s = |n: &str| df.column(n).and_then(|c| c.str().cloned());
     let (uuid, url, status, sha, pdq) = (s("uuid")?, s("url")?, s("status")?, s("sha256")?, s("pdq")?);
     let quality = df.column("pdq_quality")?.u32()?.clone();
@@ -76,7 +124,7 @@ fn add_rows(df: &DataFrame, items: &mut Vec<Item>, urls: &mut Vec<String>) -> Po
             .get_as_series(i)
             .and_then(|s| s.str().ok().and_then(|s| s.iter().flatten().min().map(str::to_string)))
             .unwrap_or_default();
-        items.push(Item {
+        let item = Item {
             uuid: uuid.get(i).unwrap_or_default().to_string(),
             sha256: sha.get(i).unwrap_or_default().to_string(),
             pdq: pdq.get(i).and_then(parse_pdq_hex),
@@ -84,8 +132,8 @@ fn add_rows(df: &DataFrame, items: &mut Vec<Item>, urls: &mut Vec<String>) -> Po
             phash: phash.get(i).unwrap_or(0),
             area: u64::from(w.get(i).unwrap_or(0)) * u64::from(h.get(i).unwrap_or(0)),
             first_source,
-        });
-        urls.push(url.get(i).unwrap_or_default().to_string());
+        };
+        f(Row { item, url: url.get(i).unwrap_or_default().to_string() })?;
     }
     Ok(())
 }
@@ -110,56 +158,70 @@ fn read_against(path: &Path) -> anyhow::Result<(Vec<[u8; 32]>, Vec<u64>)> {
 }
 
 pub fn run(opts: &DedupOptions) -> anyhow::Result<DedupReport> {
-    let (items, urls) = read_items(&opts.out)?;
-    let (dups, Skipped { buckets, items: in_buckets }) = find(&items, opts.threshold);
+    let manifest = Manifest::open(&opts.out)?;
     let dir = opts.out.join("dedup");
-    let duplicates_file = dir.join("duplicates.parquet");
-    let col_u64 = |n: &str, v: Vec<u64>| Column::new(n.into(), v);
-    let col_str = |n: &str, v: Vec<&str>| Column::new(n.into(), v);
-    let mut df = DataFrame::new(
-        dups.len(),
-        vec![
-            col_u64("group", dups.iter().map(|d| d.group).collect()),
-            col_str("keeper", dups.iter().map(|d| items[d.keeper].uuid.as_str()).collect()),
-            col_str("member", dups.iter().map(|d| items[d.member].uuid.as_str()).collect()),
-            col_u64("distance", dups.iter().map(|d| u64::from(d.distance)).collect()),
-            col_str("why", dups.iter().map(|d| d.why).collect()),
-            col_str("keeper_url", dups.iter().map(|d| urls[d.keeper].as_str()).collect()),
-            col_str("member_url", dups.iter().map(|d| urls[d.member].as_str()).collect()),
-        ],
+    let scratch = Scratch::create(&dir.join(SCRATCH_DIR))?;
+    let against = opts.against.as_deref().map(read_against).transpose()?;
+    let index = against.as_ref().map(|(tests, _)| LeakIndex::new(tests));
+    let (duplicates_file, leaks_file) = (dir.join("duplicates.parquet"), dir.join("leaks.parquet"));
+    let mut dups = output::duplicates(&duplicates_file, &scratch.0)?;
+    let mut leaks = match &against {
+        Some(_) => Some(output::leaks(&leaks_file, &scratch.0)?),
+        None => None,
+    };
+    let settings = Settings {
+        scratch: &scratch.0,
+        threshold: opts.threshold,
+        partition_bytes: opts.partition_bytes,
+        leaks: index.as_ref(),
+    };
+    let mut leak_count = 0u64;
+    let counts = bounded::find(
+        &manifest,
+        &settings,
+        &mut |leak| {
+            leak_count += 1;
+            let line = against.as_ref().map_or(0, |(_, lines)| lines[leak.test]);
+            leaks.as_mut().expect("leaks are looked for with --against").push((leak, line))
+        },
+        &mut |d| dups.push(d),
     )?;
-    atomic::write_with(&duplicates_file, Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
-    let mut groups: Vec<u64> = dups.iter().map(|d| d.group).collect();
-    groups.dedup();
-    let same_bytes = dups.iter().filter(|d| d.why == "sha256").count() as u64;
+    dups.commit()?;
     let mut report = DedupReport {
-        images: items.len() as u64,
-        groups: groups.len() as u64,
-        duplicates: dups.len() as u64,
-        same_bytes,
-        near: dups.len() as u64 - same_bytes,
-        low_quality: items.iter().filter(|i| i.pdq_quality < super::groups::MIN_QUALITY).count() as u64,
-        skipped_buckets: buckets,
-        skipped_images: in_buckets,
+        images: counts.images,
+        groups: counts.groups,
+        duplicates: counts.duplicates,
+        same_bytes: counts.same_bytes,
+        near: counts.duplicates - counts.same_bytes,
+        low_quality: counts.low_quality,
+        skipped_buckets: counts.skipped.buckets,
+        skipped_images: counts.skipped.items,
         duplicates_file: duplicates_file.display().to_string(),
         ..DedupReport::default()
     };
-    if let Some(against) = &opts.against {
-        let (tests, lines) = read_against(against)?;
-        let found = leaks(&items, &tests, opts.threshold);
-        let leaks_file = dir.join("leaks.parquet");
-        let mut df = DataFrame::new(
-            found.len(),
-            vec![
-                col_str("uuid", found.iter().map(|f| items[f.0].uuid.as_str()).collect()),
-                col_str("url", found.iter().map(|f| urls[f.0].as_str()).collect()),
-                col_u64("test_line", found.iter().map(|f| lines[f.1]).collect()),
-                col_u64("distance", found.iter().map(|f| u64::from(f.2)).collect()),
-            ],
-        )?;
-        atomic::write_with(&leaks_file, Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
-        report.leaks = Some(found.len() as u64);
+    if let Some(leaks) = leaks {
+        leaks.commit()?;
+        report.leaks = Some(leak_count);
         report.leaks_file = Some(leaks_file.display().to_string());
     }
     Ok(report)
+}
+
+/// The scratch folder, emptied when made and removed when dropped (on success or error).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn create(path: &Path) -> anyhow::Result<Self> {
+        let _ = std::fs::remove_dir_all(path); // a killed run's leftovers; absent is the usual case
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create dedup's scratch folder {}", path.display()))?;
+        Ok(Scratch(path.to_path_buf()))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Scratch left behind costs only space, and the next run removes it.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

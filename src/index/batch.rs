@@ -152,8 +152,9 @@ pub fn manifest(out: &Path, server: &str, partition: u64) -> Result<(DataFrame, 
     Ok((df, stored))
 }
 
-/// The manifest's columns (docs/output-format.md lists them).
-fn frame(rows: Vec<Row>, server: &str, batch: u64) -> PolarsResult<DataFrame> {
+/// The manifest's columns (docs/output-format.md lists them), of `rows` of batch `batch` of
+/// `server`. Public so that a benchmark can generate a manifest of exactly this schema.
+pub fn frame(rows: Vec<Row>, server: &str, batch: u64) -> PolarsResult<DataFrame> {
     let n = rows.len();
     let mut ids = ListStringChunkedBuilder::new("source_ids".into(), n, n);
     for r in &rows {

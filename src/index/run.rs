@@ -69,6 +69,11 @@ pub fn manifest_dir(out: &Path) -> PathBuf {
     out.join("index").join("manifest")
 }
 
+/// The manifest file of one batch.
+pub fn manifest_file(out: &Path, server: &str, partition: u64) -> PathBuf {
+    manifest_dir(out).join(paths::batch_subdir(server, partition)).join(MANIFEST_FILE)
+}
+
 /// Every manifest file of `out`, in name order; an error telling to run `index` when there is no
 /// manifest (what `dedup` and `filter` read).
 pub fn manifest_files(out: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -153,7 +158,8 @@ fn index_h5(out: &Path, changed: bool) -> anyhow::Result<H5Report> {
 
 /// Indexes one batch unless its shards are those it was indexed from.
 fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut IndexReport) -> Result<(), IndexError> {
-    let dir = manifest_dir(&opts.out).join(paths::batch_subdir(server, partition));
+    let file = manifest_file(&opts.out, server, partition);
+    let dir = file.parent().expect("a manifest file lies in its batch's folder").to_path_buf();
     let indexed_file =
         opts.out.join("index/indexed").join(paths::batch_subdir(server, partition)).with_extension("json");
     let shards = signature(&opts.out, server, partition)?;
@@ -169,7 +175,7 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
     report.batches += 1;
     let before: Option<Indexed> = std::fs::read(&indexed_file).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let current = |b: &Indexed| b.shards == shards && b.version == MANIFEST_VERSION;
-    if let Some(before) = before.filter(|b| !opts.force && current(b) && dir.join(MANIFEST_FILE).is_file()) {
+    if let Some(before) = before.filter(|b| !opts.force && current(b) && file.is_file()) {
         report.unchanged += 1;
         report.stored += before.stored;
         report.failed += before.failed;
@@ -177,7 +183,7 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
     }
     let (mut df, stored) = manifest(&opts.out, server, partition)?;
     let indexed = Indexed { shards, stored, failed: df.height() as u64 - stored, version: MANIFEST_VERSION };
-    atomic::write_with(&dir.join(MANIFEST_FILE), Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
+    atomic::write_with(&file, Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;
     crate::store::pause::point("index-batch");
     let json = serde_json::to_vec_pretty(&indexed).expect("counts serialise");
     atomic::replace(&indexed_file, &json)?;

@@ -1,4 +1,4 @@
-//! What the user typed: `dd-bench [--config FILE] <prep|download|politeness|scale|store>`. The Makefile's
+//! What the user typed: `dd-bench [--config FILE] <prep|download|politeness|scale|store|dedup|index>`. The Makefile's
 //! `bench-*` targets call these; see each module for what it measures.
 
 use std::path::PathBuf;
@@ -43,6 +43,12 @@ pub enum Command {
     /// (finishing interrupted merges, checking the ledgers), `verify` beside reading every shard,
     /// and `verify --full` beside decoding every image.
     Store(StoreArgs),
+    /// Measure `dedup` (wall time, rows/s, peak memory) on a generated 10M-row manifest with
+    /// planted same-bytes and near-duplicate groups, and check that it finds exactly those.
+    Dedup(DedupBenchArgs),
+    /// Measure `index` (wall time, rows/s, peak memory) of a generated 1M-row dataset of
+    /// committed shards, and again with nothing changed.
+    Index(IndexBenchArgs),
     /// One plan in this process, for `scale` (prints its figures).
     #[command(hide = true)]
     ScalePlan(ScalePlanArgs),
@@ -194,6 +200,32 @@ pub struct StoreArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Keep the generated dataset.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DedupBenchArgs {
+    /// Multiplies the manifest's 10M rows (BENCH_SCALE): 0.1 is a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Scratch folder (removed first, and afterwards unless --keep).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the generated manifest and dedup's output.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexBenchArgs {
+    /// Multiplies the dataset's 1M rows (BENCH_SCALE): 0.1 is a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Scratch folder (removed first, and afterwards unless --keep).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the generated dataset and its manifest.
     #[arg(long)]
     pub keep: bool,
 }

@@ -1,5 +1,5 @@
-//! `dd-bench`: the benchmarks behind `make bench-prep`, `make bench-download` and
-//! `make bench-politeness`. They print figures; they judge nothing by wall time alone.
+//! `dd-bench`: the benchmarks behind the Makefile's `bench-*` targets. They print figures; they
+//! judge nothing by wall time alone.
 //!
 //! - `cli`: the command line.
 //! - `gbif`: a generated GBIF-like multimedia table, and prep measured on it.
@@ -10,16 +10,23 @@
 //!   earlier version's codec against ours.
 //! - `politeness`: downloads on 1 and 4 ranks against scripted hosts, judged on what they saw.
 //! - `scale`: rank 0's planning on a dataset of GBIF's shape (servers, batches, shards).
+//! - `store`: the start of a download and `verify` on an output folder of GBIF's shape.
+//! - `dedup`: `dedup` on a generated 10M-row manifest with planted duplicate groups.
+//! - `index`: `index` of a generated 1M-row dataset of committed shards.
+//! - `child`: a product command run as a child, with its wall time and peak memory.
 //!
 //! Exit codes: 0 done; 1 a benchmark could not run or a run failed; 2 usage (clap's).
 
+mod child;
 mod cli;
 mod codec;
 /// Only the release-build codec report (an ignored test in `codec`) uses the corpus.
 #[cfg(test)]
 mod corpus;
+mod dedup;
 mod download;
 mod gbif;
+mod index;
 mod politeness;
 mod quality;
 mod scale;
@@ -43,6 +50,8 @@ fn main() -> ExitCode {
         Command::ScalePlan(args) => scale::plan(args),
         Command::Store(args) => store::run(args),
         Command::Codec(args) => codec::run_on_folder(args),
+        Command::Dedup(args) => dedup::run(args),
+        Command::Index(args) => index::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,8 +14,8 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use distributed_downloader::config::{RawConfig, DEFAULT_INITIAL_RATE_LIMIT};
@@ -157,36 +157,16 @@ fn rank_memory(dir: &Path) -> anyhow::Result<()> {
     // A short request ceiling keeps the stop margin small: the rank stops issuing at 25 s.
     std::fs::write(&config, "CONTACT=bench@example.org\nREQUEST_TIMEOUT_SECS=5\n")?;
     let exe = std::env::current_exe()?.with_file_name("distributed-downloader");
-    let t = Instant::now();
-    let mut child = Command::new(&exe)
-        .args(["--config", &config.display().to_string(), "download", "--deadline", "+60s", "-o"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", exe.display()))?;
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    let status = loop {
-        if let Ok(text) = std::fs::read_to_string(&status_file) {
-            let hwm = text.lines().find_map(|l| l.strip_prefix("VmHWM:"));
-            if let Some(kib) = hwm.and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()) {
-                peak_kib = peak_kib.max(kib);
-            }
-        }
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    if !status.success() {
-        bail!("the one-rank download failed ({status}); run it by hand on {} to see why", out.display());
+    let mut cmd = Command::new(&exe);
+    cmd.args(["--config", &config.display().to_string(), "download", "--deadline", "+60s", "-o"]).arg(&out);
+    let run = crate::child::measure(&mut cmd, &dir.join("download.out"))?;
+    if !run.status.success() {
+        bail!("the one-rank download failed ({}); run it by hand on {} to see why", run.status, out.display());
     }
     let requests: usize = (0..SERVERS).map(|h| origin.log(h).len()).sum();
     println!(
         "bench-scale: one rank, hosts={SERVERS} rows_per_host={RANK_ROWS_PER_HOST} run_s={:.0} requests={requests} peak_rss_mib={:.0}",
-        t.elapsed().as_secs_f64(),
-        peak_kib as f64 / 1024.0
+        run.seconds, run.peak_mib
     );
     Ok(())
 }

@@ -116,7 +116,7 @@ fn licences_and_credits_reach_the_manifest_and_filter_keeps_exactly_the_allowed_
 }
 
 /// Every manifest file under `out/index/manifest`, concatenated.
-fn read_manifest(out: &std::path::Path) -> DataFrame {
+pub(crate) fn read_manifest(out: &std::path::Path) -> DataFrame {
     let pattern = out.join("index/manifest/**/*.parquet");
     let files = glob_files(&pattern);
     let frames = files.iter().map(|f| ParquetReader::new(File::open(f).unwrap()).finish().unwrap());

@@ -116,6 +116,7 @@ fn exports_read_back_by_their_own_readers_hold_each_kept_image_once_with_its_lic
     assert_eq!((report["images"].as_u64(), report["shards"].as_u64()), (Some(23), Some(5)), "{report}");
     if let Some(samples) = read_back(&["webdataset", "PIL"], READ_WDS, &wds) {
         assert_samples(&samples, &stored, "webdataset");
+        assert_doc_snippet("import io, json, glob, os, webdataset as wds", &wds, stored.len());
         // No taxonomy without prep --occurrence: every caption is there, and empty.
         assert!(samples.iter().all(|s| s["caption"] == ""), "{samples:?}");
     }
@@ -131,6 +132,7 @@ fn exports_read_back_by_their_own_readers_hold_each_kept_image_once_with_its_lic
     }
     if let Some(samples) = read_back(&["pyarrow", "PIL"], READ_PARQUET, &pq) {
         assert_samples(&samples, &stored, "parquet");
+        assert_doc_snippet("import io, glob, os, pyarrow.dataset as ds", &pq, stored.len());
     }
     assert_card(Path::new(&pq), &stored, "shard-000000.parquet");
 
@@ -188,11 +190,18 @@ fn exports_read_back_by_their_own_readers_hold_each_kept_image_once_with_its_lic
     assert_eq!((report["images"].as_u64(), report["keep_list"].as_bool()), (Some(allowed.len() as u64), Some(true)));
     if let Some(samples) = read_back(&["datasets", "PIL"], READ_HF, &hf) {
         assert_samples(&samples, &allowed, "hf");
+        assert_doc_snippet("import os, datasets", &hf, allowed.len());
     }
     assert!(Path::new(&hf).join("data/train-00000-of-00003.parquet").is_file());
     assert_card(Path::new(&hf), &allowed, "data/train-00000-of-00003.parquet");
     let card = std::fs::read_to_string(Path::new(&hf).join("README.md")).unwrap();
     assert!(card.contains("dtype: image") && card.contains("keep-list"), "{card}");
+    let hf_two = to("hf-mpi");
+    let mpi = mpirun(2, &["export", "-o", o, "--format", "hf", "--to", &hf_two, "--shard-size", "5", "--json"]);
+    assert!(mpi.status.success(), "{}", stderr(&mpi));
+    let data = |d: &str| files_of(&format!("{d}/data"), "parquet");
+    assert_eq!(data(&hf).len(), 3);
+    assert_eq!(data(&hf), data(&hf_two), "1 and 2 ranks: byte-identical parquet files");
 }
 
 /// Runs `export` with `args` and `--json`, returning its report.
@@ -260,6 +269,29 @@ fn assert_samples(samples: &[serde_json::Value], want: &Stored, format: &str) {
     assert_eq!(seen.len(), want.len(), "{format}: every image");
 }
 
+/// The Python snippet of docs/export.md starting with `first_line` reads export `dir`: `images`
+/// images, the first of them decoded.
+fn assert_doc_snippet(first_line: &str, dir: &str, images: usize) {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/export.md")).unwrap();
+    let start = doc.find(&format!("```python\n{first_line}")).expect("the snippet") + 10;
+    let snippet = &doc[start..start + doc[start..].find("```").unwrap()];
+    let Some(mut python) = python_with(&["webdataset", "datasets", "PIL"], "the snippets of docs/export.md") else {
+        return;
+    };
+    let hf = Path::new(dir).with_extension("hf-home");
+    let out = python
+        .arg("-c")
+        .arg(snippet)
+        .env("DIR", dir)
+        .env("HF_HOME", &hf)
+        .env("HF_DATASETS_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{snippet}\n{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.starts_with(&format!("{images} images; first: (")), "{first_line}: {said}");
+}
+
 /// `attribution.csv`, the card and the Croissant file describe export `dir` of `want`'s images.
 fn assert_card(dir: &Path, want: &Stored, first_shard: &str) {
     let mut csv = csv::Reader::from_path(dir.join("attribution.csv")).unwrap();
@@ -293,7 +325,7 @@ fn assert_card(dir: &Path, want: &Stored, first_shard: &str) {
         serde_json::from_slice(&std::fs::read(dir.join("croissant.json")).unwrap()).unwrap();
     let files = croissant["distribution"].as_array().unwrap();
     assert_eq!(files[0]["contentUrl"].as_str(), Some(first_shard));
-    for f in files {
+    for f in files.iter().filter(|f| f["@type"] == "cr:FileObject") {
         let bytes = std::fs::read(dir.join(f["contentUrl"].as_str().unwrap())).unwrap();
         assert_eq!(f["sha256"].as_str().unwrap(), format!("{:x}", Sha256::digest(&bytes)), "{f}");
     }
@@ -304,10 +336,15 @@ fn assert_card(dir: &Path, want: &Stored, first_shard: &str) {
 
 /// The bytes of each tar shard of export `dir`, by name.
 fn shard_bytes(dir: &str) -> BTreeMap<PathBuf, Vec<u8>> {
+    files_of(dir, "tar")
+}
+
+/// The bytes of each `.ext` file of folder `dir`, by name.
+fn files_of(dir: &str, ext: &str) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
-        if p.extension().is_some_and(|x| x == "tar") {
+        if p.extension().is_some_and(|x| x == ext) {
             files.insert(PathBuf::from(p.file_name().unwrap()), std::fs::read(&p).unwrap());
         }
     }

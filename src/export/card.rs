@@ -11,7 +11,7 @@ use polars::prelude::*;
 use serde_json::{json, Value};
 
 use super::formats::{Format, ShardMade};
-use super::rows::text;
+use super::rows::{extension, text};
 
 /// The columns of `attribution.csv`, each a manifest field.
 pub const ATTRIBUTION_FIELDS: [&str; 10] = [
@@ -220,13 +220,13 @@ fn croissant_type(name: &str, dtype: &DataType) -> &'static str {
     }
 }
 
-/// The Croissant 1.0 metadata, `croissant.json`.
+/// The Croissant 1.0 metadata, `croissant.json`: each shard a `FileObject` with its SHA-256, a
+/// `FileSet` over them, and a record set whose fields say where each value is: a parquet column,
+/// or in a tar shard the image file, the caption file or a key of the JSON file.
 pub fn croissant(d: &Described) -> Value {
-    let (encoding, extract_by) = match d.format {
-        Format::Webdataset => ("application/x-tar", "jsonPath"),
-        _ => ("application/x-parquet", "column"),
-    };
-    let distribution: Vec<Value> = d
+    let tar = d.format == Format::Webdataset;
+    let encoding = if tar { "application/x-tar" } else { "application/x-parquet" };
+    let mut distribution: Vec<Value> = d
         .shards
         .iter()
         .map(|s| {
@@ -234,6 +234,27 @@ pub fn croissant(d: &Described) -> Value {
                    "contentSize": format!("{} B", s.file_bytes), "encodingFormat": encoding, "sha256": s.sha256})
         })
         .collect();
+    let shards: Vec<Value> = d.shards.iter().map(|s| json!({"@id": s.file})).collect();
+    if tar {
+        let formats = d.totals(|s| &s.by_format);
+        let images: Vec<String> = formats.iter().map(|(f, _)| format!("*.{}", extension(f))).collect();
+        let mimes: Vec<String> = formats.iter().map(|(f, _)| mime(f)).collect();
+        let mut sets = vec![
+            ("image-files", json!(images), json!(mimes)),
+            ("json-files", json!("*.json"), json!("application/json")),
+        ];
+        if d.caption {
+            sets.push(("caption-files", json!("*.txt"), json!("text/plain")));
+        }
+        for (id, includes, format) in sets {
+            distribution.push(json!({"@type": "cr:FileSet", "@id": id, "name": id, "containedIn": shards,
+                                     "encodingFormat": format, "includes": includes}));
+        }
+    } else {
+        let includes = if d.format == Format::Hf { "data/*.parquet" } else { "shard-*.parquet" };
+        distribution.push(json!({"@type": "cr:FileSet", "@id": "parquet-files", "name": "parquet-files",
+                                 "encodingFormat": encoding, "includes": includes}));
+    }
     let mut columns: Vec<(String, DataType)> = vec![("image".into(), DataType::Binary)];
     if d.caption {
         columns.push(("caption".into(), DataType::String));
@@ -242,10 +263,16 @@ pub fn croissant(d: &Described) -> Value {
     let fields: Vec<Value> = columns
         .iter()
         .map(|(name, dtype)| {
-            let key = if extract_by == "jsonPath" { format!("$.{name}") } else { name.clone() };
-            let sources: Vec<Value> = d.shards.iter().map(|s| json!({"@id": s.file})).collect();
+            let source = match (tar, name.as_str()) {
+                (true, "image") => json!({"fileSet": {"@id": "image-files"}, "extract": {"fileProperty": "content"}}),
+                (true, "caption") => {
+                    json!({"fileSet": {"@id": "caption-files"}, "extract": {"fileProperty": "content"}})
+                }
+                (true, _) => json!({"fileSet": {"@id": "json-files"}, "extract": {"jsonPath": format!("$.{name}")}}),
+                (false, _) => json!({"fileSet": {"@id": "parquet-files"}, "extract": {"column": name}}),
+            };
             let mut f = json!({"@type": "cr:Field", "@id": format!("images/{name}"), "name": name,
-                "dataType": croissant_type(name, dtype), "source": {"fileObject": sources, "extract": {extract_by: key}}});
+                               "dataType": croissant_type(name, dtype), "source": source});
             if matches!(dtype, DataType::List(_)) {
                 f["repeated"] = Value::Bool(true);
             }
@@ -277,6 +304,14 @@ pub fn croissant(d: &Described) -> Value {
         "recordSet": [{"@type": "cr:RecordSet", "@id": "images", "name": "images",
                        "description": "One record per exported image.", "field": fields}],
     })
+}
+
+/// The MIME type of a stored format.
+fn mime(format: &str) -> String {
+    match format {
+        "rgb" | "" => "application/octet-stream".to_string(),
+        f => format!("image/{f}"),
+    }
 }
 
 /// The JSON-LD context Croissant 1.0 documents use.

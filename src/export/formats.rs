@@ -69,6 +69,9 @@ pub struct ShardMade {
     pub by_license: BTreeMap<String, u64>,
     pub by_server: BTreeMap<String, u64>,
     pub by_publisher: BTreeMap<String, u64>,
+    /// Images by stored format (`jpeg`, `png`, ...).
+    #[serde(default)]
+    pub by_format: BTreeMap<String, u64>,
     /// Images whose caption is empty (no taxonomy in the manifest).
     pub empty_captions: u64,
 }

@@ -14,61 +14,58 @@ use crate::store::shards::hdf5_io::ImageData;
 /// HDF5 shards kept open while a shard is written: a shuffled export reads from many.
 const OPEN_SHARDS: usize = 64;
 
-/// Manifest files kept read while a shard is written.
-const READ_MANIFESTS: usize = 16;
-
 /// Reads manifest rows and stored images for the shards one rank writes.
 pub struct Reader {
     out: PathBuf,
     files: Vec<PathBuf>,
-    manifests: HashMap<u32, DataFrame>,
     shards: HashMap<String, ImageData>,
 }
 
 impl Reader {
     pub fn new(out: &Path, files: &[PathBuf]) -> Reader {
-        Reader { out: out.to_path_buf(), files: files.to_vec(), manifests: HashMap::new(), shards: HashMap::new() }
+        Reader { out: out.to_path_buf(), files: files.to_vec(), shards: HashMap::new() }
     }
 
-    /// The manifest rows of `entries`, in their order.
-    pub fn rows(&mut self, entries: &[Entry]) -> anyhow::Result<DataFrame> {
-        let mut by_file: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
-        for (pos, e) in entries.iter().enumerate() {
-            by_file.entry(e.file).or_default().push((e.row, pos as u32));
+    /// The manifest rows of each of `shards` (each a list of images), in their order, reading
+    /// each manifest file they draw from once: a shuffled shard draws from nearly every file,
+    /// so shards are read together, not one by one.
+    pub fn rows(&mut self, shards: &[&[Entry]]) -> anyhow::Result<Vec<DataFrame>> {
+        let mut by_file: BTreeMap<u32, Vec<(u32, u32, u32)>> = BTreeMap::new();
+        for (k, entries) in shards.iter().enumerate() {
+            for (pos, e) in entries.iter().enumerate() {
+                by_file.entry(e.file).or_default().push((e.row, k as u32, pos as u32));
+            }
         }
-        let mut parts: Option<DataFrame> = None;
+        let mut all: Option<DataFrame> = None;
         for (file, rows) in by_file {
-            let df = self.manifest(file)?;
+            let df = read_parquet(&self.files[file as usize])?;
             let idx = IdxCa::from_vec("row".into(), rows.iter().map(|r| r.0 as IdxSize).collect());
             let mut part = df.take(&idx)?;
-            part.with_column(Column::new("__pos".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()))?;
-            parts = Some(match parts {
-                None => part,
-                Some(mut all) => {
+            part.with_column(Column::new("__shard".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()))?;
+            part.with_column(Column::new("__pos".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()))?;
+            match &mut all {
+                None => all = Some(part),
+                Some(all) => {
                     all.vstack_mut(&part).map_err(|e| {
                         let file = self.files[file as usize].display();
                         anyhow!("{file} has other columns than the other manifest files ({e}): run `index --force`")
                     })?;
-                    all
                 }
-            });
-        }
-        let all = parts.unwrap_or_default();
-        let mut sorted = all.sort(["__pos"], SortMultipleOptions::default())?;
-        let _ = sorted.drop_in_place("__pos")?;
-        sorted.rechunk_mut();
-        Ok(sorted)
-    }
-
-    fn manifest(&mut self, file: u32) -> anyhow::Result<&DataFrame> {
-        if !self.manifests.contains_key(&file) {
-            if self.manifests.len() >= READ_MANIFESTS {
-                self.manifests.clear();
             }
-            let df = read_parquet(&self.files[file as usize])?;
-            self.manifests.insert(file, df);
         }
-        Ok(&self.manifests[&file])
+        let Some(all) = all else { return Ok(shards.iter().map(|_| DataFrame::default()).collect()) };
+        let mut sorted = all.sort(["__shard", "__pos"], SortMultipleOptions::default())?;
+        let _ = sorted.drop_in_place("__pos")?;
+        let _ = sorted.drop_in_place("__shard")?;
+        let mut out = Vec::with_capacity(shards.len());
+        let mut at = 0i64;
+        for entries in shards {
+            let mut one = sorted.slice(at, entries.len());
+            one.rechunk_mut();
+            at += entries.len() as i64;
+            out.push(one);
+        }
+        Ok(out)
     }
 
     /// The stored bytes of row `i` of `rows` (from [`Reader::rows`]).

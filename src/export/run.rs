@@ -15,11 +15,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
+use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 
 use super::card::{self, attribution_header, attribution_rows, Described};
 use super::formats::{write_shard, Format, ShardMade};
-use super::plan::{plan, Plan};
+use super::plan::{plan, Entry, Plan};
 use super::rows::Reader;
 use super::size::ShardSize;
 use crate::mpi_glue::world::World;
@@ -32,6 +33,9 @@ pub const STATE_DIR: &str = ".export";
 const PLAN_FILE: &str = "plan.json";
 /// The export's report.
 pub const REPORT_FILE: &str = "export.json";
+/// Manifest rows a rank reads in one pass over the manifest files (about 1 KB each): a shuffled
+/// shard draws from nearly every file, so the shards of a pass share one read of each.
+const ROWS_PER_PASS: usize = 100_000;
 
 /// What `export` is asked to do.
 #[derive(Debug, Clone)]
@@ -94,20 +98,45 @@ pub fn run(world: &World, opts: &ExportOptions) -> anyhow::Result<Option<ExportR
     let mut mine = ExportReport::default();
     let mut reader = Reader::new(&opts.out, &plan.files);
     let n = plan.shards.len();
-    for (i, entries) in plan.shards.iter().enumerate() {
-        if i % world.size() != world.rank() {
-            continue;
-        }
-        let name = opts.format.shard_name(i, n);
-        if summary_path(&opts.to, i).is_file() && opts.to.join(&name).is_file() {
+    let mut todo: Vec<usize> = Vec::new();
+    for i in (world.rank()..n).step_by(world.size()) {
+        if summary_path(&opts.to, i).is_file() && opts.to.join(opts.format.shard_name(i, n)).is_file() {
             mine.resumed += 1;
-            continue;
+        } else {
+            todo.push(i);
         }
-        match write_one(&mut reader, opts, entries, i, &name) {
-            Ok(()) => mine.written += 1,
-            Err(e) => mine.errors.push(format!("{name}: {e:#}")),
+    }
+    // Shards whose manifest rows are read in one pass over the manifest files.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut rows_in_group = 0;
+    for i in todo {
+        let len = plan.shards[i].len();
+        match groups.last_mut() {
+            Some(g) if rows_in_group + len <= ROWS_PER_PASS => g.push(i),
+            _ => {
+                groups.push(vec![i]);
+                rows_in_group = 0;
+            }
         }
-        crate::store::pause::point("export-shard");
+        rows_in_group += len;
+    }
+    for group in groups {
+        let entries: Vec<&[Entry]> = group.iter().map(|&i| plan.shards[i].as_slice()).collect();
+        let rows = match reader.rows(&entries) {
+            Ok(rows) => rows,
+            Err(e) => {
+                mine.errors.extend(group.iter().map(|&i| format!("{}: {e:#}", opts.format.shard_name(i, n))));
+                continue;
+            }
+        };
+        for (&i, rows) in group.iter().zip(rows) {
+            let name = opts.format.shard_name(i, n);
+            match write_one(&mut reader, opts, &rows, i, &name) {
+                Ok(()) => mine.written += 1,
+                Err(e) => mine.errors.push(format!("{name}: {e:#}")),
+            }
+            crate::store::pause::point("export-shard");
+        }
     }
     let gathered = world.gather(serde_json::to_vec(&mine).expect("a report serialises"));
     let Some(all) = gathered else { return Ok(None) };
@@ -139,21 +168,14 @@ fn attribution_part(to: &Path, i: usize) -> PathBuf {
     to.join(STATE_DIR).join(format!("shard-{i:06}.csv"))
 }
 
-/// Writes shard `i` (`entries`) and then its attribution rows and summary.
-fn write_one(
-    reader: &mut Reader,
-    opts: &ExportOptions,
-    entries: &[super::plan::Entry],
-    i: usize,
-    name: &str,
-) -> anyhow::Result<()> {
-    let rows = reader.rows(entries)?;
+/// Writes shard `i` (its manifest `rows`) and then its attribution rows and summary.
+fn write_one(reader: &mut Reader, opts: &ExportOptions, rows: &DataFrame, i: usize, name: &str) -> anyhow::Result<()> {
     let mut made = None;
     atomic::write_with(&opts.to.join(name), Mode::Replace, |tmp| -> anyhow::Result<()> {
-        made = Some(write_shard(reader, &rows, (opts.format, opts.caption), tmp, name)?);
+        made = Some(write_shard(reader, rows, (opts.format, opts.caption), tmp, name)?);
         Ok(())
     })?;
-    atomic::replace(&attribution_part(&opts.to, i), &attribution_rows(&rows)?)?;
+    atomic::replace(&attribution_part(&opts.to, i), &attribution_rows(rows)?)?;
     let made = made.expect("written above");
     atomic::replace(&summary_path(&opts.to, i), &serde_json::to_vec_pretty(&made).expect("serialises"))?;
     Ok(())

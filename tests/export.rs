@@ -122,6 +122,14 @@ fn exports_read_back_by_their_own_readers_hold_each_kept_image_once_with_its_lic
     }
     assert_card(Path::new(&wds), &stored, "shard-000000.tar");
 
+    // A folder holding something else is never written into.
+    let junk = dir.path().join("junk");
+    std::fs::create_dir(&junk).unwrap();
+    std::fs::write(junk.join("notes.txt"), "mine").unwrap();
+    let refused = run(&["export", "-o", o, "--format", "parquet", "--to", junk.to_str().unwrap()]);
+    assert!(!refused.status.success() && stderr(&refused).contains("not empty"), "{}", stderr(&refused));
+    assert_eq!(std::fs::read_dir(&junk).unwrap().count(), 1, "nothing written into it");
+
     // Parquet, in shards of bytes: each shard at most the size unless one image alone is larger.
     let pq = to("parquet");
     let report = export(&["-o", o, "--format", "parquet", "--to", &pq, "--shard-size", "4KB"]);
@@ -328,6 +336,14 @@ fn assert_card(dir: &Path, want: &Stored, first_shard: &str) {
     for f in files.iter().filter(|f| f["@type"] == "cr:FileObject") {
         let bytes = std::fs::read(dir.join(f["contentUrl"].as_str().unwrap())).unwrap();
         assert_eq!(f["sha256"].as_str().unwrap(), format!("{:x}", Sha256::digest(&bytes)), "{f}");
+    }
+    let sets: Vec<&serde_json::Value> = files.iter().filter(|f| f["@type"] == "cr:FileSet").collect();
+    if first_shard.ends_with(".tar") {
+        let images = sets.iter().find(|f| f["@id"] == "image-files").expect("a file set of the images");
+        assert_eq!(images["includes"], serde_json::json!(["*.jpg", "*.png"]), "{images}");
+        assert_eq!(images["containedIn"].as_array().map(Vec::len), Some(files.len() - sets.len()), "in every shard");
+    } else {
+        assert_eq!(sets.len(), 1, "one file set of the parquet files: {sets:?}");
     }
     let fields: Vec<&str> =
         croissant["recordSet"][0]["field"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();

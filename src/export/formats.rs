@@ -105,7 +105,8 @@ pub fn write_shard(
     path: &Path,
     file: &str,
 ) -> anyhow::Result<ShardMade> {
-    let created = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let io_err = || format!("cannot write {}: check free space and permissions of the export folder", path.display());
+    let created = std::fs::File::create(path).with_context(io_err)?;
     let mut out = Hashing { out: io::BufWriter::new(created), sum: Sha256::new(), len: 0 };
     let mut made = ShardMade { file: file.to_string(), ..ShardMade::default() };
     for i in 0..rows.height() {
@@ -115,6 +116,7 @@ pub fn write_shard(
             (&mut made.by_license, "license_id"),
             (&mut made.by_server, "server"),
             (&mut made.by_publisher, "publisher"),
+            (&mut made.by_format, "format"),
         ] {
             let value = text(rows, column, i);
             *map.entry(if value.is_empty() { "(none)".to_string() } else { value }).or_insert(0) += 1;
@@ -127,25 +129,28 @@ pub fn write_shard(
         Format::Webdataset => write_tar(reader, rows, caption, &mut out)?,
         Format::Parquet | Format::Hf => write_parquet(reader, rows, (format, caption), &mut out)?,
     }
-    out.flush()?;
+    out.flush().with_context(io_err)?;
     made.file_bytes = out.len;
     made.sha256 = format!("{:x}", out.sum.finalize());
     Ok(made)
 }
 
 fn write_tar<W: Write>(reader: &mut Reader, rows: &DataFrame, caption: bool, out: W) -> anyhow::Result<()> {
+    let io = |e: io::Error| {
+        anyhow::anyhow!("cannot write the tar shard ({e}): check free space and permissions of the export folder")
+    };
     let mut tar = TarWriter::new(out);
     for i in 0..rows.height() {
         let uuid = text(rows, "uuid", i);
         let image = reader.image(rows, i)?;
-        tar.append(&format!("{uuid}.{}", extension(&text(rows, "format", i))), &image)?;
+        tar.append(&format!("{uuid}.{}", extension(&text(rows, "format", i))), &image).map_err(io)?;
         let json = serde_json::to_vec(&row_json(rows, i)).expect("a row serialises");
-        tar.append(&format!("{uuid}.json"), &json)?;
+        tar.append(&format!("{uuid}.json"), &json).map_err(io)?;
         if caption {
-            tar.append(&format!("{uuid}.txt"), taxonomic_caption(rows, i).as_bytes())?;
+            tar.append(&format!("{uuid}.txt"), taxonomic_caption(rows, i).as_bytes()).map_err(io)?;
         }
     }
-    tar.finish()?;
+    tar.finish().map_err(io)?;
     Ok(())
 }
 

@@ -88,6 +88,12 @@ pub enum Command {
     /// as they are; failures and removals carry over. Runs on many ranks under mpirun or srun;
     /// run it again to resume.
     Resize(ResizeArgs),
+    /// Exports the stored images (`index` first; only the keep-list's after `filter`) as a
+    /// dataset others read without this tool: WebDataset tar shards, parquet files with the image
+    /// bytes, or a Hugging Face `datasets` folder; with attribution.csv, a dataset card
+    /// (README.md), croissant.json and export.json. Streams one shard at a time, shares the shards
+    /// among ranks under mpirun, and resumes when run again.
+    Export(ExportArgs),
     /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
@@ -221,6 +227,31 @@ pub struct ResizeArgs {
     /// The longest side of the new dataset's images, in pixels.
     #[arg(long, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(16..))]
     pub max_side: u32,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The dataset to export (overrides OUTPUT_DIR).
+    #[arg(long, short, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// What to write.
+    #[arg(long, value_enum)]
+    pub format: crate::export::formats::Format,
+    /// The export folder: a new or empty folder, or one an interrupted `export` left.
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Images per shard (`1000`) or bytes of images per shard (`500MB`, `2GB`, `512MiB`).
+    #[arg(long, value_name = "N|SIZE", default_value = crate::export::size::DEFAULT_SHARD_SIZE)]
+    pub shard_size: crate::export::size::ShardSize,
+    /// Shuffle the images, the same way for the same seed (without it: the manifest's order).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// A caption per image: `taxonomic` (scientific name, family, order, class, kingdom).
+    #[arg(long, value_name = "KIND", value_parser = ["taxonomic"])]
+    pub caption: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

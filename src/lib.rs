@@ -29,6 +29,7 @@
 //! - `slurm`: the job scripts `submit` renders, the chain of jobs and its record, Slurm's commands.
 //! - `status`: how far a download is, from the ledger, the servers table and the job record.
 //! - `dedup`: exact and near-duplicate images and test-set leaks, from the manifest.
+//! - `export`: the stored images as WebDataset, parquet or a Hugging Face folder, with a card.
 //! - `filter`: a keep-list of the manifest's rows by size, aspect, status and lists.
 //! - `index`: the manifest of the dataset (one parquet table), from the committed shards.
 //! - `remove`: takedowns: rows tombstoned so they are never fetched again, bytes purged.
@@ -43,6 +44,7 @@ pub mod dedup;
 pub mod download;
 pub mod environment;
 pub mod exit;
+pub mod export;
 pub mod fetch;
 pub mod filter;
 pub mod forecast;

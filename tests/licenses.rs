@@ -12,7 +12,7 @@ use polars::prelude::*;
 use test_origin::{Behaviour, HostSpec, Origin};
 
 use crate::download::FAST;
-use crate::index::manifest as read_manifest;
+pub(crate) use crate::index::manifest as read_manifest;
 use crate::util::*;
 
 /// (licence, rights holder, creator, references) of each row, and what the manifest must say:

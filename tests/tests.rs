@@ -6,6 +6,7 @@ mod cli;
 mod dead_hosts;
 mod deadlines;
 mod dedup;
+mod export;
 mod docs_links;
 mod download;
 mod files;

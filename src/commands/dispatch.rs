@@ -4,7 +4,7 @@
 use super::download::download;
 use super::invocation::Invocation;
 use super::prep::prep;
-use super::{cite, dedup, filter, index, licenses, plan, profile, remove, resize, slurm, verify, Failure};
+use super::{cite, dedup, export, filter, index, licenses, plan, profile, remove, resize, slurm, verify, Failure};
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Filter(args) => filter::filter(&inv, args),
         Command::Remove(args) => remove::remove(&inv, args),
         Command::Resize(args) => resize::resize(&inv, args),
+        Command::Export(args) => export::export(&inv, args),
         Command::JobEnd(args) => slurm::job_end(&inv, args),
     }
 }

@@ -4,7 +4,7 @@
 //! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. `dispatch::run`
 //! is the entry: it resolves the `invocation` once (config file, environment; the output folder
 //! and contact from flags over config); `edges` is what several subcommands do around their work
-//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `licenses`, `cite`, `filter`, `remove`, `resize` and
+//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `licenses`, `cite`, `filter`, `remove`, `resize`, `export` and
 //! `slurm` (submit, status, cancel, job-end) are one file each.
 
 mod cite;
@@ -12,6 +12,7 @@ mod dedup;
 pub mod dispatch;
 mod download;
 mod edges;
+mod export;
 mod filter;
 mod index;
 mod invocation;

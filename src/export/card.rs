@@ -33,7 +33,7 @@ pub fn attribution_rows(rows: &DataFrame) -> anyhow::Result<Vec<u8>> {
     for i in 0..rows.height() {
         w.write_record(ATTRIBUTION_FIELDS.iter().map(|f| text(rows, f, i)))?;
     }
-    Ok(w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
+    w.into_inner().map_err(|e| anyhow::anyhow!("cannot write attribution rows: {e}"))
 }
 
 /// The header line of `attribution.csv`.

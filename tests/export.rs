@@ -200,6 +200,7 @@ fn exports_read_back_by_their_own_readers_hold_each_kept_image_once_with_its_lic
         assert_samples(&samples, &allowed, "hf");
         assert_doc_snippet("import os, datasets", &hf, allowed.len());
     }
+    assert_readme_snippet(&wds, &hf, allowed.len());
     assert!(Path::new(&hf).join("data/train-00000-of-00003.parquet").is_file());
     assert_card(Path::new(&hf), &allowed, "data/train-00000-of-00003.parquet");
     let card = std::fs::read_to_string(Path::new(&hf).join("README.md")).unwrap();
@@ -275,6 +276,30 @@ fn assert_samples(samples: &[serde_json::Value], want: &Stored, format: &str) {
         assert_eq!(id, want_id, "the input's licence");
     }
     assert_eq!(seen.len(), want.len(), "{format}: every image");
+}
+
+/// The Python snippet of README.md's "Publishing a dataset" reads the WebDataset export `wds`
+/// and the Hugging Face folder `hf` (of `hf_images` images).
+fn assert_readme_snippet(wds: &str, hf: &str, hf_images: usize) {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("```python\nimport glob, webdataset as wds, datasets").expect("the README snippet") + 10;
+    let snippet = readme[start..start + readme[start..].find("```").unwrap()].replace("OUT-wds", wds).replace("OUT-hf", hf);
+    let Some(mut python) = python_with(&["webdataset", "datasets", "PIL"], "the Python snippet of README.md") else {
+        return;
+    };
+    let hf_home = Path::new(hf).parent().unwrap().join("hf-home-readme");
+    let out = python
+        .arg("-c")
+        .arg(&snippet)
+        .env("HF_HOME", &hf_home)
+        .env("HF_DATASETS_OFFLINE", "1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{snippet}\n{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains(&format!("and {hf_images} images, the first (")), "{said}");
+    let first = said.split_whitespace().next().unwrap_or_default();
+    assert!(LICENCES.iter().any(|(_, id)| *id == first), "the first sample's licence id: {said}");
 }
 
 /// The Python snippet of docs/export.md starting with `first_line` reads export `dir`: `images`

@@ -114,3 +114,26 @@ fn frame(height: usize, columns: Vec<Column>, schema: &Schema) -> PolarsResult<D
         .collect::<PolarsResult<Vec<_>>>()?;
     DataFrame::new(height, columns)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::parquet::read_parquet;
+
+    #[test]
+    fn a_dataset_without_duplicates_or_leaks_gets_readable_empty_files_with_every_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let (dups, leaks_file) = (dir.path().join("duplicates.parquet"), dir.path().join("leaks.parquet"));
+        duplicates(&dups, &scratch).unwrap().commit().unwrap();
+        leaks(&leaks_file, &scratch).unwrap().commit().unwrap();
+        let df = read_parquet(&dups).unwrap();
+        let names: Vec<&str> = df.get_column_names().into_iter().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["group", "keeper", "member", "distance", "why", "keeper_url", "member_url"]);
+        assert_eq!(df.height(), 0);
+        let df = read_parquet(&leaks_file).unwrap();
+        assert_eq!(df.get_column_names().len(), 4);
+        assert_eq!(df.height(), 0);
+    }
+}

@@ -13,7 +13,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 endif
 
-.PHONY: setup build test demo bench bench-prep bench-download bench-politeness bench-scale bench-store bench-dedup bench-index
+.PHONY: setup build test demo bench bench-prep bench-download bench-politeness bench-scale bench-store bench-dedup bench-index bench-export
 
 setup:
 	./scripts/setup.sh
@@ -96,4 +96,10 @@ bench-index: setup
 	cargo build --locked --release --workspace
 	$(BENCH_BIN) index --scale $(BENCH_SCALE) --dir $(BENCH_DIR)-index
 
-bench: bench-prep bench-download bench-politeness bench-scale bench-store bench-dedup bench-index
+# `export --format webdataset` of 100k stored images (times BENCH_SCALE), against `tar` of the
+# same bytes: images/s, MB/s and peak RSS.
+bench-export: setup
+	cargo build --locked --release --workspace
+	$(BENCH_BIN) export --scale $(BENCH_SCALE) --dir $(BENCH_DIR)-export
+
+bench: bench-prep bench-download bench-politeness bench-scale bench-store bench-dedup bench-index bench-export

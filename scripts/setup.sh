@@ -18,6 +18,7 @@ done
 # The tests' Python, after the packages it builds on.
 python_env() {
     "$(dirname "$0")/python-env.sh" | sed '$d'
+    "$(dirname "$0")/croissant-env.sh" | sed '$d'
 }
 
 if [ ${#missing[@]} -eq 0 ]; then

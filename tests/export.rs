@@ -278,6 +278,22 @@ fn assert_samples(samples: &[serde_json::Value], want: &Stored, format: &str) {
     assert_eq!(seen.len(), want.len(), "{format}: every image");
 }
 
+/// `mlcroissant validate` passes `file`, when scripts/croissant-env.sh could install it (it is
+/// run by scripts/setup.sh and never fails it); without it, the structure checked above is all.
+fn validate_croissant(file: &Path) {
+    let venv = std::env::var_os("DD_CROISSANT_ENV").map(std::path::PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/distributed-downloader/croissant-env"))
+    });
+    let Some(validator) = venv.map(|v| v.join("bin/mlcroissant")).filter(|v| v.is_file()) else {
+        eprintln!("mlcroissant is not installed (scripts/croissant-env.sh): croissant.json's structure only is checked");
+        return;
+    };
+    let out = std::process::Command::new(&validator).args(["validate", "--jsonld"]).arg(file).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "mlcroissant validate {}:\n{said}", file.display());
+    assert!(!said.contains("is not standard"), "the JSON-LD context names every key: {said}");
+}
+
 /// The Python snippet of README.md's "Publishing a dataset" reads the WebDataset export `wds`
 /// and the Hugging Face folder `hf` (of `hf_images` images).
 fn assert_readme_snippet(wds: &str, hf: &str, hf_images: usize) {
@@ -370,9 +386,11 @@ fn assert_card(dir: &Path, want: &Stored, first_shard: &str) {
     } else {
         assert_eq!(sets.len(), 1, "one file set of the parquet files: {sets:?}");
     }
+    let sets = croissant["recordSet"].as_array().unwrap();
     let fields: Vec<&str> =
-        croissant["recordSet"][0]["field"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        sets.iter().flat_map(|r| r["field"].as_array().unwrap()).map(|f| f["name"].as_str().unwrap()).collect();
     assert!(["image", "uuid", "license_id", "rights_holder"].iter().all(|f| fields.contains(f)), "{fields:?}");
+    validate_croissant(&dir.join("croissant.json"));
 }
 
 /// The bytes of each tar shard of export `dir`, by name.

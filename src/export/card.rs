@@ -260,25 +260,50 @@ pub fn croissant(d: &Described) -> Value {
         columns.push(("caption".into(), DataType::String));
     }
     columns.extend(d.fields.iter().cloned());
-    let fields: Vec<Value> = columns
-        .iter()
-        .map(|(name, dtype)| {
-            let source = match (tar, name.as_str()) {
-                (true, "image") => json!({"fileSet": {"@id": "image-files"}, "extract": {"fileProperty": "content"}}),
-                (true, "caption") => {
-                    json!({"fileSet": {"@id": "caption-files"}, "extract": {"fileProperty": "content"}})
-                }
-                (true, _) => json!({"fileSet": {"@id": "json-files"}, "extract": {"jsonPath": format!("$.{name}")}}),
-                (false, _) => json!({"fileSet": {"@id": "parquet-files"}, "extract": {"column": name}}),
-            };
-            let mut f = json!({"@type": "cr:Field", "@id": format!("images/{name}"), "name": name,
-                               "dataType": croissant_type(name, dtype), "source": source});
-            if matches!(dtype, DataType::List(_)) {
-                f["repeated"] = Value::Bool(true);
-            }
-            f
-        })
-        .collect();
+    let field = |set: &str, name: &str, dtype: &DataType, source: Value| {
+        let mut f = json!({"@type": "cr:Field", "@id": format!("{set}/{name}"), "name": name,
+                           "dataType": croissant_type(name, dtype), "source": source});
+        if matches!(dtype, DataType::List(_)) {
+            f["repeated"] = Value::Bool(true);
+        }
+        f
+    };
+    let record_sets: Vec<Value> = if tar {
+        // One record set per kind of tar member (a record set reads one source), each keyed by
+        // the member's name without its extension: the sample's uuid.
+        let key = |set: &str, files: &str, ext: &str| {
+            field(set, "key", &DataType::String, json!({"fileSet": {"@id": files}, "extract": {"fileProperty": "filename"},
+                                                      "transform": {"regex": format!("^(.*)\\.{ext}$")}}))
+        };
+        let json_fields = columns.iter().filter(|(n, _)| n != "image" && n != "caption").map(|(name, dtype)| {
+            field("images", name, dtype, json!({"fileSet": {"@id": "json-files"}, "extract": {"jsonPath": format!("$.{name}")}}))
+        });
+        let mut sets = vec![
+            json!({"@type": "cr:RecordSet", "@id": "images", "name": "images", "key": {"@id": "images/key"},
+                   "description": "One record per exported image: its <uuid>.json.",
+                   "field": std::iter::once(key("images", "json-files", "json")).chain(json_fields).collect::<Vec<_>>()}),
+            json!({"@type": "cr:RecordSet", "@id": "image-bytes", "name": "image-bytes", "key": {"@id": "image-bytes/key"},
+                   "description": "Each image's bytes (<uuid>.<ext>), keyed like `images`.",
+                   "field": [key("image-bytes", "image-files", "[a-z]+"),
+                             field("image-bytes", "image", &DataType::Binary,
+                                   json!({"fileSet": {"@id": "image-files"}, "extract": {"fileProperty": "content"}}))]}),
+        ];
+        if d.caption {
+            sets.push(json!({"@type": "cr:RecordSet", "@id": "captions", "name": "captions", "key": {"@id": "captions/key"},
+                             "description": "Each image's caption (<uuid>.txt), keyed like `images`.",
+                             "field": [key("captions", "caption-files", "txt"),
+                                       field("captions", "caption", &DataType::String,
+                                             json!({"fileSet": {"@id": "caption-files"}, "extract": {"fileProperty": "content"}}))]}));
+        }
+        sets
+    } else {
+        let fields: Vec<Value> = columns
+            .iter()
+            .map(|(name, dtype)| field("images", name, dtype, json!({"fileSet": {"@id": "parquet-files"}, "extract": {"column": name}})))
+            .collect();
+        vec![json!({"@type": "cr:RecordSet", "@id": "images", "name": "images",
+                    "description": "One record per exported image.", "field": fields})]
+    };
     let licenses: Vec<Value> = d
         .totals(|s| &s.by_license)
         .into_iter()
@@ -301,8 +326,10 @@ pub fn croissant(d: &Described) -> Value {
         "datePublished": d.date,
         "version": "1.0.0",
         "distribution": distribution,
-        "recordSet": [{"@type": "cr:RecordSet", "@id": "images", "name": "images",
-                       "description": "One record per exported image.", "field": fields}],
+        "citeAs": format!("@misc{{{}, title = {{{}}}, note = {{{} images exported by distributed-downloader; cite the GBIF \
+                           derived dataset of its source (distributed-downloader cite)}}, year = {{{}}}}}",
+                          d.name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), d.name, d.images(), d.date.get(..4).unwrap_or("")),
+        "recordSet": record_sets,
     })
 }
 
@@ -327,7 +354,7 @@ fn context() -> Value {
         "jsonPath": "cr:jsonPath", "key": "cr:key", "md5": "cr:md5", "parentField": "cr:parentField", "path": "cr:path",
         "recordSet": "cr:recordSet", "references": "cr:references", "regex": "cr:regex", "repeated": "cr:repeated",
         "replace": "cr:replace", "separator": "cr:separator", "source": "cr:source", "subField": "cr:subField",
-        "transform": "cr:transform"
+        "transform": "cr:transform", "equivalentProperty": "cr:equivalentProperty", "samplingRate": "cr:samplingRate"
     })
 }
 

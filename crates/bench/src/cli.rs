@@ -49,6 +49,9 @@ pub enum Command {
     /// Measure `index` (wall time, rows/s, peak memory) of a generated 1M-row dataset of
     /// committed shards, and again with nothing changed.
     Index(IndexBenchArgs),
+    /// Measure `export --format webdataset` (images/s, MB/s, peak memory) of 100k generated
+    /// stored images, against `tar` of the same bytes.
+    Export(ExportBenchArgs),
     /// One plan in this process, for `scale` (prints its figures).
     #[command(hide = true)]
     ScalePlan(ScalePlanArgs),
@@ -226,6 +229,19 @@ pub struct IndexBenchArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Keep the generated dataset and its manifest.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportBenchArgs {
+    /// Multiplies the 100k stored images (BENCH_SCALE): 0.1 is a quick run.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Scratch folder (removed first, and afterwards unless --keep).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the generated dataset, the export and the tar.
     #[arg(long)]
     pub keep: bool,
 }

@@ -71,8 +71,21 @@ pub fn run(args: &IndexBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Preps `rows` URLs in `dir/dataset` and commits one shard per batch; returns the folder.
+/// Preps `rows` URLs in `dir/dataset` and commits one shard per batch of small JPEGs; returns
+/// the folder.
 fn write_dataset(dir: &Path, rows: u64) -> anyhow::Result<std::path::PathBuf> {
+    let images: Vec<Vec<u8>> = (0..4).map(|seed| test_origin::photo::synthetic_photo_jpeg(32, 24, seed, 85)).collect();
+    write_dataset_of(dir, rows, &images, (32, 24))
+}
+
+/// [`write_dataset`] with the stored images `images` (cycled, each `size` pixels): one in
+/// [`FAILED_EVERY`] rows is a failure, the others store one of them.
+pub(crate) fn write_dataset_of(
+    dir: &Path,
+    rows: u64,
+    images: &[Vec<u8>],
+    size: (u32, u32),
+) -> anyhow::Result<std::path::PathBuf> {
     let (input, out) = (dir.join("urls.csv"), dir.join("dataset"));
     let mut list = String::from("url\n");
     for g in 0..rows {
@@ -80,7 +93,6 @@ fn write_dataset(dir: &Path, rows: u64) -> anyhow::Result<std::path::PathBuf> {
     }
     std::fs::write(&input, list)?;
     prep_run::run(&PrepOptions::url_list(input, out.clone(), BATCH_ROWS, DEFAULT_INITIAL_RATE_LIMIT))?;
-    let images: Vec<Vec<u8>> = (0..4).map(|seed| test_origin::photo::synthetic_photo_jpeg(32, 24, seed, 85)).collect();
     let mut n = 0u64;
     for s in read_servers_table(&out)? {
         for p in 0..s.batch_count {
@@ -110,8 +122,8 @@ fn write_dataset(dir: &Path, rows: u64) -> anyhow::Result<std::path::PathBuf> {
                     source_ids: r.source_ids,
                     original_width: 2048,
                     original_height: 1536,
-                    stored_width: 32,
-                    stored_height: 24,
+                    stored_width: size.0,
+                    stored_height: size.1,
                     format: "jpeg".into(),
                     data: images[n as usize % images.len()].clone(),
                     sha256: hex(&hash256(n)),

@@ -24,6 +24,7 @@ mod codec;
 #[cfg(test)]
 mod corpus;
 mod dedup;
+mod export;
 mod download;
 mod gbif;
 mod index;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::Codec(args) => codec::run_on_folder(args),
         Command::Dedup(args) => dedup::run(args),
         Command::Index(args) => index::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

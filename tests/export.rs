@@ -193,8 +193,18 @@ fn exports_read_back_by_their_own_readers_hold_each_kept_image_once_with_its_lic
     run_ok(&["filter", "-o", o, "--license", "CC0-1.0,CC-BY-4.0"]);
     let allowed: Stored =
         stored.into_iter().filter(|(_, s)| ["CC0-1.0", "CC-BY-4.0"].contains(&s.3.as_str())).collect();
+    let wds_card = std::fs::read_to_string(Path::new(&wds).join("README.md")).unwrap();
+    assert!(wds_card.contains("## Citation") && wds_card.contains("distributed-downloader cite -o"), "{wds_card}");
+    run_ok(&["cite", "-o", o]);
     let hf = to("hf");
     let report = export(&["-o", o, "--format", "hf", "--to", &hf, "--shard-size", "5"]);
+    // cite's files travel with the export, and its card cites the dataset.
+    for name in ["CITATION.bib", "CITATION.cff", "derived-dataset.csv"] {
+        let (made, copied) = (std::fs::read(out.join("cite").join(name)), std::fs::read(Path::new(&hf).join(name)));
+        assert_eq!(copied.unwrap(), made.unwrap(), "{name} beside the export");
+    }
+    let hf_card = std::fs::read_to_string(Path::new(&hf).join("README.md")).unwrap();
+    assert!(hf_card.contains("```bibtex\n@misc{gbif_derived_"), "{hf_card}");
     assert_eq!((report["images"].as_u64(), report["keep_list"].as_bool()), (Some(allowed.len() as u64), Some(true)));
     if let Some(samples) = read_back(&["datasets", "PIL"], READ_HF, &hf) {
         assert_samples(&samples, &allowed, "hf");

@@ -240,6 +240,31 @@ fn prepare(opts: &ExportOptions, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The files `cite` wrote for the dataset (`<out>/cite/`), copied beside the export, and the
+/// card's "Citation" section: its BibTeX, or how to make it. `cite` counts the images the
+/// dataset holds (stored, kept), which are the images exported.
+fn citation(out: &std::path::Path, to: &std::path::Path) -> anyhow::Result<String> {
+    let dir = out.join("cite");
+    let Ok(bib) = std::fs::read_to_string(dir.join("CITATION.bib")) else {
+        return Ok(format!(
+            "\n## Citation\n\nCite the GBIF derived dataset these images come from: run \
+             `distributed-downloader cite -o {}`, register `cite/derived-dataset.csv` with GBIF, and export again \
+             to have its `CITATION.bib`, `CITATION.cff` and `derived-dataset.csv` here.\n",
+            out.display()
+        ));
+    };
+    for name in ["CITATION.bib", "CITATION.cff", "derived-dataset.csv"] {
+        if let Ok(bytes) = std::fs::read(dir.join(name)) {
+            atomic::replace(&to.join(name), &bytes)?;
+        }
+    }
+    Ok(format!(
+        "\n## Citation\n\nThese images come from GBIF; `derived-dataset.csv` lists each source dataset with its \
+         count (made by `distributed-downloader cite`). Cite:\n\n```bibtex\n{}```\n",
+        bib
+    ))
+}
+
 /// Rank 0, once every shard is written: the summaries summed up, `attribution.csv`, the card,
 /// the Croissant file and `export.json`.
 fn finish(opts: &ExportOptions, plan: &Plan, report: &mut ExportReport) -> anyhow::Result<()> {
@@ -297,7 +322,8 @@ fn finish(opts: &ExportOptions, plan: &Plan, report: &mut ExportReport) -> anyho
         command: opts.command.clone(),
         date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
     };
-    atomic::replace(&opts.to.join("README.md"), card::readme(&described).as_bytes())?;
+    let card = card::readme(&described) + &citation(&opts.out, &opts.to)?;
+    atomic::replace(&opts.to.join("README.md"), card.as_bytes())?;
     let croissant = serde_json::to_vec_pretty(&card::croissant(&described)).expect("serialises");
     atomic::replace(&opts.to.join("croissant.json"), &croissant)?;
     atomic::replace(&opts.to.join(REPORT_FILE), &serde_json::to_vec_pretty(&report).expect("serialises"))?;

@@ -295,7 +295,9 @@ fn validate_croissant(file: &Path) {
         std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/distributed-downloader/croissant-env"))
     });
     let Some(validator) = venv.map(|v| v.join("bin/mlcroissant")).filter(|v| v.is_file()) else {
-        eprintln!("mlcroissant is not installed (scripts/croissant-env.sh): croissant.json's structure only is checked");
+        eprintln!(
+            "mlcroissant is not installed (scripts/croissant-env.sh): croissant.json's structure only is checked"
+        );
         return;
     };
     let out = std::process::Command::new(&validator).args(["validate", "--jsonld"]).arg(file).output().unwrap();
@@ -309,18 +311,13 @@ fn validate_croissant(file: &Path) {
 fn assert_readme_snippet(wds: &str, hf: &str, hf_images: usize) {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme.find("```python\nimport glob, webdataset as wds, datasets").expect("the README snippet") + 10;
-    let snippet = readme[start..start + readme[start..].find("```").unwrap()].replace("OUT-wds", wds).replace("OUT-hf", hf);
+    let snippet =
+        readme[start..start + readme[start..].find("```").unwrap()].replace("OUT-wds", wds).replace("OUT-hf", hf);
     let Some(mut python) = python_with(&["webdataset", "datasets", "PIL"], "the Python snippet of README.md") else {
         return;
     };
     let hf_home = Path::new(hf).parent().unwrap().join("hf-home-readme");
-    let out = python
-        .arg("-c")
-        .arg(&snippet)
-        .env("HF_HOME", &hf_home)
-        .env("HF_DATASETS_OFFLINE", "1")
-        .output()
-        .unwrap();
+    let out = python.arg("-c").arg(&snippet).env("HF_HOME", &hf_home).env("HF_DATASETS_OFFLINE", "1").output().unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{snippet}\n{said}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.contains(&format!("and {hf_images} images, the first (")), "{said}");

@@ -124,7 +124,8 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
     // index.h5 spans every shard: 12 images, each read back through it as the manifest says.
     assert_eq!((first["h5"]["images"].as_u64(), first["h5"]["left_out"].as_u64()), (Some(12), Some(0)), "{first}");
     assert_eq!(h5_uuids(&job.out).len(), 12);
-    if let Some(mut python) = python_with(&["h5py", "PIL", "pyarrow"], "the index.h5 snippet of docs/output-format.md") {
+    if let Some(mut python) = python_with(&["h5py", "PIL", "pyarrow"], "the index.h5 snippet of docs/output-format.md")
+    {
         let out = python.arg("-c").arg(doc_snippet("import h5py, hashlib")).env("OUT", &job.out).output().unwrap();
         let said = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));

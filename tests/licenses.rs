@@ -96,7 +96,8 @@ fn licences_and_credits_reach_the_manifest_and_filter_keeps_exactly_the_allowed_
         assert!(references.get(i).unwrap().starts_with("http://portal/"), "{u}");
         let dataset = col("dataset_key").get(i).map(str::to_string);
         let gbif_id: u32 = u.rsplit('-').next().unwrap().trim_end_matches(".jpg").parse::<u32>().unwrap() + 1;
-        let (taxon, name) = (col("taxon_key").get(i).map(str::to_string), col("scientific_name").get(i).map(str::to_string));
+        let (taxon, name) =
+            (col("taxon_key").get(i).map(str::to_string), col("scientific_name").get(i).map(str::to_string));
         if gbif_id <= 5 {
             assert_eq!(dataset, Some(format!("dataset-{}", gbif_id % 2)), "{u}: joined on its gbifID");
             assert_eq!(taxon, Some((3000 + gbif_id).to_string()));
@@ -165,7 +166,10 @@ fn licences_and_credits_reach_the_manifest_and_filter_keeps_exactly_the_allowed_
     let screen = run_ok(&["cite", "-o", o, "--doi", "10.15468/dd.test01"]);
     assert!(screen.contains("1 image(s) have no datasetKey") && screen.contains("--occurrence"), "{screen}");
     let bib = std::fs::read_to_string(out.join("cite/CITATION.bib")).unwrap();
-    assert!(bib.contains("https://doi.org/10.15468/dd.test01") && bib.contains("4 images from 2 GBIF datasets"), "{bib}");
+    assert!(
+        bib.contains("https://doi.org/10.15468/dd.test01") && bib.contains("4 images from 2 GBIF datasets"),
+        "{bib}"
+    );
     // After a licence filter, only the kept images are cited: gbifID 1 (2 is taken down).
     run_ok(&["filter", "-o", o, "--license", "CC0-1.0,CC-BY-4.0", "--attribution-complete"]);
     let cite: serde_json::Value = serde_json::from_str(&run_ok(&["cite", "-o", o, "--json"])).unwrap();

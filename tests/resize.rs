@@ -65,7 +65,13 @@ fn resize_makes_a_smaller_dataset_that_every_command_reads_and_a_killed_run_resu
     assert_eq!(removed.error_class, "removed");
     for r in &ok {
         let before = &old[&r.uuid];
-        assert!(r.stored_width.max(r.stored_height) <= 200, "{} stored at {}x{}", r.url, r.stored_width, r.stored_height);
+        assert!(
+            r.stored_width.max(r.stored_height) <= 200,
+            "{} stored at {}x{}",
+            r.url,
+            r.stored_width,
+            r.stored_height
+        );
         let pixels = image::load_from_memory(&r.data).expect("the new bytes decode");
         assert_eq!((pixels.width(), pixels.height()), (r.stored_width, r.stored_height), "{}", r.url);
         assert_eq!(
@@ -84,7 +90,8 @@ fn resize_makes_a_smaller_dataset_that_every_command_reads_and_a_killed_run_resu
 
     // The new folder is a dataset every command reads.
     run_ok(&["verify", "-o", new.to_str().unwrap()]);
-    let index: serde_json::Value = serde_json::from_str(&run_ok(&["index", "-o", new.to_str().unwrap(), "--json"])).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_str(&run_ok(&["index", "-o", new.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!((index["stored"].as_u64(), index["failed"].as_u64()), (Some(7), Some(3)), "{index}");
 
     // Run again: nothing to do. Another size into the same folder is refused.
@@ -99,7 +106,10 @@ fn resize_makes_a_smaller_dataset_that_every_command_reads_and_a_killed_run_resu
     // Two ranks share the batches: the same dataset.
     let twice = job.out.parent().unwrap().join("small-mpi");
     let (from, to) = (job.out.to_str().unwrap(), twice.to_str().unwrap());
-    let out = mpirun(2, &["--config", job.config.to_str().unwrap(), "resize", "-o", from, "--to", to, "--max-side", "200", "--json"]);
+    let out = mpirun(
+        2,
+        &["--config", job.config.to_str().unwrap(), "resize", "-o", from, "--to", to, "--max-side", "200", "--json"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let both: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one report, from rank 0");
     assert_eq!(both["batches"].as_u64(), Some(4), "{both}");

@@ -6,8 +6,6 @@
 //!   export. GBIF gives a registered derived dataset a DOI; with `--doi` it is in both, without
 //!   it they say where it goes.
 
-use std::fmt::Write as _;
-
 use serde::Serialize;
 
 use super::count::Counts;
@@ -24,6 +22,12 @@ pub struct About {
     pub date: String,
 }
 
+/// Appends `text` and a line end to `s`.
+fn line(s: &mut String, text: String) {
+    s.push_str(&text);
+    s.push('\n');
+}
+
 /// `datasetKey,count`, the largest first (then by key).
 pub fn csv(c: &Counts) -> String {
     let mut rows: Vec<(&String, &u64)> = c.by_dataset.iter().collect();
@@ -33,7 +37,7 @@ pub fn csv(c: &Counts) -> String {
         // Dataset keys are UUIDs; anything else is quoted so the file stays two columns.
         let safe = key.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-');
         let key = if safe { key.clone() } else { format!("\"{}\"", key.replace('"', "\"\"")) };
-        let _ = writeln!(s, "{key},{n}");
+        line(&mut s, format!("{key},{n}"));
     }
     s
 }
@@ -43,43 +47,51 @@ pub fn csv(c: &Counts) -> String {
 pub fn bibtex(c: &Counts, a: &About) -> String {
     let year = a.date.get(..4).unwrap_or("");
     let key = format!("gbif_derived_{}", a.date.replace('-', ""));
-    let mut s = format!("@misc{{{key},\n  author = {{{{GBIF.org}}}},\n  title = {{Derived dataset {}}},\n  year = {{{year}}},\n", a.title);
+    let mut s = format!(
+        "@misc{{{key},\n  author = {{{{GBIF.org}}}},\n  title = {{Derived dataset {}}},\n  year = {{{year}}},\n",
+        a.title
+    );
     match &a.doi {
         Some(doi) => {
-            let _ = writeln!(s, "  doi = {{{doi}}},\n  url = {{https://doi.org/{doi}}},");
+            line(&mut s, format!("  doi = {{{doi}}},\n  url = {{https://doi.org/{doi}}},"));
         }
         None => s.push_str("  note = {Register it at https://www.gbif.org/derived-dataset/register with derived-dataset.csv, then run cite again with --doi},\n"),
     }
     if let Some(url) = &a.source_url {
-        let _ = writeln!(s, "  howpublished = {{\\url{{{url}}}}},");
+        line(&mut s, format!("  howpublished = {{\\url{{{url}}}}},"));
     }
-    let _ = writeln!(
-        s,
-        "  annote = {{{} images from {} GBIF datasets, accessed {}}}\n}}",
-        c.images - c.without_dataset,
-        c.by_dataset.len(),
-        a.date
+    line(
+        &mut s,
+        format!(
+            "  annote = {{{} images from {} GBIF datasets, accessed {}}}\n}}",
+            c.images - c.without_dataset,
+            c.by_dataset.len(),
+            a.date
+        ),
     );
     s
 }
 
 /// The derived dataset as a CITATION.cff (Citation File Format 1.2.0).
 pub fn cff(c: &Counts, a: &About) -> String {
-    let mut s = String::from("cff-version: 1.2.0\nmessage: \"If you use this dataset, cite it as below.\"\ntype: dataset\n");
-    let _ = writeln!(s, "title: \"Derived dataset {}\"", a.title.replace('"', "'"));
+    let mut s =
+        String::from("cff-version: 1.2.0\nmessage: \"If you use this dataset, cite it as below.\"\ntype: dataset\n");
+    line(&mut s, format!("title: \"Derived dataset {}\"", a.title.replace('"', "'")));
     s.push_str("authors:\n  - name: \"GBIF.org\"\n");
-    let _ = writeln!(s, "date-released: \"{}\"", a.date);
+    line(&mut s, format!("date-released: \"{}\"", a.date));
     if let Some(doi) = &a.doi {
-        let _ = writeln!(s, "doi: \"{doi}\"");
+        line(&mut s, format!("doi: \"{doi}\""));
     }
     if let Some(url) = &a.source_url {
-        let _ = writeln!(s, "url: \"{url}\"");
+        line(&mut s, format!("url: \"{url}\""));
     }
-    let _ = writeln!(
-        s,
-        "abstract: \"{} images from {} GBIF datasets; per-dataset counts in derived-dataset.csv.\"",
-        c.images - c.without_dataset,
-        c.by_dataset.len()
+    line(
+        &mut s,
+        format!(
+            "abstract: \"{} images from {} GBIF datasets; per-dataset counts in derived-dataset.csv.\"",
+            c.images - c.without_dataset,
+            c.by_dataset.len()
+        ),
     );
     s
 }

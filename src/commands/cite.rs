@@ -6,9 +6,9 @@ use anyhow::anyhow;
 
 use super::invocation::Invocation;
 use super::Failure;
-use crate::cli::CiteArgs;
 use crate::cite::count::count;
 use crate::cite::render::{bibtex, cff, csv, About};
+use crate::cli::CiteArgs;
 use crate::store::atomic;
 
 pub(super) fn cite(inv: &Invocation, args: CiteArgs) -> Result<(), Failure> {
@@ -22,7 +22,11 @@ pub(super) fn cite(inv: &Invocation, args: CiteArgs) -> Result<(), Failure> {
     let about = About { title: args.title.clone(), source_url: args.source_url.clone(), doi: args.doi.clone(), date };
     let dir = output.join("cite");
     std::fs::create_dir_all(&dir).map_err(|e| failed(anyhow!("cannot create {}: {e}", dir.display())))?;
-    let files = [("derived-dataset.csv", csv(&counts)), ("CITATION.bib", bibtex(&counts, &about)), ("CITATION.cff", cff(&counts, &about))];
+    let files = [
+        ("derived-dataset.csv", csv(&counts)),
+        ("CITATION.bib", bibtex(&counts, &about)),
+        ("CITATION.cff", cff(&counts, &about)),
+    ];
     for (name, text) in &files {
         atomic::replace(&dir.join(name), text.as_bytes()).map_err(|e| failed(e.into()))?;
     }
@@ -42,7 +46,14 @@ pub(super) fn cite(inv: &Invocation, args: CiteArgs) -> Result<(), Failure> {
             counts.without_dataset
         );
     }
-    println!("  {}/derived-dataset.csv: datasetKey,count for https://www.gbif.org/derived-dataset/register", dir.display());
-    println!("  {}/CITATION.bib, CITATION.cff{}", dir.display(), if args.doi.is_none() { ": run cite again with --doi once GBIF registered it" } else { "" });
+    println!(
+        "  {}/derived-dataset.csv: datasetKey,count for https://www.gbif.org/derived-dataset/register",
+        dir.display()
+    );
+    println!(
+        "  {}/CITATION.bib, CITATION.cff{}",
+        dir.display(),
+        if args.doi.is_none() { ": run cite again with --doi once GBIF registered it" } else { "" }
+    );
     Ok(())
 }

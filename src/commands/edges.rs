@@ -41,6 +41,27 @@ pub(super) fn lock_for_job(world: &World, out: &std::path::Path, command: &str) 
     Ok(crate::store::lock::acquire_on_root(world.is_root(), out, command, |b| world.broadcast(b))?)
 }
 
+/// Runs `job` on every rank of a command that reads folder `from` and writes folder `to`
+/// (`resize`, `export`): rank 0 takes the writer lock of both (`to` created first, so it can hold
+/// one), and releases them once every rank is done.
+pub(super) fn with_read_and_write_locks<T>(
+    world: &World,
+    (from, to): (&std::path::Path, &std::path::Path),
+    command: &str,
+    job: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let read_lock = lock_for_job(world, from, command)?;
+    let created = if world.is_root() { std::fs::create_dir_all(to).map_err(|e| e.to_string()) } else { Ok(()) };
+    let created: Result<(), String> =
+        serde_json::from_slice(&world.broadcast(serde_json::to_vec(&created).expect("serialises"))).expect("parses");
+    created.map_err(|e| anyhow::anyhow!("cannot create {}: {e}", to.display()))?;
+    let write_lock = lock_for_job(world, to, command)?;
+    let result = job();
+    world.barrier(); // rank 0 releases the locks once every rank is done
+    drop((write_lock, read_lock));
+    result
+}
+
 /// Installs this rank's exporter and, on rank 0, writes the job's `file_sd` targets file from
 /// every rank's endpoint. A rank that cannot export still downloads (with a warning).
 pub(super) fn start_exporter(

@@ -5,7 +5,7 @@
 
 use anyhow::anyhow;
 
-use super::edges::lock_for_job;
+use super::edges::with_read_and_write_locks;
 use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::ExportArgs;
@@ -30,15 +30,7 @@ pub(super) fn export(inv: &Invocation, args: ExportArgs) -> Result<(), Failure> 
         command: command.join(" "),
     };
     let world = World::init(inv.launch.mpi_launched).map_err(failed)?;
-    let read_lock = lock_for_job(&world, &out, "export").map_err(failed)?;
-    if world.is_root() {
-        std::fs::create_dir_all(&args.to).map_err(|e| failed(anyhow!("cannot create {}: {e}", args.to.display())))?;
-    }
-    world.barrier();
-    let write_lock = lock_for_job(&world, &args.to, "export").map_err(failed)?;
-    let result = run(&world, &opts);
-    world.barrier(); // rank 0 releases the locks once every rank is done
-    drop((write_lock, read_lock));
+    let result = with_read_and_write_locks(&world, (&out, &args.to), "export", || run(&world, &opts));
     let Some(report) = result.map_err(failed)? else { return Ok(()) };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("the report serialises"));

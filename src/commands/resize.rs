@@ -5,7 +5,7 @@
 
 use anyhow::anyhow;
 
-use super::edges::lock_for_job;
+use super::edges::with_read_and_write_locks;
 use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::ResizeArgs;
@@ -22,16 +22,7 @@ pub(super) fn resize(inv: &Invocation, args: ResizeArgs) -> Result<(), Failure> 
     let image = ImageSettings { max_side: args.max_side, ..inv.settings.image() };
     let opts = ResizeOptions { from: from.clone(), to: args.to.clone(), image, piece_rows: inv.settings.commit_rows };
     let world = World::init(inv.launch.mpi_launched).map_err(failed)?;
-    let read_lock = lock_for_job(&world, &from, "resize").map_err(failed)?;
-    if world.is_root() {
-        std::fs::create_dir_all(&args.to)
-            .map_err(|e| failed(anyhow!("cannot create {}: {e}", args.to.display())))?;
-    }
-    world.barrier();
-    let write_lock = lock_for_job(&world, &args.to, "resize").map_err(failed)?;
-    let result = run(&world, &opts);
-    world.barrier(); // rank 0 releases the locks once every rank is done
-    drop((write_lock, read_lock));
+    let result = with_read_and_write_locks(&world, (&from, &args.to), "resize", || run(&world, &opts));
     let Some(report) = result.map_err(failed)? else { return Ok(()) };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("the report serialises"));
@@ -64,10 +55,18 @@ fn screen(r: &ResizeReport) -> String {
         r.max_side,
         c.kept,
         c.failures,
-        if c.undecodable > 0 { format!(", {} stored image(s) did not decode (recorded as failures)", c.undecodable) } else { String::new() },
+        if c.undecodable > 0 {
+            format!(", {} stored image(s) did not decode (recorded as failures)", c.undecodable)
+        } else {
+            String::new()
+        },
         mb(c.bytes_before),
         mb(c.bytes_after),
-        if c.resumed > 0 { format!(" ({} row(s) were already there from an earlier run)", c.resumed) } else { String::new() },
+        if c.resumed > 0 {
+            format!(" ({} row(s) were already there from an earlier run)", c.resumed)
+        } else {
+            String::new()
+        },
         r.to
     )
 }

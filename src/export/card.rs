@@ -272,11 +272,21 @@ pub fn croissant(d: &Described) -> Value {
         // One record set per kind of tar member (a record set reads one source), each keyed by
         // the member's name without its extension: the sample's uuid.
         let key = |set: &str, files: &str, ext: &str| {
-            field(set, "key", &DataType::String, json!({"fileSet": {"@id": files}, "extract": {"fileProperty": "filename"},
-                                                      "transform": {"regex": format!("^(.*)\\.{ext}$")}}))
+            field(
+                set,
+                "key",
+                &DataType::String,
+                json!({"fileSet": {"@id": files}, "extract": {"fileProperty": "filename"},
+                                                      "transform": {"regex": format!("^(.*)\\.{ext}$")}}),
+            )
         };
         let json_fields = columns.iter().filter(|(n, _)| n != "image" && n != "caption").map(|(name, dtype)| {
-            field("images", name, dtype, json!({"fileSet": {"@id": "json-files"}, "extract": {"jsonPath": format!("$.{name}")}}))
+            field(
+                "images",
+                name,
+                dtype,
+                json!({"fileSet": {"@id": "json-files"}, "extract": {"jsonPath": format!("$.{name}")}}),
+            )
         });
         let mut sets = vec![
             json!({"@type": "cr:RecordSet", "@id": "images", "name": "images", "key": {"@id": "images/key"},
@@ -299,7 +309,9 @@ pub fn croissant(d: &Described) -> Value {
     } else {
         let fields: Vec<Value> = columns
             .iter()
-            .map(|(name, dtype)| field("images", name, dtype, json!({"fileSet": {"@id": "parquet-files"}, "extract": {"column": name}})))
+            .map(|(name, dtype)| {
+                field("images", name, dtype, json!({"fileSet": {"@id": "parquet-files"}, "extract": {"column": name}}))
+            })
             .collect();
         vec![json!({"@type": "cr:RecordSet", "@id": "images", "name": "images",
                     "description": "One record per exported image.", "field": fields})]

@@ -123,6 +123,9 @@ mod tests {
         let nc = Row { license_id: "CC-BY-NC-4.0", ..row(200, 150) };
         assert_eq!(open.verdict(nc), Some("license"), "a licence not asked for");
         let credited = Rules { attribution_complete: true, ..rules };
-        assert_eq!(credited.verdict(Row { attribution_complete: false, ..row(200, 150) }), Some("attribution_incomplete"));
+        assert_eq!(
+            credited.verdict(Row { attribution_complete: false, ..row(200, 150) }),
+            Some("attribution_incomplete")
+        );
     }
 }

@@ -80,7 +80,8 @@ pub fn of_batch(out: &Path, server: &str, partition: u64) -> PolarsResult<HashMa
         }
     };
     let uuids = df.column("uuid")?.str()?.clone();
-    let columns: Vec<Option<StringChunked>> = ATTRIBUTION_COLUMNS.iter().map(|c| text(c)).collect::<PolarsResult<_>>()?;
+    let columns: Vec<Option<StringChunked>> =
+        ATTRIBUTION_COLUMNS.iter().map(|c| text(c)).collect::<PolarsResult<_>>()?;
     let taxon = text("taxon_key")?;
     let value = |c: &Option<StringChunked>, i: usize| {
         c.as_ref().and_then(|c| c.get(i)).map(str::trim).filter(|s| !s.is_empty()).map(String::from)

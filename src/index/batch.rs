@@ -189,12 +189,16 @@ pub fn frame(rows: Vec<Row>, server: &str, batch: u64) -> PolarsResult<DataFrame
     ];
     let mut columns = columns;
     for (i, name) in ATTRIBUTION_COLUMNS.iter().enumerate() {
-        let values: Vec<Option<&str>> = rows.iter().map(|r| r.attribution.values.get(i).and_then(|v| v.as_deref())).collect();
+        let values: Vec<Option<&str>> =
+            rows.iter().map(|r| r.attribution.values.get(i).and_then(|v| v.as_deref())).collect();
         columns.push(Column::new((*name).into(), values));
     }
     let taxon: Vec<Option<&str>> = rows.iter().map(|r| r.attribution.taxon_key.as_deref()).collect();
     columns.push(Column::new("taxon_key".into(), taxon));
     columns.push(s("license_id", &|r| r.attribution.license_id()));
-    columns.push(Column::new("attribution_complete".into(), rows.iter().map(|r| r.attribution.complete()).collect::<Vec<_>>()));
+    columns.push(Column::new(
+        "attribution_complete".into(),
+        rows.iter().map(|r| r.attribution.complete()).collect::<Vec<_>>(),
+    ));
     DataFrame::new(n, columns)
 }

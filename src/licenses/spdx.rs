@@ -64,7 +64,10 @@ pub fn normalise(raw: &str) -> Licence {
     let words: Vec<&str> = canonical.split(' ').collect();
     let has = |w: &str| words.contains(&w);
     let pair = |a: &str, b: &str| words.windows(2).any(|p| p[0] == a && p[1] == b);
-    if has("cc0") || pair("publicdomain", "zero") || pair("cc", "zero") || canonical.contains("public domain dedication")
+    if has("cc0")
+        || pair("publicdomain", "zero")
+        || pair("cc", "zero")
+        || canonical.contains("public domain dedication")
     {
         return Licence::of("CC0-1.0");
     }

@@ -65,7 +65,8 @@ pub struct ColumnMap {
 impl ColumnMap {
     fn wanted(&self) -> Vec<&str> {
         let mut v = vec![self.url.as_str()];
-        for c in [&self.id, &self.kind, &self.format, &self.basis_of_record].into_iter().chain(&self.carried).flatten() {
+        for c in [&self.id, &self.kind, &self.format, &self.basis_of_record].into_iter().chain(&self.carried).flatten()
+        {
             v.push(c.as_str());
         }
         v

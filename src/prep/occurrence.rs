@@ -143,11 +143,13 @@ pub fn join(out: &Path, servers: &[ServerRow], occurrence: &Path, scratch: &Path
     for p in 0..parts {
         let mut wanted: HashMap<String, Vec<(usize, String)>> = HashMap::new();
         for l in lines(&needed.path(p))? {
+            let l = l?;
             let mut f = l.splitn(3, '\t');
             let (Some(id), Some(b), Some(uuid)) = (f.next(), f.next(), f.next()) else { continue };
             wanted.entry(id.to_string()).or_default().push((b.parse().unwrap_or(usize::MAX), uuid.to_string()));
         }
         for l in lines(&occ.path(p))? {
+            let l = l?;
             let Some((id, values)) = l.split_once('\t') else { continue };
             for (b, uuid) in wanted.remove(id).unwrap_or_default() {
                 report.matched_urls += 1;
@@ -162,6 +164,7 @@ pub fn join(out: &Path, servers: &[ServerRow], occurrence: &Path, scratch: &Path
     for p in 0..parts {
         let mut by_batch: HashMap<usize, Vec<String>> = HashMap::new();
         for l in lines(&found.path(p))? {
+            let l = l?;
             let Some((b, rest)) = l.split_once('\t') else { continue };
             by_batch.entry(b.parse().unwrap_or(usize::MAX)).or_default().push(rest.to_string());
         }
@@ -174,6 +177,8 @@ pub fn join(out: &Path, servers: &[ServerRow], occurrence: &Path, scratch: &Path
             write_parquet(&file, &mut df)?;
         }
     }
+    // Scratch lies under prep's temporary folder, which prep removes when it ends: a failure here
+    // costs disk space until then, never a row.
     let _ = fs::remove_dir_all(scratch);
     Ok(report)
 }
@@ -181,9 +186,8 @@ pub fn join(out: &Path, servers: &[ServerRow], occurrence: &Path, scratch: &Path
 /// `uuid` and the columns of `FIELDS`, from lines `uuid \t v1 \t ... \t v12`.
 fn frame(rows: &[String]) -> PolarsResult<DataFrame> {
     let split: Vec<Vec<&str>> = rows.iter().map(|r| r.split('\t').collect()).collect();
-    let column = |i: usize| -> Vec<Option<&str>> {
-        split.iter().map(|r| r.get(i).copied().filter(|v| !v.is_empty())).collect()
-    };
+    let column =
+        |i: usize| -> Vec<Option<&str>> { split.iter().map(|r| r.get(i).copied().filter(|v| !v.is_empty())).collect() };
     let mut columns = vec![Column::new("uuid".into(), column(0))];
     for (i, (_, name)) in FIELDS.iter().enumerate() {
         columns.push(Column::new((*name).into(), column(i + 1)));
@@ -195,13 +199,14 @@ fn frame(rows: &[String]) -> PolarsResult<DataFrame> {
 fn split(line: &[u8]) -> impl Iterator<Item = String> + '_ {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    line.split(|b| *b == b'\t').map(|f| String::from_utf8_lossy(f).replace('\n', " "))
+    line.split(|b| *b == b'\t').map(|f| String::from_utf8_lossy(f).into_owned())
 }
 
-/// The lines of a scratch file.
-fn lines(path: &Path) -> Result<impl Iterator<Item = String>, PrepError> {
-    let file = File::open(path).map_err(|source| PrepError::Io { path: path.to_path_buf(), source })?;
-    Ok(BufReader::new(file).lines().map_while(Result::ok))
+/// The lines of a scratch file; a read error is an error, never an early end (rows would be lost).
+fn lines(path: &Path) -> Result<impl Iterator<Item = Result<String, PrepError>> + '_, PrepError> {
+    let io = move |source| PrepError::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io)?;
+    Ok(BufReader::new(file).lines().map(move |l| l.map_err(io)))
 }
 
 /// Scratch files, one per part, written line by line.
@@ -225,10 +230,10 @@ impl Parts {
     }
 
     fn line(&mut self, p: usize, text: &str) -> Result<(), PrepError> {
-        let io = |source| PrepError::Io { path: self.dir.clone(), source };
         let f = &mut self.files[p];
-        f.write_all(text.as_bytes()).map_err(io)?;
-        f.write_all(b"\n").map_err(|source| PrepError::Io { path: self.dir.clone(), source })
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.write_all(b"\n"))
+            .map_err(|source| PrepError::Io { path: self.dir.clone(), source })
     }
 
     fn finish(&mut self) -> Result<(), PrepError> {

@@ -102,7 +102,11 @@ impl fmt::Display for PrepReport {
                 j.file,
                 j.rows,
                 j.unmatched_urls,
-                if j.missing_columns.is_empty() { String::new() } else { format!("; columns missing: {}", j.missing_columns.join(", ")) }
+                if j.missing_columns.is_empty() {
+                    String::new()
+                } else {
+                    format!("; columns missing: {}", j.missing_columns.join(", "))
+                }
             )?;
             if j.malformed_lines > 0 {
                 writeln!(f, "    {} occurrence line(s) with too few fields skipped", j.malformed_lines)?;

@@ -10,9 +10,9 @@ use std::time::Instant;
 
 use super::batches::write_server_batches;
 use super::carried::{self, CARRIED};
-use super::occurrence::{self, OCCURRENCE_DIR};
 use super::filter::{self, DropReason, Rules};
 use super::input::{ColumnMap, Format, Input};
+use super::occurrence::{self, OCCURRENCE_DIR};
 use super::report::{peak_rss_mib, MalformedSample, PrepReport, MAX_SAMPLES, TOP_SERVERS};
 use super::server_key::{check_url, sanitize_key};
 use super::spill::{bucket_count, merge_buckets, merge_workers, SpillWriter};

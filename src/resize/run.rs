@@ -112,11 +112,8 @@ fn prepare(opts: &ResizeOptions) -> anyhow::Result<()> {
     if !paths::servers_table(&from).is_file() {
         bail!("{} is not a dataset (no {}): check --output", from.display(), paths::SERVERS_TABLE);
     }
-    let made = Made {
-        from: from.display().to_string(),
-        max_side: opts.image.max_side,
-        jpeg_quality: opts.image.jpeg_quality,
-    };
+    let made =
+        Made { from: from.display().to_string(), max_side: opts.image.max_side, jpeg_quality: opts.image.jpeg_quality };
     let marker = opts.to.join(RESIZE_FILE);
     if let Ok(bytes) = std::fs::read(&marker) {
         let before: Made = serde_json::from_slice(&bytes)
@@ -133,7 +130,11 @@ fn prepare(opts: &ResizeOptions) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut entries = std::fs::read_dir(&opts.to).map(|d| d.flatten().collect::<Vec<_>>()).unwrap_or_default();
+    let mut entries = match std::fs::read_dir(&opts.to) {
+        Ok(d) => d.collect::<Result<Vec<_>, _>>().with_context(|| format!("cannot read {}", opts.to.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", opts.to.display())),
+    };
     entries.retain(|e| e.file_name() != paths::LOCK_FILE);
     if !entries.is_empty() {
         bail!("{} is not empty and was not made by `resize`: choose an empty or new --to", opts.to.display());

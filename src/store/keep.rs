@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-
 use super::error::StoreError;
 use super::parquet::read_parquet;
 use super::paths;

@@ -36,13 +36,20 @@ pub fn run(args: &ExportBenchArgs) -> anyhow::Result<()> {
     if !index.status.success() {
         bail!("index of the generated dataset failed; run `{} index -o {}`", product.display(), out.display());
     }
-    let indexed: serde_json::Value = serde_json::from_slice(&index.stdout).context("index --json printed its report")?;
+    let indexed: serde_json::Value =
+        serde_json::from_slice(&index.stdout).context("index --json printed its report")?;
     let stored = indexed["stored"].as_u64().unwrap_or(0);
-    eprintln!("bench-export: wrote and indexed {rows} rows in {:.0} s; export in a fresh process", t.elapsed().as_secs_f64());
+    eprintln!(
+        "bench-export: wrote and indexed {rows} rows in {:.0} s; export in a fresh process",
+        t.elapsed().as_secs_f64()
+    );
 
     let wds = args.dir.join("wds");
     let mut cmd = Command::new(&product);
-    cmd.args(["export", "--format", "webdataset", "--shard-size", "1GB", "--json", "-o"]).arg(&out).arg("--to").arg(&wds);
+    cmd.args(["export", "--format", "webdataset", "--shard-size", "1GB", "--json", "-o"])
+        .arg(&out)
+        .arg("--to")
+        .arg(&wds);
     let run = crate::child::measure(&mut cmd, &args.dir.join("export.json"))?;
     if !run.status.success() {
         bail!("export failed ({}); run it by hand on {} to see why", run.status, out.display());
@@ -61,7 +68,8 @@ pub fn run(args: &ExportBenchArgs) -> anyhow::Result<()> {
         std::fs::write(files.join(format!("{i:08}.jpg")), jpeg)?;
     }
     let t = Instant::now();
-    let status = Command::new("tar").arg("cf").arg(args.dir.join("bound.tar")).arg("-C").arg(&args.dir).arg("files").status()?;
+    let status =
+        Command::new("tar").arg("cf").arg(args.dir.join("bound.tar")).arg("-C").arg(&args.dir).arg("files").status()?;
     let tar_s = t.elapsed().as_secs_f64();
     if !status.success() {
         bail!("tar failed ({status})");

@@ -24,8 +24,8 @@ mod codec;
 #[cfg(test)]
 mod corpus;
 mod dedup;
-mod export;
 mod download;
+mod export;
 mod gbif;
 mod index;
 mod politeness;

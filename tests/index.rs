@@ -7,10 +7,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use distributed_downloader::store::shards::hdf5_io::read_records;
+use distributed_downloader::store::shards::image_data::is_concatenated;
 use polars::prelude::*;
 use test_origin::{Behaviour, HostSpec, Origin};
 
-use crate::download::{job, FAST};
+use crate::download::{job, shard_files, FAST};
 use crate::util::*;
 
 /// Every manifest file under `out/index/manifest`, concatenated.
@@ -32,10 +33,23 @@ pub(crate) fn manifest(out: &Path) -> DataFrame {
     frames.into_iter().reduce(|a, b| a.vstack(&b).unwrap()).expect("at least one manifest file")
 }
 
+/// Rewrites `shard`'s images in the concatenated layout of older versions (`images/data` one
+/// byte array, `images/data_offset` where each image starts).
+fn to_concatenated(shard: &Path) {
+    let g = hdf5::File::open_rw(shard).unwrap().group("images").unwrap();
+    let images = g.dataset("data").unwrap().read_raw::<hdf5::types::VarLenArray<u8>>().unwrap();
+    let offsets: Vec<u64> =
+        images.iter().scan(0u64, |at, b| Some(std::mem::replace(at, *at + b.len() as u64))).collect();
+    let bytes: Vec<u8> = images.iter().flat_map(|b| b.as_slice().to_vec()).collect();
+    g.unlink("data").unwrap();
+    g.new_dataset_builder().with_data(&offsets).create("data_offset").unwrap();
+    g.new_dataset_builder().with_data(&bytes).create("data").unwrap();
+}
+
 /// The uuids `index/index.h5` holds, in its order.
 fn h5_uuids(out: &Path) -> Vec<String> {
     let f = hdf5::File::open(out.join("index/index.h5")).unwrap();
-    let ids = f.dataset("images/uuid").unwrap().read_raw::<hdf5::types::FixedAscii<36>>().unwrap();
+    let ids = f.dataset("uuid").unwrap().read_raw::<hdf5::types::FixedAscii<36>>().unwrap();
     ids.iter().map(|u| u.as_str().to_string()).collect()
 }
 
@@ -75,6 +89,23 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
         ["batches", "indexed", "unchanged", "stored", "failed"].map(|k| r[k].as_u64().unwrap_or(u64::MAX))
     };
     assert_eq!(counts(&first), [4, 4, 0, 12, 4], "after the kill, every batch is indexed: {first}");
+    // A batch as versions before the per-image layout wrote it: the next index rewrites it (and
+    // only it) with an element per image, every image carried over.
+    let old = shard_files(&job.out)[0].clone();
+    let before = read_records(&old, true).unwrap().contents;
+    to_concatenated(&old);
+    assert!(is_concatenated(&old).unwrap());
+    let first = index_json(&job.out);
+    assert_eq!(counts(&first), [4, 1, 3, 12, 4], "only the rewritten batch is read again: {first}");
+    assert_eq!(first["upgraded"].as_u64(), Some(1), "{first}");
+    assert!(!old.exists(), "its shard was replaced by one of the per-image layout");
+    let files = shard_files(&job.out);
+    assert!(files.iter().all(|f| !is_concatenated(f).unwrap()), "{files:?}");
+    let upgraded = files
+        .iter()
+        .map(|f| read_records(f, true).unwrap().contents)
+        .find(|c| c.successes.first().map(|s| &s.uuid) == before.successes.first().map(|s| &s.uuid));
+    assert_eq!(upgraded.expect("the rewritten batch").successes, before.successes, "every record and byte");
     let df = manifest(&job.out);
     assert_eq!(df.height(), urls.len(), "one row per URL");
     let col = |n: &str| df.column(n).unwrap().str().unwrap().clone();
@@ -123,7 +154,19 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
 
     // index.h5 spans every shard: 12 images, each read back through it as the manifest says.
     assert_eq!((first["h5"]["images"].as_u64(), first["h5"]["left_out"].as_u64()), (Some(12), Some(0)), "{first}");
-    assert_eq!(h5_uuids(&job.out).len(), 12);
+    let ids = h5_uuids(&job.out);
+    assert_eq!(ids.len(), 12);
+    let stored: HashMap<String, Vec<u8>> = shard_files(&job.out)
+        .iter()
+        .flat_map(|f| read_records(f, true).unwrap().contents.successes)
+        .map(|s| (s.uuid, s.data))
+        .collect();
+    let h5 = hdf5::File::open(job.out.join("index/index.h5")).unwrap();
+    let images = h5.dataset("images").unwrap().read_raw::<hdf5::types::VarLenArray<u8>>().unwrap();
+    for (uuid, image) in ids.iter().zip(&images) {
+        assert_eq!(image.as_slice(), stored[uuid].as_slice(), "images[i] is the stored image of uuid[i] {uuid}");
+    }
+    drop(h5);
     if let Some(mut python) = python_with(&["h5py", "PIL", "pyarrow"], "the index.h5 snippet of docs/output-format.md")
     {
         let out = python.arg("-c").arg(doc_snippet("import h5py, hashlib")).env("OUT", &job.out).output().unwrap();

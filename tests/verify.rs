@@ -32,14 +32,16 @@ fn json(out: &Output) -> serde_json::Value {
 }
 
 /// Flips every bit of one byte in the middle of image `index` of `shard`, in the file itself,
-/// as a bad disk would: found through the `images/data` dataset's address in the file.
+/// as a bad disk would: found by searching the file for the image's bytes (a real image's bytes
+/// occur once).
 pub(crate) fn flip_image_byte(shard: &Path, index: usize) {
     let at = {
-        let file = hdf5::File::open(shard).unwrap();
-        let data = file.dataset("images/data").unwrap();
-        let offset = file.dataset("images/data_offset").unwrap().read_raw::<u64>().unwrap()[index];
-        let length = file.dataset("images/data_length").unwrap().read_raw::<u64>().unwrap()[index];
-        data.offset().expect("images/data is stored contiguously") + offset + length / 2
+        let image = read_shard(shard).unwrap().successes[index].data.clone();
+        let file = std::fs::read(shard).unwrap();
+        let found: Vec<usize> =
+            file.windows(image.len()).enumerate().filter(|(_, w)| *w == image).map(|(i, _)| i).collect();
+        assert_eq!(found.len(), 1, "image {index}'s bytes occur once in {}", shard.display());
+        (found[0] + image.len() / 2) as u64
     };
     let mut f = std::fs::OpenOptions::new().read(true).write(true).open(shard).unwrap();
     let mut byte = [0u8];

@@ -45,13 +45,19 @@ fn screen(r: &IndexReport) -> String {
          {}  (one table: pyarrow.dataset.dataset(path, partitioning=\"hive\"), or polars.read_parquet(path + \"/**/*.parquet\"))\n",
         r.batches, r.indexed, r.unchanged, r.stored, r.failed, r.manifest
     );
+    if r.upgraded > 0 {
+        s += &format!(
+            "  {} batch(es) written by an older version rewritten with one HDF5 element per image (every image checked)\n",
+            r.upgraded
+        );
+    }
     if let Some(h5) = &r.h5 {
         let kept = match &h5.keep_list {
             Some(k) => format!(", {} left out by the keep-list {k}", h5.left_out),
             None => String::new(),
         };
         s += &format!(
-            "  {}  ({} image(s) over {} shard(s){kept}: images/data[offset[i]:offset[i]+length[i]])\n",
+            "  {}  ({} image(s) over {} shard(s){kept}: h5py.File(path)[\"images\"][i])\n",
             h5.path, h5.images, h5.shards
         );
     }

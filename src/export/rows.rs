@@ -9,7 +9,7 @@ use polars::prelude::*;
 
 use super::plan::Entry;
 use crate::store::parquet::read_parquet;
-use crate::store::shards::hdf5_io::ImageData;
+use crate::store::shards::image_data::ImageData;
 
 /// HDF5 shards kept open while a shard is written: a shuffled export reads from many.
 const OPEN_SHARDS: usize = 64;
@@ -71,8 +71,7 @@ impl Reader {
     /// The stored bytes of row `i` of `rows` (from [`Reader::rows`]).
     pub fn image(&mut self, rows: &DataFrame, i: usize) -> anyhow::Result<Vec<u8>> {
         let shard = text(rows, "shard", i);
-        let offset = rows.column("data_offset")?.u64()?.get(i).unwrap_or(0);
-        let length = rows.column("stored_bytes")?.u64()?.get(i).unwrap_or(0);
+        let row = rows.column("row")?.u32()?.get(i).unwrap_or(0) as usize;
         if !self.shards.contains_key(&shard) {
             if self.shards.len() >= OPEN_SHARDS {
                 self.shards.clear();
@@ -81,7 +80,7 @@ impl Reader {
                 .map_err(|e| anyhow!("{e}; run `index` again if the dataset changed since, or `verify --repair`"))?;
             self.shards.insert(shard.clone(), data);
         }
-        Ok(self.shards[&shard].read(offset, length)?)
+        Ok(self.shards[&shard].read(row)?)
     }
 }
 

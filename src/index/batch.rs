@@ -25,6 +25,8 @@ pub enum IndexError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Commit(#[from] crate::store::atomic::CommitError),
+    #[error("cannot rewrite a batch's shards in the per-image layout: {0}")]
+    Upgrade(#[from] crate::store::shards::finish::FinishError),
     #[error("cannot write the manifest of batch {batch}: {source}")]
     Frame {
         batch: String,
@@ -52,8 +54,6 @@ pub struct Row {
     pub stored_height: u32,
     pub format: String,
     pub stored_bytes: u64,
-    /// Where the stored bytes start in the shard's `images/data`.
-    pub data_offset: u64,
     pub sha256: String,
     pub pdq: String,
     pub pdq_quality: u8,
@@ -93,7 +93,7 @@ pub fn final_rows(out: &Path, server: &str, partition: u64) -> Result<BTreeMap<S
     let mut latest: BTreeMap<String, Row> = BTreeMap::new();
     for (_, records, path) in shards.into_iter().filter(|(seq, _, _)| *seq >= cutoff) {
         let shard = path.strip_prefix(out).unwrap_or(&path).display().to_string();
-        for (i, (s, span)) in records.contents.successes.into_iter().zip(records.spans).enumerate() {
+        for (i, (s, length)) in records.contents.successes.into_iter().zip(records.lengths).enumerate() {
             let row = Row {
                 shard: shard.clone(),
                 row: i as u32,
@@ -103,8 +103,7 @@ pub fn final_rows(out: &Path, server: &str, partition: u64) -> Result<BTreeMap<S
                 stored_width: s.stored_width,
                 stored_height: s.stored_height,
                 format: s.format,
-                stored_bytes: span.1,
-                data_offset: span.0,
+                stored_bytes: length,
                 sha256: s.sha256,
                 pdq: s.pdq,
                 pdq_quality: s.pdq_quality,
@@ -178,7 +177,6 @@ pub fn frame(rows: Vec<Row>, server: &str, batch: u64) -> PolarsResult<DataFrame
         Column::new("stored_height".into(), rows.iter().map(|r| r.stored_height).collect::<Vec<_>>()),
         s("format", &|r| r.format.clone()),
         Column::new("stored_bytes".into(), rows.iter().map(|r| r.stored_bytes).collect::<Vec<_>>()),
-        Column::new("data_offset".into(), rows.iter().map(|r| r.data_offset).collect::<Vec<_>>()),
         s("sha256", &|r| r.sha256.clone()),
         s("pdq", &|r| r.pdq.clone()),
         Column::new("pdq_quality".into(), rows.iter().map(|r| u32::from(r.pdq_quality)).collect::<Vec<_>>()),

@@ -18,6 +18,7 @@ use crate::mpi_glue::world::World;
 use crate::store::atomic::{self, Mode};
 use crate::store::parquet::write_parquet;
 use crate::store::paths;
+use crate::store::shards::finish::upgrade_batch;
 use crate::store::tables::read_servers_table;
 
 /// The manifest of a batch.
@@ -31,9 +32,9 @@ pub struct IndexOptions {
 }
 
 /// The manifest's columns, as `index` writes them now: a manifest of an older version is made
-/// again (version 2 added `data_offset`, which `index.h5` reads; 3 the licence and attribution;
-/// 4 the validators).
-const MANIFEST_VERSION: u32 = 4;
+/// again (version 2 added `data_offset`; 3 the licence and attribution; 4 the validators; 5
+/// dropped `data_offset`, as every indexed shard stores an image per element).
+const MANIFEST_VERSION: u32 = 5;
 
 /// What a batch's manifest was made from, and what it holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -55,6 +56,10 @@ pub struct IndexReport {
     /// Of those, read and written by this run; the rest were unchanged since they were indexed.
     pub indexed: u64,
     pub unchanged: u64,
+    /// Of those indexed, batches whose shards were rewritten in the per-image layout first
+    /// (written by a version that concatenated the images).
+    #[serde(default)]
+    pub upgraded: u64,
     /// Rows in the manifest: stored images and failures (each row's final record).
     pub stored: u64,
     pub failed: u64,
@@ -118,6 +123,7 @@ pub fn run(world: &World, opts: &IndexOptions) -> anyhow::Result<Option<IndexRep
         report.batches += r.batches;
         report.indexed += r.indexed;
         report.unchanged += r.unchanged;
+        report.upgraded += r.upgraded;
         report.stored += r.stored;
         report.failed += r.failed;
         report.errors.extend(r.errors);
@@ -181,6 +187,14 @@ fn index_batch(opts: &IndexOptions, server: &str, partition: u64, report: &mut I
         report.failed += before.failed;
         return Ok(());
     }
+    // index.h5 maps an image per element: shards of the older layout are merged into one first.
+    let shards = match upgrade_batch(&opts.out, server, partition)? {
+        Some(_) => {
+            report.upgraded += 1;
+            signature(&opts.out, server, partition)?
+        }
+        None => shards,
+    };
     let (mut df, stored) = manifest(&opts.out, server, partition)?;
     let indexed = Indexed { shards, stored, failed: df.height() as u64 - stored, version: MANIFEST_VERSION };
     atomic::write_with(&file, Mode::Replace, |tmp| write_parquet(tmp, &mut df))?;

@@ -11,7 +11,8 @@ use std::path::Path;
 use super::image::{resize, Resized};
 use crate::imaging::ImageSettings;
 use crate::store::shards::finish::{merge_batch, FinishError};
-use crate::store::shards::hdf5_io::{open_records, write_shard, ImageData, ShardError, ShardRecords};
+use crate::store::shards::hdf5_io::{open_records, write_shard, ShardError, ShardRecords};
+use crate::store::shards::image_data::ImageData;
 use crate::store::shards::ledger::{self, batch_dir, scan_batch, LedgerError, RetryFailed};
 use crate::store::shards::record::ShardContents;
 use crate::store::shards::summary::read_summary;
@@ -105,9 +106,9 @@ pub fn resize_batch(
             }
             Final::Success(p, i) => {
                 let (records, data) = &shards[p];
-                let (offset, length) = records.spans[i];
+                let length = records.lengths[i];
                 let mut old = records.contents.successes[i].clone();
-                old.data = data.read(offset, length)?;
+                old.data = data.read(i)?;
                 check_crc(records, i, &old.data, &parts[p].1)?;
                 counts.bytes_before += length;
                 match resize(old, settings, now) {

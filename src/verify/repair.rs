@@ -215,9 +215,7 @@ mod tests {
     fn damage(shard: &Path, uuid: &str) -> Problem {
         let records = crate::store::shards::hdf5_io::read_records(shard, false).unwrap();
         let i = records.contents.successes.iter().position(|s| s.uuid == uuid).unwrap();
-        let (offset, _) = records.spans[i];
-        let data = hdf5::File::open_rw(shard).unwrap().dataset("images/data").unwrap();
-        data.write_slice(&[9u8], offset as usize..offset as usize + 1).unwrap();
+        crate::store::shards::image_data::flip_stored_byte(shard, i, 0);
         Problem {
             kind: Kind::Checksum,
             server: "a.org".into(),

@@ -14,7 +14,8 @@ use super::image;
 use super::pool::ImageJob;
 use super::report::{Kind, Problem, Report, Warning};
 use crate::store::atomic::is_temp;
-use crate::store::shards::hdf5_io::{open_records, ImageData, ShardError, ShardRecords};
+use crate::store::shards::hdf5_io::{open_records, ShardError, ShardRecords};
+use crate::store::shards::image_data::ImageData;
 use crate::store::shards::ledger::{batch_dir, shards};
 use crate::store::shards::summary::{read_summary, SUMMARY_FILE};
 use crate::store::tables::ServerInfo;
@@ -143,9 +144,8 @@ fn read_images(
     mut check: impl FnMut(usize, Vec<u8>, Option<u32>),
 ) -> Vec<(usize, Kind, String)> {
     let (Ok(records), Some(data)) = (&shard.records, &shard.data) else { return Vec::new() };
-    let spans: Vec<(u64, u64)> = which.iter().map(|&i| records.spans[i]).collect();
     let mut unreadable = Vec::new();
-    for (&i, bytes) in which.iter().zip(data.read_many(&spans)) {
+    for (&i, bytes) in which.iter().zip(data.read_many(which)) {
         match bytes {
             Ok(bytes) => check(i, bytes, records.stored_crc32.as_ref().map(|c| c[i])),
             Err(e) => unreadable.push((i, Kind::Unreadable, short(&e))),

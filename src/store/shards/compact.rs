@@ -23,10 +23,13 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use hdf5::types::VarLenArray;
+
 use super::hdf5_io::{
-    put, read_records, shard_path, write_batch_id, write_errors, write_image_fields, ImageData, ShardError,
-    COMPACTS_BELOW_ATTR, STORED_CRC32,
+    put, read_records, shard_path, write_batch_id, write_errors, write_image_fields, ShardError, COMPACTS_BELOW_ATTR,
+    STORED_CRC32,
 };
+use super::image_data::{ImageData, DATA};
 use super::record::{FailureRecord, SuccessRecord};
 use crate::store::atomic;
 
@@ -137,9 +140,9 @@ fn write_selected(
         match finals[uuid] {
             Final::Success(p, i) => {
                 merged.successes.push(records[p].contents.successes[i].clone());
-                let (offset, length) = records[p].spans[i];
+                let length = records[p].lengths[i];
                 let crc = records[p].stored_crc32.as_ref().map(|c| c[i]);
-                merged.sources.push(Source { part: p, offset, length, crc });
+                merged.sources.push(Source { part: p, row: i, length, crc });
             }
             Final::Failure(p, i) => merged.failures.push(records[p].contents.failures[i].clone()),
         }
@@ -153,7 +156,7 @@ fn write_selected(
 /// Where one success's stored bytes are, and their recorded CRC-32 when its part has one.
 struct Source {
     part: usize,
-    offset: u64,
+    row: usize,
     length: u64,
     crc: Option<u32>,
 }
@@ -183,41 +186,32 @@ fn write_tmp(
     }
     let g = file.create_group("images").map_err(h5err)?;
     let lengths: Vec<u64> = merged.sources.iter().map(|s| s.length).collect();
-    let offsets: Vec<u64> = lengths.iter().scan(0u64, |at, n| Some(std::mem::replace(at, *at + n))).collect();
-    write_image_fields(&g, &merged.successes, &offsets, &lengths).map_err(h5err)?;
-    let total: u64 = lengths.iter().sum();
-    let mut crcs = Vec::with_capacity(merged.sources.len());
-    if total == 0 {
-        put::<u8>(&g, "data", &[]).map_err(h5err)?;
-        crcs.extend(merged.sources.iter().map(|_| crc32fast::hash(&[])));
-    } else {
-        let data = g.new_dataset::<u8>().shape(total as usize).create("data").map_err(h5err)?;
-        let mut open: Option<(usize, ImageData)> = None;
-        for ((source, to), rec) in merged.sources.iter().zip(&offsets).zip(&merged.successes) {
-            let part = &parts[source.part].1;
-            if open.as_ref().is_none_or(|(q, _)| *q != source.part) {
-                open = Some((source.part, ImageData::open(part)?));
-            }
-            let (_, images) = open.as_ref().expect("opened above");
-            let bytes = images.read(source.offset, source.length)?;
-            let crc = crc32fast::hash(&bytes);
-            if source.crc.is_some_and(|want| want != crc) {
-                return Err(ShardError::Damaged {
-                    path: part.clone(),
-                    what: format!(
-                        "the stored bytes of image {} ({}) have CRC-32 {crc:08x}, not the recorded {:08x}",
-                        rec.uuid,
-                        rec.url,
-                        source.crc.unwrap_or_default()
-                    ),
-                });
-            }
-            crcs.push(crc);
-            if !bytes.is_empty() {
-                let to = *to as usize;
-                data.write_slice(&bytes, to..to + bytes.len()).map_err(h5err)?;
-            }
+    write_image_fields(&g, &merged.successes, &lengths).map_err(h5err)?;
+    let n = merged.sources.len();
+    let data = g.new_dataset::<VarLenArray<u8>>().shape(n).create(DATA).map_err(h5err)?;
+    let mut crcs = Vec::with_capacity(n);
+    let mut open: Option<(usize, ImageData)> = None;
+    for (to, (source, rec)) in merged.sources.iter().zip(&merged.successes).enumerate() {
+        let part = &parts[source.part].1;
+        if open.as_ref().is_none_or(|(q, _)| *q != source.part) {
+            open = Some((source.part, ImageData::open(part)?));
         }
+        let (_, images) = open.as_ref().expect("opened above");
+        let bytes = images.read(source.row)?;
+        let crc = crc32fast::hash(&bytes);
+        if source.crc.is_some_and(|want| want != crc) {
+            return Err(ShardError::Damaged {
+                path: part.clone(),
+                what: format!(
+                    "the stored bytes of image {} ({}) have CRC-32 {crc:08x}, not the recorded {:08x}",
+                    rec.uuid,
+                    rec.url,
+                    source.crc.unwrap_or_default()
+                ),
+            });
+        }
+        crcs.push(crc);
+        data.write_slice(&[VarLenArray::from_slice(&bytes)], to..to + 1).map_err(h5err)?;
     }
     // Test-only: a test killing the process here proves a crash mid-merge loses nothing.
     crate::store::pause::point("merge");
@@ -331,18 +325,6 @@ mod tests {
         assert_eq!(names, ["shard-000003.h5"]);
     }
 
-    /// Flips every bit of byte `at` of `path`'s `images/data`, in the file itself.
-    fn flip_data_byte(path: &Path, at: u64) {
-        use std::io::{Read, Seek, SeekFrom, Write};
-        let base = hdf5::File::open(path).unwrap().dataset("images/data").unwrap().offset().expect("contiguous");
-        let mut f = fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
-        let mut b = [0u8];
-        f.seek(SeekFrom::Start(base + at)).unwrap();
-        f.read_exact(&mut b).unwrap();
-        f.seek(SeekFrom::Start(base + at)).unwrap();
-        f.write_all(&[!b[0]]).unwrap();
-    }
-
     /// Compacting `parts` fails naming `bad`, and leaves every part and no temporary file.
     fn refused_naming(dir: &Path, parts: &[(u64, PathBuf)], bad: &Path) -> String {
         let err = compact(dir, parts, 3, "batch-a").unwrap_err().to_string();
@@ -362,7 +344,7 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let dir = batch_dir(out.path(), "a.org", 0);
         let parts = three_parts(&dir);
-        flip_data_byte(&parts[1].1, 2);
+        crate::store::shards::image_data::flip_stored_byte(&parts[1].1, 0, 2);
         let err = refused_naming(&dir, &parts, &parts[1].1);
         assert!(err.contains("CRC-32") && err.contains("verify --full --repair"), "{err}");
     }
@@ -397,12 +379,17 @@ mod tests {
         let out = tempfile::tempdir().unwrap();
         let dir = batch_dir(out.path(), "a.org", 0);
         let parts = three_parts(&dir);
-        // Part 1 as an older version wrote it: no stored_crc32.
+        // Part 1 as an older version wrote it: no stored_crc32, the images concatenated.
         hdf5::File::open_rw(&parts[1].1).unwrap().group("images").unwrap().unlink(STORED_CRC32).unwrap();
+        crate::store::shards::image_data::to_concatenated(&parts[1].1);
         assert_eq!(read_records(&parts[1].1, false).unwrap().stored_crc32, None);
+        assert!(crate::store::shards::image_data::is_concatenated(&parts[1].1).unwrap());
         let done = compact(&dir, &parts, 3, "batch-a").unwrap().unwrap();
         let merged = read_records(&done.path, true).unwrap();
         let want: Vec<u32> = merged.contents.successes.iter().map(|s| crc32fast::hash(&s.data)).collect();
         assert_eq!(merged.stored_crc32, Some(want));
+        let images: Vec<&[u8]> = merged.contents.successes.iter().map(|s| s.data.as_slice()).collect();
+        assert_eq!(images, [&[1u8; 3][..], &[3u8; 4][..], &[2u8; 5][..]], "every image, byte for byte");
+        assert!(!crate::store::shards::image_data::is_concatenated(&done.path).unwrap(), "merged per image");
     }
 }

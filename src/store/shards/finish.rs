@@ -14,8 +14,9 @@
 
 use std::path::Path;
 
-use super::compact::{compact, Compacted};
-use super::hdf5_io::{remove_leftovers, ShardError};
+use super::compact::{compact, remove_parts, write_merged, Compacted};
+use super::hdf5_io::{read_index, remove_leftovers, ShardError};
+use super::image_data::is_concatenated;
 use super::ledger::{batch_dir, scan_batch, shards, BatchLedger, Ledger, LedgerError, RetryFailed};
 use super::summary::write_summary;
 use crate::store::tables::ServerInfo;
@@ -69,6 +70,34 @@ pub fn merge_batch(
     let after = scan_batch(out, server, partition, RetryFailed::No)?;
     keep_summary(&dir, &after);
     Ok((merged, after))
+}
+
+/// Rewrites the shards of `dir`'s batch in the per-image layout when any of them is in the older,
+/// concatenated one (see `image_data`): they are merged into one shard, as a complete batch is,
+/// with every image checked against its CRC-32 on the way. Returns the merge, `None` when every
+/// shard was per-image already. Only the process holding the folder's lock calls it.
+pub fn upgrade_batch(out: &Path, server: &str, partition: u64) -> Result<Option<Compacted>, FinishError> {
+    let dir = batch_dir(out, server, partition);
+    let merge_err = |source| FinishError::Merge { server: server.to_string(), partition, source };
+    let listed = shards(&dir)?;
+    let mut old = false;
+    for (_, path) in &listed {
+        old |= is_concatenated(path).map_err(merge_err)?;
+    }
+    if !old {
+        return Ok(None);
+    }
+    remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
+    let batch_id = match listed.last() {
+        Some((_, last)) => read_index(last).map_err(merge_err)?.batch_id.unwrap_or_default(),
+        None => String::new(),
+    };
+    let next_seq = listed.last().map_or(0, |(seq, _)| seq + 1);
+    let (path, rows) = write_merged(&dir, &listed, next_seq, &batch_id).map_err(merge_err)?;
+    remove_parts(&dir, &listed).map_err(merge_err)?;
+    let after = scan_batch(out, server, partition, RetryFailed::No)?;
+    keep_summary(&dir, &after);
+    Ok(Some(Compacted { path, parts: listed.len(), rows }))
 }
 
 /// Merges every complete batch of `ledger` (a whole-folder scan without a retry cutoff) that is

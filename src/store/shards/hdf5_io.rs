@@ -3,8 +3,8 @@
 //! ```text
 //! /images/uuid, url, server, source_ids (JSON list), format, sha256, md5   variable-length UTF-8 strings [n]
 //! /images/original_width, original_height, stored_width, stored_height     uint32 [n]
-//! /images/data_offset, data_length                                         uint64 [n]
-//! /images/data                                                             uint8 [total]: the stored bytes, concatenated
+//! /images/data                                          variable-length uint8 [n]: image i's stored bytes
+//! /images/data_length                                                      uint64 [n]: their sizes
 //! /images/stored_crc32                                                     uint32 [n]: CRC-32 of each image's stored bytes
 //! /images/fetched_at                                                       float64 [n], Unix seconds
 //! /images/final_url                                                        string [n]: where redirects led, "" if none
@@ -14,24 +14,27 @@
 //! /errors/uuid, url, server, source_ids, error_class, detail              strings [m]
 //! /errors/attempts uint32, http_status uint16, retriable uint8, failed_at float64   [m]
 //! ```
-//! Image i is `images/data[data_offset[i] : data_offset[i] + data_length[i]]`. Concatenating the
-//! bytes in one dataset (rather than a variable-length array per image) keeps writes to one call
-//! and lets a reader slice one image without loading the others.
+//! Image i is the element `images/data[i]` (h5py: `bytes(f["images/data"][i])`): one element per
+//! image, so that a virtual dataset can span the images of many shards (`index::h5`). Shards
+//! written before concatenated the bytes in one `uint8` dataset, image i at
+//! `images/data_offset[i]`; `image_data` reads both layouts.
 //!
 //! `sha256` and `md5` are of the original bytes as served, so they cannot check a resized or
 //! re-encoded image; `stored_crc32` is of the bytes stored here, and `verify` and `compact`
 //! check them against it. Shards of older versions lack it (read as `None`), and lack
 //! `final_url`, `redirects`, the perceptual hashes and the validators (read as "" and 0).
 //!
-//! Reading never trusts the file: datasets of unequal length, spans outside `images/data` and
-//! unparsable `source_ids` are [`ShardError::Damaged`], naming the file.
+//! Reading never trusts the file: datasets of unequal length, images that are not where or as
+//! long as recorded, and unparsable `source_ids` are [`ShardError::Damaged`], naming the file.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hdf5::types::VarLenUnicode;
+use hdf5::types::{VarLenArray, VarLenUnicode};
 use hdf5::H5Type;
 
+pub use super::error::ShardError;
+use super::image_data::{ImageData, DATA, DATA_LENGTH};
 use super::record::{FailureRecord, ShardContents, SuccessRecord};
 use crate::store::atomic;
 use columns::Columns;
@@ -62,42 +65,6 @@ pub const LAST_MODIFIED: &str = "last_modified";
 /// Root attribute of a compacted shard (see `compact`): it holds the final record of every row
 /// of the shards numbered below this value in its folder, which it replaces.
 pub const COMPACTS_BELOW_ATTR: &str = "compacts_below";
-
-/// What went wrong reading or writing one shard; every variant names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum ShardError {
-    #[error("cannot read or write shard {path}: {source}; check free space and permissions on the output folder")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(
-        "shard {path} already exists, and a committed shard is never replaced: is another download \
-         running on this output folder? Stop it, then re-run (every committed shard is kept)"
-    )]
-    Exists { path: PathBuf },
-    #[error("HDF5 error on shard {path}: {source}")]
-    Hdf5 {
-        path: PathBuf,
-        #[source]
-        source: hdf5::Error,
-    },
-    #[error(
-        "shard {path} is damaged: {what}. Run `verify --full --repair` (it moves the shard to the quarantine \
-         folder and keeps its good rows), then `download`: its bad rows will be fetched again"
-    )]
-    Damaged { path: PathBuf, what: String },
-}
-
-impl From<atomic::CommitError> for ShardError {
-    fn from(e: atomic::CommitError) -> ShardError {
-        match e {
-            atomic::CommitError::Io { path, source } => ShardError::Io { path, source },
-            atomic::CommitError::Exists { path } => ShardError::Exists { path },
-        }
-    }
-}
 
 /// The committed name of shard `seq` in `dir`.
 pub fn shard_path(dir: &Path, seq: u64) -> PathBuf {
@@ -158,27 +125,14 @@ pub(super) fn put<T: H5Type>(group: &hdf5::Group, name: &str, data: &[T]) -> hdf
 
 fn write_images(file: &hdf5::File, recs: &[SuccessRecord]) -> hdf5::Result<()> {
     let g = file.create_group("images")?;
-    let mut offsets = Vec::with_capacity(recs.len());
-    let mut lengths = Vec::with_capacity(recs.len());
-    let total: usize = recs.iter().map(|r| r.data.len()).sum();
-    let mut data = Vec::with_capacity(total);
-    for r in recs {
-        offsets.push(data.len() as u64);
-        lengths.push(r.data.len() as u64);
-        data.extend_from_slice(&r.data);
-    }
-    write_image_fields(&g, recs, &offsets, &lengths)?;
+    let lengths: Vec<u64> = recs.iter().map(|r| r.data.len() as u64).collect();
+    write_image_fields(&g, recs, &lengths)?;
     put(&g, STORED_CRC32, &recs.iter().map(|r| crc32fast::hash(&r.data)).collect::<Vec<u32>>())?;
-    put(&g, "data", &data)
+    put(&g, DATA, &recs.iter().map(|r| VarLenArray::from_slice(&r.data)).collect::<Vec<_>>())
 }
 
-/// Every dataset of `images/` but `data`, with the given offsets and lengths into it.
-pub(super) fn write_image_fields(
-    g: &hdf5::Group,
-    recs: &[SuccessRecord],
-    offsets: &[u64],
-    lengths: &[u64],
-) -> hdf5::Result<()> {
+/// Every dataset of `images/` but `data` and `stored_crc32`, with the images' stored sizes.
+pub(super) fn write_image_fields(g: &hdf5::Group, recs: &[SuccessRecord], lengths: &[u64]) -> hdf5::Result<()> {
     let s = |f: &dyn Fn(&SuccessRecord) -> String| strings(recs.iter().map(f));
     put(g, "uuid", &s(&|r| r.uuid.clone()))?;
     put(g, "url", &s(&|r| r.url.clone()))?;
@@ -192,8 +146,7 @@ pub(super) fn write_image_fields(
     put(g, "original_height", &u(&|r| r.original_height))?;
     put(g, "stored_width", &u(&|r| r.stored_width))?;
     put(g, "stored_height", &u(&|r| r.stored_height))?;
-    put(g, "data_offset", offsets)?;
-    put(g, "data_length", lengths)?;
+    put(g, DATA_LENGTH, lengths)?;
     put(g, "fetched_at", &recs.iter().map(|r| r.fetched_at).collect::<Vec<f64>>())?;
     put(g, FINAL_URL, &s(&|r| r.final_url.clone()))?;
     // At most `fetch::redirect::MAX_REDIRECTS` (5): a byte holds it.
@@ -249,7 +202,7 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, ShardError> {
     let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
     let file = hdf5::File::open(path).map_err(h5err)?;
     let (images, succeeded) = Columns::open(path, &file, "images")?;
-    let data_bytes = images.g.dataset("data").map_err(h5err)?.size() as u64;
+    let data_bytes = images.raw::<u64>(DATA_LENGTH)?.iter().sum();
     let (errors, uuids) = Columns::open(path, &file, "errors")?;
     let (classes, retriable, failed_at) =
         (errors.strings("error_class")?, errors.raw::<u8>("retriable")?, errors.raw::<f64>("failed_at")?);
@@ -279,8 +232,8 @@ pub fn read_shard(path: &Path) -> Result<ShardContents, ShardError> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardRecords {
     pub contents: ShardContents,
-    /// Each success's (offset, length) in `images/data`, in order; checked to lie inside it.
-    pub spans: Vec<(u64, u64)>,
+    /// Each success's stored size in bytes, in order (read its bytes with [`ImageData`]).
+    pub lengths: Vec<u64>,
     /// Each success's CRC-32 of its stored bytes; `None` in shards of older versions.
     pub stored_crc32: Option<Vec<u32>>,
     pub batch_id: Option<String>,
@@ -291,43 +244,37 @@ pub struct ShardRecords {
 /// by one with [`ImageData`]). A shard whose datasets disagree is [`ShardError::Damaged`].
 pub fn read_records(path: &Path, with_data: bool) -> Result<ShardRecords, ShardError> {
     let file = hdf5::File::open(path).map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
-    records_of(path, &file, with_data)
+    records_of(path, &file, with_data).map(|(records, _)| records)
 }
 
 /// A shard's records (without image bytes) and a reader of its image bytes, from one open of the
 /// file: what `verify` reads of every shard.
 pub fn open_records(path: &Path) -> Result<(ShardRecords, ImageData), ShardError> {
     let file = hdf5::File::open(path).map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
-    let records = records_of(path, &file, false)?;
-    Ok((records, ImageData::of(path, &file)?))
+    records_of(path, &file, false)
 }
 
-fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRecords, ShardError> {
-    let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
+fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<(ShardRecords, ImageData), ShardError> {
     let (c, uuid) = Columns::open(path, file, "images")?;
+    let images = ImageData::of(path, file, Some(c.n))?;
     let (url, server, ids) = (c.strings("url")?, c.strings("server")?, c.strings("source_ids")?);
     let (format, sha, md5) = (c.strings("format")?, c.strings("sha256")?, c.strings("md5")?);
     let (ow, oh) = (c.raw::<u32>("original_width")?, c.raw::<u32>("original_height")?);
     let (sw, sh) = (c.raw::<u32>("stored_width")?, c.raw::<u32>("stored_height")?);
-    let (offsets, lengths) = (c.raw::<u64>("data_offset")?, c.raw::<u64>("data_length")?);
     let fetched = c.raw::<f64>("fetched_at")?;
     let stored_crc32 = if c.g.link_exists(STORED_CRC32) { Some(c.raw::<u32>(STORED_CRC32)?) } else { None };
     let (final_urls, redirects) = (c.strings_or_empty(FINAL_URL)?, c.raw_or_default::<u8>(REDIRECTS)?);
     let (pdq, pdq_quality) = (c.strings_or_empty(PDQ)?, c.raw_or_default::<u8>(PDQ_QUALITY)?);
     let phash = c.raw_or_default::<u64>(PHASH)?;
     let (etags, last_modified) = (c.strings_or_empty(ETAG)?, c.strings_or_empty(LAST_MODIFIED)?);
-    let data_set = c.g.dataset("data").map_err(h5err)?;
-    let data_len = data_set.size() as u64;
-    let data = if with_data { data_set.read_raw::<u8>().map_err(h5err)? } else { Vec::new() };
-    let mut records = ShardRecords { stored_crc32, ..ShardRecords::default() };
+    let mut data = if with_data {
+        let all: Vec<usize> = (0..c.n).collect();
+        images.read_many(&all).into_iter().collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
+    let mut records = ShardRecords { stored_crc32, lengths: images.lengths(), ..ShardRecords::default() };
     for i in 0..c.n {
-        let (o, l) = (offsets[i], lengths[i]);
-        if o.checked_add(l).is_none_or(|end| end > data_len) {
-            return Err(c.damaged(format!(
-                "image {} ({}) lies at bytes {o}..{o}+{l}, past the end of images/data ({data_len} bytes)",
-                uuid[i], url[i]
-            )));
-        }
         records.contents.successes.push(SuccessRecord {
             uuid: uuid[i].clone(),
             url: url[i].clone(),
@@ -338,7 +285,7 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
             stored_width: sw[i],
             stored_height: sh[i],
             format: format[i].clone(),
-            data: if with_data { data[o as usize..(o + l) as usize].to_vec() } else { Vec::new() },
+            data: data.get_mut(i).map(std::mem::take).unwrap_or_default(),
             sha256: sha[i].clone(),
             md5: md5[i].clone(),
             fetched_at: fetched[i],
@@ -350,7 +297,6 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
             pdq_quality: pdq_quality[i],
             phash: phash[i],
         });
-        records.spans.push((o, l));
     }
     let (c, uuid) = Columns::open(path, file, "errors")?;
     let (url, server, ids) = (c.strings("url")?, c.strings("server")?, c.strings("source_ids")?);
@@ -372,88 +318,7 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<ShardRe
         });
     }
     (records.batch_id, records.compacts_below) = root_attrs(file);
-    Ok(records)
-}
-
-/// Most bytes [`ImageData::read_many`] reads at once.
-pub const READ_RUN: u64 = 32 << 20;
-
-/// Largest gap between two spans that [`ImageData::read_many`] still reads in one go.
-const RUN_GAP: u64 = 64 << 10;
-
-/// The stored bytes of one shard, read one image at a time (compaction, `verify`).
-pub struct ImageData {
-    path: PathBuf,
-    data: hdf5::Dataset,
-    len: u64,
-}
-
-impl ImageData {
-    pub fn open(path: &Path) -> Result<ImageData, ShardError> {
-        let file = hdf5::File::open(path).map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
-        ImageData::of(path, &file)
-    }
-
-    fn of(path: &Path, file: &hdf5::File) -> Result<ImageData, ShardError> {
-        let data = file.dataset("images/data").map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
-        let len = data.size() as u64;
-        Ok(ImageData { path: path.to_path_buf(), data, len })
-    }
-
-    /// The bytes of each of `spans` ((offset, length) in `images/data`), in order. Neighbouring
-    /// spans are read together, up to [`READ_RUN`] bytes a read: one read per image costs more
-    /// than the bytes when images are small. A span past the end is an error, as in [`read`].
-    ///
-    /// [`read`]: ImageData::read
-    pub fn read_many(&self, spans: &[(u64, u64)]) -> Vec<Result<Vec<u8>, ShardError>> {
-        let mut out: Vec<Result<Vec<u8>, ShardError>> = Vec::with_capacity(spans.len());
-        let mut i = 0;
-        while i < spans.len() {
-            // A run: spans that follow each other closely (gaps up to RUN_GAP), within READ_RUN.
-            let (start, first_len) = spans[i];
-            let mut end = start.saturating_add(first_len);
-            let mut j = i + 1;
-            while j < spans.len() {
-                let (o, l) = spans[j];
-                let e = o.saturating_add(l);
-                if o < end || o - end > RUN_GAP || e.saturating_sub(start) > READ_RUN || e > self.len {
-                    break;
-                }
-                end = e;
-                j += 1;
-            }
-            if j == i + 1 || end > self.len {
-                out.push(self.read(start, first_len));
-                i += 1;
-                continue;
-            }
-            match self.read(start, end - start) {
-                Ok(run) => out.extend(spans[i..j].iter().map(|&(o, l)| {
-                    let from = (o - start) as usize;
-                    Ok(run[from..from + l as usize].to_vec())
-                })),
-                Err(_) => out.extend(spans[i..j].iter().map(|&(o, l)| self.read(o, l))),
-            }
-            i = j;
-        }
-        out
-    }
-
-    /// Bytes `offset..offset + length` of `images/data`.
-    pub fn read(&self, offset: u64, length: u64) -> Result<Vec<u8>, ShardError> {
-        let end = offset.checked_add(length).filter(|end| *end <= self.len).ok_or_else(|| ShardError::Damaged {
-            path: self.path.clone(),
-            what: format!("bytes {offset}..{offset}+{length} lie past the end of images/data ({} bytes)", self.len),
-        })?;
-        if length == 0 {
-            return Ok(Vec::new());
-        }
-        let bytes = self
-            .data
-            .read_slice_1d::<u8, _>(offset as usize..end as usize)
-            .map_err(|e| ShardError::Hdf5 { path: self.path.clone(), source: e })?;
-        Ok(bytes.to_vec())
-    }
+    Ok((records, images))
 }
 
 #[path = "hdf5_columns.rs"]

@@ -1,6 +1,7 @@
 //! Tests of `hdf5_io`: round trips, no replacing, damaged datasets and checksums.
 
 use super::*;
+use crate::store::shards::image_data::{is_concatenated, to_concatenated, DATA_OFFSET};
 
 pub fn sample() -> ShardContents {
     let ok = |i: u32| SuccessRecord {
@@ -101,10 +102,10 @@ fn each_image_carries_a_checksum_of_its_stored_bytes() {
     let records = read_records(&path, false).unwrap();
     let want: Vec<u32> = sample().successes.iter().map(|s| crc32fast::hash(&s.data)).collect();
     assert_eq!(records.stored_crc32, Some(want));
+    assert_eq!(records.lengths, [10, 11, 12]);
     let images = ImageData::open(&path).unwrap();
-    let (o, l) = records.spans[2];
-    assert_eq!(images.read(o, l).unwrap(), sample().successes[2].data);
-    assert!(matches!(images.read(o, l + 1), Err(ShardError::Damaged { .. })), "a span past the end");
+    assert_eq!(images.read(2).unwrap(), sample().successes[2].data);
+    assert!(matches!(images.read(3), Err(ShardError::Damaged { .. })), "a row past the end");
 }
 
 #[test]
@@ -114,12 +115,10 @@ fn many_images_are_read_together_and_a_bad_span_fails_alone() {
     let (records, images) = open_records(&path).unwrap();
     assert_eq!(records, read_records(&path, false).unwrap(), "one open reads what read_records reads");
     let want: Vec<Vec<u8>> = sample().successes.into_iter().map(|s| s.data).collect();
-    let got: Vec<Vec<u8>> = images.read_many(&records.spans).into_iter().map(Result::unwrap).collect();
-    assert_eq!(got, want, "every image, in order, from reads of neighbouring spans");
-    let mut spans = records.spans.clone();
-    spans[1].1 += 1 << 30;
-    let got = images.read_many(&spans);
-    assert!(matches!(got[1], Err(ShardError::Damaged { .. })), "the span past the end: {:?}", got[1]);
+    let got: Vec<Vec<u8>> = images.read_many(&[0, 1, 2]).into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, want, "every image, in order, from one read of neighbouring rows");
+    let got = images.read_many(&[0, 7, 2]);
+    assert!(matches!(got[1], Err(ShardError::Damaged { .. })), "the row past the end: {:?}", got[1]);
     assert_eq!((got[0].as_ref().unwrap(), got[2].as_ref().unwrap()), (&want[0], &want[2]), "its neighbours are read");
 }
 
@@ -139,8 +138,8 @@ fn a_damaged_shard_is_an_error_naming_the_file_never_a_panic_or_a_guess() {
         assert!(msg.contains(&path.display().to_string()) && msg.contains("verify --full --repair"), "{msg}");
         msg
     };
-    let msg = damage(0, "images/data_offset", &|g| put(g, "data_offset", &[0u64, 10, 1 << 40]).unwrap());
-    assert!(msg.contains("past the end"), "{msg}");
+    let msg = damage(0, "images/data_length", &|g| put(g, DATA_LENGTH, &[10u64, 11, 1 << 40]).unwrap());
+    assert!(msg.contains("image 2 has 12 bytes where images/data_length says"), "{msg}");
     let msg = damage(1, "images/url", &|g| put(g, "url", &strings(["a".to_string()].into_iter())).unwrap());
     assert!(msg.contains("images/url has 1 entries"), "{msg}");
     let msg =
@@ -181,4 +180,27 @@ fn a_shard_written_before_perceptual_hashes_reads_as_having_none() {
     let none = |s: &SuccessRecord| s.pdq.is_empty() && s.pdq_quality == 0 && s.phash == 0;
     assert!(back.successes.iter().all(none), "{:?}", back.successes);
     assert_eq!(back.successes.len(), 3);
+}
+
+#[test]
+fn a_shard_of_the_older_concatenated_layout_reads_back_exactly_and_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_shard(dir.path(), 0, &sample(), "batch-a").unwrap();
+    assert!(!is_concatenated(&path).unwrap(), "new shards store one element per image");
+    to_concatenated(&path);
+    assert!(is_concatenated(&path).unwrap());
+    assert_eq!(read_shard(&path).unwrap().successes, sample().successes, "every record and byte");
+    let want: Vec<Vec<u8>> = sample().successes.into_iter().map(|s| s.data).collect();
+    let images = ImageData::open(&path).unwrap();
+    let got: Vec<Vec<u8>> = images.read_many(&[2, 0, 1]).into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, [want[2].clone(), want[0].clone(), want[1].clone()]);
+    drop(images);
+    assert_eq!(read_index(&path).unwrap().data_bytes, 10 + 11 + 12);
+    {
+        let g = hdf5::File::open_rw(&path).unwrap().group("images").unwrap();
+        g.unlink(DATA_OFFSET).unwrap();
+        put(&g, DATA_OFFSET, &[0u64, 10, 1 << 40]).unwrap();
+    }
+    let err = read_records(&path, true).unwrap_err();
+    assert!(matches!(err, ShardError::Damaged { .. }) && err.to_string().contains("past the end"), "{err}");
 }

@@ -13,8 +13,10 @@
 //! Layout: `<output>/downloads/server_name=<key>/partition_id=<n>/shard-<seq>.h5`.
 
 pub mod compact;
+pub mod error;
 pub mod finish;
 pub mod hdf5_io;
+pub mod image_data;
 pub mod ledger;
 pub mod record;
 pub mod summary;

@@ -23,13 +23,14 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hdf5::types::VarLenArray;
+use std::borrow::Cow;
 
+use super::carried::{write_data, CarriedFrom};
 use super::hdf5_io::{
     put, read_records, shard_path, write_batch_id, write_errors, write_image_fields, ShardError, COMPACTS_BELOW_ATTR,
     STORED_CRC32,
 };
-use super::image_data::{ImageData, DATA};
+use super::image_data::ImageData;
 use super::record::{FailureRecord, SuccessRecord};
 use crate::store::atomic;
 
@@ -140,9 +141,9 @@ fn write_selected(
         match finals[uuid] {
             Final::Success(p, i) => {
                 merged.successes.push(records[p].contents.successes[i].clone());
-                let length = records[p].lengths[i];
                 let crc = records[p].stored_crc32.as_ref().map(|c| c[i]);
-                merged.sources.push(Source { part: p, row: i, length, crc });
+                let carried = records[p].carried[i].clone();
+                merged.sources.push(Source { part: p, row: i, crc, carried });
             }
             Final::Failure(p, i) => merged.failures.push(records[p].contents.failures[i].clone()),
         }
@@ -157,8 +158,9 @@ fn write_selected(
 struct Source {
     part: usize,
     row: usize,
-    length: u64,
     crc: Option<u32>,
+    /// Set when the row's bytes are carried over from another dataset's shard.
+    carried: Option<CarriedFrom>,
 }
 
 /// The records of a merged shard, in order, and where each image's bytes come from.
@@ -185,13 +187,12 @@ fn write_tmp(
         file.new_attr::<u64>().create(COMPACTS_BELOW_ATTR).and_then(|a| a.write_scalar(&below)).map_err(h5err)?;
     }
     let g = file.create_group("images").map_err(h5err)?;
-    let lengths: Vec<u64> = merged.sources.iter().map(|s| s.length).collect();
-    write_image_fields(&g, &merged.successes, &lengths).map_err(h5err)?;
-    let n = merged.sources.len();
-    let data = g.new_dataset::<VarLenArray<u8>>().shape(n).create(DATA).map_err(h5err)?;
-    let mut crcs = Vec::with_capacity(n);
+    // A row carried over from another dataset stays a reference; every other image is copied
+    // here, checked against its part's CRC-32.
+    let carried: Vec<Option<CarriedFrom>> = merged.sources.iter().map(|s| s.carried.clone()).collect();
     let mut open: Option<(usize, ImageData)> = None;
-    for (to, (source, rec)) in merged.sources.iter().zip(&merged.successes).enumerate() {
+    let own = |i: usize| -> Result<Cow<'static, [u8]>, ShardError> {
+        let (source, rec) = (&merged.sources[i], &merged.successes[i]);
         let part = &parts[source.part].1;
         if open.as_ref().is_none_or(|(q, _)| *q != source.part) {
             open = Some((source.part, ImageData::open(part)?));
@@ -210,9 +211,10 @@ fn write_tmp(
                 ),
             });
         }
-        crcs.push(crc);
-        data.write_slice(&[VarLenArray::from_slice(&bytes)], to..to + 1).map_err(h5err)?;
-    }
+        Ok(Cow::Owned(bytes))
+    };
+    let (lengths, crcs) = write_data(&g, merged.sources.len(), &carried, own, &h5err)?;
+    write_image_fields(&g, &merged.successes, &lengths).map_err(h5err)?;
     // Test-only: a test killing the process here proves a crash mid-merge loses nothing.
     crate::store::pause::point("merge");
     put(&g, STORED_CRC32, &crcs).map_err(h5err)?;
@@ -228,28 +230,7 @@ mod tests {
     use crate::store::shards::record::ShardContents;
 
     fn image(uuid: &str, byte: u8, len: usize) -> SuccessRecord {
-        SuccessRecord {
-            uuid: uuid.into(),
-            url: format!("http://a.org/{uuid}"),
-            server: "a.org".into(),
-            source_ids: vec![uuid.to_uppercase()],
-            original_width: 10,
-            original_height: 20,
-            stored_width: 10,
-            stored_height: 20,
-            format: "jpeg".into(),
-            data: vec![byte; len],
-            sha256: format!("sha-{uuid}"),
-            md5: format!("md5-{uuid}"),
-            fetched_at: 1.0,
-            final_url: String::new(),
-            etag: String::new(),
-            last_modified: String::new(),
-            redirects: 0,
-            pdq: String::new(),
-            pdq_quality: 0,
-            phash: 0,
-        }
+        crate::store::shards::record::test_image(uuid, byte, len)
     }
 
     fn failure(uuid: &str, class: &str, retriable: bool) -> FailureRecord {

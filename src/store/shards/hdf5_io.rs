@@ -30,11 +30,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use hdf5::types::{VarLenArray, VarLenUnicode};
-use hdf5::H5Type;
+use std::borrow::Cow;
 
+use hdf5::types::VarLenUnicode;
+
+use super::carried::{write_data, CarriedFrom, CARRIED_FROM, CARRIED_ROW};
 pub use super::error::ShardError;
-use super::image_data::{ImageData, DATA, DATA_LENGTH};
+pub(super) use super::h5_put::{put, strings};
+use super::image_data::{ImageData, DATA_LENGTH};
 use super::record::{FailureRecord, ShardContents, SuccessRecord};
 use crate::store::atomic;
 use columns::Columns;
@@ -76,12 +79,24 @@ pub fn shard_path(dir: &Path, seq: u64) -> PathBuf {
 /// the shard survives a crash or power loss; when `seq` is already committed it returns
 /// [`ShardError::Exists`] and changes nothing.
 pub fn write_shard(dir: &Path, seq: u64, contents: &ShardContents, batch_id: &str) -> Result<PathBuf, ShardError> {
+    write_shard_carrying(dir, seq, contents, &[], batch_id)
+}
+
+/// [`write_shard`], with success `i`'s image carried over from `carried[i]` when it is set (its
+/// `data` is then not read; see `carried`). `dir` must be a batch folder of an output folder.
+pub fn write_shard_carrying(
+    dir: &Path,
+    seq: u64,
+    contents: &ShardContents,
+    carried: &[Option<CarriedFrom>],
+    batch_id: &str,
+) -> Result<PathBuf, ShardError> {
     let final_path = shard_path(dir, seq);
     atomic::write_with(&final_path, atomic::Mode::New, |tmp| {
         let h5err = |e| ShardError::Hdf5 { path: tmp.to_path_buf(), source: e };
         let file = hdf5::File::create(tmp).map_err(h5err)?;
         write_batch_id(&file, batch_id).map_err(h5err)?;
-        write_images(&file, &contents.successes).map_err(h5err)?;
+        write_images(&file, &contents.successes, carried, &h5err)?;
         write_errors(&file, &contents.failures).map_err(h5err)?;
         file.flush().map_err(h5err)
     })?;
@@ -113,22 +128,16 @@ pub fn remove_leftovers(dir: &Path) -> std::io::Result<usize> {
     Ok(n)
 }
 
-pub(super) fn strings(items: impl Iterator<Item = String>) -> Vec<VarLenUnicode> {
-    // HDF5 strings end at NUL: replace any so a hostile detail string cannot truncate or fail.
-    items.map(|s| s.replace('\0', "\u{FFFD}").parse().expect("NUL removed")).collect()
-}
-
-pub(super) fn put<T: H5Type>(group: &hdf5::Group, name: &str, data: &[T]) -> hdf5::Result<()> {
-    group.new_dataset_builder().with_data(data).create(name)?;
-    Ok(())
-}
-
-fn write_images(file: &hdf5::File, recs: &[SuccessRecord]) -> hdf5::Result<()> {
-    let g = file.create_group("images")?;
-    let lengths: Vec<u64> = recs.iter().map(|r| r.data.len() as u64).collect();
-    write_image_fields(&g, recs, &lengths)?;
-    put(&g, STORED_CRC32, &recs.iter().map(|r| crc32fast::hash(&r.data)).collect::<Vec<u32>>())?;
-    put(&g, DATA, &recs.iter().map(|r| VarLenArray::from_slice(&r.data)).collect::<Vec<_>>())
+fn write_images(
+    file: &hdf5::File,
+    recs: &[SuccessRecord],
+    carried: &[Option<CarriedFrom>],
+    h5err: &dyn Fn(hdf5::Error) -> ShardError,
+) -> Result<(), ShardError> {
+    let g = file.create_group("images").map_err(h5err)?;
+    let (lengths, crcs) = write_data(&g, recs.len(), carried, |i| Ok(Cow::Borrowed(&recs[i].data)), h5err)?;
+    write_image_fields(&g, recs, &lengths).map_err(h5err)?;
+    put(&g, STORED_CRC32, &crcs).map_err(h5err)
 }
 
 /// Every dataset of `images/` but `data` and `stored_crc32`, with the images' stored sizes.
@@ -234,6 +243,9 @@ pub struct ShardRecords {
     pub contents: ShardContents,
     /// Each success's stored size in bytes, in order (read its bytes with [`ImageData`]).
     pub lengths: Vec<u64>,
+    /// For each success, where its bytes are when it was carried over from another dataset
+    /// (see `carried`); `None` when they are in this shard.
+    pub carried: Vec<Option<CarriedFrom>>,
     /// Each success's CRC-32 of its stored bytes; `None` in shards of older versions.
     pub stored_crc32: Option<Vec<u32>>,
     pub batch_id: Option<String>,
@@ -273,7 +285,20 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<(ShardR
     } else {
         Vec::new()
     };
-    let mut records = ShardRecords { stored_crc32, lengths: images.lengths(), ..ShardRecords::default() };
+    let (from, from_row) = (c.strings_or_empty(CARRIED_FROM)?, c.raw_or_default::<u64>(CARRIED_ROW)?);
+    let lengths = images.lengths();
+    let carried = (0..c.n)
+        .map(|i| {
+            let crc32 = stored_crc32.as_ref().map_or(0, |crcs| crcs[i]);
+            (!from[i].is_empty()).then(|| CarriedFrom {
+                from: from[i].clone(),
+                row: from_row[i],
+                length: lengths[i],
+                crc32,
+            })
+        })
+        .collect();
+    let mut records = ShardRecords { stored_crc32, lengths, carried, ..ShardRecords::default() };
     for i in 0..c.n {
         records.contents.successes.push(SuccessRecord {
             uuid: uuid[i].clone(),

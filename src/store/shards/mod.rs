@@ -12,9 +12,11 @@
 //!
 //! Layout: `<output>/downloads/server_name=<key>/partition_id=<n>/shard-<seq>.h5`.
 
+pub mod carried;
 pub mod compact;
 pub mod error;
 pub mod finish;
+mod h5_put;
 pub mod hdf5_io;
 pub mod image_data;
 pub mod ledger;

@@ -83,6 +83,33 @@ impl ShardContents {
     }
 }
 
+/// Test-only: a stored image of `len` bytes `byte`, its fields named after `uuid`.
+#[cfg(test)]
+pub(crate) fn test_image(uuid: &str, byte: u8, len: usize) -> SuccessRecord {
+    SuccessRecord {
+        uuid: uuid.into(),
+        url: format!("http://a.org/{uuid}"),
+        server: "a.org".into(),
+        source_ids: vec![uuid.to_uppercase()],
+        original_width: 10,
+        original_height: 20,
+        stored_width: 10,
+        stored_height: 20,
+        format: "jpeg".into(),
+        data: vec![byte; len],
+        sha256: format!("sha-{uuid}"),
+        md5: format!("md5-{uuid}"),
+        fetched_at: 1.0,
+        final_url: String::new(),
+        etag: String::new(),
+        last_modified: String::new(),
+        redirects: 0,
+        pdq: String::new(),
+        pdq_quality: 0,
+        phash: 0,
+    }
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

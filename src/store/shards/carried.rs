@@ -6,7 +6,9 @@
 //! /images/own           variable-length uint8 [k]: the bytes of the rows stored here
 //! /images/carried_from  string [n]: the shard holding a carried row's bytes, relative to the
 //!                       output folder (e.g. carried/downloads/.../shard-000003.h5); "" if here
-//! /images/carried_row   uint64 [n]: its row there
+//! /images/carried_row   uint64 [n]: its row there, in `images/data`, or in `images/own` when
+//! /images/carried_own   uint8 [n]:  this is 1 (a shard that itself carries rows keeps its own
+//!                       bytes there)
 //! ```
 //! Each run of rows carried from consecutive rows of one shard, and each run of rows stored
 //! here, is one mapping of the virtual dataset (rows stored here through the source file ".",
@@ -32,17 +34,20 @@ pub const OWN: &str = "own";
 /// Datasets of `images/`: where a carried row's bytes are.
 pub const CARRIED_FROM: &str = "carried_from";
 pub const CARRIED_ROW: &str = "carried_row";
+pub const CARRIED_OWN: &str = "carried_own";
 /// From a shard's folder to the output folder.
 const TO_OUTPUT: &str = "../../..";
 /// Most bytes of images stored here that are held to be written at once.
 const WRITE_RUN: usize = 32 << 20;
 
-/// Where a carried-over image's bytes are: row `row` of the shard `from` (relative to the
-/// output folder), `length` bytes with CRC-32 `crc32`.
+/// Where a carried-over image's bytes are: row `row` of `images/data` (of `images/own` when
+/// `own`) of the shard `from` (relative to the output folder), `length` bytes with CRC-32
+/// `crc32`. Always the bytes themselves, never another reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CarriedFrom {
     pub from: String,
     pub row: u64,
+    pub own: bool,
     pub length: u64,
     pub crc32: u32,
 }
@@ -98,15 +103,17 @@ pub(super) fn write_data<'a>(
         return Ok((lengths, crcs));
     }
     // Runs: consecutive rows from consecutive rows of one source ("." for the shard itself).
-    let mut runs: Vec<(String, usize, usize, usize)> = Vec::new(); // (source, from row, at, count)
-    let mut extents: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    // (file, dataset) -> its extent; runs of (file, dataset, from row, at, count).
+    type Source = (String, &'static str);
+    let mut runs: Vec<(Source, usize, usize, usize)> = Vec::new();
+    let mut extents: std::collections::HashMap<Source, usize> = std::collections::HashMap::new();
     let mut own_row = 0;
     for i in 0..n {
         let (source, row) = match carried_at(i) {
-            Some(c) => (format!("{TO_OUTPUT}/{}", c.from), c.row as usize),
+            Some(c) => ((format!("{TO_OUTPUT}/{}", c.from), if c.own { OWN } else { DATA }), c.row as usize),
             None => {
                 own_row += 1;
-                (".".to_string(), own_row - 1)
+                ((".".to_string(), OWN), own_row - 1)
             }
         };
         let extent = extents.entry(source.clone()).or_default();
@@ -118,15 +125,16 @@ pub(super) fn write_data<'a>(
     }
     let mut data = g.new_dataset::<VarLenArray<u8>>().shape(n);
     for (source, row, at, count) in &runs {
-        let name = if source == "." { OWN } else { DATA };
-        let full = format!("images/{name}");
-        data = data.virtual_map(source.as_str(), full.as_str(), extents[source], *row..row + count, n, *at..at + count);
+        let (file, dataset) = (source.0.as_str(), format!("images/{}", source.1));
+        data = data.virtual_map(file, dataset.as_str(), extents[source], *row..row + count, n, *at..at + count);
     }
     data.create(DATA).map_err(h5err)?;
     let from: Vec<String> = (0..n).map(|i| carried_at(i).map(|c| c.from.clone()).unwrap_or_default()).collect();
     put(g, CARRIED_FROM, &strings(from.into_iter())).map_err(h5err)?;
     let rows: Vec<u64> = (0..n).map(|i| carried_at(i).map_or(0, |c| c.row)).collect();
     put(g, CARRIED_ROW, &rows).map_err(h5err)?;
+    let own: Vec<u8> = (0..n).map(|i| u8::from(carried_at(i).is_some_and(|c| c.own))).collect();
+    put(g, CARRIED_OWN, &own).map_err(h5err)?;
     Ok((lengths, crcs))
 }
 
@@ -157,7 +165,13 @@ mod tests {
     }
 
     fn from(rel: &str, row: u64, bytes: &[u8]) -> Option<CarriedFrom> {
-        Some(CarriedFrom { from: rel.into(), row, length: bytes.len() as u64, crc32: crc32fast::hash(bytes) })
+        Some(CarriedFrom {
+            from: rel.into(),
+            row,
+            own: false,
+            length: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        })
     }
 
     #[test]
@@ -190,5 +204,12 @@ mod tests {
         assert_eq!(read_records(&done.path, false).unwrap().carried[..4], carried[..]);
         let size = fs::metadata(&done.path).unwrap().len();
         assert!(size < IMAGE as u64, "the merge copied no carried byte ({size} bytes)");
+
+        // A shard carrying one of the merged shard's own images names it in `images/own`.
+        let rel = done.path.strip_prefix(out.path()).unwrap().display().to_string();
+        let own = CarriedFrom { from: rel, row: 1, own: true, length: 50, crc32: crc32fast::hash(&[7u8; 50]) };
+        let one = ShardContents { successes: vec![test_image("next-0", 0, 0)], failures: vec![] };
+        let path = write_shard_carrying(&batch_dir(out.path(), "b.org", 0), 0, &one, &[Some(own)], "b").unwrap();
+        assert_eq!(read_shard(&path).unwrap().successes[0].data, [7u8; 50]);
     }
 }

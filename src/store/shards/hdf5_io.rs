@@ -34,7 +34,7 @@ use std::borrow::Cow;
 
 use hdf5::types::VarLenUnicode;
 
-use super::carried::{write_data, CarriedFrom, CARRIED_FROM, CARRIED_ROW};
+use super::carried::{write_data, CarriedFrom, CARRIED_FROM, CARRIED_OWN, CARRIED_ROW};
 pub use super::error::ShardError;
 pub(super) use super::h5_put::{put, strings};
 use super::image_data::{ImageData, DATA_LENGTH};
@@ -286,16 +286,13 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<(ShardR
         Vec::new()
     };
     let (from, from_row) = (c.strings_or_empty(CARRIED_FROM)?, c.raw_or_default::<u64>(CARRIED_ROW)?);
+    let from_own = c.raw_or_default::<u8>(CARRIED_OWN)?;
     let lengths = images.lengths();
     let carried = (0..c.n)
         .map(|i| {
             let crc32 = stored_crc32.as_ref().map_or(0, |crcs| crcs[i]);
-            (!from[i].is_empty()).then(|| CarriedFrom {
-                from: from[i].clone(),
-                row: from_row[i],
-                length: lengths[i],
-                crc32,
-            })
+            let (from, row, own, length) = (from[i].clone(), from_row[i], from_own[i] != 0, lengths[i]);
+            (!from.is_empty()).then_some(CarriedFrom { from, row, own, length, crc32 })
         })
         .collect();
     let mut records = ShardRecords { stored_crc32, lengths, carried, ..ShardRecords::default() };

@@ -144,7 +144,14 @@ fn join_part(files: [&PathBuf; 3], target: &Path, report: &mut DiffReport) -> Re
         let dataset = dataset.or(old_record.as_ref().map(|o| o.dataset)).unwrap_or_default();
         report.count(&verdict, new.server, dataset);
         let old_place = old_record.map(|o| (o.status, o.shard, o.row));
-        rows.push(PlanRow { uuid: new.uuid, url: new.url, server: new.server, batch: new.batch, verdict, old: old_place });
+        rows.push(PlanRow {
+            uuid: new.uuid,
+            url: new.url,
+            server: new.server,
+            batch: new.batch,
+            verdict,
+            old: old_place,
+        });
     }
     drop(seen);
     for (at, matched) in old.values() {

@@ -55,7 +55,8 @@ fn schema() -> Schema {
 /// Writes `rows` (sorted by uuid) to `path`, a fresh file in the plan's staging folder.
 pub fn write_part(path: &Path, rows: &[PlanRow]) -> Result<(), RefreshError> {
     let werr = |source| RefreshError::Write { path: path.to_path_buf(), source };
-    let file = File::create(path).map_err(|e| crate::store::error::StoreError::Io { path: path.to_path_buf(), source: e })?;
+    let file =
+        File::create(path).map_err(|e| crate::store::error::StoreError::Io { path: path.to_path_buf(), source: e })?;
     let mut writer = ParquetWriter::new(file).batched(&schema()).map_err(werr)?;
     for chunk in rows.chunks(ROWS_PER_GROUP) {
         writer.write_batch(&frame(chunk).map_err(werr)?).map_err(werr)?;
@@ -67,7 +68,8 @@ pub fn write_part(path: &Path, rows: &[PlanRow]) -> Result<(), RefreshError> {
 fn frame(rows: &[PlanRow]) -> PolarsResult<DataFrame> {
     let n = rows.len();
     let builder = |name: &str| StringChunkedBuilder::new(name.into(), n);
-    let (mut uuid, mut url, mut server, mut class) = (builder("uuid"), builder("url"), builder("server"), builder("class"));
+    let (mut uuid, mut url, mut server, mut class) =
+        (builder("uuid"), builder("url"), builder("server"), builder("class"));
     let (mut reason, mut changed, mut status, mut shard) =
         (builder("reason"), builder("changed"), builder("old_status"), builder("shard"));
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];

@@ -38,8 +38,8 @@ pub fn inputs(old: &Path, new: &Path) -> Result<Inputs, RefreshError> {
     if !manifest_dir(old).is_dir() {
         return Err(RefreshError::NoManifest { old: old.to_path_buf() });
     }
-    let old_manifest = manifest_files(old)
-        .map_err(|e| RefreshError::Listing { dir: manifest_dir(old), message: format!("{e:#}") })?;
+    let old_manifest =
+        manifest_files(old).map_err(|e| RefreshError::Listing { dir: manifest_dir(old), message: format!("{e:#}") })?;
     let mut inputs = Inputs { old_manifest, ..Inputs::default() };
     for server in read_servers_table(new)? {
         for p in 0..server.batch_count {
@@ -131,7 +131,8 @@ fn read(path: &Path, kind: &Kind, optional: &[&str]) -> Result<DataFrame, Refres
             hint: kind.hint,
         });
     }
-    let wanted = kind.required.iter().chain(optional.iter().filter(|c| schema.contains(c)));
+    let extra = optional.iter().filter(|c| schema.contains(c) && !kind.required.contains(c));
+    let wanted = kind.required.iter().chain(extra);
     reader.with_columns(Some(wanted.map(|c| c.to_string()).collect())).finish().map_err(read_err)
 }
 

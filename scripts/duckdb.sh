@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# DuckDB and polars for `make bench-prep`'s comparison, in a Python venv of its own, idempotently.
+# DuckDB and polars for the comparisons of `make bench-prep` and `make bench-refresh`, in a Python
+# venv of its own, idempotently. DuckDB's version is pinned (DUCKDB_VERSION), so that figures of
+# different days compare the same yardstick; `make test` never needs it.
 # Both are only yardsticks for the benchmark: the product never uses them (the product's polars
 # is the Rust crate). Polars is optional: when it does not install, the bench compares with
 # DuckDB alone.
@@ -14,12 +16,15 @@
 set -euo pipefail
 
 VENV="${DD_DUCKDB_VENV:-$HOME/.cache/distributed-downloader/duckdb-venv}"
+DUCKDB_VERSION="2.0.1"
 PY="$VENV/bin/python"
 
 say() { echo "duckdb.sh: $*" >&2; }
 die() { echo "duckdb.sh: error: $*" >&2; exit 1; }
 
-has_duckdb() { [ -x "$PY" ] && "$PY" -c 'import duckdb' 2>/dev/null; }
+has_duckdb() {
+    [ -x "$PY" ] && "$PY" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null
+}
 has_polars() { [ -x "$PY" ] && "$PY" -c 'import polars' 2>/dev/null; }
 
 install_polars() {
@@ -47,8 +52,8 @@ install() {
             || die "the venv has no pip; on Debian/Ubuntu install python3-venv and python3-pip"
     fi
     if ! has_duckdb; then
-        say "installing duckdb from PyPI"
-        "$PY" -m pip install --quiet --disable-pip-version-check duckdb \
+        say "installing duckdb $DUCKDB_VERSION from PyPI"
+        "$PY" -m pip install --quiet --disable-pip-version-check "duckdb==$DUCKDB_VERSION" \
             || die "pip install duckdb failed (is PyPI reachable? set PIP_INDEX_URL for a mirror)"
         has_duckdb || die "duckdb was installed but does not import in $PY"
         say "installed duckdb $("$PY" -c 'import duckdb; print(duckdb.__version__)')"

@@ -32,6 +32,7 @@
 //! - `export`: the stored images as WebDataset, parquet or a Hugging Face folder, with a card.
 //! - `filter`: a keep-list of the manifest's rows by size, aspect, status and lists.
 //! - `index`: the manifest of the dataset (one parquet table), from the committed shards.
+//! - `refresh`: the diff of a new snapshot against an older dataset (new, unchanged, changed, gone).
 //! - `remove`: takedowns: rows tombstoned so they are never fetched again, bytes purged.
 //! - `verify`: checks the committed shards (and a sample or all of their images); `--repair`.
 
@@ -57,6 +58,7 @@ pub mod overrides;
 pub mod prep;
 pub mod profile;
 pub mod progress;
+pub mod refresh;
 pub mod remove;
 pub mod resize;
 pub mod robots;

@@ -26,6 +26,7 @@ mod prep;
 mod profile;
 mod ranks;
 mod redirects;
+mod refresh;
 mod remove;
 mod resize;
 mod robots;

@@ -11,6 +11,7 @@
 //!   quarantine/server_name=<key>/partition_id=<n>/     shards `verify --repair` moved out
 //!   download_summary.json                              the last download's summary
 //!   runs.jsonl, robots/, profile/, overrides.toml, metrics/, slurm/jobs.json, logs/
+//!   refresh/plan/part-<k>.parquet, refresh/report.json   a snapshot's diff against an older one
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -103,6 +104,34 @@ pub fn batch_quarantine(out: &Path, server: &str, partition: u64) -> PathBuf {
 /// Rank 0's plan of round `round`.
 pub fn plan_file(out: &Path, round: u32) -> PathBuf {
     out.join(PLANS_DIR).join(format!("round-{round:04}.json"))
+}
+
+/// What `refresh` writes in the new snapshot's output folder.
+pub const REFRESH_DIR: &str = "refresh";
+
+/// The refresh plan of output folder `out`: one row per image of either snapshot, in parts.
+pub fn refresh_plan(out: &Path) -> PathBuf {
+    out.join(REFRESH_DIR).join("plan")
+}
+
+/// Part `part` of the refresh plan, inside the plan folder `plan_dir` (the plan or its staged copy).
+pub fn refresh_plan_part(plan_dir: &Path, part: usize) -> PathBuf {
+    plan_dir.join(format!("part-{part:05}.parquet"))
+}
+
+/// Where the refresh plan is written before it replaces [`refresh_plan`] whole.
+pub fn refresh_plan_staging(out: &Path) -> PathBuf {
+    out.join(REFRESH_DIR).join(".plan-staging")
+}
+
+/// The refresh report of output folder `out` (written last: a plan without it is incomplete).
+pub fn refresh_report(out: &Path) -> PathBuf {
+    out.join(REFRESH_DIR).join("report.json")
+}
+
+/// The refresh diff's default scratch folder in output folder `out`.
+pub fn refresh_scratch(out: &Path) -> PathBuf {
+    out.join(REFRESH_DIR).join(".scratch")
 }
 
 /// The lock file of output folder `out`.

@@ -1,4 +1,4 @@
-//! What the user typed: `dd-bench [--config FILE] <prep|download|politeness|scale|store|dedup|index>`. The Makefile's
+//! What the user typed: `dd-bench [--config FILE] <prep|download|politeness|scale|store|dedup|index|export|refresh-diff>`. The Makefile's
 //! `bench-*` targets call these; see each module for what it measures.
 
 use std::path::PathBuf;
@@ -52,6 +52,13 @@ pub enum Command {
     /// Measure `export --format webdataset` (images/s, MB/s, peak memory) of 100k generated
     /// stored images, against `tar` of the same bytes.
     Export(ExportBenchArgs),
+    /// Measure the diff of two generated snapshots of 10M rows (`refresh`'s plan: new, unchanged,
+    /// metadata changed, gone, removed), time and peak memory, against DuckDB doing the same
+    /// anti-joins, and check that both find exactly the planted classes.
+    RefreshDiff(RefreshDiffArgs),
+    /// Our diff of two snapshots in this process, for `refresh-diff` (prints its report).
+    #[command(hide = true)]
+    RefreshDiffChild(RefreshChildArgs),
     /// One plan in this process, for `scale` (prints its figures).
     #[command(hide = true)]
     ScalePlan(ScalePlanArgs),
@@ -244,6 +251,42 @@ pub struct ExportBenchArgs {
     /// Keep the generated dataset, the export and the tar.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshDiffArgs {
+    /// Rows of the old snapshot (the new one has 5% fewer and 10% more).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub rows: u64,
+    /// Scratch folder (removed first, and afterwards unless --keep).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Keep the generated snapshots, the plan and DuckDB's output.
+    #[arg(long)]
+    pub keep: bool,
+    /// Also run DuckDB's anti-joins (crates/bench/duckdb/refresh_diff.py) on the same files: `auto`
+    /// when a Python with DuckDB is found, `on` to fail without one, `off`.
+    #[arg(long, value_enum, default_value_t = DuckDbMode::Auto)]
+    pub duckdb: DuckDbMode,
+    /// The Python that has the `duckdb` package (`scripts/duckdb.sh install` prints it).
+    #[arg(long, value_name = "PATH")]
+    pub duckdb_python: Option<PathBuf>,
+    /// DuckDB's memory_limit (e.g. `2GB`); DuckDB's own default (80% of RAM) when not given.
+    #[arg(long, value_name = "SIZE")]
+    pub duckdb_memory_limit: Option<String>,
+    /// DuckDB's threads. Default: the cores this process may use.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshChildArgs {
+    /// The old snapshot's output folder (with a manifest).
+    #[arg(long, value_name = "DIR")]
+    pub old: PathBuf,
+    /// The new snapshot's output folder (prepped); the plan is written there.
+    #[arg(long, value_name = "DIR")]
+    pub new: PathBuf,
 }
 
 #[derive(Debug, Args)]

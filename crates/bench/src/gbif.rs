@@ -113,7 +113,7 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
         std::env::set_var("POLARS_MAX_THREADS", n.to_string());
     }
     // Found before the long run, so `--duckdb on` without DuckDB fails at once.
-    let duckdb = find_duckdb(args)?;
+    let duckdb = find_duckdb(args.duckdb, args.duckdb_python.clone(), DUCKDB_SCRIPT, "bench-prep")?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
     let input = args.dir.join("multimedia.txt");
     let output = args.dir.join("prep-out");
@@ -191,21 +191,26 @@ struct Figures {
     batches: u64,
 }
 
-/// The Python to run DuckDB with, or `None` when the comparison is off or, under `auto`, when no
-/// Python with DuckDB is found.
-fn find_duckdb(args: &BenchPrepArgs) -> anyhow::Result<Option<PathBuf>> {
-    if args.duckdb == DuckDbMode::Off {
+/// The Python to run DuckDB with (`python`, else $DD_DUCKDB_PYTHON, else the venv of
+/// `scripts/duckdb.sh`), or `None` when the comparison is off or, under `auto`, when no Python
+/// with DuckDB is found (said on stderr, prefixed with `bench`). `script` is the yardstick the
+/// bench will run.
+pub(crate) fn find_duckdb(
+    mode: DuckDbMode,
+    python: Option<PathBuf>,
+    script: &str,
+    bench: &str,
+) -> anyhow::Result<Option<PathBuf>> {
+    if mode == DuckDbMode::Off {
         return Ok(None);
     }
-    let python = args
-        .duckdb_python
-        .clone()
+    let python = python
         .or_else(|| std::env::var_os("DD_DUCKDB_PYTHON").filter(|v| !v.is_empty()).map(PathBuf::from))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(DUCKDB_VENV_PYTHON)));
     let problem = match &python {
         None => "no --duckdb-python given and $HOME is not set".to_string(),
-        Some(_) if !Path::new(DUCKDB_SCRIPT).is_file() => {
-            format!("{DUCKDB_SCRIPT} is missing (dd-bench runs it from the clone it was built in)")
+        Some(_) if !Path::new(script).is_file() => {
+            format!("{script} is missing (dd-bench runs it from the clone it was built in)")
         }
         Some(py) => {
             let imports = Command::new(py)
@@ -221,10 +226,10 @@ fn find_duckdb(args: &BenchPrepArgs) -> anyhow::Result<Option<PathBuf>> {
         }
     };
     let hint = "run scripts/duckdb.sh install, or pass --duckdb-python";
-    match args.duckdb {
+    match mode {
         DuckDbMode::On => anyhow::bail!("--duckdb on: {problem}; {hint}"),
         _ => {
-            eprintln!("bench-prep: DuckDB comparison skipped: {problem} ({hint})");
+            eprintln!("{bench}: DuckDB comparison skipped: {problem} ({hint})");
             Ok(None)
         }
     }

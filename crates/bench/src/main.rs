@@ -13,6 +13,7 @@
 //! - `store`: the start of a download and `verify` on an output folder of GBIF's shape.
 //! - `dedup`: `dedup` on a generated 10M-row manifest with planted duplicate groups.
 //! - `index`: `index` of a generated 1M-row dataset of committed shards.
+//! - `refresh`: the diff of two generated 10M-row snapshots, against DuckDB's anti-joins.
 //! - `child`: a product command run as a child, with its wall time and peak memory.
 //!
 //! Exit codes: 0 done; 1 a benchmark could not run or a run failed; 2 usage (clap's).
@@ -30,6 +31,7 @@ mod gbif;
 mod index;
 mod politeness;
 mod quality;
+mod refresh;
 mod scale;
 mod store;
 
@@ -54,6 +56,8 @@ fn main() -> ExitCode {
         Command::Dedup(args) => dedup::run(args),
         Command::Index(args) => index::run(args),
         Command::Export(args) => export::run(args),
+        Command::RefreshDiff(args) => refresh::run(args),
+        Command::RefreshDiffChild(args) => refresh::child(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -94,6 +94,12 @@ pub enum Command {
     /// (README.md), croissant.json and export.json. Streams one shard at a time, shares the shards
     /// among ranks under mpirun, and resumes when run again.
     Export(ExportArgs),
+    /// The next snapshot of a dataset, fetching only what changed: preps the new list into a new
+    /// output folder, compares it with the old dataset (`index`ed) by URL (new, unchanged,
+    /// metadata changed, gone; <output>/refresh/plan/ and report.json), carries the stored
+    /// images over by reference (hard links under <output>/carried/, no byte copied), then
+    /// downloads what is new. Run it again to resume.
+    Refresh(RefreshArgs),
     /// Run by the job scripts when a job ends: records how it ended and stops the chain when the
     /// dataset is complete or nothing changed.
     #[command(hide = true)]
@@ -452,6 +458,24 @@ pub struct ProfileArgs {
     /// Refuse to start when the overrides file names a server that is not in this dataset.
     #[arg(long)]
     pub strict_overrides: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// The old snapshot's output folder, downloaded and indexed.
+    #[arg(long, value_name = "OLD")]
+    pub from: PathBuf,
+    /// The new list and the new output folder, as `prep` takes them (with all its flags).
+    #[command(flatten)]
+    pub prep: PrepArgs,
+    /// How server operators can reach you, put in the User-Agent (overrides CONTACT); needed
+    /// unless --no-download.
+    #[arg(long, value_name = "EMAIL_OR_URL")]
+    pub contact: Option<String>,
+    /// Prepare the new folder (prep, plan, carry-over) and download nothing: run `download` on
+    /// it next, e.g. on many ranks.
+    #[arg(long)]
+    pub no_download: bool,
 }
 
 #[derive(Debug, Args)]

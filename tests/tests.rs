@@ -27,6 +27,7 @@ mod profile;
 mod ranks;
 mod redirects;
 mod refresh;
+mod refresh_run;
 mod remove;
 mod resize;
 mod robots;

@@ -4,7 +4,9 @@
 use super::download::download;
 use super::invocation::Invocation;
 use super::prep::prep;
-use super::{cite, dedup, export, filter, index, licenses, plan, profile, remove, resize, slurm, verify, Failure};
+use super::{
+    cite, dedup, export, filter, index, licenses, plan, profile, refresh, remove, resize, slurm, verify, Failure,
+};
 use crate::cli::{Cli, Command};
 
 pub fn run(cli: Cli) -> Result<(), Failure> {
@@ -26,6 +28,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Remove(args) => remove::remove(&inv, args),
         Command::Resize(args) => resize::resize(&inv, args),
         Command::Export(args) => export::export(&inv, args),
+        Command::Refresh(args) => refresh::refresh(&inv, args),
         Command::JobEnd(args) => slurm::job_end(&inv, args),
     }
 }

@@ -16,6 +16,14 @@ use crate::status::runs::{self, RunEvent, RunLine};
 use crate::store::shards::ledger::RetryFailed;
 
 pub(super) fn download(inv: &Invocation, args: DownloadArgs) -> Result<(), Failure> {
+    let output = inv.output(&args.output)?;
+    let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
+    let world = World::init(inv.launch.mpi_launched).map_err(failed)?;
+    download_on(&world, inv, args)
+}
+
+/// `download` on this rank of `world` (`refresh` runs one after its own work).
+pub(super) fn download_on(world: &World, inv: &Invocation, args: DownloadArgs) -> Result<(), Failure> {
     let usage = |m: String| Failure::Usage(anyhow!(m));
     let output = inv.output(&args.output)?;
     let contact = inv.contact(&args.contact)?;
@@ -28,12 +36,11 @@ pub(super) fn download(inv: &Invocation, args: DownloadArgs) -> Result<(), Failu
         (None, None) => None,
     };
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
-    let world = World::init(launch.mpi_launched).map_err(failed)?;
-    let _lock = lock_for_job(&world, &output, "download").map_err(failed)?;
-    check_overrides(&world, &output, &inv.settings, args.strict_overrides)?;
-    let exporter = start_exporter(&world, inv, &output, "download");
-    let result = run_download(&world, launch, &output, inv.settings.clone(), contact, deadline, &args);
-    stop_exporter(exporter, &world, &output);
+    let _lock = lock_for_job(world, &output, "download").map_err(failed)?;
+    check_overrides(world, &output, &inv.settings, args.strict_overrides)?;
+    let exporter = start_exporter(world, inv, &output, "download");
+    let result = run_download(world, launch, &output, inv.settings.clone(), contact, deadline, &args);
+    stop_exporter(exporter, world, &output);
     world.barrier(); // rank 0 releases the lock once every rank is done writing
     result
 }

@@ -4,7 +4,7 @@
 //! failures (exit 1) and a download that changed nothing (exit 3) for `main.rs`. `dispatch::run`
 //! is the entry: it resolves the `invocation` once (config file, environment; the output folder
 //! and contact from flags over config); `edges` is what several subcommands do around their work
-//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `licenses`, `cite`, `filter`, `remove`, `resize`, `export` and
+//! (lock, overrides check, metrics exporter); `prep`, `download`, `profile`, `plan`, `verify`, `index`, `dedup`, `licenses`, `cite`, `filter`, `remove`, `resize`, `export`, `refresh` and
 //! `slurm` (submit, status, cancel, job-end) are one file each.
 
 mod cite;
@@ -20,6 +20,7 @@ mod licenses;
 mod plan;
 mod prep;
 mod profile;
+mod refresh;
 mod remove;
 mod resize;
 mod slurm;

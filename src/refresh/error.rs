@@ -51,6 +51,15 @@ pub enum RefreshError {
         #[source]
         source: PolarsError,
     },
+    #[error(
+        "{old}'s manifest says image {uuid} is row {row} of {shard}, and it is not: the old folder changed \
+         since it was indexed; run `distributed-downloader index --output {old}`, then `refresh` again"
+    )]
+    StaleManifest { old: PathBuf, shard: String, uuid: String, row: usize },
+    #[error(transparent)]
+    Shard(#[from] crate::store::shards::hdf5_io::ShardError),
+    #[error(transparent)]
+    Ledger(#[from] crate::store::shards::ledger::LedgerError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

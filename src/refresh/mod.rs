@@ -11,10 +11,13 @@
 //! - `read`: the inputs (the old manifest, the new batch and occurrence files) into scratch parts.
 //! - `record`: the scratch records; `fields`: the compared fields and their fingerprints.
 //! - `classify`: the rule, as plain logic; `plan`: the plan's parquet parts; `report`: report.json.
+//! - `carry`: the plan's stored images into the new folder, by reference, batch by batch.
+//! - `state`: `refresh/state.json`, how far a refresh went.
 //! - `error`: `RefreshError`.
 //!
-//! Does not own: the `refresh` command, carrying unchanged images over, or fetching new ones.
+//! Does not own: the `refresh` command, or fetching new images (that is `download`).
 
+pub mod carry;
 pub mod classify;
 pub mod diff;
 pub mod error;
@@ -23,6 +26,7 @@ pub mod plan;
 pub mod read;
 pub mod record;
 pub mod report;
+pub mod state;
 
 pub use diff::{diff, DiffOptions};
 pub use error::RefreshError;

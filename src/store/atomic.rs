@@ -153,6 +153,29 @@ pub fn move_new(from: &Path, to: &Path) -> Result<(), CommitError> {
     Ok(())
 }
 
+/// Gives the committed file `from` a second name `to` (a name not taken; folders are made), as
+/// a hard link: the same bytes, no copy, and `to` keeps them whatever later happens to `from`'s
+/// name. Across filesystems, where a link is impossible, `to` is a copy, committed like any
+/// file. Returns whether it copied. Then fsync of `to`'s folder.
+pub fn link_or_copy(from: &Path, to: &Path) -> Result<bool, CommitError> {
+    let dir = parent(to);
+    let io = |path: &Path, e| CommitError::Io { path: path.to_path_buf(), source: e };
+    fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let copied = match fs::hard_link(from, to) {
+        Ok(()) => false,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(CommitError::Exists { path: to.to_path_buf() })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            write_with(to, Mode::New, |tmp| fs::copy(from, tmp).map(|_| ()).map_err(|e| io(from, e)))?;
+            true
+        }
+        Err(e) => return Err(io(to, e)),
+    };
+    sync_dir(dir).map_err(|e| io(dir, e))?;
+    Ok(copied)
+}
+
 /// Fsyncs a folder, so that a rename or a removal in it survives a crash.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()

@@ -12,6 +12,8 @@
 //!   download_summary.json                              the last download's summary
 //!   runs.jsonl, robots/, profile/, overrides.toml, metrics/, slurm/jobs.json, logs/
 //!   refresh/plan/part-<k>.parquet, refresh/report.json   a snapshot's diff against an older one
+//!   refresh/state.json                                 how far that refresh went
+//!   carried/<id>/downloads/...                         the older snapshot's shards it refers to (hard links)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -106,6 +108,9 @@ pub fn plan_file(out: &Path, round: u32) -> PathBuf {
     out.join(PLANS_DIR).join(format!("round-{round:04}.json"))
 }
 
+/// Shards of older snapshots whose images `refresh` carried over: `carried/<id>/downloads/...`,
+/// hard links of the old folder's shards (see `store::shards::carried`).
+pub const CARRIED_DIR: &str = "carried";
 /// What `refresh` writes in the new snapshot's output folder.
 pub const REFRESH_DIR: &str = "refresh";
 
@@ -127,6 +132,11 @@ pub fn refresh_plan_staging(out: &Path) -> PathBuf {
 /// The refresh report of output folder `out` (written last: a plan without it is incomplete).
 pub fn refresh_report(out: &Path) -> PathBuf {
     out.join(REFRESH_DIR).join("report.json")
+}
+
+/// How far the refresh of output folder `out` went (`refresh::state`).
+pub fn refresh_state(out: &Path) -> PathBuf {
+    out.join(REFRESH_DIR).join("state.json")
 }
 
 /// The refresh diff's default scratch folder in output folder `out`.

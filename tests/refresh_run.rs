@@ -1,0 +1,176 @@
+//! `refresh` end to end (issue 34): a dataset downloaded from the test origin, then the next
+//! snapshot of its list (10% new, 5% gone, a licence changed): the refresh asks the origin only
+//! for the new images, copies no stored image (the old shards are hard links), and gives the
+//! manifest a from-scratch download of the new list gives; killed midway and run again, the
+//! same.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use test_origin::{Behaviour, HostSpec, Origin};
+
+use crate::download::FAST;
+use crate::util::*;
+
+/// A GBIF multimedia.txt of `images` (id, URL, licence).
+fn snapshot(dir: &Path, name: &str, images: &[(u32, String, &str)]) -> PathBuf {
+    let mut lines = vec![GBIF_HEADER.to_string()];
+    for (id, url, license) in images {
+        lines.push(format!(
+            "{id}\tStillImage\timage/jpeg\t{url}\thttp://portal/{id}\tPhoto\t\t\t\t2020\tA. Person\t\tMuseum\t{license}\tThe Museum"
+        ));
+    }
+    let path = dir.join(format!("{name}.txt"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+/// The manifest of `out` (`index` run first): uuid -> (status, sha256, license_id).
+fn manifest(config: &Path, out: &Path) -> BTreeMap<String, (String, String, String)> {
+    run_ok(&["--config", config.to_str().unwrap(), "index", "-o", out.to_str().unwrap()]);
+    let mut rows = BTreeMap::new();
+    for file in distributed_downloader::index::run::manifest_files(out).unwrap() {
+        let df = ParquetReader::new(std::fs::File::open(file).unwrap()).finish().unwrap();
+        let col = |n: &str| df.column(n).unwrap().str().unwrap().clone();
+        let (uuid, status, sha, license) = (col("uuid"), col("status"), col("sha256"), col("license_id"));
+        for i in 0..df.height() {
+            let text = |c: &StringChunked| c.get(i).unwrap_or_default().to_string();
+            rows.insert(text(&uuid), (text(&status), text(&sha), text(&license)));
+        }
+    }
+    rows
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
+    let origin =
+        Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok), HostSpec::loopback(3, Behaviour::Ok)]).unwrap();
+    let url = |i: u32| origin.url(i as usize % 2, &format!("/img/cam-w320-h240-s{i}.jpg"));
+    // Snapshot A: 40 images. B: 2 gone (5%), 4 new (10%), 1 licence changed (3% of 40 is 1.2).
+    let a: Vec<(u32, String, &str)> = (0..40).map(|i| (i, url(i), "CC-BY-4.0")).collect();
+    let mut b: Vec<(u32, String, &str)> = a.iter().filter(|(i, _, _)| *i >= 2).cloned().collect();
+    b.extend((40..44).map(|i| (i, url(i), "CC-BY-4.0")));
+    b[5].2 = "CC0-1.0";
+    let dir = tempdir();
+    let config = dir.path().join("job.env");
+    std::fs::write(&config, format!("CONTACT=tests@example.org\n{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"))
+        .unwrap();
+    let cfg = config.to_str().unwrap();
+    let (old, new) = (dir.path().join("march"), dir.path().join("april"));
+    let (list_a, list_b) = (snapshot(dir.path(), "a", &a), snapshot(dir.path(), "b", &b));
+    run_ok(&[
+        "--config",
+        cfg,
+        "prep",
+        "-i",
+        list_a.to_str().unwrap(),
+        "-o",
+        old.to_str().unwrap(),
+        "--batch-size",
+        "8",
+    ]);
+    run_ok(&["--config", cfg, "download", "-o", old.to_str().unwrap()]);
+    let before = manifest(&config, &old);
+    assert_eq!(before.values().filter(|r| r.0 == "stored").count(), 40, "{before:?}");
+
+    // Killed after its first batch of carried rows, then run again to the end.
+    let refresh = |extra: &[&str]| {
+        let mut args = vec!["--config", cfg, "refresh", "--from", old.to_str().unwrap()];
+        args.extend_from_slice(&["-i", list_b.to_str().unwrap(), "-o", new.to_str().unwrap(), "--batch-size", "8"]);
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let marker = dir.path().join("paused");
+    let killed = refresh(&[]);
+    kill_at_pause(
+        &killed.iter().map(String::as_str).collect::<Vec<_>>(),
+        "refresh-batch",
+        &marker,
+        std::time::Duration::from_secs(60),
+    );
+    let out = run(&refresh(&["--json"]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let report: serde_json::Value = serde_json::from_str(&said[..said.find("\n}\n").map_or(said.len(), |i| i + 2)])
+        .unwrap_or_else(|e| panic!("the refresh report first ({e}): {said}"));
+    let classes = &report["plan"]["classes"];
+    let count = |k: &str| classes[k].as_u64().unwrap_or(u64::MAX);
+    assert_eq!(
+        [count("new"), count("unchanged"), count("metadata_changed"), count("gone"), count("removed")],
+        [4, 37, 1, 2, 0],
+        "{report}"
+    );
+    assert_eq!(
+        report["carried"]["images"].as_u64().unwrap() + report["carried"]["already_there"].as_u64().unwrap(),
+        38
+    );
+
+    // The origin saw each old image once (March's download) and each new one once.
+    for (i, u) in b.iter().map(|(i, u, _)| (*i, u)) {
+        let host = i as usize % 2;
+        let path = &u[origin.base_url(host).len()..];
+        assert_eq!(origin.log(host).count_path(path), 1, "{u} was asked for once, by the first download it was in");
+    }
+    // No image copied: the old shards are the same files (inodes), the new folder's own shards
+    // hold only records and the 4 new images.
+    let old_inodes: std::collections::HashSet<u64> =
+        files(&old.join("downloads")).iter().map(|f| std::fs::metadata(f).unwrap().ino()).collect();
+    let carried = files(&new.join("carried"));
+    assert!(
+        !carried.is_empty()
+            && carried
+                .iter()
+                .filter(|f| f.extension().is_some_and(|x| x == "h5"))
+                .all(|f| old_inodes.contains(&std::fs::metadata(f).unwrap().ino())),
+        "{carried:?}"
+    );
+    // Each shard's records take some tens of KB; the images are what must not be there twice.
+    let new_shards: Vec<PathBuf> =
+        files(&new.join("downloads")).into_iter().filter(|f| f.extension().is_some_and(|x| x == "h5")).collect();
+    let new_bytes: u64 = new_shards.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    let image_bytes = |(i, u): (u32, &String)| {
+        test_origin::images::served_bytes(&u[origin.base_url(i as usize % 2).len()..]).unwrap().len() as u64
+    };
+    let fetched: u64 = b.iter().filter(|(i, _, _)| *i >= 40).map(|(i, u, _)| image_bytes((*i, u))).sum();
+    let carried_bytes: u64 = b.iter().filter(|(i, _, _)| *i < 40).map(|(i, u, _)| image_bytes((*i, u))).sum();
+    let records = 40_000 * new_shards.len() as u64;
+    assert!(carried_bytes > records, "the images are large enough to tell: {carried_bytes} bytes");
+    assert!(new_bytes <= fetched + records, "the new shards hold the {fetched} bytes fetched and records, not the {carried_bytes} carried: {new_bytes} bytes in {} shards", new_shards.len());
+
+    // Every image reads through (`verify --full` checks each against its CRC-32), and the
+    // manifest equals a from-scratch download of snapshot B's.
+    let verified = run(&["--config", cfg, "verify", "-o", new.to_str().unwrap(), "--full"]);
+    assert!(verified.status.success(), "{}\n{}", String::from_utf8_lossy(&verified.stdout), stderr(&verified));
+    let refreshed = manifest(&config, &new);
+    let scratch = dir.path().join("april-from-scratch");
+    run_ok(&[
+        "--config",
+        cfg,
+        "prep",
+        "-i",
+        list_b.to_str().unwrap(),
+        "-o",
+        scratch.to_str().unwrap(),
+        "--batch-size",
+        "8",
+    ]);
+    run_ok(&["--config", cfg, "download", "-o", scratch.to_str().unwrap()]);
+    assert_eq!(refreshed, manifest(&config, &scratch), "same uuids, bytes and licences as a fresh download");
+    assert_eq!(refreshed.values().filter(|r| r.2 == "CC0-1.0").count(), 1, "the changed licence is the new one");
+}

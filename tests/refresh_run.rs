@@ -104,11 +104,9 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
         &marker,
         std::time::Duration::from_secs(60),
     );
-    let out = run(&refresh(&["--json"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let out = run(&refresh(&["--json", "--no-download"]).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", stderr(&out));
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    let report: serde_json::Value = serde_json::from_str(&said[..said.find("\n}\n").map_or(said.len(), |i| i + 2)])
-        .unwrap_or_else(|e| panic!("the refresh report first ({e}): {said}"));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let classes = &report["plan"]["classes"];
     let count = |k: &str| classes[k].as_u64().unwrap_or(u64::MAX);
     assert_eq!(
@@ -116,10 +114,23 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
         [4, 37, 1, 2, 0],
         "{report}"
     );
-    assert_eq!(
-        report["carried"]["images"].as_u64().unwrap() + report["carried"]["already_there"].as_u64().unwrap(),
-        38
-    );
+    let carried = &report["carried"];
+    assert_eq!(carried["images"].as_u64().unwrap() + carried["already_there"].as_u64().unwrap(), 38, "{report}");
+    // `plan` forecasts only what needs a request; then the download fetches it.
+    let forecast = run(&["--config", cfg, "plan", "-o", new.to_str().unwrap(), "--json"]);
+    let forecast: serde_json::Value = serde_json::from_slice(&forecast.stdout).unwrap();
+    assert_eq!(forecast["urls_remaining"], 4, "{forecast}");
+    run_ok(&["--config", cfg, "download", "-o", new.to_str().unwrap()]);
+    // Run again, it has nothing left to do and says what the refresh was.
+    let again = run(&refresh(&["--no-download"]).iter().map(String::as_str).collect::<Vec<_>>());
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success(), "{said}\n{}", stderr(&again));
+    let number = |label: &str| {
+        let line = said.lines().find(|l| l.split(':').next().is_some_and(|w| w.trim() == label));
+        line.and_then(|l| l.split(':').nth(1)?.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let counts = ["new", "unchanged", "metadata changed", "gone"].map(number);
+    assert_eq!(counts, [Some(4), Some(37), Some(1), Some(2)], "{said}");
 
     // The origin saw each old image once (March's download) and each new one once.
     for (i, u) in b.iter().map(|(i, u, _)| (*i, u)) {

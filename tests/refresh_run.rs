@@ -184,4 +184,36 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
     run_ok(&["--config", cfg, "download", "-o", scratch.to_str().unwrap()]);
     assert_eq!(refreshed, manifest(&config, &scratch), "same uuids, bytes and licences as a fresh download");
     assert_eq!(refreshed.values().filter(|r| r.2 == "CC0-1.0").count(), 1, "the changed licence is the new one");
+    // And so does its export: the same images, byte for byte, with the same licences.
+    let exported = |from: &Path| {
+        let to = dir.path().join(format!("{}-parquet", from.file_name().unwrap().to_string_lossy()));
+        run_ok(&[
+            "--config",
+            cfg,
+            "export",
+            "-o",
+            from.to_str().unwrap(),
+            "--format",
+            "parquet",
+            "--to",
+            to.to_str().unwrap(),
+        ]);
+        let mut images = BTreeMap::new();
+        for f in files(&to).into_iter().filter(|f| f.extension().is_some_and(|x| x == "parquet")) {
+            let df = ParquetReader::new(std::fs::File::open(f).unwrap()).finish().unwrap();
+            let (uuid, license) = (
+                df.column("uuid").unwrap().str().unwrap().clone(),
+                df.column("license_id").unwrap().str().unwrap().clone(),
+            );
+            let image = df.column("image").unwrap().binary().unwrap().clone();
+            for i in 0..df.height() {
+                let bytes = image.get(i).unwrap().to_vec();
+                images.insert(uuid.get(i).unwrap().to_string(), (bytes, license.get(i).unwrap().to_string()));
+            }
+        }
+        images
+    };
+    let (from_refresh, from_scratch) = (exported(&new), exported(&scratch));
+    assert_eq!(from_refresh.len(), 42);
+    assert!(from_refresh == from_scratch, "the exports of the refresh and of a fresh download differ");
 }

@@ -216,4 +216,20 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
     let (from_refresh, from_scratch) = (exported(&new), exported(&scratch));
     assert_eq!(from_refresh.len(), 42);
     assert!(from_refresh == from_scratch, "the exports of the refresh and of a fresh download differ");
+
+    // A takedown with --purge leaves no byte of a carried image in the new folder, even in the
+    // older snapshot's shard it referred to; the older snapshot keeps its own.
+    let (gone_id, gone_url) = (b[0].0, b[0].1.clone());
+    let gone = test_origin::images::served_bytes(&gone_url[origin.base_url(gone_id as usize % 2).len()..]).unwrap();
+    let list = dir.path().join("takedown.txt");
+    std::fs::write(&list, format!("{gone_url}\n")).unwrap();
+    run_ok(&["--config", cfg, "remove", "-o", new.to_str().unwrap(), "--urls", list.to_str().unwrap(), "--purge"]);
+    let holds = |f: &PathBuf| std::fs::read(f).unwrap().windows(gone.len()).any(|w| w == gone.as_slice());
+    let holding: Vec<PathBuf> = files(&new).into_iter().filter(holds).collect();
+    assert!(holding.is_empty(), "the purged image's bytes are still in {holding:?}");
+    assert!(files(&old.join("downloads")).iter().any(holds), "the older snapshot keeps its copy");
+    let verified = run(&["--config", cfg, "verify", "-o", new.to_str().unwrap(), "--full"]);
+    assert!(verified.status.success(), "every other image still reads: {}", String::from_utf8_lossy(&verified.stdout));
+    let after = manifest(&config, &new);
+    assert_eq!(after.values().filter(|r| r.0 == "stored").count(), 41);
 }

@@ -38,7 +38,13 @@ pub(super) fn remove(inv: &Invocation, args: RemoveArgs) -> Result<(), Failure> 
             report.already_removed,
             report.batches,
             if args.purge {
-                format!(", {} rewritten without their bytes", report.purged_batches)
+                let carried = match report.purged_carried {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} image(s) carried over by `refresh` emptied under carried/ (the older snapshot keeps its copy: purge it there too)"
+                    ),
+                };
+                format!(", {} rewritten without their bytes{carried}", report.purged_batches)
             } else {
                 String::new()
             }

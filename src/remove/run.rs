@@ -1,7 +1,7 @@
 //! `remove` over the output folder: finds the listed rows in prep's batches, commits their
 //! tombstones batch by batch, and with `--purge` merges the batches that hold them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,8 +14,9 @@ use crate::index::batch::final_rows;
 use crate::store::batches::batch_id;
 use crate::store::parquet::{parquet_files, read_parquet};
 use crate::store::paths;
+use crate::store::shards::carried::blank_rows;
 use crate::store::shards::finish::merge_batch;
-use crate::store::shards::hdf5_io::write_shard;
+use crate::store::shards::hdf5_io::{read_records, write_shard};
 use crate::store::shards::ledger::{batch_dir, scan_batch, shards, RetryFailed};
 use crate::store::shards::record::{FailureRecord, ShardContents};
 use crate::store::shards::summary::write_summary;
@@ -48,6 +49,9 @@ pub struct RemoveReport {
     /// Batches given tombstones by this run, and batches merged by `--purge`.
     pub batches: u64,
     pub purged_batches: u64,
+    /// Images carried over from an older snapshot (`refresh`) whose bytes `--purge` emptied in
+    /// the shard under `carried/` that held them.
+    pub purged_carried: u64,
 }
 
 /// One listed row of a batch.
@@ -96,6 +100,7 @@ pub fn run(opts: &RemoveOptions) -> anyhow::Result<RemoveReport> {
             }
             report.found += listed.len() as u64;
             seen.extend(listed.iter().flat_map(|l| [l.uuid.clone(), l.url.clone()]));
+            let listed_uuids: HashSet<String> = listed.iter().map(|l| l.uuid.clone()).collect();
             let finals = final_rows(&opts.out, &server.server_name, partition)?;
             let (done, todo): (Vec<Listed>, Vec<Listed>) =
                 listed.into_iter().partition(|l| finals.get(&l.uuid).is_some_and(|r| r.status == "removed"));
@@ -128,9 +133,17 @@ pub fn run(opts: &RemoveOptions) -> anyhow::Result<RemoveReport> {
                 write_summary(&dir, &after.summary())?;
                 report.batches += 1;
             }
-            if opts.purge && shards(&dir)?.len() > 1 {
-                merge_batch(&opts.out, &server.server_name, partition, &id)?;
-                report.purged_batches += 1;
+            if opts.purge {
+                // Images a refresh carried over lie in an older snapshot's shard under carried/.
+                let carried = carried_sources(&dir, &listed_uuids)?;
+                if shards(&dir)?.len() > 1 {
+                    merge_batch(&opts.out, &server.server_name, partition, &id)?;
+                    report.purged_batches += 1;
+                }
+                for (from, rows) in carried {
+                    blank_rows(&opts.out.join(&from), &rows)?;
+                    report.purged_carried += rows.len() as u64;
+                }
             }
         }
     }
@@ -139,6 +152,24 @@ pub fn run(opts: &RemoveOptions) -> anyhow::Result<RemoveReport> {
     missing.sort();
     report.not_in_dataset = missing;
     Ok(report)
+}
+
+/// Where the success records of `uuids` in batch folder `dir` have their bytes, when a refresh
+/// carried them over: each carried shard (relative to the output folder) and its rows.
+fn carried_sources(dir: &Path, uuids: &HashSet<String>) -> anyhow::Result<BTreeMap<String, BTreeSet<u64>>> {
+    let mut sources: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    if !dir.is_dir() {
+        return Ok(sources);
+    }
+    for (_, path) in shards(dir)? {
+        let records = read_records(&path, false)?;
+        for (s, c) in records.contents.successes.iter().zip(&records.carried) {
+            if let Some(c) = c.as_ref().filter(|_| uuids.contains(&s.uuid)) {
+                sources.entry(c.from.clone()).or_default().insert(c.row);
+            }
+        }
+    }
+    Ok(sources)
 }
 
 /// The entries of a `--uuids` or `--urls` file: one per line, blank lines and `#` comments

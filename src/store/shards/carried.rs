@@ -22,12 +22,15 @@
 //! Shards without carried rows keep the plain layout (`hdf5_io`), without these datasets.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::path::Path;
 
 use hdf5::types::VarLenArray;
 
 use super::error::ShardError;
 use super::h5_put::{put, strings};
 use super::image_data::DATA;
+use crate::store::atomic;
 
 /// Dataset of `images/` holding the bytes of the rows stored in the shard itself.
 pub const OWN: &str = "own";
@@ -138,10 +141,60 @@ pub(super) fn write_data<'a>(
     Ok((lengths, crcs))
 }
 
+/// Empties rows `rows` of the image bytes of carried shard `path` (a shard under `carried/`
+/// this output folder refers to), so that no byte of those images is left in it: the file is
+/// written anew beside itself, every dataset copied but the bytes, those rewritten without the
+/// given rows, then renamed over it. That gives the folder its own file: the hard link to the
+/// older snapshot's shard is broken, and that snapshot keeps its copy (purge it there too).
+/// Other rows keep their place, so every other reference stays valid.
+pub fn blank_rows(path: &Path, rows: &BTreeSet<u64>) -> Result<(), ShardError> {
+    let src = hdf5::File::open(path).map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
+    let images = src.group("images").map_err(|e| ShardError::Hdf5 { path: path.to_path_buf(), source: e })?;
+    // A shard that carries rows itself keeps its own bytes in `images/own`.
+    let bytes_name = if images.link_exists(OWN) { OWN } else { DATA };
+    atomic::write_with(path, atomic::Mode::Replace, |tmp| -> Result<(), ShardError> {
+        let h5err = |e| ShardError::Hdf5 { path: tmp.to_path_buf(), source: e };
+        let dst = hdf5::File::create(tmp).map_err(h5err)?;
+        for attr in src.attr_names().map_err(h5err)? {
+            copy_attr(&src, &dst, &attr).map_err(h5err)?;
+        }
+        src.group("errors").and_then(|g| g.copy_to(&dst, "errors")).map_err(h5err)?;
+        let to = dst.create_group("images").map_err(h5err)?;
+        for name in images.member_names().map_err(h5err)? {
+            if name != bytes_name {
+                images.dataset(&name).and_then(|d| d.copy_to(&to, &name)).map_err(h5err)?;
+            }
+        }
+        let from = images.dataset(bytes_name).map_err(h5err)?;
+        let n = from.size();
+        let out = to.new_dataset::<VarLenArray<u8>>().shape(n).create(bytes_name).map_err(h5err)?;
+        for at in (0..n).step_by(256) {
+            let end = (at + 256).min(n);
+            let mut run = from.read_slice_1d::<VarLenArray<u8>, _>(at..end).map_err(h5err)?.to_vec();
+            for (i, image) in run.iter_mut().enumerate() {
+                if rows.contains(&((at + i) as u64)) {
+                    *image = VarLenArray::from_slice(&[]);
+                }
+            }
+            out.write_slice(&run, at..end).map_err(h5err)?;
+        }
+        dst.flush().map_err(h5err)
+    })
+}
+
+/// Copies root attribute `name` (a string or a number, as shards have) from `src` to `dst`.
+fn copy_attr(src: &hdf5::File, dst: &hdf5::File, name: &str) -> hdf5::Result<()> {
+    let attr = src.attr(name)?;
+    if let Ok(text) = attr.read_scalar::<hdf5::types::VarLenUnicode>() {
+        return dst.new_attr::<hdf5::types::VarLenUnicode>().create(name)?.write_scalar(&text);
+    }
+    let number = attr.read_scalar::<u64>()?;
+    dst.new_attr::<u64>().create(name)?.write_scalar(&number)
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::path::Path;
 
     use super::*;
     use crate::store::shards::compact::compact;

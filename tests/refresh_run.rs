@@ -216,6 +216,21 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
     let (from_refresh, from_scratch) = (exported(&new), exported(&scratch));
     assert_eq!(from_refresh.len(), 42);
     assert!(from_refresh == from_scratch, "the exports of the refresh and of a fresh download differ");
+    // index.h5 reads the carried images through the shards' references (virtual over virtual),
+    // as a user does, with h5py.
+    if let Some(mut python) = python_with(&["h5py"], "index.h5 of a refreshed folder") {
+        let script = "import h5py, hashlib, sys\nwith h5py.File(sys.argv[1]) as f:\n    for u, im in zip(f['uuid'], f['images'][:]):\n        print(u.decode(), hashlib.sha256(im.tobytes()).hexdigest())\n";
+        let out = python.arg("-c").arg(script).arg(new.join("index/index.h5")).output().unwrap();
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+        let mut read = 0;
+        for line in said.lines() {
+            let (uuid, sha) = line.split_once(' ').unwrap();
+            assert_eq!(sha, refreshed[uuid].1, "index.h5's image of {uuid} is its stored image");
+            read += 1;
+        }
+        assert_eq!(read, 42);
+    }
 
     // A takedown with --purge leaves no byte of a carried image in the new folder, even in the
     // older snapshot's shard it referred to; the older snapshot keeps its own.

@@ -175,15 +175,25 @@ fn the_manifest_points_at_every_rows_record_and_a_second_index_reads_only_change
         assert!(said.starts_with("12 images; first: http://"), "{said}");
         assert!(said.contains("(320, 240) sha256 matches: True"), "the image's bytes, read through index.h5: {said}");
     }
-    if let Some(mut python) = python_with(&["h5py", "pyarrow"], "the Python snippet of README.md") {
+    if let Some(mut python) = python_with(&["datasets", "h5py", "pyarrow"], "the Python snippet of README.md") {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        let start = readme.find("```python\nimport h5py, pyarrow.dataset as ds").expect("the README snippet") + 10;
-        let snippet = readme[start..start + readme[start..].find("```").unwrap()].replace("\"OUT/", "\"{OUT}/");
-        let snippet = format!("import os\nOUT = os.environ[\"OUT\"]\n{}", snippet.replace("(\"{OUT}", "(f\"{OUT}"));
-        let out = python.arg("-c").arg(&snippet).env("OUT", &job.out).output().unwrap();
+        let start =
+            readme.find("```python\nimport datasets, h5py, pyarrow.dataset as ds").expect("the README snippet") + 10;
+        let snippet = readme[start..start + readme[start..].find("```").unwrap()].replace("\"OUT/", "OUT + \"/");
+        let snippet = format!("import os\nOUT = os.environ[\"OUT\"]\n{snippet}");
+        let hf = job.out.parent().unwrap().join("hf-home-readme");
+        let out = python
+            .arg("-c")
+            .arg(&snippet)
+            .env("OUT", &job.out)
+            .env("HF_HOME", &hf)
+            .env("HF_DATASETS_OFFLINE", "1")
+            .output()
+            .unwrap();
         let said = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{snippet}\n{said}\n{}", String::from_utf8_lossy(&out.stderr));
-        assert!(said.starts_with(&format!("{} rows; the first image of index.h5 is", urls.len())), "{said}");
+        let want = format!("{} rows, {} in datasets; the first image of index.h5 is", urls.len(), urls.len());
+        assert!(said.starts_with(&want), "{said}");
     }
     if let Some(mut python) = python_with(&["datasets"], "the Hugging Face datasets snippet of docs/output-format.md") {
         let hf = job.out.parent().unwrap().join("hf-home");

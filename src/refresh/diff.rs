@@ -1,8 +1,8 @@
 //! The diff of two snapshots: every image of either classified once (`classify`), written as the
 //! refresh plan and its report.
 //!
-//! Neither snapshot is held whole. Pass 1 reads the old manifest, the new batch files and the new
-//! occurrence files one file at a time and appends each row, as a compact record (`record`: the
+//! Neither snapshot is held whole. Pass 1 reads the old manifest (on one thread), the new batch
+//! files and the new occurrence files (on another) one file at a time and appends each row, as a compact record (`record`: the
 //! uuid, what the plan needs, and a fingerprint per compared field, `fields`), to one of `parts`
 //! scratch files chosen by a hash of its uuid, so an image's rows from all three inputs meet in
 //! one part. Pass 2 takes the parts one at a time: it reads the part's three files whole,
@@ -13,12 +13,13 @@
 //! Memory: `parts = clamp(ceil(max(old rows, new rows) / rows_per_part), 1, MAX_PARTS)`, so a
 //! part holds about `R = max(old rows, new rows) / parts` images of each side. Pass 2's peak is
 //! about `R × (B_old + B_new + B_occ + 150)` bytes: the three parts' records (`B` bytes per row:
-//! about 60 + the URL, server, shard and dataset key + 8 per present compared field; 250-350 for
-//! GBIF rows), the uuid indexes and the plan rows (about 150 per image together), plus one plan
-//! row group. Pass 1 holds one input file (a batch) and a 64 KiB write buffer per part. With the
-//! defaults (`ROWS_PER_PART` = 500,000) that is a few hundred MB whatever the snapshots' size,
-//! up to 256M rows (512 parts); past that the parts grow with the rows. Scratch disk: the three
-//! inputs' records, about `B × rows`, freed part by part.
+//! about 60 + the URL, server, shard and dataset key + 8 per present compared field; about 350,
+//! 150 and 150 for GBIF-like rows), the uuid indexes and the plan rows (about 150 per image
+//! together), plus one plan row group. Pass 1 holds two input files (a batch of each side) and a
+//! 64 KiB write buffer per part and side. With the defaults (`ROWS_PER_PART` = 500,000) that is
+//! about 400 MB whatever the snapshots' size, up to 192M rows (384 parts); past that the parts
+//! grow with the rows. Scratch disk: the three inputs' records, about `B × rows`, freed part by
+//! part. (Measured: docs/benchmarks.md, `make bench-refresh`.)
 //!
 //! Output, in the new output folder (`store::paths`): `refresh/plan/part-<k>.parquet` (`plan`)
 //! and `refresh/report.json` (`report`). The plan is staged beside its place and replaces the
@@ -41,13 +42,13 @@ use crate::store::atomic;
 use crate::store::paths;
 
 /// Default images of each side per part: the part's records, indexes and plan rows stay near
-/// 300 MB for GBIF-like rows, a fraction of a node's memory, while a 10M-row snapshot needs only
-/// 20 parts (and 200M rows 400).
+/// 400 MB for GBIF-like rows (465 MiB peak measured at 10M rows), a fraction of a node's memory, while a 10M-row snapshot needs only
+/// 20 parts (and 192M rows 384).
 pub const ROWS_PER_PART: u64 = 500_000;
 
-/// Most parts: pass 1 keeps one 64 KiB buffer and one open file per part (32 MiB, and half a
-/// default limit of 1,024 open files).
-pub const MAX_PARTS: usize = 512;
+/// Most parts: pass 1 keeps one 64 KiB buffer and one open file per part and side, the two sides
+/// at once (48 MiB, and 768 files: under a default limit of 1,024 open files).
+pub const MAX_PARTS: usize = 384;
 
 /// How to run the diff.
 #[derive(Debug, Clone)]
@@ -86,10 +87,18 @@ pub fn diff(
     fresh_dir(scratch_dir)?;
     let f = Fingerprinter::default();
     let mut report = DiffReport { parts, ..DiffReport::default() };
-    let (old_parts, old_has_occurrence) = spill_old(old_manifest, parts, scratch_dir, &f, &mut report.old)?;
-    let new_parts = spill_new(new_urls, parts, scratch_dir, &f, &mut report.new)?;
-    let (occ_parts, new_has_occurrence) =
-        spill_occurrence(new_occurrence, parts, scratch_dir, &f, &mut report.occurrence)?;
+    // The old side on a thread of its own beside the new one: pass 1 is reading and hashing,
+    // and the two sides share nothing but the (read-only) fingerprinter.
+    let (old_spill, new_spill) = std::thread::scope(|s| {
+        let old = s.spawn(|| spill_old(old_manifest, parts, scratch_dir, &f, &mut report.old));
+        let new = spill_new(new_urls, parts, scratch_dir, &f, &mut report.new).and_then(|new_parts| {
+            let occ = spill_occurrence(new_occurrence, parts, scratch_dir, &f, &mut report.occurrence)?;
+            Ok((new_parts, occ))
+        });
+        (old.join().expect("the old side's reader does not panic"), new)
+    });
+    let (old_parts, old_has_occurrence) = old_spill?;
+    let (new_parts, (occ_parts, new_has_occurrence)) = new_spill?;
     report.occurrence_compared = old_has_occurrence && new_has_occurrence;
 
     let staging = paths::refresh_plan_staging(out);

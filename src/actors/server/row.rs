@@ -31,6 +31,7 @@ pub struct Task {
 impl Task {
     /// The success record of this row, with the processed image.
     pub fn success(&self, host: &str, p: Processed) -> SuccessRecord {
+        let now = unix_now();
         SuccessRecord {
             uuid: self.uuid.clone(),
             url: self.url.clone(),
@@ -45,7 +46,7 @@ impl Task {
             sha256: hex(&p.sha256),
             // Empty unless MD5=on.
             md5: p.md5.map(|m| hex(&m)).unwrap_or_default(),
-            fetched_at: unix_now(),
+            fetched_at: now,
             final_url: self.final_url.clone().unwrap_or_default(),
             redirects: self.redirects,
             etag: self.etag.clone().unwrap_or_default(),
@@ -53,6 +54,11 @@ impl Task {
             pdq: p.fingerprint.map(|f| f.pdq_hex()).unwrap_or_default(),
             pdq_quality: p.fingerprint.map_or(0, |f| f.pdq_quality),
             phash: p.fingerprint.map_or(0, |f| f.phash),
+            // A revalidation's new bytes are given their version by the writer, which reads the
+            // previous record (`actors::writer`).
+            version: 1,
+            checked_at: now,
+            check_error: String::new(),
         }
     }
 

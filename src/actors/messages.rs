@@ -9,6 +9,7 @@ use crate::store::error::StoreError;
 use crate::store::shards::hdf5_io::ShardError;
 use crate::store::shards::ledger::LedgerError;
 use crate::store::shards::record::{FailureRecord, SuccessRecord};
+use crate::store::shards::revalidation::Revalidated;
 use crate::store::shards::summary::BatchSummary;
 
 // ---- To a ServerActor -------------------------------------------------------------------------
@@ -122,6 +123,9 @@ pub enum HostEvent {
 pub enum Record {
     Success(SuccessRecord),
     Failure(FailureRecord),
+    /// A stored image asked about again (`download --revalidate`): the writer makes its record
+    /// from the previous one when it commits (`store::shards::revalidation`).
+    Revalidated(Revalidated),
 }
 
 /// Sent by a ServerActor for every row that finished (stored or failed for good). The reply is

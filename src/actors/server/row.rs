@@ -3,9 +3,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::fetch::client::Conditions;
 use crate::host::outcome::ErrorClass;
 use crate::imaging::Processed;
+use crate::store::shards::ledger::StaleImage;
 use crate::store::shards::record::{hex, FailureRecord, SuccessRecord};
+use crate::store::shards::revalidation::{Answer, Previous, Revalidated};
 
 /// One URL waiting in the host's queue.
 #[derive(Debug, Clone)]
@@ -26,9 +29,25 @@ pub struct Task {
     /// The image answer's `ETag` and `Last-Modified`, once it came.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// With `--revalidate`: the stored image this row asks about again (boxed: most rows have
+    /// none).
+    pub stale: Option<Box<StaleImage>>,
 }
 
 impl Task {
+    /// The conditions its requests carry: the stored image's validators, none for a first
+    /// download.
+    pub fn conditions(&self) -> Conditions {
+        self.stale.as_ref().map(|s| Conditions::of(&s.etag, &s.last_modified)).unwrap_or_default()
+    }
+
+    /// A revalidation's answer for the writer; `None` for a row that is not a revalidation.
+    pub fn revalidated(&self, answer: Answer) -> Option<Revalidated> {
+        let stale = self.stale.as_ref()?;
+        let previous = Previous { shard: stale.shard.clone(), row: stale.row };
+        Some(Revalidated { previous, answer, at: unix_now() })
+    }
+
     /// The success record of this row, with the processed image.
     pub fn success(&self, host: &str, p: Processed) -> SuccessRecord {
         let now = unix_now();

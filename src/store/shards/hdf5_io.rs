@@ -238,13 +238,13 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, ShardError> {
     Ok(ShardIndex { succeeded, checked_at, failed, data_bytes, batch_id, compacts_below })
 }
 
-/// Each success's validators as stored, `(etag, last_modified)`, "" when absent: what a
-/// revalidation asks the server with.
-pub fn read_validators(path: &Path) -> Result<(Vec<String>, Vec<String>), ShardError> {
+/// Each success's validators as stored, `[etag, last_modified, sha256]` ("" when absent): what
+/// a revalidation asks the server with, and what it compares new bytes with.
+pub fn read_validators(path: &Path) -> Result<[Vec<String>; 3], ShardError> {
     let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
     let file = hdf5::File::open(path).map_err(h5err)?;
     let (images, _) = Columns::open(path, &file, "images")?;
-    Ok((images.strings_or_empty(ETAG)?, images.strings_or_empty(LAST_MODIFIED)?))
+    Ok([images.strings_or_empty(ETAG)?, images.strings_or_empty(LAST_MODIFIED)?, images.strings("sha256")?])
 }
 
 /// The batch id and `compacts_below` attributes, each `None` when absent.

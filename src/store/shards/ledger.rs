@@ -104,6 +104,8 @@ pub struct StaleImage {
     /// Its stored `ETag` and `Last-Modified`, "" when none.
     pub etag: String,
     pub last_modified: String,
+    /// SHA-256 of its bytes as served: a 200 with the same bytes confirms it.
+    pub sha256: String,
 }
 
 /// What one batch has committed, by each row's final record.
@@ -443,19 +445,20 @@ fn scan_dir(listed: Vec<(u64, PathBuf)>, retry: Again, with_rows: bool) -> Resul
     }
     // The validators of the rows to revalidate, read once per shard holding some.
     stale.sort_by_key(|(_, shard, row)| (*shard, *row));
-    let mut validators: Option<(usize, (Vec<String>, Vec<String>))> = None;
+    let mut validators: Option<(usize, [Vec<String>; 3])> = None;
     for (uuid, shard, row) in stale {
         let path = counted[shard].as_ref().expect("final records lie in counted shards");
         if validators.as_ref().is_none_or(|(s, _)| *s != shard) {
             let read = read_validators(path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
             validators = Some((shard, read));
         }
-        let (_, (etags, last_modified)) = validators.as_ref().expect("read above");
+        let (_, [etags, last_modified, sha256]) = validators.as_ref().expect("read above");
         let image = StaleImage {
             shard: path.clone(),
             row: row as u64,
             etag: etags[row].clone(),
             last_modified: last_modified[row].clone(),
+            sha256: sha256[row].clone(),
         };
         batch.to_revalidate.insert(uuid, image);
     }

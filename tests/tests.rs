@@ -28,6 +28,7 @@ mod ranks;
 mod redirects;
 mod remove;
 mod resize;
+mod revalidate;
 mod robots;
 mod safety;
 mod slurm;

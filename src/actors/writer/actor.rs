@@ -127,6 +127,11 @@ impl WriterActor {
                 );
             }
         }
+        if p.contents.successes.len() > fresh {
+            // Test-only: a test killing the process here proves a revalidation stopped midway
+            // loses nothing and asks again only what it had not committed.
+            crate::store::pause::point("revalidate-commit");
+        }
         let rows = p.contents.len();
         ShardCommitted {
             seconds,

@@ -121,7 +121,8 @@ pub enum HostEvent {
 /// One finished row.
 #[derive(Debug)]
 pub enum Record {
-    Success(SuccessRecord),
+    /// Boxed: a record with its metadata is twice a failure's size.
+    Success(Box<SuccessRecord>),
     Failure(FailureRecord),
     /// A stored image asked about again (`download --revalidate`): the writer makes its record
     /// from the previous one when it commits (`store::shards::revalidation`).

@@ -465,7 +465,9 @@ async fn drive(
                     );
                     for a in addrs.values() { a.do_send(GiveUpParked { after: STALL_LIMIT }); }
                 }
-                let done = done_before + s.images_stored + s.rows_failed;
+                // A revalidation confirmed or kept (a changed image counts as stored).
+                let revalidated = s.not_modified + s.same_bytes + s.revalidations_failed;
+                let done = done_before + s.images_stored + s.rows_failed + revalidated;
                 let (busy, workers) = engine.cpu.busy();
                 RankGauges {
                     requests_in_flight: max_in_flight.saturating_sub(engine.slots.lock().expect("slots lock").available()),

@@ -187,7 +187,7 @@ impl Handler<Store> for WriterActor {
             Record::Success(s) => {
                 p.bytes += s.data.len();
                 self.buffered += s.data.len();
-                p.contents.successes.push(s);
+                p.contents.successes.push(*s);
                 p.success_replaces.push(msg.replaces);
             }
             Record::Failure(f) => {
@@ -283,7 +283,7 @@ mod tests {
     use actix::SyncArbiter;
 
     fn image(host: &str, i: usize, bytes: usize) -> Record {
-        Record::Success(SuccessRecord {
+        Record::Success(Box::new(SuccessRecord {
             uuid: format!("{host}-{i}"),
             url: format!("http://{host}/{i}.jpg"),
             server: host.into(),
@@ -307,7 +307,7 @@ mod tests {
             version: 1,
             checked_at: 0.0,
             check_error: String::new(),
-        })
+        }))
     }
 
     #[test]

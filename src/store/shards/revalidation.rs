@@ -40,7 +40,7 @@ pub enum Answer {
     /// `304 Not Modified`.
     NotModified,
     /// The image, fetched and processed as a first download's.
-    Served(SuccessRecord),
+    Served(Box<SuccessRecord>),
     /// The revalidation failed, with this error class (`ErrorClass::as_str()`).
     Failed { class: String },
 }
@@ -85,7 +85,7 @@ pub fn resolve(out: &Path, rows: Vec<Revalidated>) -> Result<Vec<(SuccessRecord,
             },
             Answer::Served(new) => {
                 let version = before.version.saturating_add(1);
-                resolved.push((SuccessRecord { version, ..new }, None));
+                resolved.push((SuccessRecord { version, ..*new }, None));
                 continue;
             }
             Answer::Failed { class } => SuccessRecord { check_error: class, ..kept },
@@ -135,8 +135,8 @@ mod tests {
         let same = SuccessRecord { fetched_at: 9.0, etag: "\"e2\"".into(), ..test_image("u1", 1, 100) };
         let rows = vec![
             Revalidated { previous: prev(0), answer: Answer::NotModified, at: 5.0 },
-            Revalidated { previous: prev(1), answer: Answer::Served(same), at: 9.0 },
-            Revalidated { previous: prev(2), answer: Answer::Served(changed), at: 9.0 },
+            Revalidated { previous: prev(1), answer: Answer::Served(Box::new(same)), at: 9.0 },
+            Revalidated { previous: prev(2), answer: Answer::Served(Box::new(changed)), at: 9.0 },
             Revalidated { previous: prev(3), answer: Answer::Failed { class: "http_4xx".into() }, at: 6.0 },
         ];
         let got = resolve(out.path(), rows).unwrap();

@@ -119,12 +119,12 @@ impl ServerActor {
                     if !same {
                         ImageStored { stored_bytes: success.data.len() as u64, timings }.emit(&act.engine.counters);
                     }
-                    let revalidated = task.revalidated(Answer::Served(success)).expect("a revalidation");
+                    let revalidated = task.revalidated(Answer::Served(Box::new(success))).expect("a revalidation");
                     act.hand_to_writer(task.partition, Record::Revalidated(revalidated), None, ctx);
                 }
                 Ok((success, timings)) => {
                     ImageStored { stored_bytes: success.data.len() as u64, timings }.emit(&act.engine.counters);
-                    act.hand_to_writer(task.partition, Record::Success(success), task.replaces, ctx);
+                    act.hand_to_writer(task.partition, Record::Success(Box::new(success)), task.replaces, ctx);
                 }
                 Err((class, detail)) => act.record_failure(task, class, detail, false, ctx),
             }

@@ -476,6 +476,14 @@ pub struct RefreshArgs {
     /// it next, e.g. on many ranks.
     #[arg(long)]
     pub no_download: bool,
+    /// Also ask the servers whether each carried-over image changed, with a conditional GET
+    /// (`download --revalidate`): a 304 costs no body, a changed image is stored as its next
+    /// version.
+    #[arg(long, conflicts_with = "no_download")]
+    pub revalidate: bool,
+    /// With --revalidate: only images last checked longer ago than this (`90d`, `12h`, `30m`).
+    #[arg(long, value_name = "AGE", requires = "revalidate")]
+    pub older_than: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -501,6 +509,16 @@ pub struct DownloadArgs {
     /// summaries (the old stays in its shard; a row's last record is its final one).
     #[arg(long)]
     pub retry_failed: bool,
+    /// Also ask the servers again about the images already stored, conditionally
+    /// (If-None-Match with the stored ETag, If-Modified-Since with the stored Last-Modified):
+    /// a 304 confirms the stored bytes without a copy, a changed image is stored as the next
+    /// version, and a failure keeps the stored image. Failed rows are left to --retry-failed.
+    #[arg(long)]
+    pub revalidate: bool,
+    /// With --revalidate: only images not checked within this age (e.g. 90d, 12h, 30m), so a
+    /// revalidation that stopped early asks only the rows it had not reached when run again.
+    #[arg(long, value_name = "AGE", requires = "revalidate")]
+    pub older_than: Option<String>,
     /// On many ranks, keep the first plan for the whole run (no rounds): for comparisons.
     #[arg(long, hide = true)]
     pub static_plan: bool,

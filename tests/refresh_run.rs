@@ -248,3 +248,59 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
     let after = manifest(&config, &new);
     assert_eq!(after.values().filter(|r| r.0 == "stored").count(), 41);
 }
+
+#[test]
+fn a_refresh_with_revalidate_asks_conditionally_gets_304s_and_stores_exactly_the_changed_image() {
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let path = |i: u32| format!("/img/cam-w160-h120-s{i}.jpg");
+    // Snapshot A: 50 images; B: the same and 5 new (10%); one image (2%) changes on the server.
+    let a: Vec<(u32, String, &str)> = (0..50).map(|i| (i, origin.url(0, &path(i)), "CC-BY-4.0")).collect();
+    let mut b = a.clone();
+    b.extend((50..55).map(|i| (i, origin.url(0, &path(i)), "CC-BY-4.0")));
+    let dir = tempdir();
+    let config = dir.path().join("job.env");
+    std::fs::write(&config, format!("CONTACT=tests@example.org\n{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"))
+        .unwrap();
+    let cfg = config.to_str().unwrap();
+    let (old, new) = (dir.path().join("march"), dir.path().join("april"));
+    let (list_a, list_b) = (snapshot(dir.path(), "a", &a), snapshot(dir.path(), "b", &b));
+    run_ok(&[
+        "--config",
+        cfg,
+        "prep",
+        "-i",
+        list_a.to_str().unwrap(),
+        "-o",
+        old.to_str().unwrap(),
+        "--batch-size",
+        "20",
+    ]);
+    run_ok(&["--config", cfg, "download", "-o", old.to_str().unwrap()]);
+    run_ok(&["--config", cfg, "index", "-o", old.to_str().unwrap()]);
+    origin.change_image(0, &path(7));
+    let before = origin.log(0).without_robots().len();
+
+    let (from, input, out) = (old.to_str().unwrap(), list_b.to_str().unwrap(), new.to_str().unwrap());
+    run_ok(&["--config", cfg, "refresh", "--from", from, "-i", input, "-o", out, "--batch-size", "20", "--revalidate"]);
+    let asked: Vec<_> = origin.log(0).without_robots().iter().skip(before).cloned().collect();
+    for i in 0..55 {
+        let seen: Vec<_> = asked.iter().filter(|r| r.path == path(i)).collect();
+        assert_eq!(seen.len(), 1, "{} asked once by the refresh: {seen:?}", path(i));
+        let (conditional, status) = (seen[0].conditional(), seen[0].status);
+        let want = match i {
+            7 => (true, 200),
+            50.. => (false, 200),
+            _ => (true, 304),
+        };
+        assert_eq!((conditional, status), want, "{}", path(i));
+    }
+    let rows = manifest(&config, &new);
+    let uuid = |i: u32| distributed_downloader::prep::spill::image_uuid(&origin.url(0, &path(i))).to_string();
+    let changed = test_origin::images::changed_sha256(&path(7)).unwrap();
+    assert_eq!(rows[&uuid(7)].1, changed, "the changed image is stored as the server now serves it");
+    for i in (0..55).filter(|i| *i != 7) {
+        let served = test_origin::images::served_sha256(&path(i)).unwrap();
+        assert_eq!(rows[&uuid(i)].1, served, "{}", path(i));
+    }
+    assert_eq!(rows.len(), 55);
+}

@@ -30,6 +30,7 @@ mod refresh;
 mod refresh_run;
 mod remove;
 mod resize;
+mod revalidate;
 mod robots;
 mod safety;
 mod slurm;

@@ -15,7 +15,7 @@ use crate::fetch::client::HttpSettings;
 use crate::host::rate::RateConfig;
 use crate::host::retry::{BreakerPolicy, RetryPolicy};
 use crate::imaging::ImageSettings;
-use crate::store::shards::ledger::RetryFailed;
+use crate::store::shards::ledger::{Again, RetryFailed};
 use crate::telemetry::Counters;
 
 /// Built once per run by `download::run` and shared read-only (`Arc<Engine>`) by every actor: no field
@@ -34,6 +34,9 @@ pub struct Engine {
     pub retry: RetryPolicy,
     /// Which committed failures count as not done when a batch is loaded; set once per run.
     pub retry_failed: RetryFailed,
+    /// `--revalidate`: stored images last checked before this moment (Unix seconds) are asked
+    /// about again; set once per run.
+    pub revalidate_before: Option<f64>,
     /// Written only through the typed events of `telemetry::events`.
     pub counters: Arc<Counters>,
     pub cpu: CpuPool,
@@ -65,6 +68,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// What a batch's ledger counts as not done in this run.
+    pub fn again(&self) -> Again {
+        Again { failed: self.retry_failed, stored_before: self.revalidate_before }
+    }
+
     /// Wakes the next waiting host if a slot is free; called by a host that was woken but sent
     /// nothing.
     pub fn pass_on_slot(&self) {

@@ -181,7 +181,7 @@ impl Guests {
             drop(turn);
             match result {
                 Ok(Fetched { moved_to: Some(to), redirects, .. }) => {
-                    hop = Hop { url: to, origin: hop.origin, redirects: redirects + 1 };
+                    hop = Hop { url: to, origin: hop.origin, redirects: redirects + 1, conditions: hop.conditions };
                 }
                 result => return GuestEnd::Answered { server: key, result: Box::new(result) },
             }

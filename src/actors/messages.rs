@@ -9,6 +9,7 @@ use crate::store::error::StoreError;
 use crate::store::shards::hdf5_io::ShardError;
 use crate::store::shards::ledger::LedgerError;
 use crate::store::shards::record::{FailureRecord, SuccessRecord};
+use crate::store::shards::revalidation::Revalidated;
 use crate::store::shards::summary::BatchSummary;
 
 // ---- To a ServerActor -------------------------------------------------------------------------
@@ -120,8 +121,12 @@ pub enum HostEvent {
 /// One finished row.
 #[derive(Debug)]
 pub enum Record {
-    Success(SuccessRecord),
+    /// Boxed: a record with its metadata is twice a failure's size.
+    Success(Box<SuccessRecord>),
     Failure(FailureRecord),
+    /// A stored image asked about again (`download --revalidate`): the writer makes its record
+    /// from the previous one when it commits (`store::shards::revalidation`).
+    Revalidated(Revalidated),
 }
 
 /// Sent by a ServerActor for every row that finished (stored or failed for good). The reply is

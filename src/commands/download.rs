@@ -9,6 +9,7 @@ use super::Failure;
 use crate::cli::DownloadArgs;
 use crate::config::Settings;
 use crate::download::ranks::run_ranks;
+use crate::download::revalidate::{cutoff, parse_age};
 use crate::download::run::{self as download_run, DownloadOptions};
 use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
@@ -35,14 +36,26 @@ pub(super) fn download_on(world: &World, inv: &Invocation, args: DownloadArgs) -
         (None, Some(end)) => Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(end)),
         (None, None) => None,
     };
+    let older_than = match &args.older_than {
+        Some(age) => Some(parse_age(age).map_err(|e| usage(format!("--older-than {e}")))?),
+        None => None,
+    };
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
     let _lock = lock_for_job(world, &output, "download").map_err(failed)?;
     check_overrides(world, &output, &inv.settings, args.strict_overrides)?;
     let exporter = start_exporter(world, inv, &output, "download");
-    let result = run_download(world, launch, &output, inv.settings.clone(), contact, deadline, &args);
+    let when = When { deadline, older_than };
+    let result = run_download(world, launch, &output, inv.settings.clone(), contact, when, &args);
     stop_exporter(exporter, world, &output);
     world.barrier(); // rank 0 releases the lock once every rank is done writing
     result
+}
+
+/// The times a download was given: its deadline, and with `--revalidate` the age of stored
+/// images to ask about again (`--older-than`).
+struct When {
+    deadline: Option<std::time::SystemTime>,
+    older_than: Option<std::time::Duration>,
 }
 
 /// One download on this rank (every rank of the world calls it): the run, and on rank 0 the
@@ -53,9 +66,10 @@ fn run_download(
     output: &std::path::Path,
     settings: Settings,
     contact: String,
-    deadline: Option<std::time::SystemTime>,
+    when: When,
     args: &DownloadArgs,
 ) -> Result<(), Failure> {
+    let When { deadline, older_than } = when;
     let output = output.to_path_buf();
     let failed = |e: anyhow::Error| Failure::Run(e.context(format!("download into {} failed", output.display())));
     if world.is_root() && settings.robots == crate::robots::RobotsPolicy::Ignore {
@@ -67,21 +81,25 @@ fn run_download(
     }
     // Rank 0 notes where the output stands before the run, to say what this run changed.
     let before = if world.is_root() { starting_point(&output, world.size(), launch) } else { None };
-    let retry_failed = if args.retry_failed {
-        // Rank 0's clock for every rank: failures committed by this run, on any rank, are final.
+    let started = if args.retry_failed || args.revalidate {
+        // Rank 0's clock for every rank: records committed by this run, on any rank, are final.
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let bytes = world.broadcast(now.as_secs_f64().to_le_bytes().to_vec());
-        let cutoff =
-            bytes.try_into().map(f64::from_le_bytes).map_err(|_| failed(anyhow!("rank 0 sent no start time")))?;
-        RetryFailed::Before(cutoff)
+        Some(bytes.try_into().map(f64::from_le_bytes).map_err(|_| failed(anyhow!("rank 0 sent no start time")))?)
     } else {
-        RetryFailed::No
+        None
     };
+    let retry_failed = match started {
+        Some(cutoff) if args.retry_failed => RetryFailed::Before(cutoff),
+        _ => RetryFailed::No,
+    };
+    let revalidate_before = started.filter(|_| args.revalidate).map(|at| cutoff(at, older_than));
     let opts = DownloadOptions {
         deadline,
         verbose: args.verbose,
         static_plan: args.static_plan,
         retry_failed,
+        revalidate_before,
         ..DownloadOptions::new(output.clone(), settings, contact)
     };
     let summary = if world.size() == 1 {

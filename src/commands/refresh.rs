@@ -65,6 +65,8 @@ pub(super) fn refresh(inv: &Invocation, args: RefreshArgs) -> Result<(), Failure
         json: args.prep.json,
         verbose: false,
         retry_failed: false,
+        revalidate: args.revalidate,
+        older_than: args.older_than.clone(),
         static_plan: false,
         strict_overrides: false,
     };

@@ -3,18 +3,15 @@
 
 use std::path::Path;
 
-use crate::store::shards::ledger::{scan, Ledger, RetryFailed};
+use crate::store::shards::ledger::{scan, Again, Ledger, RetryFailed};
 use crate::store::tables::ServerInfo;
 
 /// Before planning: merges the complete batches an interrupted run left in many shards and
 /// removes leftovers (`store::shards::finish`), and says so. `done` is a whole-folder scan by `retry`;
-/// the work needs one without a retry cutoff, read again when `retry` has one. Returns whether
+/// the work needs one without a retry or revalidation cutoff, read again when `retry` has one. Returns whether
 /// anything changed on disk (the caller's ledger is then stale).
-pub fn finish(out: &Path, servers: &[ServerInfo], done: &Ledger, retry: RetryFailed) -> anyhow::Result<bool> {
-    let mut plain = match retry {
-        RetryFailed::No => done.clone(),
-        RetryFailed::Before(_) => scan(out, RetryFailed::No)?,
-    };
+pub fn finish(out: &Path, servers: &[ServerInfo], done: &Ledger, retry: Again) -> anyhow::Result<bool> {
+    let mut plain = if retry == Again::default() { done.clone() } else { scan(out, RetryFailed::No)? };
     let finished = crate::store::shards::finish::finish_interrupted(out, servers, &mut plain)?;
     if finished.resummarised > 0 {
         eprintln!("download: ledger.json rewritten from the shards for {} batch(es)", finished.resummarised);

@@ -6,12 +6,14 @@
 //! reports what is done and what remains; `learned` writes what hosts learned back into
 //! `servers.parquet`; `unchanged` refuses shards written for other batch content; `interrupted`
 //! finishes what an interrupted run left first; `ranks` runs rounds over many ranks, and `rounds`
-//! is the rule for ending one early.
+//! is the rule for ending one early; `revalidate` reads `--older-than` and sets which stored
+//! images a `--revalidate` run asks about again.
 
 pub mod ending;
 pub mod interrupted;
 pub mod learned;
 pub mod ranks;
+pub mod revalidate;
 pub mod rounds;
 pub mod run;
 pub mod summary;

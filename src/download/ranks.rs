@@ -262,7 +262,7 @@ pub fn run_ranks(world: &World, opts: DownloadOptions) -> anyhow::Result<Option<
     }
     let servers = read_servers_table(&opts.out)?;
     let rows_total = servers.iter().map(|s| s.url_count).sum();
-    let after = ledger::scan(&opts.out, opts.retry_failed)?;
+    let after = ledger::scan(&opts.out, opts.again())?;
     let mut summary = DownloadSummary::from_ledger(
         &opts.out.display().to_string(),
         rows_total,
@@ -298,10 +298,10 @@ fn moved(previous: Option<&Plan>, plan: &Plan) -> u64 {
 /// nothing remains.
 pub fn make_plan(opts: &DownloadOptions, ranks: usize) -> anyhow::Result<Option<Plan>> {
     let servers = read_servers_table(&opts.out)?;
-    let mut done = ledger::scan(&opts.out, opts.retry_failed)?;
+    let mut done = ledger::scan(&opts.out, opts.again())?;
     super::unchanged::check(&opts.out, &servers, &done)?;
-    if super::interrupted::finish(&opts.out, &servers, &done, opts.retry_failed)? {
-        done = ledger::scan(&opts.out, opts.retry_failed)?;
+    if super::interrupted::finish(&opts.out, &servers, &done, opts.again())? {
+        done = ledger::scan(&opts.out, opts.again())?;
     }
     let overrides = crate::overrides::Overrides::load(&opts.out, &opts.settings)?;
     let mut loads = Vec::new();

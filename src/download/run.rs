@@ -29,7 +29,7 @@ use crate::fetch::client::{build_client, build_public_client};
 use crate::host::state::HostState;
 use crate::progress::{human_count, Progress};
 use crate::store::batches::batch_rows;
-use crate::store::shards::ledger::{self, RetryFailed};
+use crate::store::shards::ledger::{self, Again, RetryFailed};
 use crate::store::tables::{read_servers_table, ServerInfo};
 use crate::telemetry::events::RankGauges;
 use crate::telemetry::Counters;
@@ -65,6 +65,9 @@ pub struct DownloadOptions {
     pub static_plan: bool,
     /// Which committed failures this run tries again (`--retry-failed`); the same on every rank.
     pub retry_failed: RetryFailed,
+    /// `--revalidate`: stored images last checked before this moment (Unix seconds) are asked
+    /// about again (`download::revalidate`); the same on every rank.
+    pub revalidate_before: Option<f64>,
     /// When the `download` command started: a robots.txt answer fetched since is never asked
     /// again in this run, whatever `ROBOTS_CACHE_HOURS` says.
     pub run_started: SystemTime,
@@ -74,6 +77,11 @@ pub struct DownloadOptions {
 }
 
 impl DownloadOptions {
+    /// What the ledger counts as not done in this run (`--retry-failed`, `--revalidate`).
+    pub fn again(&self) -> Again {
+        Again { failed: self.retry_failed, stored_before: self.revalidate_before }
+    }
+
     /// Every batch of `out` on one rank: no deadline, no retry of failures, not verbose.
     pub fn new(out: PathBuf, settings: Settings, contact: String) -> DownloadOptions {
         DownloadOptions {
@@ -85,6 +93,7 @@ impl DownloadOptions {
             verbose: false,
             static_plan: false,
             retry_failed: RetryFailed::No,
+            revalidate_before: None,
             run_started: SystemTime::now(),
             ranks: 1,
         }
@@ -181,14 +190,14 @@ pub fn run_round(
             None => batch_rows(&opts.out, host, *p)?,
         };
     }
-    let scan_kept = || ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed);
+    let scan_kept = || ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.again());
     let before = if opts.owned.is_none() {
         // One rank over the whole folder: finish what an interrupted run left first (on many
         // ranks, rank 0 does this before each plan), then count from the same scan unless the
         // finishing changed the folder.
-        let whole = ledger::scan(&opts.out, opts.retry_failed)?;
+        let whole = ledger::scan(&opts.out, opts.again())?;
         super::unchanged::check(&opts.out, &servers, &whole)?;
-        if super::interrupted::finish(&opts.out, &servers, &whole, opts.retry_failed)? {
+        if super::interrupted::finish(&opts.out, &servers, &whole, opts.again())? {
             scan_kept()?
         } else {
             let batches = whole.batches.into_iter().filter(|(key, _)| keep.contains(key)).collect();
@@ -276,7 +285,7 @@ pub fn run_round(
     let (stopped_by_deadline, states) = outcome?;
     let states = states.into_iter().map(|(h, st)| (h.clone(), shares.get(&h).copied().unwrap_or(1), st)).collect();
 
-    let after = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.retry_failed)?;
+    let after = ledger::scan_batches(&opts.out, keep.iter().map(|(h, p)| (h.as_str(), *p)), opts.again())?;
     let mut summary = DownloadSummary::from_ledger(
         &out_name,
         rows_total,
@@ -340,6 +349,7 @@ async fn drive(
         breaker,
         retry,
         retry_failed: opts.retry_failed,
+        revalidate_before: opts.revalidate_before,
         counters: Arc::clone(&counters),
         cpu: CpuPool::new(threads),
         body_budget: body_budget.clone(),
@@ -455,7 +465,9 @@ async fn drive(
                     );
                     for a in addrs.values() { a.do_send(GiveUpParked { after: STALL_LIMIT }); }
                 }
-                let done = done_before + s.images_stored + s.rows_failed;
+                // A revalidation confirmed or kept (a changed image counts as stored).
+                let revalidated = s.not_modified + s.same_bytes + s.revalidations_failed;
+                let done = done_before + s.images_stored + s.rows_failed + revalidated;
                 let (busy, workers) = engine.cpu.busy();
                 RankGauges {
                     requests_in_flight: max_in_flight.saturating_sub(engine.slots.lock().expect("slots lock").available()),

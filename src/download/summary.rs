@@ -23,9 +23,10 @@ pub struct DownloadSummary {
     pub retriable: u64,
     pub failed_by_class: BTreeMap<String, u64>,
     /// Rows with no committed record yet, or waiting to be retried by a `--retry-failed` run
-    /// that stopped early: the next run fetches them.
+    /// (or revalidated by a `--revalidate` run) that stopped early: the next run fetches them.
     pub remaining: u64,
-    /// Rows found in more than one committed shard, not explained by `--retry-failed` (should be 0).
+    /// Rows found in more than one committed shard, not explained by `--retry-failed` or
+    /// `--revalidate` (should be 0).
     pub duplicates: u64,
     pub stored_bytes: u64,
     /// Whether the run stopped early because of the deadline.
@@ -80,6 +81,21 @@ impl fmt::Display for DownloadSummary {
             writeln!(f, "    of which retriable{:>10}  (`download --retry-failed` tries them again)", self.retriable)?;
         }
         writeln!(f, "  remaining        {:>12}", self.remaining)?;
+        let r = &self.run;
+        if r.revalidations_sent > 0 {
+            writeln!(
+                f,
+                "  revalidated      {:>12}  ({} not modified, {} changed and stored again, {} same bytes, {} failed: image kept)",
+                r.revalidations_sent, r.not_modified, r.changed, r.same_bytes, r.revalidations_failed
+            )?;
+            if r.revalidations_unconditional > 0 {
+                writeln!(
+                    f,
+                    "    of which unconditional{:>6}  (stored without ETag or Last-Modified: asked for the whole image)",
+                    r.revalidations_unconditional
+                )?;
+            }
+        }
         if self.duplicates > 0 {
             writeln!(f, "  DUPLICATE ROWS   {:>12}  (please report this)", self.duplicates)?;
         }

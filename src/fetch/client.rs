@@ -81,13 +81,38 @@ pub struct Hop {
     pub origin: reqwest::Url,
     /// Redirects followed before this URL.
     pub redirects: u32,
+    /// A revalidation's conditions, sent on every hop of the chain (the validators came from
+    /// the answer at its end).
+    pub conditions: Conditions,
+}
+
+/// The validators a conditional GET sends (`download --revalidate`): the stored `ETag` as
+/// `If-None-Match` and the stored `Last-Modified` as `If-Modified-Since`, each when there is one.
+/// A server that holds the same image answers `304 Not Modified`, without a body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conditions {
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
+}
+
+impl Conditions {
+    /// The conditions of a stored image with these validators ("" when it has none).
+    pub fn of(etag: &str, last_modified: &str) -> Conditions {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        Conditions { if_none_match: some(etag), if_modified_since: some(last_modified) }
+    }
+
+    /// Whether any condition is sent.
+    pub fn any(&self) -> bool {
+        self.if_none_match.is_some() || self.if_modified_since.is_some()
+    }
 }
 
 impl Hop {
     /// The first URL of a chain; `None` when `url` is not an absolute URL.
     pub fn first(url: &str) -> Option<Hop> {
         let url = reqwest::Url::parse(url).ok()?;
-        Some(Hop { origin: url.clone(), url, redirects: 0 })
+        Some(Hop { origin: url.clone(), url, redirects: 0, conditions: Conditions::default() })
     }
 }
 
@@ -173,10 +198,17 @@ pub async fn fetch_from(
     let sent = Instant::now();
     let d = &s.deadlines;
     let head_limit = d.head.min(d.ceiling);
-    let Hop { mut url, origin, mut redirects } = start;
+    let Hop { mut url, origin, mut redirects, conditions } = start;
     let (mut response, moved_to) = loop {
         let left = head_limit.saturating_sub(sent.elapsed());
-        let response = match tokio::time::timeout(left, client.get(url.clone()).send()).await {
+        let mut request = client.get(url.clone());
+        if let Some(etag) = &conditions.if_none_match {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(date) = &conditions.if_modified_since {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, date);
+        }
+        let response = match tokio::time::timeout(left, request.send()).await {
             Ok(result) => result.map_err(transport)?,
             Err(_) => return Err(cut(Cut::Head { limit: head_limit })),
         };
@@ -215,6 +247,7 @@ pub async fn fetch_from(
         last_modified,
         moved_to,
     };
+    // Anything but a 2xx (a 304 among them) is answered by its head: no body is read.
     if !(200..300).contains(&status) {
         return Ok(head);
     }

@@ -61,6 +61,9 @@ pub struct Row {
     pub at: f64,
     pub etag: String,
     pub last_modified: String,
+    /// The stored image's version (1, then + 1 each time a revalidation found other bytes);
+    /// 0 for a row without an image.
+    pub version: u32,
     /// The licence and attribution `prep` kept for the row (see `attribution`).
     pub attribution: Attribution,
 }
@@ -112,6 +115,7 @@ pub fn final_rows(out: &Path, server: &str, partition: u64) -> Result<BTreeMap<S
                 final_url: s.final_url,
                 etag: s.etag,
                 last_modified: s.last_modified,
+                version: s.version,
                 url: s.url,
                 source_ids: s.source_ids,
                 uuid: s.uuid.clone(),
@@ -184,6 +188,7 @@ pub fn frame(rows: Vec<Row>, server: &str, batch: u64) -> PolarsResult<DataFrame
         Column::new("at".into(), rows.iter().map(|r| r.at).collect::<Vec<_>>()),
         s("etag", &|r| r.etag.clone()),
         s("last_modified", &|r| r.last_modified.clone()),
+        Column::new("version".into(), rows.iter().map(|r| r.version).collect::<Vec<_>>()),
     ];
     let mut columns = columns;
     for (i, name) in ATTRIBUTION_COLUMNS.iter().enumerate() {

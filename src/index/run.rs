@@ -33,8 +33,9 @@ pub struct IndexOptions {
 
 /// The manifest's columns, as `index` writes them now: a manifest of an older version is made
 /// again (version 2 added `data_offset`; 3 the licence and attribution; 4 the validators; 5
-/// dropped `data_offset`, as every indexed shard stores an image per element).
-const MANIFEST_VERSION: u32 = 5;
+/// dropped `data_offset`, as every indexed shard stores an image per element; 6 the image's
+/// `version`).
+const MANIFEST_VERSION: u32 = 6;
 
 /// What a batch's manifest was made from, and what it holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -233,14 +233,8 @@ fn reference(
     }
     let from = format!("{}/{id}/{shard}", paths::CARRIED_DIR);
     link(&old.join(shard), &new.join(&from), report)?;
-    // A shard that carries rows itself keeps its own bytes in `images/own`.
-    let own = records.carried.iter().any(Option::is_some);
-    let own_row = if own { records.carried[..row].iter().filter(|c| c.is_none()).count() } else { row };
-    let crc32 = match &records.stored_crc32 {
-        Some(crcs) => crcs[row],
-        None => crc32fast::hash(&ImageData::open(&old.join(shard)).and_then(|d| d.read(row))?),
-    };
-    Ok(CarriedFrom { from, row: own_row as u64, own, length: records.lengths[row], crc32 })
+    let crc32 = || Ok(crc32fast::hash(&ImageData::open(&old.join(shard))?.read(row)?));
+    Ok(records.bytes_at(from, row, crc32)?)
 }
 
 /// Links old shard `from` at `to` (copies it across filesystems), unless `to` is there already.

@@ -115,7 +115,7 @@ pub fn resize_batch(
                     Resized::Stored { record, shrunk } => {
                         counts.bytes_after += record.data.len() as u64;
                         *(if shrunk { &mut counts.shrunk } else { &mut counts.kept }) += 1;
-                        piece.successes.push(record);
+                        piece.successes.push(*record);
                     }
                     Resized::Failed(failure) => {
                         counts.undecodable += 1;

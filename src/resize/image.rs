@@ -16,7 +16,7 @@ use crate::store::shards::record::{FailureRecord, SuccessRecord};
 #[derive(Debug)]
 pub enum Resized {
     /// Its record in the new dataset; `shrunk` when it was larger than the new longest side.
-    Stored { record: SuccessRecord, shrunk: bool },
+    Stored { record: Box<SuccessRecord>, shrunk: bool },
     /// Its stored bytes did not decode: recorded as a failure of the new dataset, never dropped.
     Failed(FailureRecord),
 }
@@ -45,7 +45,7 @@ pub fn resize(old: SuccessRecord, settings: &ImageSettings, now: f64) -> Resized
                 phash: fingerprint.map_or(0, |f| f.phash),
                 ..old
             };
-            Resized::Stored { record, shrunk }
+            Resized::Stored { record: Box::new(record), shrunk }
         }
         Err(e) => Resized::Failed(FailureRecord {
             error_class: e.class().as_str().to_string(),

@@ -25,6 +25,16 @@ pub struct Counters {
     pub hosts_parked: AtomicI64,
     pub hosts_done: AtomicI64,
     pub failed_by_class: Mutex<BTreeMap<ErrorClass, u64>>,
+    /// `download --revalidate`: stored images asked about again (one per row), and of them
+    /// those asked unconditionally (their record has neither `ETag` nor `Last-Modified`).
+    pub revalidations_sent: AtomicU64,
+    pub revalidations_unconditional: AtomicU64,
+    /// How revalidations ended: a 304; new bytes stored; a 200 with the stored bytes; failed
+    /// (the stored image kept).
+    pub not_modified: AtomicU64,
+    pub changed: AtomicU64,
+    pub same_bytes: AtomicU64,
+    pub revalidations_failed: AtomicU64,
 }
 
 /// A consistent-enough copy of the counters, for printing and JSON.
@@ -43,6 +53,19 @@ pub struct Snapshot {
     pub hosts_parked: i64,
     pub hosts_done: i64,
     pub failed_by_class: BTreeMap<String, u64>,
+    /// See [`Counters`]; absent in summaries of older versions.
+    #[serde(default)]
+    pub revalidations_sent: u64,
+    #[serde(default)]
+    pub revalidations_unconditional: u64,
+    #[serde(default)]
+    pub not_modified: u64,
+    #[serde(default)]
+    pub changed: u64,
+    #[serde(default)]
+    pub same_bytes: u64,
+    #[serde(default)]
+    pub revalidations_failed: u64,
 }
 
 impl Snapshot {
@@ -60,6 +83,12 @@ impl Snapshot {
         self.hosts_backing_off += o.hosts_backing_off;
         self.hosts_parked += o.hosts_parked;
         self.hosts_done += o.hosts_done;
+        self.revalidations_sent += o.revalidations_sent;
+        self.revalidations_unconditional += o.revalidations_unconditional;
+        self.not_modified += o.not_modified;
+        self.changed += o.changed;
+        self.same_bytes += o.same_bytes;
+        self.revalidations_failed += o.revalidations_failed;
         for (k, v) in &o.failed_by_class {
             *self.failed_by_class.entry(k.clone()).or_default() += v;
         }
@@ -81,6 +110,12 @@ impl Counters {
             hosts_backing_off: self.hosts_backing_off.load(Relaxed),
             hosts_parked: self.hosts_parked.load(Relaxed),
             hosts_done: self.hosts_done.load(Relaxed),
+            revalidations_sent: self.revalidations_sent.load(Relaxed),
+            revalidations_unconditional: self.revalidations_unconditional.load(Relaxed),
+            not_modified: self.not_modified.load(Relaxed),
+            changed: self.changed.load(Relaxed),
+            same_bytes: self.same_bytes.load(Relaxed),
+            revalidations_failed: self.revalidations_failed.load(Relaxed),
             failed_by_class: self
                 .failed_by_class
                 .lock()

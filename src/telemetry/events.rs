@@ -239,6 +239,54 @@ impl RowFailed<'_> {
     }
 }
 
+/// A revalidation (`download --revalidate`) of one stored image: sent, or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revalidation {
+    /// The row's first request went out, with conditions or (no validator stored) without.
+    Sent { conditional: bool },
+    /// `304 Not Modified`: the stored bytes confirmed, no body read.
+    NotModified,
+    /// A 200 with other bytes: stored as the image's next version.
+    Changed,
+    /// A 200 with the stored bytes (a server that ignores conditions): confirmed.
+    SameBytes,
+    /// No answer that confirms or replaces the image: the stored image is kept.
+    Failed,
+}
+
+impl Revalidation {
+    /// The `result` label of an ended revalidation (`None` for `Sent`).
+    pub fn as_str(self) -> Option<&'static str> {
+        Some(match self {
+            Revalidation::Sent { .. } => return None,
+            Revalidation::NotModified => "not_modified",
+            Revalidation::Changed => "changed",
+            Revalidation::SameBytes => "same_bytes",
+            Revalidation::Failed => "failed",
+        })
+    }
+
+    pub fn emit(self, host: &str, c: &Counters) {
+        let counter = match self {
+            Revalidation::Sent { conditional } => {
+                if !conditional {
+                    c.revalidations_unconditional.fetch_add(1, Relaxed);
+                }
+                counter!(names::REVALIDATIONS_SENT_TOTAL, "host" => host_label(host)).increment(1);
+                &c.revalidations_sent
+            }
+            Revalidation::NotModified => &c.not_modified,
+            Revalidation::Changed => &c.changed,
+            Revalidation::SameBytes => &c.same_bytes,
+            Revalidation::Failed => &c.revalidations_failed,
+        };
+        counter.fetch_add(1, Relaxed);
+        if let Some(result) = self.as_str() {
+            counter!(names::REVALIDATIONS_TOTAL, "host" => host_label(host), "result" => result).increment(1);
+        }
+    }
+}
+
 /// A request will be tried again later.
 pub struct RetryScheduled<'a> {
     pub host: &'a str,

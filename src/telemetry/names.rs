@@ -17,6 +17,12 @@ pub const STORED_BYTES_TOTAL: &str = "distributed_downloader_stored_bytes_total"
 /// Rows that ended as a failure record (handed to the writer, committed with its next shard), by
 /// `host` and `class`.
 pub const ROWS_FAILED_TOTAL: &str = "distributed_downloader_rows_failed_total";
+/// Stored images asked about again (`download --revalidate`), by `host`: one per row, its first
+/// attempt.
+pub const REVALIDATIONS_SENT_TOTAL: &str = "distributed_downloader_revalidations_sent_total";
+/// Revalidations that ended, by `host` and `result` (`not_modified`, `changed`, `same_bytes`,
+/// `failed`).
+pub const REVALIDATIONS_TOTAL: &str = "distributed_downloader_revalidations_total";
 /// Retries scheduled, by `host` and `class`.
 pub const RETRIES_TOTAL: &str = "distributed_downloader_retries_total";
 /// Rate changes, by `host` and `direction` (`up`, `down`).
@@ -86,6 +92,8 @@ pub const METRICS: &[(&str, Kind, metrics::Unit, &str)] = &[
     (IMAGES_STORED_TOTAL, Kind::Counter, metrics::Unit::Count, "Images committed to a shard (fsynced and renamed), by host"),
     (STORED_BYTES_TOTAL, Kind::Counter, metrics::Unit::Bytes, "Bytes of image data committed to shards, by host"),
     (ROWS_FAILED_TOTAL, Kind::Counter, metrics::Unit::Count, "Rows that ended as a failure record (handed to the writer), by host and class"),
+    (REVALIDATIONS_SENT_TOTAL, Kind::Counter, metrics::Unit::Count, "Stored images asked about again by download --revalidate (one per row), by host"),
+    (REVALIDATIONS_TOTAL, Kind::Counter, metrics::Unit::Count, "Revalidations that ended, by host and result (not_modified: a 304; changed: new bytes stored; same_bytes: a 200 with the stored bytes; failed: the stored image kept)"),
     (RETRIES_TOTAL, Kind::Counter, metrics::Unit::Count, "Requests scheduled to be tried again, by host and class"),
     (RATE_CHANGES_TOTAL, Kind::Counter, metrics::Unit::Count, "Changes of a host's request rate, by host and direction (up, down)"),
     (SHARDS_COMMITTED_TOTAL, Kind::Counter, metrics::Unit::Count, "Shard files committed (fsynced and renamed)"),

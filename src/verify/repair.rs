@@ -193,6 +193,9 @@ mod tests {
             pdq: String::new(),
             pdq_quality: 0,
             phash: 0,
+            version: 1,
+            checked_at: 0.0,
+            check_error: String::new(),
         }
     }
 

@@ -127,7 +127,10 @@ pub(crate) fn read_batch(out: &Path, server: &str, partition: u64) -> Result<Opt
         let rows = rows.chain(r.contents.failures.iter().map(|f| (&f.uuid, &f.url, Some(f.retriable))));
         for (uuid, url, failure) in rows {
             if let Some(earlier) = scan.finals.insert(uuid.clone(), Final { shard: i, failure }) {
-                if earlier.failure != Some(true) {
+                // A retried retriable failure, or a stored image revalidated (a success after a
+                // success), is expected; anything else is a duplicate.
+                let revalidated = earlier.failure.is_none() && failure.is_none();
+                if earlier.failure != Some(true) && !revalidated {
                     scan.duplicates.push((uuid.clone(), url.clone(), i, earlier.shard));
                 }
             }
@@ -349,6 +352,9 @@ mod tests {
             pdq: String::new(),
             pdq_quality: 0,
             phash: 0,
+            version: 1,
+            checked_at: 0.0,
+            check_error: String::new(),
         }
     }
 

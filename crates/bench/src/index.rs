@@ -135,6 +135,9 @@ pub(crate) fn write_dataset_of(
                     pdq: hex(&hash256(n ^ 1 << 62)),
                     pdq_quality: 90,
                     phash: mix(n),
+                    version: 1,
+                    checked_at: 1.8e9,
+                    check_error: String::new(),
                 });
             }
             let id = s.batch_ids.as_ref().and_then(|ids| ids.get(p as usize)).cloned().unwrap_or_default();

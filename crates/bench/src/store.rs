@@ -182,6 +182,9 @@ fn write_dataset(
                     pdq: String::new(),
                     pdq_quality: 0,
                     phash: 0,
+                    version: 1,
+                    checked_at: 0.0,
+                    check_error: String::new(),
                 })
                 .collect();
             let id = s.batch_ids.as_ref().and_then(|ids| ids.get(p as usize)).cloned().unwrap_or_default();

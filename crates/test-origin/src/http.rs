@@ -156,6 +156,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         302 => "Found",
+        304 => "Not Modified",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",

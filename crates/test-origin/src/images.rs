@@ -127,7 +127,38 @@ pub fn served_bytes(path: &str) -> Option<Arc<Vec<u8>>> {
 /// Lower-case hex SHA-256 of [`served_bytes`], for tests that compare against stored hashes.
 pub fn served_sha256(path: &str) -> Option<String> {
     let bytes = served_bytes(path)?;
-    Some(Sha256::digest(bytes.as_slice()).iter().map(|b| format!("{b:02x}")).collect())
+    Some(sha256_hex(&bytes))
+}
+
+/// Mixed into the path's seed for the image a host serves at `path` once a test changed it
+/// (`Origin::change_image`): another picture of the same format and size.
+const CHANGED_SALT: u64 = 0x00C4_A26E;
+
+/// The body a host serves for `path` after `Origin::change_image`: the same format and size as
+/// [`served_bytes`], other pixels (so other bytes, another SHA-256 and another `ETag`).
+pub fn changed_bytes(path: &str) -> Option<Arc<Vec<u8>>> {
+    let spec = spec_for_path(path)?;
+    let key = format!("{}#changed", strip_query(path));
+    if let Some(hit) = cache().lock().expect("image cache lock").get(&key) {
+        return Some(hit);
+    }
+    let img = pixels(&spec, spec.seed.unwrap_or_else(|| seed_for(strip_query(path))) ^ CHANGED_SALT);
+    let bytes = Arc::new(match (spec.camera, spec.format) {
+        (true, ImageFormat::Jpeg) => photo::camera_jpeg(img.as_raw(), spec.width, spec.height),
+        (true, ImageFormat::WebP) => photo::lossy_webp(img.as_raw(), spec.width, spec.height),
+        _ => encode(&img, spec.format),
+    });
+    cache().lock().expect("image cache lock").insert(&key, bytes.clone());
+    Some(bytes)
+}
+
+/// Lower-case hex SHA-256 of [`changed_bytes`].
+pub fn changed_sha256(path: &str) -> Option<String> {
+    Some(sha256_hex(&changed_bytes(path)?))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The pixels for `path` before encoding, e.g. to compare a lossless download pixel by pixel.

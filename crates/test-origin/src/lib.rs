@@ -28,7 +28,7 @@ pub mod nginx;
 pub mod photo;
 pub mod process;
 mod respond;
-pub use respond::{image_etag, IMAGE_LAST_MODIFIED};
+pub use respond::{image_etag, IMAGE_CHANGED_LAST_MODIFIED, IMAGE_LAST_MODIFIED};
 pub mod rng;
 pub mod server;
 

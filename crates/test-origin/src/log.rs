@@ -24,6 +24,10 @@ pub struct RequestRecord {
     /// The status sent (or about to be sent, for a request still delayed by `Slow`).
     pub status: u16,
     pub user_agent: Option<String>,
+    /// The request's `If-None-Match` and `If-Modified-Since` headers, as sent: set on a
+    /// conditional request (a revalidation), which a 304 answers when the image is unchanged.
+    pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
     /// Body bytes written to the socket.
     pub bytes_sent: u64,
     /// The `Content-Length` announced in the response head.
@@ -34,6 +38,11 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    /// Whether the request was conditional (`If-None-Match` or `If-Modified-Since`).
+    pub fn conditional(&self) -> bool {
+        self.if_none_match.is_some() || self.if_modified_since.is_some()
+    }
+
     /// The time the server spent on the request, if it is done.
     pub fn duration(&self) -> Option<Duration> {
         self.completed.map(|c| c.saturating_sub(self.arrived))
@@ -135,6 +144,8 @@ mod tests {
             completed: completed_ms.map(Duration::from_millis),
             status,
             user_agent: None,
+            if_none_match: None,
+            if_modified_since: None,
             bytes_sent: 0,
             content_length: 0,
             connection: 1,

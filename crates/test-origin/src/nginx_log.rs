@@ -43,6 +43,8 @@ fn parse_line(line: &str, start: Duration) -> Option<(u64, RequestRecord)> {
         completed: Some(end.saturating_sub(start)),
         status: f[2].parse().ok()?,
         user_agent: (f[8] != "-").then(|| unescape(f[8])),
+        if_none_match: None,
+        if_modified_since: None,
         bytes_sent: number(f[4])?,
         content_length: number(f[5])?,
         connection: 0,

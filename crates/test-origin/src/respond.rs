@@ -4,7 +4,7 @@
 //! `RateLimited`, the random stream of `Random503`) and the bodies that are not images (garbage,
 //! HTML, filler, the bomb PNG). It decides; `server` writes the bytes and keeps time.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -121,6 +121,9 @@ pub struct Script {
     /// The draws of `Random503`, one per request. A std mutex: held for one draw, never across
     /// an await.
     rng: Mutex<SplitMix64>,
+    /// Paths (without query) a test changed with `Origin::change_image`: they serve
+    /// `images::changed_bytes`, another `ETag` and [`IMAGE_CHANGED_LAST_MODIFIED`].
+    changed: Mutex<HashSet<String>>,
 }
 
 impl Script {
@@ -133,11 +136,18 @@ impl Script {
             received: AtomicU64::new(0),
             served: Mutex::new(VecDeque::new()),
             rng: Mutex::new(SplitMix64(RANDOM_503_SEED.wrapping_add(host as u64))),
+            changed: Mutex::new(HashSet::new()),
         }
     }
 
     pub fn with_robots(self, robots: Option<RobotsFile>) -> Script {
         Script { robots, ..self }
+    }
+
+    /// From now on `path` (its query ignored) serves another image of the same format and
+    /// size, with another `ETag` and a later `Last-Modified` (see `Origin::change_image`).
+    pub fn change_image(&self, path: &str) {
+        self.changed.lock().expect("changed paths lock").insert(images::strip_query(path).to_owned());
     }
 
     /// The reply to `head`, arriving at `now`, on the host reachable at `base_url`. May encode an
@@ -165,10 +175,10 @@ impl Script {
         }
         let path = head.target.as_str();
         match &self.behaviour {
-            Behaviour::Ok => image(path),
+            Behaviour::Ok => self.image(path, head),
             Behaviour::RateLimited { per_second, retry_after } => {
                 if self.admit(*per_second, now) {
-                    return image(path);
+                    return self.image(path, head);
                 }
                 let mut reply = Reply::text(429, "too many requests\n");
                 if let Some(form) = retry_after {
@@ -179,25 +189,25 @@ impl Script {
             Behaviour::Flaky503 { every } if *every > 0 && n % u64::from(*every) == 0 => {
                 Reply::text(503, "temporarily unavailable\n")
             }
-            Behaviour::Flaky503 { .. } => image(path),
+            Behaviour::Flaky503 { .. } => self.image(path, head),
             Behaviour::Random503 { percent } => {
                 let draw = self.rng.lock().expect("random 503 lock").next_u64() % 100;
                 if draw < u64::from(*percent) {
                     Reply::text(503, "temporarily unavailable\n")
                 } else {
-                    image(path)
+                    self.image(path, head)
                 }
             }
-            Behaviour::Slow { delay } => Reply { head_delay: *delay, ..image(path) },
+            Behaviour::Slow { delay } => Reply { head_delay: *delay, ..self.image(path, head) },
             Behaviour::StallMidBody { after_bytes } => {
-                let reply = image(path);
+                let reply = self.image(path, head);
                 let bytes = (*after_bytes as u64).min(reply.body.len().saturating_sub(1));
                 Reply { pacing: Pacing::StallAfter { bytes }, ..reply }
             }
             Behaviour::Trickle { bytes_per_sec } => {
-                Reply { pacing: Pacing::Trickle { bytes_per_sec: (*bytes_per_sec).max(1) }, ..image(path) }
+                Reply { pacing: Pacing::Trickle { bytes_per_sec: (*bytes_per_sec).max(1) }, ..self.image(path, head) }
             }
-            Behaviour::Redirect { hops } => redirect(path, *hops, base_url),
+            Behaviour::Redirect { hops } => self.redirect(path, *hops, base_url, head),
             Behaviour::RedirectTo { to } => {
                 let mut reply = Reply::text(302, "moved\n");
                 reply.headers.push(("Location", format!("{to}{path}")));
@@ -223,7 +233,7 @@ impl Script {
             }
             Behaviour::Huge { bytes } => Reply::new(200, "image/jpeg", Body::Generated { len: *bytes }),
             Behaviour::Tagged { tag } => {
-                let mut reply = image(path);
+                let mut reply = self.image(path, head);
                 reply.headers.push(("X-Robots-Tag", tag.clone()));
                 reply
             }
@@ -264,17 +274,84 @@ impl Script {
 /// The `Last-Modified` of every image: they are generated, so one fixed date.
 pub const IMAGE_LAST_MODIFIED: &str = "Tue, 01 Dec 2026 00:00:00 GMT";
 
-fn image(path: &str) -> Reply {
-    match (images::spec_for_path(path), images::served_bytes(path)) {
-        (Some(spec), Some(data)) => {
-            let etag = image_etag(&data);
-            let mut reply = Reply::new(200, spec.content_type(), Body::Shared { len: data.len(), data });
-            reply.headers.push(("ETag", etag));
-            reply.headers.push(("Last-Modified", IMAGE_LAST_MODIFIED.to_owned()));
-            reply
+/// The `Last-Modified` of an image a test changed (`Origin::change_image`): later than
+/// [`IMAGE_LAST_MODIFIED`].
+pub const IMAGE_CHANGED_LAST_MODIFIED: &str = "Fri, 01 Jan 2027 00:00:00 GMT";
+
+impl Script {
+    /// The image at `path` as it is now (changed or not), or `304 Not Modified` when `head`'s
+    /// conditions say the client holds it already (see [`not_modified`]).
+    fn image(&self, path: &str, head: &RequestHead) -> Reply {
+        let changed = self.changed.lock().expect("changed paths lock").contains(images::strip_query(path));
+        let (bytes, last_modified) = if changed {
+            (images::changed_bytes(path), IMAGE_CHANGED_LAST_MODIFIED)
+        } else {
+            (images::served_bytes(path), IMAGE_LAST_MODIFIED)
+        };
+        match (images::spec_for_path(path), bytes) {
+            (Some(spec), Some(data)) => {
+                let etag = image_etag(&data);
+                let validators = vec![("ETag", etag.clone()), ("Last-Modified", last_modified.to_owned())];
+                if not_modified(head, &etag, last_modified) {
+                    let empty = Arc::new(Vec::new());
+                    let mut reply = Reply::new(304, spec.content_type(), Body::Shared { len: 0, data: empty });
+                    reply.headers = validators;
+                    return reply;
+                }
+                let mut reply = Reply::new(200, spec.content_type(), Body::Shared { len: data.len(), data });
+                reply.headers.extend(validators);
+                reply
+            }
+            _ => not_an_image(path),
         }
-        _ => not_an_image(path),
     }
+
+    /// `/p` → 302 to `/hop/1/p`; `/hop/k/p` → 302 to `/hop/k+1/p` while k < hops; then the image.
+    fn redirect(&self, path: &str, hops: u32, base_url: &str, head: &RequestHead) -> Reply {
+        let (hop, original) = match path.strip_prefix(REDIRECT_PREFIX).and_then(|rest| rest.split_once('/')) {
+            Some((k, rest)) if k.parse::<u32>().is_ok() => (k.parse::<u32>().unwrap_or(0), format!("/{rest}")),
+            _ => (0, path.to_owned()),
+        };
+        if hop >= hops {
+            return self.image(&original, head);
+        }
+        let mut reply = Reply::text(302, "found elsewhere\n");
+        reply.headers.push(("Location", format!("{base_url}{REDIRECT_PREFIX}{}{original}", hop + 1)));
+        reply
+    }
+}
+
+/// Whether a GET with `head`'s conditions gets `304 Not Modified` for a resource with `etag`
+/// and `last_modified`, as RFC 9110 §13.1.2 and §13.1.3 say: `If-None-Match` (a list of entity
+/// tags, or `*`) matches by weak comparison (a `W/` prefix ignored); only without it is
+/// `If-Modified-Since` looked at, and it matches when the date is not earlier than
+/// `last_modified` (a date that cannot be read is ignored).
+pub fn not_modified(head: &RequestHead, etag: &str, last_modified: &str) -> bool {
+    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    if let Some(list) = head.header("if-none-match") {
+        let ours = opaque(etag);
+        return list.split(',').map(str::trim).any(|tag| tag == "*" || opaque(tag) == ours);
+    }
+    match (head.header("if-modified-since").and_then(http_date), http_date(last_modified)) {
+        (Some(since), Some(modified)) => since >= modified,
+        _ => false,
+    }
+}
+
+/// An IMF-fixdate (`Tue, 01 Dec 2026 00:00:00 GMT`) as (year, month, day, h, m, s), which
+/// orders as the dates do; `None` for anything else.
+fn http_date(text: &str) -> Option<(u32, u32, u32, u32, u32, u32)> {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let mut parts = text.trim().split_ascii_whitespace();
+    let (_weekday, day, month, year, time, zone) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if zone != "GMT" || parts.next().is_some() {
+        return None;
+    }
+    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+    let mut hms = time.split(':').map(|n| n.parse::<u32>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    Some((year.parse().ok()?, month, day.parse().ok()?, h, m, s))
 }
 
 /// The `ETag` of an image: a strong validator of its bytes (FNV-1a, quoted as HTTP wants).
@@ -285,20 +362,6 @@ pub fn image_etag(bytes: &[u8]) -> String {
 
 fn not_an_image(path: &str) -> Reply {
     Reply::text(404, &format!("no image at {path}: see origin::images for the path rule\n"))
-}
-
-/// `/p` → 302 to `/hop/1/p`; `/hop/k/p` → 302 to `/hop/k+1/p` while k < hops; then the image.
-fn redirect(path: &str, hops: u32, base_url: &str) -> Reply {
-    let (hop, original) = match path.strip_prefix(REDIRECT_PREFIX).and_then(|rest| rest.split_once('/')) {
-        Some((k, rest)) if k.parse::<u32>().is_ok() => (k.parse::<u32>().unwrap_or(0), format!("/{rest}")),
-        _ => (0, path.to_owned()),
-    };
-    if hop >= hops {
-        return image(&original);
-    }
-    let mut reply = Reply::text(302, "found elsewhere\n");
-    reply.headers.push(("Location", format!("{base_url}{REDIRECT_PREFIX}{}{original}", hop + 1)));
-    reply
 }
 
 /// `FF D8 FF E0`, then bytes with no `FF` (so no marker a decoder could resync on).
@@ -390,6 +453,33 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn head(headers: &[(&str, &str)]) -> RequestHead {
+        RequestHead {
+            method: "GET".into(),
+            target: "/img/a.jpg".into(),
+            http10: false,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn conditions_are_read_as_rfc_9110_says() {
+        let (etag, lm) = ("\"abc\"", IMAGE_LAST_MODIFIED);
+        assert!(!not_modified(&head(&[]), etag, lm), "no condition: the image");
+        assert!(not_modified(&head(&[("If-None-Match", "\"abc\"")]), etag, lm));
+        assert!(not_modified(&head(&[("If-None-Match", "\"x\", W/\"abc\"")]), etag, lm), "a list, weak");
+        assert!(not_modified(&head(&[("If-None-Match", "*")]), etag, lm));
+        assert!(!not_modified(&head(&[("If-None-Match", "\"x\"")]), etag, lm));
+        // If-None-Match wins over If-Modified-Since.
+        let both = [("If-None-Match", "\"x\""), ("If-Modified-Since", IMAGE_CHANGED_LAST_MODIFIED)];
+        assert!(!not_modified(&head(&both), etag, lm));
+        assert!(not_modified(&head(&[("If-Modified-Since", lm)]), etag, lm), "the same date");
+        assert!(not_modified(&head(&[("If-Modified-Since", IMAGE_CHANGED_LAST_MODIFIED)]), etag, lm));
+        assert!(!not_modified(&head(&[("If-Modified-Since", "Mon, 30 Nov 2026 23:59:59 GMT")]), etag, lm));
+        assert!(!not_modified(&head(&[("If-Modified-Since", "yesterday")]), etag, lm), "unreadable: ignored");
+        assert!(!not_modified(&head(&[("If-Modified-Since", lm)]), etag, IMAGE_CHANGED_LAST_MODIFIED));
+    }
 
     #[test]
     fn crc_matches_the_png_iend_constant() {

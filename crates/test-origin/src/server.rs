@@ -74,6 +74,8 @@ struct Host {
     /// Records in arrival order; a std mutex because it is held for a push or a field update,
     /// never across an await.
     log: Arc<Mutex<Vec<RequestRecord>>>,
+    /// Its script (`None` for a `Dead` host, which never answers).
+    script: Option<Arc<Script>>,
 }
 
 /// A running test origin. See the module docs for its lifetime.
@@ -112,20 +114,17 @@ impl Origin {
                 let listener = std::net::TcpListener::bind(spec.addr).map_err(bind_err)?;
                 listener.set_nonblocking(true)?;
                 let addr = listener.local_addr()?;
-                listeners.push((listener, (spec.behaviour, spec.robots), out.len()));
+                let script = Arc::new(Script::new(spec.behaviour, out.len()).with_robots(spec.robots));
+                listeners.push((listener, script, out.len()));
                 addr
             };
-            out.push(Host { addr, base_url: format!("http://{addr}"), log: Arc::default() });
+            let script = listeners.last().filter(|l| l.2 == out.len()).map(|l| l.1.clone());
+            out.push(Host { addr, base_url: format!("http://{addr}"), log: Arc::default(), script });
         }
         let contexts: Vec<_> = listeners
             .into_iter()
-            .map(|(listener, (behaviour, robots), i)| {
-                let ctx = HostCtx {
-                    script: Arc::new(Script::new(behaviour, i).with_robots(robots)),
-                    base_url: out[i].base_url.clone(),
-                    log: out[i].log.clone(),
-                    started,
-                };
+            .map(|(listener, script, i)| {
+                let ctx = HostCtx { script, base_url: out[i].base_url.clone(), log: out[i].log.clone(), started };
                 (listener, Arc::new(ctx))
             })
             .collect();
@@ -154,6 +153,17 @@ impl Origin {
     /// `base_url(i)` followed by `path` (which starts with `/`).
     pub fn url(&self, i: usize, path: &str) -> String {
         format!("{}{path}", self.hosts[i].base_url)
+    }
+
+    /// Changes the image host `i` serves at `path` (its query ignored): from now on it is
+    /// another image of the same format and size (`images::changed_bytes`), with another `ETag`
+    /// and `Last-Modified: IMAGE_CHANGED_LAST_MODIFIED`, as when a publisher replaces a file.
+    /// Conditional requests are answered against the new image. A `Dead` host has nothing to
+    /// change.
+    pub fn change_image(&self, i: usize, path: &str) {
+        if let Some(script) = &self.hosts[i].script {
+            script.change_image(path);
+        }
     }
 
     /// How many hosts were started (dead ones included).
@@ -282,6 +292,8 @@ async fn serve_connection(mut stream: TcpStream, host: Arc<HostCtx>, connection:
             completed: None,
             status: 0,
             user_agent: head.header("user-agent").map(str::to_owned),
+            if_none_match: head.header("if-none-match").map(str::to_owned),
+            if_modified_since: head.header("if-modified-since").map(str::to_owned),
             bytes_sent: 0,
             content_length: 0,
             connection,
@@ -328,6 +340,8 @@ async fn refuse(stream: &mut TcpStream, host: &HostCtx, connection: u64, status:
             completed: None,
             status,
             user_agent: None,
+            if_none_match: None,
+            if_modified_since: None,
             bytes_sent: 0,
             content_length: 0,
             connection,

@@ -6,7 +6,9 @@
 //! (its committed rows and its row count), or the next window of the open batch. The actor runs
 //! each read with [`perform`] on the blocking pool, so no file is read on the event loop, and
 //! hands the result back. Rows the shards already hold are dropped as windows arrive; that set is
-//! kept per open batch as 16-byte keys, not strings.
+//! kept per open batch as 16-byte keys, not strings. With `--revalidate`, the stored images of
+//! the open batch to ask about again are kept too (where each lies and its validators, about
+//! 0.3 KB a row), each handed to its row's `Task` as its window arrives.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
@@ -14,7 +16,7 @@ use std::path::Path;
 use super::row::Task;
 use crate::actors::messages::HostFailure;
 use crate::store::batches::{batch_id, batch_rows, read_batch_window, BatchRow};
-use crate::store::shards::ledger::{scan_batch, BatchLedger, RetryFailed};
+use crate::store::shards::ledger::{scan_batch, Again, BatchLedger, StaleImage};
 
 /// Rows read at a time: at the highest rate a host is allowed (40 req/s by default) a window
 /// lasts over 6 s, far longer than reading it takes.
@@ -57,6 +59,9 @@ struct OpenBatch {
     done: HashSet<u128>,
     /// Rows being retried (`--retry-failed`), with the class of their committed failure.
     retries: HashMap<u128, String>,
+    /// Stored images being revalidated (`--revalidate`), with where they lie and their
+    /// validators.
+    stale: HashMap<u128, StaleImage>,
 }
 
 /// The host's queue and where its reading stands.
@@ -103,13 +108,22 @@ impl Feed {
         Some(read)
     }
 
-    /// A batch was opened: `rows` rows, of which `done` (uuids) are committed and skipped, and
-    /// `retries` (uuid to the class of its committed failure) are tried again.
-    pub fn opened(&mut self, partition: u64, rows: u64, done: &HashSet<String>, retries: &HashMap<String, String>) {
+    /// A batch was opened: `rows` rows, of which `done` (uuids) are committed and skipped,
+    /// `retries` (uuid to the class of its committed failure) are tried again, and `stale`
+    /// (uuid to the stored image) are revalidated.
+    pub fn opened(
+        &mut self,
+        partition: u64,
+        rows: u64,
+        done: &HashSet<String>,
+        retries: &HashMap<String, String>,
+        stale: HashMap<String, StaleImage>,
+    ) {
         self.reading = false;
         let done = done.iter().map(|u| row_key(u)).collect();
         let retries = retries.iter().map(|(u, class)| (row_key(u), class.clone())).collect();
-        self.open = Some(OpenBatch { partition, rows, next_row: 0, done, retries });
+        let stale = stale.into_iter().map(|(u, image)| (row_key(&u), image)).collect();
+        self.open = Some(OpenBatch { partition, rows, next_row: 0, done, retries, stale });
     }
 
     /// A window of the open batch arrived: its rows not yet committed join the queue.
@@ -127,6 +141,7 @@ impl Feed {
                 continue;
             }
             let replaces = b.retries.get(&key).cloned();
+            let stale = b.stale.remove(&key).map(Box::new);
             let (uuid, url, source_ids) = (r.uuid, r.url, r.source_ids);
             self.queue.push_back(Task {
                 uuid,
@@ -140,6 +155,7 @@ impl Feed {
                 etag: None,
                 last_modified: None,
                 redirects: 0,
+                stale,
             });
         }
         Fed { partition, queued: (self.queue.len() - before) as u64, batch_read: b.next_row >= b.rows }
@@ -178,7 +194,7 @@ pub fn perform(
     out: &Path,
     host: &str,
     read: Read,
-    retry: RetryFailed,
+    retry: Again,
     known_id: Option<String>,
 ) -> Result<ReadDone, HostFailure> {
     match read {
@@ -220,7 +236,7 @@ mod tests {
         assert_eq!(feed.next_read(), Some(Read::Open { partition: 3 }));
         assert_eq!(feed.next_read(), None, "one read at a time");
         let done: HashSet<String> = ["row-1".to_string(), "row-300".to_string()].into();
-        feed.opened(3, 300, &done, &HashMap::new());
+        feed.opened(3, 300, &done, &HashMap::new(), HashMap::new());
         assert_eq!(feed.next_read(), Some(Read::Window { partition: 3, offset: 0, len: WINDOW_ROWS }));
         let fed = feed.window(3, rows(0, WINDOW_ROWS));
         assert_eq!(fed, Fed { partition: 3, queued: WINDOW_ROWS as u64 - 1, batch_read: false });
@@ -232,7 +248,7 @@ mod tests {
         assert!(!feed.is_exhausted());
         feed.queue.clear();
         assert_eq!(feed.next_read(), Some(Read::Open { partition: 4 }));
-        feed.opened(4, 0, &HashSet::new(), &HashMap::new());
+        feed.opened(4, 0, &HashSet::new(), &HashMap::new(), HashMap::new());
         assert_eq!(feed.next_read(), None, "an empty batch needs no window, and no batch is left");
         assert!(feed.is_exhausted());
     }
@@ -241,7 +257,7 @@ mod tests {
     fn the_queue_holds_about_a_window_however_large_the_batch() {
         let mut feed = Feed::new([0], None);
         feed.next_read();
-        feed.opened(0, 10_000, &HashSet::new(), &HashMap::new());
+        feed.opened(0, 10_000, &HashSet::new(), &HashMap::new(), HashMap::new());
         let mut most = 0;
         let mut sent = 0;
         while let Some(read) = feed.next_read() {

@@ -3,9 +3,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::fetch::client::Conditions;
 use crate::host::outcome::ErrorClass;
 use crate::imaging::Processed;
+use crate::store::shards::ledger::StaleImage;
 use crate::store::shards::record::{hex, FailureRecord, SuccessRecord};
+use crate::store::shards::revalidation::{Answer, Previous, Revalidated};
 
 /// One URL waiting in the host's queue.
 #[derive(Debug, Clone)]
@@ -26,11 +29,28 @@ pub struct Task {
     /// The image answer's `ETag` and `Last-Modified`, once it came.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// With `--revalidate`: the stored image this row asks about again (boxed: most rows have
+    /// none).
+    pub stale: Option<Box<StaleImage>>,
 }
 
 impl Task {
+    /// The conditions its requests carry: the stored image's validators, none for a first
+    /// download.
+    pub fn conditions(&self) -> Conditions {
+        self.stale.as_ref().map(|s| Conditions::of(&s.etag, &s.last_modified)).unwrap_or_default()
+    }
+
+    /// A revalidation's answer for the writer; `None` for a row that is not a revalidation.
+    pub fn revalidated(&self, answer: Answer) -> Option<Revalidated> {
+        let stale = self.stale.as_ref()?;
+        let previous = Previous { shard: stale.shard.clone(), row: stale.row };
+        Some(Revalidated { previous, answer, at: unix_now() })
+    }
+
     /// The success record of this row, with the processed image.
     pub fn success(&self, host: &str, p: Processed) -> SuccessRecord {
+        let now = unix_now();
         SuccessRecord {
             uuid: self.uuid.clone(),
             url: self.url.clone(),
@@ -45,7 +65,7 @@ impl Task {
             sha256: hex(&p.sha256),
             // Empty unless MD5=on.
             md5: p.md5.map(|m| hex(&m)).unwrap_or_default(),
-            fetched_at: unix_now(),
+            fetched_at: now,
             final_url: self.final_url.clone().unwrap_or_default(),
             redirects: self.redirects,
             etag: self.etag.clone().unwrap_or_default(),
@@ -53,6 +73,11 @@ impl Task {
             pdq: p.fingerprint.map(|f| f.pdq_hex()).unwrap_or_default(),
             pdq_quality: p.fingerprint.map_or(0, |f| f.pdq_quality),
             phash: p.fingerprint.map_or(0, |f| f.phash),
+            // A revalidation's new bytes are given their version by the writer, which reads the
+            // previous record (`actors::writer`).
+            version: 1,
+            checked_at: now,
+            check_error: String::new(),
         }
     }
 

@@ -10,14 +10,21 @@ use actix::{Actor, Handler, SyncContext};
 use super::policy::ShardPolicy;
 use crate::actors::messages::{BatchDone, BatchOpened, Drain, DrainReport, Record, Store, Tick};
 use crate::store::shards::finish::{merge_batch, FinishError};
-use crate::store::shards::hdf5_io::{write_shard, ShardError};
+use crate::store::shards::hdf5_io::{write_shard_carrying, ShardError};
 use crate::store::shards::ledger::batch_dir;
 use crate::store::shards::record::ShardContents;
+use crate::store::shards::revalidation::{resolve, Revalidated};
 use crate::store::shards::summary::{write_summary, BatchSummary, SUMMARY_FILE};
 use crate::telemetry::events::ShardCommitted;
 use crate::telemetry::Counters;
 
 type BatchKey = (String, u64);
+
+impl Pending {
+    fn rows(&self) -> usize {
+        self.contents.len() + self.revalidated.len()
+    }
+}
 
 #[derive(Default)]
 struct Pending {
@@ -25,6 +32,8 @@ struct Pending {
     /// For each record of `contents`, in the same order: the class of the failure it replaces.
     success_replaces: Vec<Option<String>>,
     failure_replaces: Vec<Option<String>>,
+    /// Revalidated rows, made into records when committed (after `contents.successes`).
+    revalidated: Vec<Revalidated>,
     bytes: usize,
     oldest: Option<Instant>,
 }
@@ -67,22 +76,35 @@ impl WriterActor {
     }
 
     fn commit(&mut self, key: &BatchKey) -> Result<usize, ShardError> {
-        let Some(p) = self.pending.remove(key) else { return Ok(0) };
+        let Some(mut p) = self.pending.remove(key) else { return Ok(0) };
         self.buffered -= p.bytes;
-        if p.contents.is_empty() {
+        if p.rows() == 0 {
             return Ok(0);
+        }
+        // Revalidated rows follow the others; each refers to its stored bytes unless it
+        // brought new ones.
+        let fresh = p.contents.successes.len();
+        let mut carried = vec![None; fresh];
+        let revalidated = resolve(&self.out, std::mem::take(&mut p.revalidated))?;
+        for (record, from) in revalidated {
+            p.contents.successes.push(record);
+            carried.push(from);
         }
         let seq = self.next_seq.entry(key.clone()).or_insert(0);
         let dir = batch_dir(&self.out, &key.0, key.1);
         let batch_id = self.batch_ids.get(key).map(String::as_str).unwrap_or_default();
         let started = Instant::now();
-        let path = write_shard(&dir, *seq, &p.contents, batch_id)?;
+        let path = write_shard_carrying(&dir, *seq, &p.contents, &carried, batch_id)?;
         let seconds = started.elapsed().as_secs_f64();
         let committed = *seq;
         *seq += 1;
         if let Some(summary) = self.summaries.get_mut(key) {
             for (s, replaces) in p.contents.successes.iter().zip(&p.success_replaces) {
                 summary.add_success(s.data.len() as u64, replaces.as_deref());
+            }
+            for (s, from) in p.contents.successes.iter().zip(&carried).skip(fresh) {
+                // As the ledger counts a shard: the bytes it holds or refers to.
+                summary.add_revalidated(from.as_ref().map_or(s.data.len() as u64, |c| c.length));
             }
             for (f, replaces) in p.contents.failures.iter().zip(&p.failure_replaces) {
                 summary.add_failure(&f.error_class, f.retriable, replaces.as_deref());
@@ -104,6 +126,11 @@ impl WriterActor {
                     &format!("cannot write {}/{SUMMARY_FILE} ({e}); it will be rebuilt from the shards", dir.display()),
                 );
             }
+        }
+        if p.contents.successes.len() > fresh {
+            // Test-only: a test killing the process here proves a revalidation stopped midway
+            // loses nothing and asks again only what it had not committed.
+            crate::store::pause::point("revalidate-commit");
         }
         let rows = p.contents.len();
         ShardCommitted {
@@ -160,15 +187,22 @@ impl Handler<Store> for WriterActor {
             Record::Success(s) => {
                 p.bytes += s.data.len();
                 self.buffered += s.data.len();
-                p.contents.successes.push(s);
+                p.contents.successes.push(*s);
                 p.success_replaces.push(msg.replaces);
             }
             Record::Failure(f) => {
                 p.contents.failures.push(f);
                 p.failure_replaces.push(msg.replaces);
             }
+            Record::Revalidated(r) => {
+                if let crate::store::shards::revalidation::Answer::Served(s) = &r.answer {
+                    p.bytes += s.data.len();
+                    self.buffered += s.data.len();
+                }
+                p.revalidated.push(r);
+            }
         }
-        if self.policy.should_commit(p.contents.len(), p.bytes, p.oldest, Instant::now()) {
+        if self.policy.should_commit(p.rows(), p.bytes, p.oldest, Instant::now()) {
             self.commit(&key)?;
         }
         while self.buffered > self.policy.max_buffered_bytes {
@@ -212,7 +246,7 @@ impl Handler<Tick> for WriterActor {
         let due: Vec<BatchKey> = self
             .pending
             .iter()
-            .filter(|(_, p)| self.policy.should_commit(p.contents.len(), p.bytes, p.oldest, now))
+            .filter(|(_, p)| self.policy.should_commit(p.rows(), p.bytes, p.oldest, now))
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
@@ -249,7 +283,7 @@ mod tests {
     use actix::SyncArbiter;
 
     fn image(host: &str, i: usize, bytes: usize) -> Record {
-        Record::Success(SuccessRecord {
+        Record::Success(Box::new(SuccessRecord {
             uuid: format!("{host}-{i}"),
             url: format!("http://{host}/{i}.jpg"),
             server: host.into(),
@@ -270,7 +304,10 @@ mod tests {
             pdq: String::new(),
             pdq_quality: 0,
             phash: 0,
-        })
+            version: 1,
+            checked_at: 0.0,
+            check_error: String::new(),
+        }))
     }
 
     #[test]

@@ -135,6 +135,17 @@ fn write_selected(
         records.push(part);
     }
     order.retain(|uuid| keep(uuid));
+    // A row a revalidation confirmed refers to its bytes in an earlier shard of this batch
+    // (`download --revalidate`): when that shard is one of the parts, which this merge
+    // replaces, the bytes are copied from it instead, so no reference outlives its target.
+    let within = batch_relative(dir);
+    let part_of = |c: &CarriedFrom| {
+        let (folder, name) = c.from.rsplit_once('/')?;
+        if within.as_deref() != Some(folder) {
+            return None;
+        }
+        parts.iter().position(|(_, path)| path.file_name().and_then(|n| n.to_str()) == Some(name))
+    };
     // Final records in first-seen order; each success remembers where its bytes are.
     let mut merged = Merged::default();
     for uuid in &order {
@@ -142,8 +153,27 @@ fn write_selected(
             Final::Success(p, i) => {
                 merged.successes.push(records[p].contents.successes[i].clone());
                 let crc = records[p].stored_crc32.as_ref().map(|c| c[i]);
-                let carried = records[p].carried[i].clone();
-                merged.sources.push(Source { part: p, row: i, crc, carried });
+                let source = match records[p].carried[i].clone() {
+                    Some(c) => match part_of(&c) {
+                        Some(q) => {
+                            // A row of `images/own` is the n-th row of the part stored there.
+                            let own_rows = records[q].carried.iter().enumerate().filter(|(_, x)| x.is_none());
+                            let row =
+                                if c.own { own_rows.map(|(r, _)| r).nth(c.row as usize) } else { Some(c.row as usize) };
+                            let row = row.ok_or_else(|| ShardError::Damaged {
+                                path: parts[q].1.clone(),
+                                what: format!(
+                                    "row {} of its own images, which {} refers to, is not there",
+                                    c.row, records[p].contents.successes[i].uuid
+                                ),
+                            })?;
+                            Source { part: q, row, crc: Some(c.crc32), carried: None }
+                        }
+                        None => Source { part: p, row: i, crc, carried: Some(c) },
+                    },
+                    None => Source { part: p, row: i, crc, carried: None },
+                };
+                merged.sources.push(source);
             }
             Final::Failure(p, i) => merged.failures.push(records[p].contents.failures[i].clone()),
         }
@@ -152,6 +182,13 @@ fn write_selected(
     let path = shard_path(dir, seq);
     atomic::write_with(&path, atomic::Mode::New, |tmp| write_tmp(tmp, parts, &merged, batch_id, compacts_below))?;
     Ok((path, order.len()))
+}
+
+/// A batch folder `dir` as a carried reference names it: relative to the output folder, three
+/// folders up (`downloads/server_name=K/partition_id=N`); `None` for a folder less deep.
+fn batch_relative(dir: &Path) -> Option<String> {
+    let names: Vec<&str> = dir.iter().rev().take(3).map(|c| c.to_str()).collect::<Option<_>>()?;
+    (names.len() == 3).then(|| format!("{}/{}/{}", names[2], names[1], names[0]))
 }
 
 /// Where one success's stored bytes are, and their recorded CRC-32 when its part has one.
@@ -287,6 +324,33 @@ mod tests {
             (before.succeeded(), before.failed(), before.done())
         );
         assert_eq!(scan_batch(out.path(), "a.org", 0, RetryFailed::No).unwrap().next_seq, 4);
+    }
+
+    #[test]
+    fn a_revalidated_row_referring_to_a_part_keeps_its_bytes_when_the_parts_are_merged_away() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = batch_dir(out.path(), "a.org", 0);
+        let first = ShardContents { successes: vec![image("a", 1, 300), image("b", 2, 500)], failures: vec![] };
+        let part0 = write_shard(&dir, 0, &first, "batch-a").unwrap();
+        // Row b confirmed by a 304: its record refers to row 1 of shard 0, by the path relative
+        // to the output folder; row a changed and is stored anew.
+        let rel = part0.strip_prefix(out.path()).unwrap().display().to_string();
+        let confirmed = SuccessRecord { fetched_at: 2.0, data: Vec::new(), ..image("b", 2, 0) };
+        let carried = vec![
+            None,
+            Some(CarriedFrom { from: rel, row: 1, own: false, length: 500, crc32: crc32fast::hash(&[2u8; 500]) }),
+        ];
+        let second = ShardContents { successes: vec![image("a", 7, 300), confirmed], failures: vec![] };
+        let part1 = crate::store::shards::hdf5_io::write_shard_carrying(&dir, 1, &second, &carried, "batch-a").unwrap();
+        let before = read_records(&part1, true).unwrap();
+        assert_eq!(before.contents.successes[1].data, [2u8; 500], "read through the reference");
+        let done = compact(&dir, &[(0, part0.clone()), (1, part1)], 2, "batch-a").unwrap().unwrap();
+        assert!(!part0.exists(), "the part the reference pointed into is gone");
+        let merged = read_records(&done.path, true).unwrap();
+        let rows: Vec<(&str, &[u8], f64)> =
+            merged.contents.successes.iter().map(|s| (s.uuid.as_str(), s.data.as_slice(), s.fetched_at)).collect();
+        assert_eq!(rows, [("a", &[7u8; 300][..], 1.0), ("b", &[2u8; 500][..], 2.0)]);
+        assert_eq!(merged.carried, [None, None], "the bytes are the merged shard's own");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! /images/redirects                                                        uint8 [n]: redirects followed
 //! /images/pdq, pdq_quality, phash        string [n] (64 hex, "" if none), uint8 [n], uint64 [n]
 //! /images/etag, last_modified                                             string [n]: the answer's headers, "" if none
+//! /images/version                                 uint32 [n]: the image's version (1, then + 1 per change found)
+//! /images/checked_at, check_error           float64 [n], string [n]: the last revalidation, its error class or ""
 //! /errors/uuid, url, server, source_ids, error_class, detail              strings [m]
 //! /errors/attempts uint32, http_status uint16, retriable uint8, failed_at float64   [m]
 //! ```
@@ -22,7 +24,8 @@
 //! `sha256` and `md5` are of the original bytes as served, so they cannot check a resized or
 //! re-encoded image; `stored_crc32` is of the bytes stored here, and `verify` and `compact`
 //! check them against it. Shards of older versions lack it (read as `None`), and lack
-//! `final_url`, `redirects`, the perceptual hashes and the validators (read as "" and 0).
+//! `final_url`, `redirects`, the perceptual hashes and the validators (read as "" and 0), and
+//! `version`, `checked_at` and `check_error` (read as 1, `fetched_at` and "").
 //!
 //! Reading never trusts the file: datasets of unequal length, images that are not where or as
 //! long as recorded, and unparsable `source_ids` are [`ShardError::Damaged`], naming the file.
@@ -64,6 +67,10 @@ pub const PHASH: &str = "phash";
 /// Datasets of `images/` added after the first format: the answer's validators.
 pub const ETAG: &str = "etag";
 pub const LAST_MODIFIED: &str = "last_modified";
+/// Datasets of `images/` added after the first format: revalidation (`download --revalidate`).
+pub const VERSION: &str = "version";
+pub const CHECKED_AT: &str = "checked_at";
+pub const CHECK_ERROR: &str = "check_error";
 
 /// Root attribute of a compacted shard (see `compact`): it holds the final record of every row
 /// of the shards numbered below this value in its folder, which it replaces.
@@ -165,6 +172,9 @@ pub(super) fn write_image_fields(g: &hdf5::Group, recs: &[SuccessRecord], length
     put(g, PHASH, &recs.iter().map(|r| r.phash).collect::<Vec<u64>>())?;
     put(g, ETAG, &s(&|r| r.etag.clone()))?;
     put(g, LAST_MODIFIED, &s(&|r| r.last_modified.clone()))?;
+    put(g, VERSION, &recs.iter().map(|r| r.version).collect::<Vec<u32>>())?;
+    put(g, CHECKED_AT, &recs.iter().map(|r| r.checked_at).collect::<Vec<f64>>())?;
+    put(g, CHECK_ERROR, &s(&|r| r.check_error.clone()))?;
     Ok(())
 }
 
@@ -188,6 +198,8 @@ pub(super) fn write_errors(file: &hdf5::File, recs: &[FailureRecord]) -> hdf5::R
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ShardIndex {
     pub succeeded: Vec<String>,
+    /// Each success's `checked_at` (see `SuccessRecord`), in the order of `succeeded`.
+    pub checked_at: Vec<f64>,
     pub failed: Vec<FailedRow>,
     pub data_bytes: u64,
     /// The batch content the shard was written for; `None` in shards of older versions.
@@ -212,6 +224,7 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, ShardError> {
     let file = hdf5::File::open(path).map_err(h5err)?;
     let (images, succeeded) = Columns::open(path, &file, "images")?;
     let data_bytes = images.raw::<u64>(DATA_LENGTH)?.iter().sum();
+    let checked_at = images.raw::<f64>(if images.g.link_exists(CHECKED_AT) { CHECKED_AT } else { "fetched_at" })?;
     let (errors, uuids) = Columns::open(path, &file, "errors")?;
     let (classes, retriable, failed_at) =
         (errors.strings("error_class")?, errors.raw::<u8>("retriable")?, errors.raw::<f64>("failed_at")?);
@@ -222,7 +235,16 @@ pub fn read_index(path: &Path) -> Result<ShardIndex, ShardError> {
         .map(|((uuid, class), (r, failed_at))| FailedRow { uuid, class, retriable: r != 0, failed_at })
         .collect();
     let (batch_id, compacts_below) = root_attrs(&file);
-    Ok(ShardIndex { succeeded, failed, data_bytes, batch_id, compacts_below })
+    Ok(ShardIndex { succeeded, checked_at, failed, data_bytes, batch_id, compacts_below })
+}
+
+/// Each success's validators as stored, `[etag, last_modified, sha256]` ("" when absent): what
+/// a revalidation asks the server with, and what it compares new bytes with.
+pub fn read_validators(path: &Path) -> Result<[Vec<String>; 3], ShardError> {
+    let h5err = |e| ShardError::Hdf5 { path: path.to_path_buf(), source: e };
+    let file = hdf5::File::open(path).map_err(h5err)?;
+    let (images, _) = Columns::open(path, &file, "images")?;
+    Ok([images.strings_or_empty(ETAG)?, images.strings_or_empty(LAST_MODIFIED)?, images.strings("sha256")?])
 }
 
 /// The batch id and `compacts_below` attributes, each `None` when absent.
@@ -252,6 +274,30 @@ pub struct ShardRecords {
     pub compacts_below: Option<u64>,
 }
 
+impl ShardRecords {
+    /// Where success `row`'s bytes lie, for a record elsewhere to refer to them (`carried`):
+    /// where it was carried from, if it was; else row `row` of this shard, named `from`
+    /// (relative to the output folder), in `images/own` when the shard carries other rows too.
+    /// `crc32` computes the bytes' CRC-32 when the shard recorded none (older versions).
+    pub fn bytes_at(
+        &self,
+        from: String,
+        row: usize,
+        crc32: impl FnOnce() -> Result<u32, ShardError>,
+    ) -> Result<CarriedFrom, ShardError> {
+        if let Some(Some(carried)) = self.carried.get(row) {
+            return Ok(carried.clone());
+        }
+        let own = self.carried.iter().any(Option::is_some);
+        let own_row = if own { self.carried[..row].iter().filter(|c| c.is_none()).count() } else { row };
+        let crc32 = match &self.stored_crc32 {
+            Some(crcs) => crcs[row],
+            None => crc32()?,
+        };
+        Ok(CarriedFrom { from, row: own_row as u64, own, length: self.lengths[row], crc32 })
+    }
+}
+
 /// Reads a shard's records; without `with_data`, the successes' `data` stay empty (read them one
 /// by one with [`ImageData`]). A shard whose datasets disagree is [`ShardError::Damaged`].
 pub fn read_records(path: &Path, with_data: bool) -> Result<ShardRecords, ShardError> {
@@ -279,6 +325,9 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<(ShardR
     let (pdq, pdq_quality) = (c.strings_or_empty(PDQ)?, c.raw_or_default::<u8>(PDQ_QUALITY)?);
     let phash = c.raw_or_default::<u64>(PHASH)?;
     let (etags, last_modified) = (c.strings_or_empty(ETAG)?, c.strings_or_empty(LAST_MODIFIED)?);
+    let version = if c.g.link_exists(VERSION) { c.raw::<u32>(VERSION)? } else { vec![1; c.n] };
+    let checked_at = if c.g.link_exists(CHECKED_AT) { c.raw::<f64>(CHECKED_AT)? } else { fetched.clone() };
+    let check_error = c.strings_or_empty(CHECK_ERROR)?;
     let mut data = if with_data {
         let all: Vec<usize> = (0..c.n).collect();
         images.read_many(&all).into_iter().collect::<Result<Vec<_>, _>>()?
@@ -318,6 +367,9 @@ fn records_of(path: &Path, file: &hdf5::File, with_data: bool) -> Result<(ShardR
             pdq: pdq[i].clone(),
             pdq_quality: pdq_quality[i],
             phash: phash[i],
+            version: version[i],
+            checked_at: checked_at[i],
+            check_error: check_error[i].clone(),
         });
     }
     let (c, uuid) = Columns::open(path, file, "errors")?;

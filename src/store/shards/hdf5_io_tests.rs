@@ -27,6 +27,9 @@ pub fn sample() -> ShardContents {
         pdq: if i == 2 { String::new() } else { format!("{i:x}").repeat(64) },
         pdq_quality: if i == 2 { 0 } else { 90 + i as u8 },
         phash: if i == 2 { 0 } else { u64::MAX - u64::from(i) },
+        version: 1,
+        checked_at: 1.7e9,
+        check_error: String::new(),
     };
     ShardContents {
         successes: (0..3).map(ok).collect(),

@@ -5,15 +5,19 @@
 //! has accounted for. A row is done when a committed shard holds its success or failure record.
 //!
 //! A row's **final** record is its record in the highest-numbered shard. A row has more than one
-//! record only when `download --retry-failed` tried a retriable failure again; any other repeat
-//! is counted as a duplicate. With a retry cutoff ([`RetryFailed`]), a row whose final record is a
-//! retriable failure committed before the cutoff is not done: it is to be tried again.
+//! record when `download --retry-failed` tried a retriable failure again, or when `download
+//! --revalidate` asked the server about a stored image again (a success after a success); any
+//! other repeat is counted as a duplicate. With a retry cutoff ([`RetryFailed`]), a row whose
+//! final record is a retriable failure committed before the cutoff is not done: it is to be tried
+//! again. With a revalidation cutoff ([`Again::stored_before`]), a row whose final record is a
+//! stored image last checked before it is not done either: it is to be asked again,
+//! conditionally, with the validators [`BatchLedger::to_revalidate`] holds.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::hdf5_io::{read_index, remove_leftovers, FailedRow, ShardError, SHARD_EXT};
+use super::hdf5_io::{read_index, read_validators, remove_leftovers, FailedRow, ShardError, SHARD_EXT};
 use super::summary::{read_summary, BatchSummary};
 
 pub use crate::store::paths::DOWNLOADS_DIR;
@@ -73,6 +77,37 @@ impl RetryFailed {
     }
 }
 
+/// Which committed records count as not done: what a run does again. A plain [`RetryFailed`]
+/// converts into one without revalidation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Again {
+    pub failed: RetryFailed,
+    /// `download --revalidate`: rows whose final record is a stored image last checked
+    /// (`SuccessRecord::checked_at`) before this moment (Unix seconds) are not done; revalidated
+    /// rows of the run itself are, so a row is asked once per run.
+    pub stored_before: Option<f64>,
+}
+
+impl From<RetryFailed> for Again {
+    fn from(failed: RetryFailed) -> Again {
+        Again { failed, stored_before: None }
+    }
+}
+
+/// Where a stored image to revalidate lies, and what to ask the server with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaleImage {
+    /// The committed shard holding the row's final record, and its index among the shard's
+    /// successes.
+    pub shard: PathBuf,
+    pub row: u64,
+    /// Its stored `ETag` and `Last-Modified`, "" when none.
+    pub etag: String,
+    pub last_modified: String,
+    /// SHA-256 of its bytes as served: a 200 with the same bytes confirms it.
+    pub sha256: String,
+}
+
 /// What one batch has committed, by each row's final record.
 #[derive(Debug, Clone, Default)]
 pub struct BatchLedger {
@@ -89,14 +124,17 @@ pub struct BatchLedger {
     pub retriable: u64,
     /// Of `retriable`, those this scan's [`RetryFailed`] asks to try again.
     pub to_retry: u64,
+    /// Of `succeeded`, those this scan's [`Again::stored_before`] asks to revalidate.
+    pub stale: u64,
     pub failed_by_class: BTreeMap<String, u64>,
     pub data_bytes: u64,
     /// Sequence number for the next shard of this batch.
     pub next_seq: u64,
-    /// Rows with a record in more than one committed shard that `--retry-failed` does not
-    /// explain (should stay 0; counted, not hidden).
+    /// Rows with a record in more than one committed shard that `--retry-failed` and
+    /// `--revalidate` do not explain (should stay 0; counted, not hidden).
     pub duplicates: u64,
-    /// Failure records replaced by a later record of `--retry-failed`.
+    /// Failure records replaced by a later record of `--retry-failed`, and stored images'
+    /// records replaced by a revalidation's (`--revalidate`).
     pub superseded: u64,
     /// `.tmp` files of a crashed run removed by [`scan_batch`].
     pub leftovers_removed: usize,
@@ -106,6 +144,8 @@ pub struct BatchLedger {
     /// The rows to retry, with the class of their committed failure; filled by [`scan_batch`]
     /// only.
     pub to_retry_classes: HashMap<String, String>,
+    /// The stored images to revalidate, by uuid; filled by [`scan_batch`] only.
+    pub to_revalidate: HashMap<String, StaleImage>,
     /// Shards a merged shard replaces, left behind by a crash during compaction (not counted;
     /// [`scan_batch`] removes them).
     pub replaced_parts: Vec<(u64, PathBuf)>,
@@ -204,7 +244,8 @@ impl Ledger {
 /// Scans the committed shards under `out`. It only reads: `.tmp` files may be shards being
 /// written by another rank right now, so they are removed only by the batch's owner
 /// ([`scan_batch`], when it loads the batch).
-pub fn scan(out: &Path, retry: RetryFailed) -> Result<Ledger, LedgerError> {
+pub fn scan(out: &Path, retry: impl Into<Again>) -> Result<Ledger, LedgerError> {
+    let retry = retry.into();
     let mut ledger = Ledger::default();
     let root = out.join(DOWNLOADS_DIR);
     if !root.exists() {
@@ -228,8 +269,9 @@ pub fn scan(out: &Path, retry: RetryFailed) -> Result<Ledger, LedgerError> {
 pub fn scan_batches<'a>(
     out: &Path,
     batches: impl IntoIterator<Item = (&'a str, u64)>,
-    retry: RetryFailed,
+    retry: impl Into<Again>,
 ) -> Result<Ledger, LedgerError> {
+    let retry = retry.into();
     let mut ledger = Ledger::default();
     for (server, partition) in batches {
         let dir = batch_dir(out, server, partition);
@@ -244,10 +286,10 @@ pub fn scan_batches<'a>(
 /// summary when that covers exactly the shards present, numbers and sizes (no shard is opened,
 /// one `stat` each), else from the shards, with the reason kept in `distrusted`. A retry cutoff
 /// needs each failure's time, which only the shards hold.
-fn counts(dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
+fn counts(dir: &Path, retry: Again) -> Result<BatchLedger, LedgerError> {
     let listing = list(dir)?;
     let mut distrusted = None;
-    if retry == RetryFailed::No && !listing.shards.is_empty() {
+    if retry == Again::default() && !listing.shards.is_empty() {
         let present = sizes(&listing.shards)?;
         match read_summary(dir) {
             Some(summary) => match summary.covers(&present) {
@@ -261,7 +303,7 @@ fn counts(dir: &Path, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
             None => distrusted = Some("it has no readable ledger.json".into()),
         }
     }
-    let mut batch = scan_dir(listing.shards, retry)?;
+    let mut batch = scan_dir(listing.shards, retry, false)?;
     batch.done = HashSet::new();
     batch.to_retry_classes = HashMap::new();
     batch.leftovers_seen = listing.temporary + batch.replaced_parts.len();
@@ -298,22 +340,37 @@ fn sizes(shards: &[(u64, PathBuf)]) -> Result<BTreeMap<u64, u64>, LedgerError> {
 
 /// Scans one batch: what the engine does when it loads a batch, so resume never needs every
 /// batch's row ids in memory at once. Removes `.tmp` leftovers in the batch folder.
-pub fn scan_batch(out: &Path, server: &str, partition: u64, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
+pub fn scan_batch(
+    out: &Path,
+    server: &str,
+    partition: u64,
+    retry: impl Into<Again>,
+) -> Result<BatchLedger, LedgerError> {
+    let retry = retry.into();
     let dir = batch_dir(out, server, partition);
     if !present(&dir)? {
         return Ok(BatchLedger::default());
     }
     let removed = remove_leftovers(&dir).map_err(|e| LedgerError::Io { path: dir.clone(), source: e })?;
-    let mut batch = scan_dir(shards(&dir)?, retry)?;
+    let mut batch = scan_dir(shards(&dir)?, retry, true)?;
     let parts = std::mem::take(&mut batch.replaced_parts);
     super::compact::remove_parts(&dir, &parts).map_err(|e| LedgerError::Cleanup { path: dir.clone(), source: e })?;
     Ok(BatchLedger { leftovers_removed: removed + parts.len(), ..batch })
 }
 
-/// Counts a batch from its committed shards (`listed`, in order), reading each one's index.
-fn scan_dir(listed: Vec<(u64, PathBuf)>, retry: RetryFailed) -> Result<BatchLedger, LedgerError> {
-    /// A row's latest record: `None` for a success.
-    type Latest = Option<FailedRow>;
+/// Counts a batch from its committed shards (`listed`, in order), reading each one's index;
+/// `with_rows` fills the row sets ([`BatchLedger::done`], the rows to retry and revalidate).
+fn scan_dir(listed: Vec<(u64, PathBuf)>, retry: Again, with_rows: bool) -> Result<BatchLedger, LedgerError> {
+    /// A row's latest record.
+    enum Latest {
+        /// A stored image: when it was last checked, its shard (index into `indexes`) and row.
+        Stored {
+            checked_at: f64,
+            shard: usize,
+            row: usize,
+        },
+        Failed(FailedRow),
+    }
     let mut batch = BatchLedger::default();
     let mut indexes = Vec::new();
     for (seq, path) in listed {
@@ -325,43 +382,85 @@ fn scan_dir(listed: Vec<(u64, PathBuf)>, retry: RetryFailed) -> Result<BatchLedg
     // by a crash before they were removed): those are not counted.
     let cutoff = indexes.iter().filter_map(|(_, _, i, _)| i.compacts_below).max().unwrap_or(0);
     let mut latest: HashMap<String, Latest> = HashMap::new();
-    let mut record = |batch: &mut BatchLedger, uuid: String, now: Latest| match latest.insert(uuid, now) {
-        Some(Some(earlier)) if earlier.retriable => batch.superseded += 1,
-        Some(_) => batch.duplicates += 1,
-        None => {}
+    let mut record = |batch: &mut BatchLedger, uuid: String, now: Latest| {
+        let stored = matches!(now, Latest::Stored { .. });
+        match latest.insert(uuid, now) {
+            Some(Latest::Failed(earlier)) if earlier.retriable => batch.superseded += 1,
+            // A revalidation's record (confirmed, changed, or kept after a failed check)
+            // replaces the stored image's earlier one.
+            Some(Latest::Stored { .. }) if stored => batch.superseded += 1,
+            Some(_) => batch.duplicates += 1,
+            None => {}
+        }
     };
-    for (seq, path, index, size) in indexes {
+    let mut counted = Vec::new();
+    for (shard, (seq, path, index, size)) in indexes.into_iter().enumerate() {
         batch.next_seq = batch.next_seq.max(seq + 1);
         if seq < cutoff {
             batch.replaced_parts.push((seq, path));
+            counted.push(None);
             continue;
         }
         batch.shard_sizes.insert(seq, size);
         batch.data_bytes += index.data_bytes;
         batch.batch_ids.extend(index.batch_id);
-        for uuid in index.succeeded {
-            record(&mut batch, uuid, None);
+        for (row, (uuid, checked_at)) in index.succeeded.into_iter().zip(index.checked_at).enumerate() {
+            record(&mut batch, uuid, Latest::Stored { checked_at, shard, row });
         }
         for failure in index.failed {
-            record(&mut batch, failure.uuid.clone(), Some(failure));
+            record(&mut batch, failure.uuid.clone(), Latest::Failed(failure));
         }
+        counted.push(Some(path));
     }
+    let mut stale: Vec<(String, usize, usize)> = Vec::new();
     for (uuid, last) in latest {
         match last {
-            None => batch.succeeded += 1,
-            Some(f) => {
+            Latest::Stored { checked_at, shard, row } => {
+                batch.succeeded += 1;
+                if retry.stored_before.is_some_and(|before| checked_at < before) {
+                    batch.stale += 1;
+                    if with_rows {
+                        stale.push((uuid, shard, row));
+                    }
+                    continue;
+                }
+            }
+            Latest::Failed(f) => {
                 batch.failed += 1;
                 batch.retriable += u64::from(f.retriable);
                 *batch.failed_by_class.entry(f.class.clone()).or_default() += 1;
-                if retry.wants(&f) {
+                if retry.failed.wants(&f) {
                     batch.to_retry += 1;
-                    batch.to_retry_classes.insert(uuid, f.class);
+                    if with_rows {
+                        batch.to_retry_classes.insert(uuid, f.class);
+                    }
                     continue;
                 }
             }
         }
         batch.done_count += 1;
-        batch.done.insert(uuid);
+        if with_rows {
+            batch.done.insert(uuid);
+        }
+    }
+    // The validators of the rows to revalidate, read once per shard holding some.
+    stale.sort_by_key(|(_, shard, row)| (*shard, *row));
+    let mut validators: Option<(usize, [Vec<String>; 3])> = None;
+    for (uuid, shard, row) in stale {
+        let path = counted[shard].as_ref().expect("final records lie in counted shards");
+        if validators.as_ref().is_none_or(|(s, _)| *s != shard) {
+            let read = read_validators(path).map_err(|e| LedgerError::Unreadable { path: path.clone(), source: e })?;
+            validators = Some((shard, read));
+        }
+        let (_, [etags, last_modified, sha256]) = validators.as_ref().expect("read above");
+        let image = StaleImage {
+            shard: path.clone(),
+            row: row as u64,
+            etag: etags[row].clone(),
+            last_modified: last_modified[row].clone(),
+            sha256: sha256[row].clone(),
+        };
+        batch.to_revalidate.insert(uuid, image);
     }
     Ok(batch)
 }

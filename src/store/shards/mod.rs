@@ -5,7 +5,8 @@
 //! renamed, and its folder fsynced (`hdf5_io`), so a reader never sees half a shard. What is done
 //! is derived by reading the committed shards back (`ledger`), helped by a per-batch `summary`
 //! of counts that is trusted only while it covers exactly the shards present; there is no other
-//! state to disagree with them. `record` holds the plain record types the engine fills in.
+//! state to disagree with them. `record` holds the plain record types the engine fills in;
+//! `revalidation` the record a revalidation (`download --revalidate`) commits for a stored image.
 //!
 //! When a batch is complete, `compact` merges its shards into one; `finish` merges the complete
 //! batches an interrupted run left in many shards, and removes leftovers, before planning.
@@ -21,4 +22,5 @@ pub mod hdf5_io;
 pub mod image_data;
 pub mod ledger;
 pub mod record;
+pub mod revalidation;
 pub mod summary;

@@ -21,7 +21,9 @@ pub struct SuccessRecord {
     pub sha256: String,
     /// MD5 of the original bytes, lowercase hex (the old tool's `hashsum_original`).
     pub md5: String,
-    /// When the fetch completed, seconds since the Unix epoch.
+    /// When the server last confirmed these bytes, seconds since the Unix epoch: when the fetch
+    /// that brought them completed, or a later revalidation that the server answered with
+    /// `304 Not Modified` (`download --revalidate`).
     pub fetched_at: f64,
     /// The URL the image came from when redirects led there; empty when `url` answered itself.
     pub final_url: String,
@@ -38,6 +40,19 @@ pub struct SuccessRecord {
     pub pdq_quality: u8,
     /// 64-bit DCT pHash of the stored image (0 with `pdq` empty).
     pub phash: u64,
+    /// Which version of the URL's image this is: 1 for the first download; a revalidation that
+    /// found other bytes (`download --revalidate`) stores version + 1; one that found the same
+    /// keeps it. Shards of older versions lack it (read as 1).
+    pub version: u32,
+    /// When a download last asked the server about these bytes, Unix seconds: `fetched_at`,
+    /// or later when a revalidation failed (the stored image is then kept as it was, see
+    /// `check_error`). What `download --revalidate --older-than` compares with. Shards of
+    /// older versions lack it (read as `fetched_at`).
+    pub checked_at: f64,
+    /// The error class (`ErrorClass::as_str()`) of the revalidation at `checked_at` when it
+    /// failed (the server answered 404, could not be reached, ...); empty when the server served
+    /// or confirmed the bytes.
+    pub check_error: String,
 }
 
 /// One row that ended without an image.
@@ -107,6 +122,9 @@ pub(crate) fn test_image(uuid: &str, byte: u8, len: usize) -> SuccessRecord {
         pdq: String::new(),
         pdq_quality: 0,
         phash: 0,
+        version: 1,
+        checked_at: 1.0,
+        check_error: String::new(),
     }
 }
 

@@ -67,6 +67,13 @@ impl BatchSummary {
         self.data_bytes += bytes;
     }
 
+    /// Adds one committed success that replaces the row's earlier stored image (a revalidation,
+    /// `download --revalidate`): the row was counted already.
+    pub fn add_revalidated(&mut self, bytes: u64) {
+        self.superseded += 1;
+        self.data_bytes += bytes;
+    }
+
     /// Adds one committed failure; `replaces` as for [`BatchSummary::add_success`].
     pub fn add_failure(&mut self, class: &str, retriable: bool, replaces: Option<&str>) {
         self.take_back(replaces);

@@ -309,6 +309,8 @@ mod tests {
                     completed: Some(Duration::from_secs_f64(t + 0.01)),
                     status,
                     user_agent: None,
+                    if_none_match: None,
+                    if_modified_since: None,
                     bytes_sent: 0,
                     content_length: 0,
                     connection: 1,

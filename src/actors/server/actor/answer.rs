@@ -138,6 +138,7 @@ impl ServerActor {
                 url: to.clone(),
                 origin: Hop::first(&task.url).map(|h| h.origin).unwrap_or(to.clone()),
                 redirects: redirects + 1,
+                conditions: task.conditions(),
             };
             return self.hand_to_guest(task, hop, ctx);
         }

@@ -16,7 +16,8 @@ use crate::fetch::client::{FetchFailure, Fetched};
 use crate::host::outcome::{ErrorClass, Outcome};
 use crate::host::retry::{classify, Decision};
 use crate::imaging::process;
-use crate::telemetry::events::{ImageStored, RetryScheduled};
+use crate::store::shards::revalidation::Answer;
+use crate::telemetry::events::{ImageStored, RetryScheduled, Revalidation};
 
 impl ServerActor {
     /// Decides about `task` from its answer: `outcome` (with its `retry_after` and the `result`
@@ -33,6 +34,15 @@ impl ServerActor {
         if let Ok(Fetched { final_url: Some(url), redirects, .. }) = &result {
             // A stored image keeps these in its own columns; a failure says them here.
             detail = format!("{detail} at {url}, after {redirects} redirect(s)");
+        }
+        if outcome == Outcome::Status(304) {
+            if let Some(confirmed) = task.revalidated(Answer::NotModified) {
+                // The server confirmed the stored bytes: no body was read, nothing to process.
+                self.engine.give_back_slot();
+                Revalidation::NotModified.emit(&self.host, &self.engine.counters);
+                self.hand_to_writer(task.partition, Record::Revalidated(confirmed), None, ctx);
+                return self.pump(ctx);
+            }
         }
         let decision = classify(&outcome, task.attempts - 1, retry_after, &self.engine.retry, rand::random::<f64>());
         match decision {
@@ -102,9 +112,19 @@ impl ServerActor {
             act.processing -= 1;
             act.engine.give_back_slot();
             match record {
+                Ok((success, timings)) if task.stale.is_some() => {
+                    let same = task.stale.as_ref().is_some_and(|s| s.sha256 == success.sha256);
+                    let result = if same { Revalidation::SameBytes } else { Revalidation::Changed };
+                    result.emit(&act.host, &act.engine.counters);
+                    if !same {
+                        ImageStored { stored_bytes: success.data.len() as u64, timings }.emit(&act.engine.counters);
+                    }
+                    let revalidated = task.revalidated(Answer::Served(Box::new(success))).expect("a revalidation");
+                    act.hand_to_writer(task.partition, Record::Revalidated(revalidated), None, ctx);
+                }
                 Ok((success, timings)) => {
                     ImageStored { stored_bytes: success.data.len() as u64, timings }.emit(&act.engine.counters);
-                    act.hand_to_writer(task.partition, Record::Success(success), task.replaces, ctx);
+                    act.hand_to_writer(task.partition, Record::Success(Box::new(success)), task.replaces, ctx);
                 }
                 Err((class, detail)) => act.record_failure(task, class, detail, false, ctx),
             }

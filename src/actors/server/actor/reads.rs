@@ -13,7 +13,7 @@ impl ServerActor {
     /// Starts the feed's next read, if it wants one, on the blocking pool.
     pub(super) fn feed_more(&mut self, ctx: &mut Context<Self>) {
         let Some(read) = self.feed.next_read() else { return };
-        let (out, host, retry) = (self.engine.out.clone(), self.host.clone(), self.engine.retry_failed);
+        let (out, host, retry) = (self.engine.out.clone(), self.host.clone(), self.engine.again());
         let known_id = self.feed.known_id(read);
         let job = tokio::task::spawn_blocking(move || perform(&out, &host, read, retry, known_id));
         ctx.spawn(wrap_future(job).map(|joined, act: &mut Self, ctx| {
@@ -30,7 +30,7 @@ impl ServerActor {
 
     pub(super) fn on_read(&mut self, done: ReadDone, ctx: &mut Context<Self>) {
         match done {
-            ReadDone::Opened { partition, rows, ledger, batch_id } => {
+            ReadDone::Opened { partition, rows, mut ledger, batch_id } => {
                 if ledger.leftovers_removed > 0 {
                     crate::telemetry::events::log(
                         "INFO",
@@ -40,7 +40,8 @@ impl ServerActor {
                         ),
                     );
                 }
-                self.feed.opened(partition, rows, &ledger.done, &ledger.to_retry_classes);
+                let stale = std::mem::take(&mut ledger.to_revalidate);
+                self.feed.opened(partition, rows, &ledger.done, &ledger.to_retry_classes, stale);
                 self.engine.writer.do_send(BatchOpened {
                     server: self.host.clone(),
                     partition,

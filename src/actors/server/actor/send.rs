@@ -13,7 +13,7 @@ use crate::actors::server::row::Task;
 use crate::fetch::client::{fetch_from, not_a_url, Hop, OtherServers};
 use crate::host::outcome::ErrorClass;
 use crate::host::state::{Gate, HostPhase};
-use crate::telemetry::events::HostGauges;
+use crate::telemetry::events::{HostGauges, Revalidation};
 
 /// How soon a host whose next request waits for body memory looks again: short next to a
 /// body's processing time, long next to the cost of a look.
@@ -96,11 +96,17 @@ impl ServerActor {
     /// Sends `task`'s request; `sent_at` is the instant the host's gate let it go.
     pub(super) fn start_request(&mut self, task: Task, sent_at: Instant, ctx: &mut Context<Self>) {
         self.in_flight += 1;
+        let conditions = task.conditions();
+        if task.stale.is_some() && task.attempts == 0 {
+            Revalidation::Sent { conditional: conditions.any() }.emit(&self.host, &self.engine.counters);
+        }
         let engine = Arc::clone(&self.engine);
         let url = task.url.clone();
         let mut cut = self.engine.cut.clone();
         let fut = async move {
-            let Some(hop) = Hop::first(&url) else { return Some(Err(not_a_url(&url))) };
+            let Some(hop) = Hop::first(&url).map(|hop| Hop { conditions, ..hop }) else {
+                return Some(Err(not_a_url(&url)));
+            };
             tokio::select! {
                 result = fetch_from(&engine.client, hop, OtherServers::Stop, &engine.http, &engine.body_budget) => Some(result),
                 // A closed channel (the run is ending anyway) never cuts.

@@ -12,7 +12,8 @@ use crate::host::outcome::ErrorClass;
 use crate::host::retry::NXDOMAIN_RETRIES;
 use crate::host::state::HostPhase;
 use crate::robots::cache::CachedRobots;
-use crate::telemetry::events::{log, RowFailed};
+use crate::store::shards::revalidation::Answer;
+use crate::telemetry::events::{log, Revalidation, RowFailed};
 
 /// Rows of a given-up host with the writer at once: enough to keep it busy, little memory.
 const GIVEN_UP_WRITES: u32 = 256;
@@ -35,6 +36,11 @@ impl ServerActor {
         retriable: bool,
         ctx: &mut Context<Self>,
     ) {
+        if let Some(kept) = task.revalidated(Answer::Failed { class: class.as_str().to_string() }) {
+            // A revalidation that failed keeps the stored image (`store::shards::revalidation`).
+            Revalidation::Failed.emit(&self.host, &self.engine.counters);
+            return self.hand_to_writer(task.partition, Record::Revalidated(kept), None, ctx);
+        }
         RowFailed { host: &self.host, class }.emit(&self.engine.counters);
         let (partition, replaces) = (task.partition, task.replaces.clone());
         let record = task.failure(&self.host, class, detail, retriable);

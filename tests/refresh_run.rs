@@ -89,21 +89,20 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
     let before = manifest(&config, &old);
     assert_eq!(before.values().filter(|r| r.0 == "stored").count(), 40, "{before:?}");
 
-    // Killed after its first batch of carried rows, then run again to the end.
     let refresh = |extra: &[&str]| {
         let mut args = vec!["--config", cfg, "refresh", "--from", old.to_str().unwrap()];
         args.extend_from_slice(&["-i", list_b.to_str().unwrap(), "-o", new.to_str().unwrap(), "--batch-size", "8"]);
         args.extend_from_slice(extra);
         args.into_iter().map(String::from).collect::<Vec<_>>()
     };
-    let marker = dir.path().join("paused");
+    // Killed at each step before it is recorded (prep, the plan) and in the middle of the
+    // carry-over, each run going further.
     let killed = refresh(&[]);
-    kill_at_pause(
-        &killed.iter().map(String::as_str).collect::<Vec<_>>(),
-        "refresh-batch",
-        &marker,
-        std::time::Duration::from_secs(60),
-    );
+    let killed: Vec<&str> = killed.iter().map(String::as_str).collect();
+    for point in ["refresh-prepped", "refresh-planned", "refresh-batch"] {
+        let marker = dir.path().join(format!("paused-{point}"));
+        kill_at_pause(&killed, point, &marker, std::time::Duration::from_secs(60));
+    }
     let out = run(&refresh(&["--json", "--no-download"]).iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -105,6 +105,9 @@ fn prepare(
         if !json {
             println!("{report}");
         }
+        // Test-only: a test killing the process here proves a refresh killed before the step is
+        // recorded does it again, whole.
+        crate::store::pause::point("refresh-prepped");
         state.prepped = true;
         state.write(new)?;
     }
@@ -112,6 +115,7 @@ fn prepare(
         let inputs = refresh::inputs(old, new)?;
         let (scratch, opts) = (paths::refresh_scratch(new), DiffOptions::default());
         refresh::diff(&inputs.old_manifest, &inputs.new_urls, &inputs.new_occurrence, &scratch, new, &opts)?;
+        crate::store::pause::point("refresh-planned");
         state.planned = true;
         state.write(new)?;
     }

@@ -3,7 +3,7 @@
 //! # Layout
 //! The product only: the test origin is the `test-origin` crate (`crates/test-origin`), the
 //! benchmarks the `dd-bench` crate (`crates/bench`).
-//! - `cli`: clap structs, what the user typed.
+//! - `cli`: clap structs, what the user typed (`cli_dataset`: the dataset tools' flags).
 //! - `config`: the `.env` file read into validated `Settings`.
 //! - `commands`: each subcommand's `run()`, where flags and config are merged (anyhow lives here).
 //! - `host`: the politeness rules as plain numbers, a leaf importing nothing of the crate: what an
@@ -39,6 +39,7 @@
 pub mod actors;
 pub mod cite;
 pub mod cli;
+pub mod cli_dataset;
 pub mod commands;
 pub mod config;
 pub mod dedup;

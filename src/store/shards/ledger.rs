@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use super::again::{Again, RetryFailed, StaleImage};
 use super::hdf5_io::{read_index, read_validators, remove_leftovers, FailedRow, ShardError, SHARD_EXT};
 use super::summary::{read_summary, BatchSummary};
 
@@ -57,55 +58,6 @@ pub enum LedgerError {
         #[source]
         source: ShardError,
     },
-}
-
-/// Which failures count as not done: those `download --retry-failed` tries again.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub enum RetryFailed {
-    /// Every row with a committed record is done (a plain `download`).
-    #[default]
-    No,
-    /// Rows whose final record is a retriable failure committed before this moment (Unix
-    /// seconds: when the retrying run started) are not done; failures of the retrying run
-    /// itself are final, so a row is tried again once per `--retry-failed` run.
-    Before(f64),
-}
-
-impl RetryFailed {
-    fn wants(self, f: &FailedRow) -> bool {
-        matches!(self, RetryFailed::Before(cutoff) if f.retriable && f.failed_at < cutoff)
-    }
-}
-
-/// Which committed records count as not done: what a run does again. A plain [`RetryFailed`]
-/// converts into one without revalidation.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Again {
-    pub failed: RetryFailed,
-    /// `download --revalidate`: rows whose final record is a stored image last checked
-    /// (`SuccessRecord::checked_at`) before this moment (Unix seconds) are not done; revalidated
-    /// rows of the run itself are, so a row is asked once per run.
-    pub stored_before: Option<f64>,
-}
-
-impl From<RetryFailed> for Again {
-    fn from(failed: RetryFailed) -> Again {
-        Again { failed, stored_before: None }
-    }
-}
-
-/// Where a stored image to revalidate lies, and what to ask the server with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StaleImage {
-    /// The committed shard holding the row's final record, and its index among the shard's
-    /// successes.
-    pub shard: PathBuf,
-    pub row: u64,
-    /// Its stored `ETag` and `Last-Modified`, "" when none.
-    pub etag: String,
-    pub last_modified: String,
-    /// SHA-256 of its bytes as served: a 200 with the same bytes confirms it.
-    pub sha256: String,
 }
 
 /// What one batch has committed, by each row's final record.

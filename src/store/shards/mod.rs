@@ -13,6 +13,7 @@
 //!
 //! Layout: `<output>/downloads/server_name=<key>/partition_id=<n>/shard-<seq>.h5`.
 
+pub mod again;
 pub mod carried;
 pub mod compact;
 pub mod error;

@@ -275,6 +275,17 @@ fn a_refresh_with_revalidate_asks_conditionally_gets_304s_and_stores_exactly_the
         "20",
     ]);
     run_ok(&["--config", cfg, "download", "-o", old.to_str().unwrap()]);
+    // A revalidation of the old folder killed after its first commit: records there refer to
+    // bytes in the old folder's own shards, which the refresh must carry over too.
+    let marker = dir.path().join("paused");
+    let args = ["--config", cfg, "download", "-o", old.to_str().unwrap(), "--revalidate"];
+    kill_at_pause(&args, "revalidate-commit", &marker, std::time::Duration::from_secs(60));
+    let refers_within =
+        files(&old.join("downloads")).iter().filter(|f| f.extension().is_some_and(|x| x == "h5")).any(|f| {
+            let records = distributed_downloader::store::shards::hdf5_io::read_records(f, false).unwrap();
+            records.carried.iter().flatten().any(|c| c.from.starts_with("downloads/"))
+        });
+    assert!(refers_within, "the killed revalidation committed records referring to the old shards");
     run_ok(&["--config", cfg, "index", "-o", old.to_str().unwrap()]);
     origin.change_image(0, &path(7));
     let before = origin.log(0).without_robots().len();
@@ -302,4 +313,6 @@ fn a_refresh_with_revalidate_asks_conditionally_gets_304s_and_stores_exactly_the
         assert_eq!(rows[&uuid(i)].1, served, "{}", path(i));
     }
     assert_eq!(rows.len(), 55);
+    let verified = run(&["--config", cfg, "verify", "-o", out, "--full"]);
+    assert!(verified.status.success(), "every image reads: {}", String::from_utf8_lossy(&verified.stdout));
 }

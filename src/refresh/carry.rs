@@ -227,9 +227,16 @@ fn reference(
     report: &mut CarryReport,
 ) -> Result<CarriedFrom, RefreshError> {
     if let Some(c) = &records.carried[row] {
-        // Carried into the old folder already: the same file, under the same name.
-        link(&old.join(&c.from), &new.join(&c.from), report)?;
-        return Ok(c.clone());
+        if c.from.starts_with(&format!("{}/", paths::CARRIED_DIR)) {
+            // Carried into the old folder already: the same file, under the same name.
+            link(&old.join(&c.from), &new.join(&c.from), report)?;
+            return Ok(c.clone());
+        }
+        // A record referring to another of the old folder's own shards (a revalidated image
+        // before its batch was merged): that shard, linked as any other.
+        let from = format!("{}/{id}/{}", paths::CARRIED_DIR, c.from);
+        link(&old.join(&c.from), &new.join(&from), report)?;
+        return Ok(CarriedFrom { from, ..c.clone() });
     }
     let from = format!("{}/{id}/{shard}", paths::CARRIED_DIR);
     link(&old.join(shard), &new.join(&from), report)?;

@@ -130,6 +130,12 @@ pub struct PlanArgs {
     /// Print the forecast as JSON on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Count the stored images `download --revalidate` would ask about again as remaining.
+    #[arg(long)]
+    pub revalidate: bool,
+    /// With --revalidate: only images not checked within this age (e.g. 90d, 12h, 30m).
+    #[arg(long, value_name = "AGE", requires = "revalidate")]
+    pub older_than: Option<String>,
     /// Forecast a generated GBIF-shaped job (545 servers, 200M URLs, Zipf sizes, 1–20 req/s)
     /// instead of an output folder: for comparisons and the forecast's own checks.
     #[arg(long, hide = true)]

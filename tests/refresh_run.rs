@@ -119,6 +119,14 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
     let forecast = run(&["--config", cfg, "plan", "-o", new.to_str().unwrap(), "--json"]);
     let forecast: serde_json::Value = serde_json::from_slice(&forecast.stdout).unwrap();
     assert_eq!(forecast["urls_remaining"], 4, "{forecast}");
+    // With --revalidate it also counts the 38 carried images a conditional request would ask.
+    let forecast = run(&["--config", cfg, "plan", "-o", new.to_str().unwrap(), "--json", "--revalidate"]);
+    let forecast: serde_json::Value = serde_json::from_slice(&forecast.stdout).unwrap();
+    assert_eq!(forecast["urls_remaining"], 42, "{forecast}");
+    let forecast =
+        run(&["--config", cfg, "plan", "-o", new.to_str().unwrap(), "--json", "--revalidate", "--older-than", "90d"]);
+    let forecast: serde_json::Value = serde_json::from_slice(&forecast.stdout).unwrap();
+    assert_eq!(forecast["urls_remaining"], 4, "none was checked 90 days ago: {forecast}");
     run_ok(&["--config", cfg, "download", "-o", new.to_str().unwrap()]);
     // Run again, it has nothing left to do and says what the refresh was.
     let again = run(&refresh(&["--no-download"]).iter().map(String::as_str).collect::<Vec<_>>());

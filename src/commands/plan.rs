@@ -7,9 +7,24 @@ use anyhow::anyhow;
 use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::PlanArgs;
+use crate::download::revalidate::{cutoff, parse_age};
 use crate::forecast::error::ForecastError;
 use crate::forecast::params::{resolve, Flags};
 use crate::forecast::{gbif_like, load, scale};
+use crate::store::shards::ledger::{Again, RetryFailed};
+
+/// What `download --revalidate [--older-than AGE]`, started now, would ask about again.
+fn revalidation(args: &PlanArgs) -> Result<Again, Failure> {
+    if !args.revalidate {
+        return Ok(Again::default());
+    }
+    let age = match &args.older_than {
+        Some(age) => Some(parse_age(age).map_err(|e| Failure::Usage(anyhow!("--older-than {e}")))?),
+        None => None,
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    Ok(Again { failed: RetryFailed::No, stored_before: Some(cutoff(now, age)) })
+}
 
 /// A usage error (exit 2) for bad flags or config, a run failure (exit 1) for the folder.
 fn failure(e: ForecastError, context: impl FnOnce() -> String) -> Failure {
@@ -35,7 +50,9 @@ pub fn plan(inv: &Invocation, args: PlanArgs) -> Result<(), Failure> {
         (source, load::Loaded { hosts, excluded: Vec::new(), done: 0 })
     } else {
         let out = inv.output(&args.output)?;
-        let loaded = load::load(&out, settings).map_err(|e| failure(e, || format!("cannot plan {}", out.display())))?;
+        let again = revalidation(&args)?;
+        let loaded =
+            load::load(&out, settings, again).map_err(|e| failure(e, || format!("cannot plan {}", out.display())))?;
         (out.display().to_string(), loaded)
     };
     let fc = scale::forecast(&source, &loaded.hosts, loaded.excluded, loaded.done, &params)

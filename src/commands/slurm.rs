@@ -32,7 +32,7 @@ fn jobs_from_plan(out: &Path, settings: &Settings) -> Result<u32, Failure> {
         )));
     }
     let params = params::resolve(settings, params::Flags::default()).map_err(|e| Failure::Usage(anyhow!(e)))?;
-    let loaded = load::load(out, settings).map_err(|e| Failure::Run(anyhow!(e)))?;
+    let loaded = load::load(out, settings, Default::default()).map_err(|e| Failure::Run(anyhow!(e)))?;
     let source = out.display().to_string();
     let fc = scale::forecast(&source, &loaded.hosts, loaded.excluded, loaded.done, &params)
         .map_err(|e| Failure::Run(anyhow!(e).context(format!("cannot plan {source}"))))?;

@@ -14,7 +14,7 @@ use super::sim::HostWork;
 use crate::config::Settings;
 use crate::overrides::Overrides;
 use crate::robots::RobotsPolicy;
-use crate::store::shards::ledger::{self, RetryFailed};
+use crate::store::shards::ledger::{self, Again};
 use crate::store::tables::read_servers_table;
 
 /// The hosts of a job, ready to simulate.
@@ -28,13 +28,14 @@ pub struct Loaded {
     pub done: u64,
 }
 
-/// Reads what remains under `out`.
-pub fn load(out: &Path, settings: &Settings) -> Result<Loaded, ForecastError> {
+/// Reads what remains under `out`; `again` says which committed rows a run would do again
+/// (with `download --revalidate`, the stored images to ask about).
+pub fn load(out: &Path, settings: &Settings, again: Again) -> Result<Loaded, ForecastError> {
     let servers = read_servers_table(out)?;
     if servers.is_empty() {
         return Err(ForecastError::EmptyTable { path: out.to_path_buf() });
     }
-    let committed = ledger::scan(out, RetryFailed::No)?;
+    let committed = ledger::scan(out, again)?;
     let overrides = Overrides::load(out, settings)?;
     let mut loaded = Loaded { hosts: Vec::new(), excluded: Vec::new(), done: 0 };
     for s in &servers {

@@ -9,7 +9,8 @@
 #   5. `status` shows the totals, the servers (slowest first) and the plans,
 #   6. `verify --full` checks every shard and every stored image (on 2 MPI ranks),
 #   7. `index` writes the manifest (on 2 MPI ranks) and `dedup` looks for duplicates in it,
-#   8. the origin reports what each server saw.
+#   8. `refresh` makes next month's dataset from a changed list, fetching only what is new,
+#   9. the origin reports what each server saw.
 # Usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN (`make demo` passes both)
 set -euo pipefail
 BIN=${1:?usage: scripts/demo.sh PATH_TO_BINARY PATH_TO_TEST_ORIGIN}
@@ -107,6 +108,22 @@ echo
 echo "== dedup: the same bytes, and the same photo resized or re-encoded (PDQ)"
 "$BIN" --config config/demo.env dedup --output "$OUT/dataset"
 echo
+echo "== refresh: next month's list (the rows of the servers that answered, 5 gone, 10 new),"
+echo "   the stored images carried over without a request or a copy, only the new ones fetched"
+python3 - "$OUT/multimedia.txt" "$OUT/multimedia-next.txt" "$PORT" <<'PY'
+import sys
+src, out, port = sys.argv[1], sys.argv[2], sys.argv[3]
+lines = open(src).read().splitlines()
+answered = [f"127.0.0.{h}:{port}/img/" for h in (2, 3, 4, 5)]
+rows = [l for l in lines[1:] if any(a in l for a in answered)][5:]
+for i in range(10):
+    url = f"http://127.0.0.2:{port}/img/w800-h600-next-{i}.jpg"
+    rows.append("\t".join([str(5000000000 + i), "StillImage", "image/jpeg", url] + [""] * 9 + ["CC0 1.0", "Museum 2"]))
+open(out, "w").write("\n".join([lines[0]] + rows) + "\n")
+PY
+"$BIN" --config config/demo.env refresh --from "$OUT/dataset" --input "$OUT/multimedia-next.txt" \
+    --output "$OUT/dataset-next"
+echo
 echo "== the origin"
 kill -TERM $ORIGIN
 wait $ORIGIN || true
@@ -114,4 +131,5 @@ trap - EXIT
 cat "$OUT/origin.txt"
 echo
 echo "demo: done; dataset in $OUT/dataset (shards under downloads/, summary in download_summary.json,"
-echo "      the manifest under index/manifest/, each rank's metrics in metrics/local-rank-<n>.prom)"
+echo "      the manifest under index/manifest/, each rank's metrics in metrics/local-rank-<n>.prom);"
+echo "      next month's in $OUT/dataset-next (its plan and report under refresh/)"

@@ -34,6 +34,7 @@ use crate::store::shards::hdf5_io::{read_records, write_shard_carrying, ShardRec
 use crate::store::shards::image_data::{is_concatenated, ImageData};
 use crate::store::shards::ledger::{batch_dir, scan_batch, RetryFailed};
 use crate::store::shards::record::ShardContents;
+use crate::store::shards::summary::write_summary;
 
 /// Carried rows per scratch bucket.
 pub const ROWS_PER_BUCKET: u64 = 1_000_000;
@@ -210,6 +211,9 @@ fn carry_batch(
     fs::create_dir_all(&dir).map_err(|e| crate::store::error::StoreError::Io { path: dir.clone(), source: e })?;
     let batch = batch_id(new, server, partition)?;
     write_shard_carrying(&dir, ledger.next_seq, &contents, &carried, &batch)?;
+    // The batch's counts, so the download that follows trusts them instead of opening every shard.
+    let after = scan_batch(new, server, partition, RetryFailed::No)?;
+    write_summary(&dir, &after.summary())?;
     report.batches += 1;
     // Test-only: a test killing the process here proves a refresh run again carries each row once.
     crate::store::pause::point("refresh-batch");

@@ -159,3 +159,26 @@ fn a_retry_after_pause_is_not_taken_for_an_accepted_spacing() {
     let held = r.served_rate(60.0, 180.0);
     assert!(held >= 0.9, "held at {held} req/s");
 }
+
+/// Real nginx's miss on 2 req/s with a burst of 4 (`docs/benchmarks.md`: held at 0.78–0.85),
+/// reproduced: from 12 ms of latency on, a first refusal in the ramp at 5.55 req/s leaves one
+/// more answer in flight and the window reading is 4, not 5, so the climb restarts at 1.94, just
+/// below the limit. It crosses 2 req/s within a second, the bucket never drains, and the second
+/// refusal comes 2.3 s after the first: two refusals that close bound a leaky bucket's rate from
+/// below only to within about one request of excess over the time between them (1.62 req/s),
+/// and the host is held there. At 5 ms the restart is at 2.42, refused at once, and the climb
+/// back from 0.91 holds 97%. Bounds are what is reached now, to be raised toward 90%; holding
+/// the restart flat for 8–16 requests (so the refusals lie far enough apart) reaches 91–94% at
+/// 12–60 ms but cost the 2 req/s shapes without burst 0.14–0.28× of the floor and sent 2 req/s
+/// with a burst of 4 at 5 ms to 58% (tried and reverted, issue 29).
+#[test]
+fn limit_req_two_per_second_burst_four_with_latency_is_held_within_its_known_bound() {
+    for (ms, held) in [(5, 0.9), (12, 0.75), (25, 0.75), (60, 0.75)] {
+        let limiter = Limiter::Leaky { rate: 2.0, burst: 4 };
+        let r = simulate_with(limiter, None, RateController::new(config(40.0)), Duration::from_millis(ms), 120.0);
+        let share = r.served_rate(30.0, 120.0) / limiter.limit();
+        println!("{ms} ms: {} refused at {:?}, held {share:.2}", r.refusals, r.refused);
+        assert!(r.refusals <= 2, "{ms} ms: {} refusals", r.refusals);
+        assert!(share >= held, "{ms} ms: held at {share:.2} of the limit");
+    }
+}

@@ -29,11 +29,6 @@ use std::time::{Duration, Instant};
 /// Candidate rates are spaced by this factor: 1%, finer than the 3% held below an estimate.
 const GRID_STEP: f64 = 1.01;
 
-/// How far from a whole number a candidate's burst range may end and still be read as holding
-/// one (see [`LeakyFit::lowest_whole`]): a twentieth of a request, about the slack `JITTER`
-/// gives each end at 2–5 req/s, so a limit whose timing strays a little more is not excluded.
-pub const WHOLE_TOLERANCE: f64 = 0.05;
-
 /// Most candidates looked at: 1% steps from 1/30 req/s to 60 req/s are 750.
 const MAX_CANDIDATES: usize = 1200;
 
@@ -91,14 +86,15 @@ impl LeakyFit {
         self.candidates.first().filter(|c| c.rate > self.floor * GRID_STEP.sqrt()).map(|c| c.rate)
     }
 
-    /// The lowest consistent rate whose burst can be a whole number of requests (to within
-    /// `WHOLE_TOLERANCE`), if the log bounds the rate from below. nginx's `burst=` is a whole
+    /// The lowest consistent rate whose burst can be a whole number of requests, if the log
+    /// bounds the rate from below. Both ends of a candidate's burst range already allow for
+    /// `JITTER`, so nothing more is added here. nginx's `burst=` is a whole
     /// number, and so is the capacity of most token buckets: once two refusals pin the burst
     /// at each rate to less than a request, this rules out the rates between the whole ones.
     /// Where no whole burst fits (a limiter of another kind), the lowest consistent rate.
     pub fn lowest_whole(&self) -> Option<f64> {
         let low = self.lowest()?;
-        let whole = |c: &&Candidate| (c.burst - WHOLE_TOLERANCE).max(0.0).ceil() < c.room + WHOLE_TOLERANCE;
+        let whole = |c: &&Candidate| c.burst.ceil() < c.room;
         Some(self.candidates.iter().find(whole).map_or(low, |c| c.rate.max(low)))
     }
 

@@ -67,7 +67,7 @@
 //!   spacing, and the hold is 89% and 84%. 6 h at a window of 8: 2 refusals, then 5 refused
 //!   probes 20 to 160 minutes apart.
 //! - 41 nginx `limit_req` shapes (0.5, 2, 8, 20 req/s; burst 0, 1, 4, 10; `nodelay`, delay mode,
-//!   `Retry-After`; a 5-token bucket), 40 s of URLs each: 63 refusals of 51,946 requests; at most
+//!   `Retry-After`; a 5-token bucket), 40 s of URLs each: 63 refusals of 51,984 requests; at most
 //!   2 per host, except 3 where the burst is larger than half the requests sent before the first
 //!   refusal (0.5 req/s with burst 4 or 10, the bucket at 0.5, 2 with burst 10, 20 with burst 1);
 //!   held at 90–100%, except 0.5 req/s with burst 4 and `Retry-After` (80% over the last 20 s,

@@ -14,6 +14,9 @@
 //! is *consistent* when the first is below the second. Refusals only ever exclude rates above
 //! the truth, and acceptances after a refusal exclude rates below it (the bucket was full when
 //! it refused, so whatever it accepted since, it drained), so a few refusals pin the rate.
+//! Between the two, each rate leaves a range of bursts that fits; where that range holds no
+//! whole number the rate does not fit nginx, whose `burst=` is a whole number of requests
+//! (`lowest_whole`).
 //!
 //! Times are read on our clock, which differs from the server's by network and timer jitter:
 //! an excess is trusted only to `JITTER` seconds of leak either way. A host that limits by some
@@ -47,6 +50,8 @@ pub struct Candidate {
     pub rate: f64,
     /// The largest excess an accepted request had at this rate: the host's burst is at least this.
     pub burst: f64,
+    /// The smallest excess a refused request had at this rate: the host's burst is below this.
+    pub room: f64,
 }
 
 /// The rates between `low` and `high` that a leaky bucket could limit the host to.
@@ -67,8 +72,8 @@ impl LeakyFit {
         let refused = log.iter().any(|a| !a.accepted);
         let mut rate = if refused { low } else { f64::INFINITY };
         while rate <= high && candidates.len() < MAX_CANDIDATES {
-            if let Some(burst) = least_burst(log, rate) {
-                candidates.push(Candidate { rate, burst });
+            if let Some((burst, room)) = least_burst(log, rate) {
+                candidates.push(Candidate { rate, burst, room });
             }
             rate *= GRID_STEP;
         }
@@ -79,6 +84,18 @@ impl LeakyFit {
     /// drain at after refusing). `None` with no consistent rate or none excluded below.
     pub fn lowest(&self) -> Option<f64> {
         self.candidates.first().filter(|c| c.rate > self.floor * GRID_STEP.sqrt()).map(|c| c.rate)
+    }
+
+    /// The lowest consistent rate whose burst can be a whole number of requests, if the log
+    /// bounds the rate from below. Both ends of a candidate's burst range already allow for
+    /// `JITTER`, so nothing more is added here. nginx's `burst=` is a whole
+    /// number, and so is the capacity of most token buckets: once two refusals pin the burst
+    /// at each rate to less than a request, this rules out the rates between the whole ones.
+    /// Where no whole burst fits (a limiter of another kind), the lowest consistent rate.
+    pub fn lowest_whole(&self) -> Option<f64> {
+        let low = self.lowest()?;
+        let whole = |c: &&Candidate| c.burst.ceil() < c.room;
+        Some(self.candidates.iter().find(whole).map_or(low, |c| c.rate.max(low)))
     }
 
     /// The highest consistent rate.
@@ -108,8 +125,9 @@ impl LeakyFit {
 }
 
 /// Replays `log` through a bucket leaking at `rate` from empty; returns the least burst that
-/// accepted every accepted request, if every refused request would have exceeded it.
-fn least_burst(log: &[Answered], rate: f64) -> Option<f64> {
+/// accepted every accepted request and the least excess a refused one had, if every refused
+/// request would have exceeded that burst.
+fn least_burst(log: &[Answered], rate: f64) -> Option<(f64, f64)> {
     let slack = rate * JITTER.as_secs_f64();
     let mut excess = 0.0_f64;
     let mut last: Option<Instant> = None;
@@ -133,7 +151,7 @@ fn least_burst(log: &[Answered], rate: f64) -> Option<f64> {
         }
     }
     // A burst is never negative, and a refused request had more excess than the burst.
-    (most_accepted.max(0.0) < least_refused).then_some(most_accepted.max(0.0))
+    (most_accepted.max(0.0) < least_refused).then_some((most_accepted.max(0.0), least_refused))
 }
 
 #[cfg(test)]

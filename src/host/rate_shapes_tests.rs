@@ -70,21 +70,16 @@ struct Bounds {
 ///   refusal (0.5 req/s with burst 4 or 10, a 5-token bucket at 0.5, 2 req/s with burst 10, and
 ///   20 req/s with burst 1): the ramp cannot tell that burst from a faster rate, so the point
 ///   the climb restarts from is still above the limit, and a third refusal pins the rate.
-/// - 0.5 req/s, burst 4, `Retry-After: 2`: the second refusal comes after two accepted requests;
-///   the drain point the fit gives for a burst of 4.5 is 0.33 req/s and nothing climbs from it.
+/// - 0.5 req/s, burst 4, `Retry-After: 2`: the second refusal comes after two accepted requests
+///   and the fit is bounded below only loosely; held at the lowest rate a whole burst fits,
+///   80% over the last 20 s (which hold only 10 requests) and 87% from the first minute on.
 /// - 2 req/s without burst: one refusal, held at 98%, but the climb back from half the refused
 ///   rate costs 1.14× the floor.
-/// - 0.5 req/s, burst 1, delay mode: the creep past the first estimate is queued, not refused,
-///   for 8 s; the answers it gets back fit only a bucket slower than the limit, and the second
-///   refusal pins the host at 89% (80% in the last 20 s, which hold only 10 requests).
 fn bounds(limiter: Limiter, retry_after: Option<Duration>) -> Bounds {
     let limit = limiter.limit();
     let mut b = Bounds { refusals: 2, held: 0.9, wall: if limit >= 8.0 { 1.35 } else { 1.1 } };
     match (limiter, retry_after) {
-        (Limiter::Leaky { rate, burst: 4 }, Some(_)) if rate < 1.0 => {
-            b.held = 0.6;
-            b.wall = 1.15;
-        }
+        (Limiter::Leaky { rate, burst: 4 }, Some(_)) if rate < 1.0 => b.held = 0.8,
         (Limiter::Leaky { rate, burst: 4 | 10 }, None) | (Limiter::Tokens { rate, .. }, None) if rate < 1.0 => {
             b.refusals = 3
         }
@@ -92,7 +87,6 @@ fn bounds(limiter: Limiter, retry_after: Option<Duration>) -> Bounds {
             b.refusals = 3
         }
         (Limiter::Leaky { rate: 2.0, burst: 0 } | Limiter::Queued { rate: 2.0, burst: 0 }, None) => b.wall = 1.2,
-        (Limiter::Queued { rate: 0.5, burst: 1 }, None) => b.held = 0.8,
         _ => {}
     }
     b
@@ -158,4 +152,29 @@ fn a_retry_after_pause_is_not_taken_for_an_accepted_spacing() {
     assert!(r.refusals <= 2, "{} refusals", r.refusals);
     let held = r.served_rate(60.0, 180.0);
     assert!(held >= 0.9, "held at {held} req/s");
+}
+
+/// Real nginx's miss on 2 req/s with a burst of 4 (`docs/benchmarks.md`: held at 0.78–0.85),
+/// reproduced: from 12 ms of latency on, a first refusal in the ramp at 5.55 req/s leaves one
+/// more answer in flight and the window reading is 4, not 5, so the climb restarts at 1.94, just
+/// below the limit. It crosses 2 req/s within a second, the bucket never drains, and the second
+/// refusal comes 2.3 s after the first: two refusals that close bound a leaky bucket's rate from
+/// below only to within about one request of excess over the time between them (1.62 req/s,
+/// held at 78%). Only rates at which the burst can be a whole number are kept
+/// (`LeakyFit::lowest_whole`): bursts of 5 at 1.78–1.84 req/s and of 4 at 1.99–2.03, and the
+/// host is held at 97% of 1.78, 87% of the limit. At 5 ms the restart is at 2.42, refused at
+/// once, and the climb back from 0.91 holds 97%. Bounds are what is reached now; holding
+/// the restart flat for 8–16 requests (so the refusals lie far enough apart) reaches 91–94% at
+/// 12–60 ms but cost the 2 req/s shapes without burst 0.14–0.28× of the floor and sent 2 req/s
+/// with a burst of 4 at 5 ms to 58% (tried and reverted, issue 29).
+#[test]
+fn limit_req_two_per_second_burst_four_with_latency_is_held_within_its_known_bound() {
+    for (ms, held) in [(5, 0.95), (12, 0.85), (25, 0.85), (60, 0.85)] {
+        let limiter = Limiter::Leaky { rate: 2.0, burst: 4 };
+        let r = simulate_with(limiter, None, RateController::new(config(40.0)), Duration::from_millis(ms), 120.0);
+        let share = r.served_rate(30.0, 120.0) / limiter.limit();
+        println!("{ms} ms: {} refused at {:?}, held {share:.2}", r.refusals, r.refused);
+        assert!(r.refusals <= 2, "{ms} ms: {} refusals", r.refusals);
+        assert!(share >= held, "{ms} ms: held at {share:.2} of the limit");
+    }
 }

@@ -148,8 +148,9 @@ impl RateController {
             self.rate = held.max(climb.to).min(ceiling).max(MIN_RATE);
             return Some(ChangeReason::Refused);
         }
-        if let Some(low) = fit.lowest() {
-            // Refused and drained before: the host's rate is pinned from both sides.
+        if let Some(low) = fit.lowest_whole() {
+            // Refused and drained before: the host's rate is pinned from both sides, and between
+            // them, to the rates at which its burst can be a whole number of requests.
             self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
             self.fitted_cut = true;
             return Some(ChangeReason::Refused);

@@ -185,4 +185,41 @@ mod tests {
         let lo = fit.lowest().expect("bounded below");
         assert!(lo > 0.85 && lo <= 1.0, "{lo}");
     }
+
+    /// The answers of an nginx-like leaky bucket (`rate` per second, `burst` whole requests, no
+    /// delay) to requests sent at `sends` seconds.
+    fn nginx(t0: Instant, rate: f64, burst: f64, sends: &[f64]) -> Vec<Answered> {
+        let (mut level, mut last) = (0.0_f64, 0.0_f64);
+        let mut out = Vec::new();
+        for &t in sends {
+            let drained = (level - rate * (t - last)).max(0.0);
+            let accepted = drained + 1.0 <= burst + 1.0 + 1e-9;
+            if accepted {
+                (level, last) = (drained + 1.0, t);
+            }
+            out.push(Answered { at: t0 + Duration::from_secs_f64(t), accepted });
+        }
+        out
+    }
+
+    #[test]
+    fn a_whole_burst_never_puts_the_held_rate_above_the_truth_and_moves_it_closer() {
+        // 2 req/s with a burst of 4: a fast ramp refused, a stretch at the limit, then a creep
+        // at 2.2 req/s refused again.
+        let t0 = Instant::now();
+        let mut sends: Vec<f64> = (0..15).map(|i| i as f64 * 0.2).collect();
+        sends.extend((0..20).map(|i| 4.0 + i as f64 * 0.5));
+        sends.extend((0..30).map(|i| 14.0 + i as f64 / 2.2));
+        let answers = nginx(t0, 2.0, 4.0, &sends);
+        assert!(answers.iter().filter(|a| !a.accepted).count() >= 2, "the bucket refused twice");
+        let fit = LeakyFit::new(&answers, 0.1, 10.0);
+        let (low, whole) = (fit.lowest().expect("bounded below"), fit.lowest_whole().expect("bounded below"));
+        assert!(whole >= low, "{whole} below the lowest fit {low}");
+        assert!(whole <= 2.0 * GRID_STEP, "a whole burst never reads above the true 2 req/s: {whole}");
+        assert!((2.0 - whole).abs() <= (2.0 - low).abs(), "closer to the truth: {whole} against {low}");
+        // Up to the first refusal nothing bounds the rate from below, and no rule applies.
+        let first = answers.iter().position(|a| !a.accepted).unwrap();
+        let first = LeakyFit::new(&answers[..=first], 0.1, 10.0);
+        assert_eq!((first.lowest(), first.lowest_whole()), (None, None));
+    }
 }

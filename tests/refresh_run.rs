@@ -57,6 +57,29 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Two months of one list in one temp folder: a config file, snapshot A prepped into `old`
+/// (batches of `batch`) and downloaded, and snapshot B's list written beside it.
+struct Months {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    old: PathBuf,
+    new: PathBuf,
+    list_b: PathBuf,
+}
+
+fn months(a: &[(u32, String, &str)], b: &[(u32, String, &str)], batch: &str) -> Months {
+    let dir = tempdir();
+    let config = dir.path().join("job.env");
+    std::fs::write(&config, format!("CONTACT=tests@example.org\n{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"))
+        .unwrap();
+    let (old, new) = (dir.path().join("march"), dir.path().join("april"));
+    let (list_a, list_b) = (snapshot(dir.path(), "a", a), snapshot(dir.path(), "b", b));
+    let (cfg, input, out) = (config.to_str().unwrap(), list_a.to_str().unwrap(), old.to_str().unwrap());
+    run_ok(&["--config", cfg, "prep", "-i", input, "-o", out, "--batch-size", batch]);
+    run_ok(&["--config", cfg, "download", "-o", out]);
+    Months { dir, config, old, new, list_b }
+}
+
 #[test]
 fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
     let origin =
@@ -67,25 +90,8 @@ fn a_refresh_fetches_only_new_images_copies_none_and_equals_a_fresh_download() {
     let mut b: Vec<(u32, String, &str)> = a.iter().filter(|(i, _, _)| *i >= 2).cloned().collect();
     b.extend((40..44).map(|i| (i, url(i), "CC-BY-4.0")));
     b[5].2 = "CC0-1.0";
-    let dir = tempdir();
-    let config = dir.path().join("job.env");
-    std::fs::write(&config, format!("CONTACT=tests@example.org\n{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"))
-        .unwrap();
+    let Months { dir, config, old, new, list_b } = months(&a, &b, "8");
     let cfg = config.to_str().unwrap();
-    let (old, new) = (dir.path().join("march"), dir.path().join("april"));
-    let (list_a, list_b) = (snapshot(dir.path(), "a", &a), snapshot(dir.path(), "b", &b));
-    run_ok(&[
-        "--config",
-        cfg,
-        "prep",
-        "-i",
-        list_a.to_str().unwrap(),
-        "-o",
-        old.to_str().unwrap(),
-        "--batch-size",
-        "8",
-    ]);
-    run_ok(&["--config", cfg, "download", "-o", old.to_str().unwrap()]);
     let before = manifest(&config, &old);
     assert_eq!(before.values().filter(|r| r.0 == "stored").count(), 40, "{before:?}");
 
@@ -264,25 +270,8 @@ fn a_refresh_with_revalidate_asks_conditionally_gets_304s_and_stores_exactly_the
     let a: Vec<(u32, String, &str)> = (0..50).map(|i| (i, origin.url(0, &path(i)), "CC-BY-4.0")).collect();
     let mut b = a.clone();
     b.extend((50..55).map(|i| (i, origin.url(0, &path(i)), "CC-BY-4.0")));
-    let dir = tempdir();
-    let config = dir.path().join("job.env");
-    std::fs::write(&config, format!("CONTACT=tests@example.org\n{FAST}INITIAL_RATE_LIMIT=50\nMAX_RATE_LIMIT=50\n"))
-        .unwrap();
+    let Months { dir, config, old, new, list_b } = months(&a, &b, "20");
     let cfg = config.to_str().unwrap();
-    let (old, new) = (dir.path().join("march"), dir.path().join("april"));
-    let (list_a, list_b) = (snapshot(dir.path(), "a", &a), snapshot(dir.path(), "b", &b));
-    run_ok(&[
-        "--config",
-        cfg,
-        "prep",
-        "-i",
-        list_a.to_str().unwrap(),
-        "-o",
-        old.to_str().unwrap(),
-        "--batch-size",
-        "20",
-    ]);
-    run_ok(&["--config", cfg, "download", "-o", old.to_str().unwrap()]);
     // A revalidation of the old folder killed after its first commit: records there refer to
     // bytes in the old folder's own shards, which the refresh must carry over too.
     let marker = dir.path().join("paused");

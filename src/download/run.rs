@@ -65,8 +65,7 @@ pub struct DownloadOptions {
     pub static_plan: bool,
     /// Which committed failures this run tries again (`--retry-failed`); the same on every rank.
     pub retry_failed: RetryFailed,
-    /// `--revalidate`: stored images last checked before this moment (Unix seconds) are asked
-    /// about again (`download::revalidate`); the same on every rank.
+    /// `--revalidate`: ask again about images last checked before this (Unix s; every rank's).
     pub revalidate_before: Option<f64>,
     /// When the `download` command started: a robots.txt answer fetched since is never asked
     /// again in this run, whatever `ROBOTS_CACHE_HOURS` says.

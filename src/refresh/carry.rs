@@ -30,8 +30,8 @@ use super::error::{scratch, RefreshError};
 use crate::store::batches::{batch_id, read_batch_window};
 use crate::store::paths;
 use crate::store::shards::carried::CarriedFrom;
-use crate::store::shards::hdf5_io::{read_records, write_shard_carrying, ShardRecords};
-use crate::store::shards::image_data::{is_concatenated, ImageData};
+use crate::store::shards::hdf5_io::{open_records, write_shard_carrying, ShardRecords};
+use crate::store::shards::image_data::ImageData;
 use crate::store::shards::ledger::{batch_dir, scan_batch, RetryFailed};
 use crate::store::shards::record::ShardContents;
 use crate::store::shards::summary::write_summary;
@@ -170,8 +170,8 @@ fn carry_batch(
     let mut carried: Vec<Option<CarriedFrom>> = Vec::new();
     for (shard, rows) in by_shard {
         let path = old.join(shard);
-        let records = read_records(&path, false)?;
-        let concatenated = is_concatenated(&path)?;
+        // One open per old shard: its records, and its images when they must be read.
+        let (records, images) = open_records(&path)?;
         for r in rows {
             let source_ids = ids.get(&r.uuid).cloned();
             if r.removed {
@@ -196,12 +196,12 @@ fn carry_batch(
                 .ok_or_else(|| stale(old, shard, r))?;
             s.source_ids = source_ids.unwrap_or(s.source_ids);
             report.bytes_referenced += records.lengths[r.row];
-            if concatenated {
-                s.data = ImageData::open(&path).and_then(|d| d.read(r.row))?;
+            if images.concatenated() {
+                s.data = images.read(r.row)?;
                 report.images_copied += 1;
                 carried.push(None);
             } else {
-                carried.push(Some(reference(old, new, id, shard, &records, r.row, report)?));
+                carried.push(Some(reference((old, new), id, shard, (&records, &images), r.row, report)?));
             }
             contents.successes.push(s);
             report.images += 1;
@@ -222,11 +222,10 @@ fn carry_batch(
 
 /// Where row `row` of old shard `shard` has its bytes, linked into the new folder.
 fn reference(
-    old: &Path,
-    new: &Path,
+    (old, new): (&Path, &Path),
     id: &str,
     shard: &str,
-    records: &ShardRecords,
+    (records, images): (&ShardRecords, &ImageData),
     row: usize,
     report: &mut CarryReport,
 ) -> Result<CarriedFrom, RefreshError> {
@@ -244,7 +243,7 @@ fn reference(
     }
     let from = format!("{}/{id}/{shard}", paths::CARRIED_DIR);
     link(&old.join(shard), &new.join(&from), report)?;
-    let crc32 = || Ok(crc32fast::hash(&ImageData::open(&old.join(shard))?.read(row)?));
+    let crc32 = || Ok(crc32fast::hash(&images.read(row)?));
     Ok(records.bytes_at(from, row, crc32)?)
 }
 

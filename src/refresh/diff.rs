@@ -115,8 +115,7 @@ pub fn diff(
     atomic::publish(&staging, &plan)?;
     let json = serde_json::to_string_pretty(&report).expect("the report serialises");
     atomic::replace(&report_file, (json + "\n").as_bytes())?;
-    // Every part was read and removed; a failure to remove the folder costs no data.
-    let _ = fs::remove_dir_all(scratch_dir);
+    let _ = fs::remove_dir_all(scratch_dir); // its parts were read and removed: a leftover costs no data
     Ok(report)
 }
 

@@ -245,7 +245,7 @@ pub fn batch_of(path: &Path) -> Option<(String, u64)> {
         if let Some(s) = part.strip_prefix("server_name=") {
             server = Some(s.to_string());
         } else if let Some(n) = part.strip_prefix("partition_id=") {
-            batch = n.parse().ok();
+            batch = n.parse().ok(); // not a number: no batch, and the caller says the file is not one
         }
     }
     Some((server?, batch?))

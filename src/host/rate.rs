@@ -36,8 +36,9 @@
 //!
 //! **Delay mode.** A server that queues instead of refusing (nginx without `nodelay`) answers
 //! later and later: four accepted answers in a row, each half a spacing slower than the quickest
-//! recent one, none quicker than the one before and none sent after a pause
-//! (`SendLog::queueing`), hold the host at `HOLD_FRACTION` of the rate they came back at. That
+//! recent one, none quicker than the one before, the newest slower than the oldest, none sent
+//! after a pause nor before the last cut (`SendLog::queueing`), hold the host at
+//! `HOLD_FRACTION` of the rate they came back at. A queue draining after its cut says nothing. That
 //! ends slow start and counts as a cut. A small queue (`burst=1`) refuses before four answers
 //! show it: then the answers that came back slower and slower before the refusal are a fourth
 //! reading of the estimate, the rate the server released them at (`served_while_queued`), and
@@ -466,7 +467,7 @@ impl RateController {
     /// A host whose answers queue up (nginx without `nodelay`, or a server at its capacity) is
     /// held just below the rate it answers at, and stops growing.
     fn on_queue(&mut self, now: Instant) -> Option<ChangeReason> {
-        let service = self.sends.queueing()?;
+        let service = self.sends.queueing(self.last_cut)?;
         let held = (service * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate);
         if self.rate <= held {
             return None;

@@ -178,3 +178,17 @@ fn limit_req_two_per_second_burst_four_with_latency_is_held_within_its_known_bou
         assert!(share >= held, "{ms} ms: held at {share:.2} of the limit");
     }
 }
+
+/// nginx in delay mode at 20 req/s with a burst of 4: the queue built in slow start is seen and
+/// the rate cut below the server's. The answers to requests sent before the cut still come back
+/// slower and slower, and after them the queue drains for seconds, its answers slow but quicker
+/// each time: read as a queue, either cut the rate again (twice more, to 94%).
+#[test]
+fn a_queue_draining_after_its_cut_does_not_cut_the_rate_again() {
+    for (rate, burst) in [(20.0, 4), (8.0, 10)] {
+        let r = simulate(Limiter::Queued { rate, burst }, RateController::new(config(40.0)), LAN, 60.0);
+        assert_eq!(r.refusals, 0);
+        let held = r.controller.rate() / rate;
+        assert!(held >= 0.96, "{rate} req/s, burst {burst}, delay mode: held at {held:.3} of it");
+    }
+}

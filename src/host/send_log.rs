@@ -205,7 +205,9 @@ impl SendLog {
     /// quickest of the last `BASE_ANSWERS`,
     /// and none came back quicker than the one before. Returns the rate at which the host
     /// answered them, which is the rate it serves at while it queues.
-    pub fn queueing(&self) -> Option<f64> {
+    /// Only requests sent at or after `since` count (the last cut: answers to requests sent
+    /// before it came from the old rate's queue, which the cut has already paid for).
+    pub fn queueing(&self, since: Option<Instant>) -> Option<f64> {
         let mut accepted = self.sends.iter().rev().filter(|s| s.answer == Answer::Accepted);
         let recent: Vec<&Sent> = accepted.by_ref().take(BASE_ANSWERS).collect();
         if recent.len() < QUEUE_ANSWERS + 1 {
@@ -224,7 +226,11 @@ impl SendLog {
         // Newest first: each answer took no less than the one sent before it (to a tenth of a
         // spacing, the ms a timer may be early).
         let growing = queued.windows(2).all(|w| w[0].took >= w[1].took - 0.1 / w[0].rate);
-        if !(waited && paced && growing) {
+        // And the newest took longer than the oldest: a queue that drains (after the rate was
+        // cut below the server's) answers quicker and quicker, and says nothing new.
+        let grew = queued[0].took > queued[QUEUE_ANSWERS - 1].took;
+        let current = since.is_none_or(|cut| queued.iter().all(|s| s.at >= cut));
+        if !(waited && paced && growing && grew && current) {
             return None;
         }
         answered_rate(queued)

@@ -32,7 +32,9 @@
 //! together leave a range of rates, but only a few islands in it where the burst is whole); if
 //! the log still fits no burst, at the fastest rate accepted since the cut; if the log
 //! now needs a burst, the first refusal's rule runs again. Refused again within `REPEAT_WINDOW`
-//! of a cut from the fit: halve.
+//! of a cut from the fit: halve, then climb back to `HOLD_FRACTION` of the refused rate (a
+//! request brought in close behind the one before by a delay spike is refused by a spacing
+//! limit at any steady rate; halving for good held one at 45% of its limit).
 //!
 //! **Delay mode.** A server that queues instead of refusing (nginx without `nodelay`) answers
 //! later and later: four accepted answers in a row, each half a spacing slower than the quickest

@@ -192,3 +192,19 @@ fn a_queue_draining_after_its_cut_does_not_cut_the_rate_again() {
         assert!(held >= 0.96, "{rate} req/s, burst {burst}, delay mode: held at {held:.3} of it");
     }
 }
+
+/// A spacing limit (nginx at 8 req/s, no burst, `Retry-After: 1`) reached by requests of which
+/// one in 40 arrives 15 ms late, as on a machine busy with other work: the next one then lands
+/// less than 1/8 s behind it, and is refused even at 90% of the limit. Each refusal may cost a
+/// step, but the host is never halved for good (it was, to 45% of the limit).
+#[test]
+fn a_spacing_limit_refusing_delay_spikes_is_stepped_down_not_halved_for_good() {
+    let limiter = Limiter::Leaky { rate: 8.0, burst: 0 };
+    let lag = Lag { spread: JITTER, spike: Some((40, Duration::from_millis(15))) };
+    let ra = Some(Duration::from_secs(1));
+    let r = simulate_lagged(limiter, ra, RateController::new(config(40.0)), LAN, lag, 240.0);
+    let held = r.served_rate(60.0, 240.0) / limiter.limit();
+    println!("refused at {:?}, held {held:.2}", r.refused);
+    assert!(held >= 0.8, "held at {held:.2} of the limit");
+    assert!(r.refusals <= 6, "{} refusals", r.refusals);
+}

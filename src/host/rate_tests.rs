@@ -181,6 +181,27 @@ fn simulate_with(
     latency: Duration,
     secs: f64,
 ) -> SimResult {
+    simulate_lagged(limiter, retry_after, controller, latency, Lag { spread: JITTER, spike: None }, secs)
+}
+
+/// How long a request takes to reach the server after it leaves.
+#[derive(Debug, Clone, Copy)]
+struct Lag {
+    /// Up to this, at random.
+    spread: Duration,
+    /// And one request in `.0`, this much more (a busy machine's scheduler, a GC pause).
+    spike: Option<(u64, Duration)>,
+}
+
+/// `simulate_with`, requests reaching the server after a `lag`.
+fn simulate_lagged(
+    limiter: Limiter,
+    retry_after: Option<Duration>,
+    controller: RateController,
+    latency: Duration,
+    lag: Lag,
+    secs: f64,
+) -> SimResult {
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(secs);
     let mut host = SimHost::new(limiter);
@@ -212,7 +233,9 @@ fn simulate_with(
         let answer = in_flight.front().map(|r| r.1);
         match live.try_send(in_flight.len() as u32, t) {
             Gate::Send => {
-                let lag = Duration::from_micros(jitter.next_u64() % JITTER.as_micros() as u64);
+                let spike =
+                    lag.spike.filter(|(every, _)| jitter.next_u64() % every == 0).map_or(Duration::ZERO, |s| s.1);
+                let lag = Duration::from_micros(jitter.next_u64() % lag.spread.as_micros() as u64) + spike;
                 let at = t + lag;
                 let (outcome, held) = host.answer(at);
                 result.requests += 1;

@@ -123,16 +123,14 @@ impl RateController {
             return Some(ChangeReason::Refused);
         }
         if repeated && fitted_before {
-            // The fit did not describe this host: classic relief, then recover from there.
+            // The fit did not describe this host: classic relief, then climb back to a step
+            // below the rate refused. Not for good: a spacing limit held for minutes is refused
+            // by one request that a delay spike brought in close behind the one before.
+            let back = (self.rate.min(ceiling) * HOLD_FRACTION).max(MIN_RATE);
             self.rate = (self.rate * DECREASE_FACTOR).max(MIN_RATE);
-            self.recovery = Some(Recovery {
-                from: self.rate,
-                to: self.rate,
-                unsettled: None,
-                upper: self.rate,
-                spaced: false,
-                accepted: None,
-            });
+            let to = back.max(self.rate);
+            self.recovery =
+                Some(Recovery { from: self.rate, to, unsettled: None, upper: to, spaced: false, accepted: None });
             return Some(ChangeReason::Refused);
         }
         let fit = self.fit(refused_rate);

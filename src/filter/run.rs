@@ -23,8 +23,13 @@ pub struct FilterReport {
     pub dropped_file: String,
 }
 
+/// A row's uuid and URL.
+type Kept = (String, String);
+/// A row's uuid, URL and the first rule it broke.
+type Dropped = (String, String, &'static str);
+
 pub fn run(out: &Path, rules: &Rules) -> anyhow::Result<FilterReport> {
-    let (mut kept, mut dropped): (Vec<(String, String)>, Vec<(String, String, &str)>) = (Vec::new(), Vec::new());
+    let (mut kept, mut dropped): (Vec<Kept>, Vec<Dropped>) = (Vec::new(), Vec::new());
     for file in manifest_files(out)? {
         let df = read_parquet(&file)?;
         let mut read = || -> PolarsResult<()> {

@@ -126,7 +126,7 @@ pub struct Pdq {
 
 impl Pdq {
     /// The hash as 64 lowercase hex characters, most significant byte first.
-    pub fn to_hex(&self) -> String {
+    pub fn to_hex(self) -> String {
         let mut s = String::with_capacity(2 * PDQ_BYTES);
         for b in self.bits {
             s.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));

@@ -265,7 +265,7 @@ impl Input {
                 let kinds = col(&map.kind)?;
                 let formats = col(&map.format)?;
                 let basis = col(&map.basis_of_record)?;
-                let carried = map.carried.iter().map(|c| col(c)).collect::<Result<Vec<_>, _>>()?;
+                let carried = map.carried.iter().map(col).collect::<Result<Vec<_>, _>>()?;
                 let pick = |v: &Option<Vec<Option<String>>>, i: usize| v.as_ref().and_then(|v| nonempty(v[i].clone()));
                 let rows = (0..df.height())
                     .map(|i| RawRow {

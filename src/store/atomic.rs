@@ -343,4 +343,38 @@ mod tests {
         assert!(r.is_err());
         assert!(names(dir.path()).is_empty());
     }
+
+    /// What `refresh` relies on to carry an old month's shards: on one filesystem the second
+    /// name is the same file (no byte copied, and it outlives the first name); across two (here
+    /// /dev/shm, a tmpfs, when the temporary folder is elsewhere) it is a committed copy.
+    #[test]
+    fn a_second_name_is_a_link_on_one_filesystem_and_a_copy_across_two() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("old/downloads/shard-000000.h5");
+        replace(&from, b"the old month's bytes").unwrap();
+        let to = dir.path().join("new/carried/0/downloads/shard-000000.h5");
+        assert!(!link_or_copy(&from, &to).unwrap(), "one filesystem: a link, not a copy");
+        let (a, b) = (fs::metadata(&from).unwrap(), fs::metadata(&to).unwrap());
+        assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()), "the same file under two names");
+        let again = link_or_copy(&from, &to).unwrap_err();
+        assert!(matches!(again, CommitError::Exists { .. }), "{again}");
+        fs::remove_file(&from).unwrap();
+        assert_eq!(fs::read(&to).unwrap(), b"the old month's bytes", "the second name outlives the first");
+
+        let shm = Path::new("/dev/shm");
+        let other = shm.is_dir().then(|| tempfile::tempdir_in(shm).ok()).flatten();
+        let Some(other) = other.filter(|o| fs::metadata(o.path()).unwrap().dev() != b.dev()) else {
+            eprintln!(
+                "no second filesystem (/dev/shm) beside {}: the copy path is not exercised",
+                dir.path().display()
+            );
+            return;
+        };
+        let copy = other.path().join("carried/shard-000000.h5");
+        assert!(link_or_copy(&to, &copy).unwrap(), "across filesystems: a copy");
+        assert_eq!(fs::read(&copy).unwrap(), b"the old month's bytes");
+        assert_ne!(fs::metadata(&copy).unwrap().dev(), b.dev());
+        assert_eq!(names(&other.path().join("carried")), ["shard-000000.h5"], "no temporary file is left");
+    }
 }

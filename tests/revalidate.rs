@@ -269,3 +269,45 @@ fn a_revalidation_killed_midway_and_run_again_loses_nothing_and_leaves_one_recor
     let g = hdf5::File::open(&shards[0]).unwrap().group("images").unwrap();
     assert!(!g.link_exists("carried_from"), "no reference outlives the shards it pointed into");
 }
+
+/// A whole revalidation (no `--older-than`) stopped by a time limit and run again: it finishes
+/// the pass the first run started, and only a run after the pass ended checks everything again.
+#[test]
+fn a_whole_revalidation_killed_midway_resumes_its_pass_and_the_next_pass_starts_anew() {
+    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
+    let paths = paths(12);
+    let urls: Vec<String> = paths.iter().map(|p| origin.url(0, p)).collect();
+    let job: Job = job(&urls, 12, &format!("{FAST}INITIAL_RATE_LIMIT=10\nMAX_RATE_LIMIT=10\nCOMMIT_ROWS=3\n"));
+    job.download_ok(&[]);
+    let pass_file = job.out.join("revalidation_pass.json");
+    let seen = origin.log(0).len();
+    let dir = tempdir();
+    let marker = dir.path().join("paused");
+    let (cfg, out) = (job.config.to_str().unwrap(), job.out.to_str().unwrap());
+    let args = ["--config", cfg, "download", "-o", out, "--revalidate"];
+    kill_at_pause(&args, "revalidate-commit", &marker, Duration::from_secs(60));
+    let first = seen_since(&origin, 0, seen).len();
+    assert!(first < 12, "killed midway: {first} images asked");
+    assert!(pass_file.exists(), "the unfinished pass is recorded");
+    let plan = run(&["--config", cfg, "plan", "-o", out, "--json", "--revalidate"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let left = plan["urls_remaining"].as_u64().unwrap();
+    assert!(left < 12 && left + first as u64 >= 12, "plan counts what the pass has left: {left} after {first} asked");
+
+    let again = job.download(&["--revalidate"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("resuming the revalidation pass started"), "{}", stderr(&again));
+    let asked = seen_since(&origin, 0, seen);
+    for p in &paths {
+        assert!(asked.iter().any(|r| &r.path == p && r.conditional()), "{p} was revalidated");
+    }
+    assert!(asked.len() < 12 + 3, "the rows committed before the kill were not asked again: {}", asked.len());
+    assert!(!pass_file.exists(), "a run that ends with nothing left ends the pass");
+
+    // The pass is over: the next one asks about every image again.
+    let seen = origin.log(0).len();
+    job.download_ok(&["--revalidate"]);
+    let asked = seen_since(&origin, 0, seen);
+    assert_eq!(asked.iter().filter(|r| r.conditional()).count(), 12, "a new pass asks about all 12");
+    assert_eq!(indexed(&job.out).len(), 12, "one final record per row");
+}

@@ -9,7 +9,7 @@ use super::Failure;
 use crate::cli::DownloadArgs;
 use crate::config::Settings;
 use crate::download::ranks::run_ranks;
-use crate::download::revalidate::{cutoff, parse_age};
+use crate::download::revalidate::{cutoff, parse_age, Pass};
 use crate::download::run::{self as download_run, DownloadOptions};
 use crate::environment::{parse_deadline, Launch};
 use crate::mpi_glue::world::World;
@@ -81,19 +81,27 @@ fn run_download(
     }
     // Rank 0 notes where the output stands before the run, to say what this run changed.
     let before = if world.is_root() { starting_point(&output, world.size(), launch) } else { None };
-    let started = if args.retry_failed || args.revalidate {
+    let (started, pass_started) = if args.retry_failed || args.revalidate {
         // Rank 0's clock for every rank: records committed by this run, on any rank, are final.
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let bytes = world.broadcast(now.as_secs_f64().to_le_bytes().to_vec());
-        Some(bytes.try_into().map(f64::from_le_bytes).map_err(|_| failed(anyhow!("rank 0 sent no start time")))?)
+        let now = now.as_secs_f64();
+        let pass = match world.is_root() && args.revalidate {
+            true => revalidation_pass(&output, now, older_than).map_err(failed)?,
+            false => now,
+        };
+        let sent = [now.to_le_bytes(), pass.to_le_bytes()].concat();
+        let bytes = world.broadcast(sent);
+        let read = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(f64::from_le_bytes);
+        let no_time = || failed(anyhow!("rank 0 sent no start time"));
+        (Some(read(0).ok_or_else(no_time)?), Some(read(8).ok_or_else(no_time)?))
     } else {
-        None
+        (None, None)
     };
     let retry_failed = match started {
         Some(cutoff) if args.retry_failed => RetryFailed::Before(cutoff),
         _ => RetryFailed::No,
     };
-    let revalidate_before = started.filter(|_| args.revalidate).map(|at| cutoff(at, older_than));
+    let revalidate_before = pass_started.filter(|_| args.revalidate).map(|at| cutoff(at, older_than));
     let opts = DownloadOptions {
         deadline,
         verbose: args.verbose,
@@ -112,6 +120,9 @@ fn run_download(
             None => return Ok(()),
         }
     };
+    if args.revalidate && summary.remaining == 0 {
+        Pass::finish(&output).map_err(Failure::Run)?;
+    }
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     let path = crate::store::paths::download_summary(&output);
     crate::store::atomic::replace(&path, (json.clone() + "\n").as_bytes())
@@ -147,6 +158,21 @@ fn run_download(
         }
     }
     Ok(())
+}
+
+/// Rank 0, before a `--revalidate` run at `now`: the start of the pass it belongs to (see
+/// `download::revalidate::Pass`), saying so when it resumes one.
+fn revalidation_pass(out: &std::path::Path, now: f64, older_than: Option<std::time::Duration>) -> anyhow::Result<f64> {
+    let (pass, resumed) = Pass::begin(out, now, older_than)?;
+    if resumed {
+        let ago = crate::status::duration(now - pass.started);
+        eprintln!(
+            "download: resuming the revalidation pass started {ago} ago: images it already checked are not asked \
+             again (delete {} to check them again now)",
+            crate::store::paths::revalidation_pass(out).display()
+        );
+    }
+    Ok(pass.started)
 }
 
 /// Rank 0, before a download: prints what earlier runs committed and appends the start line of

@@ -7,14 +7,15 @@ use anyhow::anyhow;
 use super::invocation::Invocation;
 use super::Failure;
 use crate::cli::PlanArgs;
-use crate::download::revalidate::{cutoff, parse_age};
+use crate::download::revalidate::{cutoff, parse_age, Pass};
 use crate::forecast::error::ForecastError;
 use crate::forecast::params::{resolve, Flags};
 use crate::forecast::{gbif_like, load, scale};
 use crate::store::shards::ledger::{Again, RetryFailed};
 
-/// What `download --revalidate [--older-than AGE]`, started now, would ask about again.
-fn revalidation(args: &PlanArgs) -> Result<Again, Failure> {
+/// What `download --revalidate [--older-than AGE]`, started now on `out`, would ask about again
+/// (from the start of the unfinished pass with the same age, if there is one).
+fn revalidation(args: &PlanArgs, out: &std::path::Path) -> Result<Again, Failure> {
     if !args.revalidate {
         return Ok(Again::default());
     }
@@ -23,7 +24,8 @@ fn revalidation(args: &PlanArgs) -> Result<Again, Failure> {
         None => None,
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    Ok(Again { failed: RetryFailed::No, stored_before: Some(cutoff(now, age)) })
+    let started = Pass::unfinished(out, age).map_or(now, |pass| pass.started);
+    Ok(Again { failed: RetryFailed::No, stored_before: Some(cutoff(started, age)) })
 }
 
 /// A usage error (exit 2) for bad flags or config, a run failure (exit 1) for the folder.
@@ -50,7 +52,7 @@ pub fn plan(inv: &Invocation, args: PlanArgs) -> Result<(), Failure> {
         (source, load::Loaded { hosts, excluded: Vec::new(), done: 0 })
     } else {
         let out = inv.output(&args.output)?;
-        let again = revalidation(&args)?;
+        let again = revalidation(&args, &out)?;
         let loaded =
             load::load(&out, settings, again).map_err(|e| failure(e, || format!("cannot plan {}", out.display())))?;
         (out.display().to_string(), loaded)

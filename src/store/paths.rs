@@ -32,6 +32,8 @@ pub const PLANS_DIR: &str = "plans";
 pub const QUARANTINE_DIR: &str = "quarantine";
 /// The last download's summary.
 pub const DOWNLOAD_SUMMARY: &str = "download_summary.json";
+/// The unfinished `download --revalidate` pass, while one is.
+pub const REVALIDATION_PASS: &str = "revalidation_pass.json";
 /// The lock of the process writing the folder.
 pub const LOCK_FILE: &str = "writer.lock";
 /// Prep's scratch folder while it runs; its outputs are moved out of it when complete.
@@ -77,6 +79,11 @@ pub fn prep_report(out: &Path) -> PathBuf {
 /// The last download's summary in output folder `out`.
 pub fn download_summary(out: &Path) -> PathBuf {
     out.join(DOWNLOAD_SUMMARY)
+}
+
+/// The unfinished `download --revalidate` pass in output folder `out` (see `download::revalidate`).
+pub fn revalidation_pass(out: &Path) -> PathBuf {
+    out.join(REVALIDATION_PASS)
 }
 
 /// The folder of one batch's URL file(s).

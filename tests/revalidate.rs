@@ -220,13 +220,20 @@ fn a_rate_limited_host_sees_no_more_than_its_rate_during_revalidation() {
     assert_eq!(summary["run"]["not_modified"].as_u64(), Some(24));
 }
 
-#[test]
-fn a_revalidation_killed_midway_and_run_again_loses_nothing_and_leaves_one_record_per_row() {
+/// Twelve images of one host (10 req/s, a commit every 3 rows) downloaded, for a revalidation
+/// to be killed midway: the origin, the image paths, their URLs and the job.
+fn twelve_downloaded() -> (Origin, Vec<String>, Vec<String>, Job) {
     let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
     let paths = paths(12);
     let urls: Vec<String> = paths.iter().map(|p| origin.url(0, p)).collect();
     let job: Job = job(&urls, 12, &format!("{FAST}INITIAL_RATE_LIMIT=10\nMAX_RATE_LIMIT=10\nCOMMIT_ROWS=3\n"));
     job.download_ok(&[]);
+    (origin, paths, urls, job)
+}
+
+#[test]
+fn a_revalidation_killed_midway_and_run_again_loses_nothing_and_leaves_one_record_per_row() {
+    let (origin, paths, urls, job) = twelve_downloaded();
     let before = indexed(&job.out);
     let bytes_before = stored_bytes(&job.out);
     origin.change_image(0, &paths[11]);
@@ -274,11 +281,7 @@ fn a_revalidation_killed_midway_and_run_again_loses_nothing_and_leaves_one_recor
 /// the pass the first run started, and only a run after the pass ended checks everything again.
 #[test]
 fn a_whole_revalidation_killed_midway_resumes_its_pass_and_the_next_pass_starts_anew() {
-    let origin = Origin::start(vec![HostSpec::loopback(2, Behaviour::Ok)]).unwrap();
-    let paths = paths(12);
-    let urls: Vec<String> = paths.iter().map(|p| origin.url(0, p)).collect();
-    let job: Job = job(&urls, 12, &format!("{FAST}INITIAL_RATE_LIMIT=10\nMAX_RATE_LIMIT=10\nCOMMIT_ROWS=3\n"));
-    job.download_ok(&[]);
+    let (origin, paths, _, job) = twelve_downloaded();
     let pass_file = job.out.join("revalidation_pass.json");
     let seen = origin.log(0).len();
     let dir = tempdir();

@@ -82,33 +82,10 @@ fn swaps_sides(o: Orientation) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::shards::record::test_plain_image;
 
     fn record(format: &str, w: u32, h: u32) -> SuccessRecord {
-        SuccessRecord {
-            uuid: "u".into(),
-            url: "http://a.org/u".into(),
-            server: "a.org".into(),
-            source_ids: vec![],
-            original_width: w,
-            original_height: h,
-            stored_width: w,
-            stored_height: h,
-            format: format.into(),
-            data: vec![],
-            sha256: String::new(),
-            md5: String::new(),
-            fetched_at: 0.0,
-            final_url: String::new(),
-            etag: String::new(),
-            last_modified: String::new(),
-            redirects: 0,
-            pdq: String::new(),
-            pdq_quality: 0,
-            phash: 0,
-            version: 1,
-            checked_at: 0.0,
-            check_error: String::new(),
-        }
+        test_plain_image("u", w, h, format, vec![])
     }
 
     fn png(w: u32, h: u32) -> Vec<u8> {

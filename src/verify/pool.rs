@@ -105,6 +105,7 @@ impl<'scope> Pool<'scope> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::shards::record::test_plain_image;
     use crate::verify::report::Kind;
 
     fn job(uuid: &str, bytes: Vec<u8>) -> ImageJob {
@@ -112,31 +113,7 @@ mod tests {
             server: "a.org".into(),
             partition: 3,
             shard: PathBuf::from("shard-000000.h5"),
-            record: SuccessRecord {
-                uuid: uuid.into(),
-                url: format!("http://a.org/{uuid}"),
-                server: "a.org".into(),
-                source_ids: vec![],
-                original_width: 2,
-                original_height: 1,
-                stored_width: 2,
-                stored_height: 1,
-                format: "rgb".into(),
-                data: vec![],
-                sha256: String::new(),
-                md5: String::new(),
-                fetched_at: 0.0,
-                final_url: String::new(),
-                etag: String::new(),
-                last_modified: String::new(),
-                redirects: 0,
-                pdq: String::new(),
-                pdq_quality: 0,
-                phash: 0,
-                version: 1,
-                checked_at: 0.0,
-                check_error: String::new(),
-            },
+            record: test_plain_image(uuid, 2, 1, "rgb", vec![]),
             crc: Some(crc32fast::hash(&bytes)),
             bytes,
         }

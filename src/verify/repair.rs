@@ -169,34 +169,11 @@ mod tests {
     use crate::store::shards::compact::write_merged;
     use crate::store::shards::hdf5_io::{read_shard, write_shard};
     use crate::store::shards::ledger::batch_dir;
+    use crate::store::shards::record::test_plain_image;
     use crate::store::shards::record::{FailureRecord, ShardContents, SuccessRecord};
 
     fn image(uuid: &str) -> SuccessRecord {
-        SuccessRecord {
-            uuid: uuid.into(),
-            url: format!("http://a.org/{uuid}"),
-            server: "a.org".into(),
-            source_ids: vec![],
-            original_width: 1,
-            original_height: 1,
-            stored_width: 1,
-            stored_height: 1,
-            format: "rgb".into(),
-            data: vec![7; 3],
-            sha256: String::new(),
-            md5: String::new(),
-            fetched_at: 0.0,
-            final_url: String::new(),
-            etag: String::new(),
-            last_modified: String::new(),
-            redirects: 0,
-            pdq: String::new(),
-            pdq_quality: 0,
-            phash: 0,
-            version: 1,
-            checked_at: 0.0,
-            check_error: String::new(),
-        }
+        test_plain_image(uuid, 1, 1, "rgb", vec![7; 3])
     }
 
     fn failure(uuid: &str, retriable: bool) -> FailureRecord {

@@ -327,35 +327,12 @@ fn sample(scan: &BatchScan, n: Option<usize>) -> Vec<(usize, Vec<usize>)> {
 mod tests {
     use super::*;
     use crate::store::shards::hdf5_io::{write_shard, STORED_CRC32};
+    use crate::store::shards::record::test_plain_image;
     use crate::store::shards::record::{FailureRecord, ShardContents, SuccessRecord};
     use crate::store::shards::summary::{write_summary, BatchSummary};
 
     fn image(uuid: &str) -> SuccessRecord {
-        SuccessRecord {
-            uuid: uuid.into(),
-            url: format!("http://a.org/{uuid}"),
-            server: "a.org".into(),
-            source_ids: vec![],
-            original_width: 2,
-            original_height: 1,
-            stored_width: 2,
-            stored_height: 1,
-            format: "rgb".into(),
-            data: vec![1; 6],
-            sha256: String::new(),
-            md5: String::new(),
-            fetched_at: 0.0,
-            final_url: String::new(),
-            etag: String::new(),
-            last_modified: String::new(),
-            redirects: 0,
-            pdq: String::new(),
-            pdq_quality: 0,
-            phash: 0,
-            version: 1,
-            checked_at: 0.0,
-            check_error: String::new(),
-        }
+        test_plain_image(uuid, 2, 1, "rgb", vec![1; 6])
     }
 
     fn failure(uuid: &str, retriable: bool) -> FailureRecord {

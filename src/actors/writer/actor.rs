@@ -279,34 +279,15 @@ impl Handler<Drain> for WriterActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::shards::record::test_plain_image;
     use crate::store::shards::record::SuccessRecord;
     use actix::SyncArbiter;
 
     fn image(host: &str, i: usize, bytes: usize) -> Record {
         Record::Success(Box::new(SuccessRecord {
-            uuid: format!("{host}-{i}"),
             url: format!("http://{host}/{i}.jpg"),
             server: host.into(),
-            source_ids: vec![],
-            original_width: 1,
-            original_height: 1,
-            stored_width: 1,
-            stored_height: 1,
-            format: "jpeg".into(),
-            data: vec![0xAB; bytes],
-            sha256: String::new(),
-            md5: String::new(),
-            fetched_at: 0.0,
-            final_url: String::new(),
-            etag: String::new(),
-            last_modified: String::new(),
-            redirects: 0,
-            pdq: String::new(),
-            pdq_quality: 0,
-            phash: 0,
-            version: 1,
-            checked_at: 0.0,
-            check_error: String::new(),
+            ..test_plain_image(&format!("{host}-{i}"), 1, 1, "jpeg", vec![0xAB; bytes])
         }))
     }
 

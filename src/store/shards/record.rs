@@ -98,6 +98,26 @@ impl ShardContents {
     }
 }
 
+/// Test-only: a stored image of `w`×`h` pixels in `format` with bytes `data`, and no source ids,
+/// hashes or times: for tests that look at sizes and bytes only.
+#[cfg(test)]
+pub(crate) fn test_plain_image(uuid: &str, w: u32, h: u32, format: &str, data: Vec<u8>) -> SuccessRecord {
+    SuccessRecord {
+        source_ids: vec![],
+        original_width: w,
+        original_height: h,
+        stored_width: w,
+        stored_height: h,
+        format: format.into(),
+        data,
+        sha256: String::new(),
+        md5: String::new(),
+        fetched_at: 0.0,
+        checked_at: 0.0,
+        ..test_image(uuid, 0, 0)
+    }
+}
+
 /// Test-only: a stored image of `len` bytes `byte`, its fields named after `uuid`.
 #[cfg(test)]
 pub(crate) fn test_image(uuid: &str, byte: u8, len: usize) -> SuccessRecord {

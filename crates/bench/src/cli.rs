@@ -92,21 +92,30 @@ pub struct BenchPrepArgs {
     /// Keep the generated files.
     #[arg(long)]
     pub keep: bool,
-    /// Also run DuckDB's version of prep (crates/bench/duckdb/prep.py) on the same input and
-    /// print both: `auto` when a Python with DuckDB is found, `on` to fail without one, `off`.
-    #[arg(long, value_enum, default_value_t = DuckDbMode::Auto)]
-    pub duckdb: DuckDbMode,
-    /// The Python that has the `duckdb` package (`scripts/duckdb.sh install` prints it).
-    /// Default: $DD_DUCKDB_PYTHON, else the venv that script makes.
-    #[arg(long, value_name = "PATH")]
-    pub duckdb_python: Option<PathBuf>,
-    /// DuckDB's memory_limit (e.g. `2GB`); DuckDB's own default (80% of RAM) when not given.
-    #[arg(long, value_name = "SIZE")]
-    pub duckdb_memory_limit: Option<String>,
+    /// DuckDB's version of prep (crates/bench/duckdb/prep.py), run beside ours.
+    #[command(flatten)]
+    pub duckdb: DuckDbPeer,
     /// Worker threads for both: POLARS_MAX_THREADS for ours and DuckDB's `threads`. Default: the
     /// cores this process may use.
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+/// DuckDB's version of a benchmark's work (a script in crates/bench/duckdb/), run on the same
+/// input beside ours.
+#[derive(Debug, Args)]
+pub struct DuckDbPeer {
+    /// Also run DuckDB's version on the same input and print both: `auto` when a Python with
+    /// DuckDB is found, `on` to fail without one, `off`.
+    #[arg(long = "duckdb", value_enum, default_value_t = DuckDbMode::Auto)]
+    pub mode: DuckDbMode,
+    /// The Python that has the `duckdb` package (`scripts/duckdb.sh install` prints it).
+    /// Default: $DD_DUCKDB_PYTHON, else the venv that script makes.
+    #[arg(long = "duckdb-python", value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// DuckDB's memory_limit (e.g. `2GB`); DuckDB's own default (80% of RAM) when not given.
+    #[arg(long = "duckdb-memory-limit", value_name = "SIZE")]
+    pub memory_limit: Option<String>,
 }
 
 /// Whether `dd-bench prep` runs DuckDB beside ours.
@@ -264,16 +273,9 @@ pub struct RefreshDiffArgs {
     /// Keep the generated snapshots, the plan and DuckDB's output.
     #[arg(long)]
     pub keep: bool,
-    /// Also run DuckDB's anti-joins (crates/bench/duckdb/refresh_diff.py) on the same files: `auto`
-    /// when a Python with DuckDB is found, `on` to fail without one, `off`.
-    #[arg(long, value_enum, default_value_t = DuckDbMode::Auto)]
-    pub duckdb: DuckDbMode,
-    /// The Python that has the `duckdb` package (`scripts/duckdb.sh install` prints it).
-    #[arg(long, value_name = "PATH")]
-    pub duckdb_python: Option<PathBuf>,
-    /// DuckDB's memory_limit (e.g. `2GB`); DuckDB's own default (80% of RAM) when not given.
-    #[arg(long, value_name = "SIZE")]
-    pub duckdb_memory_limit: Option<String>,
+    /// DuckDB's anti-joins (crates/bench/duckdb/refresh_diff.py), run beside ours.
+    #[command(flatten)]
+    pub duckdb: DuckDbPeer,
     /// DuckDB's threads. Default: the cores this process may use.
     #[arg(long)]
     pub threads: Option<usize>,

@@ -113,7 +113,7 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
         std::env::set_var("POLARS_MAX_THREADS", n.to_string());
     }
     // Found before the long run, so `--duckdb on` without DuckDB fails at once.
-    let duckdb = find_duckdb(args.duckdb, args.duckdb_python.clone(), DUCKDB_SCRIPT, "bench-prep")?;
+    let duckdb = find_duckdb(args.duckdb.mode, args.duckdb.python.clone(), DUCKDB_SCRIPT, "bench-prep")?;
     std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
     let input = args.dir.join("multimedia.txt");
     let output = args.dir.join("prep-out");
@@ -164,7 +164,7 @@ pub fn prep(args: &BenchPrepArgs) -> anyhow::Result<()> {
         None => Ok(()),
         Some(python) => {
             let duck_out = args.dir.join("duckdb-out");
-            let result = run_duckdb(python, &input, &duck_out, threads, args.duckdb_memory_limit.as_deref())
+            let result = run_duckdb(python, &input, &duck_out, threads, args.duckdb.memory_limit.as_deref())
                 .map(|duck| compare(&ours, &duck, report.rows_kept, threads));
             if !args.keep {
                 crate::remove_scratch(&duck_out);

@@ -227,7 +227,8 @@ fn line(counts: &[u64; 5]) -> String {
 }
 
 pub fn run(args: &RefreshDiffArgs) -> anyhow::Result<()> {
-    let duckdb = crate::gbif::find_duckdb(args.duckdb, args.duckdb_python.clone(), DUCKDB_SCRIPT, "bench-refresh")?;
+    let duckdb =
+        crate::gbif::find_duckdb(args.duckdb.mode, args.duckdb.python.clone(), DUCKDB_SCRIPT, "bench-refresh")?;
     crate::remove_scratch(&args.dir);
     let (old, new) = (args.dir.join("old"), args.dir.join("new"));
     std::fs::create_dir_all(&new).with_context(|| format!("cannot create {}", new.display()))?;
@@ -269,7 +270,7 @@ pub fn run(args: &RefreshDiffArgs) -> anyhow::Result<()> {
         let mut cmd = Command::new(python);
         cmd.arg(DUCKDB_SCRIPT).arg(&old).arg(&new).arg(args.dir.join("duckdb-out"));
         cmd.args(["--threads", &threads.to_string()]);
-        if let Some(limit) = &args.duckdb_memory_limit {
+        if let Some(limit) = &args.duckdb.memory_limit {
             cmd.args(["--memory-limit", limit]);
         }
         let duck = crate::child::measure(&mut cmd, &args.dir.join("duckdb.json"))?;
@@ -285,7 +286,7 @@ pub fn run(args: &RefreshDiffArgs) -> anyhow::Result<()> {
             duck.seconds,
             v["wall_s"].as_f64().unwrap_or(f64::NAN),
             duck.peak_mib,
-            args.duckdb_memory_limit.as_deref().unwrap_or("default"),
+            args.duckdb.memory_limit.as_deref().unwrap_or("default"),
             line(&theirs)
         );
         println!(

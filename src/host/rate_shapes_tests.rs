@@ -228,3 +228,23 @@ fn a_spacing_limit_refusing_delay_spikes_is_stepped_down_not_halved_for_good() {
     assert!(held >= 0.8, "held at {held:.2} of the limit");
     assert!(r.refusals <= 6, "{} refusals", r.refusals);
 }
+
+/// Why 2 req/s with a burst of 10 is allowed a third refusal in `bounds`: until the first
+/// refusal, it gives the ramp from 1 req/s the very same answers as a spacing limit of 8.3 req/s
+/// (nginx without burst): the same requests served, the same one refused at 4× the bucket's
+/// rate. After it, the bucket is full and refuses anything above 2 req/s at once, while the
+/// spacing limit lets 8 through. A restart low enough for the bucket costs the spacing limit
+/// seconds of its floor climbing back; one high enough for the spacing limit costs the bucket a
+/// second refusal at once, too soon after the first to pin its rate, and a third to pin it.
+#[test]
+fn a_slow_bucket_with_a_burst_answers_the_ramp_as_a_fast_spacing_limit_does() {
+    let run = |limiter| simulate(limiter, RateController::new(config(40.0)), LAN, 20.0);
+    let bucket = run(Limiter::Leaky { rate: 2.0, burst: 10 });
+    let spacing = run(Limiter::Leaky { rate: 8.3, burst: 0 });
+    let first = bucket.refused[0];
+    assert!((spacing.refused[0] - first).abs() < 1e-6, "refused at {first} and at {}", spacing.refused[0]);
+    let before = |r: &SimResult| -> Vec<f64> { r.served.iter().copied().filter(|t| *t < first).collect() };
+    assert_eq!(before(&bucket), before(&spacing), "the same requests served before the first refusal");
+    let at_refusal = bucket.rates.iter().rev().find(|(t, _)| *t <= first).map(|(_, r)| *r).unwrap();
+    assert!(at_refusal >= 3.5 * 2.0, "the ramp was refused at {at_refusal} req/s");
+}

@@ -23,6 +23,14 @@
 //! rate, once at the estimate the climb creeps on toward that. The estimate is made again once
 //! the answers in flight at the refusal have landed (it only rises).
 //!
+//! **A memory test tells the commonest pair apart** (`memory_test.rs`): a spacing limit near
+//! the refused rate, or a slower bucket whose burst the ramp used up. After a pause that drains
+//! such a bucket by three requests, three go, the last half the refused spacing behind the one
+//! before. A bucket lets all through: the climb starts where it must drain and crosses its rate
+//! at `PIN_PACE`, slowly enough that the second refusal pins it. A spacing limit refuses one and
+//! is held twice `ARRIVAL_JITTER` clear of the last spacing it let through. The test runs when
+//! the ramp bounds the burst at `DRAIN_BURST` and that hold is `TEST_MIN_HOLD` of the ramp or more.
+//!
 //! **A second refusal pins the rate.** A refused creep is held at `HOLD_FRACTION` of the fastest
 //! rate accepted since the cut, but no higher than two holds below the refused rate (a window
 //! limiter lets jittered sends a little above its limit through for a while), and no lower than
@@ -76,9 +84,13 @@ use super::send_log::{Answer, SendLog};
 use crate::host::outcome::Outcome;
 
 pub use super::signal::{ChangeReason, RateChange, Signal};
+use memory_test::MemoryTest;
+pub use memory_test::{TestStep, ARRIVAL_JITTER, MAX_TEST_PAUSE, TEST_MIN_HOLD};
 use recovery::Recovery;
-pub use recovery::{CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, RECOVERY_GAIN, RECOVERY_MAX_STEP, REPEAT_WINDOW};
+pub use recovery::{CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, PIN_PACE, RECOVERY_GAIN, RECOVERY_MAX_STEP, REPEAT_WINDOW};
 
+#[path = "memory_test.rs"]
+mod memory_test;
 #[path = "recovery.rs"]
 mod recovery;
 
@@ -203,6 +215,8 @@ pub struct RateController {
     /// Whether each of the last `FAILURE_WINDOW` answers was a failure.
     answers: VecDeque<bool>,
     recovery: Option<Recovery>,
+    /// The memory test after a first refusal, while it runs (`memory_test.rs`).
+    memory: Option<MemoryTest>,
     /// Set when a climb back crept past its estimate to the refused spacing without a second
     /// refusal: the most a later round or run is taught (see [`RateController::learned_rate`]).
     unconfirmed_above: Option<f64>,
@@ -262,6 +276,7 @@ impl RateController {
             sends: SendLog::default(),
             answers: VecDeque::new(),
             recovery: None,
+            memory: None,
             unconfirmed_above: None,
             regrow_to: None,
             ceiling: None,
@@ -316,7 +331,8 @@ impl RateController {
     /// `TokenBucket::lateness`). Whether it counts as pressed: see `PRESSED_SLACK`.
     pub fn on_send(&mut self, now: Instant, lateness: Duration) {
         self.quiet_since.get_or_insert(now);
-        self.sends.record(now, self.rate, lateness);
+        let rate = self.memory_sent(now).unwrap_or(self.rate);
+        self.sends.record(now, rate, lateness);
     }
 
     /// Feeds one finished request sent at `sent_at` (the instant given to `on_send`).
@@ -339,18 +355,22 @@ impl RateController {
         let sent = self.sends.answer(sent_at, answer, now);
         let pressed = sent.is_some_and(|s| s.pressed);
         let sent_rate = sent.map(|s| s.rate);
-        let reason = match signal {
-            Signal::Success => {
-                self.record_answer(false);
-                self.settle();
-                self.on_queue(now).or_else(|| self.on_success(pressed, sent_rate, now))
-            }
-            Signal::Refusal => self.on_refusal(sent_at, sent_rate.unwrap_or(self.rate), now),
-            Signal::Failure => {
-                self.record_answer(true);
-                self.on_failure()
-            }
-            Signal::Neutral => None,
+        let refused_rate = sent_rate.unwrap_or(self.rate);
+        if matches!(signal, Signal::Success | Signal::Failure) {
+            self.record_answer(signal == Signal::Failure);
+        }
+        let let_through = (signal != Signal::Failure).then_some(signal != Signal::Refusal);
+        let reason = match self.memory_answer(sent_at, let_through, refused_rate, now) {
+            Some(reason) => reason,
+            None => match signal {
+                Signal::Success => {
+                    self.settle();
+                    self.on_queue(now).or_else(|| self.on_success(pressed, sent_rate, now))
+                }
+                Signal::Refusal => self.on_refusal(sent_at, refused_rate, now),
+                Signal::Failure => self.on_failure(),
+                Signal::Neutral => None,
+            },
         };
         self.rate = self.bounded(self.rate);
         (self.rate != from).then(|| RateChange { from, to: self.rate, reason: reason.unwrap_or(ChangeReason::Refused) })
@@ -364,6 +384,7 @@ impl RateController {
         self.last_cut = Some(now);
         self.quiet_since = Some(now);
         self.recovery = None;
+        self.memory = None;
         self.regrow_to = None;
         self.before_probe = None;
         if share_rate.is_finite() && share_rate > 0.0 {
@@ -450,26 +471,6 @@ impl RateController {
     /// The rate one growth step up at `gain` per second (see `SLOW_START_GAIN`).
     fn grown(&self, gain: f64) -> f64 {
         (self.rate * (1.0 + gain / self.rate.max(1.0))).min(self.config.max_rate)
-    }
-
-    /// A host whose answers queue up (nginx without `nodelay`, or a server at its capacity) is
-    /// held just below the rate it answers at, and stops growing.
-    fn on_queue(&mut self, now: Instant) -> Option<ChangeReason> {
-        let service = self.sends.queueing(self.last_cut)?;
-        let held = (service * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate);
-        if self.rate <= held {
-            return None;
-        }
-        self.rate = held;
-        self.phase = Phase::Hold;
-        // A cut like a refusal's: a refusal of a request sent before it was sent too fast for
-        // the queue, and is paid for already.
-        self.last_cut = Some(now);
-        self.recovery = None;
-        self.regrow_to = None;
-        self.before_probe = None;
-        self.quiet_since = Some(now);
-        Some(ChangeReason::Queueing)
     }
 
     fn on_failure(&mut self) -> Option<ChangeReason> {

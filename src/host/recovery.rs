@@ -1,6 +1,6 @@
-//! The climb back after a refusal: where a host restarts, what it climbs to, and how a second
-//! refusal pins its rate. A child of `rate.rs`, whose `RateController` it extends; its header
-//! has the rule as a whole and the figures.
+//! The cuts and the climb back: where a host restarts after a refusal (or a queue), what it
+//! climbs to, and how a second refusal pins its rate. A child of `rate.rs`, whose
+//! `RateController` it extends; its header has the rule as a whole and the figures.
 //!
 //! It reads the send log (`send_log.rs`) and the leaky-bucket fit (`leaky_fit.rs`); it does not
 //! grow the rate in slow start, probe, or handle failures (`rate.rs`). Time is passed in.
@@ -8,9 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::super::leaky_fit::LeakyFit;
-use super::{
-    ChangeReason, KnownLimit, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MAX_PROBE_INTERVAL, MIN_RATE,
-};
+use super::{ChangeReason, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MAX_PROBE_INTERVAL, MIN_RATE};
 
 /// A refusal this soon after the last cut belongs to the same episode: the estimate did not hold.
 pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
@@ -37,6 +35,13 @@ pub const RECOVERY_GAIN: f64 = 0.15;
 /// within 10% of the limit.
 pub const RECOVERY_MAX_STEP: f64 = 0.1;
 
+/// Growth per second, per request per second of the rate, of the climb after a memory test
+/// found a bucket (`memory_test.rs`): 0.09 a second at 2 req/s, up to `RECOVERY_GAIN`. A
+/// bucket's rate is pinned by the time between two refusals that each found it full, to about
+/// one request over that time; crossing the rate this slowly puts 5 s or more between them at
+/// 2 req/s, which pins the rate to within about 10%, and to one whole burst.
+pub const PIN_PACE: f64 = 0.045;
+
 /// The creep on past the estimate toward the refused spacing runs only when the estimate is
 /// below this share of it. Closer, the creep gains less than the 10% the hold may lie below a
 /// limit, and the refused rate it creeps toward can be a window's limit plus one step, which
@@ -62,6 +67,8 @@ pub(super) struct Recovery {
     pub(super) spaced: bool,
     /// The highest rate a pressed request was accepted at since the cut.
     pub(super) accepted: Option<f64>,
+    /// Climbing at `PIN_PACE` (after a memory test found a bucket), not `RECOVERY_GAIN`.
+    pub(super) slow: bool,
 }
 
 impl RateController {
@@ -74,9 +81,10 @@ impl RateController {
         if creeping && r.unsettled.is_some() {
             return None;
         }
+        let full = if r.slow { RECOVERY_GAIN.min(PIN_PACE * self.rate) } else { RECOVERY_GAIN };
         let gain = match creeping {
             true => RECOVERY_GAIN / 4.0,
-            false => RECOVERY_GAIN * left.clamp(0.25, 1.0),
+            false => full * left.clamp(0.25, 1.0),
         };
         // Per request, so below 1 req/s each step is larger than in slow start (a host cut to a
         // thirtieth of a request per second is back within minutes, not an hour); within a
@@ -99,10 +107,7 @@ impl RateController {
         if self.last_cut.is_some_and(|cut| sent_at < cut) {
             return None;
         }
-        self.limit = Some(match self.limit {
-            Some(l) => KnownLimit { rate: l.rate.min(refused_rate), refusals: l.refusals + 1, seen_at: Some(now) },
-            None => KnownLimit { rate: refused_rate, refusals: 1, seen_at: Some(now) },
-        });
+        self.note_refusal(refused_rate, now);
         let repeated = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) < REPEAT_WINDOW);
         let probe = self.before_probe.take();
         let held = self.phase == Phase::Hold && self.recovery.is_none() && !repeated;
@@ -129,8 +134,15 @@ impl RateController {
             let back = (self.rate.min(ceiling) * HOLD_FRACTION).max(MIN_RATE);
             self.rate = (self.rate * DECREASE_FACTOR).max(MIN_RATE);
             let to = back.max(self.rate);
-            self.recovery =
-                Some(Recovery { from: self.rate, to, unsettled: None, upper: to, spaced: false, accepted: None });
+            self.recovery = Some(Recovery {
+                from: self.rate,
+                to,
+                unsettled: None,
+                upper: to,
+                spaced: false,
+                accepted: None,
+                slow: false,
+            });
             return Some(ChangeReason::Refused);
         }
         let fit = self.fit(refused_rate);
@@ -194,9 +206,16 @@ impl RateController {
             // halving twice.
             from = from.max(to * DECREASE_FACTOR * DECREASE_FACTOR);
         }
+        let unsettled = self.sends.unanswered_before(sent_at).then_some((sent_at, refused_rate));
+        if spaced.is_some() && !repeated && climbing.is_none() && !queued {
+            // The ramp fits a spacing limit near its refused rate and a slower bucket with a
+            // burst alike: the memory test tells them apart (`memory_test.rs`).
+            if self.start_memory_test(now, (sent_at, refused_rate), &fit, burst, (to, unsettled)) {
+                return Some(ChangeReason::Refused);
+            }
+        }
         self.rate = from.clamp(MIN_RATE, self.config.max_rate);
         let to = to.min(self.config.max_rate).max(self.rate);
-        let unsettled = self.sends.unanswered_before(sent_at).then_some((sent_at, refused_rate));
         self.recovery = Some(Recovery {
             from: self.rate,
             to,
@@ -204,8 +223,29 @@ impl RateController {
             upper: creep.map_or(to, |u| u.min(self.config.max_rate).max(to)),
             spaced: spaced.is_some(),
             accepted: None,
+            slow: false,
         });
         Some(ChangeReason::Refused)
+    }
+
+    /// A host whose answers queue up (nginx without `nodelay`, or a server at its capacity) is
+    /// held just below the rate it answers at, and stops growing.
+    pub(super) fn on_queue(&mut self, now: Instant) -> Option<ChangeReason> {
+        let service = self.sends.queueing(self.last_cut)?;
+        let held = (service * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate);
+        if self.rate <= held {
+            return None;
+        }
+        self.rate = held;
+        self.phase = Phase::Hold;
+        // A cut like a refusal's: a refusal of a request sent before it was sent too fast for
+        // the queue, and is paid for already.
+        self.last_cut = Some(now);
+        self.recovery = None;
+        self.regrow_to = None;
+        self.before_probe = None;
+        self.quiet_since = Some(now);
+        Some(ChangeReason::Queueing)
     }
 
     /// Once every send before the refused one has its answer, the estimate the recovery climbs
@@ -230,7 +270,7 @@ impl RateController {
     }
 
     /// The leaky buckets that fit the send log, from `MIN_RATE` to half again the fastest send.
-    fn fit(&self, refused_rate: f64) -> LeakyFit {
+    pub(super) fn fit(&self, refused_rate: f64) -> LeakyFit {
         let high = self.sends.highest_rate().unwrap_or(refused_rate).max(refused_rate) * 1.5;
         LeakyFit::new(&self.sends.answered(), MIN_RATE, high)
     }
@@ -240,7 +280,7 @@ impl RateController {
     /// lets through), or if higher the lowest rate a leaky bucket without burst fits (what a
     /// spacing limit lets through), but never above the rate of the last accepted pressed
     /// request; held at `HOLD_FRACTION`, and halved without evidence.
-    fn estimate(&self, refused_at: Instant, refused_rate: f64, fit: &LeakyFit) -> f64 {
+    pub(super) fn estimate(&self, refused_at: Instant, refused_rate: f64, fit: &LeakyFit) -> f64 {
         let readings = [
             self.sends.last_accepted_pressed(refused_at),
             fit.highest(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::rate::{KnownLimit, RateChange, RateConfig, RateController, LIMIT_TRUST_AGE, MAX_PROBE_INTERVAL};
+use super::rate::{KnownLimit, RateChange, RateConfig, RateController, TestStep, LIMIT_TRUST_AGE, MAX_PROBE_INTERVAL};
 use super::retry::{Availability, BreakerPolicy, CircuitBreaker};
 use super::token_bucket::{TokenBucket, DEFAULT_BURST};
 use crate::host::outcome::Outcome;
@@ -166,6 +166,19 @@ impl LiveHost {
         if in_flight >= self.rate.max_in_flight() {
             return Gate::AtCapacity;
         }
+        // The memory test after a first refusal sends its requests at its own times
+        // (`memory_test.rs`).
+        match self.rate.memory_step(now) {
+            Some(TestStep::Wait(until)) => return Gate::Wait { until },
+            Some(TestStep::Answering) if in_flight > 0 => return Gate::AtCapacity,
+            // Its answers were lost (the requests cancelled): read as a host that remembers.
+            Some(TestStep::Answering) => self.rate.abandon_memory_test(now),
+            Some(TestStep::Send) => {
+                self.rate.on_send(now, Duration::ZERO);
+                return Gate::Send;
+            }
+            None => {}
+        }
         let lateness = self.bucket.lateness(now);
         match self.bucket.try_take(now) {
             Ok(()) => {
@@ -186,8 +199,12 @@ impl LiveHost {
         sent_at: Instant,
         now: Instant,
     ) -> Option<RateChange> {
+        let testing = self.rate.memory_step(now).is_some();
         let change = self.rate.observe(outcome, retry_after.is_some(), sent_at, now);
-        if let Some(c) = change {
+        if testing && self.rate.memory_step(now).is_none() {
+            // The memory test is over: the next request keeps a whole spacing from its last.
+            self.bucket = TokenBucket::new_empty(self.rate.rate(), DEFAULT_BURST, now);
+        } else if let Some(c) = change {
             self.bucket.set_rate(c.to, now);
         }
         self.breaker.record(outcome, sent_at, now);

@@ -12,10 +12,10 @@
 //!   full a moment ago. The climb back starts where the host must allow it if its burst is at
 //!   most `DRAIN_BURST`, and climbs slowly (`PIN_PACE`), so that the second refusal, when the
 //!   climb crosses the rate, comes long enough after the first to pin the rate.
-//! - A spacing limit refuses the third (or the second, and then lets the third through, its gap
-//!   counting from the first). The limit is no slower than the last spacing it let through,
+//! - A spacing limit refuses the third, or the second (which ends the test: no third goes). The
+//!   limit is no slower than the last spacing it let through (the second's, or the ramp's),
 //!   widened by the arrival jitter, and the host is held that jitter clear of it
-//!   (`spacing_hold`): two refusals and under two seconds spent.
+//!   (`spacing_hold`): two refusals and about two seconds spent.
 //!
 //! A first request refused (the bucket drained less than a request: a burst above
 //! `DRAIN_BURST`) or a failure ends the test as a host that remembers: the careful reading.
@@ -193,7 +193,7 @@ impl RateController {
         Some(match answers {
             // The bucket had not drained a request, or drained three: it remembers.
             [Some(false), ..] | [Some(true), Some(true), Some(true)] => self.test_remembers(now),
-            // The second refused (the third's gap counts from the first): no faster than the ramp.
+            // The second refused: the ramp's last accepted spacing is what is known.
             [Some(true), Some(false), _] => self.test_forgets(forgets[0], now),
             [Some(true), Some(true), Some(false)] => self.test_forgets(forgets[1], now),
             _ => None,

@@ -47,10 +47,15 @@ pub(crate) fn nginx_bin() -> PathBuf {
 
 /// nginx serving `hosts`, each with `rate × FLOOR_SECS` URLs, prepped with `config`.
 fn limited(hosts: Vec<NginxHost>, config: &str) -> (Nginx, Job, Vec<String>) {
+    limited_for(hosts, config, FLOOR_SECS)
+}
+
+/// `limited`, with `rate × floor` URLs per host.
+fn limited_for(hosts: Vec<NginxHost>, config: &str, floor: f64) -> (Nginx, Job, Vec<String>) {
     let nginx = Nginx::start_with(&nginx_bin(), hosts).unwrap();
     let mut urls = Vec::new();
     for i in 0..nginx.len() {
-        let n = (nginx.host(i).rate * FLOOR_SECS).round() as usize;
+        let n = (nginx.host(i).rate * floor).round() as usize;
         urls.extend((0..n).map(|k| nginx.url(i, &format!("/img/w64-h48-{k}.jpg"))));
     }
     let job = job(&urls, 1000, config);
@@ -60,6 +65,11 @@ fn limited(hosts: Vec<NginxHost>, config: &str) -> (Nginx, Job, Vec<String>) {
 /// What every nginx test asserts after its download: each row has one record and is stored,
 /// each image was served once, and each host was done within `WALL_BOUND` × its floor.
 fn assert_done_once_near_the_floor(nginx: &Nginx, job: &Job, urls: &[String]) -> Vec<RequestLog> {
+    assert_done_once_near(nginx, job, urls, FLOOR_SECS)
+}
+
+/// `assert_done_once_near_the_floor` for hosts with `floor` seconds of URLs.
+fn assert_done_once_near(nginx: &Nginx, job: &Job, urls: &[String], floor: f64) -> Vec<RequestLog> {
     let (ok, failed) = records(&job.out);
     assert_each_url_once(urls, &ok, &failed);
     assert!(failed.is_empty(), "a limiter's 429s must not cost a row: {:?}", &failed[..failed.len().min(3)]);
@@ -72,7 +82,6 @@ fn assert_done_once_near_the_floor(nginx: &Nginx, job: &Job, urls: &[String]) ->
         }
         assert!(served.values().all(|&n| n == 1), "{host}: an image stored once was fetched again");
         assert_eq!(served.len(), urls.iter().filter(|u| u.starts_with(nginx.base_url(i))).count(), "{host}");
-        let floor = FLOOR_SECS;
         let first = log.iter().map(|r| r.arrived).min().unwrap();
         let last = log.iter().filter_map(|r| r.completed).max().unwrap();
         let wall = (last - first).as_secs_f64();
@@ -214,4 +223,43 @@ fn a_429_with_retry_after_pauses_its_host_for_that_long() {
             }
         }
     }
+}
+
+/// The two limiters a ramp cannot tell apart by its answers until the memory test after its
+/// first refusal does (`src/host/memory_test.rs`): real nginx at 2 req/s with a burst of 10, and
+/// at 8 req/s without burst, 30 s of URLs each. The bucket lets the test through, is climbed back
+/// to slowly, and is refused a second time only 4 s or more after the first, which pins its rate:
+/// two refusals (it had three before the test), and held at 90% or more. The limit without
+/// burst is sent nothing for a second or more after its first refusal (the test's pause), and is
+/// held at 85% or more (a third refusal remains possible on a busy machine, where one delayed
+/// request brings the next too close).
+#[test]
+fn a_slow_bucket_and_a_fast_limit_without_burst_are_told_apart_after_the_first_refusal() {
+    const FLOOR: f64 = 30.0;
+    let hosts = vec![NginxHost::loopback(66, 2.0).burst(10), NginxHost::loopback(67, 8.0)];
+    let (nginx, job, urls) = limited_for(hosts, "", FLOOR);
+    assert_eq!(job.download_ok(&[])["remaining"], 0);
+    let logs = assert_done_once_near(&nginx, &job, &urls, FLOOR);
+    let refusals =
+        |log: &RequestLog| -> Vec<Duration> { log.iter().filter(|r| r.status == 429).map(|r| r.arrived).collect() };
+    // Served per second over the host's last 10 s, as a share of its rate.
+    let held = |log: &RequestLog, rate: f64| {
+        let last = log.iter().map(|r| r.arrived).max().unwrap();
+        let from = last.saturating_sub(Duration::from_secs(10));
+        log.iter().filter(|r| r.status == 200 && r.arrived > from).count() as f64 / 10.0 / rate
+    };
+    let (bucket, spacing) = (&logs[0], &logs[1]);
+    let refused = refusals(bucket);
+    assert_eq!(refused.len(), 2, "2 req/s, burst 10: refused at {refused:?}");
+    assert!(refused[1] - refused[0] >= Duration::from_secs(4), "2 req/s, burst 10: refused at {refused:?}");
+    assert!(held(bucket, 2.0) >= 0.9, "2 req/s, burst 10: held at {:.2}", held(bucket, 2.0));
+    let refused = refusals(spacing);
+    assert!((1..=MAX_REFUSALS).contains(&refused.len()), "8 req/s: refused at {refused:?}");
+    let next = spacing.iter().map(|r| r.arrived).find(|a| *a > refused[0] + REACTION).unwrap();
+    assert!(
+        next - refused[0] >= Duration::from_secs(1),
+        "8 req/s: the next request {:?} after the first 429",
+        next - refused[0]
+    );
+    assert!(held(spacing, 8.0) >= 0.85, "8 req/s: held at {:.2}", held(spacing, 8.0));
 }

@@ -229,6 +229,24 @@ fn a_spacing_limit_refusing_delay_spikes_is_stepped_down_not_halved_for_good() {
     assert!(r.refusals <= 6, "{} refusals", r.refusals);
 }
 
+/// The memory test (its last two requests half a refused spacing apart) runs after the ramp's
+/// refusal only. Against real nginx (8 req/s, no burst, 2026-12-03) a delay spike refused one
+/// request of the hold minutes later, when the send log no longer held the ramp, and the test
+/// ran again, which cost a refusal more. Here a rarer spike than above (one request in 1,500
+/// arrives 20 ms late) refuses requests of the hold, the last one after nearly 7 minutes.
+#[test]
+fn a_refusal_in_the_hold_does_not_run_the_memory_test_again() {
+    let limiter = Limiter::Leaky { rate: 8.0, burst: 0 };
+    let lag = Lag { spread: JITTER, spike: Some((1500, Duration::from_millis(20))) };
+    let r = simulate_lagged(limiter, None, RateController::new(config(40.0)), LAN, lag, 600.0);
+    println!("refused at {:?}", r.refused);
+    let late_refusals = r.refused.iter().filter(|t| **t > 30.0).count();
+    assert!(late_refusals >= 1, "no refusal in the hold, so nothing was tested: {:?}", r.refused);
+    let late: Vec<f64> = r.arrived.iter().copied().filter(|t| *t > 30.0).collect();
+    let closest = late.windows(2).map(|w| w[1] - w[0]).fold(f64::INFINITY, f64::min);
+    assert!(closest > 0.75 / 8.0, "two requests {:.0} ms apart after 30 s", closest * 1000.0);
+}
+
 /// Why the memory test (`memory_test.rs`) is there: until the first refusal, 2 req/s with a
 /// burst of 10 gives the ramp from 1 req/s the very same answers as a spacing limit of 8.3 req/s
 /// (nginx without burst): the same requests served, the same one refused at 4× the bucket's

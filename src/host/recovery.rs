@@ -115,6 +115,7 @@ impl RateController {
             self.probe_interval = (self.probe_interval * 2).min(MAX_PROBE_INTERVAL);
         }
         let fitted_before = std::mem::replace(&mut self.fitted_cut, false);
+        let ramping = self.phase == Phase::SlowStart;
         let climbing = self.recovery.take();
         self.unconfirmed_above = None;
         self.phase = Phase::Hold;
@@ -207,9 +208,10 @@ impl RateController {
             from = from.max(to * DECREASE_FACTOR * DECREASE_FACTOR);
         }
         let unsettled = self.sends.unanswered_before(sent_at).then_some((sent_at, refused_rate));
-        if spaced.is_some() && !repeated && climbing.is_none() && !queued {
+        if spaced.is_some() && ramping && !queued {
             // The ramp fits a spacing limit near its refused rate and a slower bucket with a
-            // burst alike: the memory test tells them apart (`memory_test.rs`).
+            // burst alike: the memory test tells them apart (`memory_test.rs`). Once: a refusal
+            // in a later hold is not a ramp's.
             if self.start_memory_test(now, (sent_at, refused_rate), &fit, burst, (to, unsettled)) {
                 return Some(ChangeReason::Refused);
             }

@@ -277,6 +277,15 @@ pub fn job_end(inv: &Invocation, args: JobEndArgs) -> Result<(), Failure> {
     let decision = after_job(kind, exit_code, remaining, previous_failed);
     if let AfterJob::Stop(reason) = &decision {
         let later: Vec<String> = chain.jobs[index + 1..].iter().map(|j| j.id.clone()).collect();
+        chain.stopped = Some(Stopped {
+            by_job: Some(args.job.clone()),
+            reason: reason.clone(),
+            at: now_unix(),
+            cancelled: later.clone(),
+        });
+        // Saved before the rest is cancelled: once no job of the chain is left, `status` must
+        // already say why it stopped.
+        record.save(&out).map_err(run)?;
         if !later.is_empty() {
             if let Err(e) = queue::scancel(&later) {
                 eprintln!("job-end: {e:#}; cancel them by hand: scancel {}", later.join(" "));
@@ -286,8 +295,7 @@ pub fn job_end(inv: &Invocation, args: JobEndArgs) -> Result<(), Failure> {
         if !later.is_empty() {
             println!("job {}: cancelled the rest of the chain: {}", args.job, later.join(" "));
         }
-        chain.stopped =
-            Some(Stopped { by_job: Some(args.job.clone()), reason: reason.clone(), at: now_unix(), cancelled: later });
+        return Ok(());
     } else if let Some(next) = chain.jobs.get(index + 1) {
         println!(
             "job {}: ended with exit {}; {} rows remain; job {} continues",

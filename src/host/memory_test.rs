@@ -26,18 +26,13 @@
 use std::time::{Duration, Instant};
 
 use super::super::leaky_fit::LeakyFit;
-use super::recovery::{Recovery, DRAIN_BURST};
+use super::recovery::{Recovery, ARRIVAL_JITTER, DRAIN_BURST};
 use super::{ChangeReason, KnownLimit, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MIN_RATE};
 
 /// Longest pause before the test. The pause lets a bucket as slow as the log allows drain by
 /// three requests; a host whose bucket would need longer is slower than a request every 1.3 s,
 /// and at worst is refused once more before its climb.
 pub const MAX_TEST_PAUSE: Duration = Duration::from_secs(4);
-
-/// How much a gap between two requests may change on its way to the server: each may be
-/// delayed by up to this (timers, the scheduler, the network). A spacing seen accepted may have
-/// been accepted only thanks to it, so the hold after a spacing limit allows for it twice.
-pub const ARRIVAL_JITTER: Duration = Duration::from_millis(3);
 
 /// The test runs only where the hold it leads to for a spacing limit (`spacing_hold` of the
 /// ramp's last accepted rate) is at least this share of that rate: with 3 ms of jitter, up to
@@ -219,6 +214,7 @@ impl RateController {
             return self.test_remembers(now);
         }
         self.memory = None;
+        self.spacing_known = true;
         let estimate = self.estimate(t.refused_at, t.refused_rate, &fit);
         self.phase = Phase::Hold;
         self.last_cut = Some(now);

@@ -57,7 +57,9 @@
 //!
 //! **Hold.** Rates stay put. After `PROBE_INTERVAL` without a refusal, one pressed success
 //! raises the rate by `PROBE_STEP` (+5%), so a raised limit is found again. A refused probe goes
-//! back to the rate before it and doubles the quiet time, up to `MAX_PROBE_INTERVAL`.
+//! back to the rate before it and doubles the quiet time, up to `MAX_PROBE_INTERVAL`. A spacing
+//! limit (the memory test's verdict) refused after `STEADY_ANSWERS` let through in a row was hit
+//! by a delay spike on our side: its spacing widens by `ARRIVAL_JITTER`, with no other cut.
 //!
 //! **Failures are not refusals.** Only a 429, or an error status with a `Retry-After`, speaks
 //! about the rate (`retry.rs` honours the `Retry-After`). A 5xx without one, a 408 or a timeout
@@ -85,9 +87,12 @@ use crate::host::outcome::Outcome;
 
 pub use super::signal::{ChangeReason, RateChange, Signal};
 use memory_test::MemoryTest;
-pub use memory_test::{TestStep, ARRIVAL_JITTER, MAX_TEST_PAUSE, TEST_MIN_HOLD};
+pub use memory_test::{TestStep, MAX_TEST_PAUSE, TEST_MIN_HOLD};
 use recovery::Recovery;
-pub use recovery::{CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, PIN_PACE, RECOVERY_GAIN, RECOVERY_MAX_STEP, REPEAT_WINDOW};
+pub use recovery::{
+    ARRIVAL_JITTER, CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, PIN_PACE, RECOVERY_GAIN, RECOVERY_MAX_STEP, REPEAT_WINDOW,
+    STEADY_ANSWERS,
+};
 
 #[path = "memory_test.rs"]
 mod memory_test;
@@ -215,8 +220,10 @@ pub struct RateController {
     /// Whether each of the last `FAILURE_WINDOW` answers was a failure.
     answers: VecDeque<bool>,
     recovery: Option<Recovery>,
-    /// The memory test after a first refusal, while it runs (`memory_test.rs`).
+    /// The memory test after a first refusal, while it runs (`memory_test.rs`), and whether one
+    /// found a limit that remembers nothing (a spacing limit).
     memory: Option<MemoryTest>,
+    spacing_known: bool,
     /// Set when a climb back crept past its estimate to the refused spacing without a second
     /// refusal: the most a later round or run is taught (see [`RateController::learned_rate`]).
     unconfirmed_above: Option<f64>,
@@ -277,6 +284,7 @@ impl RateController {
             answers: VecDeque::new(),
             recovery: None,
             memory: None,
+            spacing_known: false,
             unconfirmed_above: None,
             regrow_to: None,
             ceiling: None,

@@ -330,3 +330,24 @@ fn a_memory_test_whose_answers_are_lost_does_not_stall_the_host() {
     assert_eq!(live.rate().memory_step(t), None);
     assert!(live.rate().rate() <= 2.0, "at the rate a bucket must allow: {}", live.rate().rate());
 }
+
+/// A lone refusal in the hold of a host the memory test found to be a spacing limit (50 or more
+/// requests let through in a row before it) is a delay spike on our side: the spacing widens by
+/// `ARRIVAL_JITTER`, never by a cut. Against real nginx (2026-12-03, 240 s at 8 req/s) such
+/// refusals came every minute or two on a busy machine; each one sent the host back to half
+/// its estimate or to the fit's jitter-generous low, and it ended at 0.87 of its limit.
+#[test]
+fn a_lone_refusal_in_a_spacing_limits_hold_widens_the_spacing_instead_of_cutting() {
+    let limiter = Limiter::Leaky { rate: 8.0, burst: 0 };
+    let lag = Lag { spread: JITTER, spike: Some((1500, Duration::from_millis(20))) };
+    let r = simulate_lagged(limiter, None, RateController::new(config(40.0)), LAN, lag, 600.0);
+    let late: Vec<f64> = r.refused.iter().copied().filter(|t| *t > 30.0).collect();
+    println!("refused at {:?}, rates {:?}", r.refused, r.rates.iter().filter(|(t, _)| *t > 30.0).collect::<Vec<_>>());
+    assert!(late.len() >= 2, "spikes refused {late:?}: nothing was tested");
+    for pair in r.rates.windows(2).filter(|w| w[1].0 > 30.0) {
+        let step = pair[1].1 / pair[0].1;
+        assert!(step >= 0.97, "cut from {:.2} to {:.2} req/s at {:.0} s", pair[0].1, pair[1].1, pair[1].0);
+    }
+    let held = r.served_rate(300.0, 600.0) / limiter.limit();
+    assert!(held >= 0.9, "held at {held:.2} of the limit");
+}

@@ -42,6 +42,20 @@ pub const RECOVERY_MAX_STEP: f64 = 0.1;
 /// 2 req/s, which pins the rate to within about 10%, and to one whole burst.
 pub const PIN_PACE: f64 = 0.045;
 
+/// How much a gap between two requests may change on its way to the server: each may be
+/// delayed by up to this (timers, the scheduler, the network). A spacing seen accepted may have
+/// been accepted only thanks to it, so the hold after a spacing limit allows for it twice
+/// (`memory_test.rs`), and a lone refusal in a steady hold widens the spacing by it.
+pub const ARRIVAL_JITTER: Duration = Duration::from_millis(3);
+
+/// Requests let through in a row at the held rate before a refusal that makes it a lone one, at
+/// a host the memory test found to be a spacing limit: a delay spike on our side (one request
+/// reaching the server late, the next too close behind it), not a limit that changed. A limit
+/// that changed refuses again within a few requests; on a busy machine a spike refuses about
+/// one request in several hundred. (A bucket held a little above its rate also refuses now and
+/// then, when its burst is used up: that is why the rule waits for the test's verdict.)
+pub const STEADY_ANSWERS: usize = 50;
+
 /// The creep on past the estimate toward the refused spacing runs only when the estimate is
 /// below this share of it. Closer, the creep gains less than the 10% the hold may lie below a
 /// limit, and the refused rate it creeps toward can be a window's limit plus one step, which
@@ -111,7 +125,13 @@ impl RateController {
         let repeated = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) < REPEAT_WINDOW);
         let probe = self.before_probe.take();
         let held = self.phase == Phase::Hold && self.recovery.is_none() && !repeated;
-        if held {
+        let steady = self.spacing_known
+            && self.phase == Phase::Hold
+            && self.recovery.is_none()
+            && refused_rate <= self.rate * 1.01
+            && self.sends.accepted_in_a_row(sent_at) >= STEADY_ANSWERS;
+        // A refused probe waits twice as long for the next; a delay spike is not a probe.
+        if held && !(steady && probe.is_none()) {
             self.probe_interval = (self.probe_interval * 2).min(MAX_PROBE_INTERVAL);
         }
         let fitted_before = std::mem::replace(&mut self.fitted_cut, false);
@@ -126,6 +146,14 @@ impl RateController {
         if let Some(before) = probe.filter(|_| held) {
             // A refused probe: back to the rate held without refusal before it.
             self.rate = before.min(ceiling);
+            return Some(ChangeReason::Refused);
+        }
+        if steady && probe.is_none() {
+            // A lone refusal in a steady hold: a request that reached the server late brought the
+            // next one in too close. The limit has not moved: the spacing widens by the jitter
+            // (at least 1%), not by a cut, and keeps widening only as long as spikes refuse.
+            let widened = 1.0 / (1.0 / self.rate + ARRIVAL_JITTER.as_secs_f64());
+            self.rate = widened.min(self.rate * 0.99).max(MIN_RATE);
             return Some(ChangeReason::Refused);
         }
         if repeated && fitted_before {

@@ -195,6 +195,13 @@ impl SendLog {
         known.map(|s| Answered { at: s.at, accepted: s.answer != Answer::Refused }).collect()
     }
 
+    /// How many requests sent before the one at `refused_at` were let through in a row, back to
+    /// the last one refused (failures and unanswered ones neither count nor break the run).
+    pub fn accepted_in_a_row(&self, refused_at: Instant) -> usize {
+        let before = self.sends.iter().rev().skip_while(|s| s.at >= refused_at);
+        before.take_while(|s| s.answer != Answer::Refused).filter(|s| s.answer == Answer::Accepted).count()
+    }
+
     /// The highest rate any remembered request was sent at.
     pub fn highest_rate(&self) -> Option<f64> {
         self.sends.iter().map(|s| s.rate).reduce(f64::max)

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use super::super::leaky_fit::LeakyFit;
 use super::recovery::{Recovery, ARRIVAL_JITTER, DRAIN_BURST};
-use super::{ChangeReason, KnownLimit, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MIN_RATE};
+use super::{ChangeReason, RateController, DECREASE_FACTOR, HOLD_FRACTION, MIN_RATE};
 
 /// Longest pause before the test. The pause lets a bucket as slow as the log allows drain by
 /// three requests; a host whose bucket would need longer is slower than a request every 1.3 s,
@@ -106,8 +106,10 @@ impl MemoryTest {
 
     /// The rate the next request of the test goes at, for the send log.
     fn next_rate(&self) -> f64 {
-        let next = self.sent.iter().position(Option::is_none).unwrap_or(2);
-        self.gaps.get(next.wrapping_sub(1)).map_or(self.remembers.from, |g| 1.0 / g.as_secs_f64())
+        match self.sent.iter().position(Option::is_none) {
+            Some(0) | None => self.remembers.from,
+            Some(n) => 1.0 / self.gaps[n - 1].as_secs_f64(),
+        }
     }
 }
 
@@ -198,8 +200,7 @@ impl RateController {
     /// All three went through (or the test could not tell): the slow climb from the drained rate.
     fn test_remembers(&mut self, now: Instant) -> Option<ChangeReason> {
         let t = self.memory.take()?;
-        self.last_cut = Some(now);
-        self.quiet_since = Some(now);
+        self.cut_at(now);
         self.recovery = Some(t.remembers);
         self.rate = t.remembers.from;
         Some(ChangeReason::Refused)
@@ -216,19 +217,9 @@ impl RateController {
         self.memory = None;
         self.spacing_known = true;
         let estimate = self.estimate(t.refused_at, t.refused_rate, &fit);
-        self.phase = Phase::Hold;
-        self.last_cut = Some(now);
-        self.quiet_since = Some(now);
+        self.cut_at(now);
         self.recovery = None;
         self.rate = held.max(estimate).clamp(MIN_RATE, self.config.max_rate);
         Some(ChangeReason::Refused)
-    }
-
-    /// A refusal taught the known limit (see `KnownLimit`).
-    pub(super) fn note_refusal(&mut self, refused_rate: f64, now: Instant) {
-        self.limit = Some(match self.limit {
-            Some(l) => KnownLimit { rate: l.rate.min(refused_rate), refusals: l.refusals + 1, seen_at: Some(now) },
-            None => KnownLimit { rate: refused_rate, refusals: 1, seen_at: Some(now) },
-        });
     }
 }

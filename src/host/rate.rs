@@ -388,9 +388,7 @@ impl RateController {
     /// (never up) and hold, as if the refusal had been seen here.
     pub fn on_peer_refusal(&mut self, share_rate: f64, now: Instant) -> Option<RateChange> {
         let from = self.rate;
-        self.phase = Phase::Hold;
-        self.last_cut = Some(now);
-        self.quiet_since = Some(now);
+        self.cut_at(now);
         self.recovery = None;
         self.memory = None;
         self.regrow_to = None;

@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use super::super::leaky_fit::LeakyFit;
-use super::{ChangeReason, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MAX_PROBE_INTERVAL, MIN_RATE};
+use super::{
+    ChangeReason, KnownLimit, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MAX_PROBE_INTERVAL, MIN_RATE,
+};
 
 /// A refusal this soon after the last cut belongs to the same episode: the estimate did not hold.
 pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);
@@ -138,9 +140,7 @@ impl RateController {
         let ramping = self.phase == Phase::SlowStart;
         let climbing = self.recovery.take();
         self.unconfirmed_above = None;
-        self.phase = Phase::Hold;
-        self.last_cut = Some(now);
-        self.quiet_since = Some(now);
+        self.cut_at(now);
         self.regrow_to = None;
         let ceiling = (refused_rate * HOLD_FRACTION).max(MIN_RATE);
         if let Some(before) = probe.filter(|_| held) {
@@ -267,15 +267,30 @@ impl RateController {
             return None;
         }
         self.rate = held;
-        self.phase = Phase::Hold;
         // A cut like a refusal's: a refusal of a request sent before it was sent too fast for
         // the queue, and is paid for already.
-        self.last_cut = Some(now);
+        self.cut_at(now);
         self.recovery = None;
         self.regrow_to = None;
         self.before_probe = None;
-        self.quiet_since = Some(now);
         Some(ChangeReason::Queueing)
+    }
+
+    /// What every cut does (a refusal's, a queue's, a peer share's, the memory test's verdict):
+    /// the host holds from `now`, answers to requests sent before it do not cut again, and the
+    /// quiet time before a probe starts over.
+    pub(super) fn cut_at(&mut self, now: Instant) {
+        self.phase = Phase::Hold;
+        self.last_cut = Some(now);
+        self.quiet_since = Some(now);
+    }
+
+    /// A refusal taught the known limit (see `KnownLimit`).
+    pub(super) fn note_refusal(&mut self, refused_rate: f64, now: Instant) {
+        self.limit = Some(match self.limit {
+            Some(l) => KnownLimit { rate: l.rate.min(refused_rate), refusals: l.refusals + 1, seen_at: Some(now) },
+            None => KnownLimit { rate: refused_rate, refusals: 1, seen_at: Some(now) },
+        });
     }
 
     /// Once every send before the refused one has its answer, the estimate the recovery climbs

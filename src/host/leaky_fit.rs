@@ -98,24 +98,6 @@ impl LeakyFit {
         Some(self.candidates.iter().find(whole).map_or(low, |c| c.rate.max(low)))
     }
 
-    /// The lowest rate of the fastest island of whole bursts below `below` (consistent rates in
-    /// a row whose burst can be the same whole number), if the log bounds the rate from below
-    /// and such islands are more than one: two refusals close together can leave, say, 1.8 req/s
-    /// with a burst of 5 and 2.0 with 4, and only another refusal tells which. `None` with one
-    /// island or none.
-    pub fn fastest_whole(&self, below: f64) -> Option<f64> {
-        self.lowest()?;
-        let whole = |c: &Candidate| (c.burst.ceil() < c.room && c.rate < below).then_some(c.burst.ceil());
-        let mut islands = self.candidates.iter().filter_map(|c| whole(c).map(|b| (b, c.rate))).peekable();
-        let (mut count, mut fastest) = (0, None);
-        while let Some((burst, rate)) = islands.next() {
-            count += 1;
-            fastest = Some(rate);
-            while islands.next_if(|(b, _)| *b == burst).is_some() {}
-        }
-        fastest.filter(|_| count > 1)
-    }
-
     /// The highest consistent rate.
     pub fn highest(&self) -> Option<f64> {
         self.candidates.last().map(|c| c.rate)
@@ -239,37 +221,5 @@ mod tests {
         let first = answers.iter().position(|a| !a.accepted).unwrap();
         let first = LeakyFit::new(&answers[..=first], 0.1, 10.0);
         assert_eq!((first.lowest(), first.lowest_whole()), (None, None));
-    }
-
-    /// Sends from `t` at a rate that starts at `rate` and grows by `gain` a second (per request:
-    /// ×(1 + gain / rate)), until `answer` refuses one.
-    fn ramp(sends: &mut Vec<f64>, answer: impl Fn(&[f64]) -> bool, mut t: f64, mut rate: f64, gain: f64) {
-        loop {
-            sends.push(t);
-            if !answer(sends) {
-                return;
-            }
-            t += 1.0 / rate;
-            rate *= 1.0 + gain / rate.max(1.0);
-        }
-    }
-
-    #[test]
-    fn two_refusals_close_together_can_leave_two_islands_of_whole_bursts() {
-        // 2 req/s with a burst of 4: the ramp from 1 req/s refused at about 5.5, the climb back
-        // from just under 2 refused at about 2.4 before the bucket drained (as real nginx did).
-        let t0 = Instant::now();
-        let accepted = |sends: &[f64]| nginx(t0, 2.0, 4.0, sends).last().unwrap().accepted;
-        let mut sends = Vec::new();
-        ramp(&mut sends, accepted, 0.0, 1.0, 0.35);
-        let restart = sends.last().unwrap() + 1.0 / 1.94;
-        ramp(&mut sends, accepted, restart, 1.94, 0.15);
-        let fit = LeakyFit::new(&nginx(t0, 2.0, 4.0, &sends), 0.1, 10.0);
-        let (slowest, fastest) = (fit.lowest_whole().expect("pinned"), fit.fastest_whole(2.4).expect("two islands"));
-        assert!(slowest < 1.9, "the slower island (a burst of 5) at {slowest}");
-        assert!((1.95..=2.0 * GRID_STEP).contains(&fastest), "the faster (the truth) at {fastest}");
-        // Which is right only another refusal tells: 1.8 req/s with a burst of 5 answers alike.
-        let pattern = |rate, burst| nginx(t0, rate, burst, &sends).iter().map(|a| a.accepted).collect::<Vec<_>>();
-        assert_eq!(pattern(2.0, 4.0), pattern(1.8, 5.0));
     }
 }

@@ -37,9 +37,7 @@
 //! the estimate. Otherwise, if the fit is now bounded below
 //! (refused, drained, refused again), the host is held at `HOLD_FRACTION` of the lowest rate it
 //! fits with a burst of a whole number of requests (nginx's `burst=` is one; two refusals close
-//! together leave a range of rates, but only a few islands in it where the burst is whole; with
-//! more than one, below the fastest within `ISLAND_REACH` of the refused rate, and a third
-//! refusal there settles on the slowest); if
+//! together leave a range of rates, but only a few islands in it where the burst is whole); if
 //! the log still fits no burst, at the fastest rate accepted since the cut; if the log
 //! now needs a burst, the first refusal's rule runs again. Refused again within `REPEAT_WINDOW`
 //! of a cut from the fit: halve, then climb back to `HOLD_FRACTION` of the refused rate (a

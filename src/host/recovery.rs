@@ -64,15 +64,6 @@ pub const STEADY_ANSWERS: usize = 50;
 /// jittered sends get through for a while.
 pub const CREEP_GAP: f64 = 0.9;
 
-/// When two refusals leave islands of rates with a whole burst, the second refusal holds below
-/// the fastest island if it lies within this share of the refused rate (below the slowest
-/// otherwise). In the simulation, an island further below is one the climb ran far past before
-/// it was refused: slow hosts with a large burst (0.5 req/s with a burst of 4 or 10), whose
-/// truth was the slowest island, and holding below the fastest cost them a refusal. Closer, as
-/// for 2 req/s with a burst of 4 (islands at 1.8 and 2.0, refused at 2.45), it held them 10%
-/// higher for the run.
-pub const ISLAND_REACH: f64 = 0.75;
-
 /// The climb back after a first refusal: from the cut toward the estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Recovery {
@@ -198,16 +189,9 @@ impl RateController {
         }
         if let Some(low) = fit.lowest_whole() {
             // Refused and drained before: the host's rate is pinned from both sides, and between
-            // them, to the rates at which its burst can be a whole number of requests. When that
-            // leaves islands of such rates, the second refusal (ending the climb back) holds
-            // below the fastest within ISLAND_REACH: a refusal more if that was wrong, against a
-            // host held 10% and more below its limit for the whole run if the slowest was.
-            // Refused there, the fit has one more refusal to read and no climb to end: it holds
-            // below the slowest island left.
-            let fastest =
-                fit.fastest_whole(refused_rate).filter(|f| climbing.is_some() && *f >= ISLAND_REACH * refused_rate);
-            self.rate = (fastest.unwrap_or(low) * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
-            self.fitted_cut = fastest.is_none();
+            // them, to the rates at which its burst can be a whole number of requests.
+            self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
+            self.fitted_cut = true;
             return Some(ChangeReason::Refused);
         }
         if let Some(climb) = climbing.filter(spaced) {

@@ -22,6 +22,9 @@
 //! - A spacing limit of 8 req/s reached by requests one in 40 of which arrives 15 ms late (a busy
 //!   machine): 4 refusals in 4 minutes, held at 85% (45% when an unexplained refusal halved it
 //!   for good).
+//! - 84 `nodelay` shapes between those (0.7–12 req/s, bursts 0–8, 5 and 12 ms): 63 meet both
+//!   goals; slow hosts with a burst of 3 to 8 are held at 70–88% or refused 3 times, and 12 req/s
+//!   with a burst of 1 is refused 3 times.
 
 use super::*;
 
@@ -354,4 +357,34 @@ fn rare_spikes_at_eight_per_second() -> SimResult {
     let lag = Lag { spread: JITTER, spike: Some((1500, Duration::from_millis(20))) };
     let limiter = Limiter::Leaky { rate: 8.0, burst: 0 };
     simulate_lagged(limiter, None, RateController::new(config(40.0)), LAN, lag, 600.0)
+}
+
+/// Beyond the shapes above, nginx `limit_req` with `nodelay` at rates and bursts between them:
+/// 0.7 to 12 req/s, bursts 0 to 8, answers 5 and 12 ms away, 84 shapes, 150 s each. Where the
+/// rules stood on 2026-12-03: 63 meet both goals (at most 2 refusals, held at 90% or more over
+/// the last minute). The other 21 are slow hosts with a burst of 3 to 8 (0.7–1.8 req/s), held
+/// at 70–88% or refused a third time, and 12 req/s with a burst of 1, refused a third time: a
+/// ramp of a few requests cannot bound such a burst, so the climb back restarts above the rate
+/// and the second refusal pins it loosely. This holds that line: a rule tuned on the shapes
+/// above must not take the others down.
+#[test]
+fn a_wider_grid_of_nodelay_shapes_keeps_its_line() {
+    let (mut met, mut off) = (0, Vec::new());
+    for rate in [0.7, 1.0, 1.5, 1.8, 3.0, 5.0, 12.0] {
+        for burst in [0, 1, 2, 3, 5, 8] {
+            for latency in [LAN, Duration::from_millis(12)] {
+                let r = simulate(Limiter::Leaky { rate, burst }, RateController::new(config(40.0)), latency, 150.0);
+                let held = r.served_rate(90.0, 150.0) / rate;
+                let name = format!("{rate} req/s, burst {burst}, {} ms", latency.as_millis());
+                assert!(r.refusals <= 3, "{name}: {} refusals at {:?}", r.refusals, r.refused);
+                assert!(held >= 0.68, "{name}: held at {held:.2}");
+                match r.refusals <= 2 && held >= 0.9 {
+                    true => met += 1,
+                    false => off.push(format!("{name}: {} refusals, held {held:.2}", r.refusals)),
+                }
+            }
+        }
+    }
+    println!("{met} of 84 meet both goals; off: {off:#?}");
+    assert!(met >= 63, "{met} of 84 meet both goals, 63 did; off: {off:#?}");
 }

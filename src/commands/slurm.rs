@@ -275,17 +275,19 @@ pub fn job_end(inv: &Invocation, args: JobEndArgs) -> Result<(), Failure> {
         });
     chain.jobs[index].ended = Some(JobEnd { exit_code, at: now_unix(), remaining });
     let decision = after_job(kind, exit_code, remaining, previous_failed);
+    let later: Vec<String> = chain.jobs[index + 1..].iter().map(|j| j.id.clone()).collect();
     if let AfterJob::Stop(reason) = &decision {
-        let later: Vec<String> = chain.jobs[index + 1..].iter().map(|j| j.id.clone()).collect();
         chain.stopped = Some(Stopped {
             by_job: Some(args.job.clone()),
             reason: reason.clone(),
             at: now_unix(),
             cancelled: later.clone(),
         });
-        // Saved before the rest is cancelled: once no job of the chain is left, `status` must
-        // already say why it stopped.
-        record.save(&out).map_err(run)?;
+    }
+    // Saved before the rest is cancelled: once no job of the chain is left, `status` must
+    // already say why it stopped.
+    record.save(&out).map_err(run)?;
+    if let AfterJob::Stop(reason) = &decision {
         if !later.is_empty() {
             if let Err(e) = queue::scancel(&later) {
                 eprintln!("job-end: {e:#}; cancel them by hand: scancel {}", later.join(" "));
@@ -295,14 +297,12 @@ pub fn job_end(inv: &Invocation, args: JobEndArgs) -> Result<(), Failure> {
         if !later.is_empty() {
             println!("job {}: cancelled the rest of the chain: {}", args.job, later.join(" "));
         }
-        return Ok(());
-    } else if let Some(next) = chain.jobs.get(index + 1) {
+    } else if let Some(next) = later.first() {
         println!(
-            "job {}: ended with exit {}; {} rows remain; job {} continues",
+            "job {}: ended with exit {}; {} rows remain; job {next} continues",
             args.job,
             exit_code,
             remaining.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
-            next.id
         );
     } else {
         println!(
@@ -312,7 +312,6 @@ pub fn job_end(inv: &Invocation, args: JobEndArgs) -> Result<(), Failure> {
             remaining.map(|r| r.to_string()).unwrap_or_else(|| "?".into())
         );
     }
-    record.save(&out).map_err(run)?;
     Ok(())
 }
 

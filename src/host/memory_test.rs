@@ -136,11 +136,15 @@ impl RateController {
         let from = (drained * HOLD_FRACTION).min(to).max(to * DECREASE_FACTOR * DECREASE_FACTOR);
         self.rate = from.clamp(MIN_RATE, self.config.max_rate);
         let to = to.min(self.config.max_rate).max(self.rate);
-        let remembers =
-            Recovery { from: self.rate, to, unsettled, upper: to, spaced: false, accepted: None, slow: true };
+        let remembers = Recovery { unsettled, slow: true, ..Recovery::toward(self.rate, to) };
         let pause = Duration::from_secs_f64(3.0 / drained);
         self.memory = Some(MemoryTest::new(now, pause, (sent_at, refused_rate), ramp, remembers));
         true
+    }
+
+    /// Whether a memory test is under way.
+    pub fn memory_testing(&self) -> bool {
+        self.memory.is_some()
     }
 
     /// What the gate should do while a memory test runs; `None` when none does.

@@ -87,6 +87,14 @@ pub(super) struct Recovery {
     pub(super) slow: bool,
 }
 
+impl Recovery {
+    /// A climb from `from` to `to` that ends there: nothing in flight to settle, no creep past
+    /// `to`, no spacing limit fitted, nothing accepted yet, at `RECOVERY_GAIN`.
+    pub(super) fn toward(from: f64, to: f64) -> Recovery {
+        Recovery { from, to, unsettled: None, upper: to, spaced: false, accepted: None, slow: false }
+    }
+}
+
 impl RateController {
     /// One pressed success while climbing back after a first refusal: full pace far below the
     /// estimate, a quarter of it close by, then (once settled) a creep at that quarter pace on
@@ -126,10 +134,10 @@ impl RateController {
         self.note_refusal(refused_rate, now);
         let repeated = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) < REPEAT_WINDOW);
         let probe = self.before_probe.take();
-        let held = self.phase == Phase::Hold && self.recovery.is_none() && !repeated;
+        let holding = self.phase == Phase::Hold && self.recovery.is_none();
+        let held = holding && !repeated;
         let steady = self.spacing_known
-            && self.phase == Phase::Hold
-            && self.recovery.is_none()
+            && holding
             && refused_rate <= self.rate * 1.01
             && self.sends.accepted_in_a_row(sent_at) >= STEADY_ANSWERS;
         // A refused probe waits twice as long for the next; a delay spike is not a probe.
@@ -163,15 +171,7 @@ impl RateController {
             let back = (self.rate.min(ceiling) * HOLD_FRACTION).max(MIN_RATE);
             self.rate = (self.rate * DECREASE_FACTOR).max(MIN_RATE);
             let to = back.max(self.rate);
-            self.recovery = Some(Recovery {
-                from: self.rate,
-                to,
-                unsettled: None,
-                upper: to,
-                spaced: false,
-                accepted: None,
-                slow: false,
-            });
+            self.recovery = Some(Recovery::toward(self.rate, to));
             return Some(ChangeReason::Refused);
         }
         let fit = self.fit(refused_rate);
@@ -247,13 +247,10 @@ impl RateController {
         self.rate = from.clamp(MIN_RATE, self.config.max_rate);
         let to = to.min(self.config.max_rate).max(self.rate);
         self.recovery = Some(Recovery {
-            from: self.rate,
-            to,
             unsettled,
             upper: creep.map_or(to, |u| u.min(self.config.max_rate).max(to)),
             spaced: spaced.is_some(),
-            accepted: None,
-            slow: false,
+            ..Recovery::toward(self.rate, to)
         });
         Some(ChangeReason::Refused)
     }

@@ -199,9 +199,9 @@ impl LiveHost {
         sent_at: Instant,
         now: Instant,
     ) -> Option<RateChange> {
-        let testing = self.rate.memory_step(now).is_some();
+        let testing = self.rate.memory_testing();
         let change = self.rate.observe(outcome, retry_after.is_some(), sent_at, now);
-        if testing && self.rate.memory_step(now).is_none() {
+        if testing && !self.rate.memory_testing() {
             // The memory test is over: the next request keeps a whole spacing from its last.
             self.bucket = TokenBucket::new_empty(self.rate.rate(), DEFAULT_BURST, now);
         } else if let Some(c) = change {

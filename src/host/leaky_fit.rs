@@ -37,6 +37,13 @@ const MAX_CANDIDATES: usize = 1200;
 /// 10 ms keeps a 20 req/s limit fittable (its excess is then trusted to 0.2 requests per end).
 pub const JITTER: Duration = Duration::from_millis(10);
 
+/// How far above the least burst a candidate needs a whole number must lie to count
+/// (`lowest_whole`), in requests. Both ends of the range already allow for `JITTER`; a range
+/// that only grazes a whole number (4.98 to 5.03 requests at 1.875 req/s, for a host at 2 req/s
+/// with a burst of 4 climbed back to after a memory test) is an edge of the jitter allowance,
+/// and holding below it cost that host a tenth of its rate in the simulation.
+pub const WHOLE_MARGIN: f64 = 0.035;
+
 /// A send the host answered, in the order they were sent.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Answered {
@@ -87,14 +94,16 @@ impl LeakyFit {
     }
 
     /// The lowest consistent rate whose burst can be a whole number of requests, if the log
-    /// bounds the rate from below. Both ends of a candidate's burst range already allow for
-    /// `JITTER`, so nothing more is added here. nginx's `burst=` is a whole
-    /// number, and so is the capacity of most token buckets: once two refusals pin the burst
-    /// at each rate to less than a request, this rules out the rates between the whole ones.
-    /// Where no whole burst fits (a limiter of another kind), the lowest consistent rate.
+    /// bounds the rate from below: one `WHOLE_MARGIN` or more above the least burst the
+    /// candidate needs (a rate that needs no burst at all, a spacing limit, fits with 0: a
+    /// request refused only a few ms too early leaves it a room of a hundredth of a request).
+    /// nginx's `burst=` is a whole number, and so is the capacity of most token buckets: once
+    /// two refusals pin the burst at each rate to less than a request, this rules out the rates
+    /// between the whole ones. Where no whole burst fits (a limiter of another kind), the lowest
+    /// consistent rate.
     pub fn lowest_whole(&self) -> Option<f64> {
         let low = self.lowest()?;
-        let whole = |c: &&Candidate| c.burst.ceil() < c.room;
+        let whole = |c: &&Candidate| c.burst <= 0.0 || (c.burst + WHOLE_MARGIN).ceil() < c.room;
         Some(self.candidates.iter().find(whole).map_or(low, |c| c.rate.max(low)))
     }
 

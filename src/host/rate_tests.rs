@@ -181,7 +181,7 @@ fn simulate_with(
     latency: Duration,
     secs: f64,
 ) -> SimResult {
-    simulate_lagged(limiter, retry_after, controller, latency, Lag { spread: JITTER, spike: None }, secs)
+    simulate_lagged(limiter, retry_after, controller, latency, Lag { spread: JITTER, spike: None, late: None }, secs)
 }
 
 /// How long a request takes to reach the server after it leaves.
@@ -191,6 +191,8 @@ struct Lag {
     spread: Duration,
     /// And one request in `.0`, this much more (a busy machine's scheduler, a GC pause).
     spike: Option<(u64, Duration)>,
+    /// And the first request sent `.0` s or more into the run, this much more.
+    late: Option<(f64, Duration)>,
 }
 
 /// `simulate_with`, requests reaching the server after a `lag`.
@@ -222,6 +224,7 @@ fn simulate_lagged(
     // connections and the network add their own. A rate exactly at a window's limit is refused
     // now and then, as it is on a real server.
     let mut jitter = SplitMix64(7);
+    let mut late_done = false;
     while t < end {
         while let Some(&(sent, done, outcome)) = in_flight.front().filter(|r| r.1 <= t) {
             in_flight.pop_front();
@@ -235,7 +238,11 @@ fn simulate_lagged(
             Gate::Send => {
                 let spike =
                     lag.spike.filter(|(every, _)| jitter.next_u64() % every == 0).map_or(Duration::ZERO, |s| s.1);
-                let lag = Duration::from_micros(jitter.next_u64() % lag.spread.as_micros() as u64) + spike;
+                let late = lag.late.filter(|(at, _)| (t - t0).as_secs_f64() >= *at && !late_done);
+                late_done |= late.is_some();
+                let lag = Duration::from_micros(jitter.next_u64() % lag.spread.as_micros() as u64)
+                    + spike
+                    + late.map_or(Duration::ZERO, |l| l.1);
                 let at = t + lag;
                 let (outcome, held) = host.answer(at);
                 result.requests += 1;

@@ -64,6 +64,13 @@ pub const STEADY_ANSWERS: usize = 50;
 /// jittered sends get through for a while.
 pub const CREEP_GAP: f64 = 0.9;
 
+/// A slow climb (after a memory test) refused where the fit leaves its highest rate more than
+/// this factor above its lowest is climbed again, once, from the lowest: the two refusals came
+/// too close together to pin the rate. A burst larger than the ramp bounded it does that (0.5
+/// req/s with a burst of 10, refused 4 s apart and fitting 0.36–0.97 req/s, was held at 70% of
+/// its limit); two refusals far enough apart pin a bucket's rate to within a few percent.
+pub const LOOSE_PIN: f64 = 1.3;
+
 /// The climb back after a first refusal: from the cut toward the estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Recovery {
@@ -85,13 +92,15 @@ pub(super) struct Recovery {
     pub(super) accepted: Option<f64>,
     /// Climbing at `PIN_PACE` (after a memory test found a bucket), not `RECOVERY_GAIN`.
     pub(super) slow: bool,
+    /// The climb again after a slow climb's refusal pinned the rate loosely (`LOOSE_PIN`).
+    pub(super) repin: bool,
 }
 
 impl Recovery {
     /// A climb from `from` to `to` that ends there: nothing in flight to settle, no creep past
     /// `to`, no spacing limit fitted, nothing accepted yet, at `RECOVERY_GAIN`.
     pub(super) fn toward(from: f64, to: f64) -> Recovery {
-        Recovery { from, to, unsettled: None, upper: to, spaced: false, accepted: None, slow: false }
+        Recovery { from, to, unsettled: None, upper: to, spaced: false, accepted: None, slow: false, repin: false }
     }
 }
 
@@ -136,10 +145,8 @@ impl RateController {
         let probe = self.before_probe.take();
         let holding = self.phase == Phase::Hold && self.recovery.is_none();
         let held = holding && !repeated;
-        let steady = self.spacing_known
-            && holding
-            && refused_rate <= self.rate * 1.01
-            && self.sends.accepted_in_a_row(sent_at) >= STEADY_ANSWERS;
+        let at_hold = self.spacing_known && holding && refused_rate <= self.rate * 1.01;
+        let steady = at_hold && self.sends.accepted_in_a_row(sent_at) >= STEADY_ANSWERS;
         // A refused probe waits twice as long for the next; a delay spike is not a probe.
         if held && !(steady && probe.is_none()) {
             self.probe_interval = (self.probe_interval * 2).min(MAX_PROBE_INTERVAL);
@@ -156,15 +163,18 @@ impl RateController {
             self.rate = before.min(ceiling);
             return Some(ChangeReason::Refused);
         }
-        if steady && probe.is_none() {
+        if at_hold && probe.is_none() && (steady || !fitted_before) {
             // A lone refusal in a steady hold: a request that reached the server late brought the
             // next one in too close. The limit has not moved: the spacing widens by the jitter
             // (at least 1%), not by a cut, and keeps widening only as long as spikes refuse.
+            // Sooner after the memory test's verdict (or the last widening), once: a second such
+            // refusal within `REPEAT_WINDOW` is pinned by the fit below.
             let widened = 1.0 / (1.0 / self.rate + ARRIVAL_JITTER.as_secs_f64());
             self.rate = widened.min(self.rate * 0.99).max(MIN_RATE);
+            self.fitted_cut = !steady;
             return Some(ChangeReason::Refused);
         }
-        if repeated && fitted_before {
+        if repeated && fitted_before && !self.spacing_known {
             // The fit did not describe this host: classic relief, then climb back to a step
             // below the rate refused. Not for good: a spacing limit held for minutes is refused
             // by one request that a delay spike brought in close behind the one before.
@@ -187,7 +197,27 @@ impl RateController {
             self.rate = held.max(climb.to).min(ceiling).max(MIN_RATE);
             return Some(ChangeReason::Refused);
         }
-        if let Some(low) = fit.lowest_whole() {
+        if let (Some(low), Some(high), Some(c)) = (fit.lowest_whole(), fit.highest(), climbing) {
+            if c.slow && !c.repin && high > LOOSE_PIN * low {
+                // The slow climb after a memory test was refused soon after the first refusal:
+                // the host's burst was larger than the ramp bounded it, the climb started above
+                // its rate, and the two refusals pin it only loosely. Climb again, slowly, from
+                // the lowest rate it fits to the highest: the third refusal pins it.
+                self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
+                let to = (high * HOLD_FRACTION).min(ceiling).max(self.rate);
+                self.recovery = Some(Recovery { slow: true, repin: true, ..Recovery::toward(self.rate, to) });
+                return Some(ChangeReason::Refused);
+            }
+        }
+        // A host the memory test found to forget what it was sent is no bucket, whatever rates
+        // the fit allows (against real nginx at 8 req/s, a request 4 ms early after the verdict
+        // put the host at 0.83 req/s, a slow bucket's rate the fit allowed): only the rates that
+        // need no burst.
+        let lowest = match self.spacing_known {
+            true => fit.burst_free().and_then(|(low, _)| low),
+            false => fit.lowest_whole(),
+        };
+        if let Some(low) = lowest {
             // Refused and drained before: the host's rate is pinned from both sides, and between
             // them, to the rates at which its burst can be a whole number of requests.
             self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);

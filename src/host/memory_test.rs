@@ -5,27 +5,20 @@
 //! refusal both answer every request alike (`rate_shapes_tests.rs` shows one such pair). A
 //! spacing limit judges a request by the gap since the last one it let through and remembers
 //! nothing else; a bucket remembers what it was sent. So, after a pause long enough for any
-//! bucket the log allows (a burst of at most `DRAIN_BURST`, or half the ramp's requests) to drain
-//! by three requests, the test's requests go.
-//! - **After a ramp of 20 requests or more** (the burst bounded at `DRAIN_BURST`), three: the
-//!   first, the second a spacing halfway between the ramp's last accepted one and its refused
-//!   one later, the third half the refused spacing after that.
-//! - **After a shorter ramp** (6 to 19 requests: a slow host, whose burst the ramp may have
-//!   used up in a dozen requests), two: the first, and the second half the refused spacing
-//!   later. Every bucket with a burst lets two through after a pause, even a burst of 1, which
-//!   would refuse a third that close (and read as a spacing limit).
-//!
-//! - A bucket lets them all through: its rate is somewhere below the ramp's and its bucket was
-//!   full a moment ago. The climb back starts where the host must allow it if its burst is no
-//!   larger than the ramp bounds it, and climbs slowly (`PIN_PACE`), so that the second refusal,
-//!   when the climb crosses the rate, comes long enough after the first to pin the rate.
-//! - A spacing limit refuses the last, or the second of three (which ends the test: no third
-//!   goes). The limit is no slower than the last spacing it let through (the second's, or the
-//!   ramp's), widened by the arrival jitter, and the host is held that jitter clear of it
+//! bucket the log allows (a burst of at most `DRAIN_BURST`) to drain by three requests, three
+//! requests go: the first, the second a spacing halfway between the ramp's last accepted one and
+//! its refused one later, the third half the refused spacing after that.
+//! - A bucket lets all three through: its rate is somewhere below the ramp's and its bucket was
+//!   full a moment ago. The climb back starts where the host must allow it if its burst is at
+//!   most `DRAIN_BURST`, and climbs slowly (`PIN_PACE`), so that the second refusal, when the
+//!   climb crosses the rate, comes long enough after the first to pin the rate.
+//! - A spacing limit refuses the third, or the second (which ends the test: no third goes). The
+//!   limit is no slower than the last spacing it let through (the second's, or the ramp's),
+//!   widened by the arrival jitter, and the host is held that jitter clear of it
 //!   (`spacing_hold`): two refusals and about two seconds spent.
 //!
-//! A first request refused (the bucket drained less than a request: a burst above the bound)
-//! or a failure ends the test as a host that remembers: the careful reading.
+//! A first request refused (the bucket drained less than a request: a burst above
+//! `DRAIN_BURST`) or a failure ends the test as a host that remembers: the careful reading.
 //!
 //! A child of `rate.rs`, like `recovery.rs`: it owns the test's state and reads its answers;
 //! the gate in `state.rs` asks it when to send. Time is passed in.
@@ -40,11 +33,6 @@ use super::{ChangeReason, RateController, DECREASE_FACTOR, HOLD_FRACTION, MIN_RA
 /// three requests; a host whose bucket would need longer is slower than a request every 1.3 s,
 /// and at worst is refused once more before its climb.
 pub const MAX_TEST_PAUSE: Duration = Duration::from_secs(4);
-
-/// The least burst bound (half the requests the ramp sent, up to `DRAIN_BURST`) the test runs
-/// with. Below it (a ramp refused within 5 requests), a bucket cannot be told from a spacing
-/// limit by what drains in a pause of a few seconds: the first refusal's rule climbs back.
-pub const TEST_MIN_BURST: f64 = 3.0;
 
 /// The test runs only where the hold it leads to for a spacing limit (`spacing_hold` of the
 /// ramp's last accepted rate) is at least this share of that rate: with 3 ms of jitter, up to
@@ -78,8 +66,6 @@ pub(super) struct MemoryTest {
     after: Instant,
     /// Before the second and before the third.
     gaps: [Duration; 2],
-    /// How many requests the test sends: 3 after a long ramp, 2 after a short one.
-    requests: usize,
     sent: [Option<Instant>; 3],
     /// Whether each was let through, once answered.
     accepted: [Option<bool>; 3],
@@ -95,24 +81,20 @@ pub(super) struct MemoryTest {
 impl MemoryTest {
     /// A test after the ramp's request sent at `refused_at` at `refused_rate` was refused, the
     /// one before it accepted at `accepted_rate`: its first request goes `pause` from `now`.
-    /// `remembers` is the climb to run if all get through; `short` after a short ramp (two
-    /// requests, the second half the refused spacing after the first).
+    /// `remembers` is the climb to run if all three get through.
     pub(super) fn new(
         now: Instant,
         pause: Duration,
         (refused_at, refused_rate): (Instant, f64),
         accepted_rate: f64,
         remembers: Recovery,
-        short: bool,
     ) -> MemoryTest {
         let refused = 1.0 / refused_rate.max(MIN_RATE);
         let middle = (1.0 / accepted_rate.max(MIN_RATE) + refused) / 2.0;
-        let second = if short { refused / 2.0 } else { middle };
         let ceiling = refused_rate * HOLD_FRACTION;
         MemoryTest {
             after: now + pause.min(MAX_TEST_PAUSE),
-            gaps: [Duration::from_secs_f64(second), Duration::from_secs_f64(refused / 2.0)],
-            requests: if short { 2 } else { 3 },
+            gaps: [Duration::from_secs_f64(middle), Duration::from_secs_f64(refused / 2.0)],
             sent: [None; 3],
             accepted: [None; 3],
             remembers,
@@ -122,14 +104,9 @@ impl MemoryTest {
         }
     }
 
-    /// The index of the test's next request; `None` once all are sent.
-    fn next(&self) -> Option<usize> {
-        self.sent[..self.requests].iter().position(Option::is_none)
-    }
-
     /// The rate the next request of the test goes at, for the send log.
     fn next_rate(&self) -> f64 {
-        match self.next() {
+        match self.sent.iter().position(Option::is_none) {
             Some(0) | None => self.remembers.from,
             Some(n) => 1.0 / self.gaps[n - 1].as_secs_f64(),
         }
@@ -139,9 +116,9 @@ impl MemoryTest {
 impl RateController {
     /// After a first refusal whose log (`fit`) fits a spacing limit and a bucket alike, starts a
     /// memory test if it can tell them apart here, and returns whether it did. It can when the
-    /// ramp was long enough to bound the burst at `TEST_MIN_BURST` or more (`burst` is the bound
-    /// the sends allow; below `DRAIN_BURST` the short test runs), two requests may be in flight,
-    /// and a spacing limit can be held at `TEST_MIN_HOLD` or more of the ramp's last accepted rate. `to` is the first refusal's estimate, and
+    /// ramp was long enough to bound the burst at `DRAIN_BURST` (`burst` is the bound the sends
+    /// allow), two requests may be in flight, and a spacing limit can be held at `TEST_MIN_HOLD`
+    /// or more of the ramp's last accepted rate. `to` is the first refusal's estimate, and
     /// `unsettled` the refused send while answers from before it are still out.
     pub(super) fn start_memory_test(
         &mut self,
@@ -151,18 +128,17 @@ impl RateController {
         burst: f64,
         (to, unsettled): (f64, Option<(Instant, f64)>),
     ) -> bool {
-        let drained = fit.lowest_with_burst(burst).filter(|_| burst >= TEST_MIN_BURST && self.max_in_flight >= 2);
+        let drained = fit.lowest_with_burst(burst).filter(|_| burst >= DRAIN_BURST && self.max_in_flight >= 2);
         let ramp = self.sends.last_accepted_pressed(sent_at).filter(|r| spacing_hold(*r) >= TEST_MIN_HOLD * r);
         let Some((drained, ramp)) = drained.zip(ramp) else { return false };
         // If it remembers: where the host must let its bucket drain, if its burst is at most
-        // the bound, but no deeper than the first refusal's rule goes.
+        // DRAIN_BURST, but no deeper than the first refusal's rule goes.
         let from = (drained * HOLD_FRACTION).min(to).max(to * DECREASE_FACTOR * DECREASE_FACTOR);
         self.rate = from.clamp(MIN_RATE, self.config.max_rate);
         let to = to.min(self.config.max_rate).max(self.rate);
         let remembers = Recovery { unsettled, slow: true, ..Recovery::toward(self.rate, to) };
         let pause = Duration::from_secs_f64(3.0 / drained);
-        let short = burst < DRAIN_BURST;
-        self.memory = Some(MemoryTest::new(now, pause, (sent_at, refused_rate), ramp, remembers, short));
+        self.memory = Some(MemoryTest::new(now, pause, (sent_at, refused_rate), ramp, remembers));
         true
     }
 
@@ -174,7 +150,7 @@ impl RateController {
     /// What the gate should do while a memory test runs; `None` when none does.
     pub fn memory_step(&self, now: Instant) -> Option<TestStep> {
         let t = self.memory.as_ref()?;
-        let Some(next) = t.next() else { return Some(TestStep::Answering) };
+        let Some(next) = t.sent.iter().position(Option::is_none) else { return Some(TestStep::Answering) };
         let due = match next {
             0 => t.after,
             n => t.sent[n - 1].map_or(t.after, |at| at + t.gaps[n - 1]),
@@ -192,8 +168,8 @@ impl RateController {
     pub(super) fn memory_sent(&mut self, now: Instant) -> Option<f64> {
         let t = self.memory.as_mut()?;
         let rate = t.next_rate();
-        let next = t.next()?;
-        t.sent[next] = Some(now);
+        let slot = t.sent.iter_mut().find(|s| s.is_none())?;
+        *slot = Some(now);
         Some(rate)
     }
 
@@ -211,14 +187,13 @@ impl RateController {
         let i = t.sent.iter().position(|s| *s == Some(sent_at))?;
         let Some(ok) = accepted else { return Some(self.test_remembers(now)) };
         t.accepted[i] = Some(ok);
-        let (answers, forgets, short) = (t.accepted, t.forgets, t.requests == 2);
+        let (answers, forgets) = (t.accepted, t.forgets);
         if !ok {
             self.note_refusal(refused_rate, now);
         }
         Some(match answers {
-            // The bucket had not drained a request, or let all through: it remembers.
+            // The bucket had not drained a request, or drained three: it remembers.
             [Some(false), ..] | [Some(true), Some(true), Some(true)] => self.test_remembers(now),
-            [Some(true), Some(true), None] if short => self.test_remembers(now),
             // The second refused: the ramp's last accepted spacing is what is known.
             [Some(true), Some(false), _] => self.test_forgets(forgets[0], now),
             [Some(true), Some(true), Some(false)] => self.test_forgets(forgets[1], now),
@@ -226,7 +201,7 @@ impl RateController {
         })
     }
 
-    /// All went through (or the test could not tell): the slow climb from the drained rate.
+    /// All three went through (or the test could not tell): the slow climb from the drained rate.
     fn test_remembers(&mut self, now: Instant) -> Option<ChangeReason> {
         let t = self.memory.take()?;
         self.cut_at(now);

@@ -25,23 +25,21 @@
 //!
 //! **A memory test tells the commonest pair apart** (`memory_test.rs`): a spacing limit near
 //! the refused rate, or a slower bucket whose burst the ramp used up. After a pause that drains
-//! such a bucket by three requests, three go (two after a ramp that bounds the burst below
-//! `DRAIN_BURST`), the last half the refused spacing behind the one before. A bucket lets all
-//! through: the climb starts where it must drain and crosses its rate at `PIN_PACE`, slowly
-//! enough that the second refusal pins it. A spacing limit refuses one and is held twice
-//! `ARRIVAL_JITTER` clear of the last spacing it let through. The test runs when the ramp bounds
-//! the burst at `TEST_MIN_BURST` or more and that hold is `TEST_MIN_HOLD` of the ramp or more.
+//! such a bucket by three requests, three go, the last half the refused spacing behind the one
+//! before. A bucket lets all through: the climb starts where it must drain and crosses its rate
+//! at `PIN_PACE`, slowly enough that the second refusal pins it. A spacing limit refuses one and
+//! is held twice `ARRIVAL_JITTER` clear of the last spacing it let through. The test runs when
+//! the ramp bounds the burst at `DRAIN_BURST` and that hold is `TEST_MIN_HOLD` of the ramp or more.
 //!
 //! **A second refusal pins the rate.** A refused creep is held at `HOLD_FRACTION` of the fastest
 //! rate accepted since the cut, but no higher than two holds below the refused rate (a window
 //! limiter lets jittered sends a little above its limit through for a while), and no lower than
 //! the estimate. Otherwise, if the fit is now bounded below (refused, drained, refused again),
-//! the host is held at `HOLD_FRACTION` of the lowest rate it fits with a whole burst (nginx's
-//! `burst=` is one; two refusals close together leave only a few islands where it is whole),
-//! or, ending the slow climb after a memory test with a fit wider than `LOOSE_PIN`, climbs
-//! again slowly from that rate, once (a third refusal pins it); if the log still fits no
-//! burst, at the fastest rate accepted since the cut; if the log now needs a burst, the first
-//! refusal's rule runs again. Refused again within `REPEAT_WINDOW` of a cut from the fit:
+//! the host is held at `HOLD_FRACTION` of the lowest rate it fits with a whole burst, one
+//! `WHOLE_MARGIN` or more above the least it needs (nginx's `burst=` is a whole number; two
+//! refusals close together leave only a few islands where it is whole); if the log still fits
+//! no burst, at the fastest rate accepted since the cut; if the log now needs a burst, the
+//! first refusal's rule runs again. Refused again within `REPEAT_WINDOW` of a cut from the fit:
 //! halve, then climb back to `HOLD_FRACTION` of the refused rate (a request brought in close
 //! behind the one before by a delay spike is refused by a spacing limit at any steady rate;
 //! halving for good held one at 45% of its limit).
@@ -90,11 +88,11 @@ use crate::host::outcome::Outcome;
 
 pub use super::signal::{ChangeReason, RateChange, Signal};
 use memory_test::MemoryTest;
-pub use memory_test::{TestStep, MAX_TEST_PAUSE, TEST_MIN_BURST, TEST_MIN_HOLD};
+pub use memory_test::{TestStep, MAX_TEST_PAUSE, TEST_MIN_HOLD};
 use recovery::Recovery;
 pub use recovery::{
-    ARRIVAL_JITTER, CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, LOOSE_PIN, PIN_PACE, RECOVERY_GAIN, RECOVERY_MAX_STEP,
-    REPEAT_WINDOW, STEADY_ANSWERS,
+    ARRIVAL_JITTER, CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, PIN_PACE, RECOVERY_GAIN, RECOVERY_MAX_STEP, REPEAT_WINDOW,
+    STEADY_ANSWERS,
 };
 
 #[path = "memory_test.rs"]

@@ -64,13 +64,6 @@ pub const STEADY_ANSWERS: usize = 50;
 /// jittered sends get through for a while.
 pub const CREEP_GAP: f64 = 0.9;
 
-/// A slow climb (after a memory test) refused where the fit leaves its highest rate more than
-/// this factor above its lowest is climbed again, once, from the lowest: the two refusals came
-/// too close together to pin the rate. A burst larger than the ramp bounded it does that (0.5
-/// req/s with a burst of 10, refused 4 s apart and fitting 0.36–0.97 req/s, was held at 70% of
-/// its limit); two refusals far enough apart pin a bucket's rate to within a few percent.
-pub const LOOSE_PIN: f64 = 1.3;
-
 /// The climb back after a first refusal: from the cut toward the estimate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Recovery {
@@ -92,15 +85,13 @@ pub(super) struct Recovery {
     pub(super) accepted: Option<f64>,
     /// Climbing at `PIN_PACE` (after a memory test found a bucket), not `RECOVERY_GAIN`.
     pub(super) slow: bool,
-    /// The climb again after a slow climb's refusal pinned the rate loosely (`LOOSE_PIN`).
-    pub(super) repin: bool,
 }
 
 impl Recovery {
     /// A climb from `from` to `to` that ends there: nothing in flight to settle, no creep past
     /// `to`, no spacing limit fitted, nothing accepted yet, at `RECOVERY_GAIN`.
     pub(super) fn toward(from: f64, to: f64) -> Recovery {
-        Recovery { from, to, unsettled: None, upper: to, spaced: false, accepted: None, slow: false, repin: false }
+        Recovery { from, to, unsettled: None, upper: to, spaced: false, accepted: None, slow: false }
     }
 }
 
@@ -196,18 +187,6 @@ impl RateController {
             let held = accepted.min(ceiling * HOLD_FRACTION);
             self.rate = held.max(climb.to).min(ceiling).max(MIN_RATE);
             return Some(ChangeReason::Refused);
-        }
-        if let (Some(low), Some(high), Some(c)) = (fit.lowest_whole(), fit.highest(), climbing) {
-            if c.slow && !c.repin && high > LOOSE_PIN * low {
-                // The slow climb after a memory test was refused soon after the first refusal:
-                // the host's burst was larger than the ramp bounded it, the climb started above
-                // its rate, and the two refusals pin it only loosely. Climb again, slowly, from
-                // the lowest rate it fits to the highest: the third refusal pins it.
-                self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
-                let to = (high * HOLD_FRACTION).min(ceiling).max(self.rate);
-                self.recovery = Some(Recovery { slow: true, repin: true, ..Recovery::toward(self.rate, to) });
-                return Some(ChangeReason::Refused);
-            }
         }
         // A host the memory test found to forget what it was sent is no bucket, whatever rates
         // the fit allows (against real nginx at 8 req/s, a request 4 ms early after the verdict

@@ -39,9 +39,10 @@ pub const JITTER: Duration = Duration::from_millis(10);
 
 /// How far above the least burst a candidate needs a whole number must lie to count
 /// (`lowest_whole`), in requests. Both ends of the range already allow for `JITTER`; a range
-/// that only grazes a whole number (4.98 to 5.03 requests at 1.875 req/s, for a host at 2 req/s
-/// with a burst of 4 climbed back to after a memory test) is an edge of the jitter allowance,
-/// and holding below it cost that host a tenth of its rate in the simulation.
+/// that only grazes a whole number (4.98 to 5.03 requests at 1.875 req/s, seen for a host at
+/// 2 req/s with a burst of 4) is an edge of that allowance, not evidence of the burst. In the
+/// simulation it holds 0.5 req/s with a burst of 4 and `Retry-After` at 90% of its limit instead
+/// of 88%, and 2 req/s with a burst of 4 and `Retry-After` at 97% instead of 95%.
 pub const WHOLE_MARGIN: f64 = 0.035;
 
 /// A send the host answered, in the order they were sent.

@@ -235,9 +235,10 @@ fn a_spacing_limit_refusing_delay_spikes_is_stepped_down_not_halved_for_good() {
 /// A spacing limit the memory test found, refused soon after the verdict: at 8 req/s with
 /// `Retry-After: 1`, one request of the hold reaches the server 8 ms late, 2 ms more than the
 /// hold's margin, and the next comes in too close. The host forgets what it is sent, so the
-/// fit's slow buckets (it allowed 0.75 req/s with a burst of 17 here, as it allowed 0.86
-/// against real nginx on 2026-12-03) are no answer: the spacing widens, and the host stays
-/// near its limit. Before, it was held at 9% of it for the rest of the run.
+/// fit's slow buckets with a large burst (it allowed about 0.75 req/s here, and 0.86 against
+/// real nginx on 2026-12-03) are no answer: the spacing widens, and the host stays near its
+/// limit. Under the rules before (held at the estimate, then the fit's lowest whole burst), it
+/// was held at 9% of it for the rest of the run.
 #[test]
 fn a_refusal_soon_after_the_memory_tests_verdict_never_holds_a_spacing_limit_at_a_buckets_rate() {
     let limiter = Limiter::Leaky { rate: 8.0, burst: 0 };

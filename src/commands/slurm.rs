@@ -297,20 +297,15 @@ pub fn job_end(inv: &Invocation, args: JobEndArgs) -> Result<(), Failure> {
         if !later.is_empty() {
             println!("job {}: cancelled the rest of the chain: {}", args.job, later.join(" "));
         }
-    } else if let Some(next) = later.first() {
-        println!(
-            "job {}: ended with exit {}; {} rows remain; job {next} continues",
-            args.job,
-            exit_code,
-            remaining.map(|r| r.to_string()).unwrap_or_else(|| "?".into()),
-        );
     } else {
-        println!(
-            "job {}: the last job of the chain ended with exit {}; {} rows remain: run `submit` again to go on",
-            args.job,
-            exit_code,
-            remaining.map(|r| r.to_string()).unwrap_or_else(|| "?".into())
-        );
+        let rows = remaining.map_or_else(|| "?".to_string(), |r| r.to_string());
+        match later.first() {
+            Some(next) => println!("job {}: ended with exit {exit_code}; {rows} rows remain; job {next} continues", args.job),
+            None => println!(
+                "job {}: the last job of the chain ended with exit {exit_code}; {rows} rows remain: run `submit` again to go on",
+                args.job
+            ),
+        }
     }
     Ok(())
 }

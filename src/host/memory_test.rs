@@ -73,19 +73,18 @@ pub(super) struct MemoryTest {
     remembers: Recovery,
     /// The rate held if it forgets, by whether the second request got through.
     forgets: [f64; 2],
-    /// When the ramp's refused request was sent, and its rate.
-    refused_at: Instant,
+    /// The rate the ramp's refused request went at.
     refused_rate: f64,
 }
 
 impl MemoryTest {
-    /// A test after the ramp's request sent at `refused_at` at `refused_rate` was refused, the
-    /// one before it accepted at `accepted_rate`: its first request goes `pause` from `now`.
+    /// A test after the ramp's request sent at `refused_rate` was refused, the one before it
+    /// accepted at `accepted_rate`: its first request goes `pause` from `now`.
     /// `remembers` is the climb to run if all three get through.
     pub(super) fn new(
         now: Instant,
         pause: Duration,
-        (refused_at, refused_rate): (Instant, f64),
+        refused_rate: f64,
         accepted_rate: f64,
         remembers: Recovery,
     ) -> MemoryTest {
@@ -99,7 +98,6 @@ impl MemoryTest {
             accepted: [None; 3],
             remembers,
             forgets: [spacing_hold(accepted_rate).min(ceiling), spacing_hold(1.0 / middle).min(ceiling)],
-            refused_at,
             refused_rate,
         }
     }
@@ -138,7 +136,7 @@ impl RateController {
         let to = to.min(self.config.max_rate).max(self.rate);
         let remembers = Recovery { unsettled, slow: true, ..Recovery::toward(self.rate, to) };
         let pause = Duration::from_secs_f64(3.0 / drained);
-        self.memory = Some(MemoryTest::new(now, pause, (sent_at, refused_rate), ramp, remembers));
+        self.memory = Some(MemoryTest::new(now, pause, refused_rate, ramp, remembers));
         true
     }
 

@@ -198,7 +198,8 @@ impl RateController {
         };
         if let Some(low) = lowest {
             // Refused and drained before: the host's rate is pinned from both sides, and between
-            // them, to the rates at which its burst can be a whole number of requests.
+            // them, to the rates at which its burst can be a whole number of requests (for a
+            // spacing limit, none).
             self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
             self.fitted_cut = true;
             return Some(ChangeReason::Refused);

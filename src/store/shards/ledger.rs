@@ -60,6 +60,16 @@ pub enum LedgerError {
     },
 }
 
+impl LedgerError {
+    /// Whether the file it names is gone (as opposed to there and unreadable).
+    fn vanished(&self) -> bool {
+        match self {
+            LedgerError::Io { path, .. } | LedgerError::Unreadable { path, .. } => fs::symlink_metadata(path).is_err(),
+            LedgerError::Cleanup { .. } => false,
+        }
+    }
+}
+
 /// What one batch has committed, by each row's final record.
 #[derive(Debug, Clone, Default)]
 pub struct BatchLedger {
@@ -239,7 +249,27 @@ pub fn scan_batches<'a>(
 /// one `stat` each), else from the shards, with the reason kept in `distrusted`. A retry cutoff
 /// needs each failure's time, which only the shards hold.
 fn counts(dir: &Path, retry: Again) -> Result<BatchLedger, LedgerError> {
-    let listing = list(dir)?;
+    counts_from(dir, list(dir)?, retry)
+}
+
+/// How many times [`counts_from`] lists a batch folder again after a listed shard vanished.
+const RELISTS: usize = 5;
+
+/// [`counts`] from a first `listing` of `dir`. The batch's owner may merge its shards while this
+/// reads them (`status` during a run): it commits the merged shard before it removes the parts,
+/// so a listed shard gone by the time it is read means the folder moved on, and it is listed
+/// again (at most [`RELISTS`] times); any other error is returned as it is.
+fn counts_from(dir: &Path, mut listing: Listing, retry: Again) -> Result<BatchLedger, LedgerError> {
+    for _ in 0..RELISTS {
+        match counts_listed(dir, listing, retry) {
+            Err(e) if e.vanished() => listing = list(dir)?,
+            done => return done,
+        }
+    }
+    counts_listed(dir, listing, retry)
+}
+
+fn counts_listed(dir: &Path, listing: Listing, retry: Again) -> Result<BatchLedger, LedgerError> {
     let mut distrusted = None;
     if retry == Again::default() && !listing.shards.is_empty() {
         let present = sizes(&listing.shards)?;

@@ -155,3 +155,22 @@ fn a_summary_of_an_older_version_is_not_trusted() {
     assert_eq!(ledger.failed(), 1);
     assert!(ledger.distrust_note().unwrap().contains("older version"));
 }
+
+#[test]
+fn a_batch_merged_while_status_reads_it_is_counted_from_the_merged_shard() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = batch_dir(out.path(), "a.org", 0);
+    let one = |uuid: &str| ShardContents { successes: vec![], failures: vec![failure(uuid, "http_4xx", false)] };
+    write_shard(&dir, 0, &one("u0"), "batch-a").unwrap();
+    write_shard(&dir, 1, &one("u1"), "batch-a").unwrap();
+    // `status` lists the folder; the owner then merges both parts into shard 2 and removes them.
+    let listed = list(&dir).unwrap();
+    crate::store::shards::compact::compact(&dir, &listed.shards, 2, "batch-a").unwrap().unwrap();
+    let b = counts_from(&dir, listed, Again::default()).unwrap();
+    assert_eq!((b.done_count, b.failed, b.duplicates), (2, 2, 0));
+    assert_eq!(b.shard_sizes.keys().copied().collect::<Vec<_>>(), vec![2]);
+    // A shard that is there but unreadable is still an error, named.
+    fs::write(dir.join("shard-000003.h5"), b"not hdf5").unwrap();
+    let err = counts_from(&dir, list(&dir).unwrap(), Again::default()).unwrap_err().to_string();
+    assert!(err.contains("shard-000003.h5") && err.contains("move it out"), "{err}");
+}

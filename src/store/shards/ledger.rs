@@ -255,10 +255,9 @@ fn counts(dir: &Path, retry: Again) -> Result<BatchLedger, LedgerError> {
 /// How many times [`counts_from`] lists a batch folder again after a listed shard vanished.
 const RELISTS: usize = 5;
 
-/// [`counts`] from a first `listing` of `dir`. The batch's owner may merge its shards while this
-/// reads them (`status` during a run): it commits the merged shard before it removes the parts,
-/// so a listed shard gone by the time it is read means the folder moved on, and it is listed
-/// again (at most [`RELISTS`] times); any other error is returned as it is.
+/// [`counts`] from a first `listing` of `dir`. The owner may merge the shards while this reads
+/// them (`status` during a run), committing the merged shard before removing the parts: a listed
+/// shard since gone means the folder moved on, so it is listed again; other errors are returned.
 fn counts_from(dir: &Path, mut listing: Listing, retry: Again) -> Result<BatchLedger, LedgerError> {
     for _ in 0..RELISTS {
         match counts_listed(dir, listing, retry) {

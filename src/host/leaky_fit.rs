@@ -16,7 +16,8 @@
 //! it refused, so whatever it accepted since, it drained), so a few refusals pin the rate.
 //! Between the two, each rate leaves a range of bursts that fits; where that range holds no
 //! whole number the rate does not fit nginx, whose `burst=` is a whole number of requests
-//! (`lowest_whole`).
+//! (`lowest_whole`). Of the islands of rates with a whole burst that remain, one holding a
+//! round rate is the likeliest (`likeliest_whole`): `rate=` is written by people.
 //!
 //! Times are read on our clock, which differs from the server's by network and timer jitter:
 //! an excess is trusted only to `JITTER` seconds of leak either way. A host that limits by some
@@ -62,6 +63,26 @@ pub struct Candidate {
     pub room: f64,
 }
 
+impl Candidate {
+    /// The whole number of requests of burst this candidate fits, one `WHOLE_MARGIN` or more
+    /// above the least it needs; `None` for a rate that needs no burst, or fits none.
+    pub fn whole_burst(&self) -> Option<f64> {
+        let whole = (self.burst + WHOLE_MARGIN).ceil();
+        (self.burst > 0.0 && whole < self.room).then_some(whole)
+    }
+}
+
+/// Whether a rate people configure lies between `from` and `to` req/s, give or take one
+/// `GRID_STEP` (the truth may lie between two candidates): a whole number a second, or below
+/// one a second a whole number a minute that divides 60 (one request every 2, 3, 4, 5, 6, 10,
+/// 12, 15, 20, 30 or 60 s). nginx's `rate=` is written in requests a second or a minute.
+pub fn holds_round_rate(from: f64, to: f64) -> bool {
+    let (from, to) = (from / GRID_STEP, to * GRID_STEP);
+    let whole_second = to >= 1.0 && from.max(1.0).ceil() <= to;
+    let per_minute = [30.0, 20.0, 15.0, 12.0, 10.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0];
+    whole_second || per_minute.iter().map(|m| m / 60.0).any(|r| from <= r && r <= to)
+}
+
 /// The rates between `low` and `high` that a leaky bucket could limit the host to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeakyFit {
@@ -104,8 +125,35 @@ impl LeakyFit {
     /// consistent rate.
     pub fn lowest_whole(&self) -> Option<f64> {
         let low = self.lowest()?;
-        let whole = |c: &&Candidate| c.burst <= 0.0 || (c.burst + WHOLE_MARGIN).ceil() < c.room;
+        let whole = |c: &&Candidate| c.burst <= 0.0 || c.whole_burst().is_some();
         Some(self.candidates.iter().find(whole).map_or(low, |c| c.rate.max(low)))
+    }
+
+    /// The rate to hold a bucket at once two refusals bound it: [`lowest_whole`], unless the
+    /// log leaves more than one island of whole bursts (runs of rates sharing one whole burst)
+    /// and the lowest holds no round rate while a higher one does ([`holds_round_rate`]): then
+    /// the lowest rate of the lowest island that does. Two refusals close together can leave
+    /// islands 10% apart that no request tells apart without being refused by one of them (2
+    /// req/s with a burst of 4 and 1.8 with a burst of 5 leave the same two); people write round
+    /// rates, so the round one is likelier. A host at a rate that is not round and lies on the
+    /// lower island is refused once more, and then held by the fit of that refusal.
+    ///
+    /// [`lowest_whole`]: LeakyFit::lowest_whole
+    pub fn likeliest_whole(&self) -> Option<f64> {
+        let low = self.lowest_whole()?;
+        let mut islands: Vec<(f64, f64, f64)> = Vec::new();
+        for c in self.candidates.iter().filter(|c| c.rate >= low) {
+            let Some(burst) = c.whole_burst() else { continue };
+            match islands.last_mut() {
+                Some(island) if island.0 == burst => island.2 = c.rate,
+                _ => islands.push((burst, c.rate, c.rate)),
+            }
+        }
+        let round = islands.iter().position(|&(_, from, to)| holds_round_rate(from, to));
+        Some(match round {
+            Some(i) if i > 0 => islands[i].1,
+            _ => low,
+        })
     }
 
     /// The highest consistent rate.
@@ -210,6 +258,37 @@ mod tests {
             out.push(Answered { at: t0 + Duration::from_secs_f64(t), accepted });
         }
         out
+    }
+
+    /// A fit holding `islands` of (whole burst, first rate, last rate): candidates 1% apart
+    /// whose least burst lies 0.1 below the whole one, with room up to 0.1 above it.
+    fn islands(islands: &[(f64, f64, f64)]) -> LeakyFit {
+        let mut candidates = Vec::new();
+        for &(burst, from, to) in islands {
+            let mut rate = from;
+            while rate <= to * 1.0001 {
+                candidates.push(Candidate { rate, burst: burst - 0.1, room: burst + 0.1 });
+                rate *= GRID_STEP;
+            }
+        }
+        LeakyFit { candidates, floor: 0.1 }
+    }
+
+    #[test]
+    fn of_two_islands_of_whole_bursts_the_one_holding_a_round_rate_is_held() {
+        // Two refusals close together at 2 req/s with a burst of 4 (or 1.8 with a burst of 5).
+        let two = islands(&[(5.0, 1.80, 1.82), (4.0, 2.01, 2.01)]);
+        assert_eq!(two.lowest_whole(), Some(1.80));
+        assert_eq!(two.likeliest_whole(), Some(2.01), "2 req/s is written, 1.8 hardly ever");
+        // The lowest island holds a round rate: it stays the one held.
+        let low_round = islands(&[(5.0, 0.99, 1.02), (4.0, 1.21, 1.24)]);
+        assert_eq!(low_round.likeliest_whole(), Some(0.99));
+        // No island holds one: the lowest, as before.
+        let none = islands(&[(3.0, 1.31, 1.34), (2.0, 1.49, 1.52)]);
+        assert_eq!(none.likeliest_whole(), Some(1.31));
+        // Below one a second, the round rates are a request every 2, 3, 4, 5, 6, 10, … s.
+        assert!(holds_round_rate(0.49, 0.52) && holds_round_rate(0.2, 0.2) && !holds_round_rate(0.62, 0.64));
+        assert!(holds_round_rate(2.01, 2.01) && !holds_round_rate(1.80, 1.82) && holds_round_rate(11.93, 11.93));
     }
 
     #[test]

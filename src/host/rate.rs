@@ -37,9 +37,9 @@
 //! the estimate. Otherwise, if the fit is now bounded below (refused, drained, refused again),
 //! the host is held at `HOLD_FRACTION` of the lowest rate it fits with a whole burst, one
 //! `WHOLE_MARGIN` or more above the least it needs (nginx's `burst=` is a whole number; two
-//! refusals close together leave only a few islands where it is whole); if the log still fits
-//! no burst, at the fastest rate accepted since the cut; if the log now needs a burst, the
-//! first refusal's rule runs again. Refused again within `REPEAT_WINDOW` of a cut from the fit:
+//! refusals close together leave a few islands where it is whole: the lowest holding a round
+//! rate is taken, `likeliest_whole`); if the log still fits no burst, at the fastest rate
+//! accepted since the cut; if the log now needs a burst, the first refusal's rule runs again. Refused again within `REPEAT_WINDOW` of a cut from the fit:
 //! halve, then climb back to `HOLD_FRACTION` of the refused rate (a request brought in close
 //! behind the one before by a delay spike is refused by a spacing limit at any steady rate;
 //! halving for good held one at 45% of its limit).

@@ -17,12 +17,13 @@
 //!   90% from the first minute on). Delay mode: the server's queue never longer than the
 //!   in-flight cap, learned rate 0.92–0.99 of the limit. Wall time 0.48–1.14× the floor at
 //!   0.5–2 req/s and 1.10–1.32× at 8 and 20, where slow start from 1 req/s costs 3–6 s. With
-//!   12–60 ms of latency, 2 req/s with a burst of 4 (and the bucket at 2) refuses twice close
-//!   together, as against real nginx, and is held at 87% (78% before whole bursts were read).
+//!   12–60 ms of latency, 2 req/s with a burst of 4 refuses twice close together, as against
+//!   real nginx, and is held at 97% (87% below the lower of the two islands of whole bursts it
+//!   leaves, 78% before whole bursts were read).
 //! - A spacing limit of 8 req/s reached by requests one in 40 of which arrives 15 ms late (a busy
 //!   machine): 4 refusals in 4 minutes, held at 85% (45% when an unexplained refusal halved it
 //!   for good).
-//! - 84 `nodelay` shapes between those (0.7–12 req/s, bursts 0–8, 5 and 12 ms): 63 meet both
+//! - 84 `nodelay` shapes between those (0.7–12 req/s, bursts 0–8, 5 and 12 ms): 64 meet both
 //!   goals; slow hosts with a burst of 3 to 8 are held at 70–88% or refused 3 times, and 12 req/s
 //!   with a burst of 1 is refused 3 times.
 
@@ -177,22 +178,20 @@ fn a_retry_after_pause_is_not_taken_for_an_accepted_spacing() {
     assert!(held >= 0.9, "held at {held} req/s");
 }
 
-/// Real nginx's miss on 2 req/s with a burst of 4 (`docs/benchmarks.md`: held at 0.78–0.85),
+/// Real nginx's miss on 2 req/s with a burst of 4 (`docs/benchmarks.md`: held at 0.78–0.88),
 /// reproduced: from 12 ms of latency on, a first refusal in the ramp at 5.55 req/s leaves one
-/// more answer in flight and the window reading is 4, not 5, so the climb restarts at 1.94, just
+/// more answer in flight and the estimate is 3.88, not 4.85, so the climb restarts at 1.94, just
 /// below the limit. It crosses 2 req/s within a second, the bucket never drains, and the second
 /// refusal comes 2.3 s after the first: two refusals that close bound a leaky bucket's rate from
-/// below only to within about one request of excess over the time between them (1.62 req/s,
-/// held at 78%). Only rates at which the burst can be a whole number are kept
-/// (`LeakyFit::lowest_whole`): bursts of 5 at 1.78–1.84 req/s and of 4 at 1.99–2.03, and the
-/// host is held at 97% of 1.78, 87% of the limit. At 5 ms the restart is at 2.42, refused at
-/// once, and the climb back from 0.91 holds 97%. Bounds are what is reached now; holding
-/// the restart flat for 8–16 requests (so the refusals lie far enough apart) reaches 91–94% at
-/// 12–60 ms but cost the 2 req/s shapes without burst 0.14–0.28× of the floor and sent 2 req/s
-/// with a burst of 4 at 5 ms to 58% (tried and reverted, issue 29).
+/// below only to within about one request of excess over the time between them. Of the rates
+/// at which the burst can be a whole number, two islands remain: a burst of 5 at 1.80–1.82
+/// req/s and of 4 at 2.01 (1.8 req/s with a burst of 5 leaves the same two). Held below the
+/// lowest, the host was at 88% of its limit; held below the one holding a round rate
+/// (`LeakyFit::likeliest_whole`), at 97%. At 5 ms the restart is at 2.42, refused at once, and
+/// the climb back from 0.91 holds 97%.
 #[test]
-fn limit_req_two_per_second_burst_four_with_latency_is_held_within_its_known_bound() {
-    for (ms, held) in [(5, 0.95), (12, 0.85), (25, 0.85), (60, 0.85)] {
+fn limit_req_two_per_second_burst_four_is_held_at_95_percent_whatever_the_latency() {
+    for (ms, held) in [(5, 0.95), (12, 0.95), (25, 0.95), (60, 0.95)] {
         let limiter = Limiter::Leaky { rate: 2.0, burst: 4 };
         let r = simulate_with(limiter, None, RateController::new(config(40.0)), Duration::from_millis(ms), 120.0);
         let share = r.served_rate(30.0, 120.0) / limiter.limit();
@@ -381,12 +380,14 @@ fn rare_spikes_at_eight_per_second() -> SimResult {
 
 /// Beyond the shapes above, nginx `limit_req` with `nodelay` at rates and bursts between them:
 /// 0.7 to 12 req/s, bursts 0 to 8, answers 5 and 12 ms away, 84 shapes, 150 s each. Where the
-/// rules stood on 2026-12-03: 63 meet both goals (at most 2 refusals, held at 90% or more over
-/// the last minute). The other 21 are slow hosts with a burst of 3 to 8 (0.7–1.8 req/s), held
-/// at 70–88% or refused a third time, and 12 req/s with a burst of 1, refused a third time: a
-/// ramp of a few requests cannot bound such a burst, so the climb back restarts above the rate
-/// and the second refusal pins it loosely. This holds that line: a rule tuned on the shapes
-/// above must not take the others down.
+/// rules stand: 64 meet both goals (at most 2 refusals, held at 90% or more over the last
+/// minute). The other 20 are slow hosts with a burst of 3 to 8 (0.7–1.8 req/s), held at 70–88%
+/// or refused a third time, and 12 req/s with a burst of 1, refused a third time: a ramp of a
+/// few requests cannot bound such a burst, so the climb back restarts above the rate and the
+/// second refusal pins it loosely. Since the island holding a round rate is preferred, 1 req/s
+/// with a burst of 5 is met (it was held at 82%) and 1.8 with a burst of 5 at 12 ms is refused
+/// a third time (it was met): its log is 2 req/s with a burst of 4's. This holds that line: a
+/// rule tuned on the shapes above must not take the others down.
 #[test]
 fn a_wider_grid_of_nodelay_shapes_keeps_its_line() {
     let (mut met, mut off) = (0, Vec::new());
@@ -406,5 +407,5 @@ fn a_wider_grid_of_nodelay_shapes_keeps_its_line() {
         }
     }
     println!("{met} of 84 meet both goals; off: {off:#?}");
-    assert!(met >= 63, "{met} of 84 meet both goals, 63 did; off: {off:#?}");
+    assert!(met >= 64, "{met} of 84 meet both goals, 64 did; off: {off:#?}");
 }

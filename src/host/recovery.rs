@@ -194,12 +194,12 @@ impl RateController {
         // need no burst.
         let lowest = match self.spacing_known {
             true => fit.burst_free().and_then(|(low, _)| low),
-            false => fit.lowest_whole(),
+            false => fit.likeliest_whole(),
         };
         if let Some(low) = lowest {
             // Refused and drained before: the host's rate is pinned from both sides, and between
             // them, to the rates at which its burst can be a whole number of requests (for a
-            // spacing limit, none).
+            // spacing limit, none); of several islands of those, to one holding a round rate.
             self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
             self.fitted_cut = true;
             return Some(ChangeReason::Refused);

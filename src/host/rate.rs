@@ -38,11 +38,12 @@
 //! the host is held at `HOLD_FRACTION` of the lowest rate it fits with a whole burst, one
 //! `WHOLE_MARGIN` or more above the least it needs (nginx's `burst=` is a whole number; two
 //! refusals close together leave a few islands where it is whole: the lowest holding a round
-//! rate is taken, `likeliest_whole`); if the log still fits no burst, at the fastest rate
-//! accepted since the cut; if the log now needs a burst, the first refusal's rule runs again. Refused again within `REPEAT_WINDOW` of a cut from the fit:
-//! halve, then climb back to `HOLD_FRACTION` of the refused rate (a request brought in close
-//! behind the one before by a delay spike is refused by a spacing limit at any steady rate;
-//! halving for good held one at 45% of its limit).
+//! rate is taken, `likeliest_whole`, and a refusal there is the fit's to read again); if the
+//! log still fits no burst, at the fastest rate accepted since the cut; if the log now needs a
+//! burst, the first refusal's rule runs again. Refused again within `REPEAT_WINDOW` of a cut
+//! from the fit: halve, then climb back to `HOLD_FRACTION` of the refused rate (a request
+//! brought in close behind the one before by a delay spike is refused by a spacing limit at any
+//! steady rate; halving for good held one at 45% of its limit).
 //!
 //! **Delay mode.** A server that queues instead of refusing (nginx without `nodelay`) answers
 //! later and later: four accepted answers in a row, each half a spacing slower than the quickest

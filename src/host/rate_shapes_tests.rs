@@ -201,6 +201,22 @@ fn limit_req_two_per_second_burst_four_is_held_at_95_percent_whatever_the_latenc
     }
 }
 
+/// The price of the round island: 1.8 req/s with a burst of 5 at 12 ms leaves the same two
+/// islands as 2 req/s with a burst of 4, and is held below 2.01 for a while. That is refused
+/// once more; the refusal rules the upper island out and the fit holds the host below its own
+/// (not halved and climbed back to just under the refused rate, which was above its limit).
+#[test]
+fn a_limit_that_is_not_round_is_refused_once_more_and_then_held_below_it() {
+    let limiter = Limiter::Leaky { rate: 1.8, burst: 5 };
+    let r = simulate_with(limiter, None, RateController::new(config(40.0)), Duration::from_millis(12), 600.0);
+    let held = r.served_rate(120.0, 600.0) / limiter.limit();
+    let rate = r.controller.rate() / limiter.limit();
+    println!("refused at {:?}, held {held:.3}, rate {rate:.3}", r.refused);
+    assert_eq!(r.refusals, 3, "refused at {:?}", r.refused);
+    assert!((0.93..=1.0).contains(&rate), "held at {rate:.3} of its limit");
+    assert!(held >= 0.93, "served {held:.3} of its limit");
+}
+
 /// nginx in delay mode at 20 req/s with a burst of 4: the queue built in slow start is seen and
 /// the rate cut below the server's. The answers to requests sent before the cut still come back
 /// slower and slower, and after them the queue drains for seconds, its answers slow but quicker

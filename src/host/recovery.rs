@@ -201,7 +201,9 @@ impl RateController {
             // them, to the rates at which its burst can be a whole number of requests (for a
             // spacing limit, none); of several islands of those, to one holding a round rate.
             self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
-            self.fitted_cut = true;
+            // A round island above the lowest is a guess: a refusal there rules it out, and is
+            // the fit's to read again, not a sign that the fit does not describe the host.
+            self.fitted_cut = self.spacing_known || fit.lowest_whole().is_none_or(|l| low <= l);
             return Some(ChangeReason::Refused);
         }
         if let Some(climb) = climbing.filter(spaced) {

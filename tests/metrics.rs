@@ -322,6 +322,14 @@ fn a_real_prometheus_finds_both_ranks_and_every_dashboard_panel_returns_data() {
 
     let mut cmd = mpirun_cmd(2, &["--config", c, "download", "-o", o, "--json"]);
     let mut child = cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // The ranks' messages, read as they come (a full pipe would stall the ranks) and shown when
+    // an assertion fails.
+    let mut pipe = child.stderr.take().unwrap();
+    let messages = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    });
 
     // While the download runs: both ranks are up in Prometheus, and each panel query returns
     // data at some moment (a 429 or a retry happens when it happens).
@@ -341,9 +349,60 @@ fn a_real_prometheus_finds_both_ranks_and_every_dashboard_panel_returns_data() {
         });
     }
     let status = child.wait().unwrap();
-    assert!(status.success(), "the download failed");
-    assert!(both_up, "Prometheus never saw both ranks up through the targets file");
-    assert!(pending.is_empty(), "panels without data while the download ran: {pending:?}");
+    let messages = messages.join().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+    let log: Vec<&str> = log.lines().filter(|l| l.contains("level=WARN") || l.contains("level=ERROR")).collect();
+    let seen = format!("the ranks said:\n{messages}\nPrometheus warned:\n{}", log.join("\n"));
+    assert!(status.success(), "the download failed; {seen}");
+    assert!(both_up, "Prometheus never saw both ranks up through the targets file; {seen}");
+    assert!(pending.is_empty(), "panels without data while the download ran: {pending:?}; {seen}");
+}
+
+#[test]
+fn jobs_started_together_on_one_port_each_serve_on_a_port_of_their_own() {
+    // Twelve jobs on one node start at the same moment with the same METRICS_PORT (a Slurm job
+    // array): one gets the port, and every other one serves on a port the system picks, even
+    // when a neighbour takes a port between the check that it is free and the bind.
+    const JOBS: usize = 12;
+    let dir = tempdir();
+    std::fs::write(dir.path().join("list.csv"), "url\nhttp://127.0.0.9:9/a.jpg\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let cfg = dir.path().join("job.env");
+    std::fs::write(&cfg, format!("CONTACT=t@example.org\nMETRICS_PORT={port}\n")).unwrap();
+    // The start gun: each job waits for one line on a FIFO, and the lines are written together
+    // once every job is spawned, so they reach the exporter within a millisecond or so.
+    let gun = dir.path().join("gun");
+    assert!(Command::new("mkfifo").arg(&gun).status().unwrap().success());
+    // Read and write: opening does not wait for a reader, and no reader ever sees the end.
+    let mut trigger = std::fs::OpenOptions::new().read(true).write(true).open(&gun).unwrap();
+    let jobs: Vec<_> = (0..JOBS)
+        .map(|j| {
+            let out = dir.path().join(format!("out-{j}"));
+            let child = Command::new("sh")
+                .args(["-c", r#"read -r _ < "$0" && exec "$@""#])
+                .arg(&gun)
+                .arg(env!("CARGO_BIN_EXE_distributed-downloader"))
+                .args(["--config", cfg.to_str().unwrap(), "prep", "-i"])
+                .arg(dir.path().join("list.csv"))
+                .arg("-o")
+                .arg(&out)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (out, child)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    trigger.write_all("\n".repeat(JOBS).as_bytes()).unwrap();
+    for (out, child) in jobs {
+        let done = child.wait_with_output().unwrap();
+        let text = stderr(&done);
+        assert!(done.status.success(), "{}: prep failed:\n{text}", out.display());
+        assert!(!text.contains("exports none"), "{}: a job was left without metrics:\n{text}", out.display());
+        assert!(text.contains("serve Prometheus metrics"), "{}: {text}", out.display());
+        assert!(out.join("metrics/local-prep.prom").exists(), "{}: no snapshot:\n{text}", out.display());
+    }
 }
 
 #[test]

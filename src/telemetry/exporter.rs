@@ -9,7 +9,9 @@ use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{
+    BuildError, ExporterFuture, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 use super::names;
 
@@ -46,6 +48,25 @@ pub struct Exporter {
     identity: Identity,
 }
 
+/// How many ports a rank tries before it exports none. Another process on the node (a job that
+/// starts at the same moment) can take a port between the check that it is free and the
+/// listener binding it; the next try takes a port the system picks.
+const LISTEN_ATTEMPTS: usize = 8;
+
+/// The recorder's settings: the labels every series carries and the histogram buckets.
+fn builder(rank: &str, job: &str) -> PrometheusBuilder {
+    PrometheusBuilder::new()
+        .add_global_label("rank", rank)
+        .add_global_label("job", job)
+        .set_buckets_for_metric(metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()), names::SECONDS_BUCKETS)
+        .expect("the buckets are not empty")
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(names::SHARD_COMMIT_ROWS.into()),
+            names::ROWS_BUCKETS,
+        )
+        .expect("the buckets are not empty")
+}
+
 /// Installs the recorder for this process (once; a second call is an error) and, unless the port
 /// is 0, its HTTP listener on `port + local rank`, or on any free port when that one is taken
 /// (another job on the node): the targets file names the port actually used.
@@ -53,33 +74,18 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
     if INSTALLED.get().is_some() {
         return Err(anyhow!("the metrics exporter is already installed in this process"));
     }
-    let builder = || {
-        PrometheusBuilder::new()
-            .add_global_label("rank", identity.rank.to_string())
-            .add_global_label("job", identity.job.clone())
-            .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
-                names::SECONDS_BUCKETS,
-            )
-            .expect("the buckets are not empty")
-            .set_buckets_for_metric(
-                metrics_exporter_prometheus::Matcher::Full(names::SHARD_COMMIT_ROWS.into()),
-                names::ROWS_BUCKETS,
-            )
-            .expect("the buckets are not empty")
-    };
+    let rank = identity.rank.to_string();
     let mut endpoint = None;
     let handle = if settings.port == 0 {
-        let recorder = builder().build_recorder();
+        let recorder = builder(&rank, &identity.job).build_recorder();
         let handle = recorder.handle();
         metrics::set_global_recorder(recorder).map_err(|e| anyhow!("cannot install the metrics recorder: {e}"))?;
         handle
     } else {
         let wanted = settings.port as usize + identity.local_rank;
         let wanted = u16::try_from(wanted).map_err(|_| anyhow!("METRICS_PORT + local rank {wanted} is not a port"))?;
-        let addr = free_port(settings.addr, wanted)?;
+        let (ip, job) = (settings.addr, identity.job.clone());
         let (tx, rx) = std::sync::mpsc::channel();
-        let b = builder().with_http_listener(addr);
         std::thread::Builder::new()
             .name("metrics-exporter".into())
             .spawn(move || {
@@ -87,14 +93,10 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
                     Ok(r) => r,
                     Err(e) => return drop(tx.send(Err(anyhow!("cannot start the exporter's runtime: {e}")))),
                 };
-                let built = {
-                    let _guard = runtime.enter();
-                    b.build()
-                };
-                match built {
-                    Ok((recorder, exporter)) => {
+                match listen(&runtime, ip, wanted, || builder(&rank, &job)) {
+                    Ok((recorder, exporter, addr)) => {
                         let handle = recorder.handle();
-                        if tx.send(Ok((recorder, handle))).is_ok() {
+                        if tx.send(Ok((recorder, handle, addr))).is_ok() {
                             // Serves until the process ends; a listener that fails later only
                             // costs the scrapes, never the download.
                             if let Err(e) = runtime.block_on(exporter) {
@@ -102,11 +104,11 @@ pub fn install(settings: &ExporterSettings, identity: Identity) -> anyhow::Resul
                             }
                         }
                     }
-                    Err(e) => drop(tx.send(Err(anyhow!("cannot listen on {addr}: {e}")))),
+                    Err(e) => drop(tx.send(Err(e))),
                 }
             })
             .context("cannot start the exporter's thread")?;
-        let (recorder, handle) = rx.recv().context("the exporter's thread ended before it started")??;
+        let (recorder, handle, addr) = rx.recv().context("the exporter's thread ended before it started")??;
         metrics::set_global_recorder(recorder).map_err(|e| anyhow!("cannot install the metrics recorder: {e}"))?;
         endpoint = Some(addr);
         handle
@@ -144,18 +146,53 @@ pub fn snapshot(out: &Path) {
     }
 }
 
-/// `wanted` if it is free on `addr`, else a port the system picks.
-fn free_port(addr: IpAddr, wanted: u16) -> anyhow::Result<SocketAddr> {
-    if TcpListener::bind((addr, wanted)).is_ok() {
-        return Ok(SocketAddr::new(addr, wanted));
+/// The recorder and its listener, on `wanted` if it can be had, else on a port the system picks,
+/// tried up to [`LISTEN_ATTEMPTS`] times.
+fn listen(
+    runtime: &tokio::runtime::Runtime,
+    ip: IpAddr,
+    wanted: u16,
+    builder: impl Fn() -> PrometheusBuilder,
+) -> anyhow::Result<(PrometheusRecorder, ExporterFuture, SocketAddr)> {
+    let _guard = runtime.enter();
+    let mut last = None;
+    for attempt in 0..LISTEN_ATTEMPTS {
+        let addr = match free_port(ip, (attempt == 0).then_some(wanted))? {
+            Some(addr) => addr,
+            None => continue,
+        };
+        match builder().with_http_listener(addr).build() {
+            Ok((recorder, exporter)) => {
+                if addr.port() != wanted {
+                    super::events::log(
+                        "WARN",
+                        &format!(
+                            "metrics: port {wanted} on {ip} is taken (another job on this node?); serving on {} instead",
+                            addr.port()
+                        ),
+                    );
+                }
+                return Ok((recorder, exporter, addr));
+            }
+            Err(BuildError::FailedToCreateHTTPListener(e)) => last = Some(format!("{addr}: {e}")),
+            Err(e) => return Err(anyhow!("cannot listen on {addr}: {e}")),
+        }
     }
-    let any = TcpListener::bind((addr, 0)).with_context(|| format!("cannot listen on {addr} for metrics"))?;
-    let port = any.local_addr()?.port();
-    super::events::log(
-        "WARN",
-        &format!("metrics: port {wanted} on {addr} is taken (another job on this node?); serving on {port} instead"),
-    );
-    Ok(SocketAddr::new(addr, port))
+    let last = last.unwrap_or_else(|| format!("port {wanted} is taken"));
+    Err(anyhow!("cannot listen on {ip} after {LISTEN_ATTEMPTS} tries (last: {last}); set METRICS_PORT to a free port"))
+}
+
+/// `wanted` if it is free on `ip` now, else (or with no wish) a port the system picks; `None`
+/// when `wanted` is taken. The port is released at once: the listener binds it again.
+fn free_port(ip: IpAddr, wanted: Option<u16>) -> anyhow::Result<Option<SocketAddr>> {
+    let port = wanted.unwrap_or(0);
+    match TcpListener::bind((ip, port)) {
+        Ok(l) => Ok(Some(l.local_addr()?)),
+        Err(_) if wanted.is_some() => Ok(None),
+        Err(e) => Err(anyhow!(
+            "cannot listen on {ip} for metrics: {e}; set METRICS_ADDR to an address of this node (127.0.0.1 or 0.0.0.0)"
+        )),
+    }
 }
 
 impl Exporter {
@@ -208,4 +245,49 @@ pub fn scrape_address(endpoint: SocketAddr) -> String {
         }
     }
     endpoint.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_taken_between_the_check_and_the_bind_is_given_up_for_another_that_serves() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let wanted = TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+        // A neighbour takes the wanted port after the check found it free, as a job started at
+        // the same moment does.
+        let neighbour = std::cell::RefCell::new(None);
+        let builder = || {
+            neighbour.borrow_mut().get_or_insert_with(|| TcpListener::bind((ip, wanted)).unwrap());
+            PrometheusBuilder::new()
+        };
+        let (_recorder, exporter, addr) = listen(&runtime, ip, wanted, builder).unwrap();
+        assert!(neighbour.borrow().is_some(), "the neighbour took the port");
+        assert_ne!(addr.port(), wanted);
+        // The port it reports is the one it serves on.
+        runtime.spawn(exporter);
+        let answer = runtime.block_on(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+            let mut text = String::new();
+            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_string(&mut text))
+                .await
+                .unwrap()
+                .unwrap();
+            text
+        });
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    #[test]
+    fn an_address_that_is_not_this_nodes_is_named_in_the_error() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        // TEST-NET-1: never an address of this machine.
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let err = listen(&runtime, ip, 9464, PrometheusBuilder::new).err().unwrap().to_string();
+        assert!(err.contains("192.0.2.7") && err.contains("METRICS_ADDR"), "{err}");
+    }
 }

@@ -62,10 +62,10 @@ bench-download: setup
 		$${baseline:+--baseline-bin "$$baseline" --baseline-label $(shell echo $(BENCH_BASELINE) | cut -c1-7)}
 
 # Runs the download on 1 rank, then on 4 (mpirun), against local hosts limited to 2, 8 and 30
-# req/s, two with random 503s and one unlimited, then against real nginx limit_req hosts
-# (rates 0.5-20 req/s, bursts, nodelay and delay mode, Retry-After; scripts/nginx.sh installs
-# nginx; 240 s of URLs per shape), and prints per host what the servers saw and the rate-control
-# goals as PASS or MISS. BENCH_SCALE=0.25 gives a quick run.
+# req/s, two with random 503s and one unlimited (240 s of URLs at 2 req/s), then against real
+# nginx limit_req hosts (rates 0.5-20 req/s, bursts, nodelay and delay mode, Retry-After;
+# scripts/nginx.sh installs nginx; 240 s of URLs per shape), and prints per host what the
+# servers saw and the rate-control goals as PASS or MISS. BENCH_SCALE=0.25 gives a quick run.
 BENCH_SCALE ?= 1
 bench-politeness: setup
 	cargo build --locked --release --workspace

@@ -173,8 +173,8 @@ pub struct BenchDownloadArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchPolitenessArgs {
-    /// Multiplies every host's URL count: 1 is the full mix (a few hundred URLs, at least 40 s
-    /// per run), 0.25 a quick run.
+    /// Multiplies every host's URL count: 1 gives each run a floor of 240 s (a few minutes per
+    /// run), 0.25 a quick run, 0.17 the 40 s floors of the first measurements.
     #[arg(long, default_value_t = 1.0)]
     pub scale: f64,
     /// Scratch folder (removed afterwards, unless --keep or a run failed).

@@ -326,9 +326,10 @@ fn a_real_prometheus_finds_both_ranks_and_every_dashboard_panel_returns_data() {
     // an assertion fails.
     let mut pipe = child.stderr.take().unwrap();
     let messages = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
+        let mut bytes = Vec::new();
+        // Only shown when an assertion fails: a read error keeps what was read before it.
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
     });
 
     // While the download runs: both ranks are up in Prometheus, and each panel query returns
@@ -350,6 +351,7 @@ fn a_real_prometheus_finds_both_ranks_and_every_dashboard_panel_returns_data() {
     }
     let status = child.wait().unwrap();
     let messages = messages.join().unwrap();
+    // Prometheus's log, only shown when an assertion fails (none written: nothing to show).
     let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
     let log: Vec<&str> = log.lines().filter(|l| l.contains("level=WARN") || l.contains("level=ERROR")).collect();
     let seen = format!("the ranks said:\n{messages}\nPrometheus warned:\n{}", log.join("\n"));

@@ -48,7 +48,7 @@ use distributed_downloader::store::shards::ledger;
 use distributed_downloader::store::tables::read_servers_table;
 use test_origin::{Nginx, NginxHost, RequestLog};
 
-use super::{download, prepare, server_key, Rows, MAX_RATE_LIMIT, RANKS};
+use super::{download, prepare, server_key, Rows, FLOOR_SECS, MAX_RATE_LIMIT, RANKS};
 
 /// The shapes: (rate req/s, burst, nodelay, Retry-After s). Not the cross product: each rate at
 /// the bursts and modes small servers are configured with, and `Retry-After` on a few.
@@ -66,12 +66,6 @@ const SHAPES: [(f64, u32, bool, Option<u32>); 12] = [
     (20.0, 10, true, None),
     (20.0, 4, false, None),
 ];
-/// Every shape's floor at `--scale 1`: four minutes. The goals are about the limited hosts of a
-/// GBIF run, whose floors are hours, and the start is gentle by design (DESIGN §4: 1 req/s,
-/// at most ×1.42 a second): reaching 20 req/s costs a fast host about 6 s of its floor, 15% of
-/// 40 s (the floor here until 2026-12-03) against the 10% goal (g) allows, but under 3% of 240 s.
-/// Two runs take about ten minutes; `--scale 0.17` is the old 40 s.
-const FLOOR_SECS: f64 = 240.0;
 /// The shapes listen on 127.0.2.1, .2, …: apart from the scripted section's 127.0.0.x.
 const ADDR_PREFIX: [u8; 3] = [127, 0, 2];
 /// The end of a host's run whose served rate is "held".

@@ -50,6 +50,8 @@ pub struct Fetched {
     pub content_type: Option<String>,
     /// From sending to the response head.
     pub head_after: Duration,
+    /// When the response head came.
+    pub head_at: Instant,
     /// Every `X-Robots-Tag` header value.
     pub robots_tags: Vec<String>,
     /// The URL that gave this answer, when redirects were followed to it.
@@ -223,7 +225,8 @@ pub async fn fetch_from(
         url = to;
     };
     let final_url = (redirects > 0).then(|| url.to_string());
-    let head_after = sent.elapsed();
+    let head_at = Instant::now();
+    let head_after = head_at.saturating_duration_since(sent);
     let status = response.status().as_u16();
     let header = |name: reqwest::header::HeaderName| {
         response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -240,6 +243,7 @@ pub async fn fetch_from(
         retry_after,
         content_type,
         head_after,
+        head_at,
         robots_tags,
         final_url,
         redirects,

@@ -145,6 +145,12 @@ impl RateController {
         self.memory.is_some()
     }
 
+    /// Whether a memory test found that the host forgets what it was sent: a spacing limit,
+    /// which judges each request by the gap since the last one it let through (`arrival.rs`).
+    pub fn forgets(&self) -> bool {
+        self.spacing_known
+    }
+
     /// What the gate should do while a memory test runs; `None` when none does.
     pub fn memory_step(&self, now: Instant) -> Option<TestStep> {
         let t = self.memory.as_ref()?;

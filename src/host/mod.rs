@@ -11,9 +11,11 @@
 //! the evidence `send_log` keeps and `leaky_fit` fits to nginx's `limit_req` (its inputs and
 //! reports are in `signal`); `retry` decides per URL whether and when to try again and parks a
 //! server that stopped answering; `state` gathers these into one host's live state and its
-//! serialisable form, which moves between ranks and runs. Each keeps its defaults beside it;
-//! `config` reads the keys that change them.
+//! serialisable form, which moves between ranks and runs; `arrival` holds the next request back
+//! when an answer shows that one reached a host that forgets late. Each keeps its defaults
+//! beside it; `config` reads the keys that change them.
 
+pub mod arrival;
 pub mod leaky_fit;
 pub mod outcome;
 pub mod rate;

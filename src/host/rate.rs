@@ -62,6 +62,8 @@
 //! limit (the memory test's verdict) refused after `STEADY_ANSWERS` let through in a row was hit
 //! by a delay spike on our side: its spacing widens by `ARRIVAL_JITTER`, with no other cut; so
 //! once when refused sooner, and never is it held at a rate the fit allows only with a burst.
+//! Most spikes are never refused: a late answer from such a host holds the next request back
+//! by its lateness (`arrival.rs`, in `state.rs`'s gate).
 //!
 //! **Failures are not refusals.** Only a 429, or an error status with a `Retry-After`, speaks
 //! about the rate (`retry.rs` honours the `Retry-After`). A 5xx without one, a 408 or a timeout

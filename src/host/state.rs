@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::arrival::ArrivalGuard;
 use super::rate::{KnownLimit, RateChange, RateConfig, RateController, TestStep, LIMIT_TRUST_AGE, MAX_PROBE_INTERVAL};
 use super::retry::{Availability, BreakerPolicy, CircuitBreaker};
 use super::token_bucket::{TokenBucket, DEFAULT_BURST};
@@ -137,6 +138,8 @@ pub struct LiveHost {
     /// When a restored limit was last seen (Unix ms), written back unchanged until it is seen
     /// again in this process.
     limit_seen_unix_ms: Option<u64>,
+    /// Holds the next request back when an answer came late from a host that forgets.
+    arrival: ArrivalGuard,
 }
 
 impl LiveHost {
@@ -148,7 +151,14 @@ impl LiveHost {
     /// A host whose rate controller is already built (a test's, or a restored one).
     pub fn with_rate(rate: RateController, breaker: BreakerPolicy, now: Instant) -> LiveHost {
         let bucket = TokenBucket::new(rate.rate(), DEFAULT_BURST, now);
-        LiveHost { rate, bucket, breaker: CircuitBreaker::new(breaker), backoff_until: None, limit_seen_unix_ms: None }
+        LiveHost {
+            rate,
+            bucket,
+            breaker: CircuitBreaker::new(breaker),
+            backoff_until: None,
+            limit_seen_unix_ms: None,
+            arrival: ArrivalGuard::default(),
+        }
     }
 
     /// Whether to send a request now, given how many are in flight. Takes a token on `Send`;
@@ -178,6 +188,9 @@ impl LiveHost {
                 return Gate::Send;
             }
             None => {}
+        }
+        if let Some(until) = self.arrival.hold(now) {
+            return Gate::Wait { until };
         }
         let lateness = self.bucket.lateness(now);
         match self.bucket.try_take(now) {
@@ -212,6 +225,14 @@ impl LiveHost {
             self.pause(wait, now);
         }
         change
+    }
+
+    /// The head of the answer to the request sent at `sent_at` came at `head_at`: a late one
+    /// from a host that forgets holds the next request back (`arrival.rs`). Called before
+    /// `observe` for the same answer, for every answer with a status.
+    pub fn heard(&mut self, sent_at: Instant, head_at: Instant) {
+        let spacing = Duration::from_secs_f64(1.0 / self.bucket.rate());
+        self.arrival.heard(sent_at, head_at, spacing, self.rate.forgets());
     }
 
     /// Another share of this host was refused: follow its rate down and honour its pause.
@@ -309,6 +330,7 @@ impl LiveHost {
             ),
             backoff_until: state.backoff_until_unix_ms.map(|ms| from_unix_ms(ms, now, wall)).filter(|u| *u > now),
             limit_seen_unix_ms: state.limit_seen_unix_ms,
+            arrival: ArrivalGuard::default(),
         }
     }
 }

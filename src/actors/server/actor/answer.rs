@@ -36,6 +36,9 @@ impl ServerActor {
         self.in_flight -= 1;
         task.attempts += 1;
         let now = Instant::now();
+        if let Ok(f) = &result {
+            self.live.heard(sent_at, f.head_at);
+        }
         let Answer { outcome, retry_after, detail } = self.report(&mut task, sent_at, now, &result);
         let Some(outcome) = outcome else {
             // Too large: the server answered fine, the URL is simply not for us.

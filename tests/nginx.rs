@@ -13,6 +13,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use test_origin::{images, Nginx, NginxHost, RequestLog};
@@ -264,4 +266,67 @@ fn a_slow_bucket_and_a_fast_limit_without_burst_are_told_apart_after_the_first_r
         let pause = next - refused[0];
         assert!(pause >= Duration::from_secs(1), "8 req/s: the next request {pause:?} after the first 429");
     }
+}
+
+/// A server machine that pauses, as a busy or virtual one does: real nginx at 8 req/s without
+/// burst is stopped (SIGSTOP) for 25 ms every 0.6 s once the memory test has found its limit
+/// (its second 429). A request that reaches it in a pause is read late, and the next one, sent
+/// on time, lands too close behind it for a limit without burst. The late request's answer is
+/// late too, and the client holds the next one back by as much (`src/host/arrival.rs`): at most
+/// one refusal over 30 s of pauses (none seen; without the guard, 4 in 10 s, and the spacing
+/// widened to 148 ms), and every row is stored.
+#[test]
+fn a_server_that_pauses_does_not_make_a_limit_without_burst_refuse_the_next_request() {
+    const FLOOR: f64 = 40.0;
+    const PAUSE: Duration = Duration::from_millis(25);
+    const EVERY: Duration = Duration::from_millis(600);
+    let (nginx, job, urls) = limited_for(vec![NginxHost::loopback(72, 8.0)], "", FLOOR);
+    let pid = nginx.pid().expect("nginx runs") as libc::pid_t;
+    let done = Arc::new(AtomicBool::new(false));
+    let pauser = {
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(180);
+            let mut started = None;
+            while !done.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let Some(_) = started else {
+                    if nginx.log(0).count_status(429) >= 2 {
+                        started = Some(Instant::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                };
+                // SAFETY: kill(2) on the nginx child this test started and still owns.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(PAUSE);
+                // SAFETY: as above; the server goes on.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+                std::thread::sleep(EVERY - PAUSE);
+            }
+            (nginx, started)
+        })
+    };
+    let result = job.download(&[]);
+    done.store(true, Ordering::Relaxed);
+    let (nginx, started) = pauser.join().expect("the pausing thread");
+    assert!(result.status.success(), "download failed: {}", stderr(&result));
+    let log = assert_done_once(&nginx, &job, &urls, None).remove(0);
+    let started = started.expect("the memory test's second 429 came") - nginx.started_at();
+    let refused: Vec<Duration> = log.iter().filter(|r| r.status == 429).map(|r| r.arrived).collect();
+    let gaps: Vec<f64> = log
+        .iter()
+        .filter(|r| r.arrived > started)
+        .map(|r| r.arrived.as_secs_f64())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
+    let mut sorted = gaps.clone();
+    sorted.sort_by(f64::total_cmp);
+    let usual = sorted[sorted.len() / 2];
+    let late = gaps.iter().filter(|g| **g >= usual + 0.010).count();
+    eprintln!("pauses from {started:?}; 429s at {refused:?}; usual gap {usual:.3} s; {late} gaps 10 ms or more longer");
+    assert!(late >= 4, "only {late} requests reached nginx late: the pauses tested nothing");
+    let after = refused.iter().filter(|t| **t > started).count();
+    assert!(after <= 1, "{after} refusals while nginx paused: 429s at {refused:?} (pauses from {started:?})");
 }

@@ -297,6 +297,12 @@ impl Nginx {
         self.started
     }
 
+    /// The nginx process's id while it runs (`master_process off`: it is the server itself), for
+    /// a test that pauses the server as a busy machine would.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// What host `i` has logged so far, in arrival order: every request that has ended (see the
     /// module docs). Still readable after `stop()`. A line that does not parse is skipped (none
     /// should: the format is ours).

@@ -1,8 +1,8 @@
 //! The goals against nginx `limit_req` shapes and a token bucket, in the virtual time of
-//! `rate_sim.rs` (the simulator `rate_tests.rs` uses): refusals, held share, wall against the
-//! floor, peak per second, delay mode's queue and the learned rate, shape by shape.
+//! the simulator (`rate_sim_tests.rs`): refusals, held share, wall against the floor, peak per
+//! second, delay mode's queue and the learned rate, shape by shape.
 //!
-//! # Figures of `rate.rs`'s rules (the simulation of `rate_sim.rs`: virtual time, 5 ms
+//! # Figures of `rate.rs`'s rules (the simulation: virtual time, 5 ms
 //! latency, arrivals jittered by up to 3 ms, default settings, 40 req/s ceiling)
 //! - Sliding windows of 0.5–50 req/s: 1–2 refusals, held at 97%. nginx with no burst (spacing)
 //!   0.5–12.5 req/s: 1–2 refusals, 92–97%; at 30 and 50 req/s the 3 ms of jitter is 9–15% of a

@@ -1,11 +1,12 @@
-//! The rate rules of `rate.rs`, driven in virtual time against simulated limiters (`rate_sim.rs`).
+//! The rate rules of `rate.rs`, driven in virtual time against simulated limiters (the
+//! simulator is `rate_sim_tests.rs`).
 
 use super::super::retry::BreakerPolicy;
 use super::super::state::{Gate, LiveHost};
 use super::*;
 use std::time::Duration;
 
-#[path = "rate_sim.rs"]
+#[path = "rate_sim_tests.rs"]
 mod sim;
 use sim::*;
 

@@ -2,11 +2,8 @@
 //! limiters servers run (`Limiter`), requests reaching it after a `Lag`, answers after a
 //! latency, all in virtual time, and what the server saw (`SimResult`).
 
-use super::super::super::retry::BreakerPolicy;
-use super::super::super::state::{Gate, LiveHost};
-use super::super::*;
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+// The parent's imports: `rate.rs`'s items, and the host's gate (`LiveHost`, `Gate`).
+use super::*;
 use test_origin::rng::SplitMix64;
 
 /// How a simulated host decides whether to serve a request.

@@ -4,7 +4,7 @@
 //! the gap the server sees is the spacing less that lateness. The hold keeps `ARRIVAL_JITTER`
 //! clear of the limit on each side; a machine that pauses for 15 ms (a busy node, a virtual
 //! machine's stolen time) eats that. Against real nginx at 8 req/s, about one run in eight had
-//! a refusal of this kind, each one right after a request that arrived 10–15 ms late.
+//! a refusal of this kind (one came after a request 15 ms late: gaps of 146 ms, then 117).
 //!
 //! A request that reached the server late is answered late by as much, so the answer tells.
 //! Its head came back later than the quickest of the host's recent heads: whatever of that is
@@ -116,7 +116,7 @@ mod tests {
         let last = steady(&mut guard, t0, 5);
         let slow = last + SPACING;
         guard.heard(slow, slow + ms(900), SPACING, true);
-        assert_eq!(guard.hold(slow + ms(900)), None, "the next left long before this answer");
+        assert_eq!(guard.hold(slow + ms(900)), None, "by the time it came, the wait is over");
         let hold = guard.hold(slow + ms(10)).expect("held back");
         assert_eq!(hold, slow + SPACING + SPACING / 2);
     }

@@ -321,6 +321,7 @@ fn a_server_that_pauses_does_not_make_a_limit_without_burst_refuse_the_next_requ
         .windows(2)
         .map(|w| w[1] - w[0])
         .collect();
+    assert!(gaps.len() >= 20, "{} requests after the pauses began at {started:?}: nothing to judge", gaps.len());
     let mut sorted = gaps.clone();
     sorted.sort_by(f64::total_cmp);
     let usual = sorted[sorted.len() / 2];

@@ -1,4 +1,5 @@
-//! A token bucket in requests per second: the one thing that spaces requests to a host.
+//! A token bucket in requests per second: what spaces requests to a host (a late answer from a
+//! host that forgets adds a wait on top, `arrival.rs`, which the gate in `state.rs` checks first).
 //!
 //! Tokens accrue at `rate` per second up to `burst`; a request takes one. With the default burst
 //! of 1, requests are spaced at least `1/rate` apart, evenly, however long the host was idle.

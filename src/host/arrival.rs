@@ -41,20 +41,23 @@ pub struct ArrivalGuard {
 
 impl ArrivalGuard {
     /// The request that left at `sent_at` was answered (its head) at `head_at`; `spacing` is the
-    /// host's spacing now, and `forgets` whether its limit judges gaps alone.
-    pub fn heard(&mut self, sent_at: Instant, head_at: Instant, spacing: Duration, forgets: bool) {
+    /// host's spacing now, and `forgets` whether its limit judges gaps alone. Returns how much
+    /// later than the quickest recent head this one came (`None` for the first heard), which
+    /// bounds how late the request reached the server.
+    pub fn heard(&mut self, sent_at: Instant, head_at: Instant, spacing: Duration, forgets: bool) -> Option<Duration> {
         let took = head_at.saturating_duration_since(sent_at);
         let quickest = self.heads.iter().min().copied();
         self.heads.push_back(took);
         if self.heads.len() > HEADS_KEPT {
             self.heads.pop_front();
         }
-        let Some(quickest) = quickest.filter(|_| forgets) else { return };
-        let late = took.saturating_sub(quickest + ARRIVAL_JITTER).min(spacing.mul_f64(MAX_WAIT_SHARE));
-        if late > Duration::ZERO {
+        let behind = took.saturating_sub(quickest?);
+        let late = behind.saturating_sub(ARRIVAL_JITTER).min(spacing.mul_f64(MAX_WAIT_SHARE));
+        if forgets && late > Duration::ZERO {
             let until = sent_at + spacing + late;
             self.not_before = Some(self.not_before.map_or(until, |n| n.max(until)));
         }
+        Some(behind)
     }
 
     /// When the next request may leave, if a late answer holds it back at `now`.

@@ -14,8 +14,10 @@
 //!   climb crosses the rate, comes long enough after the first to pin the rate.
 //! - A spacing limit refuses the third, or the second (which ends the test: no third goes). The
 //!   limit is no slower than the last spacing it let through (the second's, or the ramp's),
-//!   widened by the arrival jitter, and the host is held that jitter clear of it
-//!   (`spacing_hold`): two refusals and about two seconds spent.
+//!   widened by how late that request may have arrived, and the host is held `ARRIVAL_JITTER`
+//!   clear of it: two refusals and about two seconds spent. How late it arrived is read from
+//!   its answer's head when that was heard (`arrival.rs`), and taken to be the jitter when not
+//!   (`spacing_hold`).
 //!
 //! A first request refused (the bucket drained less than a request: a burst above
 //! `DRAIN_BURST`) or a failure ends the test as a host that remembers: the careful reading.
@@ -48,6 +50,18 @@ pub(super) fn spacing_hold(accepted: f64) -> f64 {
     1.0 / (1.0 / accepted + 2.0 * ARRIVAL_JITTER.as_secs_f64())
 }
 
+/// Added to a measured lateness for what the head's time cannot show: nginx reads its clock in
+/// whole milliseconds, and the quickest head stands for the quickest arrival only to within a
+/// fraction of one.
+const HEAD_SLACK: Duration = Duration::from_millis(1);
+
+/// The longest spacing a limit can have that let a request through `gap` after the one before
+/// it, that request `late` behind the quickest arrival (`None`: not known, so the jitter) and
+/// the one before no earlier than the quickest.
+fn seen_gap(gap: Duration, late: Option<Duration>) -> Duration {
+    gap + late.map_or(ARRIVAL_JITTER, |l| l + HEAD_SLACK)
+}
+
 /// What `LiveHost`'s gate should do while a memory test runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestStep {
@@ -71,35 +85,60 @@ pub(super) struct MemoryTest {
     accepted: [Option<bool>; 3],
     /// The climb if the host remembers.
     remembers: Recovery,
-    /// The rate held if it forgets, by whether the second request got through.
-    forgets: [f64; 2],
+    /// The limit's spacing is no longer than this if it forgets: from the ramp's last accepted
+    /// request (`seen_gap`).
+    ramp_bound: Duration,
+    /// How far behind the quickest the second request's answer began, if heard.
+    second_late: Option<Duration>,
     /// The rate the ramp's refused request went at.
     refused_rate: f64,
 }
 
 impl MemoryTest {
     /// A test after the ramp's request sent at `refused_rate` was refused, the one before it
-    /// accepted at `accepted_rate`: its first request goes `pause` from `now`.
-    /// `remembers` is the climb to run if all three get through.
+    /// accepted at `accepted_rate`, the server having seen it at most `accepted_gap` behind the
+    /// one before (`SendLog::last_accepted_gap`, if its head was heard): its first request goes
+    /// `pause` from `now`. `remembers` is the climb to run if all three get through.
     pub(super) fn new(
         now: Instant,
         pause: Duration,
         refused_rate: f64,
-        accepted_rate: f64,
+        (accepted_rate, accepted_gap): (f64, Option<Duration>),
         remembers: Recovery,
     ) -> MemoryTest {
         let refused = 1.0 / refused_rate.max(MIN_RATE);
-        let middle = (1.0 / accepted_rate.max(MIN_RATE) + refused) / 2.0;
-        let ceiling = refused_rate * HOLD_FRACTION;
+        let accepted = Duration::from_secs_f64(1.0 / accepted_rate.max(MIN_RATE));
+        let middle = (accepted.as_secs_f64() + refused) / 2.0;
+        let ramp_bound = seen_gap(accepted, None).min(accepted_gap.unwrap_or(Duration::MAX));
         MemoryTest {
             after: now + pause.min(MAX_TEST_PAUSE),
             gaps: [Duration::from_secs_f64(middle), Duration::from_secs_f64(refused / 2.0)],
             sent: [None; 3],
             accepted: [None; 3],
             remembers,
-            forgets: [spacing_hold(accepted_rate).min(ceiling), spacing_hold(1.0 / middle).min(ceiling)],
+            ramp_bound,
+            second_late: None,
             refused_rate,
         }
+    }
+
+    /// The rate a host that forgets is held at, by whether the second request got through: one
+    /// `ARRIVAL_JITTER` slower than the longest spacing the limit can have (for the lateness of
+    /// requests to come that the late-answer wait in `arrival.rs` does not cover), and no faster
+    /// than `HOLD_FRACTION` of the refused rate. When the second got through, the gap the
+    /// server saw before it bounds the limit too: the gap it left after the first, widened by
+    /// its lateness. Against real nginx at 8 req/s (2026-12-03) the ramp was refused at 125 ms
+    /// and the second let through at 128; with its lateness taken to be the jitter the hold was
+    /// 134 ms, 0.93 of the limit, and the run missed its wall time by 0.1 s.
+    fn forgets_hold(&self, second_through: bool) -> f64 {
+        let bound = match (second_through, self.sent) {
+            (true, [Some(first), Some(second), _]) => {
+                let gap = second.saturating_duration_since(first);
+                seen_gap(gap, self.second_late).min(self.ramp_bound)
+            }
+            _ => self.ramp_bound,
+        };
+        (1.0 / (bound + ARRIVAL_JITTER).as_secs_f64()).min(self.refused_rate * HOLD_FRACTION)
     }
 
     /// The rate the next request of the test goes at, for the send log.
@@ -128,6 +167,8 @@ impl RateController {
     ) -> bool {
         let drained = fit.lowest_with_burst(burst).filter(|_| burst >= DRAIN_BURST && self.max_in_flight >= 2);
         let ramp = self.sends.last_accepted_pressed(sent_at).filter(|r| spacing_hold(*r) >= TEST_MIN_HOLD * r);
+        let measured = self.sends.last_accepted_gap(sent_at).map(|(gap, late)| seen_gap(gap, Some(late)));
+        let ramp = ramp.map(|r| (r, measured));
         let Some((drained, ramp)) = drained.zip(ramp) else { return false };
         // If it remembers: where the host must let its bucket drain, if its burst is at most
         // DRAIN_BURST, but no deeper than the first refusal's rule goes.
@@ -168,6 +209,16 @@ impl RateController {
         self.test_remembers(now);
     }
 
+    /// The head of the answer to the request sent at `sent_at` came `late` after the host's
+    /// quickest recent head (`ArrivalGuard::heard`): how late it reached the server, at most.
+    /// Kept in the send log for the ramp, and for the test's second request.
+    pub fn heard(&mut self, sent_at: Instant, late: Duration) {
+        self.sends.heard(sent_at, late);
+        if let Some(t) = self.memory.as_mut().filter(|t| t.sent[1] == Some(sent_at)) {
+            t.second_late = Some(late);
+        }
+    }
+
     /// Records a send of the test, if one was due, and returns the rate it went at.
     pub(super) fn memory_sent(&mut self, now: Instant) -> Option<f64> {
         let t = self.memory.as_mut()?;
@@ -191,7 +242,8 @@ impl RateController {
         let i = t.sent.iter().position(|s| *s == Some(sent_at))?;
         let Some(ok) = accepted else { return Some(self.test_remembers(now)) };
         t.accepted[i] = Some(ok);
-        let (answers, forgets) = (t.accepted, t.forgets);
+        let answers = t.accepted;
+        let forgets = [t.forgets_hold(false), t.forgets_hold(true)];
         if !ok {
             self.note_refusal(refused_rate, now);
         }
@@ -214,9 +266,9 @@ impl RateController {
         Some(ChangeReason::Refused)
     }
 
-    /// A spacing limit: held at `held`, twice the jitter clear of the last spacing let through
-    /// (not at the first refusal's estimate, 97% of that rate: above 5 req/s 3% of a spacing
-    /// is less than the jitter, and real nginx refused the hold at 8 req/s within a second). A
+    /// A spacing limit: held at `held` (`MemoryTest::forgets_hold`), not at the first refusal's
+    /// estimate, 97% of that rate: above 5 req/s 3% of a spacing is less than the jitter, and
+    /// real nginx refused the hold at 8 req/s within a second. A
     /// log that does not fit a spacing limit after all gets the careful climb.
     fn test_forgets(&mut self, held: f64, now: Instant) -> Option<ChangeReason> {
         let t = self.memory?;

@@ -83,6 +83,8 @@ pub struct Sent {
     pub answer: Answer,
     /// Seconds from send to answer, once answered.
     pub took: f64,
+    /// How far behind the host's quickest recent head its answer's head came, once heard.
+    pub head_late: Option<Duration>,
 }
 
 /// The recent sends of one host.
@@ -109,7 +111,7 @@ impl SendLog {
                 .sends
                 .back()
                 .is_some_and(|p| now.saturating_duration_since(p.at).as_secs_f64() <= PRESSED_SLACK * spacing);
-        self.sends.push_back(Sent { at: now, rate, pressed, answer: Answer::Pending, took: 0.0 });
+        self.sends.push_back(Sent { at: now, rate, pressed, answer: Answer::Pending, took: 0.0, head_late: None });
         if self.sends.len() > HISTORY_LEN {
             self.sends.pop_front();
         }
@@ -123,6 +125,14 @@ impl SendLog {
         sent.took = took;
         self.latency = Some(self.latency.map_or(took, |l| l + LATENCY_SMOOTHING * (took - l)));
         Some(*sent)
+    }
+
+    /// The head of the answer to the request sent at `sent_at` came `late` behind the host's
+    /// quickest recent head.
+    pub fn heard(&mut self, sent_at: Instant, late: Duration) {
+        if let Some(sent) = self.sends.iter_mut().rev().find(|s| s.at == sent_at) {
+            sent.head_late = Some(late);
+        }
     }
 
     /// Smoothed seconds from send to answer, once anything was answered.
@@ -158,6 +168,16 @@ impl SendLog {
     pub fn last_accepted_pressed(&self, refused_at: Instant) -> Option<f64> {
         let accepted = self.sends.iter().rev().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
         accepted.filter(|s| s.pressed).map(|s| s.rate).next()
+    }
+
+    /// The request `last_accepted_pressed` reads, and the send before it if that was accepted
+    /// too: how long after it the first left, and how far behind the quickest its head came.
+    /// The server saw them at most that much further apart. `None` if the head was not heard.
+    pub fn last_accepted_gap(&self, refused_at: Instant) -> Option<(Duration, Duration)> {
+        let pressed = |s: &Sent| s.at < refused_at && s.answer == Answer::Accepted && s.pressed;
+        let i = self.sends.iter().rposition(pressed)?;
+        let (before, last) = (self.sends.get(i.checked_sub(1)?)?, self.sends.get(i)?);
+        (before.answer == Answer::Accepted).then_some((last.at.saturating_duration_since(before.at), last.head_late?))
     }
 
     /// The rate at which the host answered a queue it was building before `refused_at`: the
@@ -308,5 +328,24 @@ mod tests {
         let read = answered.iter().find(|a| a.at == held).expect("held send in the fit's input");
         assert!(read.accepted);
         assert!(!answered.last().unwrap().accepted, "the refused one is a refusal");
+    }
+
+    #[test]
+    fn the_ramps_last_gap_is_read_with_how_late_its_answer_began() {
+        let t0 = Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut log = SendLog::default();
+        // A ramp's last three, 137 and 131 ms apart, answered 5 ms after each left.
+        for (sent, rate) in [(0, 7.3), (137, 7.65), (268, 8.0)] {
+            let sent = t0 + ms(sent);
+            log.record(sent, rate, Duration::ZERO);
+            log.answer(sent, Answer::Accepted, sent + ms(5));
+        }
+        let refused = t0 + ms(393);
+        log.record(refused, 8.0, Duration::ZERO);
+        log.answer(refused, Answer::Refused, refused);
+        assert_eq!(log.last_accepted_gap(refused), None, "no head heard: nothing measured");
+        log.heard(t0 + ms(268), ms(2));
+        assert_eq!(log.last_accepted_gap(refused), Some((ms(131), ms(2))));
     }
 }

@@ -229,10 +229,13 @@ impl LiveHost {
 
     /// The head of the answer to the request sent at `sent_at` came at `head_at`: a late one
     /// from a host that forgets holds the next request back (`arrival.rs`). Called before
-    /// `observe` for the same answer, for every answer with a status.
+    /// `observe` for the same answer, for every answer with a status. The memory test reads
+    /// how late its second request arrived from it (`memory_test.rs`).
     pub fn heard(&mut self, sent_at: Instant, head_at: Instant) {
         let spacing = Duration::from_secs_f64(1.0 / self.bucket.rate());
-        self.arrival.heard(sent_at, head_at, spacing, self.rate.forgets());
+        if let Some(late) = self.arrival.heard(sent_at, head_at, spacing, self.rate.forgets()) {
+            self.rate.heard(sent_at, late);
+        }
     }
 
     /// Another share of this host was refused: follow its rate down and honour its pause.

@@ -264,13 +264,22 @@ impl SendLog {
     }
 }
 
-/// The rate at which `sends` (newest first) were answered: their count less one over the time
-/// from the oldest answer to the newest. A queue's answers leave at the rate it is served at.
+/// The rate at which `sends` (newest first) were answered: one over the median time between
+/// one answer and the next. A queue's answers leave at the rate it is served at; an answer we
+/// read late (a rank busy for 20 ms) lengthens one interval and shortens the next, and the
+/// median reads neither. Over the span from the oldest answer to the newest, one such answer
+/// read a 8 req/s queue as 7.6 against real nginx, and the host was held at 92% of its limit.
 fn answered_rate(sends: &[&Sent]) -> Option<f64> {
-    let (newest, oldest) = (sends.first()?, sends.last()?);
     let done = |s: &Sent| s.at + Duration::from_secs_f64(s.took);
-    let span = done(newest).saturating_duration_since(done(oldest)).as_secs_f64();
-    (span > 0.0).then(|| (sends.len() - 1) as f64 / span)
+    let mut gaps: Vec<f64> =
+        sends.windows(2).map(|w| done(w[0]).saturating_duration_since(done(w[1])).as_secs_f64()).collect();
+    gaps.sort_by(f64::total_cmp);
+    let median = match gaps.len() {
+        0 => return None,
+        n if n % 2 == 1 => gaps[n / 2],
+        n => (gaps[n / 2 - 1] + gaps[n / 2]) / 2.0,
+    };
+    (median > 0.0).then(|| 1.0 / median)
 }
 
 #[cfg(test)]
@@ -347,5 +356,23 @@ mod tests {
         assert_eq!(log.last_accepted_gap(refused), None, "no head heard: nothing measured");
         log.heard(t0 + ms(268), ms(2));
         assert_eq!(log.last_accepted_gap(refused), Some((ms(131), ms(2))));
+    }
+
+    #[test]
+    fn a_queued_answer_read_late_does_not_slow_the_rate_the_queue_is_served_at() {
+        // nginx in delay mode at 8 req/s, our requests 10 req/s: its answers leave 125 ms apart,
+        // each 25 ms later than the one before, and the newest is read 21 ms late.
+        let t0 = Instant::now();
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut log = SendLog::default();
+        for i in 0..8u64 {
+            let sent = t0 + ms(100 * i);
+            log.record(sent, 10.0, Duration::ZERO);
+            let queued = ms(if i < 4 { 5 } else { 80 + 25 * (i - 4) });
+            let read_late = ms(if i == 7 { 21 } else { 0 });
+            log.answer(sent, Answer::Accepted, sent + queued + read_late);
+        }
+        let rate = log.queueing(None).expect("four answers queued and slower and slower");
+        assert!((rate - 8.0).abs() < 0.1, "served at 8 req/s, read as {rate:.2}");
     }
 }

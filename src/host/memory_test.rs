@@ -44,8 +44,9 @@ pub const MAX_TEST_PAUSE: Duration = Duration::from_secs(4);
 pub const TEST_MIN_HOLD: f64 = 0.94;
 
 /// The rate a spacing limit is held at once the test has found one, given a rate (`accepted`,
-/// req/s) at whose spacing a request was let through: the limit may be as slow as that spacing
-/// plus the jitter, and the hold keeps the jitter clear of that.
+/// req/s) at whose spacing a request was let through, when nothing says how late it arrived:
+/// the limit may be as slow as that spacing plus the jitter, and the hold keeps the jitter clear
+/// of that. The test's own holds read the lateness where they can (`MemoryTest::forgets_hold`).
 pub(super) fn spacing_hold(accepted: f64) -> f64 {
     1.0 / (1.0 / accepted + 2.0 * ARRIVAL_JITTER.as_secs_f64())
 }

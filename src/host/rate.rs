@@ -28,8 +28,8 @@
 //! such a bucket by three requests, three go, the last half the refused spacing behind the one
 //! before. A bucket lets all through: the climb starts where it must drain and crosses its rate
 //! at `PIN_PACE`, slowly enough that the second refusal pins it. A spacing limit refuses one and
-//! is held twice `ARRIVAL_JITTER` clear of the last spacing it let through. The test runs when
-//! the ramp bounds the burst at `DRAIN_BURST` and that hold is `TEST_MIN_HOLD` of the ramp or more.
+//! is held a jitter clear of the widest gap it can have seen before the last it let through. The
+//! test runs only where it can tell the two apart (`RateController::start_memory_test`).
 //!
 //! **A second refusal pins the rate.** A refused creep is held at `HOLD_FRACTION` of the fastest
 //! rate accepted since the cut, but no higher than two holds below the refused rate (a window

@@ -49,7 +49,8 @@ pub fn write_learned(out: &Path, states: &[(String, u32, HostState)]) -> anyhow:
 
 /// One state per host from (host, shares, share state) triples. A split host's shares are added
 /// back up: its rate and in-flight cap are k times the lowest share's, its known limit the
-/// lowest share limit times k, seen as often and as recently as any share saw it.
+/// lowest share limit times k, seen as often and as recently as any share saw it. That its limit
+/// judges gaps alone (`forgets`) is kept only for a host in one share.
 pub fn merge(states: &[(String, u32, HostState)]) -> HashMap<String, HostState> {
     let mut merged: HashMap<String, HostState> = HashMap::new();
     for (host, k, st) in states {
@@ -59,6 +60,7 @@ pub fn merge(states: &[(String, u32, HostState)]) -> HashMap<String, HostState> 
             rate: st.rate * k,
             known_limit: st.known_limit.map(|l| l * k),
             max_in_flight: st.max_in_flight.saturating_mul(shares),
+            forgets: st.forgets && shares == 1,
             ..st.clone()
         };
         merged
@@ -71,6 +73,7 @@ pub fn merge(states: &[(String, u32, HostState)]) -> HashMap<String, HostState> 
                     (a, b) => a.or(b),
                 };
                 m.limit_refusals = m.limit_refusals.max(whole.limit_refusals);
+                m.forgets = m.forgets && whole.forgets;
                 m.limit_seen_unix_ms = m.limit_seen_unix_ms.max(whole.limit_seen_unix_ms);
                 m.probe_interval_secs = match (m.probe_interval_secs, whole.probe_interval_secs) {
                     (Some(a), Some(b)) => Some(a.max(b)),
@@ -100,21 +103,24 @@ mod tests {
             parked_until_unix_ms: None,
             dead: false,
             saved_unix_ms: None,
+            forgets: false,
         }
     }
 
     #[test]
     fn a_split_hosts_shares_add_back_up_to_one_host_within_its_limits() {
+        let forgets = |st: HostState| HostState { forgets: true, ..st };
         let states = vec![
-            ("cdn".to_string(), 2, share(3.0, Some(3.5), 1)),
+            ("cdn".to_string(), 2, forgets(share(3.0, Some(3.5), 1))),
             ("cdn".to_string(), 2, share(2.5, None, 0)),
-            ("museum".to_string(), 1, share(1.94, Some(2.3), 2)),
+            ("museum".to_string(), 1, forgets(share(1.94, Some(2.3), 2))),
         ];
         let m = merge(&states);
         let cdn = &m["cdn"];
         assert_eq!(cdn.rate, 5.0, "twice the slower share: the host is never credited more than both held");
         assert_eq!(cdn.max_in_flight, 2, "each share had half the cap");
         assert_eq!((cdn.known_limit, cdn.limit_refusals), (Some(7.0), 1));
+        assert!(!cdn.forgets, "a share saw its own gaps, not the host's");
         assert_eq!(m["museum"], states[2].2, "an unsplit host is written as it is");
     }
 

@@ -63,6 +63,21 @@ fn seen_gap(gap: Duration, late: Option<Duration>) -> Duration {
     gap + late.map_or(ARRIVAL_JITTER, |l| l + HEAD_SLACK)
 }
 
+/// What is known of whether the host forgets what it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spacing {
+    /// Nothing: no memory test found it, or a refusal put a restored verdict in doubt.
+    Unknown,
+    /// An earlier run's memory test found it (`HostState::forgets`), and nothing in this run
+    /// has been refused since: late answers hold the next request back (`arrival.rs`), but the
+    /// first refusal is read as from a host nothing is known about (the server may have changed
+    /// its limiter: a window, a bucket, a slower spacing, each read as a spacing limit, was
+    /// refused again and again or held at 60–70% in the simulation).
+    Restored,
+    /// This run's memory test found it.
+    Found,
+}
+
 /// What `LiveHost`'s gate should do while a memory test runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestStep {
@@ -190,7 +205,15 @@ impl RateController {
     /// Whether a memory test found that the host forgets what it was sent: a spacing limit,
     /// which judges each request by the gap since the last one it let through (`arrival.rs`).
     pub fn forgets(&self) -> bool {
-        self.spacing_known
+        self.spacing_known != Spacing::Unknown
+    }
+
+    /// A host restored from a state whose memory test found it to forget (`HostState::forgets`),
+    /// if its limit is known too (the verdict came with a refusal): see `Spacing::Restored`.
+    pub fn restore_forgets(&mut self) {
+        if self.limit.is_some() {
+            self.spacing_known = Spacing::Restored;
+        }
     }
 
     /// What the gate should do while a memory test runs; `None` when none does.
@@ -278,7 +301,7 @@ impl RateController {
             return self.test_remembers(now);
         }
         self.memory = None;
-        self.spacing_known = true;
+        self.spacing_known = Spacing::Found;
         self.cut_at(now);
         self.recovery = None;
         self.rate = held.clamp(MIN_RATE, self.config.max_rate);

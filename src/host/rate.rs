@@ -90,7 +90,7 @@ use super::send_log::{Answer, SendLog};
 use crate::host::outcome::Outcome;
 
 pub use super::signal::{ChangeReason, RateChange, Signal};
-use memory_test::MemoryTest;
+use memory_test::{MemoryTest, Spacing};
 pub use memory_test::{TestStep, MAX_TEST_PAUSE, TEST_MIN_HOLD};
 use recovery::Recovery;
 pub use recovery::{
@@ -227,7 +227,7 @@ pub struct RateController {
     /// The memory test after a first refusal, while it runs (`memory_test.rs`), and whether one
     /// found a limit that remembers nothing (a spacing limit).
     memory: Option<MemoryTest>,
-    spacing_known: bool,
+    spacing_known: Spacing,
     /// Set when a climb back crept past its estimate to the refused spacing without a second
     /// refusal: the most a later round or run is taught (see [`RateController::learned_rate`]).
     unconfirmed_above: Option<f64>,
@@ -288,7 +288,7 @@ impl RateController {
             answers: VecDeque::new(),
             recovery: None,
             memory: None,
-            spacing_known: false,
+            spacing_known: Spacing::Unknown,
             unconfirmed_above: None,
             regrow_to: None,
             ceiling: None,

@@ -267,30 +267,6 @@ fn a_late_answer_from_a_spacing_limit_holds_the_next_request_back_and_nothing_is
     assert!(held >= 0.9, "held at {held:.2} of the limit");
 }
 
-/// A spacing limit that lets the memory test's second request through (8.3 req/s without
-/// burst, reached within 1 ms: the ramp is refused at 8.35, and the second goes 122 ms after the
-/// first, halfway to the 8.0 let through), as real nginx at 8 req/s let its second through at
-/// 128 ms. The host is held one jitter clear of the gap the server saw before the second, its
-/// lateness read from its answer's head: at 95% of the limit. With the lateness taken to be the
-/// jitter (heads not read) it is held at 94%, and against real nginx that was 93%.
-#[test]
-fn the_memory_tests_second_request_read_from_its_answer_holds_a_spacing_limit_closer() {
-    let limiter = Limiter::Leaky { rate: 8.3, burst: 0 };
-    let held = |heads_read: bool| {
-        let lag = Lag { heads_read, ..Lag::spread(Duration::from_millis(1)) };
-        let r =
-            simulate_lagged(limiter, Some(Duration::from_secs(1)), RateController::new(config(40.0)), LAN, lag, 120.0);
-        let held = r.served_rate(30.0, 120.0) / limiter.limit();
-        println!("heads read {heads_read}: refused at {:?}, held {held:.3}", r.refused);
-        assert!(r.controller.forgets(), "the memory test found a spacing limit");
-        assert_eq!(r.refusals, 2, "refused at {:?}", r.refused);
-        held
-    };
-    let (read, assumed) = (held(true), held(false));
-    assert!(read >= 0.95, "held at {read:.3} of the limit");
-    assert!(read > assumed + 0.01, "reading the head gained nothing: {read:.3} against {assumed:.3}");
-}
-
 /// A spacing limit the memory test found, refused soon after the verdict: at 8 req/s with
 /// `Retry-After: 1`, one request of the hold reaches the server 8 ms late, 2 ms more than the
 /// hold's margin, and the next comes in too close. The host forgets what it is sent, so the

@@ -226,3 +226,5 @@ fn a_crawl_delay_ceiling_holds_whatever_the_host_teaches_even_below_the_floor() 
 
 #[path = "rate_shapes_tests.rs"]
 mod shapes;
+#[path = "rate_verdict_tests.rs"]
+mod verdict;

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::super::leaky_fit::LeakyFit;
+use super::memory_test::Spacing;
 use super::{
     ChangeReason, KnownLimit, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MAX_PROBE_INTERVAL, MIN_RATE,
 };
@@ -132,11 +133,16 @@ impl RateController {
             return None;
         }
         self.note_refusal(refused_rate, now);
+        // A verdict from an earlier run is doubted at the first refusal: the server may have
+        // changed its limiter since, and the rules below read this run's log alone.
+        if self.spacing_known == Spacing::Restored {
+            self.spacing_known = Spacing::Unknown;
+        }
         let repeated = self.last_cut.is_some_and(|cut| now.saturating_duration_since(cut) < REPEAT_WINDOW);
         let probe = self.before_probe.take();
         let holding = self.phase == Phase::Hold && self.recovery.is_none();
         let held = holding && !repeated;
-        let at_hold = self.spacing_known && holding && refused_rate <= self.rate * 1.01;
+        let at_hold = self.spacing_known == Spacing::Found && holding && refused_rate <= self.rate * 1.01;
         let steady = at_hold && self.sends.accepted_in_a_row(sent_at) >= STEADY_ANSWERS;
         // A refused probe waits twice as long for the next; a delay spike is not a probe.
         if held && !(steady && probe.is_none()) {
@@ -165,7 +171,7 @@ impl RateController {
             self.fitted_cut = !steady;
             return Some(ChangeReason::Refused);
         }
-        if repeated && fitted_before && !self.spacing_known {
+        if repeated && fitted_before && self.spacing_known != Spacing::Found {
             // The fit did not describe this host: classic relief, then climb back to a step
             // below the rate refused. Not for good: a spacing limit held for minutes is refused
             // by one request that a delay spike brought in close behind the one before.
@@ -192,7 +198,7 @@ impl RateController {
         // the fit allows (against real nginx at 8 req/s, a request 4 ms early after the verdict
         // put the host at 0.83 req/s, a slow bucket's rate the fit allowed): only the rates that
         // need no burst.
-        let lowest = match self.spacing_known {
+        let lowest = match self.spacing_known == Spacing::Found {
             true => fit.burst_free().and_then(|(low, _)| low),
             false => fit.likeliest_whole(),
         };
@@ -203,7 +209,7 @@ impl RateController {
             self.rate = (low * HOLD_FRACTION).clamp(MIN_RATE, self.config.max_rate).min(ceiling);
             // A round island above the lowest is a guess: a refusal there rules it out, and is
             // the fit's to read again, not a sign that the fit does not describe the host.
-            self.fitted_cut = self.spacing_known || fit.lowest_whole().is_none_or(|l| low <= l);
+            self.fitted_cut = self.spacing_known == Spacing::Found || fit.lowest_whole().is_none_or(|l| low <= l);
             return Some(ChangeReason::Refused);
         }
         if let Some(climb) = climbing.filter(spaced) {

@@ -65,6 +65,12 @@ pub struct HostState {
     /// earlier round) keeps its outage; one from an earlier run does not (see [`HostState::for_run`]).
     #[serde(default)]
     pub saved_unix_ms: Option<u64>,
+    /// The memory test found that the host's limit judges each request only by the gap since
+    /// the last one it let through (nginx `limit_req` without burst; `memory_test.rs`). Restored
+    /// with its known limit: a late answer holds the next request back (`arrival.rs`) from the
+    /// first request, and a lone refusal widens the spacing instead of cutting the rate.
+    #[serde(default)]
+    pub forgets: bool,
 }
 
 impl HostState {
@@ -297,6 +303,7 @@ impl LiveHost {
             parked_until_unix_ms: self.breaker.parked_until().map(|i| to_unix_ms(i, now, wall)),
             dead: self.breaker.is_dead(),
             saved_unix_ms: Some(to_unix_ms(now, now, wall)),
+            forgets: self.rate.forgets(),
         }
     }
 
@@ -319,6 +326,9 @@ impl LiveHost {
         let mut rate = RateController::from_learned(config, state.rate, limit, state.max_in_flight, trusted);
         if let Some(secs) = state.probe_interval_secs.filter(|s| trusted && s.is_finite() && *s > 0.0) {
             rate.set_probe_interval(Duration::from_secs_f64(secs.min(MAX_PROBE_INTERVAL.as_secs_f64())));
+        }
+        if state.forgets {
+            rate.restore_forgets();
         }
         let parked_until = state.parked_until_unix_ms.map(|ms| from_unix_ms(ms, now, wall));
         LiveHost {

@@ -108,6 +108,22 @@ fn stored_format_from_an_earlier_run_still_reads() {
     assert_eq!(host.rate().rate(), 1.89);
     assert_eq!(host.rate().phase(), Phase::Hold, "a host with a known limit holds");
     assert_eq!(host.rate().probe_interval(), CAREFUL_PROBE_INTERVAL, "a limit of unknown age is probed soon");
+    assert!(!host.rate().forgets(), "a state from before the memory test's verdict was stored");
+}
+
+#[test]
+fn the_verdict_that_a_host_forgets_is_carried_with_its_limit() {
+    let now = Instant::now();
+    let base = LiveHost::new(RateConfig::default(), BreakerPolicy::default(), now).export(now, wall());
+    assert!(!base.forgets, "a new host's limit is not known to judge gaps");
+    let learned = HostState { rate: 7.74, known_limit: Some(8.35), limit_refusals: 2, forgets: true, ..base.clone() };
+    let read: HostState = serde_json::from_str(&serde_json::to_string(&learned).unwrap()).unwrap();
+    let host = LiveHost::restore(&read, RateConfig::default(), BreakerPolicy::default(), now, wall());
+    assert!(host.rate().forgets(), "restored: late answers hold the next request back");
+    assert!(host.export(now, wall()).forgets, "and written back by the next run");
+    let without_limit = HostState { forgets: true, ..base };
+    let host = LiveHost::restore(&without_limit, RateConfig::default(), BreakerPolicy::default(), now, wall());
+    assert!(!host.rate().forgets(), "a verdict without the limit it came with is not trusted");
 }
 
 #[test]

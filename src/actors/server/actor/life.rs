@@ -30,6 +30,9 @@ impl ServerActor {
             rate: s.rate / k,
             known_limit: s.known_limit.map(|l| l / k),
             max_in_flight: (s.max_in_flight / shares).max(1),
+            // A share sees only its own gaps, not the host's: the verdict that the host's limit
+            // judges gaps holds for a host in one share.
+            forgets: s.forgets && shares == 1,
             ..s.clone()
         });
         let robots = RobotsGate::new(engine.robots == RobotsPolicy::Obey, plan.asks_robots);

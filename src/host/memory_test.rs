@@ -28,7 +28,7 @@
 use std::time::{Duration, Instant};
 
 use super::super::leaky_fit::LeakyFit;
-use super::recovery::{Recovery, ARRIVAL_JITTER, DRAIN_BURST};
+use super::recovery::{Recovery, Spacing, ARRIVAL_JITTER, DRAIN_BURST};
 use super::{ChangeReason, RateController, DECREASE_FACTOR, HOLD_FRACTION, MIN_RATE};
 
 /// Longest pause before the test. The pause lets a bucket as slow as the log allows drain by
@@ -61,21 +61,6 @@ const HEAD_SLACK: Duration = Duration::from_millis(1);
 /// the one before no earlier than the quickest.
 fn seen_gap(gap: Duration, late: Option<Duration>) -> Duration {
     gap + late.map_or(ARRIVAL_JITTER, |l| l + HEAD_SLACK)
-}
-
-/// What is known of whether the host forgets what it was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spacing {
-    /// Nothing: no memory test found it, or a refusal put a restored verdict in doubt.
-    Unknown,
-    /// An earlier run's memory test found it (`HostState::forgets`), and nothing in this run
-    /// has been refused since: late answers hold the next request back (`arrival.rs`), but the
-    /// first refusal is read as from a host nothing is known about (the server may have changed
-    /// its limiter: a window, a bucket, a slower spacing, each read as a spacing limit, was
-    /// refused again and again or held at 60–70% in the simulation).
-    Restored,
-    /// This run's memory test found it.
-    Found,
 }
 
 /// What `LiveHost`'s gate should do while a memory test runs.

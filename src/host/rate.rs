@@ -90,9 +90,9 @@ use super::send_log::{Answer, SendLog};
 use crate::host::outcome::Outcome;
 
 pub use super::signal::{ChangeReason, RateChange, Signal};
-use memory_test::{MemoryTest, Spacing};
+use memory_test::MemoryTest;
 pub use memory_test::{TestStep, MAX_TEST_PAUSE, TEST_MIN_HOLD};
-use recovery::Recovery;
+use recovery::{Recovery, Spacing};
 pub use recovery::{
     ARRIVAL_JITTER, CREEP_GAP, DRAIN_BURST, DRAIN_EVIDENCE, PIN_PACE, RECOVERY_GAIN, RECOVERY_MAX_STEP, REPEAT_WINDOW,
     STEADY_ANSWERS,

@@ -8,10 +8,25 @@
 use std::time::{Duration, Instant};
 
 use super::super::leaky_fit::LeakyFit;
-use super::memory_test::Spacing;
 use super::{
     ChangeReason, KnownLimit, Phase, RateController, DECREASE_FACTOR, HOLD_FRACTION, MAX_PROBE_INTERVAL, MIN_RATE,
 };
+
+/// What is known of whether the host forgets what it was sent (the memory test's verdict,
+/// `memory_test.rs`): the refusal rules below read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spacing {
+    /// Nothing: no memory test found it, or a refusal put a restored verdict in doubt.
+    Unknown,
+    /// An earlier run's memory test found it (`HostState::forgets`), and nothing in this run
+    /// has been refused since: late answers hold the next request back (`arrival.rs`), but the
+    /// first refusal is read as from a host nothing is known about (the server may have changed
+    /// its limiter: a window, a bucket, a slower spacing, each read as a spacing limit, was
+    /// refused again and again or held at 60–70% in the simulation).
+    Restored,
+    /// This run's memory test found it.
+    Found,
+}
 
 /// A refusal this soon after the last cut belongs to the same episode: the estimate did not hold.
 pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);

@@ -68,7 +68,7 @@ pub struct HostState {
     /// The memory test found that the host's limit judges each request only by the gap since
     /// the last one it let through (nginx `limit_req` without burst; `memory_test.rs`). Restored
     /// with its known limit: a late answer holds the next request back (`arrival.rs`) from the
-    /// first request, and a lone refusal widens the spacing instead of cutting the rate.
+    /// first request, until a refusal puts the verdict in doubt (`Spacing::Restored`).
     #[serde(default)]
     pub forgets: bool,
 }
@@ -236,7 +236,7 @@ impl LiveHost {
     /// The head of the answer to the request sent at `sent_at` came at `head_at`: a late one
     /// from a host that forgets holds the next request back (`arrival.rs`). Called before
     /// `observe` for the same answer, for every answer with a status. The memory test reads
-    /// how late its second request arrived from it (`memory_test.rs`).
+    /// from it how late its requests arrived (`memory_test.rs`).
     pub fn heard(&mut self, sent_at: Instant, head_at: Instant) {
         let spacing = Duration::from_secs_f64(1.0 / self.bucket.rate());
         if let Some(late) = self.arrival.heard(sent_at, head_at, spacing, self.rate.forgets()) {

@@ -89,8 +89,6 @@ pub(super) struct MemoryTest {
     /// The limit's spacing is no longer than this if it forgets: from the ramp's last accepted
     /// request (`seen_gap`).
     ramp_bound: Duration,
-    /// How far behind the quickest the second request's answer began, if heard.
-    second_late: Option<Duration>,
     /// The rate the ramp's refused request went at.
     refused_rate: f64,
 }
@@ -118,27 +116,20 @@ impl MemoryTest {
             accepted: [None; 3],
             remembers,
             ramp_bound,
-            second_late: None,
             refused_rate,
         }
     }
 
-    /// The rate a host that forgets is held at, by whether the second request got through: one
-    /// `ARRIVAL_JITTER` slower than the longest spacing the limit can have (for the lateness of
-    /// requests to come that the late-answer wait in `arrival.rs` does not cover), and no faster
-    /// than `HOLD_FRACTION` of the refused rate. When the second got through, the gap the
-    /// server saw before it bounds the limit too: the gap it left after the first, widened by
-    /// its lateness. Against real nginx at 8 req/s (2026-12-03) the ramp was refused at 125 ms
-    /// and the second let through at 128; with its lateness taken to be the jitter the hold was
-    /// 134 ms, 0.93 of the limit, and the run missed its wall time by 0.1 s.
-    fn forgets_hold(&self, second_through: bool) -> f64 {
-        let bound = match (second_through, self.sent) {
-            (true, [Some(first), Some(second), _]) => {
-                let gap = second.saturating_duration_since(first);
-                seen_gap(gap, self.second_late).min(self.ramp_bound)
-            }
-            _ => self.ramp_bound,
-        };
+    /// The rate a host that forgets is held at: one `ARRIVAL_JITTER` slower than the longest
+    /// spacing the limit can have (for the lateness of requests to come that the late-answer
+    /// wait in `arrival.rs` does not cover), and no faster than `HOLD_FRACTION` of the refused
+    /// rate. When the second request got through, the gap the server saw before it
+    /// (`second_seen`, from `seen_gap`) bounds the limit too. Against real nginx at 8 req/s
+    /// (2026-12-03) the ramp was refused at 125 ms and the second let through at 128; with its
+    /// lateness taken to be the jitter the hold was 134 ms, 0.93 of the limit, and the run
+    /// missed its wall time by 0.1 s.
+    fn forgets_hold(&self, second_seen: Option<Duration>) -> f64 {
+        let bound = second_seen.map_or(self.ramp_bound, |b| b.min(self.ramp_bound));
         (1.0 / (bound + ARRIVAL_JITTER).as_secs_f64()).min(self.refused_rate * HOLD_FRACTION)
     }
 
@@ -220,12 +211,9 @@ impl RateController {
 
     /// The head of the answer to the request sent at `sent_at` came `late` after the host's
     /// quickest recent head (`ArrivalGuard::heard`): how late it reached the server, at most.
-    /// Kept in the send log for the ramp, and for the test's second request.
+    /// Kept in the send log, where the memory test reads it for the ramp and its own requests.
     pub fn heard(&mut self, sent_at: Instant, late: Duration) {
         self.sends.heard(sent_at, late);
-        if let Some(t) = self.memory.as_mut().filter(|t| t.sent[1] == Some(sent_at)) {
-            t.second_late = Some(late);
-        }
     }
 
     /// Records a send of the test, if one was due, and returns the rate it went at.
@@ -251,17 +239,20 @@ impl RateController {
         let i = t.sent.iter().position(|s| *s == Some(sent_at))?;
         let Some(ok) = accepted else { return Some(self.test_remembers(now)) };
         t.accepted[i] = Some(ok);
-        let answers = t.accepted;
-        let forgets = [t.forgets_hold(false), t.forgets_hold(true)];
+        let t = *t;
         if !ok {
             self.note_refusal(refused_rate, now);
         }
-        Some(match answers {
+        Some(match (t.accepted, t.sent) {
             // The bucket had not drained a request, or drained three: it remembers.
-            [Some(false), ..] | [Some(true), Some(true), Some(true)] => self.test_remembers(now),
+            ([Some(false), ..] | [Some(true), Some(true), Some(true)], _) => self.test_remembers(now),
             // The second refused: the ramp's last accepted spacing is what is known.
-            [Some(true), Some(false), _] => self.test_forgets(forgets[0], now),
-            [Some(true), Some(true), Some(false)] => self.test_forgets(forgets[1], now),
+            ([Some(true), Some(false), _], _) => self.test_forgets(t.forgets_hold(None), now),
+            ([Some(true), Some(true), Some(false)], [Some(first), Some(second), _]) => {
+                let gap = second.saturating_duration_since(first);
+                let seen = seen_gap(gap, self.sends.head_late(second));
+                self.test_forgets(t.forgets_hold(Some(seen)), now)
+            }
             _ => None,
         })
     }

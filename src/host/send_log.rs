@@ -135,6 +135,12 @@ impl SendLog {
         }
     }
 
+    /// How far behind the host's quickest recent head the answer to the request sent at
+    /// `sent_at` began, if it was heard.
+    pub fn head_late(&self, sent_at: Instant) -> Option<Duration> {
+        self.sends.iter().rev().find(|s| s.at == sent_at)?.head_late
+    }
+
     /// Smoothed seconds from send to answer, once anything was answered.
     pub fn latency(&self) -> Option<f64> {
         self.latency
@@ -166,16 +172,19 @@ impl SendLog {
     /// The rate of the last accepted pressed request sent before `refused_at` (a spacing limit
     /// lets nothing faster through).
     pub fn last_accepted_pressed(&self, refused_at: Instant) -> Option<f64> {
-        let accepted = self.sends.iter().rev().filter(|s| s.at < refused_at && s.answer == Answer::Accepted);
-        accepted.filter(|s| s.pressed).map(|s| s.rate).next()
+        self.last_accepted_pressed_index(refused_at).map(|i| self.sends[i].rate)
+    }
+
+    /// Where in the log the request `last_accepted_pressed` reads is.
+    fn last_accepted_pressed_index(&self, refused_at: Instant) -> Option<usize> {
+        self.sends.iter().rposition(|s| s.at < refused_at && s.answer == Answer::Accepted && s.pressed)
     }
 
     /// The request `last_accepted_pressed` reads, and the send before it if that was accepted
     /// too: how long after it the first left, and how far behind the quickest its head came.
     /// The server saw them at most that much further apart. `None` if the head was not heard.
     pub fn last_accepted_gap(&self, refused_at: Instant) -> Option<(Duration, Duration)> {
-        let pressed = |s: &Sent| s.at < refused_at && s.answer == Answer::Accepted && s.pressed;
-        let i = self.sends.iter().rposition(pressed)?;
+        let i = self.last_accepted_pressed_index(refused_at)?;
         let (before, last) = (self.sends.get(i.checked_sub(1)?)?, self.sends.get(i)?);
         (before.answer == Answer::Accepted).then_some((last.at.saturating_duration_since(before.at), last.head_late?))
     }
